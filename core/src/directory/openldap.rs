@@ -1,0 +1,253 @@
+//! OpenLDAP (`slapd` + ppolicy overlay) primitives. Behaviour pinned by the lab tests in
+//! `core/tests/openldap.rs`; the facts behind each rule are in `shared/design/FACTS.md`.
+
+use std::collections::HashSet;
+
+use ldap3::exop::PasswordModify;
+use ldap3::Mod;
+
+use super::{
+    change, refused, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour, LockState, User,
+};
+use crate::config::PasswordHashing;
+use crate::directory::{ldap_error, Change, Dn};
+use crate::error::{Error, ErrorKind};
+use crate::password::openldap_argon2_hash;
+use crate::secret::Password;
+
+/// The value that locks an account until an administrator unlocks it. Only honoured when
+/// the entry's effective policy has `pwdLockout: TRUE`.
+pub(crate) const LOCKED_FOREVER: &str = "000001010000Z";
+
+const LOCK_ATTR: &str = "pwdAccountLockedTime";
+const RESET_ATTR: &str = "pwdReset";
+const STATE_ATTRS: &[&str] = &[
+    "pwdAccountLockedTime",
+    "pwdReset",
+    "pwdChangedTime",
+    "pwdFailureTime",
+    "pwdPolicySubentry",
+];
+
+fn only(attrs: &Attributes, names: &[&str]) -> Attributes {
+    names
+        .iter()
+        .map(|n| ((*n).to_owned(), attrs.get(*n).cloned().unwrap_or_default()))
+        .collect()
+}
+
+fn first<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
+    attrs.get(name).and_then(|v| v.first()).map(String::as_str)
+}
+
+fn value(v: &str) -> HashSet<Vec<u8>> {
+    HashSet::from([v.as_bytes().to_vec()])
+}
+
+pub(super) async fn account_state(dir: &Directory, user: &User) -> Result<AccountState, Error> {
+    let attrs = dir.read_entry(&user.dn, STATE_ATTRS).await?;
+    let lock = match first(&attrs, LOCK_ATTR) {
+        None => LockState::Unlocked,
+        Some(LOCKED_FOREVER) => LockState::Locked,
+        Some(t) => LockState::LockedOut { since: t.to_owned() },
+    };
+    Ok(AccountState {
+        dn: user.dn.to_string(),
+        flavour: Flavour::OpenLdap,
+        lock,
+        must_change: first(&attrs, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE")),
+        mfa_required: None,
+        password_changed_at: first(&attrs, "pwdChangedTime").map(str::to_owned),
+        protected_groups: Vec::new(),
+        attributes: attrs,
+    })
+}
+
+/// Refuses a lock the server would silently ignore: without the ppolicy overlay, or when the
+/// effective policy does not have `pwdLockout: TRUE` (FACTS.md; pinned by a lab test).
+async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Result<(), Error> {
+    if !dir.has_ppolicy() {
+        return Err(Error::new(
+            ErrorKind::LockIneffective,
+            "the server does not announce the ppolicy control: pwdAccountLockedTime would be ignored",
+        ));
+    }
+    let policy = subentry.or(dir.config().password_policy_dn.as_deref());
+    let Some(policy) = policy else {
+        tracing::warn!("no pwdPolicySubentry and no directory.password_policy_dn: cannot check pwdLockout");
+        return Ok(());
+    };
+    let policy_dn = Dn::parse(policy)?;
+    let attrs = dir.read_entry(&policy_dn, &["pwdLockout"]).await.map_err(|e| {
+        Error::new(
+            ErrorKind::LockIneffective,
+            format!(
+                "cannot read password policy {policy} to check pwdLockout: {}",
+                e.message()
+            ),
+        )
+    })?;
+    if !first(&attrs, "pwdLockout").is_some_and(|v| v.eq_ignore_ascii_case("TRUE")) {
+        return Err(Error::new(
+            ErrorKind::LockIneffective,
+            format!("password policy {policy} does not have pwdLockout: TRUE, so a lock would be ignored"),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn lock(dir: &Directory, user: &User) -> Result<Change, Error> {
+    let attrs = dir
+        .read_entry(&user.dn, &[LOCK_ATTR, "pwdPolicySubentry"])
+        .await?;
+    let before = only(&attrs, &[LOCK_ATTR]);
+    if first(&attrs, LOCK_ATTR) == Some(LOCKED_FOREVER) {
+        return Ok(change(
+            Action::Lock,
+            user,
+            ChangeOutcome::AlreadyInPlace,
+            before.clone(),
+            before,
+        ));
+    }
+    ensure_lock_takes_effect(dir, first(&attrs, "pwdPolicySubentry")).await?;
+    dir.modify(
+        "lock",
+        &user.dn,
+        vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))],
+    )
+    .await?;
+    let after = dir.read_entry(&user.dn, &[LOCK_ATTR]).await?;
+    Ok(change(
+        Action::Lock,
+        user,
+        ChangeOutcome::Applied,
+        before,
+        only(&after, &[LOCK_ATTR]),
+    ))
+}
+
+pub(super) async fn unlock(dir: &Directory, user: &User) -> Result<Change, Error> {
+    let attrs = dir.read_entry(&user.dn, &[LOCK_ATTR]).await?;
+    let before = only(&attrs, &[LOCK_ATTR]);
+    if first(&attrs, LOCK_ATTR).is_none() {
+        return Ok(change(
+            Action::Unlock,
+            user,
+            ChangeOutcome::AlreadyInPlace,
+            before.clone(),
+            before,
+        ));
+    }
+    let res = dir
+        .modify_raw(
+            &user.dn,
+            vec![Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new())],
+        )
+        .await?;
+    // 16 (no such attribute): a concurrent unlock got there first.
+    let outcome = match res.rc {
+        0 => ChangeOutcome::Applied,
+        16 => ChangeOutcome::AlreadyInPlace,
+        _ => return Err(refused("unlock", res)),
+    };
+    Ok(change(
+        Action::Unlock,
+        user,
+        outcome,
+        before,
+        only(&Attributes::new(), &[LOCK_ATTR]),
+    ))
+}
+
+pub(super) async fn reset_password(
+    dir: &Directory,
+    user: &User,
+    new: &Password,
+    force_change: bool,
+) -> Result<Change, Error> {
+    const SHOWN: &[&str] = &["pwdChangedTime", RESET_ATTR];
+    let before = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
+    match dir.config().password_hashing {
+        PasswordHashing::Server => {
+            let exop = PasswordModify {
+                user_id: Some(user.dn.as_str()),
+                old_pass: None,
+                new_pass: Some(new.expose_secret()),
+            };
+            // The response value is not parsed: ldap3 panics on a malformed one, and we
+            // supplied the password, so the server has nothing to send back.
+            let res = dir
+                .ldap()
+                .extended(exop)
+                .await
+                .map_err(|e| ldap_error("password modify", e))?;
+            if res.1.rc != 0 {
+                return Err(refused("reset_password (RFC 3062 password modify)", res.1));
+            }
+        }
+        PasswordHashing::ClientArgon2 => {
+            let hash = openldap_argon2_hash(new)?;
+            let mods = vec![Mod::Replace(
+                b"userPassword".to_vec(),
+                HashSet::from([hash.expose_secret().to_vec()]),
+            )];
+            dir.modify("reset_password (client-side argon2 hash)", &user.dn, mods)
+                .await?;
+        }
+    }
+    // Admin sets add pwdReset: TRUE by themselves when the policy has pwdMustChange: TRUE;
+    // make the flag say exactly what the caller asked for either way.
+    let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
+    let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+    if force_change && !flagged {
+        dir.modify(
+            "force_change",
+            &user.dn,
+            vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))],
+        )
+        .await?;
+    } else if !force_change && flagged {
+        dir.modify(
+            "clear pwdReset",
+            &user.dn,
+            vec![Mod::Delete(RESET_ATTR.as_bytes().to_vec(), HashSet::new())],
+        )
+        .await?;
+    }
+    let after = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
+    Ok(change(
+        Action::ResetPassword,
+        user,
+        ChangeOutcome::Applied,
+        before,
+        after,
+    ))
+}
+
+pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change, Error> {
+    let before = only(&dir.read_entry(&user.dn, &[RESET_ATTR]).await?, &[RESET_ATTR]);
+    if first(&before, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE")) {
+        return Ok(change(
+            Action::ForceChange,
+            user,
+            ChangeOutcome::AlreadyInPlace,
+            before.clone(),
+            before,
+        ));
+    }
+    dir.modify(
+        "force_change",
+        &user.dn,
+        vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))],
+    )
+    .await?;
+    let after = only(&dir.read_entry(&user.dn, &[RESET_ATTR]).await?, &[RESET_ATTR]);
+    Ok(change(
+        Action::ForceChange,
+        user,
+        ChangeOutcome::Applied,
+        before,
+        after,
+    ))
+}

@@ -1,0 +1,77 @@
+//! TLS client configuration for LDAPS and StartTLS.
+//!
+//! The rustls `ClientConfig` is built here, with an explicit crypto provider, rather than left
+//! to ldap3: ldap3 silently falls back to an *empty* trust store when loading the system store
+//! reports any error, and panics if two rustls providers are enabled without a default
+//! (DEPENDENCIES.md).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::error::{Error, ErrorKind};
+
+/// Builds a client config that trusts exactly the CA certificates in `ca_file` (PEM).
+pub fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>, Error> {
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!("cannot read CA file {}: {e}", ca_file.display()),
+        )
+    })?;
+    for cert in certs {
+        let cert = cert.map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("CA file {} is not valid PEM: {e}", ca_file.display()),
+            )
+        })?;
+        roots.add(cert).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("CA file {} holds an unusable certificate: {e}", ca_file.display()),
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("CA file {} holds no certificate", ca_file.display()),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_empty_or_garbage_ca_files_are_config_errors() {
+        let dir = std::env::temp_dir().join(format!("cadenas-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        for f in [dir.join("missing.pem"), empty, garbage] {
+            let e = client_config_with_ca(&f).expect_err("refused");
+            assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,266 @@
+//! One error type for the whole library, with a stable numeric code per kind.
+//!
+//! Bindings (Python exceptions, C result codes) map by [`ErrorKind::code`]. Codes are grouped
+//! in hundred-blocks by area and are **never reused**; a new kind gets a new number.
+//!
+//! | code | kind | meaning |
+//! |---|---|---|
+//! | 100 | `Internal` | a bug or an OS facility failed (e.g. the random source) |
+//! | 101 | `Config` | the configuration is missing, unreadable or inconsistent |
+//! | 102 | `InvalidInput` | an argument was refused before anything was sent |
+//! | 103 | `Io` | a local file could not be read or written |
+//! | 200 | `Connect` | the directory server could not be reached |
+//! | 201 | `Tls` | the TLS handshake or certificate verification failed |
+//! | 202 | `Timeout` | an operation did not complete in time |
+//! | 203 | `ServiceBind` | the responder's own service account could not bind |
+//! | 204 | `InsecureTransport` | a password would cross unencrypted LDAP without an explicit opt-in |
+//! | 205 | `InvalidUserName` | a user name contains filter or DN syntax, or control characters |
+//! | 206 | `UserNotFound` | no entry matches the user name under the configured base DNs |
+//! | 207 | `AmbiguousUser` | more than one entry matches the user name |
+//! | 208 | `OutOfScope` | the entry is outside every configured base DN |
+//! | 209 | `Refused` | the server refused an operation (result code and diagnostic kept) |
+//! | 210 | `UnexpectedResponse` | the server's answer could not be understood |
+//! | 211 | `UnsupportedDirectory` | the server's flavour does not support the operation |
+//! | 212 | `LockIneffective` | a lock would be silently ignored by the server's policy |
+//! | 213 | `ProtectedAccount` | the account is protected from automated response |
+
+use std::fmt;
+
+/// What went wrong, as a closed set of kinds with stable codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A bug, or an OS facility (such as the random source) failed.
+    Internal,
+    /// The configuration is missing, unreadable or inconsistent.
+    Config,
+    /// An argument was refused before anything was sent.
+    InvalidInput,
+    /// A local file could not be read or written.
+    Io,
+    /// The directory server could not be reached.
+    Connect,
+    /// The TLS handshake or certificate verification failed.
+    Tls,
+    /// An operation did not complete in time.
+    Timeout,
+    /// The responder's own service account could not bind.
+    ServiceBind,
+    /// A password would cross unencrypted LDAP without an explicit opt-in.
+    InsecureTransport,
+    /// A user name contains filter or DN syntax, or control characters.
+    InvalidUserName,
+    /// No entry matches the user name under the configured base DNs.
+    UserNotFound,
+    /// More than one entry matches the user name.
+    AmbiguousUser,
+    /// The entry is outside every configured base DN.
+    OutOfScope,
+    /// The server refused an operation; the LDAP result is in [`Error::ldap`].
+    Refused,
+    /// The server's answer could not be understood.
+    UnexpectedResponse,
+    /// The server's flavour does not support the operation.
+    UnsupportedDirectory,
+    /// A lock would be silently ignored by the server's password policy.
+    LockIneffective,
+    /// The account is protected from automated response.
+    ProtectedAccount,
+}
+
+impl ErrorKind {
+    /// Every kind, in code order.
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Internal,
+        ErrorKind::Config,
+        ErrorKind::InvalidInput,
+        ErrorKind::Io,
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::Timeout,
+        ErrorKind::ServiceBind,
+        ErrorKind::InsecureTransport,
+        ErrorKind::InvalidUserName,
+        ErrorKind::UserNotFound,
+        ErrorKind::AmbiguousUser,
+        ErrorKind::OutOfScope,
+        ErrorKind::Refused,
+        ErrorKind::UnexpectedResponse,
+        ErrorKind::UnsupportedDirectory,
+        ErrorKind::LockIneffective,
+        ErrorKind::ProtectedAccount,
+    ];
+
+    /// The stable numeric code (see the module table). Never reused.
+    pub const fn code(self) -> u32 {
+        match self {
+            ErrorKind::Internal => 100,
+            ErrorKind::Config => 101,
+            ErrorKind::InvalidInput => 102,
+            ErrorKind::Io => 103,
+            ErrorKind::Connect => 200,
+            ErrorKind::Tls => 201,
+            ErrorKind::Timeout => 202,
+            ErrorKind::ServiceBind => 203,
+            ErrorKind::InsecureTransport => 204,
+            ErrorKind::InvalidUserName => 205,
+            ErrorKind::UserNotFound => 206,
+            ErrorKind::AmbiguousUser => 207,
+            ErrorKind::OutOfScope => 208,
+            ErrorKind::Refused => 209,
+            ErrorKind::UnexpectedResponse => 210,
+            ErrorKind::UnsupportedDirectory => 211,
+            ErrorKind::LockIneffective => 212,
+            ErrorKind::ProtectedAccount => 213,
+        }
+    }
+
+    /// A stable snake_case name, for JSON output and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Internal => "internal",
+            ErrorKind::Config => "config",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Io => "io",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ServiceBind => "service_bind",
+            ErrorKind::InsecureTransport => "insecure_transport",
+            ErrorKind::InvalidUserName => "invalid_user_name",
+            ErrorKind::UserNotFound => "user_not_found",
+            ErrorKind::AmbiguousUser => "ambiguous_user",
+            ErrorKind::OutOfScope => "out_of_scope",
+            ErrorKind::Refused => "refused",
+            ErrorKind::UnexpectedResponse => "unexpected_response",
+            ErrorKind::UnsupportedDirectory => "unsupported_directory",
+            ErrorKind::LockIneffective => "lock_ineffective",
+            ErrorKind::ProtectedAccount => "protected_account",
+        }
+    }
+
+    /// The kind with this code, if any.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.code() == code)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An LDAP result kept as data: result code, diagnostic text, matched DN.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LdapDiagnostic {
+    /// RFC 4511 result code (e.g. 49 invalid credentials, 50 insufficient access).
+    pub rc: u32,
+    /// The server's diagnostic message (AD puts `data 52e`-style codes here).
+    pub text: String,
+    /// The matched DN the server returned, often empty.
+    pub matched: String,
+}
+
+/// The library's error: a [`kind`](Error::kind) with a stable code, a message for humans,
+/// and the LDAP result when a server answered. Never carries a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    ldap: Option<LdapDiagnostic>,
+}
+
+impl Error {
+    /// A new error of `kind`. `message` must not contain secrets.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            ldap: None,
+        }
+    }
+
+    /// Attaches the server's LDAP result.
+    pub fn with_ldap(mut self, rc: u32, text: impl Into<String>, matched: impl Into<String>) -> Self {
+        self.ldap = Some(LdapDiagnostic {
+            rc,
+            text: text.into(),
+            matched: matched.into(),
+        });
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The stable numeric code of the kind.
+    pub fn code(&self) -> u32 {
+        self.kind.code()
+    }
+
+    /// The human-readable message, without the LDAP part.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The LDAP result, when a server answered.
+    pub fn ldap(&self) -> Option<&LdapDiagnostic> {
+        self.ldap.as_ref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (E{}): {}",
+            self.kind.name(),
+            self.kind.code(),
+            self.message
+        )?;
+        if let Some(l) = &self.ldap {
+            write!(f, " [LDAP result {}", l.rc)?;
+            if !l.text.is_empty() {
+                write!(f, ": {}", l.text)?;
+            }
+            f.write_str("]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for `Result<T, cadenas::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_stable_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for k in ErrorKind::ALL {
+            assert!(seen.insert(k.code()), "duplicate code {}", k.code());
+            assert_eq!(ErrorKind::from_code(k.code()), Some(*k));
+        }
+        // Pinned: bindings depend on these numbers.
+        assert_eq!(ErrorKind::InsecureTransport.code(), 204);
+        assert_eq!(ErrorKind::InvalidUserName.code(), 205);
+        assert_eq!(ErrorKind::Refused.code(), 209);
+        assert_eq!(ErrorKind::from_code(999), None);
+    }
+
+    #[test]
+    fn display_includes_kind_code_and_ldap_result() {
+        let e = Error::new(ErrorKind::Refused, "modify refused").with_ldap(50, "no write access", "");
+        assert_eq!(
+            e.to_string(),
+            "refused (E209): modify refused [LDAP result 50: no write access]"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! # Cadenas — compromised-credential response for LDAP and Active Directory
+//!
+//! When an account's password is stolen, Cadenas takes the attacker out and brings the
+//! rightful user back: **lock** the account, **reset** the password to a strong random one
+//! with a forced change, **require MFA**, and — in later modules — revoke live sessions,
+//! journal every step and **release** the account to exactly its original state.
+//!
+//! The building blocks, all async (tokio):
+//!
+//! - [`Directory`]: connect over LDAPS/StartTLS as a least-privilege service account, find
+//!   users safely ([`UserRef`], [`UserName`], [`Dn`]), read [`AccountState`], and the
+//!   idempotent primitives, each returning a [`Change`] (before/after).
+//! - [`Password`] / [`Secret`]: zeroized, redacted, never displayed.
+//! - [`Error`]: one error type with stable codes ([`ErrorKind::code`]).
+//! - [`Config`]: the TOML configuration.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cadenas::Error> {
+//! use cadenas::{Config, Directory, UserRef};
+//!
+//! let cfg = Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
+//! let dir = Directory::connect(&cfg.directory).await?;
+//! let user = dir.find_user(&UserRef::parse("jdupont")?).await?;
+//! dir.lock(&user).await?;
+//! let new_password = cfg.password.generate()?;
+//! dir.reset_password(&user, &new_password, true).await?;
+//! dir.require_mfa(&user).await?;
+//! // hand `new_password` to the user through a safe channel; never log it
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod password;
+pub mod secret;
+
+pub use config::Config;
+pub use directory::{
+    AccountState, Action, BindOutcome, Change, ChangeOutcome, Directory, Dn, Flavour, LockState, Transport,
+    User, UserName, UserRef,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use secret::{Password, Secret};

@@ -1,0 +1,570 @@
+//! The containment primitives against the lab's real OpenLDAP (`lab/openldap.sh start`),
+//! acting as the least-privilege service account. Each test makes its own users.
+
+mod support;
+
+use cadenas::config::PasswordHashing;
+use cadenas::{
+    Action, BindOutcome, ChangeOutcome, Directory, Dn, ErrorKind, LockState, Password, Transport, UserRef,
+};
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
+use support::{CapturedLogs, OpenLdapLab};
+
+async fn connect(lab: &OpenLdapLab) -> Directory {
+    Directory::connect(&lab.config().directory)
+        .await
+        .expect("connect as the service account")
+}
+
+async fn user(dir: &Directory, name: &cadenas::UserName) -> cadenas::User {
+    dir.find_user(&UserRef::Name(name.clone()))
+        .await
+        .expect("find user")
+}
+
+#[tokio::test]
+async fn connects_over_ldaps_as_the_service_account_and_detects_openldap() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    assert_eq!(dir.flavour(), cadenas::Flavour::OpenLdap);
+    assert_eq!(dir.transport(), Transport::Ldaps);
+}
+
+#[tokio::test]
+async fn reset_password_makes_the_old_one_fail_and_the_new_one_must_change() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("reset").await;
+    let u = user(&dir, &name).await;
+    assert_eq!(
+        dir.check_password(&dn, &lab.user_password()).await.expect("bind"),
+        BindOutcome::Success
+    );
+
+    let new = lab.config().password.generate().expect("generate");
+    let change = dir.reset_password(&u, &new, true).await.expect("reset");
+    assert_eq!(change.action, Action::ResetPassword);
+    assert_eq!(change.outcome, ChangeOutcome::Applied);
+    assert_eq!(change.after.get("pwdReset"), Some(&vec!["TRUE".to_owned()]));
+
+    assert_eq!(
+        dir.check_password(&dn, &lab.user_password()).await.expect("bind"),
+        BindOutcome::InvalidCredentials
+    );
+    // The ppolicy "change after reset" control: the bind succeeds but the account is unusable.
+    assert_eq!(
+        dir.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::MustChange
+    );
+    let state = dir.account_state(&u).await.expect("state");
+    assert!(state.must_change);
+    assert!(state.password_changed_at.is_some());
+}
+
+#[tokio::test]
+async fn a_must_change_bind_succeeds_but_every_other_operation_fails_with_50() {
+    // FACTS.md (OpenLDAP): a successful bind is not proof of a usable account.
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("mustchange").await;
+    let u = user(&dir, &name).await;
+    let c = dir.force_change(&u).await.expect("force change");
+    assert_eq!(c.outcome, ChangeOutcome::Applied);
+    assert_eq!(
+        dir.force_change(&u).await.expect("again").outcome,
+        ChangeOutcome::AlreadyInPlace
+    );
+
+    let tls = cadenas::directory::tls::client_config_with_ca(lab.get("CADENAS_LAB_CA").as_ref()).expect("ca");
+    let (conn, mut ldap) = LdapConnAsync::with_settings(
+        LdapConnSettings::new().set_config(tls),
+        lab.get("CADENAS_LAB_LDAPS_URL"),
+    )
+    .await
+    .expect("connect");
+    ldap3::drive!(conn);
+    let bind = ldap
+        .simple_bind(dn.as_str(), lab.get("CADENAS_LAB_USER_PW"))
+        .await
+        .expect("bind");
+    assert_eq!(bind.rc, 0, "the bind itself succeeds");
+    let search = ldap
+        .search(dn.as_str(), Scope::Base, "(objectClass=*)", vec!["uid"])
+        .await
+        .expect("search");
+    assert_eq!(
+        search.1.rc, 50,
+        "but a search is refused until the password is changed"
+    );
+
+    // The rightful user changes the password themself (RFC 3062 with the old one): usable again.
+    let own = ldap3::exop::PasswordModify {
+        user_id: None,
+        old_pass: Some(lab.get("CADENAS_LAB_USER_PW")),
+        new_pass: Some("Own-choice-Passw0rd-2"),
+    };
+    assert_eq!(ldap.extended(own).await.expect("self change").1.rc, 0);
+    let _ = ldap.unbind().await;
+    assert_eq!(
+        dir.check_password(&dn, &Password::new("Own-choice-Passw0rd-2"))
+            .await
+            .expect("bind"),
+        BindOutcome::Success
+    );
+    assert!(!dir.account_state(&u).await.expect("state").must_change);
+}
+
+#[tokio::test]
+async fn reset_without_force_change_leaves_no_pwdreset_even_though_the_policy_adds_one() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("noforce").await;
+    let u = user(&dir, &name).await;
+    let new = Password::new("Given-Passw0rd-by-helpdesk");
+    let c = dir.reset_password(&u, &new, false).await.expect("reset");
+    assert_eq!(c.after.get("pwdReset"), Some(&vec![]));
+    assert_eq!(
+        dir.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::Success
+    );
+}
+
+#[tokio::test]
+async fn client_side_argon2_hashes_bind_and_non_ascii_passwords_work() {
+    let lab = OpenLdapLab::load();
+    let cfg =
+        lab.config_with(|t| t.replace("[password]", "password_hashing = \"client-argon2\"\n\n[password]"));
+    assert_eq!(cfg.directory.password_hashing, PasswordHashing::ClientArgon2);
+    let dir = Directory::connect(&cfg.directory).await.expect("connect");
+    for (i, pw) in ["Pässwörd-€-ß-日本-🔒", "plain-ascii-Passw0rd"]
+        .into_iter()
+        .enumerate()
+    {
+        let (name, dn) = lab.fresh_user(&format!("argon{i}")).await;
+        let u = user(&dir, &name).await;
+        let new = Password::new(pw);
+        dir.reset_password(&u, &new, true).await.expect("reset");
+        assert_eq!(
+            dir.check_password(&dn, &new).await.expect("bind"),
+            BindOutcome::MustChange,
+            "{pw}"
+        );
+        assert_eq!(
+            dir.check_password(&dn, &Password::new(format!("{pw}x")))
+                .await
+                .expect("bind"),
+            BindOutcome::InvalidCredentials
+        );
+    }
+    // And through the server's own hashing (RFC 3062), the same non-ASCII password binds.
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("utf8-server").await;
+    let new = Password::new("Élodie-ñandú-€uro-日本");
+    dir.reset_password(&user(&dir, &name).await, &new, true)
+        .await
+        .expect("reset");
+    assert_eq!(
+        dir.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::MustChange
+    );
+}
+
+#[tokio::test]
+async fn a_phc_string_without_the_argon2_prefix_is_stored_as_cleartext_and_no_password_works() {
+    // FACTS.md (OpenLDAP): the reason openldap_argon2_hash() always writes the {ARGON2} prefix.
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (_, dn) = lab.fresh_user("bare-phc").await;
+    let pw = Password::new("Bare-Phc-Passw0rd");
+    let hash = cadenas::password::openldap_argon2_hash(&pw).expect("hash");
+    let bare = &hash.expose_secret()["{ARGON2}".len()..];
+    lab.admin_replace(&dn, "userPassword", &[bare]).await;
+    assert_eq!(
+        dir.check_password(&dn, &pw).await.expect("bind"),
+        BindOutcome::InvalidCredentials
+    );
+    lab.admin_replace(&dn, "userPassword", &[hash.expose_secret()])
+        .await;
+    assert_eq!(
+        dir.check_password(&dn, &pw).await.expect("bind"),
+        BindOutcome::MustChange
+    );
+}
+
+#[tokio::test]
+async fn server_made_argon2_hashes_carry_a_nul_and_a_junk_byte() {
+    // FACTS.md (OpenLDAP): stored 105 bytes long; cut at the first NUL when reading.
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("nul").await;
+    dir.reset_password(&user(&dir, &name).await, &Password::new("Server-Hashed-1"), true)
+        .await
+        .expect("reset");
+    let mut admin = lab.admin().await;
+    let (entries, _) = admin
+        .search(dn.as_str(), Scope::Base, "(objectClass=*)", vec!["userPassword"])
+        .await
+        .expect("search")
+        .success()
+        .expect("ok");
+    let entry = ldap3::SearchEntry::construct(entries.into_iter().next().expect("entry"));
+    // ldap3 files a value under attrs when it happens to be valid UTF-8 (the junk byte varies).
+    let stored: Vec<u8> = match entry.bin_attrs.get("userPassword").and_then(|v| v.first()) {
+        Some(b) => b.clone(),
+        None => entry.attrs["userPassword"][0].as_bytes().to_vec(),
+    };
+    assert_eq!(stored.len(), 105);
+    let trimmed = cadenas::password::trim_stored_hash(&stored);
+    assert_eq!(trimmed.len(), 103);
+    assert!(trimmed.starts_with(b"{ARGON2}$argon2i$v=19$m=4096,t=3,p=1$"));
+}
+
+#[tokio::test]
+async fn lock_refuses_the_right_password_and_unlock_restores_it_idempotently() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("lock").await;
+    let u = user(&dir, &name).await;
+    let pw = lab.user_password();
+
+    let c = dir.lock(&u).await.expect("lock");
+    assert_eq!((c.action, c.outcome), (Action::Lock, ChangeOutcome::Applied));
+    assert_eq!(c.before.get("pwdAccountLockedTime"), Some(&vec![]));
+    assert_eq!(
+        c.after.get("pwdAccountLockedTime"),
+        Some(&vec!["000001010000Z".to_owned()])
+    );
+    assert_eq!(
+        dir.check_password(&dn, &pw).await.expect("bind"),
+        BindOutcome::Locked
+    );
+    assert_eq!(
+        dir.account_state(&u).await.expect("state").lock,
+        LockState::Locked
+    );
+    assert_eq!(
+        dir.lock(&u).await.expect("again").outcome,
+        ChangeOutcome::AlreadyInPlace
+    );
+
+    let c = dir.unlock(&u).await.expect("unlock");
+    assert_eq!(c.outcome, ChangeOutcome::Applied);
+    assert_eq!(
+        dir.check_password(&dn, &pw).await.expect("bind"),
+        BindOutcome::Success
+    );
+    assert_eq!(
+        dir.unlock(&u).await.expect("again").outcome,
+        ChangeOutcome::AlreadyInPlace
+    );
+    assert_eq!(
+        dir.account_state(&u).await.expect("state").lock,
+        LockState::Unlocked
+    );
+}
+
+#[tokio::test]
+async fn lock_is_refused_when_the_effective_policy_would_ignore_it() {
+    // FACTS.md (OpenLDAP): pwdAccountLockedTime only works with pwdLockout: TRUE.
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let no_lockout = format!("cn=no-lockout,ou=policies,{}", lab.get("CADENAS_LAB_SUFFIX"));
+    let (name, dn) = lab
+        .fresh_user_with("nolockout", &[("pwdPolicySubentry", &no_lockout)])
+        .await;
+    let u = user(&dir, &name).await;
+    let e = dir.lock(&u).await.expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::LockIneffective, "{e}");
+    assert_eq!(
+        dir.account_state(&u).await.expect("state").lock,
+        LockState::Unlocked,
+        "nothing written"
+    );
+
+    // What the refusal protects against: written anyway, the lock is silently ignored.
+    lab.admin_replace(&dn, "pwdAccountLockedTime", &[b"000001010000Z"])
+        .await;
+    assert_eq!(
+        dir.check_password(&dn, &lab.user_password()).await.expect("bind"),
+        BindOutcome::Success
+    );
+}
+
+#[tokio::test]
+async fn require_mfa_adds_group_membership_idempotently_and_clear_removes_it() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("mfa").await;
+    let u = user(&dir, &name).await;
+    let group = lab.get("CADENAS_LAB_MFA_GROUP");
+
+    assert_eq!(
+        dir.account_state(&u).await.expect("state").mfa_required,
+        Some(false)
+    );
+    assert_eq!(
+        dir.require_mfa(&u).await.expect("require").outcome,
+        ChangeOutcome::Applied
+    );
+    assert!(dir.is_member(group, &dn).await.expect("member"));
+    assert_eq!(
+        dir.require_mfa(&u).await.expect("again").outcome,
+        ChangeOutcome::AlreadyInPlace
+    );
+    assert_eq!(
+        dir.account_state(&u).await.expect("state").mfa_required,
+        Some(true)
+    );
+
+    // Seen from outside Cadenas: the group entry really lists the user.
+    let mut admin = lab.admin().await;
+    let filter = format!("(member={})", ldap3::ldap_escape(dn.as_str()));
+    let (found, _) = admin
+        .search(group, Scope::Base, &filter, vec!["1.1"])
+        .await
+        .expect("s")
+        .success()
+        .expect("ok");
+    assert_eq!(found.len(), 1);
+
+    assert_eq!(
+        dir.clear_mfa_requirement(&u).await.expect("clear").outcome,
+        ChangeOutcome::Applied
+    );
+    assert_eq!(
+        dir.clear_mfa_requirement(&u).await.expect("again").outcome,
+        ChangeOutcome::AlreadyInPlace
+    );
+    assert!(!dir.is_member(group, &dn).await.expect("member"));
+}
+
+#[tokio::test]
+async fn plaintext_ldap_is_refused_for_passwords_unless_explicitly_allowed() {
+    let lab = OpenLdapLab::load();
+    let plain = lab.config_with(|t| t.replace("ldaps://127.0.0.1:6360", "ldap://127.0.0.1:3890"));
+    let e = Directory::connect(&plain.directory).await.expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::InsecureTransport, "{e}");
+    assert_eq!(e.code(), 204);
+
+    let opted_in = lab.config_with(|t| {
+        t.replace("ldaps://127.0.0.1:6360", "ldap://127.0.0.1:3890")
+            .replace("[password]", "allow_plaintext_passwords = true\n\n[password]")
+    });
+    let dir = Directory::connect(&opted_in.directory)
+        .await
+        .expect("explicit opt-in");
+    assert_eq!(dir.transport(), Transport::Plain);
+    let (name, dn) = lab.fresh_user("plain").await;
+    let new = Password::new("Over-Plain-Opted-In-1");
+    dir.reset_password(&user(&dir, &name).await, &new, true)
+        .await
+        .expect("reset with opt-in");
+    assert_eq!(
+        dir.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::MustChange
+    );
+}
+
+#[tokio::test]
+async fn starttls_works_and_an_unknown_ca_is_a_tls_error() {
+    let lab = OpenLdapLab::load();
+    let starttls = lab.config_with(|t| {
+        t.replace(
+            "url = \"ldaps://127.0.0.1:6360\"",
+            "url = \"ldap://127.0.0.1:3890\"\nstarttls = true",
+        )
+    });
+    let dir = Directory::connect(&starttls.directory).await.expect("starttls");
+    assert_eq!(dir.transport(), Transport::StartTls);
+    let (name, dn) = lab.fresh_user("starttls").await;
+    let new = Password::new("Over-StartTLS-Passw0rd");
+    dir.reset_password(&user(&dir, &name).await, &new, true)
+        .await
+        .expect("reset");
+    assert_eq!(
+        dir.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::MustChange
+    );
+
+    // A CA that did not sign the server's certificate.
+    let other_ca = std::env::temp_dir().join(format!("cadenas-other-ca-{}.pem", std::process::id()));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Other CA",
+        ])
+        .args(["-keyout", "/dev/null", "-out"])
+        .arg(&other_ca)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    let ca = lab.get("CADENAS_LAB_CA").to_owned();
+    let wrong = lab.config_with(|t| t.replace(&ca, other_ca.to_str().expect("utf8")));
+    let e = Directory::connect(&wrong.directory).await.expect_err("untrusted");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    let _ = std::fs::remove_file(other_ca);
+}
+
+#[tokio::test]
+async fn a_wrong_service_password_is_a_service_bind_error() {
+    let lab = OpenLdapLab::load();
+    let mut cfg = lab.config();
+    std::env::set_var("CADENAS_TEST_WRONG_PW", "not-the-password");
+    cfg.directory.bind_password_file = None;
+    cfg.directory.bind_password_env = Some("CADENAS_TEST_WRONG_PW".into());
+    let e = Directory::connect(&cfg.directory).await.expect_err("bad bind");
+    assert_eq!(e.kind(), ErrorKind::ServiceBind);
+    assert_eq!(e.ldap().map(|l| l.rc), Some(49));
+    assert!(!e.to_string().contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn injection_shaped_user_names_touch_nothing_and_give_clear_errors() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (_, victim_dn) = lab.fresh_user("inject").await;
+    for s in [
+        "*",
+        ")(uid=*",
+        "*)(|(uid=*",
+        "user0001)(uid=*",
+        "a\\2a",
+        "nul\0",
+        "uid=user0001,ou=people,dc=example,dc=test",
+    ] {
+        let e = UserRef::parse(s).expect_err(s);
+        assert_eq!(e.kind(), ErrorKind::InvalidUserName, "{s:?}: {e}");
+    }
+    // DNs are accepted only explicitly, and only inside the configured base DNs.
+    let outsider = UserRef::parse(&format!(
+        "dn:uid=outsider,ou=elsewhere,{}",
+        lab.get("CADENAS_LAB_SUFFIX")
+    ))
+    .expect("dn");
+    assert_eq!(
+        dir.find_user(&outsider).await.expect_err("scope").kind(),
+        ErrorKind::OutOfScope
+    );
+    let service = UserRef::Dn(Dn::parse(lab.get("CADENAS_LAB_RESPONDER_DN")).expect("dn"));
+    assert_eq!(
+        dir.find_user(&service).await.expect_err("scope").kind(),
+        ErrorKind::OutOfScope
+    );
+    // A user outside the base DNs cannot be found by name either.
+    let e = dir
+        .find_user(&UserRef::parse("outsider").expect("name"))
+        .await
+        .expect_err("not under base");
+    assert_eq!(e.kind(), ErrorKind::UserNotFound);
+    // The victim a wildcard would have matched is untouched.
+    let u = dir
+        .find_user(&UserRef::Dn(victim_dn))
+        .await
+        .expect("explicit dn in scope");
+    let state = dir.account_state(&u).await.expect("state");
+    assert_eq!((state.lock, state.must_change), (LockState::Unlocked, false));
+}
+
+#[tokio::test]
+async fn users_are_found_by_uid_mail_or_dn_and_ambiguity_is_an_error() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("find").await;
+    let by_uid = dir.find_user(&UserRef::Name(name.clone())).await.expect("uid");
+    let by_mail = dir
+        .find_user(&UserRef::parse(&format!("{name}@example.test")).expect("mail"))
+        .await
+        .expect("mail");
+    let by_dn = dir.find_user(&UserRef::Dn(dn.clone())).await.expect("dn");
+    assert!(by_uid.dn.same_entry(&dn) && by_mail.dn.same_entry(&dn) && by_dn.dn.same_entry(&dn));
+
+    let e = dir
+        .find_user(&UserRef::parse("no-such-user-anywhere").expect("name"))
+        .await
+        .expect_err("missing");
+    assert_eq!(e.kind(), ErrorKind::UserNotFound);
+
+    let shared = format!("shared-{}@example.test", std::process::id());
+    lab.fresh_user_with("dup-a", &[("mail", &shared)]).await;
+    lab.fresh_user_with("dup-b", &[("mail", &shared)]).await;
+    let e = dir
+        .find_user(&UserRef::parse(&shared).expect("mail"))
+        .await
+        .expect_err("ambiguous");
+    assert_eq!(e.kind(), ErrorKind::AmbiguousUser, "{e}");
+}
+
+#[tokio::test]
+async fn protected_group_membership_shows_in_the_account_state() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let admin = dir
+        .find_user(&UserRef::parse("admin0001").expect("name"))
+        .await
+        .expect("admin0001");
+    let state = dir.account_state(&admin).await.expect("state");
+    assert_eq!(
+        state.protected_groups,
+        vec![lab.get("CADENAS_LAB_ADMINS_GROUP").to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn empty_passwords_are_refused_before_anything_is_sent() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("empty").await;
+    let u = user(&dir, &name).await;
+    let empty = Password::new("");
+    assert_eq!(
+        dir.reset_password(&u, &empty, true)
+            .await
+            .expect_err("empty")
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    // An empty simple-bind password is an anonymous bind that "succeeds": never report it as a login.
+    assert_eq!(
+        dir.check_password(&dn, &empty).await.expect_err("empty").kind(),
+        ErrorKind::InvalidInput
+    );
+    assert!(!dir.account_state(&u).await.expect("state").must_change);
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_at_trace_level() {
+    let lab = OpenLdapLab::load();
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    tracing::trace!("capture is live");
+
+    let dir = connect(&lab).await;
+    let (name, dn) = lab.fresh_user("logs").await;
+    let u = user(&dir, &name).await;
+    let new = lab.config().password.generate().expect("generate");
+    dir.lock(&u).await.expect("lock");
+    dir.reset_password(&u, &new, true).await.expect("reset");
+    dir.require_mfa(&u).await.expect("mfa");
+    dir.unlock(&u).await.expect("unlock");
+    dir.check_password(&dn, &new).await.expect("bind");
+    let _ = dir.check_password(&dn, &lab.user_password()).await;
+
+    let text = logs.text();
+    assert!(text.contains("capture is live"), "the capture works");
+    let service_pw = std::fs::read_to_string(lab.get("CADENAS_LAB_RESPONDER_PW_FILE")).expect("pw");
+    for secret in [
+        new.expose_secret(),
+        lab.get("CADENAS_LAB_USER_PW"),
+        service_pw.trim(),
+    ] {
+        assert!(!text.contains(secret), "a secret reached the logs");
+    }
+}

@@ -1,0 +1,163 @@
+//! Test fixtures for the lab servers started by `lab/*.sh` (see README).
+//!
+//! The lab must be running: a missing lab is a test failure, not a skip.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cadenas::config::Config;
+use cadenas::{Dn, UserName};
+use ldap3::{LdapConnAsync, LdapConnSettings, Mod};
+
+/// Facts about the running OpenLDAP lab, from `$CADENAS_LAB_DIR/openldap/lab.env`.
+pub struct OpenLdapLab {
+    pub env: HashMap<String, String>,
+}
+
+impl OpenLdapLab {
+    pub fn load() -> Self {
+        let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+        let path = PathBuf::from(dir).join("openldap/lab.env");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "lab not running ({}: {e}); start it with `lab/openldap.sh start`",
+                path.display()
+            )
+        });
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self { env }
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("lab.env has no {key}"))
+    }
+
+    /// The lab's own Cadenas config (service account over LDAPS).
+    pub fn config(&self) -> Config {
+        Config::from_file(self.get("CADENAS_LAB_CONFIG").as_ref()).expect("lab config")
+    }
+
+    /// The lab config with its TOML text edited by `f` (e.g. another URL).
+    pub fn config_with(&self, f: impl Fn(String) -> String) -> Config {
+        let path = PathBuf::from(self.get("CADENAS_LAB_CONFIG"));
+        let text = f(std::fs::read_to_string(&path).expect("read config"));
+        Config::from_toml_str(&text, path.parent().expect("dir")).expect("edited config")
+    }
+
+    pub fn user_password(&self) -> cadenas::Password {
+        cadenas::Password::new(self.get("CADENAS_LAB_USER_PW"))
+    }
+
+    /// An ldap3 connection bound as the lab's rootDN: for fixtures and for pinning server
+    /// behaviour from outside Cadenas, never for what Cadenas itself does.
+    pub async fn admin(&self) -> ldap3::Ldap {
+        let tls =
+            cadenas::directory::tls::client_config_with_ca(self.get("CADENAS_LAB_CA").as_ref()).expect("ca");
+        let settings = LdapConnSettings::new().set_config(tls);
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, self.get("CADENAS_LAB_LDAPS_URL"))
+            .await
+            .expect("connect admin");
+        ldap3::drive!(conn);
+        ldap.simple_bind(self.get("CADENAS_LAB_ADMIN_DN"), self.get("CADENAS_LAB_ADMIN_PW"))
+            .await
+            .expect("admin bind")
+            .success()
+            .expect("admin bind ok");
+        ldap
+    }
+
+    /// Adds a fresh user (unique uid, the lab's initial password) so tests never share state.
+    pub async fn fresh_user(&self, tag: &str) -> (UserName, Dn) {
+        self.fresh_user_with(tag, &[]).await
+    }
+
+    pub async fn fresh_user_with(&self, tag: &str, extra: &[(&str, &str)]) -> (UserName, Dn) {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos();
+        let uid = format!(
+            "t-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let dn = format!("uid={uid},{}", self.get("CADENAS_LAB_PEOPLE"));
+        let mail = format!("{uid}@example.test");
+        let pw = self.get("CADENAS_LAB_USER_PW").to_owned();
+        let mut attrs: Vec<(&str, HashSet<&str>)> = vec![
+            ("objectClass", HashSet::from(["inetOrgPerson"])),
+            ("uid", HashSet::from([uid.as_str()])),
+            ("cn", HashSet::from([uid.as_str()])),
+            ("sn", HashSet::from(["Test"])),
+            ("userPassword", HashSet::from([pw.as_str()])),
+        ];
+        if !extra.iter().any(|(k, _)| *k == "mail") {
+            attrs.push(("mail", HashSet::from([mail.as_str()])));
+        }
+        for (k, v) in extra {
+            attrs.push((k, HashSet::from([*v])));
+        }
+        let mut admin = self.admin().await;
+        admin
+            .add(&dn, attrs)
+            .await
+            .expect("add")
+            .success()
+            .expect("add ok");
+        let _ = admin.unbind().await;
+        (UserName::parse(&uid).expect("uid"), Dn::parse(&dn).expect("dn"))
+    }
+
+    /// Replaces attributes as the rootDN (to set up server-side situations).
+    pub async fn admin_replace(&self, dn: &Dn, attr: &str, values: &[&[u8]]) {
+        let mut admin = self.admin().await;
+        let vals: HashSet<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
+        admin
+            .modify(dn.as_str(), vec![Mod::Replace(attr.as_bytes().to_vec(), vals)])
+            .await
+            .expect("modify")
+            .success()
+            .expect("modify ok");
+        let _ = admin.unbind().await;
+    }
+}
+
+/// A tracing subscriber at TRACE level that writes into a shared buffer, for checking that
+/// no secret ever reaches a log line. Install with `tracing::subscriber::set_default`.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(pub Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let sink = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
