@@ -568,3 +568,52 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         assert!(!text.contains(secret), "a secret reached the logs");
     }
 }
+
+#[tokio::test]
+async fn an_admin_password_set_clears_the_lock_so_reset_carries_it_through() {
+    // Found on this lab (slapd 2.5 ppolicy): an administrator's password set deletes
+    // pwdAccountLockedTime. Without care, lock → reset would silently unlock the account.
+    let lab = OpenLdapLab::load();
+    let (_, dn) = lab.fresh_user("relock-fact").await;
+    lab.admin_replace(&dn, "pwdAccountLockedTime", &[b"000001010000Z"])
+        .await;
+    lab.admin_replace(&dn, "userPassword", &[b"Admin-Set-Passw0rd"])
+        .await;
+    let dir = connect(&lab).await;
+    assert_eq!(
+        dir.check_password(&dn, &Password::new("Admin-Set-Passw0rd"))
+            .await
+            .expect("bind"),
+        BindOutcome::MustChange,
+        "the server dropped the lock"
+    );
+
+    for hashing in ["server", "client-argon2"] {
+        let cfg = lab.config_with(|t| {
+            t.replace(
+                "[password]",
+                &format!("password_hashing = \"{hashing}\"\n\n[password]"),
+            )
+        });
+        let dir = Directory::connect(&cfg.directory).await.expect("connect");
+        let (name, dn) = lab.fresh_user(&format!("relock-{hashing}")).await;
+        let u = user(&dir, &name).await;
+        dir.lock(&u).await.expect("lock");
+        let new = Password::new("After-Lock-Passw0rd");
+        let c = dir.reset_password(&u, &new, true).await.expect("reset");
+        assert_eq!(
+            c.after.get("pwdAccountLockedTime"),
+            Some(&vec!["000001010000Z".to_owned()]),
+            "{hashing}"
+        );
+        assert_eq!(
+            dir.check_password(&dn, &new).await.expect("bind"),
+            BindOutcome::Locked,
+            "{hashing}"
+        );
+        assert_eq!(
+            dir.account_state(&u).await.expect("state").lock,
+            LockState::Locked
+        );
+    }
+}

@@ -160,14 +160,21 @@ pub(super) async fn unlock(dir: &Directory, user: &User) -> Result<Change, Error
     ))
 }
 
+/// Sets the password. An administrator's password set makes slapd's ppolicy overlay *delete*
+/// `pwdAccountLockedTime` (seen on 2.5, even when the same modify writes it; pinned by a lab
+/// test), which would silently undo a containment lock. So the lock is re-applied right after
+/// the password set: a window of one round trip in which the account is unlocked but holds a
+/// password only the responder knows.
 pub(super) async fn reset_password(
     dir: &Directory,
     user: &User,
     new: &Password,
     force_change: bool,
 ) -> Result<Change, Error> {
-    const SHOWN: &[&str] = &["pwdChangedTime", RESET_ATTR];
+    const SHOWN: &[&str] = &["pwdChangedTime", RESET_ATTR, LOCK_ATTR];
     let before = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
+    let lock = first(&before, LOCK_ATTR).map(str::to_owned);
+    let mut follow_up = Vec::new();
     match dir.config().password_hashing {
         PasswordHashing::Server => {
             let exop = PasswordModify {
@@ -196,24 +203,21 @@ pub(super) async fn reset_password(
                 .await?;
         }
     }
+    if let Some(l) = &lock {
+        follow_up.push(Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(l)));
+    }
     // Admin sets add pwdReset: TRUE by themselves when the policy has pwdMustChange: TRUE;
     // make the flag say exactly what the caller asked for either way.
     let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
     let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
     if force_change && !flagged {
-        dir.modify(
-            "force_change",
-            &user.dn,
-            vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))],
-        )
-        .await?;
+        follow_up.push(Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE")));
     } else if !force_change && flagged {
-        dir.modify(
-            "clear pwdReset",
-            &user.dn,
-            vec![Mod::Delete(RESET_ATTR.as_bytes().to_vec(), HashSet::new())],
-        )
-        .await?;
+        follow_up.push(Mod::Delete(RESET_ATTR.as_bytes().to_vec(), HashSet::new()));
+    }
+    if !follow_up.is_empty() {
+        dir.modify("reset_password (restore lock / pwdReset)", &user.dn, follow_up)
+            .await?;
     }
     let after = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
     Ok(change(

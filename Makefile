@@ -1,0 +1,33 @@
+# The two commands (see README): `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
+
+.PHONY: help demo test lab-up lab-down lint bench
+
+help:
+	@echo "make demo   set up the lab (real OpenLDAP on loopback) and run a demo incident with the CLI"
+	@echo "make test   set up the lab and run every test (unit, lab integration, CLI, doc) + lints"
+	@echo "make lab-up / lab-down   start / stop the lab servers"
+
+lab-up:
+	bash lab/openldap.sh start 300
+
+lab-down:
+	bash lab/openldap.sh stop
+
+demo: lab-up
+	$(CARGO) build -q -p cadenas-cli
+	bash lab/demo.sh target/debug/cadenas
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+
+test: lab-up
+	$(MAKE) lint
+	$(CARGO) test --workspace --no-fail-fast
+
+bench: lab-up
+	$(CARGO) bench -p cadenas-benches

@@ -1,0 +1,161 @@
+//! The `cadenas` binary against the lab's real OpenLDAP.
+
+#[path = "../../core/tests/support/mod.rs"]
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use cadenas::{BindOutcome, Directory, Password, UserRef};
+use support::OpenLdapLab;
+
+fn cadenas(lab: &OpenLdapLab, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", lab.get("CADENAS_LAB_CONFIG")])
+        .args(args)
+        .env("CADENAS_LOG", "trace")
+        .output()
+        .expect("run cadenas")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600_file() {
+    let lab = OpenLdapLab::load();
+    let (name, dn) = lab.fresh_user("cli-contain").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pw_file = dir.join(format!("{name}.pw"));
+
+    let out = cadenas(
+        &lab,
+        &[
+            "--json",
+            "contain",
+            name.as_str(),
+            "--password-file",
+            pw_file.to_str().expect("utf8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["complete"], true);
+    let actions: Vec<_> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["action"].clone())
+        .collect();
+    assert_eq!(actions, ["lock", "reset_password", "require_mfa"]);
+
+    let mode = std::fs::metadata(&pw_file).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let new = Password::from_file(&pw_file).expect("password");
+    assert!(
+        !text(&out).contains(new.expose_secret()),
+        "the password is only in the file"
+    );
+
+    let d = Directory::connect(&lab.config().directory)
+        .await
+        .expect("connect");
+    // Locked: even the new password is refused until release.
+    assert_eq!(
+        d.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::Locked
+    );
+    let u = d.find_user(&UserRef::Name(name.clone())).await.expect("user");
+    let state = d.account_state(&u).await.expect("state");
+    assert!(state.must_change && state.mfa_required == Some(true));
+    d.unlock(&u).await.expect("unlock");
+    assert_eq!(
+        d.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::MustChange
+    );
+    assert_eq!(
+        d.check_password(&dn, &lab.user_password()).await.expect("bind"),
+        BindOutcome::InvalidCredentials
+    );
+
+    // The file is never overwritten: a second run refuses before changing anything.
+    let again = cadenas(
+        &lab,
+        &[
+            "contain",
+            name.as_str(),
+            "--password-file",
+            pw_file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("cannot create new password file"));
+    assert_eq!(
+        d.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::MustChange,
+        "untouched"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn contain_refuses_to_print_a_password_into_a_pipe_and_changes_nothing() {
+    let lab = OpenLdapLab::load();
+    let (name, dn) = lab.fresh_user("cli-pipe").await;
+    let out = cadenas(&lab, &["contain", name.as_str()]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("--password-file"));
+    let d = Directory::connect(&lab.config().directory)
+        .await
+        .expect("connect");
+    assert_eq!(
+        d.check_password(&dn, &lab.user_password()).await.expect("bind"),
+        BindOutcome::Success
+    );
+}
+
+#[tokio::test]
+async fn protected_accounts_and_bad_names_are_refused_with_documented_exit_codes() {
+    let lab = OpenLdapLab::load();
+    let out = cadenas(
+        &lab,
+        &["contain", "admin0001", "--password-file", "/nonexistent/x"],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("protected group"));
+
+    let out = cadenas(&lab, &["--json", "status", "*)(uid=*"]);
+    assert_eq!(out.status.code(), Some(5));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["error"]["kind"], "invalid_user_name");
+    assert_eq!(j["error"]["code"], 205);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", "/nonexistent/cadenas.toml", "status", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[tokio::test]
+async fn status_shows_the_account_state() {
+    let lab = OpenLdapLab::load();
+    let (name, _) = lab.fresh_user("cli-status").await;
+    let out = cadenas(&lab, &["status", name.as_str()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("lock:             unlocked") && t.contains("MFA required:     no"),
+        "{t}"
+    );
+    let out = cadenas(&lab, &["--json", "status", name.as_str()]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["lock"]["state"], "unlocked");
+    assert_eq!(j["flavour"], "open-ldap");
+}
