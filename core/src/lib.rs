@@ -44,3 +44,8 @@ pub use directory::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use secret::{Password, Secret};
+
+/// The README's Rust examples, compiled as doc tests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
