@@ -28,6 +28,9 @@ lint:
 test: lab-up
 	$(MAKE) lint
 	$(CARGO) test --workspace --no-fail-fast
+	rm -f $(CADENAS_LAB_DIR)/example-user0100.pw
+	$(CARGO) run -q -p cadenas --example contain -- $(CADENAS_LAB_DIR)/openldap/cadenas.toml user0100 $(CADENAS_LAB_DIR)/example-user0100.pw
 
-bench: lab-up
+bench:
+	bash lab/openldap.sh start 1000
 	$(CARGO) bench -p cadenas-benches

@@ -60,8 +60,10 @@ pub enum PasswordHashing {
     /// Send the password with RFC 3062 Password Modify; the server hashes it.
     #[default]
     Server,
-    /// Hash client-side (`{ARGON2}` + argon2id PHC string) and write `userPassword`:
-    /// much faster on servers that hash slowly (see FACTS.md), same result.
+    /// Hash client-side (`{ARGON2}` + argon2id PHC string, m=19 MiB, t=2) and write
+    /// `userPassword`. Moves the hashing cost from the directory to the responder's host:
+    /// worth it when the directory is the bottleneck and this host has spare cores (on the
+    /// 2-core lab, where both share the CPUs, it is slower: see `make bench`).
     ClientArgon2,
 }
 

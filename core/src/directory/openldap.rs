@@ -194,7 +194,11 @@ pub(super) async fn reset_password(
             }
         }
         PasswordHashing::ClientArgon2 => {
-            let hash = openldap_argon2_hash(new)?;
+            // argon2 is ~15 ms of CPU: keep it off the async worker threads.
+            let pw = new.clone();
+            let hash = tokio::task::spawn_blocking(move || openldap_argon2_hash(&pw))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("hashing task failed: {e}")))??;
             let mods = vec![Mod::Replace(
                 b"userPassword".to_vec(),
                 HashSet::from([hash.expose_secret().to_vec()]),
