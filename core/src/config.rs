@@ -28,6 +28,7 @@ use crate::directory::Dn;
 use crate::error::{Error, ErrorKind};
 use crate::password::PasswordPolicy;
 use crate::secret::Password;
+use crate::session::RevokerConfig;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -38,6 +39,9 @@ pub struct Config {
     /// How new passwords are generated.
     #[serde(default)]
     pub password: PasswordPolicy,
+    /// Session revokers (`[[revokers]]`), run in this order after the directory changes.
+    #[serde(default)]
+    pub revokers: Vec<RevokerConfig>,
 }
 
 /// Which kind of directory server; `auto` reads the rootDSE.
@@ -100,6 +104,9 @@ pub struct DirectoryConfig {
     /// Attributes a user name is looked up in. Default: `uid`, `mail` (OpenLDAP);
     /// AD adds `sAMAccountName` and `userPrincipalName`.
     pub user_attributes: Option<Vec<String>>,
+    /// The attribute holding the name services (IMAP, apps) know the user by. Default `uid`
+    /// (OpenLDAP) or `sAMAccountName` (AD).
+    pub login_attribute: Option<String>,
     /// Group whose members must present a second factor.
     pub mfa_group_dn: Option<String>,
     /// Members of these groups are protected from automated response.
@@ -150,6 +157,10 @@ impl Config {
         })?;
         cfg.directory.resolve_paths(base_dir);
         cfg.directory.check()?;
+        for r in &mut cfg.revokers {
+            r.resolve_paths(base_dir);
+            r.check()?;
+        }
         cfg.password.check()?;
         Ok(cfg)
     }
@@ -197,7 +208,7 @@ impl DirectoryConfig {
                 "set exactly one of directory.bind_password_file and directory.bind_password_env".into(),
             );
         }
-        for a in self.user_attributes.iter().flatten() {
+        for a in self.user_attributes.iter().flatten().chain(&self.login_attribute) {
             if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return cfg_err(format!(
                     "directory.user_attributes: {a:?} is not an attribute name"

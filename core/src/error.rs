@@ -23,6 +23,10 @@
 //! | 211 | `UnsupportedDirectory` | the server's flavour does not support the operation |
 //! | 212 | `LockIneffective` | a lock would be silently ignored by the server's policy |
 //! | 213 | `ProtectedAccount` | the account is protected from automated response |
+//! | 300 | `RevokerUnreachable` | a revocation endpoint (doveadm API, webhook) could not be reached |
+//! | 301 | `RevokerAuth` | a revocation endpoint refused our credentials (API key, HTTP 401/403) |
+//! | 302 | `RevokerProtocol` | a revocation endpoint answered something that could not be understood |
+//! | 303 | `RevokerFailed` | a revocation endpoint or command reported failure |
 
 use std::fmt;
 
@@ -66,6 +70,14 @@ pub enum ErrorKind {
     LockIneffective,
     /// The account is protected from automated response.
     ProtectedAccount,
+    /// A revocation endpoint (doveadm API, webhook) could not be reached.
+    RevokerUnreachable,
+    /// A revocation endpoint refused our credentials (API key, HTTP 401/403).
+    RevokerAuth,
+    /// A revocation endpoint answered something that could not be understood.
+    RevokerProtocol,
+    /// A revocation endpoint or command reported failure.
+    RevokerFailed,
 }
 
 impl ErrorKind {
@@ -89,6 +101,10 @@ impl ErrorKind {
         ErrorKind::UnsupportedDirectory,
         ErrorKind::LockIneffective,
         ErrorKind::ProtectedAccount,
+        ErrorKind::RevokerUnreachable,
+        ErrorKind::RevokerAuth,
+        ErrorKind::RevokerProtocol,
+        ErrorKind::RevokerFailed,
     ];
 
     /// The stable numeric code (see the module table). Never reused.
@@ -112,6 +128,10 @@ impl ErrorKind {
             ErrorKind::UnsupportedDirectory => 211,
             ErrorKind::LockIneffective => 212,
             ErrorKind::ProtectedAccount => 213,
+            ErrorKind::RevokerUnreachable => 300,
+            ErrorKind::RevokerAuth => 301,
+            ErrorKind::RevokerProtocol => 302,
+            ErrorKind::RevokerFailed => 303,
         }
     }
 
@@ -136,6 +156,10 @@ impl ErrorKind {
             ErrorKind::UnsupportedDirectory => "unsupported_directory",
             ErrorKind::LockIneffective => "lock_ineffective",
             ErrorKind::ProtectedAccount => "protected_account",
+            ErrorKind::RevokerUnreachable => "revoker_unreachable",
+            ErrorKind::RevokerAuth => "revoker_auth",
+            ErrorKind::RevokerProtocol => "revoker_protocol",
+            ErrorKind::RevokerFailed => "revoker_failed",
         }
     }
 
@@ -233,6 +257,19 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Serialises as `{"kind", "code", "message", "ldap"}` for reports and `--json` output.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Error", 4)?;
+        st.serialize_field("kind", self.kind.name())?;
+        st.serialize_field("code", &self.kind.code())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.serialize_field("ldap", &self.ldap)?;
+        st.end()
+    }
+}
 
 /// Shorthand for `Result<T, cadenas::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,6 +36,8 @@ pub mod directory;
 pub mod error;
 pub mod password;
 pub mod secret;
+pub mod session;
+mod time;
 
 pub use config::Config;
 pub use directory::{

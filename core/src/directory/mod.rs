@@ -394,6 +394,22 @@ impl Directory {
         }
     }
 
+    /// The name services know the user by (`login_attribute`: `uid` or `sAMAccountName` by
+    /// default), as sessions are revoked by it.
+    pub async fn login_name(&self, user: &User) -> Result<String, Error> {
+        let attr = match (&self.cfg.login_attribute, self.flavour) {
+            (Some(a), _) => a.as_str(),
+            (None, Flavour::OpenLdap) => "uid",
+            (None, Flavour::ActiveDirectory) => "sAMAccountName",
+        };
+        let attrs = self.read_entry(&user.dn, &[attr]).await?;
+        attrs
+            .get(attr)
+            .and_then(|v| v.first())
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::UserNotFound, format!("{} has no {attr}", user.dn)))
+    }
+
     /// Reads the account's state: lock, must-change, MFA requirement, protected groups.
     pub async fn account_state(&self, user: &User) -> Result<AccountState, Error> {
         let mfa_required = match &self.cfg.mfa_group_dn {

@@ -161,3 +161,128 @@ impl std::io::Write for CapturedLogs {
         Ok(())
     }
 }
+
+/// Facts about the running Dovecot lab, from `$CADENAS_LAB_DIR/dovecot/lab.env`.
+pub fn dovecot_env() -> HashMap<String, String> {
+    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let path = PathBuf::from(dir).join("dovecot/lab.env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "dovecot lab not running ({}: {e}); run `lab/dovecot.sh start`",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A raw IMAP client connection: enough to log in, idle, and see a server-side close.
+pub struct Imap {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
+
+impl Imap {
+    /// Connects from a fresh 127.0.0.x source address (Dovecot delays repeated failures per IP)
+    /// and logs in. `Err` carries the server's refusal line.
+    pub async fn login(addr: &str, user: &str, password: &str) -> Result<Imap, String> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let n = 2 + (std::process::id() % 50) * 5 + NEXT_SOURCE.fetch_add(1, Ordering::SeqCst) % 5;
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        socket
+            .bind(
+                format!("127.0.{}.{}:0", n / 250, 1 + n % 250)
+                    .parse()
+                    .expect("addr"),
+            )
+            .map_err(|e| e.to_string())?;
+        let tcp = socket
+            .connect(addr.parse().expect("imap addr"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stream = tokio::io::BufReader::new(tcp);
+        let mut line = String::new();
+        stream.read_line(&mut line).await.map_err(|e| e.to_string())?;
+        assert!(line.starts_with("* OK"), "greeting: {line}");
+        let cmd = format!("a1 LOGIN \"{user}\" \"{password}\"\r\n");
+        stream
+            .get_mut()
+            .write_all(cmd.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            line.clear();
+            let n = stream.read_line(&mut line).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed during login".into());
+            }
+            if line.starts_with("a1 OK") {
+                return Ok(Imap { stream });
+            }
+            if line.starts_with("a1 ") {
+                return Err(line.trim().to_owned());
+            }
+        }
+    }
+
+    /// Enters IDLE, like a mail client waiting for new mail.
+    pub async fn idle(&mut self) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        self.stream
+            .get_mut()
+            .write_all(b"a2 IDLE\r\n")
+            .await
+            .expect("idle");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.expect("idle answer");
+        assert!(line.starts_with('+'), "IDLE answer: {line}");
+    }
+
+    /// Waits up to `secs` for the server to close the session (BYE and/or EOF). True if closed.
+    pub async fn closed_within(&mut self, secs: u64) -> bool {
+        use tokio::io::AsyncBufReadExt;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match tokio::time::timeout_at(deadline, self.stream.read_line(&mut line)).await {
+                Err(_) => return false,
+                Ok(Err(_)) | Ok(Ok(0)) => return true,
+                Ok(Ok(_)) if line.starts_with("* BYE") => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Whether the session still answers a NOOP (leaves IDLE first).
+    pub async fn alive(&mut self) -> bool {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        if self
+            .stream
+            .get_mut()
+            .write_all(b"DONE\r\na3 NOOP\r\n")
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                self.stream.read_line(&mut line),
+            )
+            .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
+                Ok(Ok(_)) if line.starts_with("a3 OK") => return true,
+                Ok(Ok(_)) if line.starts_with("* BYE") => return false,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+}

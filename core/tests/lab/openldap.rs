@@ -1,14 +1,12 @@
 //! The containment primitives against the lab's real OpenLDAP (`lab/openldap.sh start`),
 //! acting as the least-privilege service account. Each test makes its own users.
 
-mod support;
-
+use crate::support::{CapturedLogs, OpenLdapLab};
 use cadenas::config::PasswordHashing;
 use cadenas::{
     Action, BindOutcome, ChangeOutcome, Directory, Dn, ErrorKind, LockState, Password, Transport, UserRef,
 };
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
-use support::{CapturedLogs, OpenLdapLab};
 
 async fn connect(lab: &OpenLdapLab) -> Directory {
     Directory::connect(&lab.config().directory)

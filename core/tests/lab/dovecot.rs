@@ -1,0 +1,310 @@
+//! Session revocation against the lab's real Dovecot, whose passdb is the lab's real
+//! OpenLDAP with the auth cache on (`lab/dovecot.sh start`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadenas::session::http::HttpUrl;
+use cadenas::session::{Dovecot, RevocationStatus, RevocationTarget, Revoker};
+use cadenas::{Directory, Dn, ErrorKind, Password, Secret, UserName, UserRef};
+
+use crate::support::{dovecot_env, Imap, OpenLdapLab};
+
+struct Lab {
+    ldap: OpenLdapLab,
+    imap: String,
+    imap_shared: String,
+    dovecot: Dovecot,
+    dovecot_shared: Dovecot,
+}
+
+fn key() -> Secret {
+    let env = dovecot_env();
+    let k = std::fs::read_to_string(&env["CADENAS_LAB_DOVEADM_KEY_FILE"]).expect("key");
+    Secret::new(k.trim().as_bytes().to_vec())
+}
+
+fn revoker(url: &str, key: &Secret) -> Dovecot {
+    Dovecot::new(
+        "mail",
+        HttpUrl::parse(url).expect("url"),
+        key,
+        None,
+        Duration::from_secs(10),
+    )
+}
+
+fn lab() -> Lab {
+    let env = dovecot_env();
+    Lab {
+        ldap: OpenLdapLab::load(),
+        imap: env["CADENAS_LAB_IMAP"].clone(),
+        imap_shared: env["CADENAS_LAB_IMAP_SHARED"].clone(),
+        dovecot: revoker(&env["CADENAS_LAB_DOVEADM_URL"], &key()),
+        dovecot_shared: revoker(&env["CADENAS_LAB_DOVEADM_URL_SHARED"], &key()),
+    }
+}
+
+fn target(name: &UserName, dn: &Dn) -> RevocationTarget {
+    RevocationTarget::new(name.as_str(), dn.as_str())
+}
+
+async fn contain_in_directory(lab: &Lab, name: &UserName) -> (Directory, Password) {
+    let dir = Directory::connect(&lab.ldap.config().directory)
+        .await
+        .expect("connect");
+    let u = dir.find_user(&UserRef::Name(name.clone())).await.expect("find");
+    dir.lock(&u).await.expect("lock");
+    let new = lab.ldap.config().password.generate().expect("generate");
+    dir.reset_password(&u, &new, true).await.expect("reset");
+    (dir, new)
+}
+
+#[tokio::test]
+async fn contain_then_revoke_closes_the_attackers_session_and_the_stolen_password_fails_at_once() {
+    let lab = lab();
+    let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
+    let (victim, dn) = lab.ldap.fresh_user("imap-victim").await;
+    let (bystander, _) = lab.ldap.fresh_user("imap-bystander").await;
+
+    // The attacker logs in with the stolen password and idles; a colleague is also connected.
+    let mut attacker = Imap::login(&lab.imap, victim.as_str(), &pw)
+        .await
+        .expect("attacker login");
+    attacker.idle().await;
+    let mut colleague = Imap::login(&lab.imap, bystander.as_str(), &pw)
+        .await
+        .expect("colleague login");
+    colleague.idle().await;
+
+    let listed = lab
+        .dovecot
+        .sessions(&target(&victim, &dn))
+        .await
+        .expect("who")
+        .expect("listable");
+    assert_eq!(listed.len(), 1);
+
+    // Directory first, then flush + kick.
+    let (dir, new) = contain_in_directory(&lab, &victim).await;
+    let out = lab.dovecot.revoke(&target(&victim, &dn)).await;
+    assert_eq!(out.status, RevocationStatus::Revoked, "{out:?}");
+    assert_eq!((out.sessions_found, out.sessions_closed), (Some(1), 1));
+    assert!(
+        out.cache_entries_flushed.is_some_and(|n| n >= 1),
+        "the stolen password was cached: {out:?}"
+    );
+    assert!(out.collateral.is_empty(), "{out:?}");
+    assert!(
+        attacker.closed_within(5).await,
+        "the attacker's session is closed"
+    );
+    assert!(colleague.alive().await, "other users are untouched");
+
+    // Logging in again with the stolen password fails immediately, despite the auth cache.
+    let again = Imap::login(&lab.imap, victim.as_str(), &pw).await;
+    assert!(again.is_err(), "stolen password refused");
+    // Locked: even the new password is refused until release.
+    assert!(Imap::login(&lab.imap, victim.as_str(), new.expose_secret())
+        .await
+        .is_err());
+
+    // Release (here: unlock) and the rightful user changes the forced password, then logs in.
+    let u = dir.find_user(&UserRef::Name(victim.clone())).await.expect("find");
+    dir.unlock(&u).await.expect("unlock");
+    change_own_password(&lab.ldap, &dn, &new, "Rightful-Users-Choice-9").await;
+    let mut back = Imap::login(&lab.imap, victim.as_str(), "Rightful-Users-Choice-9")
+        .await
+        .expect("user is back");
+    assert!(back.alive().await);
+}
+
+async fn change_own_password(lab: &OpenLdapLab, dn: &Dn, old: &Password, new: &str) {
+    let tls = cadenas::directory::tls::client_config_with_ca(lab.get("CADENAS_LAB_CA").as_ref()).expect("ca");
+    let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(
+        ldap3::LdapConnSettings::new().set_config(tls),
+        lab.get("CADENAS_LAB_LDAPS_URL"),
+    )
+    .await
+    .expect("connect");
+    ldap3::drive!(conn);
+    assert_eq!(
+        ldap.simple_bind(dn.as_str(), old.expose_secret())
+            .await
+            .expect("bind")
+            .rc,
+        0
+    );
+    let exop = ldap3::exop::PasswordModify {
+        user_id: None,
+        old_pass: Some(old.expose_secret()),
+        new_pass: Some(new),
+    };
+    assert_eq!(ldap.extended(exop).await.expect("change").1.rc, 0);
+    let _ = ldap.unbind().await;
+}
+
+#[tokio::test]
+async fn without_a_flush_the_auth_cache_keeps_the_stolen_password_working() {
+    // FACTS.md (Dovecot): why the revoker flushes before it kicks. Seen here with LDAP auth binds.
+    let lab = lab();
+    let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
+    let (victim, _) = lab.ldap.fresh_user("imap-cache").await;
+    Imap::login(&lab.imap, victim.as_str(), &pw)
+        .await
+        .expect("login caches the password");
+    contain_in_directory(&lab, &victim).await;
+    assert!(
+        Imap::login(&lab.imap, victim.as_str(), &pw).await.is_ok(),
+        "the cached stolen password still logs in after lock + reset"
+    );
+}
+
+#[tokio::test]
+async fn a_kick_alone_lets_the_attacker_straight_back_in() {
+    // FACTS.md (Dovecot): a kick is not a lockout.
+    let lab = lab();
+    let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
+    let (victim, dn) = lab.ldap.fresh_user("imap-kickonly").await;
+    let mut attacker = Imap::login(&lab.imap, victim.as_str(), &pw).await.expect("login");
+    attacker.idle().await;
+    let out = lab.dovecot.revoke(&target(&victim, &dn)).await;
+    assert_eq!(out.sessions_closed, 1);
+    assert!(attacker.closed_within(5).await);
+    assert!(
+        Imap::login(&lab.imap, victim.as_str(), &pw).await.is_ok(),
+        "directory untouched: back in"
+    );
+}
+
+#[tokio::test]
+async fn on_shared_processes_other_users_kicked_along_are_reported_as_collateral() {
+    let lab = lab();
+    let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
+    let (victim, dn) = lab.ldap.fresh_user("shared-victim").await;
+    let (other, _) = lab.ldap.fresh_user("shared-other").await;
+    let mut a = Imap::login(&lab.imap_shared, victim.as_str(), &pw)
+        .await
+        .expect("login");
+    a.idle().await;
+    let mut b = Imap::login(&lab.imap_shared, other.as_str(), &pw)
+        .await
+        .expect("login");
+    b.idle().await;
+    contain_in_directory(&lab, &victim).await;
+    let out = lab.dovecot_shared.revoke(&target(&victim, &dn)).await;
+    assert_eq!(out.status, RevocationStatus::Revoked, "{out:?}");
+    assert!(
+        out.collateral
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(other.as_str())),
+        "{out:?}"
+    );
+    assert!(a.closed_within(5).await);
+    assert!(b.closed_within(5).await, "the collateral really was disconnected");
+}
+
+#[tokio::test]
+async fn nothing_to_kick_is_success_with_zero_sessions() {
+    let lab = lab();
+    let (idle_user, dn) = lab.ldap.fresh_user("imap-none").await;
+    let out = lab.dovecot.revoke(&target(&idle_user, &dn)).await;
+    assert_eq!(out.status, RevocationStatus::NothingToRevoke, "{out:?}");
+    assert_eq!(
+        (out.sessions_found, out.sessions_closed, out.cache_entries_flushed),
+        (Some(0), 0, Some(0))
+    );
+    assert!(out.error.is_none());
+}
+
+#[tokio::test]
+async fn wrong_key_dead_port_and_glob_logins_give_typed_errors_in_the_outcome() {
+    let lab = lab();
+    let env = dovecot_env();
+    let t = RevocationTarget::new("user0001", "uid=user0001,ou=people,dc=example,dc=test");
+
+    let wrong = revoker(
+        &env["CADENAS_LAB_DOVEADM_URL"],
+        &Secret::new(b"not-the-key".to_vec()),
+    );
+    let out = wrong.revoke(&t).await;
+    assert_eq!(out.status, RevocationStatus::Failed);
+    assert_eq!(out.error.as_ref().map(|e| e.kind()), Some(ErrorKind::RevokerAuth));
+    assert!(!format!("{out:?}").contains("not-the-key"));
+
+    let dead = revoker("http://127.0.0.1:9/doveadm/v1", &key());
+    let out = dead.revoke(&t).await;
+    assert_eq!(
+        out.error.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::RevokerUnreachable)
+    );
+
+    for login in ["user*", "*", "us?r"] {
+        let out = lab.dovecot.revoke(&RevocationTarget::new(login, "uid=x")).await;
+        assert_eq!(
+            out.error.as_ref().map(|e| e.kind()),
+            Some(ErrorKind::InvalidUserName),
+            "{login}"
+        );
+        assert_eq!(out.sessions_closed, 0);
+    }
+}
+
+#[tokio::test]
+async fn malformed_api_answers_are_protocol_errors_never_panics() {
+    // Fault injection: a fake endpoint on loopback answering garbage (the real-server
+    // behaviour is covered above).
+    let answers: Vec<&'static [u8]> = vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nnot json",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n[[\"doveadmResponse\",7]]",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n[[\"error\",{}]]",
+        b"garbage without http",
+        b"",
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    ];
+    for answer in answers {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer).await;
+            }
+        });
+        let r = revoker(&format!("http://127.0.0.1:{port}/doveadm/v1"), &key());
+        let out = r.revoke(&RevocationTarget::new("user0001", "uid=user0001")).await;
+        assert_eq!(
+            out.status,
+            RevocationStatus::Failed,
+            "{:?}",
+            String::from_utf8_lossy(answer)
+        );
+        let kind = out.error.as_ref().map(|e| e.kind());
+        assert!(
+            matches!(
+                kind,
+                Some(ErrorKind::RevokerProtocol) | Some(ErrorKind::RevokerFailed)
+            ),
+            "{kind:?} for {:?}",
+            String::from_utf8_lossy(answer)
+        );
+        server.abort();
+    }
+}
+
+#[tokio::test]
+async fn revokers_build_from_the_lab_config_and_share_one_interface() {
+    let lab = lab();
+    let env = dovecot_env();
+    let extra = std::fs::read_to_string(&env["CADENAS_LAB_REVOKERS"]).expect("revokers.toml");
+    let cfg = lab.ldap.config_with(|t| format!("{t}\n{extra}"));
+    let revokers: Vec<Arc<dyn Revoker>> = cadenas::session::build_revokers(&cfg.revokers).expect("build");
+    assert_eq!(revokers.len(), 1);
+    let (u, dn) = lab.ldap.fresh_user("imap-cfg").await;
+    let outs = cadenas::session::revoke_all(&revokers, &target(&u, &dn)).await;
+    assert_eq!(outs[0].revoker, "mail");
+    assert_eq!(outs[0].status, RevocationStatus::NothingToRevoke);
+}

@@ -1,0 +1,9 @@
+//! Integration tests against the lab's real servers (`make lab-up`), in one test binary.
+//! Each test makes its own users, so tests run in parallel and can be re-run on a live lab.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod dovecot;
+mod openldap;
+mod revokers;

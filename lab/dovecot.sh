@@ -1,0 +1,155 @@
+#!/bin/bash
+# Dovecot 2.3 (Debian) on loopback for session-revocation tests. Its passdb is the lab's
+# OpenLDAP (auth binds), with the auth cache ON, so a stale password really survives a
+# directory change unless the cache is flushed. The doveadm HTTP API key may only run
+# `kick`, `who` and `auth cache flush`.
+#
+#   lab/dovecot.sh start     two instances (needs lab/openldap.sh start first):
+#                              dedicated: IMAP 127.0.0.1:10143, API http://127.0.0.1:18080 (one process per session)
+#                              shared:    IMAP 127.0.0.1:10144, API http://127.0.0.1:18081 (client_limit=10:
+#                                         a kick takes down every session of the process -> collateral)
+#   lab/dovecot.sh stop
+#   lab/dovecot.sh status
+#
+# Writes $CADENAS_LAB_DIR/dovecot/{api.key,revokers.toml,lab.env}. Recipe: ../shared/lab/dovecot.md
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lab/lib.sh
+. "$HERE/lib.sh"
+
+D=$LAB/dovecot
+API_KEY=lab-doveadm-api-key-5b1e
+
+install_packages() {
+  apt_install /usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd \
+    /usr/lib/dovecot/modules/auth/libauthdb_ldap.so:dovecot-ldap
+  if [ -s /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
+    echo "lab: stopping the system dovecot the package started" >&2
+    kill "$(cat /run/dovecot/master.pid)"
+  fi
+  id vmail >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
+}
+
+# instance NAME IMAP_PORT HTTP_PORT EXTRA_SERVICE_CONFIG
+instance() {
+  local name=$1 imap=$2 http=$3 extra=$4 dir=$D/$1
+  stop_pid "$dir/run/master.pid"
+  rm -rf "$dir"; mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+  chown vmail:vmail "$dir/mail"
+  set -a; . "$LAB/openldap/lab.env"; set +a
+  cat > "$dir/dovecot-ldap.conf.ext" <<EOF
+uris = ldaps://127.0.0.1:6360
+tls_ca_cert_file = $CADENAS_LAB_CA
+tls_require_cert = demand
+ldap_version = 3
+base = $CADENAS_LAB_PEOPLE
+auth_bind = yes
+auth_bind_userdn = uid=%u,$CADENAS_LAB_PEOPLE
+EOF
+  chown root:dovecot "$dir/dovecot-ldap.conf.ext"; chmod 640 "$dir/dovecot-ldap.conf.ext"
+  cat > "$dir/dovecot.conf" <<EOF
+base_dir = $dir/run
+state_dir = $dir/state
+instance_name = cadenas-lab-$name
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = $dir/dovecot.log
+mail_location = maildir:~/Maildir
+first_valid_uid = 100
+# usernames are uids: refuse anything that could reach the LDAP DN template
+auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@
+# the cache that makes a stolen password outlive a directory change (FACTS.md)
+auth_cache_size = 1M
+auth_cache_ttl = 1 hours
+auth_cache_negative_ttl = 0
+# the lab's tests log in with wrong passwords on purpose; the default 2 s delay only slows them
+auth_failure_delay = 0
+
+passdb {
+  driver = ldap
+  args = $dir/dovecot-ldap.conf.ext
+}
+userdb {
+  driver = static
+  args = uid=vmail gid=vmail home=$dir/mail/%u
+}
+
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+$extra
+
+doveadm_api_key = $API_KEY
+doveadm_allowed_commands = kick,who,auth cache flush
+service doveadm {
+  inet_listener http {
+    address = 127.0.0.1
+    port = $http
+  }
+}
+EOF
+  doveconf -c "$dir/dovecot.conf" -n >/dev/null
+  setsid dovecot -c "$dir/dovecot.conf" -F > "$dir/dovecot.stdout" 2>&1 < /dev/null &
+  for _ in $(seq 100); do
+    if [ -s "$dir/run/master.pid" ] && ss -ltn | grep -q "127.0.0.1:$http " && ss -ltn | grep -q "127.0.0.1:$imap "; then
+      lap "dovecot $name: IMAP 127.0.0.1:$imap, API http://127.0.0.1:$http/doveadm/v1 (pid $(cat "$dir/run/master.pid"))"
+      return 0
+    fi
+    sleep 0.1
+  done
+  cat "$dir/dovecot.stdout" "$dir/dovecot.log" >&2 || true
+  die "dovecot $name did not start"
+}
+
+write_config() {
+  umask 077
+  printf '%s\n' "$API_KEY" > "$D/api.key"
+  umask 022
+  cat > "$D/revokers.toml" <<EOF
+# Revokers for the lab Dovecot (written by lab/dovecot.sh); append to the OpenLDAP lab config.
+[[revokers]]
+type = "dovecot"
+name = "mail"
+url = "http://127.0.0.1:18080/doveadm/v1"
+api_key_file = "$D/api.key"
+timeout_secs = 10
+EOF
+  cat > "$D/lab.env" <<EOF
+CADENAS_LAB_IMAP=127.0.0.1:10143
+CADENAS_LAB_DOVEADM_URL=http://127.0.0.1:18080/doveadm/v1
+CADENAS_LAB_IMAP_SHARED=127.0.0.1:10144
+CADENAS_LAB_DOVEADM_URL_SHARED=http://127.0.0.1:18081/doveadm/v1
+CADENAS_LAB_DOVEADM_KEY_FILE=$D/api.key
+CADENAS_LAB_REVOKERS=$D/revokers.toml
+EOF
+}
+
+case "${1:-}" in
+  start)
+    [ -s "$LAB/openldap/lab.env" ] && running "$LAB/openldap/run/slapd.pid" || die "start lab/openldap.sh first"
+    install_packages
+    mkdir -p "$D"
+    instance dedicated 10143 18080 ""
+    instance shared 10144 18081 "service imap {
+  client_limit = 10
+  service_count = 0
+  process_limit = 1
+}"
+    write_config ;;
+  stop)
+    stop_pid "$D/dedicated/run/master.pid"; stop_pid "$D/shared/run/master.pid"; echo "dovecot: stopped" ;;
+  status)
+    for n in dedicated shared; do
+      if running "$D/$n/run/master.pid"; then echo "dovecot $n: pid $(cat "$D/$n/run/master.pid")"; else echo "dovecot $n: stopped"; fi
+    done ;;
+  *) echo "usage: $0 start | stop | status" >&2; exit 2 ;;
+esac
