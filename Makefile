@@ -7,15 +7,15 @@ export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
 .PHONY: help demo test lab-up lab-down lint bench
 
 help:
-	@echo "make demo   set up the lab (real OpenLDAP on loopback) and run a demo incident with the CLI"
+	@echo "make demo   set up the lab (real OpenLDAP + Dovecot on loopback) and run a demo incident with the CLI"
 	@echo "make test   set up the lab and run every test (unit, lab integration, CLI, doc) + lints"
 	@echo "make lab-up / lab-down   start / stop the lab servers"
 
 lab-up:
-	bash lab/openldap.sh start 300
+	bash lab/up.sh 300
 
 lab-down:
-	bash lab/openldap.sh stop
+	bash lab/up.sh down
 
 demo: lab-up
 	$(CARGO) build -q -p cadenas-cli

@@ -1,36 +1,53 @@
 #!/bin/bash
-# A demo incident against the lab: a stolen password, then one `cadenas contain`.
-#   bash lab/demo.sh path/to/cadenas
+# A demo incident against the lab: an attacker reads mail with a stolen password, then one
+# `cadenas contain` takes them out.      bash lab/demo.sh path/to/cadenas
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 CADENAS=${1:-cadenas}
-set -a; . "$LAB/openldap/lab.env"; set +a
-export LDAPTLS_CACERT=$CADENAS_LAB_CA
+set -a; . "$LAB/openldap/lab.env"; . "$LAB/dovecot/lab.env"; set +a
+CONFIG=$LAB/cadenas.toml
 VICTIM=user0042
-VICTIM_DN=uid=$VICTIM,$CADENAS_LAB_PEOPLE
 OUT=$LAB/demo; rm -rf "$OUT"; mkdir -p "$OUT"
-
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-can_login() {
-  if ldapsearch -x -H "$CADENAS_LAB_LDAPS_URL" -D "$VICTIM_DN" -w "$1" -b "$VICTIM_DN" -s base 1.1 >/dev/null 2>&1; then
-    echo "   -> login with the $2 password: WORKS"; else echo "   -> login with the $2 password: refused"; fi
-}
 
-say "Holiday morning: $VICTIM's password was keylogged. The attacker logs in with it."
-can_login "$CADENAS_LAB_USER_PW" "stolen"
+# The attacker: logs in over IMAP with the stolen password and idles, like a mail client.
+python3 - "$VICTIM" "$CADENAS_LAB_USER_PW" > "$OUT/attacker.log" 2>&1 <<'PY' &
+import imaplib, sys, time
+m = imaplib.IMAP4("127.0.0.1", 10143)
+m.login(sys.argv[1], sys.argv[2]); m.select("INBOX")
+print("attacker: logged in as", sys.argv[1], flush=True)
+tag = m._new_tag().decode(); m.send(f"{tag} IDLE\r\n".encode()); m.readline()
+line = m.readline()
+print("attacker: server said:", line.decode().strip() or "(connection closed)", flush=True)
+PY
+ATTACKER=$!
+for _ in $(seq 50); do grep -q "logged in" "$OUT/attacker.log" 2>/dev/null && break; sleep 0.1; done
+
+say "Holiday morning: $VICTIM's password was keylogged. The attacker is reading mail over IMAP:"
+cat "$OUT/attacker.log"
 
 say "On-call sysadmin: what does the account look like?"
-"$CADENAS" --config "$CADENAS_LAB_CONFIG" status "$VICTIM"
+"$CADENAS" --config "$CONFIG" status "$VICTIM"
 
-say "Contain it: lock, reset to a random password with forced change, require MFA"
-"$CADENAS" --config "$CADENAS_LAB_CONFIG" contain "$VICTIM" --password-file "$OUT/$VICTIM.pw"
+say "Contain it: lock, reset (forced change), revoke sessions (Dovecot cache flush + kick), require MFA"
+"$CADENAS" --config "$CONFIG" contain "$VICTIM" --password-file "$OUT/$VICTIM.pw"
 ls -l "$OUT/$VICTIM.pw"
 
-say "The attacker tries again"
-can_login "$CADENAS_LAB_USER_PW" "stolen"
+say "The attacker's session:"
+wait "$ATTACKER" || true
+cat "$OUT/attacker.log"
+
+say "The attacker tries the stolen password again:"
+python3 - "$VICTIM" "$CADENAS_LAB_USER_PW" <<'PY' || true
+import imaplib, sys
+try:
+    imaplib.IMAP4("127.0.0.1", 10143).login(sys.argv[1], sys.argv[2]); print("   -> IMAP login: WORKS")
+except imaplib.IMAP4.error as e:
+    print("   -> IMAP login: refused (%s)" % e)
+PY
 
 say "After containment"
-"$CADENAS" --config "$CADENAS_LAB_CONFIG" status "$VICTIM"
+"$CADENAS" --config "$CONFIG" status "$VICTIM"
 echo
 echo "The new password is in $OUT/$VICTIM.pw (0600), to hand to $VICTIM once their identity is proven."

@@ -159,3 +159,52 @@ async fn status_shows_the_account_state() {
     assert_eq!(j["lock"]["state"], "unlocked");
     assert_eq!(j["flavour"], "open-ldap");
 }
+
+#[tokio::test]
+async fn contain_with_the_full_lab_config_kicks_the_attackers_imap_session() {
+    let lab = OpenLdapLab::load();
+    let env = support::dovecot_env();
+    let (name, _) = lab.fresh_user("cli-imap").await;
+    let mut attacker = support::Imap::login(
+        &env["CADENAS_LAB_IMAP"],
+        name.as_str(),
+        lab.get("CADENAS_LAB_USER_PW"),
+    )
+    .await
+    .expect("attacker logs in");
+    attacker.idle().await;
+
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-imap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("cadenas.toml");
+    let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let revokers = std::fs::read_to_string(&env["CADENAS_LAB_REVOKERS"]).expect("revokers");
+    std::fs::write(&config, format!("{base}\n{revokers}")).expect("write");
+    let pw_file = dir.join("pw");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args([
+            "--json",
+            "--config",
+            config.to_str().expect("utf8"),
+            "contain",
+            name.as_str(),
+        ])
+        .args(["--password-file", pw_file.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["revocations"][0]["revoker"], "mail");
+    assert_eq!(j["revocations"][0]["status"], "revoked");
+    assert_eq!(j["revocations"][0]["sessions_closed"], 1);
+    assert!(attacker.closed_within(5).await);
+    assert!(support::Imap::login(
+        &env["CADENAS_LAB_IMAP"],
+        name.as_str(),
+        lab.get("CADENAS_LAB_USER_PW")
+    )
+    .await
+    .is_err());
+    assert!(!text(&out).contains(std::fs::read_to_string(&pw_file).expect("pw").trim()));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -364,7 +364,9 @@ mod tests {
     fn completeness_is_detected_without_waiting_for_eof() {
         assert!(is_complete(b"HTTP/1.1 401 X\r\nContent-Length: 0\r\n\r\n"));
         assert!(!is_complete(b"HTTP/1.1 200 X\r\nContent-Length: 3\r\n\r\nab"));
-        assert!(is_complete(b"HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"));
+        assert!(is_complete(
+            b"HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+        ));
         assert!(!is_complete(b"HTTP/1.1 200 X\r\n\r\nbody until close"));
         assert!(!is_complete(b"HTTP/1.1 200 X\r\nContent-Length: 3"));
     }

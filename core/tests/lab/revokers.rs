@@ -274,7 +274,9 @@ async fn command_failures_and_timeouts_are_reported() {
         Some(ErrorKind::RevokerFailed)
     );
     let started = std::time::Instant::now();
-    let out = command("/bin/sh", &["-c", "sleep 30", "sh", "{user}"], 1).revoke(&target()).await;
+    let out = command("/bin/sh", &["-c", "sleep 30", "sh", "{user}"], 1)
+        .revoke(&target())
+        .await;
     assert_eq!(out.error.as_ref().map(|e| e.kind()), Some(ErrorKind::Timeout));
     assert!(started.elapsed().as_secs() < 10, "killed, not waited for");
     let out = command("/nonexistent/program", &[], 1).revoke(&target()).await;
