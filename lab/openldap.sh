@@ -250,6 +250,7 @@ EOF
 
 write_config() {
   local dir=$LAB/openldap
+  rm -rf "$LAB/mfa"; mkdir -p "$LAB/mfa"; chmod 700 "$LAB/mfa"
   umask 077
   printf '%s\n' "$RESPONDER_PW" > "$dir/responder.pw"
   umask 022
@@ -269,6 +270,11 @@ operation_timeout_secs = 30
 
 [password]
 length = 20
+
+[mfa]
+database = "$LAB/mfa/mfa.db"
+key_file = "$LAB/mfa/mfa.key"
+issuer = "Cadenas Lab"
 EOF
   cat > "$dir/lab.env" <<EOF
 CADENAS_LAB_LDAP_URL=ldap://127.0.0.1:3890

@@ -95,7 +95,7 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
         ],
     );
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
-    assert!(text(&again).contains("cannot create new password file"));
+    assert!(text(&again).contains("cannot create new file"));
     assert_eq!(
         d.check_password(&dn, &new).await.expect("bind"),
         BindOutcome::MustChange,
@@ -206,5 +206,112 @@ async fn contain_with_the_full_lab_config_kicks_the_attackers_imap_session() {
     .await
     .is_err());
     assert!(!text(&out).contains(std::fs::read_to_string(&pw_file).expect("pw").trim()));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn mfa_enrol_then_two_processes_racing_on_one_code_exactly_one_wins() {
+    let lab = OpenLdapLab::load();
+    let (name, _) = lab.fresh_user("cli-mfa").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-mfa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let uri_file = dir.join("uri");
+    let out = cadenas(
+        &lab,
+        &[
+            "mfa",
+            "enroll",
+            name.as_str(),
+            "--uri-file",
+            uri_file.to_str().expect("utf8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let uri = std::fs::read_to_string(&uri_file).expect("uri");
+    assert!(uri.starts_with("otpauth://totp/Cadenas%20Lab:"), "{uri}");
+    assert_eq!(
+        std::fs::metadata(&uri_file).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    let secret = support::secret_from_uri(uri.trim());
+    let b32 = uri
+        .split_once("secret=")
+        .expect("secret")
+        .1
+        .split('&')
+        .next()
+        .expect("b32")
+        .to_owned();
+    assert!(!text(&out).contains(&b32), "the secret only went to the file");
+
+    let p = cadenas::mfa::MfaConfig::new("x", "y").params();
+    let now = cadenas::mfa::unix_now();
+    let code = cadenas::mfa::totp::code_for_step(&secret, p.step_at(now), &p);
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+                .args([
+                    "--config",
+                    lab.get("CADENAS_LAB_CONFIG"),
+                    "mfa",
+                    "verify",
+                    name.as_str(),
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            if let Some(mut s) = c.stdin.take() {
+                use std::io::Write;
+                s.write_all(format!("{code}\n").as_bytes()).expect("code");
+            }
+            c
+        })
+        .collect();
+    let results: Vec<Output> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let wins = results.iter().filter(|o| o.status.success()).count();
+    assert_eq!(wins, 1, "{:?}", results.iter().map(text).collect::<Vec<_>>());
+    for o in results.iter().filter(|o| !o.status.success()) {
+        assert_eq!(o.status.code(), Some(7), "{}", text(o));
+        assert!(text(o).contains("already used"), "{}", text(o));
+    }
+
+    let codes_file = dir.join("codes");
+    let out = cadenas(
+        &lab,
+        &[
+            "mfa",
+            "recovery-codes",
+            name.as_str(),
+            "--output",
+            codes_file.to_str().expect("utf8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let codes = std::fs::read_to_string(&codes_file).expect("codes");
+    assert_eq!(codes.lines().count(), 10);
+    assert!(!text(&out).contains(codes.lines().next().expect("one")));
+
+    let out = cadenas(&lab, &["--json", "mfa", "reset", name.as_str()]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["deleted"], true);
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args([
+            "--config",
+            lab.get("CADENAS_LAB_CONFIG"),
+            "mfa",
+            "verify",
+            name.as_str(),
+            "--code",
+            "123456",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(7));
+    assert!(text(&out).contains("no TOTP enrolment"), "{}", text(&out));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::directory::Dn;
 use crate::error::{Error, ErrorKind};
+use crate::mfa::MfaConfig;
 use crate::password::PasswordPolicy;
 use crate::secret::Password;
 use crate::session::RevokerConfig;
@@ -42,6 +43,8 @@ pub struct Config {
     /// Session revokers (`[[revokers]]`), run in this order after the directory changes.
     #[serde(default)]
     pub revokers: Vec<RevokerConfig>,
+    /// TOTP store and policy (`[mfa]`).
+    pub mfa: Option<MfaConfig>,
 }
 
 /// Which kind of directory server; `auto` reads the rootDSE.
@@ -157,6 +160,10 @@ impl Config {
         })?;
         cfg.directory.resolve_paths(base_dir);
         cfg.directory.check()?;
+        if let Some(m) = &mut cfg.mfa {
+            m.resolve_paths(base_dir);
+            m.check()?;
+        }
         for r in &mut cfg.revokers {
             r.resolve_paths(base_dir);
             r.check()?;

@@ -27,6 +27,13 @@
 //! | 301 | `RevokerAuth` | a revocation endpoint refused our credentials (API key, HTTP 401/403) |
 //! | 302 | `RevokerProtocol` | a revocation endpoint answered something that could not be understood |
 //! | 303 | `RevokerFailed` | a revocation endpoint or command reported failure |
+//! | 400 | `MfaNotEnrolled` | the user has no (active) TOTP enrolment |
+//! | 401 | `MfaBadCode` | the code is malformed or does not match |
+//! | 402 | `MfaReplayed` | the code's time step was already used (replay) |
+//! | 403 | `MfaThrottled` | too many failures: verification refused until the cool-down ends |
+//! | 404 | `MfaStore` | the MFA database is missing, locked, corrupted or unwritable |
+//! | 405 | `MfaKey` | the at-rest key file is missing, malformed, or not the database's key |
+//! | 406 | `MfaRecoveryCode` | the recovery code is not valid (or was already used) |
 
 use std::fmt;
 
@@ -78,6 +85,20 @@ pub enum ErrorKind {
     RevokerProtocol,
     /// A revocation endpoint or command reported failure.
     RevokerFailed,
+    /// The user has no (active) TOTP enrolment.
+    MfaNotEnrolled,
+    /// The code is malformed or does not match.
+    MfaBadCode,
+    /// The code's time step was already used (replay).
+    MfaReplayed,
+    /// Too many failures: verification refused until the cool-down ends.
+    MfaThrottled,
+    /// The MFA database is missing, locked, corrupted or unwritable.
+    MfaStore,
+    /// The at-rest key file is missing, malformed, or not the database's key.
+    MfaKey,
+    /// The recovery code is not valid (or was already used).
+    MfaRecoveryCode,
 }
 
 impl ErrorKind {
@@ -105,6 +126,13 @@ impl ErrorKind {
         ErrorKind::RevokerAuth,
         ErrorKind::RevokerProtocol,
         ErrorKind::RevokerFailed,
+        ErrorKind::MfaNotEnrolled,
+        ErrorKind::MfaBadCode,
+        ErrorKind::MfaReplayed,
+        ErrorKind::MfaThrottled,
+        ErrorKind::MfaStore,
+        ErrorKind::MfaKey,
+        ErrorKind::MfaRecoveryCode,
     ];
 
     /// The stable numeric code (see the module table). Never reused.
@@ -132,6 +160,13 @@ impl ErrorKind {
             ErrorKind::RevokerAuth => 301,
             ErrorKind::RevokerProtocol => 302,
             ErrorKind::RevokerFailed => 303,
+            ErrorKind::MfaNotEnrolled => 400,
+            ErrorKind::MfaBadCode => 401,
+            ErrorKind::MfaReplayed => 402,
+            ErrorKind::MfaThrottled => 403,
+            ErrorKind::MfaStore => 404,
+            ErrorKind::MfaKey => 405,
+            ErrorKind::MfaRecoveryCode => 406,
         }
     }
 
@@ -160,6 +195,13 @@ impl ErrorKind {
             ErrorKind::RevokerAuth => "revoker_auth",
             ErrorKind::RevokerProtocol => "revoker_protocol",
             ErrorKind::RevokerFailed => "revoker_failed",
+            ErrorKind::MfaNotEnrolled => "mfa_not_enrolled",
+            ErrorKind::MfaBadCode => "mfa_bad_code",
+            ErrorKind::MfaReplayed => "mfa_replayed",
+            ErrorKind::MfaThrottled => "mfa_throttled",
+            ErrorKind::MfaStore => "mfa_store",
+            ErrorKind::MfaKey => "mfa_key",
+            ErrorKind::MfaRecoveryCode => "mfa_recovery_code",
         }
     }
 

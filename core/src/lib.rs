@@ -34,6 +34,7 @@
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod mfa;
 pub mod password;
 pub mod secret;
 pub mod session;

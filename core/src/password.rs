@@ -146,6 +146,15 @@ pub const ARGON2_PARAMS: (u32, u32, u32) = (19_456, 2, 1);
 ///
 /// The result is returned as a [`Secret`]: a hash is offline-crackable and never logged.
 pub fn openldap_argon2_hash(password: &Password) -> Result<Secret, Error> {
+    let phc = argon2id_phc(password.expose_secret().as_bytes())?;
+    Ok(Secret::new(
+        format!("{{ARGON2}}{}", phc.expose_secret_str()).into_bytes(),
+    ))
+}
+
+/// An argon2id PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of `secret`, with a
+/// fresh 16-byte salt. Used for `{ARGON2}` passwords and for recovery codes.
+pub(crate) fn argon2id_phc(secret: &[u8]) -> Result<PhcString, Error> {
     let (m, t, p) = ARGON2_PARAMS;
     let params = Params::new(m, t, p, None)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("argon2 parameters: {e}")))?;
@@ -155,9 +164,27 @@ pub fn openldap_argon2_hash(password: &Password) -> Result<Secret, Error> {
     let salt = SaltString::encode_b64(&salt)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("argon2 salt: {e}")))?;
     let phc = argon
-        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .hash_password(secret, &salt)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("argon2 hashing failed: {e}")))?;
-    Ok(Secret::new(format!("{{ARGON2}}{phc}").into_bytes()))
+    Ok(PhcString(phc.to_string()))
+}
+
+/// Whether `secret` matches the argon2 PHC string `phc` (constant-time comparison inside).
+pub(crate) fn argon2_verify(secret: &[u8], phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(secret, &h).is_ok())
+}
+
+/// A PHC hash string: not a secret in itself, but offline-crackable, so never logged.
+pub(crate) struct PhcString(String);
+
+impl PhcString {
+    pub(crate) fn expose_secret_str(&self) -> &str {
+        &self.0
+    }
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// Cuts a `userPassword` value read back from OpenLDAP at its first NUL byte.

@@ -5,5 +5,6 @@
 mod support;
 
 mod dovecot;
+mod mfa;
 mod openldap;
 mod revokers;

@@ -286,3 +286,27 @@ impl Imap {
         }
     }
 }
+
+/// RFC 4648 base32 decoding (for reading the secret back out of an otpauth:// URI in tests).
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u64, 0u32);
+    for c in s.trim_end_matches('=').chars() {
+        let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+            .find(c.to_ascii_uppercase())
+            .expect("base32") as u64;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The secret inside an otpauth:// URI.
+pub fn secret_from_uri(uri: &str) -> cadenas::Secret {
+    let q = uri.split_once("secret=").expect("secret=").1;
+    cadenas::Secret::new(base32_decode(q.split('&').next().expect("value")))
+}

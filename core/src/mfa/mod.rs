@@ -1,0 +1,788 @@
+//! MFA enforcement: TOTP enrolment and verification with a durable replay guard, throttling,
+//! single-use recovery codes, and [`authenticate`] (password + code) for PAM/RADIUS/proxies.
+//!
+//! Time is a parameter (`now`, Unix seconds) everywhere, so tests control it.
+//!
+//! ```no_run
+//! # fn demo(cfg: &cadenas::mfa::MfaConfig) -> Result<(), cadenas::Error> {
+//! use cadenas::mfa::Mfa;
+//!
+//! let mfa = Mfa::open(cfg, true)?;
+//! let now = cadenas::mfa::unix_now();
+//! let enrolment = mfa.enroll("jdupont", now)?;          // pending until proven
+//! // show enrolment.qr_terminal (or the SVG) to the user, who scans it, then types a code:
+//! mfa.verify("jdupont", "123456", now)?;                 // activates; the code can never be used again
+//! let codes = mfa.new_recovery_codes("jdupont")?;        // shown once, stored as argon2id hashes
+//! # Ok(()) }
+//! ```
+
+mod store;
+pub mod totp;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use store::{Enrolment, EnrolmentState, Failures, MfaStore, SqliteStore, ThrottlePolicy};
+use totp::{matching_step, otpauth_uri, Algorithm, TotpCode, TotpParams};
+
+use crate::directory::{BindOutcome, Directory, UserRef};
+use crate::error::{Error, ErrorKind};
+use crate::password::{argon2_verify, argon2id_phc};
+use crate::secret::{fill_random, Password, Secret};
+pub use crate::time::unix_now;
+
+/// The `[mfa]` config section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaConfig {
+    /// SQLite database file.
+    pub database: PathBuf,
+    /// 32-byte key for secrets at rest (created 0600 with a new database).
+    pub key_file: PathBuf,
+    /// Issuer shown in authenticator apps. Default `Cadenas`.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// HMAC hash. Default `sha1` (what every app supports).
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Digits per code. Default 6.
+    #[serde(default = "default_digits")]
+    pub digits: u32,
+    /// Step in seconds. Default 30.
+    #[serde(default = "default_period")]
+    pub period: u64,
+    /// Failures before a cool-down. Default 5.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Window in which failures count, seconds. Default 300.
+    #[serde(default = "default_window")]
+    pub failure_window_secs: u64,
+    /// Cool-down, seconds. Default 900.
+    #[serde(default = "default_lockout")]
+    pub lockout_secs: u64,
+    /// Recovery codes per set. Default 10.
+    #[serde(default = "default_recovery")]
+    pub recovery_codes: usize,
+}
+
+fn default_issuer() -> String {
+    "Cadenas".into()
+}
+fn default_digits() -> u32 {
+    6
+}
+fn default_period() -> u64 {
+    30
+}
+fn default_max_failures() -> u32 {
+    5
+}
+fn default_window() -> u64 {
+    300
+}
+fn default_lockout() -> u64 {
+    900
+}
+fn default_recovery() -> usize {
+    10
+}
+
+impl MfaConfig {
+    /// A config with defaults for the given files.
+    pub fn new(database: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        Self {
+            database: database.into(),
+            key_file: key_file.into(),
+            issuer: default_issuer(),
+            algorithm: Algorithm::Sha1,
+            digits: default_digits(),
+            period: default_period(),
+            max_failures: default_max_failures(),
+            failure_window_secs: default_window(),
+            lockout_secs: default_lockout(),
+            recovery_codes: default_recovery(),
+        }
+    }
+
+    /// TOTP parameters for new enrolments.
+    pub fn params(&self) -> TotpParams {
+        TotpParams {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period: self.period,
+        }
+    }
+
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.database, &mut self.key_file] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        self.params().check()?;
+        if self.max_failures == 0 || !(1..=100).contains(&self.recovery_codes) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "mfa: max_failures ≥ 1 and recovery_codes 1..=100",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A new (pending) enrolment, to show to the user once. Everything here contains the secret.
+pub struct NewEnrolment {
+    /// The `otpauth://` URI (holds the secret).
+    pub uri: Secret,
+    /// The URI as a QR code, SVG image.
+    pub qr_svg: Secret,
+    /// The URI as a QR code for a terminal (Unicode half blocks).
+    pub qr_terminal: Secret,
+    /// The parameters.
+    pub params: TotpParams,
+}
+
+impl std::fmt::Debug for NewEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEnrolment")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// The time step the code belonged to (now recorded as used).
+    pub step: u64,
+    /// Whether this code confirmed a pending enrolment.
+    pub activated: bool,
+}
+
+/// The MFA service over a store.
+pub struct Mfa {
+    store: Arc<dyn MfaStore>,
+    cfg: MfaConfig,
+}
+
+impl std::fmt::Debug for Mfa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mfa")
+            .field("database", &self.cfg.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Recovery code alphabet: Crockford base32, lower case (no i, l, o, u).
+const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+fn normalise_recovery(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| match c.to_ascii_lowercase() {
+            'o' => '0',
+            'i' | 'l' => '1',
+            c => c,
+        })
+        .collect()
+}
+
+impl Mfa {
+    /// Opens the embedded SQLite store described by `cfg` (`create`: allow a new database).
+    pub fn open(cfg: &MfaConfig, create: bool) -> Result<Self, Error> {
+        cfg.check()?;
+        let store = SqliteStore::open(&cfg.database, &cfg.key_file, create)?;
+        Ok(Self::with_store(Arc::new(store), cfg.clone()))
+    }
+
+    /// Uses any [`MfaStore`].
+    pub fn with_store(store: Arc<dyn MfaStore>, cfg: MfaConfig) -> Self {
+        Self { store, cfg }
+    }
+
+    fn policy(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            max_failures: self.cfg.max_failures,
+            window: self.cfg.failure_window_secs,
+            lockout: self.cfg.lockout_secs,
+        }
+    }
+
+    /// Generates a 160-bit secret and stores a *pending* enrolment, replacing any existing
+    /// enrolment (pending or active) — never merging: an attacker's device stops working.
+    pub fn enroll(&self, user: &str, _now: u64) -> Result<NewEnrolment, Error> {
+        check_user(user)?;
+        let secret = Secret::random(20)?;
+        let params = self.cfg.params();
+        self.store.put_enrolment(
+            user,
+            &Enrolment {
+                secret: secret.clone(),
+                params,
+                state: EnrolmentState::Pending,
+                last_step: None,
+            },
+        )?;
+        self.store.clear_failures(user)?;
+        let uri = otpauth_uri(&self.cfg.issuer, user, &secret, &params);
+        let qr = qrcode::QrCode::new(uri.expose_secret())
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("QR encoding: {e}")))?;
+        let qr_svg = qr
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(240, 240)
+            .build();
+        let qr_terminal = qr
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        Ok(NewEnrolment {
+            uri,
+            qr_svg: Secret::new(qr_svg.into_bytes()),
+            qr_terminal: Secret::new(qr_terminal.into_bytes()),
+            params,
+        })
+    }
+
+    /// The user's enrolment state, if any.
+    pub fn enrolment_state(&self, user: &str) -> Result<Option<EnrolmentState>, Error> {
+        Ok(self.store.enrolment(user)?.map(|e| e.state))
+    }
+
+    /// Verifies a code: RFC 6238 with ±1 step, constant-time comparison, the replay guard
+    /// (a step at or before the last accepted one is refused, also across processes), and
+    /// throttling. A first valid code activates a pending enrolment.
+    ///
+    /// Errors: [`ErrorKind::MfaThrottled`], [`ErrorKind::MfaNotEnrolled`],
+    /// [`ErrorKind::MfaBadCode`], [`ErrorKind::MfaReplayed`], store errors.
+    pub fn verify(&self, user: &str, code: &str, now: u64) -> Result<Verified, Error> {
+        check_user(user)?;
+        self.ensure_not_throttled(user, now)?;
+        let Some(e) = self.store.enrolment(user)? else {
+            return Err(Error::new(
+                ErrorKind::MfaNotEnrolled,
+                format!("{user} has no TOTP enrolment"),
+            ));
+        };
+        let checked = TotpCode::parse(code, e.params.digits)
+            .and_then(|c| {
+                matching_step(&e.secret, &c, e.params.step_at(now), &e.params)
+                    .ok_or_else(|| Error::new(ErrorKind::MfaBadCode, "the code does not match"))
+            })
+            .and_then(|step| {
+                if e.last_step.is_some_and(|l| step <= l) || !self.store.advance_step(user, step)? {
+                    Err(Error::new(
+                        ErrorKind::MfaReplayed,
+                        "this code (or a later one) was already used",
+                    ))
+                } else {
+                    Ok(step)
+                }
+            });
+        match checked {
+            Ok(step) => {
+                self.store.clear_failures(user)?;
+                Ok(Verified {
+                    step,
+                    activated: e.state == EnrolmentState::Pending,
+                })
+            }
+            Err(err) => {
+                self.record_failure(user, now)?;
+                Err(err)
+            }
+        }
+    }
+
+    fn ensure_not_throttled(&self, user: &str, now: u64) -> Result<(), Error> {
+        if let Some(until) = self.store.throttle(user, now, false, &self.policy())? {
+            return Err(throttled(until, now));
+        }
+        Ok(())
+    }
+
+    fn record_failure(&self, user: &str, now: u64) -> Result<(), Error> {
+        self.store.throttle(user, now, true, &self.policy()).map(|_| ())
+    }
+
+    /// Deletes the user's enrolment and recovery codes (e.g. when an attacker may have
+    /// enrolled a device). `true` if there was an enrolment.
+    pub fn reset(&self, user: &str) -> Result<bool, Error> {
+        check_user(user)?;
+        self.store.delete_enrolment(user)
+    }
+
+    /// A fresh set of single-use recovery codes (`xxxx-xxxx-xxxx`, 60 bits each), replacing
+    /// any previous set. Shown once; only argon2id hashes are stored.
+    pub fn new_recovery_codes(&self, user: &str) -> Result<Vec<Password>, Error> {
+        check_user(user)?;
+        let mut codes = Vec::with_capacity(self.cfg.recovery_codes);
+        let mut hashes = Vec::with_capacity(self.cfg.recovery_codes);
+        for _ in 0..self.cfg.recovery_codes {
+            let mut raw = [0u8; 12];
+            fill_random(&mut raw)?;
+            let chars: String = raw
+                .iter()
+                .map(|b| RECOVERY_ALPHABET[(b & 31) as usize] as char)
+                .collect();
+            raw.iter_mut().for_each(|b| *b = 0);
+            hashes.push(argon2id_phc(chars.as_bytes())?.into_string());
+            codes.push(Password::new(format!(
+                "{}-{}-{}",
+                &chars[..4],
+                &chars[4..8],
+                &chars[8..]
+            )));
+        }
+        self.store.replace_recovery_codes(user, &hashes)?;
+        Ok(codes)
+    }
+
+    /// Uses one recovery code: valid codes are consumed atomically (exactly one of two
+    /// concurrent uses succeeds). Throttled like TOTP codes.
+    pub fn use_recovery_code(&self, user: &str, code: &str, now: u64) -> Result<(), Error> {
+        check_user(user)?;
+        self.ensure_not_throttled(user, now)?;
+        let wanted = normalise_recovery(code);
+        for (id, hash) in self.store.recovery_codes(user)? {
+            if argon2_verify(wanted.as_bytes(), &hash) {
+                if self.store.consume_recovery_code(user, id)? {
+                    self.store.clear_failures(user)?;
+                    return Ok(());
+                }
+                break; // consumed concurrently by someone else
+            }
+        }
+        self.record_failure(user, now)?;
+        Err(Error::new(
+            ErrorKind::MfaRecoveryCode,
+            "the recovery code is not valid or was already used",
+        ))
+    }
+
+    /// Unused recovery codes left.
+    pub fn recovery_codes_left(&self, user: &str) -> Result<usize, Error> {
+        Ok(self.store.recovery_codes(user)?.len())
+    }
+}
+
+fn throttled(until: u64, now: u64) -> Error {
+    Error::new(
+        ErrorKind::MfaThrottled,
+        format!(
+            "too many failed attempts: try again in {} s",
+            until.saturating_sub(now)
+        ),
+    )
+}
+
+fn check_user(user: &str) -> Result<(), Error> {
+    if user.is_empty() || user.len() > 256 || user.chars().any(|c| c.is_control()) {
+        return Err(Error::new(
+            ErrorKind::InvalidUserName,
+            format!("{user:?} is not a usable MFA user key"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a login with password + code amounts to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum AuthOutcome {
+    /// Password right, and the code too when MFA is required.
+    Ok,
+    /// Wrong password (or unknown user).
+    BadPassword,
+    /// The password must be changed first.
+    MustChange,
+    /// The account is locked or disabled.
+    Locked,
+    /// The password has expired.
+    Expired,
+    /// MFA is required but no code was given.
+    MfaRequired,
+    /// MFA is required and the user has no active enrolment.
+    MfaNotEnrolled,
+    /// The code does not match.
+    BadCode,
+    /// The code was already used.
+    ReplayedCode,
+    /// Too many failures: try later.
+    Throttled,
+}
+
+/// Binds as the user over TLS (refused in plaintext unless opted in) and, when the account is
+/// in the MFA-required group, verifies `code`. What a PAM module, RADIUS server or mail proxy
+/// would call. The MFA store is keyed by the user's login name (`login_attribute`).
+pub async fn authenticate(
+    dir: &Directory,
+    mfa: &Arc<Mfa>,
+    user: &UserRef,
+    password: &Password,
+    code: Option<&str>,
+    now: u64,
+) -> Result<AuthOutcome, Error> {
+    let u = match dir.find_user(user).await {
+        Ok(u) => u,
+        // Do not tell an unknown user from a bad password.
+        Err(e) if e.kind() == ErrorKind::UserNotFound => return Ok(AuthOutcome::BadPassword),
+        Err(e) => return Err(e),
+    };
+    match dir.check_password(&u.dn, password).await? {
+        BindOutcome::Success => {}
+        BindOutcome::MustChange => return Ok(AuthOutcome::MustChange),
+        BindOutcome::InvalidCredentials => return Ok(AuthOutcome::BadPassword),
+        BindOutcome::Locked | BindOutcome::Disabled => return Ok(AuthOutcome::Locked),
+        BindOutcome::Expired => return Ok(AuthOutcome::Expired),
+        BindOutcome::Refused { rc, text } => {
+            return Err(
+                Error::new(ErrorKind::Refused, "the directory refused the user bind").with_ldap(rc, text, ""),
+            )
+        }
+    }
+    let required = match &dir.config().mfa_group_dn {
+        Some(g) => dir.is_member(g, &u.dn).await?,
+        None => false,
+    };
+    if !required {
+        return Ok(AuthOutcome::Ok);
+    }
+    let login = dir.login_name(&u).await?;
+    let mfa = mfa.clone();
+    let code = code.map(str::to_owned);
+    tokio::task::spawn_blocking(move || -> Result<AuthOutcome, Error> {
+        if mfa.enrolment_state(&login)? != Some(EnrolmentState::Active) {
+            return Ok(AuthOutcome::MfaNotEnrolled);
+        }
+        let Some(code) = code else {
+            return Ok(AuthOutcome::MfaRequired);
+        };
+        match mfa.verify(&login, &code, now) {
+            Ok(_) => Ok(AuthOutcome::Ok),
+            Err(e) => match e.kind() {
+                ErrorKind::MfaBadCode => Ok(AuthOutcome::BadCode),
+                ErrorKind::MfaReplayed => Ok(AuthOutcome::ReplayedCode),
+                ErrorKind::MfaThrottled => Ok(AuthOutcome::Throttled),
+                ErrorKind::MfaNotEnrolled => Ok(AuthOutcome::MfaNotEnrolled),
+                _ => Err(e),
+            },
+        }
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("MFA task failed: {e}")))?
+}
+
+/// Enforcement: puts the account in the MFA-required group **and** deletes any existing
+/// enrolment and recovery codes (the attacker may have enrolled their own device).
+pub async fn require_mfa(
+    dir: &Directory,
+    mfa: &Arc<Mfa>,
+    user: &crate::User,
+) -> Result<crate::Change, Error> {
+    let change = dir.require_mfa(user).await?;
+    let login = dir.login_name(user).await?;
+    let mfa = mfa.clone();
+    tokio::task::spawn_blocking(move || mfa.reset(&login))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("MFA task failed: {e}")))??;
+    Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use totp::code_for_step;
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tmp(tag: &str) -> (Tmp, MfaConfig) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("cadenas-mfa-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cfg = MfaConfig::new(dir.join("mfa.db"), dir.join("mfa.key"));
+        (Tmp(dir), cfg)
+    }
+
+    fn secret_of(mfa: &Mfa, user: &str) -> (Secret, TotpParams) {
+        let e = mfa.store.enrolment(user).expect("read").expect("enrolled");
+        (e.secret, e.params)
+    }
+
+    const T: u64 = 1_800_000_000;
+
+    #[test]
+    fn enrol_then_first_code_activates_and_replays_are_refused() {
+        let (_t, cfg) = tmp("flow");
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        let new = mfa.enroll("alice", T).expect("enroll");
+        assert!(std::str::from_utf8(new.uri.expose_secret())
+            .expect("utf8")
+            .starts_with("otpauth://totp/Cadenas:alice?secret="));
+        assert!(std::str::from_utf8(new.qr_svg.expose_secret())
+            .expect("utf8")
+            .contains("<svg"));
+        assert_eq!(
+            mfa.enrolment_state("alice").expect("state"),
+            Some(EnrolmentState::Pending)
+        );
+        let (s, p) = secret_of(&mfa, "alice");
+        let code = code_for_step(&s, p.step_at(T), &p);
+        let v = mfa.verify("alice", &code, T).expect("valid");
+        assert!(v.activated);
+        assert_eq!(
+            mfa.enrolment_state("alice").expect("state"),
+            Some(EnrolmentState::Active)
+        );
+        assert_eq!(
+            mfa.verify("alice", &code, T).expect_err("replay").kind(),
+            ErrorKind::MfaReplayed
+        );
+        // the previous step's code is older than the accepted one: also refused
+        let older = code_for_step(&s, p.step_at(T) - 1, &p);
+        assert_eq!(
+            mfa.verify("alice", &older, T + 5).expect_err("older").kind(),
+            ErrorKind::MfaReplayed
+        );
+        // the next step works once
+        let next = code_for_step(&s, p.step_at(T) + 1, &p);
+        assert!(!mfa.verify("alice", &next, T + 30).expect("next").activated);
+        assert_eq!(
+            mfa.verify("bob", &next, T).expect_err("none").kind(),
+            ErrorKind::MfaNotEnrolled
+        );
+    }
+
+    #[test]
+    fn re_enrolment_replaces_the_old_secret() {
+        let (_t, cfg) = tmp("replace");
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        mfa.enroll("alice", T).expect("enroll");
+        let (old, p) = secret_of(&mfa, "alice");
+        mfa.verify("alice", &code_for_step(&old, p.step_at(T), &p), T)
+            .expect("ok");
+        mfa.enroll("alice", T + 60).expect("re-enroll");
+        let old_code = code_for_step(&old, p.step_at(T + 90), &p);
+        assert_eq!(
+            mfa.verify("alice", &old_code, T + 90)
+                .expect_err("old device")
+                .kind(),
+            ErrorKind::MfaBadCode
+        );
+        assert_eq!(
+            mfa.enrolment_state("alice").expect("state"),
+            Some(EnrolmentState::Pending)
+        );
+    }
+
+    #[test]
+    fn throttling_starts_after_n_failures_and_expires_with_the_clock() {
+        let (_t, mut cfg) = tmp("throttle");
+        cfg.max_failures = 3;
+        cfg.lockout_secs = 600;
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        mfa.enroll("alice", T).expect("enroll");
+        let (s, p) = secret_of(&mfa, "alice");
+        let wrong = if code_for_step(&s, p.step_at(T), &p) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                mfa.verify("alice", wrong, T).expect_err("bad").kind(),
+                ErrorKind::MfaBadCode
+            );
+        }
+        let good = code_for_step(&s, p.step_at(T), &p);
+        let e = mfa
+            .verify("alice", &good, T + 1)
+            .expect_err("throttled even with the right code");
+        assert_eq!(e.kind(), ErrorKind::MfaThrottled);
+        assert!(e.message().contains("599 s"), "{e}");
+        let later = T + 601;
+        let good = code_for_step(&s, p.step_at(later), &p);
+        mfa.verify("alice", &good, later).expect("cool-down over");
+    }
+
+    #[test]
+    fn recovery_codes_are_single_use_and_regeneration_invalidates_the_old_set() {
+        let (_t, cfg) = tmp("recovery");
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        let codes = mfa.new_recovery_codes("alice").expect("codes");
+        assert_eq!(codes.len(), 10);
+        let first = codes[0].expose_secret().to_owned();
+        assert_eq!(first.len(), 14);
+        mfa.use_recovery_code("alice", &first.to_uppercase(), T)
+            .expect("valid once");
+        assert_eq!(
+            mfa.use_recovery_code("alice", &first, T)
+                .expect_err("used")
+                .kind(),
+            ErrorKind::MfaRecoveryCode
+        );
+        assert_eq!(mfa.recovery_codes_left("alice").expect("left"), 9);
+        let second = codes[1].expose_secret().to_owned();
+        mfa.new_recovery_codes("alice").expect("regenerate");
+        assert_eq!(
+            mfa.use_recovery_code("alice", &second, T)
+                .expect_err("old set")
+                .kind(),
+            ErrorKind::MfaRecoveryCode
+        );
+    }
+
+    #[test]
+    fn the_database_file_holds_no_secret_in_the_clear() {
+        let (t, cfg) = tmp("atrest");
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        mfa.enroll("alice", T).expect("enroll");
+        let codes = mfa.new_recovery_codes("alice").expect("codes");
+        let (s, _) = secret_of(&mfa, "alice");
+        drop(mfa);
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(&t.0).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("mfa.db"))
+            {
+                bytes.extend(std::fs::read(path).expect("read"));
+            }
+        }
+        assert!(!bytes.is_empty());
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(s.expose_secret()), "raw secret");
+        assert!(
+            !contains(totp::base32(s.expose_secret()).as_bytes()),
+            "base32 secret"
+        );
+        for c in &codes {
+            assert!(!contains(c.expose_secret().as_bytes()));
+            assert!(!contains(normalise_recovery(c.expose_secret()).as_bytes()));
+        }
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&cfg.key_file).expect("key").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_wrong_or_missing_key_or_database_is_a_typed_error_and_nothing_is_overwritten() {
+        let (t, cfg) = tmp("keys");
+        Mfa::open(&cfg, true)
+            .expect("open")
+            .enroll("alice", T)
+            .expect("enroll");
+        let db_before = std::fs::read(&cfg.database).expect("db");
+
+        let other_key = t.0.join("other.key");
+        std::fs::write(&other_key, [7u8; 32]).expect("key");
+        let wrong = MfaConfig {
+            key_file: other_key.clone(),
+            ..cfg.clone()
+        };
+        assert_eq!(
+            Mfa::open(&wrong, true).expect_err("wrong key").kind(),
+            ErrorKind::MfaKey
+        );
+        assert_eq!(
+            std::fs::read(&other_key).expect("key"),
+            vec![7u8; 32],
+            "key file untouched"
+        );
+
+        let missing_key = MfaConfig {
+            key_file: t.0.join("nope.key"),
+            ..cfg.clone()
+        };
+        assert_eq!(
+            Mfa::open(&missing_key, true).expect_err("no key").kind(),
+            ErrorKind::MfaKey
+        );
+        assert!(
+            !t.0.join("nope.key").exists(),
+            "no key is invented for an existing database"
+        );
+
+        let short = t.0.join("short.key");
+        std::fs::write(&short, b"too short").expect("key");
+        assert_eq!(
+            Mfa::open(
+                &MfaConfig {
+                    key_file: short,
+                    ..cfg.clone()
+                },
+                true
+            )
+            .expect_err("short")
+            .kind(),
+            ErrorKind::MfaKey
+        );
+
+        let missing_db = MfaConfig {
+            database: t.0.join("none.db"),
+            ..cfg.clone()
+        };
+        assert_eq!(
+            Mfa::open(&missing_db, false).expect_err("missing").kind(),
+            ErrorKind::MfaStore
+        );
+
+        let garbage = t.0.join("garbage.db");
+        std::fs::write(&garbage, vec![0x42u8; 4096]).expect("garbage");
+        let corrupt = MfaConfig {
+            database: garbage,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            Mfa::open(&corrupt, false).expect_err("corrupt").kind(),
+            ErrorKind::MfaStore
+        );
+
+        assert_eq!(
+            std::fs::read(&cfg.database).expect("db"),
+            db_before,
+            "database untouched"
+        );
+        Mfa::open(&cfg, false).expect("the right key still opens it");
+    }
+
+    #[test]
+    fn concurrent_recovery_code_use_succeeds_exactly_once() {
+        let (_t, cfg) = tmp("race");
+        let mfa = Arc::new(Mfa::open(&cfg, true).expect("open"));
+        let code = mfa.new_recovery_codes("alice").expect("codes")[3]
+            .expose_secret()
+            .to_owned();
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (cfg, code) = (cfg.clone(), code.clone());
+                // separate connections, as separate processes would have
+                std::thread::spawn(move || {
+                    Mfa::open(&cfg, false)
+                        .expect("open")
+                        .use_recovery_code("alice", &code, T)
+                        .is_ok()
+                })
+            })
+            .collect();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(wins, 1);
+    }
+}

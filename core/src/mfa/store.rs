@@ -1,0 +1,478 @@
+//! Durable MFA state: the [`MfaStore`] trait and its embedded SQLite implementation.
+//!
+//! SQLite in WAL mode is safe for several processes on one host. The replay guard is one
+//! conditional `UPDATE … WHERE last_step < ?`, so when two processes verify the same code at
+//! the same moment exactly one row update succeeds. TOTP secrets are encrypted at rest with
+//! ChaCha20-Poly1305 under a key read from a key file (created 0600 only together with a new
+//! database), with the user name as associated data: a stolen database file alone reveals no
+//! secret, and a row moved to another user does not decrypt.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::totp::{Algorithm, TotpParams};
+use crate::error::{Error, ErrorKind};
+use crate::secret::{fill_random, Secret};
+
+/// Whether an enrolment has been confirmed with a first valid code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrolmentState {
+    /// Generated, not yet proven by the user.
+    Pending,
+    /// Proven by a valid code; used for verification.
+    Active,
+}
+
+/// A stored TOTP enrolment.
+#[derive(Clone, Debug)]
+pub struct Enrolment {
+    /// The shared secret.
+    pub secret: Secret,
+    /// Parameters.
+    pub params: TotpParams,
+    /// Pending or active.
+    pub state: EnrolmentState,
+    /// The last accepted time step (the replay guard).
+    pub last_step: Option<u64>,
+}
+
+/// Failed-attempt bookkeeping for throttling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Failures {
+    /// Failures in the current window.
+    pub count: u32,
+    /// Start of the current window (Unix seconds).
+    pub window_start: u64,
+    /// Verification is refused until this time (Unix seconds), if set.
+    pub locked_until: Option<u64>,
+}
+
+/// Throttling policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures within `window` that trigger a cool-down.
+    pub max_failures: u32,
+    /// Window length in seconds.
+    pub window: u64,
+    /// Cool-down length in seconds.
+    pub lockout: u64,
+}
+
+/// Where MFA state lives. Implementations must make [`MfaStore::advance_step`] and
+/// [`MfaStore::consume_recovery_code`] atomic across processes.
+pub trait MfaStore: Send + Sync {
+    /// Stores a new enrolment for `user`, replacing (never merging with) any existing one and
+    /// its replay state.
+    fn put_enrolment(&self, user: &str, enrolment: &Enrolment) -> Result<(), Error>;
+    /// The user's enrolment.
+    fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error>;
+    /// Atomically records `step` as accepted (and activates a pending enrolment) if it is
+    /// later than the last accepted step. `false`: the step was already used (replay).
+    fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error>;
+    /// Deletes the enrolment and recovery codes. `true` if there was an enrolment.
+    fn delete_enrolment(&self, user: &str) -> Result<bool, Error>;
+    /// Throttling check and update in one transaction: if locked at `now`, returns the lock
+    /// end; otherwise, when `failed`, counts one failure (starting a cool-down at the limit).
+    fn throttle(
+        &self,
+        user: &str,
+        now: u64,
+        failed: bool,
+        policy: &ThrottlePolicy,
+    ) -> Result<Option<u64>, Error>;
+    /// Forgets the user's failures (after a success).
+    fn clear_failures(&self, user: &str) -> Result<(), Error>;
+    /// Replaces the user's recovery codes with these hashes.
+    fn replace_recovery_codes(&self, user: &str, hashes: &[String]) -> Result<(), Error>;
+    /// The user's unused recovery code hashes, with their ids.
+    fn recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, Error>;
+    /// Atomically consumes recovery code `id`; `false` if it was already consumed.
+    fn consume_recovery_code(&self, user: &str, id: i64) -> Result<bool, Error>;
+}
+
+const KEY_CHECK: &[u8] = b"cadenas mfa key check v1";
+
+/// The embedded default store: one SQLite file, WAL mode, secrets encrypted at rest.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    cipher: ChaCha20Poly1305,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::MfaStore,
+        format!("MFA database {}: {what}: {e}", path.display()),
+    )
+}
+
+impl SqliteStore {
+    /// Opens the database at `path` with the key in `key_file`.
+    ///
+    /// With `create`, a missing database is created, and a missing key file too (32 random
+    /// bytes, mode 0600) — but only when the database is new: a key is never replaced.
+    /// Without `create`, a missing database is an [`ErrorKind::MfaStore`] error. A key that
+    /// does not decrypt the database is an [`ErrorKind::MfaKey`] error and nothing is written.
+    pub fn open(path: &Path, key_file: &Path, create: bool) -> Result<Self, Error> {
+        let exists = path.exists();
+        if !exists && !create {
+            return Err(Error::new(
+                ErrorKind::MfaStore,
+                format!(
+                    "no MFA database at {} (enrol a user first, or check mfa.database)",
+                    path.display()
+                ),
+            ));
+        }
+        let key = load_or_create_key(key_file, !exists)?;
+        let conn = Connection::open(path).map_err(|e| store_err(path, "cannot open", e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| store_err(path, "busy timeout", e))?;
+        let store = Self {
+            conn: Mutex::new(conn),
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key.expose_secret())),
+            path: path.to_owned(),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<(), Error> {
+        let mut conn = self.lock()?;
+        let p = self.path.clone();
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| store_err(&p, "not a usable SQLite database", e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| store_err(&p, "begin", e))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS totp (
+                 user TEXT PRIMARY KEY, nonce BLOB NOT NULL, secret BLOB NOT NULL,
+                 algorithm TEXT NOT NULL, digits INTEGER NOT NULL, period INTEGER NOT NULL,
+                 state TEXT NOT NULL, last_step INTEGER);
+             CREATE TABLE IF NOT EXISTS failures (
+                 user TEXT PRIMARY KEY, count INTEGER NOT NULL, window_start INTEGER NOT NULL, locked_until INTEGER);
+             CREATE TABLE IF NOT EXISTS recovery (id INTEGER PRIMARY KEY, user TEXT NOT NULL, hash TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS recovery_user ON recovery(user);",
+        )
+        .map_err(|e| store_err(&p, "schema", e))?;
+        let check: Option<Vec<u8>> = tx
+            .query_row("SELECT v FROM meta WHERE k = 'key_check'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| store_err(&p, "read", e))?;
+        match check {
+            Some(blob) => {
+                let ok = blob.len() > 12
+                    && self
+                        .decrypt(&blob[..12], &blob[12..], b"key_check")
+                        .is_ok_and(|pt| pt.expose_secret() == KEY_CHECK);
+                if !ok {
+                    return Err(Error::new(
+                        ErrorKind::MfaKey,
+                        format!(
+                            "{} was encrypted with another key (check mfa.key_file)",
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+            None => {
+                let (nonce, ct) = self.encrypt(KEY_CHECK, b"key_check")?;
+                let blob = [nonce, ct].concat();
+                tx.execute("INSERT INTO meta (k, v) VALUES ('key_check', ?1)", params![blob])
+                    .map_err(|e| store_err(&p, "write", e))?;
+            }
+        }
+        tx.commit().map_err(|e| store_err(&p, "commit", e))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
+        self.conn.lock().map_err(|_| {
+            Error::new(
+                ErrorKind::Internal,
+                "MFA database handle poisoned by an earlier panic",
+            )
+        })
+    }
+
+    fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce)?;
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .map_err(|_| Error::new(ErrorKind::Internal, "encryption failed"))?;
+        Ok((nonce.to_vec(), ct))
+    }
+
+    fn decrypt(&self, nonce: &[u8], ct: &[u8], aad: &[u8]) -> Result<Secret, Error> {
+        if nonce.len() != 12 {
+            return Err(Error::new(ErrorKind::MfaStore, "corrupted nonce"));
+        }
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map(Secret::new)
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::MfaKey,
+                    "a stored secret does not decrypt with this key",
+                )
+            })
+    }
+
+    fn db<T>(&self, what: &str, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let mut conn = self.lock()?;
+        f(&mut conn).map_err(|e| store_err(&self.path, what, e))
+    }
+}
+
+fn load_or_create_key(path: &Path, may_create: bool) -> Result<Secret, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => Ok(Secret::new(bytes)),
+        Ok(bytes) => Err(Error::new(
+            ErrorKind::MfaKey,
+            format!(
+                "key file {} must hold exactly 32 bytes (it holds {})",
+                path.display(),
+                bytes.len()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
+            let key = Secret::random(32)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::MfaKey,
+                        format!("cannot create key file {}: {e}", path.display()),
+                    )
+                })?;
+            f.write_all(key.expose_secret())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::MfaKey,
+                        format!("cannot write key file {}: {e}", path.display()),
+                    )
+                })?;
+            Ok(key)
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::MfaKey,
+            format!(
+                "cannot read key file {}: {e} (a key is only created together with a new database)",
+                path.display()
+            ),
+        )),
+    }
+}
+
+fn alg_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sha1 => "sha1",
+        Algorithm::Sha256 => "sha256",
+        Algorithm::Sha512 => "sha512",
+    }
+}
+
+impl MfaStore for SqliteStore {
+    fn put_enrolment(&self, user: &str, e: &Enrolment) -> Result<(), Error> {
+        let (nonce, ct) = self.encrypt(e.secret.expose_secret(), user.as_bytes())?;
+        let state = match e.state {
+            EnrolmentState::Pending => "pending",
+            EnrolmentState::Active => "active",
+        };
+        self.db("store enrolment", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM totp WHERE user = ?1", params![user])?;
+            tx.execute(
+                "INSERT INTO totp (user, nonce, secret, algorithm, digits, period, state, last_step)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    user,
+                    nonce,
+                    ct,
+                    alg_name(e.params.algorithm),
+                    e.params.digits,
+                    e.params.period as i64,
+                    state,
+                    e.last_step.map(|s| s as i64)
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error> {
+        type Row = (Vec<u8>, Vec<u8>, String, u32, i64, String, Option<i64>);
+        let row: Option<Row> =
+            self.db("read enrolment", |c| {
+                c.query_row(
+                "SELECT nonce, secret, algorithm, digits, period, state, last_step FROM totp WHERE user = ?1",
+                params![user],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            )
+            .optional()
+            })?;
+        let Some((nonce, ct, alg, digits, period, state, last_step)) = row else {
+            return Ok(None);
+        };
+        let algorithm = match alg.as_str() {
+            "sha1" => Algorithm::Sha1,
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            _ => {
+                return Err(store_err(
+                    &self.path,
+                    "corrupted row",
+                    format!("algorithm {alg:?}"),
+                ))
+            }
+        };
+        let state = match state.as_str() {
+            "pending" => EnrolmentState::Pending,
+            "active" => EnrolmentState::Active,
+            _ => return Err(store_err(&self.path, "corrupted row", format!("state {state:?}"))),
+        };
+        Ok(Some(Enrolment {
+            secret: self.decrypt(&nonce, &ct, user.as_bytes())?,
+            params: TotpParams {
+                algorithm,
+                digits,
+                period: period.max(1) as u64,
+            },
+            state,
+            last_step: last_step.map(|s| s.max(0) as u64),
+        }))
+    }
+
+    fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {
+        let n = self.db("update replay guard", |c| {
+            c.execute(
+                "UPDATE totp SET last_step = ?1, state = 'active'
+                 WHERE user = ?2 AND (last_step IS NULL OR last_step < ?1)",
+                params![step as i64, user],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    fn delete_enrolment(&self, user: &str) -> Result<bool, Error> {
+        self.db("delete enrolment", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute("DELETE FROM totp WHERE user = ?1", params![user])?;
+            tx.execute("DELETE FROM recovery WHERE user = ?1", params![user])?;
+            tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn throttle(&self, user: &str, now: u64, failed: bool, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
+        self.db("throttle", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(u32, i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT count, window_start, locked_until FROM failures WHERE user = ?1",
+                    params![user],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let mut f = row
+                .map(|(count, ws, lu)| Failures {
+                    count,
+                    window_start: ws.max(0) as u64,
+                    locked_until: lu.map(|l| l.max(0) as u64),
+                })
+                .unwrap_or_default();
+            if let Some(until) = f.locked_until.filter(|u| *u > now) {
+                return Ok(Some(until));
+            }
+            if !failed {
+                return Ok(None);
+            }
+            if f.locked_until.is_some() || now.saturating_sub(f.window_start) >= p.window {
+                f = Failures {
+                    count: 0,
+                    window_start: now,
+                    locked_until: None,
+                };
+            }
+            f.count += 1;
+            if f.count >= p.max_failures {
+                f.locked_until = Some(now + p.lockout);
+            }
+            tx.execute(
+                "INSERT INTO failures (user, count, window_start, locked_until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(user) DO UPDATE SET count = ?2, window_start = ?3, locked_until = ?4",
+                params![
+                    user,
+                    f.count,
+                    f.window_start as i64,
+                    f.locked_until.map(|l| l as i64)
+                ],
+            )?;
+            tx.commit()?;
+            Ok(None)
+        })
+    }
+
+    fn clear_failures(&self, user: &str) -> Result<(), Error> {
+        self.db("clear failures", |c| {
+            c.execute("DELETE FROM failures WHERE user = ?1", params![user])
+                .map(|_| ())
+        })
+    }
+
+    fn replace_recovery_codes(&self, user: &str, hashes: &[String]) -> Result<(), Error> {
+        self.db("store recovery codes", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM recovery WHERE user = ?1", params![user])?;
+            for h in hashes {
+                tx.execute(
+                    "INSERT INTO recovery (user, hash) VALUES (?1, ?2)",
+                    params![user, h],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, Error> {
+        self.db("read recovery codes", |c| {
+            let mut st = c.prepare("SELECT id, hash FROM recovery WHERE user = ?1 ORDER BY id")?;
+            let rows = st.query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn consume_recovery_code(&self, user: &str, id: i64) -> Result<bool, Error> {
+        let n = self.db("consume recovery code", |c| {
+            c.execute(
+                "DELETE FROM recovery WHERE id = ?1 AND user = ?2",
+                params![id, user],
+            )
+        })?;
+        Ok(n == 1)
+    }
+}
