@@ -32,5 +32,6 @@ test: lab-up
 	$(CARGO) run -q -p cadenas --example contain -- $(CADENAS_LAB_DIR)/openldap/cadenas.toml user0100 $(CADENAS_LAB_DIR)/example-user0100.pw
 
 bench:
+	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'
 	bash lab/openldap.sh start 1000
 	$(CARGO) bench -p cadenas-benches

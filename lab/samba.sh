@@ -1,0 +1,187 @@
+#!/bin/bash
+# A throwaway Samba 4 AD DC (Debian) on loopback: realm EXAMPLE.TEST, LDAPS/StartTLS with the
+# lab CA, Kerberos, seeded users in OU=People, an MFA-required group, and a DELEGATED helpdesk
+# account (not a Domain Admin) with only the rights the responder needs.
+#
+#   lab/samba.sh start [N]   provision from nothing and start (N users, default 50): ~10 s once installed
+#   lab/samba.sh stop
+#   lab/samba.sh status
+#
+# Samba's default password semantics are kept (notably `old password allowed period` = 60 min):
+# the library must be right against the defaults. Only the minimum password age is set to 0,
+# so that tests can show a user changing their own password right after a reset.
+#
+# Writes $CADENAS_LAB_DIR/samba/{cadenas.toml,helpdesk.pw,lab.env,krb5.conf}. Recipe: ../shared/lab/samba-ad.md
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lab/lib.sh
+. "$HERE/lib.sh"
+
+S=$LAB/samba
+D=$S/dc
+REALM=EXAMPLE.TEST; DOMAIN=EXAMPLE; HOST=dc1; BASE='DC=example,DC=test'
+ADMINPASS='Adm1n-Lab-Passw0rd!'
+HELPDESK_PW='Helpdesk-Lab-Passw0rd-1'
+USER_PW='Init-Passw0rd-AD-1'
+PEOPLE="OU=People,$BASE"
+MFA_GROUP="CN=MFA Required,OU=Groups,$BASE"
+URI=ldaps://127.0.0.1:636
+
+install_packages() {
+  apt_install samba:samba /usr/sbin/samba:samba-ad-dc /usr/share/samba/setup/provision.ldif:samba-ad-provision \
+    /usr/lib/x86_64-linux-gnu/samba/ldb/samba_dsdb.so:samba-dsdb-modules winbindd:winbind kinit:krb5-user \
+    ldapsearch:ldap-utils openssl:openssl
+}
+
+ldap_admin() { LDAPTLS_CACERT="$CA_DIR/ca.pem" "$@" -x -H $URI -D "Administrator@$REALM" -w "$ADMINPASS"; }
+
+provision() {
+  rm -rf "$S"; mkdir -p "$D/run" "$D/log" "$S/tls"
+  lab_server_cert "$S/tls" "$HOST.example.test"
+  cat > "$S/seed.conf" <<EOF
+[global]
+	interfaces = lo
+	bind interfaces only = yes
+	pid directory = $D/run
+	ncalrpc dir = $D/run/ncalrpc
+	log file = $D/log/log.%m
+	ldb:nosync = true
+	server services = ldap, kdc
+	tls enabled = yes
+	tls keyfile = $S/tls/key.pem
+	tls certfile = $S/tls/cert.pem
+	tls cafile = $CA_DIR/ca.pem
+EOF
+  samba-tool domain provision -s "$S/seed.conf" --targetdir="$D" \
+    --realm=$REALM --domain=$DOMAIN --host-name=$HOST --server-role=dc \
+    --dns-backend=NONE --adminpass="$ADMINPASS" > "$D/log/provision.log"
+  samba-tool domain passwordsettings set -s "$D/etc/smb.conf" --min-pwd-age=0 > /dev/null
+  samba_spnupdate -s "$D/etc/smb.conf" > /dev/null 2>&1 || true
+  cat > "$S/krb5.conf" <<EOF
+[libdefaults]
+	default_realm = $REALM
+	dns_lookup_realm = false
+	dns_lookup_kdc = false
+	rdns = false
+	dns_canonicalize_hostname = false
+[realms]
+	$REALM = {
+		kdc = 127.0.0.1:88
+		kpasswd_server = 127.0.0.1:464
+	}
+[domain_realm]
+	.example.test = $REALM
+	example.test = $REALM
+EOF
+}
+
+start_samba() {
+  setsid samba -i -s "$D/etc/smb.conf" --maximum-runtime=14400 > "$D/log/samba.stdout" 2>&1 < /dev/null &
+  echo $! > "$S/samba.pid"
+  for _ in $(seq 300); do
+    if ldap_admin ldapsearch -b '' -s base 1.1 > /dev/null 2>&1; then return 0; fi
+    kill -0 "$(cat "$S/samba.pid")" 2>/dev/null || { cat "$D/log/samba.stdout" >&2; die "samba exited"; }
+    sleep 0.1
+  done
+  die "samba did not answer on $URI"
+}
+
+stop_samba() {
+  local pid; pid=$(cat "$S/samba.pid" 2>/dev/null) || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  # samba renames its children; setsid made the session id equal to the root pid
+  for _ in $(seq 150); do
+    pgrep -s "$pid" > /dev/null || { rm -f "$S/samba.pid"; return 0; }
+    sleep 0.1
+  done
+  pkill -KILL -s "$pid" 2>/dev/null || true; rm -f "$S/samba.pid"
+}
+
+seed() {
+  local n=$1 f=$S/seed.ldif
+  {
+    printf 'dn: %s\nobjectClass: organizationalUnit\nou: People\n\n' "$PEOPLE"
+    printf 'dn: OU=Groups,%s\nobjectClass: organizationalUnit\nou: Groups\n\n' "$BASE"
+    printf 'dn: OU=Services,%s\nobjectClass: organizationalUnit\nou: Services\n\n' "$BASE"
+    printf 'dn: %s\nobjectClass: group\nsAMAccountName: mfa-required\ndescription: Members must present a TOTP code\n\n' "$MFA_GROUP"
+    printf 'dn: CN=helpdesk,OU=Services,%s\nobjectClass: user\nsAMAccountName: helpdesk\nuserPrincipalName: helpdesk@example.test\nunicodePwd:: %s\nuserAccountControl: 66048\n\n' \
+      "$BASE" "$(printf '"%s"' "$HELPDESK_PW" | iconv -f UTF-8 -t UTF-16LE | base64 -w0)"
+    local pw; pw=$(printf '"%s"' "$USER_PW" | iconv -f UTF-8 -t UTF-16LE | base64 -w0)
+    for i in $(seq -f '%04g' 1 "$n"); do
+      printf 'dn: CN=user%s,%s\nobjectClass: user\nsAMAccountName: user%s\nuserPrincipalName: user%s@example.test\nmail: user%s@example.test\nunicodePwd:: %s\nuserAccountControl: 512\n\n' \
+        "$i" "$PEOPLE" "$i" "$i" "$i" "$pw"
+    done
+  } > "$f"
+  ldap_admin ldapadd -f "$f" > /dev/null
+  # a protected account: member of Domain Admins, inside OU=People
+  printf 'dn: CN=admin0001,%s\nobjectClass: user\nsAMAccountName: admin0001\nunicodePwd:: %s\nuserAccountControl: 512\n\n' \
+    "$PEOPLE" "$(printf '"%s"' "$USER_PW" | iconv -f UTF-8 -t UTF-16LE | base64 -w0)" | ldap_admin ldapadd > /dev/null
+  printf 'dn: CN=Domain Admins,CN=Users,%s\nchangetype: modify\nadd: member\nmember: CN=admin0001,%s\n' "$BASE" "$PEOPLE" \
+    | ldap_admin ldapmodify > /dev/null
+}
+
+delegate() {
+  local sid
+  sid=$(samba-tool user show helpdesk -s "$D/etc/smb.conf" --attributes=objectSid 2>/dev/null | awk '/^objectSid:/{print $2}')
+  [ -n "$sid" ] || die "no SID for helpdesk"
+  local user_class=bf967aba-0de6-11d0-a285-00aa003049e2
+  # reset password (extended right), write userAccountControl, pwdLastSet, lockoutTime on users under OU=People
+  local sddl="(OA;CI;CR;00299570-246d-11d0-a768-00aa006e0529;$user_class;$sid)"
+  sddl="$sddl(OA;CI;RPWP;bf967a68-0de6-11d0-a285-00aa003049e2;$user_class;$sid)"
+  sddl="$sddl(OA;CI;RPWP;bf967a0a-0de6-11d0-a285-00aa003049e2;$user_class;$sid)"
+  sddl="$sddl(OA;CI;RPWP;28630ebf-41d5-11d1-a9c1-0000f80367c1;$user_class;$sid)"
+  samba-tool dsacl set -s "$D/etc/smb.conf" --objectdn="$PEOPLE" --sddl="$sddl" > /dev/null
+  # write member on the MFA group only
+  samba-tool dsacl set -s "$D/etc/smb.conf" --objectdn="$MFA_GROUP" \
+    --sddl="(OA;;RPWP;bf9679c0-0de6-11d0-a285-00aa003049e2;;$sid)" > /dev/null
+}
+
+write_config() {
+  umask 077; printf '%s\n' "$HELPDESK_PW" > "$S/helpdesk.pw"; umask 022
+  cat > "$S/cadenas.toml" <<EOF
+# Cadenas config for the lab Samba AD DC (written by lab/samba.sh), acting as the delegated helpdesk.
+[directory]
+url = "ldaps://127.0.0.1:636"
+ca_file = "$CA_DIR/ca.pem"
+bind_dn = "CN=helpdesk,OU=Services,$BASE"
+bind_password_file = "$S/helpdesk.pw"
+base_dns = ["$PEOPLE"]
+mfa_group_dn = "$MFA_GROUP"
+protected_group_dns = ["CN=Domain Admins,CN=Users,$BASE"]
+operation_timeout_secs = 30
+
+[password]
+length = 20
+EOF
+  cat > "$S/lab.env" <<EOF
+CADENAS_LAB_AD_LDAPS_URL=$URI
+CADENAS_LAB_AD_LDAP_URL=ldap://127.0.0.1:389
+CADENAS_LAB_AD_BASE=$BASE
+CADENAS_LAB_AD_PEOPLE=$PEOPLE
+CADENAS_LAB_AD_ADMIN=Administrator@$REALM
+CADENAS_LAB_AD_ADMIN_PW=$ADMINPASS
+CADENAS_LAB_AD_USER_PW=$USER_PW
+CADENAS_LAB_AD_MFA_GROUP=$MFA_GROUP
+CADENAS_LAB_AD_CONFIG=$S/cadenas.toml
+CADENAS_LAB_AD_HELPDESK_DN=CN=helpdesk,OU=Services,$BASE
+CADENAS_LAB_AD_REALM=$REALM
+CADENAS_LAB_AD_KRB5_CONFIG=$S/krb5.conf
+CADENAS_LAB_CA=$CA_DIR/ca.pem
+EOF
+}
+
+case "${1:-}" in
+  start)
+    install_packages
+    stop_samba 2>/dev/null || true
+    provision; lap "provisioned $REALM"
+    start_samba; lap "samba answering on $URI"
+    seed "${2:-50}"; lap "seeded ${2:-50} users"
+    delegate; lap "helpdesk delegated on $PEOPLE"
+    write_config
+    echo "samba AD DC: pid $(cat "$S/samba.pid"), $URI (StartTLS on 389), KDC 127.0.0.1:88; config $S/cadenas.toml" ;;
+  stop) stop_samba; echo "samba: stopped" ;;
+  status)
+    if [ -s "$S/samba.pid" ] && kill -0 "$(cat "$S/samba.pid")" 2>/dev/null; then echo "samba AD DC: pid $(cat "$S/samba.pid")"; else echo "samba AD DC: stopped"; fi ;;
+  *) echo "usage: $0 start [N] | stop | status" >&2; exit 2 ;;
+esac
