@@ -54,7 +54,8 @@ provision() {
 EOF
   samba-tool domain provision -s "$S/seed.conf" --targetdir="$D" \
     --realm=$REALM --domain=$DOMAIN --host-name=$HOST --server-role=dc \
-    --dns-backend=NONE --adminpass="$ADMINPASS" > "$D/log/provision.log"
+    --dns-backend=NONE --adminpass="$ADMINPASS" > "$D/log/provision.log" 2>&1 \
+    || { tail -20 "$D/log/provision.log" >&2; die "samba-tool domain provision failed"; }
   samba-tool domain passwordsettings set -s "$D/etc/smb.conf" --min-pwd-age=0 > /dev/null
   samba_spnupdate -s "$D/etc/smb.conf" > /dev/null 2>&1 || true
   cat > "$S/krb5.conf" <<EOF

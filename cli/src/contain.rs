@@ -69,6 +69,14 @@ pub async fn contain(
     let failed = steps.iter().filter(|(_, s)| s.is_err()).count() + usize::from(revocation_failed);
     let mut not_revoked =
         vec!["LDAP connections already bound as the user stay open until they end".to_owned()];
+    if dir.flavour() == cadenas::Flavour::ActiveDirectory {
+        not_revoked.push(
+            "Kerberos service tickets already issued stay valid until they expire (10 h by default); \
+             the attacker's TGT cannot get new ones while the account is disabled or must change its \
+             password — and works again if the account is released before it expires"
+                .into(),
+        );
+    }
     if revokers.is_empty() {
         not_revoked.push("no revokers configured: live sessions (IMAP, apps) were NOT revoked".into());
     }

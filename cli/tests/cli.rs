@@ -315,3 +315,47 @@ async fn mfa_enrol_then_two_processes_racing_on_one_code_exactly_one_wins() {
     assert!(text(&out).contains("no TOTP enrolment"), "{}", text(&out));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn contain_on_active_directory_reports_what_kerberos_keeps_valid() {
+    let ad = support::AdLab::load();
+    let (name, dn) = ad.fresh_user_uac("clicont", 66048).await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-ad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pw_file = dir.join("pw");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args([
+            "--json",
+            "--config",
+            ad.config_path().to_str().expect("utf8"),
+            "contain",
+            name.as_str(),
+        ])
+        .args(["--password-file", pw_file.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        j["steps"][0]["before"]["userAccountControl"][0], "66048",
+        "original flags recorded"
+    );
+    assert!(j["not_revoked"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|n| n.as_str().is_some_and(|s| s.contains("Kerberos"))));
+    let d = Directory::connect(
+        &cadenas::Config::from_file(&ad.config_path())
+            .expect("cfg")
+            .directory,
+    )
+    .await
+    .expect("connect");
+    let new = Password::from_file(&pw_file).expect("pw");
+    assert_eq!(
+        d.check_password(&dn, &new).await.expect("bind"),
+        BindOutcome::Disabled
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

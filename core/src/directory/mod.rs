@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ad;
 mod names;
 mod openldap;
 pub mod ppolicy;
@@ -84,6 +85,8 @@ pub enum Action {
     RequireMfa,
     /// Take the account out of the MFA-required group.
     ClearMfaRequirement,
+    /// Put the account's lock flags back exactly as recorded before containment.
+    RestoreFlags,
 }
 
 /// Whether a primitive had to change anything.
@@ -330,10 +333,14 @@ impl Directory {
             UserRef::Name(name) => {
                 let value = name.filter_escaped();
                 let attrs = self.lookup_attributes();
-                let filter = format!(
-                    "(|{})",
-                    attrs.iter().map(|a| format!("({a}={value})")).collect::<String>()
-                );
+                let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
+                let filter = match self.flavour {
+                    // groups and computers have a sAMAccountName too
+                    Flavour::ActiveDirectory => {
+                        format!("(&(objectCategory=person)(objectClass=user)(|{any}))")
+                    }
+                    Flavour::OpenLdap => format!("(|{any})"),
+                };
                 let mut dns: Vec<String> = Vec::new();
                 for base in self.bases.iter() {
                     for e in self
@@ -424,7 +431,7 @@ impl Directory {
         }
         let mut state = match self.flavour {
             Flavour::OpenLdap => openldap::account_state(self, user).await?,
-            Flavour::ActiveDirectory => return Err(unsupported(self.flavour, "account_state")),
+            Flavour::ActiveDirectory => ad::account_state(self, user).await?,
         };
         state.mfa_required = mfa_required;
         state.protected_groups = protected_groups;
@@ -433,20 +440,32 @@ impl Directory {
 
     /// Blocks new logins. OpenLDAP: `pwdAccountLockedTime: 000001010000Z`, after checking that
     /// the effective policy has `pwdLockout: TRUE` (otherwise the server silently ignores the
-    /// lock: [`ErrorKind::LockIneffective`]).
+    /// lock: [`ErrorKind::LockIneffective`]). AD: set ACCOUNTDISABLE, keeping every other
+    /// `userAccountControl` bit (the original value is in the returned [`Change`]).
     pub async fn lock(&self, user: &User) -> Result<Change, Error> {
         match self.flavour {
             Flavour::OpenLdap => openldap::lock(self, user).await,
-            Flavour::ActiveDirectory => Err(unsupported(self.flavour, "lock")),
+            Flavour::ActiveDirectory => ad::lock(self, user).await,
         }
     }
 
     /// Allows logins again. OpenLDAP: deletes `pwdAccountLockedTime` (the server also clears
-    /// `pwdFailureTime`).
+    /// `pwdFailureTime`). AD: clears ACCOUNTDISABLE and sets `lockoutTime: 0`.
     pub async fn unlock(&self, user: &User) -> Result<Change, Error> {
         match self.flavour {
             Flavour::OpenLdap => openldap::unlock(self, user).await,
-            Flavour::ActiveDirectory => Err(unsupported(self.flavour, "unlock")),
+            Flavour::ActiveDirectory => ad::unlock(self, user).await,
+        }
+    }
+
+    /// Puts the account's lock flags back exactly as `original` records them — the `before`
+    /// of the [`Action::Lock`] change made at containment: OpenLDAP `pwdAccountLockedTime`
+    /// (deleted if it was absent), AD `userAccountControl` byte for byte (including a
+    /// `DONT_EXPIRE_PASSWD` that containment cleared) and `lockoutTime: 0`.
+    pub async fn restore_flags(&self, user: &User, original: &Attributes) -> Result<Change, Error> {
+        match self.flavour {
+            Flavour::OpenLdap => openldap::restore_flags(self, user, original).await,
+            Flavour::ActiveDirectory => ad::restore_flags(self, user, original).await,
         }
     }
 
@@ -454,7 +473,9 @@ impl Directory {
     ///
     /// Refused over unencrypted LDAP without the opt-in ([`ErrorKind::InsecureTransport`]),
     /// and for an empty password ([`ErrorKind::InvalidInput`]). OpenLDAP: RFC 3062 Password
-    /// Modify (server-side hashing) or a client-side `{ARGON2}` hash, per config.
+    /// Modify (server-side hashing) or a client-side `{ARGON2}` hash, per config. AD: quoted
+    /// UTF-16LE `unicodePwd` replace, with `pwdLastSet: 0` in the same modify when forcing a
+    /// change (without it Samba keeps the old password valid for an hour).
     pub async fn reset_password(
         &self,
         user: &User,
@@ -465,15 +486,16 @@ impl Directory {
         new.ensure_not_empty("reset_password")?;
         match self.flavour {
             Flavour::OpenLdap => openldap::reset_password(self, user, new, force_change).await,
-            Flavour::ActiveDirectory => Err(unsupported(self.flavour, "reset_password")),
+            Flavour::ActiveDirectory => ad::reset_password(self, user, new, force_change).await,
         }
     }
 
-    /// Requires a password change at next logon. OpenLDAP: `pwdReset: TRUE`.
+    /// Requires a password change at next logon. OpenLDAP: `pwdReset: TRUE`. AD:
+    /// `pwdLastSet: 0`, clearing `DONT_EXPIRE_PASSWD`, which would silently defeat it.
     pub async fn force_change(&self, user: &User) -> Result<Change, Error> {
         match self.flavour {
             Flavour::OpenLdap => openldap::force_change(self, user).await,
-            Flavour::ActiveDirectory => Err(unsupported(self.flavour, "force_change")),
+            Flavour::ActiveDirectory => ad::force_change(self, user).await,
         }
     }
 
@@ -717,13 +739,6 @@ async fn open(cfg: &DirectoryConfig, tls: Option<Arc<rustls::ClientConfig>>) -> 
         .map_err(|e| ldap_error(&format!("connecting to {}", cfg.url), e))?;
     ldap3::drive!(conn);
     Ok(ldap)
-}
-
-fn unsupported(flavour: Flavour, what: &str) -> Error {
-    Error::new(
-        ErrorKind::UnsupportedDirectory,
-        format!("{what} is not implemented for {flavour:?} yet"),
-    )
 }
 
 pub(crate) fn refused(what: &str, res: LdapResult) -> Error {

@@ -259,3 +259,39 @@ pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change,
         after,
     ))
 }
+
+pub(super) async fn restore_flags(
+    dir: &Directory,
+    user: &User,
+    original: &Attributes,
+) -> Result<Change, Error> {
+    let wanted = original.get(LOCK_ATTR).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            "restore_flags: the record has no pwdAccountLockedTime",
+        )
+    })?;
+    let before = only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]);
+    if before.get(LOCK_ATTR) == Some(wanted) {
+        return Ok(change(
+            Action::RestoreFlags,
+            user,
+            ChangeOutcome::AlreadyInPlace,
+            before.clone(),
+            before,
+        ));
+    }
+    let m = match wanted.first() {
+        Some(v) => Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(v)),
+        None => Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new()),
+    };
+    dir.modify("restore_flags", &user.dn, vec![m]).await?;
+    let after = only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]);
+    Ok(change(
+        Action::RestoreFlags,
+        user,
+        ChangeOutcome::Applied,
+        before,
+        after,
+    ))
+}

@@ -4,7 +4,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod ad;
 mod dovecot;
+mod flavours;
 mod mfa;
 mod openldap;
 mod revokers;

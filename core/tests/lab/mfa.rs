@@ -177,3 +177,56 @@ async fn locked_and_must_change_accounts_are_reported_as_such() {
         AuthOutcome::Locked
     );
 }
+
+#[tokio::test]
+async fn authenticate_against_active_directory() {
+    let lab = crate::support::AdLab::load();
+    let cfg = cadenas::Config::from_file(&lab.config_path()).expect("config");
+    let dir = Directory::connect(&cfg.directory).await.expect("connect");
+    let tmp = std::env::temp_dir().join(format!("cadenas-ad-mfa-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("dir");
+    let mfa = Arc::new(
+        Mfa::open(
+            &cadenas::mfa::MfaConfig::new(tmp.join("m.db"), tmp.join("m.key")),
+            true,
+        )
+        .expect("mfa"),
+    );
+    let (name, _) = lab.fresh_user_uac("authad", 512).await;
+    let user_ref = UserRef::Name(name.clone());
+    let pw = Password::new(lab.get("CADENAS_LAB_AD_USER_PW"));
+    assert_eq!(
+        authenticate(&dir, &mfa, &user_ref, &pw, None, NOW)
+            .await
+            .expect("auth"),
+        AuthOutcome::Ok
+    );
+    let u = dir.find_user(&user_ref).await.expect("find");
+    require_mfa(&dir, &mfa, &u).await.expect("require");
+    assert_eq!(
+        authenticate(&dir, &mfa, &user_ref, &pw, None, NOW)
+            .await
+            .expect("auth"),
+        AuthOutcome::MfaNotEnrolled
+    );
+    let new = mfa.enroll(name.as_str(), NOW).expect("enrol");
+    let secret = secret_from_uri(std::str::from_utf8(new.uri.expose_secret()).expect("utf8"));
+    let p = new.params;
+    mfa.verify(name.as_str(), &code_for_step(&secret, p.step_at(NOW), &p), NOW)
+        .expect("confirm");
+    let code = code_for_step(&secret, p.step_at(NOW + 30), &p);
+    assert_eq!(
+        authenticate(&dir, &mfa, &user_ref, &pw, Some(&code), NOW + 30)
+            .await
+            .expect("auth"),
+        AuthOutcome::Ok
+    );
+    dir.lock(&u).await.expect("lock");
+    assert_eq!(
+        authenticate(&dir, &mfa, &user_ref, &pw, Some(&code), NOW + 60)
+            .await
+            .expect("auth"),
+        AuthOutcome::Locked
+    );
+    std::fs::remove_dir_all(&tmp).ok();
+}

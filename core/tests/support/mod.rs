@@ -310,3 +310,180 @@ pub fn secret_from_uri(uri: &str) -> cadenas::Secret {
     let q = uri.split_once("secret=").expect("secret=").1;
     cadenas::Secret::new(base32_decode(q.split('&').next().expect("value")))
 }
+
+fn read_env(rel: &str, hint: &str) -> HashMap<String, String> {
+    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let path = PathBuf::from(dir).join(rel);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("lab not running ({}: {e}); run `{hint}`", path.display()));
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The Samba AD lab (`lab/samba.sh start`): fixtures act as Administrator; Cadenas acts as
+/// the delegated helpdesk account from the lab's config.
+pub struct AdLab {
+    pub env: HashMap<String, String>,
+}
+
+impl AdLab {
+    pub fn load() -> Self {
+        Self {
+            env: read_env("samba/lab.env", "lab/samba.sh start"),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("samba lab.env has no {key}"))
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        PathBuf::from(self.get("CADENAS_LAB_AD_CONFIG"))
+    }
+
+    pub async fn admin(&self) -> ldap3::Ldap {
+        let tls =
+            cadenas::directory::tls::client_config_with_ca(self.get("CADENAS_LAB_CA").as_ref()).expect("ca");
+        let (conn, mut ldap) = LdapConnAsync::with_settings(
+            LdapConnSettings::new().set_config(tls),
+            self.get("CADENAS_LAB_AD_LDAPS_URL"),
+        )
+        .await
+        .expect("connect admin");
+        ldap3::drive!(conn);
+        ldap.simple_bind(
+            self.get("CADENAS_LAB_AD_ADMIN"),
+            self.get("CADENAS_LAB_AD_ADMIN_PW"),
+        )
+        .await
+        .expect("admin bind")
+        .success()
+        .expect("admin bind ok");
+        ldap
+    }
+
+    /// Adds an enabled user (sAMAccountName ≤ 20 characters) with the lab password and `uac`.
+    pub async fn fresh_user_uac(&self, tag: &str, uac: u32) -> (UserName, Dn) {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(6)
+            .collect();
+        let sam = format!(
+            "t{tag}{:05}{n:02}{:03}",
+            std::process::id() % 100_000,
+            nanos % 1000
+        );
+        let sam: String = sam.chars().take(20).collect();
+        let dn = format!("CN={sam},{}", self.get("CADENAS_LAB_AD_PEOPLE"));
+        let upn = format!("{sam}@example.test");
+        let pwd =
+            cadenas::directory::ad::unicode_pwd(&cadenas::Password::new(self.get("CADENAS_LAB_AD_USER_PW")));
+        let uac = uac.to_string();
+        let mut admin = self.admin().await;
+        let attrs: Vec<(&[u8], HashSet<&[u8]>)> = vec![
+            (b"objectClass", HashSet::from([&b"user"[..]])),
+            (b"sAMAccountName", HashSet::from([sam.as_bytes()])),
+            (b"userPrincipalName", HashSet::from([upn.as_bytes()])),
+            (b"mail", HashSet::from([upn.as_bytes()])),
+            (b"unicodePwd", HashSet::from([&pwd[..]])),
+            (b"userAccountControl", HashSet::from([uac.as_bytes()])),
+        ];
+        admin
+            .add(&dn, attrs)
+            .await
+            .expect("add")
+            .success()
+            .expect("add ok");
+        let _ = admin.unbind().await;
+        (UserName::parse(&sam).expect("sam"), Dn::parse(&dn).expect("dn"))
+    }
+
+    pub async fn admin_replace(&self, dn: &Dn, attr: &str, values: &[&[u8]]) {
+        let mut admin = self.admin().await;
+        let vals: HashSet<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
+        admin
+            .modify(dn.as_str(), vec![Mod::Replace(attr.as_bytes().to_vec(), vals)])
+            .await
+            .expect("modify")
+            .success()
+            .expect("modify ok");
+        let _ = admin.unbind().await;
+    }
+}
+
+/// One suite, two flavours: the same test body against OpenLDAP and against Samba AD.
+pub enum AnyLab {
+    OpenLdap(OpenLdapLab),
+    Ad(AdLab),
+}
+
+impl AnyLab {
+    pub fn config(&self) -> Config {
+        match self {
+            AnyLab::OpenLdap(l) => l.config(),
+            AnyLab::Ad(l) => Config::from_file(&l.config_path()).expect("ad config"),
+        }
+    }
+
+    pub fn config_with(&self, f: impl Fn(String) -> String) -> Config {
+        let path = match self {
+            AnyLab::OpenLdap(l) => PathBuf::from(l.get("CADENAS_LAB_CONFIG")),
+            AnyLab::Ad(l) => l.config_path(),
+        };
+        let text = f(std::fs::read_to_string(&path).expect("read config"));
+        Config::from_toml_str(&text, path.parent().expect("dir")).expect("edited config")
+    }
+
+    pub fn user_password(&self) -> cadenas::Password {
+        match self {
+            AnyLab::OpenLdap(l) => l.user_password(),
+            AnyLab::Ad(l) => cadenas::Password::new(l.get("CADENAS_LAB_AD_USER_PW")),
+        }
+    }
+
+    pub async fn fresh_user(&self, tag: &str) -> (UserName, Dn) {
+        match self {
+            AnyLab::OpenLdap(l) => l.fresh_user(tag).await,
+            AnyLab::Ad(l) => l.fresh_user_uac(tag, 512).await,
+        }
+    }
+
+    /// The LDAPS URL and the plain/StartTLS URL of the server.
+    pub fn urls(&self) -> (String, String) {
+        match self {
+            AnyLab::OpenLdap(l) => (
+                l.get("CADENAS_LAB_LDAPS_URL").into(),
+                l.get("CADENAS_LAB_LDAP_URL").into(),
+            ),
+            AnyLab::Ad(l) => (
+                l.get("CADENAS_LAB_AD_LDAPS_URL").into(),
+                l.get("CADENAS_LAB_AD_LDAP_URL").into(),
+            ),
+        }
+    }
+
+    pub fn ca(&self) -> String {
+        match self {
+            AnyLab::OpenLdap(l) => l.get("CADENAS_LAB_CA").into(),
+            AnyLab::Ad(l) => l.get("CADENAS_LAB_CA").into(),
+        }
+    }
+
+    pub fn mfa_group(&self) -> String {
+        match self {
+            AnyLab::OpenLdap(l) => l.get("CADENAS_LAB_MFA_GROUP").into(),
+            AnyLab::Ad(l) => l.get("CADENAS_LAB_AD_MFA_GROUP").into(),
+        }
+    }
+}
