@@ -250,7 +250,7 @@ EOF
 
 write_config() {
   local dir=$LAB/openldap
-  rm -rf "$LAB/mfa"; mkdir -p "$LAB/mfa"; chmod 700 "$LAB/mfa"
+  rm -rf "$LAB/mfa"; mkdir -p "$LAB/mfa"; chmod 700 "$LAB/mfa"; rm -f "$dir/journal.jsonl"
   umask 077
   printf '%s\n' "$RESPONDER_PW" > "$dir/responder.pw"
   umask 022
@@ -270,6 +270,9 @@ operation_timeout_secs = 30
 
 [password]
 length = 20
+
+[journal]
+path = "$dir/journal.jsonl"
 
 [mfa]
 database = "$LAB/mfa/mfa.db"

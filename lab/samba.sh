@@ -153,6 +153,9 @@ operation_timeout_secs = 30
 
 [password]
 length = 20
+
+[journal]
+path = "$S/journal.jsonl"
 EOF
   cat > "$S/lab.env" <<EOF
 CADENAS_LAB_AD_LDAPS_URL=$URI

@@ -1,187 +1,400 @@
-//! `cadenas contain`: lock → reset (forced change) → revoke sessions → require MFA.
+//! `cadenas contain | plan | release | journal`: the incident commands, over `Responder`.
 
-use std::path::Path;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cadenas::mfa::Mfa;
-use cadenas::session::{build_revokers, revoke_all, RevocationOutcome, RevocationStatus, RevocationTarget};
-use cadenas::{Change, ChangeOutcome, Config, Directory, Error, ErrorKind, User, UserRef};
+use cadenas::incident::{
+    ContainOptions, ContainReport, FileSink, PasswordSink, Progress, ReleaseOptions, Responder, UserReport,
+};
+use cadenas::journal::{self, Event, StepStatus};
+use cadenas::{Config, Error, ErrorKind, Password};
+use clap::{Args, Subcommand};
 
-use crate::handover::Handover;
 use crate::Cli;
 
-pub async fn contain(
-    cli: &Cli,
-    cfg: &Config,
-    user: &str,
-    password_file: Option<&Path>,
-    allow_protected: bool,
-) -> Result<ExitCode, Error> {
-    let user_ref = UserRef::parse(user)?;
-    let new_password = cfg.password.generate()?;
-    let revokers = build_revokers(&cfg.revokers)?;
-    let dir = Directory::connect(&cfg.directory).await?;
-    let u = dir.find_user(&user_ref).await?;
-    check_rails(&dir, &u, allow_protected).await?;
-    let handover = Handover::prepare(password_file, "--password-file")?;
-    let mfa = match &cfg.mfa {
-        Some(m) => Some(Arc::new(Mfa::open(m, true)?)),
-        None => None,
-    };
+/// Which users: arguments and/or a file with one per line (`#` comments allowed).
+#[derive(Args, Clone)]
+pub struct UserArgs {
+    /// User names (uid, mail...) or `dn:<DN>`.
+    pub users: Vec<String>,
+    /// Read users from this file, one per line.
+    #[arg(long)]
+    pub from_file: Option<PathBuf>,
+    /// Act on members of the configured protected groups too.
+    #[arg(long)]
+    pub allow_protected: bool,
+}
 
-    // Each step runs even if an earlier one failed: a failed lock must not leave the
-    // attacker's password in place. The report says exactly which steps took effect.
-    // Revocation comes after the directory changes: a kick alone lets the attacker back in.
-    let lock = dir.lock(&u).await;
-    let reset = dir.reset_password(&u, &new_password, true).await;
-    let revocations = match dir.login_name(&u).await {
-        Ok(login) => {
-            let target = RevocationTarget::new(login, u.dn.as_str());
-            Ok(revoke_all(&revokers, &target).await)
+impl UserArgs {
+    fn collect(&self) -> Result<Vec<String>, Error> {
+        let mut users = self.users.clone();
+        if let Some(f) = &self.from_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {}: {e}", f.display())))?;
+            users.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
         }
-        Err(e) => Err(e),
-    };
-    // With an MFA store configured, enforcement also deletes any existing enrolment: the
-    // attacker may have enrolled their own device.
-    let mfa = match &mfa {
-        Some(m) => cadenas::mfa::require_mfa(&dir, m, &u).await,
-        None => dir.require_mfa(&u).await,
-    };
+        if users.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "no users given (arguments or --from-file)",
+            ));
+        }
+        Ok(users)
+    }
+}
 
-    let delivered = if reset.is_ok() {
-        let heading = format!("New password for {user} (shown once; hand it over out of band):");
-        Some(handover.deliver(&heading, new_password.expose_secret())?)
-    } else {
-        handover.abandon();
-        None
-    };
-    drop(new_password);
-    let steps = [
-        ("lock", &lock),
-        ("reset password + force change", &reset),
-        ("require MFA", &mfa),
-    ];
-    let revocation_failed = match &revocations {
-        Ok(outs) => outs.iter().any(|o| o.status == RevocationStatus::Failed),
-        Err(_) => true,
-    };
-    let failed = steps.iter().filter(|(_, s)| s.is_err()).count() + usize::from(revocation_failed);
-    let mut not_revoked =
-        vec!["LDAP connections already bound as the user stay open until they end".to_owned()];
-    if dir.flavour() == cadenas::Flavour::ActiveDirectory {
-        not_revoked.push(
-            "Kerberos service tickets already issued stay valid until they expire (10 h by default); \
-             the attacker's TGT cannot get new ones while the account is disabled or must change its \
-             password — and works again if the account is released before it expires"
-                .into(),
+/// `contain` arguments.
+#[derive(Args)]
+pub struct ContainArgs {
+    #[command(flatten)]
+    pub who: UserArgs,
+    /// Write new passwords (`user<TAB>password` lines) to this new 0600 file. Without it a
+    /// single user's password is shown once on an interactive terminal.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// The journal (default: [journal] path in the config).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Incident identifier (default: generated).
+    #[arg(long)]
+    pub incident: Option<String>,
+    /// Users in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Finish an interrupted containment recorded in this journal (the latest one, or
+    /// --incident); no users are given then.
+    #[arg(long, value_name = "JOURNAL", conflicts_with = "journal")]
+    pub resume: Option<PathBuf>,
+}
+
+/// `journal` subcommands.
+#[derive(Subcommand)]
+pub enum JournalCommand {
+    /// Check the hash chain; prints the head hash to keep with the incident record.
+    Verify {
+        /// The journal (default: [journal] path in the config).
+        file: Option<PathBuf>,
+    },
+    /// Print the records (verifying the chain first).
+    Show {
+        /// The journal (default: [journal] path in the config).
+        file: Option<PathBuf>,
+        /// Only this incident.
+        #[arg(long)]
+        incident: Option<String>,
+    },
+}
+
+fn journal_path(cfg: Option<&Config>, given: Option<&Path>) -> Result<PathBuf, Error> {
+    given
+        .map(Path::to_owned)
+        .or_else(|| cfg.and_then(|c| c.journal.as_ref()).map(|j| j.path.clone()))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "no journal: pass --journal FILE or set [journal] path in the config",
+            )
+        })
+}
+
+/// Shows one password on the terminal, once.
+struct TerminalSink;
+
+impl PasswordSink for TerminalSink {
+    fn deliver(&self, user: &str, _dn: &str, password: &Password) -> Result<(), Error> {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "\nNew password for {user} (shown once; hand it over out of band):\n\n    {}\n",
+            password.expose_secret()
         );
+        Ok(())
     }
-    if revokers.is_empty() {
-        not_revoked.push("no revokers configured: live sessions (IMAP, apps) were NOT revoked".into());
+}
+
+fn progress_bar() -> Option<cadenas::incident::ProgressFn> {
+    if !std::io::stderr().is_terminal() {
+        return None;
     }
-    if cli.json {
-        let j = serde_json::json!({
-            "user": user,
-            "dn": u.dn.as_str(),
-            "steps": steps.iter().map(|(_, s)| match s {
-                Ok(c) => serde_json::to_value(c).unwrap_or_default(),
-                Err(e) => serde_json::json!({"error": e}),
-            }).collect::<Vec<_>>(),
-            "revocations": match &revocations {
-                Ok(o) => serde_json::to_value(o).unwrap_or_default(),
-                Err(e) => serde_json::json!({"error": e}),
-            },
-            "not_revoked": not_revoked,
-            "password_handover": delivered,
-            "complete": failed == 0,
-        });
-        println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+    Some(Arc::new(|p: &Progress| {
+        let width = 30;
+        let filled = if p.total == 0 {
+            width
+        } else {
+            p.finished * width / p.total
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {}/{} ({} failed) {:<24}",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            p.finished,
+            p.total,
+            p.failed,
+            p.user.chars().take(24).collect::<String>()
+        );
+        if p.finished == p.total {
+            let _ = writeln!(err);
+        }
+    }))
+}
+
+/// `cadenas contain`.
+pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<ExitCode, Error> {
+    let resuming = args.resume.is_some();
+    let users = if resuming { Vec::new() } else { args.who.collect()? };
+    let journal = journal_path(Some(cfg), args.resume.as_deref().or(args.journal.as_deref()))?;
+    // The hand-over is decided before anything changes: never set a password nobody can read.
+    let (sink, handover): (Arc<dyn PasswordSink>, String) = match &args.password_file {
+        Some(p) => (Arc::new(FileSink::create(p)?), format!("file:{}", p.display())),
+        None if users.len() == 1 && std::io::stdout().is_terminal() && !cli.json => (Arc::new(TerminalSink), "terminal".into()),
+        None => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "pass --password-file FILE: new passwords go to a terminal only for one user, never into a pipe or a log",
+            ))
+        }
+    };
+    let responder = Responder::new(cfg, &journal).await?;
+    let mut opts = ContainOptions::new(sink);
+    opts.incident = args.incident.clone();
+    opts.allow_protected = args.who.allow_protected;
+    opts.concurrency = args.concurrency;
+    opts.progress = progress_bar();
+    let report = if resuming {
+        responder.resume(args.incident.as_deref(), opts).await?
     } else {
-        println!("contain {user} ({})", u.dn);
-        for (name, s) in &steps[..2] {
-            print_step(name, s);
-        }
-        match &revocations {
-            Ok(outs) => {
-                for o in outs {
-                    print_revocation(o);
-                }
-            }
-            Err(e) => println!("  {:<32} FAILED: {e}", "revoke sessions"),
-        }
-        print_step(steps[2].0, steps[2].1);
-        match &delivered {
-            Some(d) if d.starts_with("file:") => println!("  new password written to {}", &d[5..]),
-            Some(_) => {}
-            None => println!("  no new password was set"),
-        }
-        for n in &not_revoked {
-            println!("  not revoked: {n}");
-        }
-    }
-    dir.close().await;
-    Ok(if failed == 0 {
+        responder.contain(&users, opts).await?
+    };
+    print_report(cli, &report, &handover);
+    Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(6)
     })
 }
 
-fn print_step(name: &str, s: &Result<Change, Error>) {
-    match s {
-        Ok(c) if c.outcome == ChangeOutcome::Applied => println!("  {name:<32} done"),
-        Ok(_) => println!("  {name:<32} already so"),
-        Err(e) => println!("  {name:<32} FAILED: {e}"),
+fn print_report(cli: &Cli, r: &ContainReport, handover: &str) {
+    if cli.json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        v["done"] = r.done().into();
+        v["failed"] = r.failed().into();
+        v["password_handover"] = handover.into();
+        for (u, rep) in v["users"].as_array_mut().into_iter().flatten().zip(&r.users) {
+            u["complete"] = rep.complete().into();
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
     }
+    println!("incident {}", r.incident);
+    let verbose = r.users.len() <= 20;
+    for u in &r.users {
+        if verbose || !u.complete() {
+            print_user(u);
+        }
+    }
+    println!("{} contained, {} need attention", r.done(), r.failed());
+    if let Some(p) = handover.strip_prefix("file:") {
+        println!("new passwords: {p}");
+    }
+    for n in &r.not_revoked {
+        println!("not revoked: {n}");
+    }
+    println!("journal: {} (head {})", r.journal, r.journal_head);
 }
 
-fn print_revocation(o: &RevocationOutcome) {
-    let name = format!("revoke via {}", o.revoker);
-    match o.status {
-        RevocationStatus::Failed => {
-            let e = o.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-            println!("  {name:<32} FAILED: {e}");
-        }
-        RevocationStatus::NothingToRevoke => println!("  {name:<32} nothing to revoke"),
-        RevocationStatus::Revoked => {
-            let cache = o
-                .cache_entries_flushed
-                .map(|n| format!(", {n} cached credential(s) flushed"))
-                .unwrap_or_default();
-            println!("  {name:<32} {} session(s) closed{cache}", o.sessions_closed);
-        }
+fn print_user(u: &UserReport) {
+    let dn = u.dn.as_deref().unwrap_or("-");
+    if let Some(e) = &u.refused {
+        println!("  {}  REFUSED: {e}", u.user);
+        return;
     }
-    if !o.collateral.is_empty() {
+    println!("  {}  ({dn})", u.user);
+    for s in &u.steps {
+        let what = match s.status {
+            StepStatus::Changed => "done".to_owned(),
+            StepStatus::AlreadySo => "already so".to_owned(),
+            StepStatus::Partial => "partly".to_owned(),
+            StepStatus::Failed => "FAILED".to_owned(),
+        };
+        let mut extra = String::new();
+        if let Some(outs) = s.detail.get("revocations").and_then(|v| v.as_array()) {
+            for o in outs {
+                extra.push_str(&format!(
+                    " [{}: {}, {} session(s) closed{}]",
+                    o["revoker"].as_str().unwrap_or("?"),
+                    o["status"].as_str().unwrap_or("?"),
+                    o["sessions_closed"],
+                    match o["collateral"].as_array() {
+                        Some(c) if !c.is_empty() => format!(
+                            ", ALSO DISCONNECTED: {}",
+                            c.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                        _ => String::new(),
+                    }
+                ));
+            }
+        }
+        if let Some(e) = s
+            .detail
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .and_then(|m| m.as_str())
+        {
+            extra.push_str(&format!(": {e}"));
+        }
+        if let Some(n) = s.detail.get("note").and_then(|m| m.as_str()) {
+            extra.push_str(&format!(" ({n})"));
+        }
+        let earlier = if s.from_earlier_run { " (earlier run)" } else { "" };
         println!(
-            "  {:<32} WARNING: also disconnected (shared process): {}",
-            "",
-            o.collateral.join(", ")
+            "      {:<16} {what}{earlier}{extra}",
+            format!("{:?}", s.step).to_lowercase()
         );
     }
-    for n in &o.not_revoked {
-        println!("  {:<32} note: {n}", "");
-    }
 }
 
-/// Safety rails: never the service account itself, never a protected account unless asked.
-async fn check_rails(dir: &Directory, u: &User, allow_protected: bool) -> Result<(), Error> {
-    if cadenas::Dn::parse(&dir.config().bind_dn).is_ok_and(|d| d.same_entry(&u.dn)) {
-        return Err(Error::new(
-            ErrorKind::ProtectedAccount,
-            "refusing to contain the responder's own account",
-        ));
+/// `cadenas plan`.
+pub async fn plan(
+    cli: &Cli,
+    cfg: &Config,
+    who: &UserArgs,
+    journal: Option<&Path>,
+) -> Result<ExitCode, Error> {
+    let users = who.collect()?;
+    // A dry run journals nothing; it still needs a journal to open, so use a throwaway one
+    // unless one is given.
+    let tmp = std::env::temp_dir().join(format!("cadenas-plan-{}.jsonl", std::process::id()));
+    let path = journal.map(Path::to_owned).unwrap_or_else(|| tmp.clone());
+    let responder = Responder::new(cfg, &path).await?;
+    let report = responder.plan(&users, who.allow_protected).await;
+    drop(responder);
+    let _ = std::fs::remove_file(&tmp);
+    let report = report?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for u in &report.users {
+            match &u.refused {
+                Some(e) => println!("{}  WOULD REFUSE: {e}", u.user),
+                None => {
+                    println!("{}  ({})", u.user, u.dn.as_deref().unwrap_or("-"));
+                    for s in &u.steps {
+                        let p = match s.predicted {
+                            StepStatus::AlreadySo => "already so",
+                            StepStatus::Partial => "partly",
+                            _ => "would change",
+                        };
+                        println!("    {:<16} {p}", format!("{:?}", s.step).to_lowercase());
+                        for a in &s.actions {
+                            println!("        - {a}");
+                        }
+                    }
+                }
+            }
+        }
     }
-    let state = dir.account_state(u).await?;
-    if !state.protected_groups.is_empty() && !allow_protected {
-        return Err(Error::new(
-            ErrorKind::ProtectedAccount,
-            format!(
-                "{} is a member of protected group(s) {}; pass --allow-protected to act anyway",
-                u.dn,
-                state.protected_groups.join(", ")
-            ),
-        ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cadenas release`.
+pub async fn release(
+    cli: &Cli,
+    cfg: &Config,
+    user: &str,
+    reason: Option<&str>,
+    journal: Option<&Path>,
+) -> Result<ExitCode, Error> {
+    let path = journal_path(Some(cfg), journal)?;
+    let responder = Responder::new(cfg, &path).await?;
+    let r = responder
+        .release(
+            user,
+            ReleaseOptions {
+                override_reason: reason.map(str::to_owned),
+            },
+        )
+        .await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!("released {user} ({})", r.dn);
+        for (k, v) in &r.change.after {
+            println!(
+                "  {k}: {} (before containment: {})",
+                v.join(", "),
+                r.change.before.get(k).map(|b| b.join(", ")).unwrap_or_default()
+            );
+        }
+        for k in &r.kept {
+            println!("  kept: {k}");
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cadenas journal …`.
+pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) -> Result<ExitCode, Error> {
+    match cmd {
+        JournalCommand::Verify { file } => {
+            let path = journal_path(cfg, file.as_deref())?;
+            let r = journal::verify(&path)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else if let Some(b) = &r.first_bad {
+                println!("{}: BROKEN at line {}: {}", path.display(), b.line, b.reason);
+            } else {
+                println!(
+                    "{}: {} records, chain intact, head {}",
+                    path.display(),
+                    r.records,
+                    r.head
+                );
+            }
+            Ok(if r.first_bad.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(8)
+            })
+        }
+        JournalCommand::Show { file, incident } => {
+            let path = journal_path(cfg, file.as_deref())?;
+            for rec in journal::read(&path)?
+                .into_iter()
+                .filter(|r| incident.as_ref().is_none_or(|i| *i == r.incident))
+            {
+                if cli.json {
+                    println!("{}", serde_json::to_string(&rec).unwrap_or_default());
+                    continue;
+                }
+                let what = match &rec.event {
+                    Event::IncidentStart { action, users, note } => {
+                        format!(
+                            "start {action} ({} users){}",
+                            users.len(),
+                            note.as_ref().map(|n| format!(" note: {n}")).unwrap_or_default()
+                        )
+                    }
+                    Event::Intent { user, step, .. } => format!("intent  {user} {step:?}"),
+                    Event::Outcome {
+                        user, step, status, ..
+                    } => format!("outcome {user} {step:?} {status:?}"),
+                    Event::Refused { user, error } => {
+                        format!("refused {user}: {}", error["message"].as_str().unwrap_or(""))
+                    }
+                    Event::IncidentEnd { done, failed } => format!("end: {done} done, {failed} failed"),
+                };
+                println!("{:>6} {} {} {what}", rec.seq, rec.time, rec.incident);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -61,12 +61,4 @@ impl Handover {
             }
         }
     }
-
-    /// Removes the file when nothing was delivered.
-    pub fn abandon(self) {
-        if let Self::File(path, f) = self {
-            drop(f);
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }

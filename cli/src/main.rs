@@ -8,8 +8,8 @@
 //!
 //! Exit codes: 0 done; 2 bad usage; 3 configuration error; 4 the directory could not be
 //! reached or refused the service account; 5 the user was refused or not found (nothing
-//! changed); 6 containment was only partly applied (the report says which steps); 7 an MFA
-//! code was refused; 1 other.
+//! changed, or release refused); 6 containment incomplete for some users (the report says
+//! which steps); 7 an MFA code was refused; 8 the journal's hash chain is broken; 1 other.
 
 mod contain;
 mod handover;
@@ -48,19 +48,29 @@ enum Command {
         /// User name (uid, mail...) or `dn:<DN>`.
         user: String,
     },
-    /// Contain one account: lock, reset to a random password with forced change, revoke
-    /// sessions (configured revokers), require MFA.
-    Contain {
+    /// Contain accounts: lock → reset (forced change) → revoke sessions → require MFA,
+    /// journaled. `--resume JOURNAL` finishes an interrupted run.
+    Contain(contain::ContainArgs),
+    /// Dry run: show what `contain` would change and what it would refuse; changes nothing.
+    Plan {
+        #[command(flatten)]
+        who: contain::UserArgs,
+    },
+    /// Release a contained account: restore its original lock flags (needs an active MFA
+    /// enrolment, or --override-reason).
+    Release {
         /// User name (uid, mail...) or `dn:<DN>`.
         user: String,
-        /// Write the new password to this new file (created 0600, never overwritten).
-        /// Without it the password is shown once, and only on an interactive terminal.
+        /// Release without an active MFA enrolment; the reason is journaled.
         #[arg(long)]
-        password_file: Option<PathBuf>,
-        /// Allow acting on members of the configured protected groups.
+        override_reason: Option<String>,
+        /// The journal (default: [journal] path in the config).
         #[arg(long)]
-        allow_protected: bool,
+        journal: Option<PathBuf>,
     },
+    /// Verify or show the audit journal.
+    #[command(subcommand)]
+    Journal(contain::JournalCommand),
     /// TOTP enrolment, verification, reset and recovery codes.
     #[command(subcommand)]
     Mfa(mfa::MfaCommand),
@@ -109,6 +119,8 @@ fn exit_code(kind: ErrorKind) -> u8 {
         | ErrorKind::MfaThrottled
         | ErrorKind::MfaNotEnrolled
         | ErrorKind::MfaRecoveryCode => 7,
+        ErrorKind::JournalTampered => 8,
+        ErrorKind::ReleaseRefused | ErrorKind::NothingToResume => 5,
         ErrorKind::Connect
         | ErrorKind::Tls
         | ErrorKind::Timeout
@@ -126,13 +138,21 @@ fn exit_code(kind: ErrorKind) -> u8 {
 }
 
 async fn run(cli: &Cli) -> Result<ExitCode, Error> {
-    let path = cli.config.as_deref().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Config,
-            "no config file: pass --config FILE or set CADENAS_CONFIG",
-        )
-    })?;
-    let cfg = Config::from_file(path)?;
+    let load = || -> Result<Config, Error> {
+        let path = cli.config.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "no config file: pass --config FILE or set CADENAS_CONFIG",
+            )
+        })?;
+        Config::from_file(path)
+    };
+    // `journal verify FILE` works without a config.
+    if let Command::Journal(j) = &cli.command {
+        let cfg = if cli.config.is_some() { Some(load()?) } else { None };
+        return contain::journal_command(cli, cfg.as_ref(), j);
+    }
+    let cfg = load()?;
     match &cli.command {
         Command::Status { user } => {
             let user_ref = UserRef::parse(user)?;
@@ -147,12 +167,15 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
             dir.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Contain {
+        Command::Contain(args) => contain::contain(cli, &cfg, args).await,
+        Command::Plan { who } => contain::plan(cli, &cfg, who, None).await,
+        Command::Release {
             user,
-            password_file,
-            allow_protected,
-        } => contain::contain(cli, &cfg, user, password_file.as_deref(), *allow_protected).await,
+            override_reason,
+            journal,
+        } => contain::release(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
+        Command::Journal(_) => Ok(ExitCode::from(1)),
     }
 }
 

@@ -18,6 +18,23 @@ fn cadenas(lab: &OpenLdapLab, args: &[&str]) -> Output {
         .expect("run cadenas")
 }
 
+/// A journal of the test's own: runs in parallel must not share one (it is locked per writer).
+fn own_journal(tag: &str) -> String {
+    let p = std::env::temp_dir().join(format!("cadenas-cli-{tag}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p.display().to_string()
+}
+
+/// The password for `user` in a `user<TAB>password` file.
+fn password_in(file: &std::path::Path, user: &str) -> Password {
+    let text = std::fs::read_to_string(file).expect("password file");
+    let line = text
+        .lines()
+        .find(|l| l.split('\t').next() == Some(user))
+        .expect("user in file");
+    Password::new(line.split_once('\t').expect("tab").1)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -34,6 +51,7 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
     std::fs::create_dir_all(&dir).expect("dir");
     let pw_file = dir.join(format!("{name}.pw"));
 
+    let journal = own_journal("contain");
     let out = cadenas(
         &lab,
         &[
@@ -42,25 +60,42 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
             name.as_str(),
             "--password-file",
             pw_file.to_str().expect("utf8"),
+            "--journal",
+            &journal,
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(report["complete"], true);
-    let actions: Vec<_> = report["steps"]
+    assert_eq!(report["done"], 1);
+    let user = &report["users"][0];
+    assert_eq!(user["complete"], true);
+    let steps: Vec<_> = user["steps"]
         .as_array()
         .expect("steps")
         .iter()
-        .map(|s| s["action"].clone())
+        .map(|s| s["step"].clone())
         .collect();
-    assert_eq!(actions, ["lock", "reset_password", "require_mfa"]);
+    assert_eq!(
+        steps,
+        ["lock", "reset_password", "revoke_sessions", "require_mfa"]
+    );
+    assert_eq!(
+        user["steps"][2]["status"], "partial",
+        "no revokers in this config: not claimed revoked"
+    );
 
     let mode = std::fs::metadata(&pw_file).expect("file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let new = Password::from_file(&pw_file).expect("password");
+    let new = password_in(&pw_file, name.as_str());
     assert!(
         !text(&out).contains(new.expose_secret()),
         "the password is only in the file"
+    );
+    assert!(
+        !std::fs::read_to_string(&journal)
+            .expect("journal")
+            .contains(new.expose_secret()),
+        "not in the journal"
     );
 
     let d = Directory::connect(&lab.config().directory)
@@ -92,6 +127,8 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
             name.as_str(),
             "--password-file",
             pw_file.to_str().expect("utf8"),
+            "--journal",
+            &journal,
         ],
     );
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
@@ -123,12 +160,31 @@ async fn contain_refuses_to_print_a_password_into_a_pipe_and_changes_nothing() {
 #[tokio::test]
 async fn protected_accounts_and_bad_names_are_refused_with_documented_exit_codes() {
     let lab = OpenLdapLab::load();
+    let pw_file = std::env::temp_dir().join(format!("cadenas-cli-protected-{}.pw", std::process::id()));
+    let _ = std::fs::remove_file(&pw_file);
+    let journal = own_journal("protected");
     let out = cadenas(
         &lab,
-        &["contain", "admin0001", "--password-file", "/nonexistent/x"],
+        &[
+            "--json",
+            "contain",
+            "admin0001",
+            "no-such-user-x",
+            "--password-file",
+            pw_file.to_str().expect("utf8"),
+            "--journal",
+            &journal,
+        ],
     );
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
-    assert!(text(&out).contains("protected group"));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["users"][0]["refused"]["kind"], "protected_account");
+    assert_eq!(j["users"][1]["refused"]["kind"], "user_not_found");
+    assert!(
+        j["users"][0]["steps"].as_array().expect("steps").is_empty(),
+        "nothing done"
+    );
+    let _ = std::fs::remove_file(&pw_file);
 
     let out = cadenas(&lab, &["--json", "status", "*)(uid=*"]);
     assert_eq!(out.status.code(), Some(5));
@@ -188,15 +244,19 @@ async fn contain_with_the_full_lab_config_kicks_the_attackers_imap_session() {
             config.to_str().expect("utf8"),
             "contain",
             name.as_str(),
+            "--journal",
+            &own_journal("imap"),
         ])
         .args(["--password-file", pw_file.to_str().expect("utf8")])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", text(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(j["revocations"][0]["revoker"], "mail");
-    assert_eq!(j["revocations"][0]["status"], "revoked");
-    assert_eq!(j["revocations"][0]["sessions_closed"], 1);
+    let rev = &j["users"][0]["steps"][2]["detail"]["revocations"][0];
+    assert_eq!(rev["revoker"], "mail");
+    assert_eq!(rev["status"], "revoked");
+    assert_eq!(rev["sessions_closed"], 1);
+    assert_eq!(j["users"][0]["steps"][2]["status"], "changed");
     assert!(attacker.closed_within(5).await);
     assert!(support::Imap::login(
         &env["CADENAS_LAB_IMAP"],
@@ -205,7 +265,7 @@ async fn contain_with_the_full_lab_config_kicks_the_attackers_imap_session() {
     )
     .await
     .is_err());
-    assert!(!text(&out).contains(std::fs::read_to_string(&pw_file).expect("pw").trim()));
+    assert!(!text(&out).contains(password_in(&pw_file, name.as_str()).expose_secret()));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -330,6 +390,8 @@ async fn contain_on_active_directory_reports_what_kerberos_keeps_valid() {
             ad.config_path().to_str().expect("utf8"),
             "contain",
             name.as_str(),
+            "--journal",
+            &own_journal("ad"),
         ])
         .args(["--password-file", pw_file.to_str().expect("utf8")])
         .output()
@@ -337,7 +399,7 @@ async fn contain_on_active_directory_reports_what_kerberos_keeps_valid() {
     assert!(out.status.success(), "{}", text(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
-        j["steps"][0]["before"]["userAccountControl"][0], "66048",
+        j["users"][0]["steps"][0]["detail"]["change"]["before"]["userAccountControl"][0], "66048",
         "original flags recorded"
     );
     assert!(j["not_revoked"]
@@ -352,7 +414,7 @@ async fn contain_on_active_directory_reports_what_kerberos_keeps_valid() {
     )
     .await
     .expect("connect");
-    let new = Password::from_file(&pw_file).expect("pw");
+    let new = password_in(&pw_file, name.as_str());
     assert_eq!(
         d.check_password(&dn, &new).await.expect("bind"),
         BindOutcome::Disabled

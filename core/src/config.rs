@@ -45,6 +45,16 @@ pub struct Config {
     pub revokers: Vec<RevokerConfig>,
     /// TOTP store and policy (`[mfa]`).
     pub mfa: Option<MfaConfig>,
+    /// The audit journal (`[journal]`).
+    pub journal: Option<JournalConfig>,
+}
+
+/// The `[journal]` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// The JSON-lines journal file (created 0600; appended to by every run).
+    pub path: PathBuf,
 }
 
 /// Which kind of directory server; `auto` reads the rootDSE.
@@ -124,6 +134,13 @@ pub struct DirectoryConfig {
     /// OpenLDAP: where new passwords are hashed.
     #[serde(default)]
     pub password_hashing: PasswordHashing,
+    /// Connections kept open for bulk work (each carries many operations in flight). Default 2.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_pool_size() -> usize {
+    2
 }
 
 fn default_connect_timeout() -> u64 {
@@ -160,6 +177,11 @@ impl Config {
         })?;
         cfg.directory.resolve_paths(base_dir);
         cfg.directory.check()?;
+        if let Some(j) = &mut cfg.journal {
+            if j.path.is_relative() {
+                j.path = base_dir.join(&j.path);
+            }
+        }
         if let Some(m) = &mut cfg.mfa {
             m.resolve_paths(base_dir);
             m.check()?;
@@ -221,6 +243,9 @@ impl DirectoryConfig {
                     "directory.user_attributes: {a:?} is not an attribute name"
                 ));
             }
+        }
+        if !(1..=64).contains(&self.pool_size) {
+            return cfg_err("directory.pool_size must be 1..=64".into());
         }
         if self.operation_timeout_secs == 0 || self.connect_timeout_secs == 0 {
             return cfg_err("timeouts must be at least 1 second".into());

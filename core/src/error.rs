@@ -34,6 +34,10 @@
 //! | 404 | `MfaStore` | the MFA database is missing, locked, corrupted or unwritable |
 //! | 405 | `MfaKey` | the at-rest key file is missing, malformed, or not the database's key |
 //! | 406 | `MfaRecoveryCode` | the recovery code is not valid (or was already used) |
+//! | 500 | `ReleaseRefused` | release refused: no active MFA enrolment and no override, or no containment record |
+//! | 501 | `NothingToResume` | the journal holds no unfinished run to resume |
+//! | 600 | `Journal` | the journal could not be opened, locked, written or read |
+//! | 601 | `JournalTampered` | the journal's hash chain is broken |
 
 use std::fmt;
 
@@ -99,6 +103,14 @@ pub enum ErrorKind {
     MfaKey,
     /// The recovery code is not valid (or was already used).
     MfaRecoveryCode,
+    /// Release refused: no active MFA enrolment and no override, or no containment record.
+    ReleaseRefused,
+    /// The journal holds no unfinished run to resume.
+    NothingToResume,
+    /// The journal could not be opened, locked, written or read.
+    Journal,
+    /// The journal's hash chain is broken.
+    JournalTampered,
 }
 
 impl ErrorKind {
@@ -133,6 +145,10 @@ impl ErrorKind {
         ErrorKind::MfaStore,
         ErrorKind::MfaKey,
         ErrorKind::MfaRecoveryCode,
+        ErrorKind::ReleaseRefused,
+        ErrorKind::NothingToResume,
+        ErrorKind::Journal,
+        ErrorKind::JournalTampered,
     ];
 
     /// The stable numeric code (see the module table). Never reused.
@@ -167,6 +183,10 @@ impl ErrorKind {
             ErrorKind::MfaStore => 404,
             ErrorKind::MfaKey => 405,
             ErrorKind::MfaRecoveryCode => 406,
+            ErrorKind::ReleaseRefused => 500,
+            ErrorKind::NothingToResume => 501,
+            ErrorKind::Journal => 600,
+            ErrorKind::JournalTampered => 601,
         }
     }
 
@@ -202,6 +222,10 @@ impl ErrorKind {
             ErrorKind::MfaStore => "mfa_store",
             ErrorKind::MfaKey => "mfa_key",
             ErrorKind::MfaRecoveryCode => "mfa_recovery_code",
+            ErrorKind::ReleaseRefused => "release_refused",
+            ErrorKind::NothingToResume => "nothing_to_resume",
+            ErrorKind::Journal => "journal",
+            ErrorKind::JournalTampered => "journal_tampered",
         }
     }
 

@@ -34,6 +34,8 @@
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod incident;
+pub mod journal;
 pub mod mfa;
 pub mod password;
 pub mod secret;

@@ -1,0 +1,448 @@
+//! The audit journal: append-only JSON lines, each carrying the SHA-256 of the previous line
+//! (a hash chain), group-committed with one fsync per batch.
+//!
+//! - An *intent* record is durable (fsynced) **before** the change it describes; the *outcome*
+//!   after. `resume` and `release` read the journal back.
+//! - No secrets, ever: records hold DNs, step names, before/after attributes (never passwords
+//!   or hashes), revocation outcomes and typed errors.
+//! - [`verify`] recomputes the chain and reports the first bad record. The chain shows any
+//!   edit, insertion or deletion *before the head*; keep the head hash it prints (in the
+//!   incident ticket) to pin the end as well: a chain alone can be recomputed by a forger.
+//! - One writer at a time: the file is locked exclusively while a [`Journal`] is open.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, ErrorKind};
+use crate::time::{rfc3339, unix_now};
+
+/// `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Most records written per fsync.
+const MAX_BATCH: usize = 512;
+
+/// A step of a containment or release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Lock the account.
+    Lock,
+    /// Reset the password with a forced change.
+    ResetPassword,
+    /// Revoke sessions and cached credentials.
+    RevokeSessions,
+    /// Require MFA and drop existing enrolments.
+    RequireMfa,
+    /// Restore the original lock flags (release).
+    RestoreFlags,
+}
+
+impl Step {
+    /// The containment steps, in order.
+    pub const CONTAIN: [Step; 4] = [
+        Step::Lock,
+        Step::ResetPassword,
+        Step::RevokeSessions,
+        Step::RequireMfa,
+    ];
+}
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// The step changed something.
+    Changed,
+    /// Nothing needed changing.
+    AlreadySo,
+    /// The step failed; the record holds the typed error.
+    Failed,
+    /// Done, but part of it could not be revoked (the record says what).
+    Partial,
+}
+
+impl StepStatus {
+    /// Whether the step needs no further work.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Changed | StepStatus::AlreadySo | StepStatus::Partial
+        )
+    }
+}
+
+/// What a record says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run begins (`action`: contain, release, resume).
+    IncidentStart {
+        /// contain / release / resume.
+        action: String,
+        /// The users asked for, as given.
+        users: Vec<String>,
+        /// Free text (release override reason, operator note).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A step is about to change the directory (durable before the change).
+    Intent {
+        /// User as given.
+        user: String,
+        /// Entry.
+        dn: String,
+        /// Step.
+        step: Step,
+    },
+    /// A step ended.
+    Outcome {
+        /// User as given.
+        user: String,
+        /// Entry.
+        dn: String,
+        /// Step.
+        step: Step,
+        /// Status.
+        status: StepStatus,
+        /// Details: the `Change` (before/after), revocation outcomes, or the error.
+        detail: Value,
+    },
+    /// A user was refused before anything changed (unknown, protected, out of scope...).
+    Refused {
+        /// User as given.
+        user: String,
+        /// The typed error.
+        error: Value,
+    },
+    /// A run ended.
+    IncidentEnd {
+        /// Users fully done.
+        done: usize,
+        /// Users refused or with a failed step.
+        failed: usize,
+    },
+}
+
+/// One line of the journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// 0, 1, 2... across the whole file.
+    pub seq: u64,
+    /// SHA-256 (hex) of the previous line; [`GENESIS`] for the first.
+    pub prev: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// Incident identifier.
+    pub incident: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Journal,
+        format!("journal {}: {what}: {e}", path.display()),
+    )
+}
+
+type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
+
+/// An open journal: appends go through one writer thread that batches fsyncs.
+#[derive(Clone)]
+pub struct Journal {
+    tx: std_mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+impl Journal {
+    /// Opens (or creates, mode 0600) the journal at `path`, verifies the existing chain,
+    /// and locks the file for this writer. A broken chain refuses to open.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| io_err(path, "cannot open", e))?;
+        file.try_lock()
+            .map_err(|e| io_err(path, "another process is writing it", e))?;
+        let report = verify(path)?;
+        if let Some(bad) = &report.first_bad {
+            return Err(Error::new(
+                ErrorKind::JournalTampered,
+                format!(
+                    "journal {} is broken at line {}: {}",
+                    path.display(),
+                    bad.line,
+                    bad.reason
+                ),
+            ));
+        }
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let p = path.to_owned();
+        let mut seq = report.records as u64;
+        let mut prev = report.head.clone();
+        std::thread::Builder::new()
+            .name("cadenas-journal".into())
+            .spawn(move || {
+                let mut file = file;
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut buf = Vec::new();
+                    let (mut s, mut pv) = (seq, prev.clone());
+                    for (events, _) in &jobs {
+                        for (incident, event) in events {
+                            let rec = Record {
+                                seq: s,
+                                prev: pv.clone(),
+                                time: rfc3339(unix_now()),
+                                incident: incident.clone(),
+                                event: event.clone(),
+                            };
+                            let line = serde_json::to_string(&rec).unwrap_or_default();
+                            pv = sha256_hex(line.as_bytes());
+                            s += 1;
+                            buf.extend_from_slice(line.as_bytes());
+                            buf.push(b'\n');
+                        }
+                    }
+                    let res = file
+                        .write_all(&buf)
+                        .and_then(|_| file.sync_data())
+                        .map_err(|e| io_err(&p, "write + fsync", e));
+                    if res.is_ok() {
+                        seq = s;
+                        prev = pv;
+                    }
+                    for (_, reply) in jobs {
+                        let _ = reply.send(res.clone());
+                    }
+                }
+            })
+            .map_err(|e| io_err(path, "cannot start the writer", e))?;
+        Ok(Self {
+            tx,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends records and returns once they are on disk (fsynced). Concurrent callers
+    /// share one fsync (group commit).
+    pub async fn append(&self, incident: &str, events: Vec<Event>) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        let batch = events.into_iter().map(|e| (incident.to_owned(), e)).collect();
+        self.tx
+            .send((batch, tx))
+            .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?;
+        rx.await
+            .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?
+    }
+}
+
+/// Where a chain breaks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadRecord {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The result of [`verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Records read (up to the first bad one).
+    pub records: usize,
+    /// SHA-256 of the last good line: keep it to pin the journal's end.
+    pub head: String,
+    /// The first bad record, if any.
+    pub first_bad: Option<BadRecord>,
+}
+
+/// Recomputes the chain: every line must parse, have `seq` = its index and `prev` = the hash
+/// of the line before. A missing file is an empty journal.
+pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
+    let mut report = VerifyReport {
+        records: 0,
+        head: GENESIS.to_owned(),
+        first_bad: None,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => return Err(io_err(path, "cannot read", e)),
+    };
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|e| io_err(path, "read", e))?;
+        let bad = |reason: String| Some(BadRecord { line: i + 1, reason });
+        let rec: Record = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                report.first_bad = bad(format!("not a journal record ({e})"));
+                break;
+            }
+        };
+        if rec.seq != i as u64 {
+            report.first_bad = bad(format!(
+                "seq {} where {i} was expected (a record was removed or inserted)",
+                rec.seq
+            ));
+            break;
+        }
+        if rec.prev != report.head {
+            report.first_bad = bad(
+                "prev does not match the previous line (a record was edited, removed or inserted)".into(),
+            );
+            break;
+        }
+        report.head = sha256_hex(&line);
+        report.records += 1;
+    }
+    Ok(report)
+}
+
+/// Reads every record (verifying the chain first; a broken chain is an error).
+pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+    let report = verify(path)?;
+    if let Some(bad) = report.first_bad {
+        return Err(Error::new(
+            ErrorKind::JournalTampered,
+            format!(
+                "journal {} is broken at line {}: {}",
+                path.display(),
+                bad.line,
+                bad.reason
+            ),
+        ));
+    }
+    let file = File::open(path).map_err(|e| io_err(path, "cannot read", e))?;
+    BufReader::new(file)
+        .lines()
+        .map(|l| {
+            let l = l.map_err(|e| io_err(path, "read", e))?;
+            serde_json::from_str(&l).map_err(|e| io_err(path, "parse", e))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("cadenas-journal-{tag}-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    fn intent(u: &str) -> Event {
+        Event::Intent {
+            user: u.into(),
+            dn: format!("uid={u}"),
+            step: Step::Lock,
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_chain_and_verify_then_reopen_continues_the_chain() {
+        let p = tmp("chain");
+        {
+            let j = Journal::open(&p).expect("open");
+            j.append("INC-1", vec![intent("a"), intent("b")])
+                .await
+                .expect("append");
+            let futs: Vec<_> = (0..50)
+                .map(|i| {
+                    let j = j.clone();
+                    tokio::spawn(async move { j.append("INC-1", vec![intent(&format!("u{i}"))]).await })
+                })
+                .collect();
+            for f in futs {
+                f.await.expect("join").expect("append");
+            }
+        }
+        let r = verify(&p).expect("verify");
+        assert_eq!((r.records, r.first_bad.clone()), (52, None));
+        // the writer thread releases the lock when the Journal is dropped; wait for it
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let j = Journal::open(&p).expect("reopen");
+        j.append("INC-2", vec![intent("c")]).await.expect("append");
+        drop(j);
+        let recs = read(&p).expect("read");
+        assert_eq!(recs.len(), 53);
+        assert_eq!(recs[52].seq, 52);
+        assert_eq!(recs[52].incident, "INC-2");
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).expect("meta").permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_file(&p).ok();
+    }
+
+    #[tokio::test]
+    async fn edits_deletions_and_insertions_are_detected_at_the_first_bad_line() {
+        let p = tmp("tamper");
+        let j = Journal::open(&p).expect("open");
+        j.append("INC", (0..5).map(|i| intent(&format!("u{i}"))).collect())
+            .await
+            .expect("append");
+        drop(j);
+        let good = std::fs::read_to_string(&p).expect("read");
+        let lines: Vec<&str> = good.lines().collect();
+
+        let edited = good.replacen("uid=u2", "uid=zz", 1);
+        std::fs::write(&p, &edited).expect("write");
+        assert_eq!(
+            verify(&p).expect("v").first_bad.map(|b| b.line),
+            Some(4),
+            "edit of line 3 shows at line 4"
+        );
+
+        let deleted = [&lines[..1], &lines[2..]].concat().join("\n") + "\n";
+        std::fs::write(&p, deleted).expect("write");
+        assert_eq!(verify(&p).expect("v").first_bad.map(|b| b.line), Some(2));
+
+        let inserted = [&lines[..2], &[lines[1]], &lines[2..]].concat().join("\n") + "\n";
+        std::fs::write(&p, inserted).expect("write");
+        assert_eq!(verify(&p).expect("v").first_bad.map(|b| b.line), Some(3));
+
+        std::fs::write(&p, format!("{good}garbage\n")).expect("write");
+        assert_eq!(verify(&p).expect("v").first_bad.map(|b| b.line), Some(6));
+        assert_eq!(
+            Journal::open(&p).expect_err("refused").kind(),
+            ErrorKind::JournalTampered
+        );
+        std::fs::remove_file(&p).ok();
+    }
+}
