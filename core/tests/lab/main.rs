@@ -7,6 +7,7 @@ mod support;
 mod ad;
 mod dovecot;
 mod flavours;
+mod incident;
 mod mfa;
 mod openldap;
 mod revokers;

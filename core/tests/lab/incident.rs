@@ -1,0 +1,434 @@
+//! `Responder`: contain / plan / release / resume against the lab's real servers.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cadenas::incident::{ContainOptions, PasswordSink, Progress, ReleaseOptions, Responder};
+use cadenas::journal::{self, Event, Step, StepStatus};
+use cadenas::mfa::totp::code_for_step;
+use cadenas::{BindOutcome, Config, Dn, Error, ErrorKind, LockState, Password, UserRef};
+
+use crate::support::{secret_from_uri, AdLab, CapturedLogs, OpenLdapLab};
+
+/// Keeps every delivered password, for checking they never leak anywhere else.
+#[derive(Default)]
+pub struct MemorySink(pub Mutex<HashMap<String, String>>);
+
+impl PasswordSink for MemorySink {
+    fn deliver(&self, user: &str, _dn: &str, password: &Password) -> Result<(), Error> {
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(user.to_owned(), password.expose_secret().to_owned());
+        Ok(())
+    }
+}
+
+pub fn temp_journal(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("cadenas-incident-{tag}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+async fn responder(cfg: &Config, tag: &str) -> (Responder, PathBuf) {
+    let j = temp_journal(tag);
+    (Responder::new(cfg, &j).await.expect("responder"), j)
+}
+
+#[tokio::test]
+async fn contain_one_user_journals_intent_before_outcome_and_leaks_no_secret() {
+    let lab = OpenLdapLab::load();
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let (r, journal_path) = responder(&lab.config(), "one").await;
+    let (name, dn) = lab.fresh_user("inc-one").await;
+    let sink = Arc::new(MemorySink::default());
+    let report = r
+        .contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .await
+        .expect("contain");
+    assert_eq!((report.done(), report.failed()), (1, 0));
+    let steps: Vec<_> = report.users[0].steps.iter().map(|s| (s.step, s.status)).collect();
+    assert_eq!(
+        steps,
+        [
+            (Step::Lock, StepStatus::Changed),
+            (Step::ResetPassword, StepStatus::Changed),
+            (Step::RevokeSessions, StepStatus::Partial),
+            (Step::RequireMfa, StepStatus::Changed)
+        ]
+    );
+
+    let dir = r.directory();
+    let u = dir.find_user(&UserRef::Dn(dn.clone())).await.expect("find");
+    let state = dir.account_state(&u).await.expect("state");
+    assert_eq!(
+        (state.lock, state.must_change, state.mfa_required),
+        (LockState::Locked, true, Some(true))
+    );
+
+    let records = journal::read(&journal_path).expect("journal");
+    let v = journal::verify(&journal_path).expect("verify");
+    assert!(v.first_bad.is_none());
+    assert_eq!(v.head, report.journal_head);
+    let mut open: HashSet<Step> = HashSet::new();
+    let mut order = Vec::new();
+    for rec in &records {
+        match &rec.event {
+            Event::Intent { step, .. } => assert!(open.insert(*step), "one intent per step"),
+            Event::Outcome { step, .. } => {
+                assert!(open.remove(step), "an outcome always follows its intent");
+                order.push(*step);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(order, Step::CONTAIN);
+    let password = sink.0.lock().expect("lock")[name.as_str()].clone();
+    assert_eq!(
+        dir.check_password(&dn, &Password::new(password.clone()))
+            .await
+            .expect("bind"),
+        BindOutcome::Locked
+    );
+    let journal_text = std::fs::read_to_string(&journal_path).expect("read");
+    assert!(!journal_text.contains(&password), "no password in the journal");
+    assert!(!logs.text().contains(&password), "no password in the logs");
+    assert!(
+        !format!("{report:?}").contains(&password),
+        "no password in the report"
+    );
+}
+
+#[tokio::test]
+async fn a_mixed_batch_reports_each_user_and_one_failure_never_stops_the_others() {
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "mixed").await;
+    let (a, _) = lab.fresh_user("inc-mixa").await;
+    let (b, _) = lab.fresh_user("inc-mixb").await;
+    let users: Vec<String> = vec![
+        a.to_string(),
+        "no-such-user-anywhere".into(),
+        "admin0001".into(),
+        "*)(uid=*".into(),
+        format!("dn:uid=outsider,ou=elsewhere,{}", lab.get("CADENAS_LAB_SUFFIX")),
+        b.to_string(),
+    ];
+    let seen = Arc::new(Mutex::new(Vec::<Progress>::new()));
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    let s = seen.clone();
+    opts.progress = Some(Arc::new(move |p: &Progress| {
+        s.lock().expect("lock").push(p.clone())
+    }));
+    let report = r.contain(&users, opts).await.expect("contain");
+    let kinds: Vec<Option<ErrorKind>> = report
+        .users
+        .iter()
+        .map(|u| u.refused.as_ref().map(|e| e.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            None,
+            Some(ErrorKind::UserNotFound),
+            Some(ErrorKind::ProtectedAccount),
+            Some(ErrorKind::InvalidUserName),
+            Some(ErrorKind::OutOfScope),
+            None
+        ]
+    );
+    assert!(report.users[0].complete() && report.users[5].complete());
+    assert_eq!((report.done(), report.failed()), (2, 4));
+    let p = seen.lock().expect("lock");
+    assert_eq!(p.len(), 6);
+    assert_eq!(p.iter().map(|x| x.finished).max(), Some(6));
+    assert_eq!(p.iter().map(|x| x.failed).max(), Some(4));
+}
+
+#[tokio::test]
+async fn plan_predicts_exactly_what_contain_then_does_and_changes_nothing() {
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "plan").await;
+    let (fresh, fresh_dn) = lab.fresh_user("inc-plan1").await;
+    let (half, _) = lab.fresh_user("inc-plan2").await;
+    let dir = r.directory();
+    let u = dir.find_user(&UserRef::Name(half.clone())).await.expect("find");
+    dir.lock(&u).await.expect("already locked before the incident");
+    dir.require_mfa(&u).await.expect("already in the MFA group");
+    let users = vec![fresh.to_string(), half.to_string(), "admin0001".into()];
+
+    let plan = r.plan(&users, false).await.expect("plan");
+    assert!(plan.users[0].steps[0]
+        .actions
+        .iter()
+        .any(|a| a.contains("replace pwdAccountLockedTime: 000001010000Z")));
+    assert_eq!(
+        plan.users[2].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::ProtectedAccount)
+    );
+    // nothing changed
+    assert_eq!(
+        dir.check_password(&fresh_dn, &lab.user_password())
+            .await
+            .expect("bind"),
+        BindOutcome::Success
+    );
+
+    let report = r
+        .contain(&users, ContainOptions::new(Arc::new(MemorySink::default())))
+        .await
+        .expect("contain");
+    for (p, c) in plan.users.iter().zip(&report.users) {
+        assert_eq!(
+            p.refused.as_ref().map(|e| e.kind()),
+            c.refused.as_ref().map(|e| e.kind())
+        );
+        let planned: Vec<_> = p.steps.iter().map(|s| (s.step, s.predicted)).collect();
+        let done: Vec<_> = c.steps.iter().map(|s| (s.step, s.status)).collect();
+        assert_eq!(planned, done, "{}", p.user);
+    }
+}
+
+#[tokio::test]
+async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flags() {
+    let lab = OpenLdapLab::load();
+    let cfg = lab.config();
+    let (r, journal_path) = responder(&cfg, "release").await;
+    let (name, dn) = lab.fresh_user("inc-rel").await;
+    let sink = Arc::new(MemorySink::default());
+    r.contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .await
+        .expect("contain");
+
+    let e = r
+        .release(name.as_str(), ReleaseOptions::default())
+        .await
+        .expect_err("no MFA yet");
+    assert_eq!(e.kind(), ErrorKind::ReleaseRefused, "{e}");
+
+    // The rightful user enrols at the helpdesk and proves it.
+    let mfa = cadenas::mfa::Mfa::open(cfg.mfa.as_ref().expect("mfa"), false).expect("mfa");
+    let now = cadenas::mfa::unix_now();
+    let new = mfa.enroll(name.as_str(), now).expect("enrol");
+    let secret = secret_from_uri(std::str::from_utf8(new.uri.expose_secret()).expect("utf8"));
+    mfa.verify(
+        name.as_str(),
+        &code_for_step(&secret, new.params.step_at(now), &new.params),
+        now,
+    )
+    .expect("verify");
+
+    let rel = r
+        .release(name.as_str(), ReleaseOptions::default())
+        .await
+        .expect("release");
+    assert_eq!(
+        rel.change.after.get("pwdAccountLockedTime"),
+        Some(&vec![]),
+        "back to no lock, as before"
+    );
+    let dir = r.directory();
+    let pw = Password::new(sink.0.lock().expect("lock")[name.as_str()].clone());
+    assert_eq!(
+        dir.check_password(&dn, &pw).await.expect("bind"),
+        BindOutcome::MustChange,
+        "unlocked; change still forced"
+    );
+    let state = dir
+        .account_state(&dir.find_user(&UserRef::Dn(dn.clone())).await.expect("u"))
+        .await
+        .expect("state");
+    assert_eq!(state.mfa_required, Some(true), "MFA stays required");
+
+    // With an override, release works without MFA, and the reason is in the journal.
+    let (other, _) = lab.fresh_user("inc-rel2").await;
+    r.contain(
+        &[other.to_string()],
+        ContainOptions::new(Arc::new(MemorySink::default())),
+    )
+    .await
+    .expect("contain");
+    r.release(
+        other.as_str(),
+        ReleaseOptions {
+            override_reason: Some("identity checked in person, ticket 4711".into()),
+        },
+    )
+    .await
+    .expect("override");
+    let text = std::fs::read_to_string(&journal_path).expect("journal");
+    assert!(text.contains("identity checked in person, ticket 4711"));
+    // Nothing to release for a user never contained.
+    let (never, _) = lab.fresh_user("inc-rel3").await;
+    let e = r
+        .release(
+            never.as_str(),
+            ReleaseOptions {
+                override_reason: Some("x".into()),
+            },
+        )
+        .await
+        .expect_err("none");
+    assert_eq!(e.kind(), ErrorKind::ReleaseRefused);
+}
+
+#[tokio::test]
+async fn an_auto_locked_out_account_is_released_to_its_original_lockout_not_unlocked() {
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "release-orig").await;
+    let (name, dn) = lab.fresh_user("inc-orig").await;
+    lab.admin_replace(&dn, "pwdAccountLockedTime", &[b"20260101000000Z"])
+        .await;
+    r.contain(
+        &[name.to_string()],
+        ContainOptions::new(Arc::new(MemorySink::default())),
+    )
+    .await
+    .expect("contain");
+    let rel = r
+        .release(
+            name.as_str(),
+            ReleaseOptions {
+                override_reason: Some("test".into()),
+            },
+        )
+        .await
+        .expect("release");
+    assert_eq!(
+        rel.change.after.get("pwdAccountLockedTime"),
+        Some(&vec!["20260101000000Z".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn a_batch_on_active_directory_contains_and_releases_to_the_exact_user_account_control() {
+    let ad = AdLab::load();
+    let cfg = Config::from_file(&ad.config_path()).expect("config");
+    let (r, _) = responder(&cfg, "ad").await;
+    let (a, a_dn) = ad.fresh_user_uac("incada", 66048).await;
+    let (b, _) = ad.fresh_user_uac("incadb", 512).await;
+    let users = vec![
+        a.to_string(),
+        b.to_string(),
+        "admin0001".into(),
+        "ghost-user".into(),
+    ];
+    let report = r
+        .contain(&users, ContainOptions::new(Arc::new(MemorySink::default())))
+        .await
+        .expect("contain");
+    assert!(
+        report.users[0].complete() && report.users[1].complete(),
+        "{report:#?}"
+    );
+    assert_eq!(
+        report.users[2].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::ProtectedAccount)
+    );
+    assert_eq!(
+        report.users[3].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::UserNotFound)
+    );
+    assert!(report.not_revoked.iter().any(|n| n.contains("Kerberos")));
+    let rel = r
+        .release(
+            a.as_str(),
+            ReleaseOptions {
+                override_reason: Some("test".into()),
+            },
+        )
+        .await
+        .expect("release");
+    assert_eq!(rel.change.after["userAccountControl"], vec!["66048".to_owned()]);
+    let dir = r.directory();
+    let st = dir
+        .account_state(
+            &dir.find_user(&UserRef::Dn(Dn::parse(a_dn.as_str()).expect("dn")))
+                .await
+                .expect("u"),
+        )
+        .await
+        .expect("s");
+    assert_eq!(st.attributes["userAccountControl"], vec!["66048".to_owned()]);
+}
+
+#[tokio::test]
+async fn six_thousand_accounts_in_one_call() {
+    // The reference incident size (ARCHITECTURE.md): 6000 users added for this test.
+    let lab = OpenLdapLab::load();
+    let n = 6000;
+    let prefix = format!("bulk{}", std::process::id());
+    let hash = {
+        // one server-made hash shared by all, as the lab's seed does
+        let out = std::process::Command::new("slappasswd")
+            .args([
+                "-o",
+                "module-load=argon2",
+                "-h",
+                "{ARGON2}",
+                "-s",
+                lab.get("CADENAS_LAB_USER_PW"),
+            ])
+            .output()
+            .expect("slappasswd");
+        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    };
+    let people = lab.get("CADENAS_LAB_PEOPLE").to_owned();
+    let mut admin = lab.admin().await;
+    let mut adds = Vec::new();
+    // slapd closes a connection with more than 1000 requests pending (olcConnMaxPendingAuth)
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    for i in 0..n {
+        let mut a = admin.clone();
+        let gate = gate.clone();
+        let (uid, hash, people) = (format!("{prefix}-{i:04}"), hash.clone(), people.clone());
+        adds.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("gate");
+            let dn = format!("uid={uid},{people}");
+            let attrs = vec![
+                ("objectClass", HashSet::from(["inetOrgPerson"])),
+                ("uid", HashSet::from([uid.as_str()])),
+                ("cn", HashSet::from([uid.as_str()])),
+                ("sn", HashSet::from(["Bulk"])),
+                ("userPassword", HashSet::from([hash.as_str()])),
+            ];
+            a.add(&dn, attrs).await.expect("add").success().expect("added");
+        }));
+    }
+    for a in adds {
+        a.await.expect("add task");
+    }
+    let _ = admin.unbind().await;
+
+    let mut cfg = lab.config();
+    cfg.directory.pool_size = 4;
+    let (r, journal_path) = responder(&cfg, "bulk").await;
+    let users: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:04}")).collect();
+    let sink = Arc::new(MemorySink::default());
+    let started = std::time::Instant::now();
+    let mut opts = ContainOptions::new(sink.clone());
+    opts.concurrency = 64;
+    let report = r.contain(&users, opts).await.expect("contain");
+    let elapsed = started.elapsed();
+    assert_eq!((report.done(), report.failed()), (n, 0));
+    assert_eq!(sink.0.lock().expect("lock").len(), n);
+    let v = journal::verify(&journal_path).expect("verify");
+    assert!(v.first_bad.is_none());
+    // 2 start/end + 4 steps × (intent + outcome) per user
+    assert_eq!(v.records, 2 + n * 8);
+    // spot-check from outside
+    let dir = r.directory();
+    for i in [0, n / 2, n - 1] {
+        let dn = Dn::parse(&format!("uid={prefix}-{i:04},{people}")).expect("dn");
+        assert_eq!(
+            dir.check_password(&dn, &lab.user_password()).await.expect("bind"),
+            BindOutcome::Locked
+        );
+    }
+    eprintln!(
+        "contained {n} accounts in {:.1} s ({:.0}/s)",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+}
