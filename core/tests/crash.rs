@@ -1,0 +1,136 @@
+//! Fault tolerance against the real lab: the directory server is killed and restarted in the
+//! middle of a bulk containment; a resume then finishes every account, none twice.
+//!
+//! Its own test binary, because restarting slapd would disturb the other lab tests (cargo
+//! runs test binaries one after another).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use cadenas::incident::{ContainOptions, PasswordSink, Responder};
+use cadenas::journal::{self, Event, Step};
+use cadenas::{Error, LockState, Password, UserRef};
+use support::OpenLdapLab;
+
+struct CountingSink(std::sync::Mutex<Vec<String>>);
+
+impl PasswordSink for CountingSink {
+    fn deliver(&self, user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
+        self.0.lock().expect("lock").push(user.to_owned());
+        Ok(())
+    }
+}
+
+fn lab_script(arg: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/openldap.sh");
+    let ok = std::process::Command::new("bash")
+        .arg(root)
+        .arg(arg)
+        .status()
+        .expect("lab script")
+        .success();
+    assert!(ok, "lab/openldap.sh {arg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_slapd_mid_run_then_resuming_contains_everyone_exactly_once() {
+    let lab = OpenLdapLab::load();
+    let mut users = Vec::new();
+    for i in 0..120 {
+        users.push(lab.fresh_user(&format!("crash{i}")).await.0.to_string());
+    }
+    let journal_path = std::env::temp_dir().join(format!("cadenas-crash-slapd-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal_path);
+
+    let cfg = lab.config();
+    let sink = Arc::new(CountingSink(Default::default()));
+    let restarted = Arc::new(AtomicBool::new(false));
+    {
+        let r = Responder::new(&cfg, &journal_path).await.expect("responder");
+        let mut opts = ContainOptions::new(sink.clone());
+        opts.concurrency = 8;
+        let flag = restarted.clone();
+        opts.progress = Some(Arc::new(move |p| {
+            // After a third of the users, kill and restart the server under the run's feet.
+            if p.finished == 40 && !flag.swap(true, Ordering::SeqCst) {
+                std::thread::spawn(|| lab_script("restart"));
+            }
+        }));
+        let report = r
+            .contain(&users, opts)
+            .await
+            .expect("the run itself completes and reports");
+        assert!(restarted.load(Ordering::SeqCst));
+        assert!(
+            report.failed() > 0,
+            "the restart must have hit the run ({} done)",
+            report.done()
+        );
+        eprintln!("first run: {} done, {} failed", report.done(), report.failed());
+    }
+    // wait for the restart script to finish (it waits for slapd to answer)
+    for _ in 0..100 {
+        if cadenas::Directory::connect(&cfg.directory).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let r = Responder::new(&cfg, &journal_path)
+        .await
+        .expect("responder after restart");
+    let report = r
+        .resume(None, ContainOptions::new(sink.clone()))
+        .await
+        .expect("resume");
+    assert_eq!(
+        (report.done(), report.failed()),
+        (users.len(), 0),
+        "{:#?}",
+        report.users.iter().filter(|u| !u.complete()).collect::<Vec<_>>()
+    );
+
+    // The journal verifies, and no step was done twice for anyone.
+    let v = journal::verify(&journal_path).expect("verify");
+    assert!(v.first_bad.is_none(), "{:?}", v.first_bad);
+    let mut done: HashMap<(String, Step), usize> = HashMap::new();
+    for rec in journal::read(&journal_path).expect("read") {
+        if let Event::Outcome {
+            user, step, status, ..
+        } = rec.event
+        {
+            if status.is_done() {
+                *done.entry((user, step)).or_default() += 1;
+            }
+        }
+    }
+    for u in &users {
+        for s in Step::CONTAIN {
+            assert_eq!(done.get(&(u.clone(), s)), Some(&1), "{u} {s:?}");
+        }
+    }
+    // From outside: every account is contained.
+    let dir = r.directory();
+    for u in &users {
+        let user = dir
+            .find_user(&UserRef::parse(u).expect("name"))
+            .await
+            .expect("find");
+        let st = dir.account_state(&user).await.expect("state");
+        assert_eq!(
+            (st.lock, st.must_change, st.mfa_required),
+            (LockState::Locked, true, Some(true)),
+            "{u}"
+        );
+    }
+    // Each reset handed over exactly one password that counts (a reset whose outcome was lost
+    // is re-run and hands over a new one): never fewer than one per user.
+    let delivered = sink.0.lock().expect("lock");
+    for u in &users {
+        assert!(delivered.iter().any(|d| d == u), "{u} got a password");
+    }
+}
