@@ -30,6 +30,9 @@ cat "$OUT/attacker.log"
 say "On-call sysadmin: what does the account look like?"
 "$CADENAS" --config "$CONFIG" status "$VICTIM"
 
+say "Dry run first: what would containment change?"
+"$CADENAS" --config "$CONFIG" plan "$VICTIM"
+
 say "Contain it: lock, reset (forced change), revoke sessions (Dovecot cache flush + kick), require MFA"
 "$CADENAS" --config "$CONFIG" contain "$VICTIM" --password-file "$OUT/$VICTIM.pw"
 ls -l "$OUT/$VICTIM.pw"
@@ -49,5 +52,25 @@ PY
 
 say "After containment"
 "$CADENAS" --config "$CONFIG" status "$VICTIM"
+
+say "The journal: every step, hash-chained"
+"$CADENAS" --config "$CONFIG" journal show | tail -12
+"$CADENAS" --config "$CONFIG" journal verify
+
+say "Days later: $VICTIM proves their identity at the helpdesk and enrols a new TOTP device"
+"$CADENAS" --config "$CONFIG" mfa enroll "$VICTIM" --uri-file "$OUT/$VICTIM.otpauth"
+# (the authenticator app, simulated: RFC 6238 with the secret from the QR code)
+python3 - "$OUT/$VICTIM.otpauth" <<'PY' | "$CADENAS" --config "$CONFIG" mfa verify "$VICTIM"
+import base64, hmac, struct, sys, time, urllib.parse
+q = urllib.parse.parse_qs(urllib.parse.urlparse(open(sys.argv[1]).read().strip()).query)
+key = base64.b32decode(q["secret"][0] + "=" * (-len(q["secret"][0]) % 8))
+mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), "sha1").digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
+PY
+
+say "Release: the account's original flags come back; the new password (must change) and MFA stay"
+"$CADENAS" --config "$CONFIG" release "$VICTIM"
+"$CADENAS" --config "$CONFIG" status "$VICTIM"
 echo
-echo "The new password is in $OUT/$VICTIM.pw (0600), to hand to $VICTIM once their identity is proven."
+echo "The new password is in $OUT/$VICTIM.pw (0600), handed to $VICTIM; they must change it at first login."

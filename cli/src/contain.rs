@@ -262,6 +262,13 @@ fn print_user(u: &UserReport) {
     }
 }
 
+fn step_name(step: cadenas::journal::Step) -> String {
+    serde_json::to_value(step)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// `cadenas plan`.
 pub async fn plan(
     cli: &Cli,
@@ -293,7 +300,7 @@ pub async fn plan(
                             StepStatus::Partial => "partly",
                             _ => "would change",
                         };
-                        println!("    {:<16} {p}", format!("{:?}", s.step).to_lowercase());
+                        println!("    {:<16} {p}", step_name(s.step));
                         for a in &s.actions {
                             println!("        - {a}");
                         }
