@@ -125,7 +125,10 @@ fn progress_bar() -> Option<cadenas::incident::ProgressFn> {
     }
     Some(Arc::new(|p: &Progress| {
         let width = 30;
-        let filled = (p.finished * width).checked_div(p.total).unwrap_or(width).min(width);
+        let filled = (p.finished * width)
+            .checked_div(p.total)
+            .unwrap_or(width)
+            .min(width);
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,

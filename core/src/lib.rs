@@ -2,10 +2,11 @@
 //!
 //! When an account's password is stolen, Cadenas takes the attacker out and brings the
 //! rightful user back: **lock** the account, **reset** the password to a strong random one
-//! with a forced change, **require MFA**, and — in later modules — revoke live sessions,
-//! journal every step and **release** the account to exactly its original state.
+//! with a forced change, **revoke** live sessions and cached credentials, **require MFA**,
+//! **journal** every step, and later **release** the account to exactly its original flags.
 //!
-//! The building blocks, all async (tokio):
+//! The main entry point is [`incident::Responder`] (contain / plan / release / resume, for one
+//! user or thousands). The building blocks, all async (tokio):
 //!
 //! - [`Directory`]: connect over LDAPS/StartTLS as a least-privilege service account, find
 //!   users safely ([`UserRef`], [`UserName`], [`Dn`]), read [`AccountState`], and the
@@ -13,6 +14,8 @@
 //! - [`Password`] / [`Secret`]: zeroized, redacted, never displayed.
 //! - [`Error`]: one error type with stable codes ([`ErrorKind::code`]).
 //! - [`Config`]: the TOML configuration.
+//! - [`session`]: revokers (Dovecot, webhooks, commands); [`mfa`]: TOTP, recovery codes,
+//!   `authenticate`; [`journal`]: the hash-chained audit journal.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
