@@ -608,12 +608,25 @@ impl Responder {
                     Err(e) => return failed(&e),
                 };
                 match dir.reset_password(u, &password, true).await {
-                    Ok(c) => match opts.sink.deliver(user, u.dn.as_str(), &password) {
-                        Ok(()) => (StepStatus::Changed, json!({"change": c})),
+                    // The step ends with the lock in place: OpenLDAP's ppolicy deletes the lock
+                    // on a password set, and a run killed between the two would otherwise
+                    // resume with the lock step done and the account unlocked (found by the
+                    // SIGKILL test). lock() is idempotent: normally "already in place".
+                    Ok(c) => match dir.lock(u).await {
                         Err(e) => (
                             StepStatus::Failed,
-                            json!({"change": c, "error": err_json(&e), "note": "the password was set but could not be handed over; the account stays locked"}),
+                            json!({"change": c, "error": err_json(&e), "note": "the password was set but the lock could not be confirmed"}),
                         ),
+                        Ok(relock) => match opts.sink.deliver(user, u.dn.as_str(), &password) {
+                            Ok(()) => (
+                                StepStatus::Changed,
+                                json!({"change": c, "relocked": relock.outcome == ChangeOutcome::Applied}),
+                            ),
+                            Err(e) => (
+                                StepStatus::Failed,
+                                json!({"change": c, "error": err_json(&e), "note": "the password was set but could not be handed over; the account stays locked"}),
+                            ),
+                        },
                     },
                     Err(e) => failed(&e),
                 }
