@@ -185,8 +185,15 @@ impl Journal {
             .mode(0o600)
             .open(path)
             .map_err(|e| io_err(path, "cannot open", e))?;
-        file.try_lock()
-            .map_err(|e| io_err(path, "another process is writing it", e))?;
+        // The previous writer of this process may still be closing: wait a little for it.
+        let mut tries = 0;
+        while let Err(e) = file.try_lock() {
+            tries += 1;
+            if tries > 100 {
+                return Err(io_err(path, "another writer holds it", e));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let report = verify(path)?;
         if let Some(bad) = &report.first_bad {
             return Err(Error::new(

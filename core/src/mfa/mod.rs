@@ -760,6 +760,21 @@ mod tests {
     }
 
     #[test]
+    fn a_store_locked_by_another_writer_is_a_typed_error_after_the_busy_timeout() {
+        let (_t, cfg) = tmp("locked");
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        mfa.enroll("alice", T).expect("enroll");
+        let other = rusqlite::Connection::open(&cfg.database).expect("second connection");
+        other
+            .execute_batch("BEGIN EXCLUSIVE")
+            .expect("hold the write lock");
+        let e = mfa.verify("alice", "123456", T).expect_err("locked");
+        assert_eq!(e.kind(), ErrorKind::MfaStore, "{e}");
+        assert!(e.message().contains("locked"), "{e}");
+        other.execute_batch("ROLLBACK").expect("release");
+    }
+
+    #[test]
     fn concurrent_recovery_code_use_succeeds_exactly_once() {
         let (_t, cfg) = tmp("race");
         let mfa = Arc::new(Mfa::open(&cfg, true).expect("open"));
