@@ -29,7 +29,7 @@ fn main() {
         .next()
         .expect("b32")
         .to_owned();
-    let secret = cadenas::Secret::new(decode(&b32));
+    let secret = cadenas::Secret::new(cadenas::mfa::totp::base32_decode(&b32).expect("base32"));
     let p = cfg.params();
 
     let n = 20_000u64;
@@ -77,19 +77,4 @@ fn main() {
         println!("  oathtool, one process per code               {oath:>10.0} codes/s     (cadenas durable is {:.1}x faster)", durable / oath);
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u64, 0u32);
-    for c in s.chars() {
-        let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".find(c).expect("base32") as u64;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
 }

@@ -176,6 +176,23 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// RFC 4648 base32 decoding (case-insensitive, padding optional); `None` on a bad character.
+pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
+    const A: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = Vec::with_capacity(s.len() * 5 / 8);
+    let (mut buf, mut bits) = (0u64, 0u32);
+    for c in s.trim_end_matches('=').chars() {
+        let v = A.find(c.to_ascii_uppercase())? as u64;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
 fn percent_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -292,6 +309,7 @@ mod tests {
             ("foobar", "MZXW6YTBOI"),
         ] {
             assert_eq!(base32(input.as_bytes()), out);
+            assert_eq!(base32_decode(out).expect("decode"), input.as_bytes());
         }
     }
 

@@ -385,25 +385,7 @@ async fn starttls_works_and_an_unknown_ca_is_a_tls_error() {
     );
 
     // A CA that did not sign the server's certificate.
-    let other_ca = std::env::temp_dir().join(format!("cadenas-other-ca-{}.pem", std::process::id()));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=Other CA",
-        ])
-        .args(["-keyout", "/dev/null", "-out"])
-        .arg(&other_ca)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success());
+    let other_ca = crate::support::untrusted_ca("ldap");
     let ca = lab.get("CADENAS_LAB_CA").to_owned();
     let wrong = lab.config_with(|t| t.replace(&ca, other_ca.to_str().expect("utf8")));
     let e = Directory::connect(&wrong.directory).await.expect_err("untrusted");

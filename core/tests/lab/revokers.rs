@@ -175,25 +175,7 @@ async fn webhook_timeouts_and_untrusted_certificates_are_typed_failures() {
 
     // The lab CA is replaced by the system store's idea of trust: the receiver is refused.
     let (port, received) = receiver(vec![200], 0).await;
-    let other_ca = std::env::temp_dir().join(format!("cadenas-webhook-ca-{}.pem", std::process::id()));
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=Other",
-        ])
-        .args(["-keyout", "/dev/null", "-out"])
-        .arg(&other_ca)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(ok.success());
+    let other_ca = crate::support::untrusted_ca("webhook");
     std::env::set_var("CADENAS_TEST_WEBHOOK_KEY2", "k");
     let c: RevokerConfig = toml::from_str(&format!(
         "type = \"webhook\"\nname = \"app\"\nurl = \"https://localhost:{port}/\"\nsecret_env = \"CADENAS_TEST_WEBHOOK_KEY2\"\nca_file = \"{}\"\nretries = 0",

@@ -19,20 +19,9 @@ pub struct OpenLdapLab {
 
 impl OpenLdapLab {
     pub fn load() -> Self {
-        let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
-        let path = PathBuf::from(dir).join("openldap/lab.env");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "lab not running ({}: {e}); start it with `lab/openldap.sh start`",
-                path.display()
-            )
-        });
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Self { env }
+        Self {
+            env: read_env("openldap/lab.env", "lab/openldap.sh start"),
+        }
     }
 
     pub fn get(&self, key: &str) -> &str {
@@ -60,19 +49,13 @@ impl OpenLdapLab {
     /// An ldap3 connection bound as the lab's rootDN: for fixtures and for pinning server
     /// behaviour from outside Cadenas, never for what Cadenas itself does.
     pub async fn admin(&self) -> ldap3::Ldap {
-        let tls =
-            cadenas::directory::tls::client_config_with_ca(self.get("CADENAS_LAB_CA").as_ref()).expect("ca");
-        let settings = LdapConnSettings::new().set_config(tls);
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, self.get("CADENAS_LAB_LDAPS_URL"))
-            .await
-            .expect("connect admin");
-        ldap3::drive!(conn);
-        ldap.simple_bind(self.get("CADENAS_LAB_ADMIN_DN"), self.get("CADENAS_LAB_ADMIN_PW"))
-            .await
-            .expect("admin bind")
-            .success()
-            .expect("admin bind ok");
-        ldap
+        bound_connection(
+            self.get("CADENAS_LAB_LDAPS_URL"),
+            self.get("CADENAS_LAB_CA"),
+            self.get("CADENAS_LAB_ADMIN_DN"),
+            self.get("CADENAS_LAB_ADMIN_PW"),
+        )
+        .await
     }
 
     /// Adds a fresh user (unique uid, the lab's initial password) so tests never share state.
@@ -120,15 +103,7 @@ impl OpenLdapLab {
 
     /// Replaces attributes as the rootDN (to set up server-side situations).
     pub async fn admin_replace(&self, dn: &Dn, attr: &str, values: &[&[u8]]) {
-        let mut admin = self.admin().await;
-        let vals: HashSet<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
-        admin
-            .modify(dn.as_str(), vec![Mod::Replace(attr.as_bytes().to_vec(), vals)])
-            .await
-            .expect("modify")
-            .success()
-            .expect("modify ok");
-        let _ = admin.unbind().await;
+        replace_as(self.admin().await, dn, attr, values).await
     }
 }
 
@@ -164,18 +139,7 @@ impl std::io::Write for CapturedLogs {
 
 /// Facts about the running Dovecot lab, from `$CADENAS_LAB_DIR/dovecot/lab.env`.
 pub fn dovecot_env() -> HashMap<String, String> {
-    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
-    let path = PathBuf::from(dir).join("dovecot/lab.env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "dovecot lab not running ({}: {e}); run `lab/dovecot.sh start`",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    read_env("dovecot/lab.env", "lab/dovecot.sh start")
 }
 
 /// A raw IMAP client connection: enough to log in, idle, and see a server-side close.
@@ -287,28 +251,12 @@ impl Imap {
     }
 }
 
-/// RFC 4648 base32 decoding (for reading the secret back out of an otpauth:// URI in tests).
-pub fn base32_decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u64, 0u32);
-    for c in s.trim_end_matches('=').chars() {
-        let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-            .find(c.to_ascii_uppercase())
-            .expect("base32") as u64;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
-}
-
 /// The secret inside an otpauth:// URI.
 pub fn secret_from_uri(uri: &str) -> cadenas::Secret {
     let q = uri.split_once("secret=").expect("secret=").1;
-    cadenas::Secret::new(base32_decode(q.split('&').next().expect("value")))
+    cadenas::Secret::new(
+        cadenas::mfa::totp::base32_decode(q.split('&').next().expect("value")).expect("base32"),
+    )
 }
 
 fn read_env(rel: &str, hint: &str) -> HashMap<String, String> {
@@ -346,24 +294,13 @@ impl AdLab {
     }
 
     pub async fn admin(&self) -> ldap3::Ldap {
-        let tls =
-            cadenas::directory::tls::client_config_with_ca(self.get("CADENAS_LAB_CA").as_ref()).expect("ca");
-        let (conn, mut ldap) = LdapConnAsync::with_settings(
-            LdapConnSettings::new().set_config(tls),
+        bound_connection(
             self.get("CADENAS_LAB_AD_LDAPS_URL"),
-        )
-        .await
-        .expect("connect admin");
-        ldap3::drive!(conn);
-        ldap.simple_bind(
+            self.get("CADENAS_LAB_CA"),
             self.get("CADENAS_LAB_AD_ADMIN"),
             self.get("CADENAS_LAB_AD_ADMIN_PW"),
         )
         .await
-        .expect("admin bind")
-        .success()
-        .expect("admin bind ok");
-        ldap
     }
 
     /// Adds an enabled user (sAMAccountName ≤ 20 characters) with the lab password and `uac`.
@@ -410,15 +347,7 @@ impl AdLab {
     }
 
     pub async fn admin_replace(&self, dn: &Dn, attr: &str, values: &[&[u8]]) {
-        let mut admin = self.admin().await;
-        let vals: HashSet<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
-        admin
-            .modify(dn.as_str(), vec![Mod::Replace(attr.as_bytes().to_vec(), vals)])
-            .await
-            .expect("modify")
-            .success()
-            .expect("modify ok");
-        let _ = admin.unbind().await;
+        replace_as(self.admin().await, dn, attr, values).await
     }
 }
 
@@ -486,4 +415,56 @@ impl AnyLab {
             AnyLab::Ad(l) => l.get("CADENAS_LAB_AD_MFA_GROUP").into(),
         }
     }
+}
+
+/// An ldap3 connection over LDAPS (verified with `ca`), bound as `dn`: for fixtures and for
+/// pinning server behaviour from outside Cadenas, never for what Cadenas itself does.
+pub async fn bound_connection(url: &str, ca: &str, dn: &str, password: &str) -> ldap3::Ldap {
+    let tls = cadenas::directory::tls::client_config_with_ca(ca.as_ref()).expect("ca");
+    let (conn, mut ldap) = LdapConnAsync::with_settings(LdapConnSettings::new().set_config(tls), url)
+        .await
+        .expect("connect");
+    ldap3::drive!(conn);
+    ldap.simple_bind(dn, password)
+        .await
+        .expect("bind")
+        .success()
+        .expect("bind ok");
+    ldap
+}
+
+async fn replace_as(mut admin: ldap3::Ldap, dn: &Dn, attr: &str, values: &[&[u8]]) {
+    let vals: HashSet<Vec<u8>> = values.iter().map(|v| v.to_vec()).collect();
+    admin
+        .modify(dn.as_str(), vec![Mod::Replace(attr.as_bytes().to_vec(), vals)])
+        .await
+        .expect("modify")
+        .success()
+        .expect("modify ok");
+    let _ = admin.unbind().await;
+}
+
+/// A self-signed CA that signed none of the lab's certificates (for "untrusted" tests).
+pub fn untrusted_ca(tag: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("cadenas-untrusted-ca-{tag}-{}.pem", std::process::id()));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Untrusted CA",
+        ])
+        .args(["-keyout", "/dev/null", "-out"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl req");
+    path
 }
