@@ -222,28 +222,7 @@ impl Journal {
                             Err(_) => break,
                         }
                     }
-                    let mut buf = Vec::new();
-                    let (mut s, mut pv) = (seq, prev.clone());
-                    for (events, _) in &jobs {
-                        for (incident, event) in events {
-                            let rec = Record {
-                                seq: s,
-                                prev: pv.clone(),
-                                time: rfc3339(unix_now()),
-                                incident: incident.clone(),
-                                event: event.clone(),
-                            };
-                            let line = serde_json::to_string(&rec).unwrap_or_default();
-                            pv = sha256_hex(line.as_bytes());
-                            s += 1;
-                            buf.extend_from_slice(line.as_bytes());
-                            buf.push(b'\n');
-                        }
-                    }
-                    let res = file
-                        .write_all(&buf)
-                        .and_then(|_| file.sync_data())
-                        .map_err(|e| io_err(&p, "write + fsync", e));
+                    let (res, s, pv) = write_batch(&mut file, &p, &jobs, seq, &prev);
                     if res.is_ok() {
                         seq = s;
                         prev = pv;
@@ -275,6 +254,49 @@ impl Journal {
             .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?;
         rx.await
             .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?
+    }
+}
+
+/// Serialises and appends one batch, then fsyncs. On failure the file is cut back to its
+/// previous length, so a half-written batch never breaks the chain for later records.
+fn write_batch(
+    file: &mut File,
+    path: &Path,
+    jobs: &[Job],
+    seq: u64,
+    prev: &str,
+) -> (Result<(), Error>, u64, String) {
+    let mut buf = Vec::new();
+    let (mut s, mut pv) = (seq, prev.to_owned());
+    for (events, _) in jobs {
+        for (incident, event) in events {
+            let rec = Record {
+                seq: s,
+                prev: pv.clone(),
+                time: rfc3339(unix_now()),
+                incident: incident.clone(),
+                event: event.clone(),
+            };
+            let line = match serde_json::to_string(&rec) {
+                Ok(l) => l,
+                Err(e) => return (Err(io_err(path, "serialise", e)), seq, prev.to_owned()),
+            };
+            pv = sha256_hex(line.as_bytes());
+            s += 1;
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+    let before = file.metadata().map(|m| m.len());
+    let res = file.write_all(&buf).and_then(|_| file.sync_data());
+    match res {
+        Ok(()) => (Ok(()), s, pv),
+        Err(e) => {
+            if let Ok(len) = before {
+                let _ = file.set_len(len);
+            }
+            (Err(io_err(path, "write + fsync", e)), seq, prev.to_owned())
+        }
     }
 }
 

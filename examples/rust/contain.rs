@@ -39,6 +39,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     writeln!(out, "{}", password.expose_secret())?;
-    println!("new password written to {password_file}");
+    println!("hand-over file: {password_file}");
     Ok(())
 }
