@@ -308,3 +308,29 @@ async fn revokers_build_from_the_lab_config_and_share_one_interface() {
     assert_eq!(outs[0].revoker, "mail");
     assert_eq!(outs[0].status, RevocationStatus::NothingToRevoke);
 }
+
+#[tokio::test]
+async fn dovecot_auth_binds_ignore_a_forced_password_change() {
+    // Seen here: OpenLDAP answers a must-change bind with success + a ppolicy control, and
+    // Dovecot's auth_bind only looks at the result code. So once an account is *released*,
+    // the handed-over password reads mail before it is changed. Containment keeps the lock
+    // on, which Dovecot does honour.
+    let lab = lab();
+    let (victim, _) = lab.ldap.fresh_user("imap-mustchange").await;
+    let (dir, new) = contain_in_directory(&lab, &victim).await;
+    assert!(
+        Imap::login(&lab.imap, victim.as_str(), new.expose_secret())
+            .await
+            .is_err(),
+        "locked: refused"
+    );
+    let u = dir.find_user(&UserRef::Name(victim.clone())).await.expect("find");
+    dir.unlock(&u).await.expect("unlock");
+    assert!(dir.account_state(&u).await.expect("state").must_change);
+    assert!(
+        Imap::login(&lab.imap, victim.as_str(), new.expose_secret())
+            .await
+            .is_ok(),
+        "must change, yet IMAP lets the password in"
+    );
+}
