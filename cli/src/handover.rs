@@ -1,9 +1,7 @@
 //! Handing a secret (new password, TOTP enrolment, recovery codes) to the operator once:
 //! into a new 0600 file, or onto an interactive terminal — never into a pipe or a log.
 
-use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use cadenas::{Error, ErrorKind};
@@ -20,7 +18,7 @@ impl Handover {
     pub fn prepare(path: Option<&Path>, flag: &str) -> Result<Self, Error> {
         match path {
             Some(p) => {
-                let f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map_err(|e| {
+                let f = cadenas::secret::create_private_file(p).map_err(|e| {
                     Error::new(ErrorKind::Io, format!("cannot create new file {}: {e}", p.display()))
                 })?;
                 Ok(Self::File(p.to_owned(), f))

@@ -194,18 +194,7 @@ impl Journal {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let report = verify(path)?;
-        if let Some(bad) = &report.first_bad {
-            return Err(Error::new(
-                ErrorKind::JournalTampered,
-                format!(
-                    "journal {} is broken at line {}: {}",
-                    path.display(),
-                    bad.line,
-                    bad.reason
-                ),
-            ));
-        }
+        let report = verify_intact(path)?;
         let (tx, rx) = std_mpsc::channel::<Job>();
         let p = path.to_owned();
         let mut seq = report.records as u64;
@@ -362,10 +351,10 @@ pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
     Ok(report)
 }
 
-/// Reads every record (verifying the chain first; a broken chain is an error).
-pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+/// [`verify`], with a broken chain as an [`ErrorKind::JournalTampered`] error.
+pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
     let report = verify(path)?;
-    if let Some(bad) = report.first_bad {
+    if let Some(bad) = &report.first_bad {
         return Err(Error::new(
             ErrorKind::JournalTampered,
             format!(
@@ -376,6 +365,12 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
             ),
         ));
     }
+    Ok(report)
+}
+
+/// Reads every record (verifying the chain first; a broken chain is an error).
+pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+    verify_intact(path)?;
     let file = File::open(path).map_err(|e| io_err(path, "cannot read", e))?;
     BufReader::new(file)
         .lines()

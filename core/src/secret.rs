@@ -142,6 +142,17 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Creates a new file readable and writable by its owner only (mode 0600); fails if the
+/// path exists, so a secret is never written over another file or into one others can read.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
     getrandom::fill(buf).map_err(|e| {

@@ -7,7 +7,6 @@
 //! The new password goes to a new 0600 file, never to stdout.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 
 use cadenas::{Config, Directory, UserRef};
 
@@ -22,11 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user = dir.find_user(&UserRef::parse(user)?).await?;
 
     // Create the hand-over file first: never set a password nobody can read.
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(password_file)?;
+    let mut out = cadenas::secret::create_private_file(password_file.as_ref())?;
     let password = cfg.password.generate()?;
     for change in [
         dir.lock(&user).await?,

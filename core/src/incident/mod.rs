@@ -25,7 +25,6 @@ mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -62,17 +61,12 @@ pub struct FileSink {
 impl FileSink {
     /// Creates the file; fails if it exists.
     pub fn create(path: &Path) -> Result<Self, Error> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Io,
-                    format!("cannot create new file {}: {e}", path.display()),
-                )
-            })?;
+        let file = crate::secret::create_private_file(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot create new file {}: {e}", path.display()),
+            )
+        })?;
         Ok(Self {
             file: Mutex::new(file),
             path: path.to_owned(),

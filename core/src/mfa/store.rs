@@ -8,7 +8,6 @@
 //! secret, and a row moved to another user does not decrypt.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -256,17 +255,12 @@ fn load_or_create_key(path: &Path, may_create: bool) -> Result<Secret, Error> {
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
             let key = Secret::random(32)?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::MfaKey,
-                        format!("cannot create key file {}: {e}", path.display()),
-                    )
-                })?;
+            let mut f = crate::secret::create_private_file(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::MfaKey,
+                    format!("cannot create key file {}: {e}", path.display()),
+                )
+            })?;
             f.write_all(key.expose_secret())
                 .and_then(|_| f.sync_all())
                 .map_err(|e| {
