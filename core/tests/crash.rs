@@ -40,7 +40,7 @@ fn lab_script(arg: &str) {
 async fn killing_slapd_mid_run_then_resuming_contains_everyone_exactly_once() {
     let lab = OpenLdapLab::load();
     let mut users = Vec::new();
-    for i in 0..120 {
+    for i in 0..200 {
         users.push(lab.fresh_user(&format!("crash{i}")).await.0.to_string());
     }
     let journal_path = std::env::temp_dir().join(format!("cadenas-crash-slapd-{}.jsonl", std::process::id()));

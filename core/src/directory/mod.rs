@@ -599,7 +599,8 @@ impl Directory {
 
     // ---- helpers shared by the flavour modules ----
 
-    fn handle(&self) -> Ldap {
+    /// A handle on the shared connection, with the operation timeout set.
+    pub(crate) fn handle(&self) -> Ldap {
         let mut l = self.ldap.clone();
         l.with_timeout(self.cfg.operation_timeout());
         l
@@ -676,10 +677,6 @@ impl Directory {
             return Err(refused(what, res));
         }
         Ok(())
-    }
-
-    pub(crate) fn ldap(&self) -> Ldap {
-        self.handle()
     }
 
     pub(crate) fn has_ppolicy(&self) -> bool {

@@ -185,7 +185,7 @@ pub(super) async fn reset_password(
             // The response value is not parsed: ldap3 panics on a malformed one, and we
             // supplied the password, so the server has nothing to send back.
             let res = dir
-                .ldap()
+                .handle()
                 .extended(exop)
                 .await
                 .map_err(|e| ldap_error("password modify", e))?;
