@@ -33,5 +33,5 @@ test: lab-up
 
 bench:
 	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'
-	bash lab/openldap.sh start 1000
+	bash lab/up.sh 1000
 	$(CARGO) bench -p cadenas-benches
