@@ -254,10 +254,7 @@ fn print_user(u: &UserReport) {
             extra.push_str(&format!(" ({n})"));
         }
         let earlier = if s.from_earlier_run { " (earlier run)" } else { "" };
-        println!(
-            "      {:<16} {what}{earlier}{extra}",
-            format!("{:?}", s.step).to_lowercase()
-        );
+        println!("      {:<16} {what}{earlier}{extra}", step_name(s.step));
     }
 }
 
