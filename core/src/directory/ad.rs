@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use ldap3::Mod;
 use zeroize::Zeroizing;
 
-use super::{change, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour, LockState, User};
+use super::{
+    change, first, only, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour, LockState, User,
+};
 use crate::directory::Change;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
@@ -30,10 +32,6 @@ const UAC: &str = "userAccountControl";
 const COMPUTED: &str = "msDS-User-Account-Control-Computed";
 const PWD_LAST_SET: &str = "pwdLastSet";
 const LOCKOUT_TIME: &str = "lockoutTime";
-
-fn first<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
-    attrs.get(name).and_then(|v| v.first()).map(String::as_str)
-}
 
 fn uac_of(attrs: &Attributes, dn: &str) -> Result<u32, Error> {
     let raw = first(attrs, UAC).ok_or_else(|| {
@@ -54,13 +52,6 @@ fn uac_of(attrs: &Attributes, dn: &str) -> Result<u32, Error> {
 /// AD stores `userAccountControl` as a signed 32-bit integer.
 fn uac_value(v: u32) -> String {
     (v as i32).to_string()
-}
-
-fn only(attrs: &Attributes, names: &[&str]) -> Attributes {
-    names
-        .iter()
-        .map(|n| ((*n).to_owned(), attrs.get(*n).cloned().unwrap_or_default()))
-        .collect()
 }
 
 fn replace(attr: &str, value: &str) -> Mod<Vec<u8>> {

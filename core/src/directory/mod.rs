@@ -700,6 +700,20 @@ pub(crate) fn change(
     }
 }
 
+/// The named attributes of `attrs`, each present (absent ones as empty lists), for
+/// before/after snapshots that show a removal as `[]`.
+pub(crate) fn only(attrs: &Attributes, names: &[&str]) -> Attributes {
+    names
+        .iter()
+        .map(|n| ((*n).to_owned(), attrs.get(*n).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// The first value of `name`, if any.
+pub(crate) fn first<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
+    attrs.get(name).and_then(|v| v.first()).map(String::as_str)
+}
+
 fn transport_of(cfg: &DirectoryConfig) -> Transport {
     if cfg.url.starts_with("ldaps://") {
         Transport::Ldaps

@@ -7,7 +7,8 @@ use ldap3::exop::PasswordModify;
 use ldap3::Mod;
 
 use super::{
-    change, refused, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour, LockState, User,
+    change, first, only, refused, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour,
+    LockState, User,
 };
 use crate::config::PasswordHashing;
 use crate::directory::{ldap_error, Change, Dn};
@@ -28,17 +29,6 @@ const STATE_ATTRS: &[&str] = &[
     "pwdFailureTime",
     "pwdPolicySubentry",
 ];
-
-fn only(attrs: &Attributes, names: &[&str]) -> Attributes {
-    names
-        .iter()
-        .map(|n| ((*n).to_owned(), attrs.get(*n).cloned().unwrap_or_default()))
-        .collect()
-}
-
-fn first<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
-    attrs.get(name).and_then(|v| v.first()).map(String::as_str)
-}
 
 fn value(v: &str) -> HashSet<Vec<u8>> {
     HashSet::from([v.as_bytes().to_vec()])
