@@ -1,5 +1,5 @@
 //! OpenLDAP (`slapd` + ppolicy overlay) primitives. Behaviour pinned by the lab tests in
-//! `core/tests/openldap.rs`; the facts behind each rule are in `shared/design/FACTS.md`.
+//! `core/tests/lab/openldap.rs` and `flavours.rs`; the facts behind each rule are in `shared/design/FACTS.md`.
 
 use std::collections::HashSet;
 
