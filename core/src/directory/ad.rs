@@ -12,9 +12,7 @@ use std::collections::HashSet;
 use ldap3::Mod;
 use zeroize::Zeroizing;
 
-use super::{
-    change, first, only, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour, LockState, User,
-};
+use super::{first, only, unchanged, AccountState, Action, Attributes, Directory, Flavour, LockState, User};
 use crate::directory::Change;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
@@ -116,57 +114,25 @@ pub(super) async fn lock(dir: &Directory, user: &User) -> Result<Change, Error> 
     let uac = uac_of(&attrs, user.dn.as_str())?;
     let before = only(&attrs, &[UAC]);
     if uac & UF_ACCOUNTDISABLE != 0 {
-        return Ok(change(
-            Action::Lock,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(Action::Lock, user, before));
     }
-    let new = uac | UF_ACCOUNTDISABLE;
-    dir.modify(
+    let mods = vec![replace(UAC, &uac_value(uac | UF_ACCOUNTDISABLE))];
+    dir.apply(
+        Action::Lock,
+        user,
         "lock (set ACCOUNTDISABLE)",
-        &user.dn,
-        vec![replace(UAC, &uac_value(new))],
+        mods,
+        &[UAC],
+        before,
     )
-    .await?;
-    let after = only(&dir.read_entry(&user.dn, &[UAC]).await?, &[UAC]);
-    Ok(change(Action::Lock, user, ChangeOutcome::Applied, before, after))
+    .await
 }
 
 pub(super) async fn unlock(dir: &Directory, user: &User) -> Result<Change, Error> {
-    let attrs = dir.read_entry(&user.dn, &[UAC, LOCKOUT_TIME]).await?;
-    let uac = uac_of(&attrs, user.dn.as_str())?;
-    let before = only(&attrs, &[UAC, LOCKOUT_TIME]);
-    let mut mods = Vec::new();
-    if uac & UF_ACCOUNTDISABLE != 0 {
-        mods.push(replace(UAC, &uac_value(uac & !UF_ACCOUNTDISABLE)));
-    }
-    if first(&attrs, LOCKOUT_TIME).is_some_and(|t| t != "0") {
-        mods.push(replace(LOCKOUT_TIME, "0"));
-    }
-    if mods.is_empty() {
-        return Ok(change(
-            Action::Unlock,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
-    }
-    dir.modify("unlock", &user.dn, mods).await?;
-    let after = only(
-        &dir.read_entry(&user.dn, &[UAC, LOCKOUT_TIME]).await?,
-        &[UAC, LOCKOUT_TIME],
-    );
-    Ok(change(
-        Action::Unlock,
-        user,
-        ChangeOutcome::Applied,
-        before,
-        after,
-    ))
+    set_uac_clearing_lockout(dir, user, Action::Unlock, "unlock", |uac| {
+        uac & !UF_ACCOUNTDISABLE
+    })
+    .await
 }
 
 pub(super) async fn restore_flags(
@@ -180,36 +146,34 @@ pub(super) async fn restore_flags(
             "restore_flags: the record has no userAccountControl",
         )
     })?;
-    let attrs = dir.read_entry(&user.dn, &[UAC, LOCKOUT_TIME]).await?;
-    let before = only(&attrs, &[UAC, LOCKOUT_TIME]);
+    set_uac_clearing_lockout(dir, user, Action::RestoreFlags, "restore_flags", |_| wanted).await
+}
+
+/// Sets `userAccountControl` to `wanted(current)` when it differs, and `lockoutTime: 0` when
+/// the account is locked out: what both unlock and restore_flags do.
+async fn set_uac_clearing_lockout(
+    dir: &Directory,
+    user: &User,
+    action: Action,
+    what: &str,
+    wanted: impl FnOnce(u32) -> u32,
+) -> Result<Change, Error> {
+    const SHOWN: &[&str] = &[UAC, LOCKOUT_TIME];
+    let attrs = dir.read_entry(&user.dn, SHOWN).await?;
+    let uac = uac_of(&attrs, user.dn.as_str())?;
+    let before = only(&attrs, SHOWN);
+    let target = wanted(uac);
     let mut mods = Vec::new();
-    if uac_of(&attrs, user.dn.as_str())? != wanted {
-        mods.push(replace(UAC, &uac_value(wanted)));
+    if uac != target {
+        mods.push(replace(UAC, &uac_value(target)));
     }
     if first(&attrs, LOCKOUT_TIME).is_some_and(|t| t != "0") {
         mods.push(replace(LOCKOUT_TIME, "0"));
     }
     if mods.is_empty() {
-        return Ok(change(
-            Action::RestoreFlags,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(action, user, before));
     }
-    dir.modify("restore_flags", &user.dn, mods).await?;
-    let after = only(
-        &dir.read_entry(&user.dn, &[UAC, LOCKOUT_TIME]).await?,
-        &[UAC, LOCKOUT_TIME],
-    );
-    Ok(change(
-        Action::RestoreFlags,
-        user,
-        ChangeOutcome::Applied,
-        before,
-        after,
-    ))
+    dir.apply(action, user, what, mods, SHOWN, before).await
 }
 
 /// Writes the must-change part: `pwdLastSet: 0`, and `DONT_EXPIRE_PASSWD` cleared.
@@ -239,15 +203,16 @@ pub(super) async fn reset_password(
         // In the SAME modify: Samba otherwise keeps the old password valid for an hour.
         mods.extend(must_change_mods(uac));
     }
-    dir.modify("reset_password (unicodePwd)", &user.dn, mods).await?;
-    let after = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
-    Ok(change(
+    let before = only(&attrs, SHOWN);
+    dir.apply(
         Action::ResetPassword,
         user,
-        ChangeOutcome::Applied,
-        only(&attrs, SHOWN),
-        after,
-    ))
+        "reset_password (unicodePwd)",
+        mods,
+        SHOWN,
+        before,
+    )
+    .await
 }
 
 pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change, Error> {
@@ -256,24 +221,18 @@ pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change,
     let uac = uac_of(&attrs, user.dn.as_str())?;
     let before = only(&attrs, SHOWN);
     if first(&attrs, PWD_LAST_SET) == Some("0") && uac & UF_DONT_EXPIRE_PASSWD == 0 {
-        return Ok(change(
-            Action::ForceChange,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(Action::ForceChange, user, before));
     }
-    dir.modify("force_change (pwdLastSet: 0)", &user.dn, must_change_mods(uac))
-        .await?;
-    let after = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
-    Ok(change(
+    let what = "force_change (pwdLastSet: 0)";
+    dir.apply(
         Action::ForceChange,
         user,
-        ChangeOutcome::Applied,
+        what,
+        must_change_mods(uac),
+        SHOWN,
         before,
-        after,
-    ))
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -535,13 +535,7 @@ impl Directory {
         };
         let before = snapshot(was);
         if was == member {
-            return Ok(change(
-                action,
-                user,
-                ChangeOutcome::AlreadyInPlace,
-                before.clone(),
-                before,
-            ));
+            return Ok(unchanged(action, user, before));
         }
         let value = HashSet::from([user.dn.as_str().as_bytes().to_vec()]);
         let m = if member {
@@ -670,6 +664,22 @@ impl Directory {
             .map_err(|e| ldap_error("modify", e))
     }
 
+    /// Sends `mods` (requiring success), reads the `shown` attributes back, and returns the
+    /// applied change from `before` to what the server now holds.
+    pub(crate) async fn apply(
+        &self,
+        action: Action,
+        user: &User,
+        what: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+        shown: &[&str],
+        before: Attributes,
+    ) -> Result<Change, Error> {
+        self.modify(what, &user.dn, mods).await?;
+        let after = only(&self.read_entry(&user.dn, shown).await?, shown);
+        Ok(change(action, user, ChangeOutcome::Applied, before, after))
+    }
+
     /// Sends a modify and requires success.
     pub(crate) async fn modify(&self, what: &str, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<(), Error> {
         let res = self.modify_raw(dn, mods).await?;
@@ -682,6 +692,17 @@ impl Directory {
     pub(crate) fn has_ppolicy(&self) -> bool {
         self.ppolicy
     }
+}
+
+/// The change for a primitive that found the account already in the wanted state.
+pub(crate) fn unchanged(action: Action, user: &User, before: Attributes) -> Change {
+    change(
+        action,
+        user,
+        ChangeOutcome::AlreadyInPlace,
+        before.clone(),
+        before,
+    )
 }
 
 pub(crate) fn change(

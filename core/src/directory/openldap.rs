@@ -7,8 +7,8 @@ use ldap3::exop::PasswordModify;
 use ldap3::Mod;
 
 use super::{
-    change, first, only, refused, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour,
-    LockState, User,
+    change, first, only, refused, unchanged, AccountState, Action, Attributes, ChangeOutcome, Directory,
+    Flavour, LockState, User,
 };
 use crate::config::PasswordHashing;
 use crate::directory::{ldap_error, Change, Dn};
@@ -92,42 +92,19 @@ pub(super) async fn lock(dir: &Directory, user: &User) -> Result<Change, Error> 
         .await?;
     let before = only(&attrs, &[LOCK_ATTR]);
     if first(&attrs, LOCK_ATTR) == Some(LOCKED_FOREVER) {
-        return Ok(change(
-            Action::Lock,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(Action::Lock, user, before));
     }
     ensure_lock_takes_effect(dir, first(&attrs, "pwdPolicySubentry")).await?;
-    dir.modify(
-        "lock",
-        &user.dn,
-        vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))],
-    )
-    .await?;
-    let after = dir.read_entry(&user.dn, &[LOCK_ATTR]).await?;
-    Ok(change(
-        Action::Lock,
-        user,
-        ChangeOutcome::Applied,
-        before,
-        only(&after, &[LOCK_ATTR]),
-    ))
+    let mods = vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))];
+    dir.apply(Action::Lock, user, "lock", mods, &[LOCK_ATTR], before)
+        .await
 }
 
 pub(super) async fn unlock(dir: &Directory, user: &User) -> Result<Change, Error> {
     let attrs = dir.read_entry(&user.dn, &[LOCK_ATTR]).await?;
     let before = only(&attrs, &[LOCK_ATTR]);
     if first(&attrs, LOCK_ATTR).is_none() {
-        return Ok(change(
-            Action::Unlock,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(Action::Unlock, user, before));
     }
     let res = dir
         .modify_raw(
@@ -226,28 +203,18 @@ pub(super) async fn reset_password(
 pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change, Error> {
     let before = only(&dir.read_entry(&user.dn, &[RESET_ATTR]).await?, &[RESET_ATTR]);
     if first(&before, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE")) {
-        return Ok(change(
-            Action::ForceChange,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(Action::ForceChange, user, before));
     }
-    dir.modify(
-        "force_change",
-        &user.dn,
-        vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))],
-    )
-    .await?;
-    let after = only(&dir.read_entry(&user.dn, &[RESET_ATTR]).await?, &[RESET_ATTR]);
-    Ok(change(
+    let mods = vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))];
+    dir.apply(
         Action::ForceChange,
         user,
-        ChangeOutcome::Applied,
+        "force_change",
+        mods,
+        &[RESET_ATTR],
         before,
-        after,
-    ))
+    )
+    .await
 }
 
 pub(super) async fn restore_flags(
@@ -263,25 +230,19 @@ pub(super) async fn restore_flags(
     })?;
     let before = only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]);
     if before.get(LOCK_ATTR) == Some(wanted) {
-        return Ok(change(
-            Action::RestoreFlags,
-            user,
-            ChangeOutcome::AlreadyInPlace,
-            before.clone(),
-            before,
-        ));
+        return Ok(unchanged(Action::RestoreFlags, user, before));
     }
     let m = match wanted.first() {
         Some(v) => Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(v)),
         None => Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new()),
     };
-    dir.modify("restore_flags", &user.dn, vec![m]).await?;
-    let after = only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]);
-    Ok(change(
+    dir.apply(
         Action::RestoreFlags,
         user,
-        ChangeOutcome::Applied,
+        "restore_flags",
+        vec![m],
+        &[LOCK_ATTR],
         before,
-        after,
-    ))
+    )
+    .await
 }
