@@ -4,10 +4,9 @@
 #[path = "../../core/tests/support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 
-use cadenas::journal::{self, Event, Step};
+use cadenas::journal::Step;
 use cadenas::{Directory, LockState, UserRef};
 use support::OpenLdapLab;
 
@@ -107,17 +106,7 @@ async fn sigkill_mid_run_then_resume_finishes_everyone_exactly_once() {
         String::from_utf8_lossy(&verify.stdout)
     );
 
-    let mut done: HashMap<(String, Step), usize> = HashMap::new();
-    for rec in journal::read(&journal_path).expect("read") {
-        if let Event::Outcome {
-            user, step, status, ..
-        } = rec.event
-        {
-            if status.is_done() {
-                *done.entry((user, step)).or_default() += 1;
-            }
-        }
-    }
+    let done = support::done_steps(&journal_path);
     let d = Directory::connect(&lab.config().directory)
         .await
         .expect("connect");

@@ -7,12 +7,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cadenas::incident::{ContainOptions, PasswordSink, Responder};
-use cadenas::journal::{self, Event, Step};
+use cadenas::journal::{self, Step};
 use cadenas::{Error, LockState, Password, UserRef};
 use support::OpenLdapLab;
 
@@ -97,17 +96,7 @@ async fn killing_slapd_mid_run_then_resuming_contains_everyone_exactly_once() {
     // The journal verifies, and no step was done twice for anyone.
     let v = journal::verify(&journal_path).expect("verify");
     assert!(v.first_bad.is_none(), "{:?}", v.first_bad);
-    let mut done: HashMap<(String, Step), usize> = HashMap::new();
-    for rec in journal::read(&journal_path).expect("read") {
-        if let Event::Outcome {
-            user, step, status, ..
-        } = rec.event
-        {
-            if status.is_done() {
-                *done.entry((user, step)).or_default() += 1;
-            }
-        }
-    }
+    let done = support::done_steps(&journal_path);
     for u in &users {
         for s in Step::CONTAIN {
             assert_eq!(done.get(&(u.clone(), s)), Some(&1), "{u} {s:?}");

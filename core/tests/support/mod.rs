@@ -468,3 +468,20 @@ pub fn untrusted_ca(tag: &str) -> PathBuf {
     assert!(ok, "openssl req");
     path
 }
+
+/// How many times each (user, step) has a finished outcome in the journal: a resumed run
+/// must leave exactly one per step.
+pub fn done_steps(journal: &std::path::Path) -> HashMap<(String, cadenas::journal::Step), usize> {
+    let mut done = HashMap::new();
+    for rec in cadenas::journal::read(journal).expect("read journal") {
+        if let cadenas::journal::Event::Outcome {
+            user, step, status, ..
+        } = rec.event
+        {
+            if status.is_done() {
+                *done.entry((user, step)).or_default() += 1;
+            }
+        }
+    }
+    done
+}
