@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cadenas::config::PasswordHashing;
+use cadenas::directory::PasswordHashing;
 use cadenas::{Config, Directory, Dn, Password, UserRef};
 use tokio::sync::Semaphore;
 

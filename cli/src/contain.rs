@@ -117,6 +117,10 @@ impl PasswordSink for TerminalSink {
         );
         Ok(())
     }
+
+    fn describe(&self) -> String {
+        "terminal".into()
+    }
 }
 
 fn progress_bar() -> Option<cadenas::incident::ProgressFn> {
@@ -152,9 +156,9 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     let users = if resuming { Vec::new() } else { args.who.collect()? };
     let journal = journal_path(Some(cfg), args.resume.as_deref().or(args.journal.as_deref()))?;
     // The hand-over is decided before anything changes: never set a password nobody can read.
-    let (sink, handover): (Arc<dyn PasswordSink>, String) = match &args.password_file {
-        Some(p) => (Arc::new(FileSink::create(p)?), format!("file:{}", p.display())),
-        None if users.len() == 1 && std::io::stdout().is_terminal() && !cli.json => (Arc::new(TerminalSink), "terminal".into()),
+    let sink: Arc<dyn PasswordSink> = match &args.password_file {
+        Some(p) => Arc::new(FileSink::create(p)?),
+        None if users.len() == 1 && std::io::stdout().is_terminal() && !cli.json => Arc::new(TerminalSink),
         None => {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -173,7 +177,7 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     } else {
         responder.contain(&users, opts).await?
     };
-    print_report(cli, &report, &handover);
+    print_report(cli, &report);
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
     } else {
@@ -181,16 +185,9 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     })
 }
 
-fn print_report(cli: &Cli, r: &ContainReport, handover: &str) {
+fn print_report(cli: &Cli, r: &ContainReport) {
     if cli.json {
-        let mut v = serde_json::to_value(r).unwrap_or_default();
-        v["done"] = r.done().into();
-        v["failed"] = r.failed().into();
-        v["password_handover"] = handover.into();
-        for (u, rep) in v["users"].as_array_mut().into_iter().flatten().zip(&r.users) {
-            u["complete"] = rep.complete().into();
-        }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
         return;
     }
     println!("incident {}", r.incident);
@@ -201,7 +198,7 @@ fn print_report(cli: &Cli, r: &ContainReport, handover: &str) {
         }
     }
     println!("{} contained, {} need attention", r.done(), r.failed());
-    if let Some(p) = handover.strip_prefix("file:") {
+    if let Some(p) = r.password_handover.strip_prefix("file:") {
         println!("new passwords: {p}");
     }
     for n in &r.not_revoked {
@@ -219,69 +216,49 @@ fn print_user(u: &UserReport) {
     println!("  {}  ({dn})", u.user);
     for s in &u.steps {
         let what = match s.status {
-            StepStatus::Changed => "done".to_owned(),
-            StepStatus::AlreadySo => "already so".to_owned(),
-            StepStatus::Partial => "partly".to_owned(),
-            StepStatus::Failed => "FAILED".to_owned(),
+            StepStatus::Changed => "done",
+            StepStatus::AlreadySo => "already so",
+            StepStatus::Partial => "partly",
+            StepStatus::Failed => "FAILED",
+            _ => s.status.name(),
         };
         let mut extra = String::new();
-        if let Some(outs) = s.detail.get("revocations").and_then(|v| v.as_array()) {
-            for o in outs {
-                extra.push_str(&format!(
-                    " [{}: {}, {} session(s) closed{}]",
-                    o["revoker"].as_str().unwrap_or("?"),
-                    o["status"].as_str().unwrap_or("?"),
-                    o["sessions_closed"],
-                    match o["collateral"].as_array() {
-                        Some(c) if !c.is_empty() => format!(
-                            ", ALSO DISCONNECTED: {}",
-                            c.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                        _ => String::new(),
-                    }
-                ));
-            }
+        for o in &s.detail.revocations {
+            let collateral = if o.collateral.is_empty() {
+                String::new()
+            } else {
+                format!(", ALSO DISCONNECTED: {}", o.collateral.join(", "))
+            };
+            extra.push_str(&format!(
+                " [{}: {}, {} session(s) closed{collateral}]",
+                o.revoker,
+                serde_json::to_value(o.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                o.sessions_closed,
+            ));
         }
-        if let Some(e) = s
-            .detail
-            .get("error")
-            .and_then(|e| e.get("message"))
-            .and_then(|m| m.as_str())
-        {
-            extra.push_str(&format!(": {e}"));
+        if let Some(e) = &s.detail.error {
+            extra.push_str(&format!(": {}", e.message()));
         }
-        if let Some(n) = s.detail.get("note").and_then(|m| m.as_str()) {
+        if let Some(n) = &s.detail.note {
             extra.push_str(&format!(" ({n})"));
         }
         let earlier = if s.from_earlier_run { " (earlier run)" } else { "" };
-        println!("      {:<16} {what}{earlier}{extra}", step_name(s.step));
+        println!("      {:<16} {what}{earlier}{extra}", s.step.name());
+    }
+    if u.interrupted {
+        println!("      (interrupted: `contain --resume` finishes it)");
     }
 }
 
-fn step_name(step: cadenas::journal::Step) -> String {
-    serde_json::to_value(step)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// `cadenas plan`.
-pub async fn plan(
-    cli: &Cli,
-    cfg: &Config,
-    who: &UserArgs,
-    journal: Option<&Path>,
-) -> Result<ExitCode, Error> {
+pub async fn plan(cli: &Cli, cfg: &Config, who: &UserArgs) -> Result<ExitCode, Error> {
     let users = who.collect()?;
-    // A dry run journals nothing; it still needs a journal to open, so use a throwaway one
-    // unless one is given.
-    let tmp = std::env::temp_dir().join(format!("cadenas-plan-{}.jsonl", std::process::id()));
-    let path = journal.map(Path::to_owned).unwrap_or_else(|| tmp.clone());
-    let responder = Responder::new(cfg, &path).await?;
-    let report = responder.plan(&users, who.allow_protected).await;
-    drop(responder);
-    let _ = std::fs::remove_file(&tmp);
-    let report = report?;
+    // A dry run journals nothing and needs no journal.
+    let responder = Responder::without_journal(cfg).await?;
+    let report = responder.plan(&users, who.allow_protected).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -296,7 +273,7 @@ pub async fn plan(
                             StepStatus::Partial => "partly",
                             _ => "would change",
                         };
-                        println!("    {:<16} {p}", step_name(s.step));
+                        println!("    {:<16} {p}", s.step.name());
                         for a in &s.actions {
                             println!("        - {a}");
                         }
@@ -318,14 +295,11 @@ pub async fn release(
 ) -> Result<ExitCode, Error> {
     let path = journal_path(Some(cfg), journal)?;
     let responder = Responder::new(cfg, &path).await?;
-    let r = responder
-        .release(
-            user,
-            ReleaseOptions {
-                override_reason: reason.map(str::to_owned),
-            },
-        )
-        .await?;
+    let mut opts = ReleaseOptions::default();
+    if let Some(reason) = reason {
+        opts = opts.with_override_reason(reason);
+    }
+    let r = responder.release(user, opts).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
@@ -391,9 +365,10 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                         user, step, status, ..
                     } => format!("outcome {user} {step:?} {status:?}"),
                     Event::Refused { user, error } => {
-                        format!("refused {user}: {}", error["message"].as_str().unwrap_or(""))
+                        format!("refused {user}: {}", error.message())
                     }
                     Event::IncidentEnd { done, failed } => format!("end: {done} done, {failed} failed"),
+                    other => format!("{other:?}"),
                 };
                 println!("{:>6} {} {} {what}", rec.seq, rec.time, rec.incident);
             }

@@ -90,8 +90,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             if cli.json {
-                let j = serde_json::json!({"error": {"kind": e.kind().name(), "code": e.code(),
-                    "message": e.to_string(), "ldap": e.ldap()}});
+                let j = serde_json::json!({ "error": e });
                 println!("{j}");
             } else {
                 eprintln!("cadenas: {e}");
@@ -168,7 +167,7 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Contain(args) => contain::contain(cli, &cfg, args).await,
-        Command::Plan { who } => contain::plan(cli, &cfg, who, None).await,
+        Command::Plan { who } => contain::plan(cli, &cfg, who).await,
         Command::Release {
             user,
             override_reason,
@@ -186,6 +185,7 @@ fn print_state(user: &str, s: &AccountState) {
         LockState::Unlocked => "unlocked".to_owned(),
         LockState::Locked => "LOCKED (until unlocked by an administrator)".to_owned(),
         LockState::LockedOut { since } => format!("locked out since {since}"),
+        other => format!("{other:?}"),
     };
     println!("  lock:             {lock}");
     println!("  must change:      {}", yes_no(s.must_change));

@@ -1,4 +1,6 @@
-//! The configuration file (TOML).
+//! The configuration file (TOML). This module only aggregates: each section's type lives with
+//! the module it configures ([`DirectoryConfig`], [`MfaConfig`], [`RevokerConfig`],
+//! [`JournalConfig`], [`PasswordPolicy`]).
 //!
 //! Secrets never come from the file itself or from command-line arguments: the service
 //! account's password is read from a file (`bind_password_file`) or an environment variable
@@ -19,21 +21,21 @@
 //! assert_eq!(cfg.password.length, 20);
 //! ```
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::directory::Dn;
+use crate::directory::DirectoryConfig;
 use crate::error::{Error, ErrorKind};
+use crate::journal::JournalConfig;
 use crate::mfa::MfaConfig;
 use crate::password::PasswordPolicy;
-use crate::secret::Password;
 use crate::session::RevokerConfig;
 
-/// The whole configuration.
+/// The whole configuration: each section's type lives with the module it configures.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Config {
     /// The directory to act on.
     pub directory: DirectoryConfig,
@@ -47,107 +49,6 @@ pub struct Config {
     pub mfa: Option<MfaConfig>,
     /// The audit journal (`[journal]`).
     pub journal: Option<JournalConfig>,
-}
-
-/// The `[journal]` section.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JournalConfig {
-    /// The JSON-lines journal file (created 0600; appended to by every run).
-    pub path: PathBuf,
-}
-
-/// Which kind of directory server; `auto` reads the rootDSE.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlavourSetting {
-    /// Detect from the rootDSE.
-    #[default]
-    Auto,
-    /// OpenLDAP with the ppolicy overlay.
-    Openldap,
-    /// Active Directory (or Samba AD).
-    ActiveDirectory,
-}
-
-/// Where an OpenLDAP password is hashed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PasswordHashing {
-    /// Send the password with RFC 3062 Password Modify; the server hashes it.
-    #[default]
-    Server,
-    /// Hash client-side (`{ARGON2}` + argon2id PHC string, m=19 MiB, t=2) and write
-    /// `userPassword`. Moves the hashing cost from the directory to the responder's host:
-    /// worth it when the directory is the bottleneck and this host has spare cores (on the
-    /// 2-core lab, where both share the CPUs, it is slower: see `make bench`).
-    ClientArgon2,
-}
-
-/// The directory section.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryConfig {
-    /// `ldaps://host:port` or `ldap://host:port` (with `starttls = true`).
-    pub url: String,
-    /// Upgrade an `ldap://` connection with StartTLS.
-    #[serde(default)]
-    pub starttls: bool,
-    /// PEM file with the CA certificate(s) that sign the server's certificate. Without it,
-    /// the system trust store is used.
-    pub ca_file: Option<PathBuf>,
-    /// The service account's DN (not the rootDN: give it only the rights it needs).
-    pub bind_dn: String,
-    /// File holding the service account's password (one line).
-    pub bind_password_file: Option<PathBuf>,
-    /// Environment variable holding the service account's password.
-    pub bind_password_env: Option<String>,
-    /// Allow passwords (the service bind, resets, user binds) over unencrypted LDAP.
-    /// Off by default; meant only for lab set-ups that cannot do TLS.
-    #[serde(default)]
-    pub allow_plaintext_passwords: bool,
-    /// Seconds allowed for TCP connect + TLS handshake.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: u64,
-    /// Seconds allowed for any single LDAP operation.
-    #[serde(default = "default_operation_timeout")]
-    pub operation_timeout_secs: u64,
-    /// The subtrees the responder may act on; anything outside is refused.
-    pub base_dns: Vec<String>,
-    /// Attributes a user name is looked up in. Default: `uid`, `mail` (OpenLDAP);
-    /// AD adds `sAMAccountName` and `userPrincipalName`.
-    pub user_attributes: Option<Vec<String>>,
-    /// The attribute holding the name services (IMAP, apps) know the user by. Default `uid`
-    /// (OpenLDAP) or `sAMAccountName` (AD).
-    pub login_attribute: Option<String>,
-    /// Group whose members must present a second factor.
-    pub mfa_group_dn: Option<String>,
-    /// Members of these groups are protected from automated response.
-    #[serde(default)]
-    pub protected_group_dns: Vec<String>,
-    /// OpenLDAP: the default password policy DN (`olcPPolicyDefault`), used to check that a
-    /// lock will take effect (`pwdLockout: TRUE`) when the entry has no `pwdPolicySubentry`.
-    pub password_policy_dn: Option<String>,
-    /// Directory flavour; `auto` detects it from the rootDSE.
-    #[serde(default)]
-    pub flavour: FlavourSetting,
-    /// OpenLDAP: where new passwords are hashed.
-    #[serde(default)]
-    pub password_hashing: PasswordHashing,
-    /// Connections kept open for bulk work (each carries many operations in flight). Default 2.
-    #[serde(default = "default_pool_size")]
-    pub pool_size: usize,
-}
-
-fn default_pool_size() -> usize {
-    2
-}
-
-fn default_connect_timeout() -> u64 {
-    5
-}
-fn default_operation_timeout() -> u64 {
-    30
 }
 
 impl Config {
@@ -195,95 +96,13 @@ impl Config {
     }
 }
 
-impl DirectoryConfig {
-    fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.ca_file, &mut self.bind_password_file]
-            .into_iter()
-            .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-    }
-
-    fn check(&self) -> Result<(), Error> {
-        let cfg_err = |m: String| Err(Error::new(ErrorKind::Config, m));
-        let scheme = self.url.split("://").next().unwrap_or("");
-        match (scheme, self.starttls) {
-            ("ldaps", false) | ("ldap", _) => {}
-            ("ldaps", true) => return cfg_err("starttls = true needs an ldap:// URL".into()),
-            _ => {
-                return cfg_err(format!(
-                    "directory.url {:?}: scheme must be ldap or ldaps",
-                    self.url
-                ))
-            }
-        }
-        if self.base_dns.is_empty() {
-            return cfg_err("directory.base_dns must name at least one subtree".into());
-        }
-        for dn in self
-            .base_dns
-            .iter()
-            .chain(&self.mfa_group_dn)
-            .chain(&self.protected_group_dns)
-        {
-            Dn::parse(dn).map_err(|e| Error::new(ErrorKind::Config, e.message().to_owned()))?;
-        }
-        Dn::parse(&self.bind_dn).map_err(|e| Error::new(ErrorKind::Config, e.message().to_owned()))?;
-        if self.bind_password_file.is_some() == self.bind_password_env.is_some() {
-            return cfg_err(
-                "set exactly one of directory.bind_password_file and directory.bind_password_env".into(),
-            );
-        }
-        for a in self.user_attributes.iter().flatten().chain(&self.login_attribute) {
-            if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return cfg_err(format!(
-                    "directory.user_attributes: {a:?} is not an attribute name"
-                ));
-            }
-        }
-        if !(1..=64).contains(&self.pool_size) {
-            return cfg_err("directory.pool_size must be 1..=64".into());
-        }
-        if self.operation_timeout_secs == 0 || self.connect_timeout_secs == 0 {
-            return cfg_err("timeouts must be at least 1 second".into());
-        }
-        Ok(())
-    }
-
-    /// Whether the connection is encrypted (LDAPS or StartTLS).
-    pub fn is_encrypted(&self) -> bool {
-        self.url.starts_with("ldaps://") || self.starttls
-    }
-
-    /// The service account's password, from its file or environment variable.
-    pub fn bind_password(&self) -> Result<Password, Error> {
-        match (&self.bind_password_file, &self.bind_password_env) {
-            (Some(f), None) => Password::from_file(f),
-            (None, Some(v)) => Password::from_env(v),
-            _ => Err(Error::new(
-                ErrorKind::Config,
-                "set exactly one of directory.bind_password_file and directory.bind_password_env",
-            )),
-        }
-    }
-
-    /// Timeout for one operation.
-    pub fn operation_timeout(&self) -> Duration {
-        Duration::from_secs(self.operation_timeout_secs)
-    }
-
-    /// Timeout for connect + TLS.
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_secs(self.connect_timeout_secs)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
     use super::*;
+    use crate::directory::{FlavourSetting, PasswordHashing};
 
     const MINIMAL: &str = r#"
         [directory]

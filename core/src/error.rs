@@ -9,6 +9,7 @@
 //! | 101 | `Config` | the configuration is missing, unreadable or inconsistent |
 //! | 102 | `InvalidInput` | an argument was refused before anything was sent |
 //! | 103 | `Io` | a local file could not be read or written |
+//! | 104 | `InvalidContext` | a blocking call from inside an async runtime, or a handle used in a forked child |
 //! | 200 | `Connect` | the directory server could not be reached |
 //! | 201 | `Tls` | the TLS handshake or certificate verification failed |
 //! | 202 | `Timeout` | an operation did not complete in time |
@@ -53,6 +54,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// A local file could not be read or written.
     Io,
+    /// A blocking call was made from inside an async runtime, or a handle created before a
+    /// `fork()` was used in the child.
+    InvalidContext,
     /// The directory server could not be reached.
     Connect,
     /// The TLS handshake or certificate verification failed.
@@ -120,6 +124,7 @@ impl ErrorKind {
         ErrorKind::Config,
         ErrorKind::InvalidInput,
         ErrorKind::Io,
+        ErrorKind::InvalidContext,
         ErrorKind::Connect,
         ErrorKind::Tls,
         ErrorKind::Timeout,
@@ -158,6 +163,7 @@ impl ErrorKind {
             ErrorKind::Config => 101,
             ErrorKind::InvalidInput => 102,
             ErrorKind::Io => 103,
+            ErrorKind::InvalidContext => 104,
             ErrorKind::Connect => 200,
             ErrorKind::Tls => 201,
             ErrorKind::Timeout => 202,
@@ -197,6 +203,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::Io => "io",
+            ErrorKind::InvalidContext => "invalid_context",
             ErrorKind::Connect => "connect",
             ErrorKind::Tls => "tls",
             ErrorKind::Timeout => "timeout",
@@ -232,6 +239,11 @@ impl ErrorKind {
     /// The kind with this code, if any.
     pub fn from_code(code: u32) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.code() == code)
+    }
+
+    /// The kind with this [`name`](Self::name), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
     }
 }
 
@@ -324,16 +336,37 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Serialises as `{"kind", "code", "message", "ldap"}` for reports and `--json` output.
+/// Serialises as `{"kind", "code", "message", "ldap"}` for reports, the journal and `--json`
+/// output (`message` without the kind and code, which have their own fields).
 impl serde::Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Error", 4)?;
         st.serialize_field("kind", self.kind.name())?;
         st.serialize_field("code", &self.kind.code())?;
-        st.serialize_field("message", &self.to_string())?;
+        st.serialize_field("message", &self.message)?;
         st.serialize_field("ldap", &self.ldap)?;
         st.end()
+    }
+}
+
+/// Reads what [`Serialize`](serde::Serialize) wrote; the kind comes from the stable code (an
+/// unknown code — a newer writer — reads as [`ErrorKind::Internal`]).
+impl<'de> serde::Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            code: u32,
+            message: String,
+            #[serde(default)]
+            ldap: Option<LdapDiagnostic>,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(Self {
+            kind: ErrorKind::from_code(w.code).unwrap_or(ErrorKind::Internal),
+            message: w.message,
+            ldap: w.ldap,
+        })
     }
 }
 
@@ -356,6 +389,16 @@ mod tests {
         assert_eq!(ErrorKind::InvalidUserName.code(), 205);
         assert_eq!(ErrorKind::Refused.code(), 209);
         assert_eq!(ErrorKind::from_code(999), None);
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.name()), Some(*k));
+        }
+    }
+
+    #[test]
+    fn errors_round_trip_through_json() {
+        let e = Error::new(ErrorKind::Refused, "modify refused").with_ldap(50, "no write access", "");
+        let back: Error = serde_json::from_str(&serde_json::to_string(&e).expect("ser")).expect("de");
+        assert_eq!(back, e);
     }
 
     #[test]

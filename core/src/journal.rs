@@ -16,12 +16,22 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+use crate::directory::Change;
 use crate::error::{Error, ErrorKind};
+use crate::session::RevocationOutcome;
 use crate::time::{rfc3339, unix_now};
+
+/// The `[journal]` config section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JournalConfig {
+    /// The JSON-lines journal file (created 0600; appended to by every run).
+    pub path: PathBuf,
+}
 
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -32,6 +42,7 @@ const MAX_BATCH: usize = 512;
 /// A step of a containment or release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Step {
     /// Lock the account.
     Lock,
@@ -46,6 +57,17 @@ pub enum Step {
 }
 
 impl Step {
+    /// The stable snake_case name (as in the journal and `--json`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::Lock => "lock",
+            Step::ResetPassword => "reset_password",
+            Step::RevokeSessions => "revoke_sessions",
+            Step::RequireMfa => "require_mfa",
+            Step::RestoreFlags => "restore_flags",
+        }
+    }
+
     /// The containment steps, in order.
     pub const CONTAIN: [Step; 4] = [
         Step::Lock,
@@ -58,6 +80,7 @@ impl Step {
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StepStatus {
     /// The step changed something.
     Changed,
@@ -70,6 +93,16 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
+    /// The stable snake_case name (as in the journal and `--json`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            StepStatus::Changed => "changed",
+            StepStatus::AlreadySo => "already_so",
+            StepStatus::Failed => "failed",
+            StepStatus::Partial => "partial",
+        }
+    }
+
     /// Whether the step needs no further work.
     pub fn is_done(self) -> bool {
         matches!(
@@ -79,9 +112,60 @@ impl StepStatus {
     }
 }
 
+/// What one step did, typed: the same shape in the journal, in reports, in the CLI's `--json`
+/// and in the bindings. Fields that do not apply to a step are absent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepDetail {
+    /// The directory change, before/after (lock, reset, MFA group, restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// Reset: whether the lock had to be re-applied after the password set (OpenLDAP's
+    /// ppolicy deletes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relocked: Option<bool>,
+    /// Revoke: one outcome per configured revoker, in configuration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocations: Vec<RevocationOutcome>,
+    /// Require MFA: whether existing TOTP enrolments (and recovery codes) were dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolments_dropped: Option<bool>,
+    /// The typed error, when the step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// What an operator must know that the fields above do not say (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl StepDetail {
+    /// A detail holding a directory change.
+    pub fn of_change(change: Change) -> Self {
+        Self {
+            change: Some(change),
+            ..Self::default()
+        }
+    }
+
+    /// A detail holding an error.
+    pub fn of_error(error: Error) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+
+    /// The same detail with a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
 /// What a record says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
     /// A run begins (`action`: contain, release, resume).
     IncidentStart {
@@ -112,15 +196,15 @@ pub enum Event {
         step: Step,
         /// Status.
         status: StepStatus,
-        /// Details: the `Change` (before/after), revocation outcomes, or the error.
-        detail: Value,
+        /// What the step did: the change (before/after), revocation outcomes, or the error.
+        detail: StepDetail,
     },
     /// A user was refused before anything changed (unknown, protected, out of scope...).
     Refused {
         /// User as given.
         user: String,
-        /// The typed error.
-        error: Value,
+        /// Why.
+        error: Error,
     },
     /// A run ended.
     IncidentEnd {

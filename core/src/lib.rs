@@ -34,6 +34,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod blocking;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -44,14 +46,23 @@ pub mod password;
 pub mod secret;
 pub mod session;
 mod time;
+mod tls;
 
+pub use auth::{authenticate, AuthOutcome};
 pub use config::Config;
 pub use directory::{
-    AccountState, Action, BindOutcome, Change, ChangeOutcome, Directory, Dn, Flavour, LockState, Transport,
-    User, UserName, UserRef,
+    AccountState, Action, Attributes, BindOutcome, Change, ChangeOutcome, Directory, DirectoryConfig, Dn,
+    Flavour, LockState, Transport, User, UserName, UserRef,
 };
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, LdapDiagnostic, Result};
+pub use incident::{
+    ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport, Responder, StepDetail,
+    StepReport, UserReport,
+};
+pub use journal::{Step, StepStatus};
+pub use mfa::{Mfa, MfaConfig};
 pub use secret::{Password, Secret};
+pub use session::{RevocationOutcome, RevocationStatus};
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.
 #[doc = include_str!("../../README.md")]

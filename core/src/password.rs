@@ -20,6 +20,7 @@ const SYMBOLS: &str = "-_.!@#%+=:";
 /// Which characters a generated password draws from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Alphabet {
     /// Letters and digits without look-alikes.
     Alphanumeric,
@@ -36,6 +37,7 @@ pub enum Alphabet {
 /// (lower, upper, digit, symbol), which satisfies Active Directory's complexity rule.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PasswordPolicy {
     /// Length in characters, 12 to 256. Default 20.
     #[serde(default = "default_length")]

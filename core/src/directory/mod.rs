@@ -18,11 +18,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod ad;
+pub(crate) mod ad;
+mod config;
 mod names;
 mod openldap;
-pub mod ppolicy;
-pub mod tls;
+pub(crate) mod ppolicy;
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -31,11 +31,12 @@ use std::sync::Arc;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry};
 use serde::Serialize;
 
+pub use config::{DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 
-use crate::config::{DirectoryConfig, FlavourSetting};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
+use crate::tls;
 
 /// Relevant attributes of an entry, by name, as text. Never holds passwords or hashes.
 pub type Attributes = BTreeMap<String, Vec<String>>;
@@ -43,6 +44,7 @@ pub type Attributes = BTreeMap<String, Vec<String>>;
 /// Which kind of directory server this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Flavour {
     /// OpenLDAP (`slapd`) with the ppolicy overlay.
     OpenLdap,
@@ -53,6 +55,7 @@ pub enum Flavour {
 /// How the connection is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Transport {
     /// TLS from the first byte (`ldaps://`).
     Ldaps,
@@ -64,6 +67,7 @@ pub enum Transport {
 
 /// A directory entry the responder may act on: found under a configured base DN.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct User {
     /// The entry's DN, as the server spells it.
     pub dn: Dn,
@@ -72,6 +76,7 @@ pub struct User {
 /// What a primitive does. Verbs in the active voice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Action {
     /// Block new logins.
     Lock,
@@ -92,6 +97,7 @@ pub enum Action {
 /// Whether a primitive had to change anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChangeOutcome {
     /// The directory was modified.
     Applied,
@@ -100,7 +106,8 @@ pub enum ChangeOutcome {
 }
 
 /// What a primitive changed: enough to journal it and to undo it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Change {
     /// The primitive.
     pub action: Action,
@@ -117,6 +124,7 @@ pub struct Change {
 /// Lock state of an account, as the directory reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
 pub enum LockState {
     /// Not locked.
     Unlocked,
@@ -131,6 +139,7 @@ pub enum LockState {
 
 /// What an account looks like right now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AccountState {
     /// The entry.
     pub dn: String,
@@ -153,6 +162,7 @@ pub struct AccountState {
 /// The result of binding as a user with a password (a login check).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
+#[non_exhaustive]
 pub enum BindOutcome {
     /// The password is right and the account is usable.
     Success,
@@ -186,7 +196,6 @@ pub struct Directory {
     ldap: Ldap,
     cfg: Arc<DirectoryConfig>,
     tls: Option<Arc<rustls::ClientConfig>>,
-    bases: Arc<Vec<Dn>>,
     flavour: Flavour,
     transport: Transport,
     ppolicy: bool,
@@ -211,11 +220,6 @@ impl Directory {
     pub async fn connect(cfg: &DirectoryConfig) -> Result<Self, Error> {
         let transport = transport_of(cfg);
         refuse_plaintext(cfg, transport, "binding as the service account")?;
-        let bases = cfg
-            .base_dns
-            .iter()
-            .map(|b| Dn::parse(b))
-            .collect::<Result<Vec<_>, _>>()?;
         let password = cfg.bind_password()?;
         let tls = cfg
             .ca_file
@@ -227,14 +231,13 @@ impl Directory {
             ldap,
             cfg: Arc::new(cfg.clone()),
             tls,
-            bases: Arc::new(bases),
             flavour: Flavour::OpenLdap,
             transport,
             ppolicy: false,
         };
         let res = dir
             .handle()
-            .simple_bind(&cfg.bind_dn, password.expose_secret())
+            .simple_bind(cfg.bind_dn.as_str(), password.expose_secret())
             .await
             .map_err(|e| ldap_error("service account bind", e))?;
         if res.rc != 0 {
@@ -342,7 +345,7 @@ impl Directory {
                     Flavour::OpenLdap => format!("(|{any})"),
                 };
                 let mut dns: Vec<String> = Vec::new();
-                for base in self.bases.iter() {
+                for base in &self.cfg.base_dns {
                     for e in self
                         .search_raw(base.as_str(), Scope::Subtree, &filter, &["1.1"])
                         .await?
@@ -355,7 +358,7 @@ impl Directory {
                 match dns.len() {
                     0 => Err(Error::new(
                         ErrorKind::UserNotFound,
-                        format!("no user {name:?} under {}", self.cfg.base_dns.join(" or ")),
+                        format!("no user {name:?} under {}", self.cfg.base_dns_text(" or ")),
                     )),
                     1 => self.user_from_entry(&dns[0]),
                     n => Err(Error::new(
@@ -388,14 +391,14 @@ impl Directory {
 
     /// Refuses a DN outside every configured base DN.
     pub fn ensure_in_scope(&self, dn: &Dn) -> Result<(), Error> {
-        if self.bases.iter().any(|b| dn.is_within(b)) {
+        if self.cfg.base_dns.iter().any(|b| dn.is_within(b)) {
             Ok(())
         } else {
             Err(Error::new(
                 ErrorKind::OutOfScope,
                 format!(
                     "{dn} is outside the configured base DNs ({})",
-                    self.cfg.base_dns.join("; ")
+                    self.cfg.base_dns_text("; ")
                 ),
             ))
         }
@@ -426,7 +429,7 @@ impl Directory {
         let mut protected_groups = Vec::new();
         for g in &self.cfg.protected_group_dns {
             if self.is_member(g, &user.dn).await? {
-                protected_groups.push(g.clone());
+                protected_groups.push(g.to_string());
             }
         }
         let mut state = match self.flavour {
@@ -512,12 +515,10 @@ impl Directory {
     }
 
     fn mfa_group(&self) -> Result<Dn, Error> {
-        let g = self
-            .cfg
+        self.cfg
             .mfa_group_dn
-            .as_deref()
-            .ok_or_else(|| Error::new(ErrorKind::Config, "directory.mfa_group_dn is not configured"))?;
-        Dn::parse(g)
+            .clone()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "directory.mfa_group_dn is not configured"))
     }
 
     async fn set_membership(&self, group: &Dn, user: &User, member: bool) -> Result<Change, Error> {
@@ -526,7 +527,7 @@ impl Directory {
         } else {
             Action::ClearMfaRequirement
         };
-        let was = self.is_member(group.as_str(), &user.dn).await?;
+        let was = self.is_member(group, &user.dn).await?;
         let snapshot = |m: bool| {
             Attributes::from([(
                 "memberOf".to_owned(),
@@ -555,10 +556,10 @@ impl Directory {
     }
 
     /// Whether `dn` is a `member` of `group` (one base-scope search with an escaped filter).
-    pub async fn is_member(&self, group: &str, dn: &Dn) -> Result<bool, Error> {
+    pub async fn is_member(&self, group: &Dn, dn: &Dn) -> Result<bool, Error> {
         let filter = format!("(member={})", dn.filter_escaped());
         Ok(!self
-            .search_raw(group, Scope::Base, &filter, &["1.1"])
+            .search_raw(group.as_str(), Scope::Base, &filter, &["1.1"])
             .await?
             .is_empty())
     }
@@ -736,7 +737,7 @@ pub(crate) fn first<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
 }
 
 fn transport_of(cfg: &DirectoryConfig) -> Transport {
-    if cfg.url.starts_with("ldaps://") {
+    if cfg.url.is_ldaps() {
         Transport::Ldaps
     } else if cfg.starttls {
         Transport::StartTls
@@ -766,7 +767,7 @@ async fn open(cfg: &DirectoryConfig, tls: Option<Arc<rustls::ClientConfig>>) -> 
     if let Some(tls) = tls {
         settings = settings.set_config(tls);
     }
-    let (conn, ldap) = LdapConnAsync::with_settings(settings, &cfg.url)
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, cfg.url.as_str())
         .await
         .map_err(|e| ldap_error(&format!("connecting to {}", cfg.url), e))?;
     ldap3::drive!(conn);
@@ -828,7 +829,7 @@ fn bind_outcome(res: &LdapResult, policy: Option<ppolicy::PolicyResponse>) -> Bi
 
 /// Extracts the `data XXX` code from an AD bind diagnostic
 /// (`80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 52e, v1db1`).
-pub fn ad_data_code(text: &str) -> Option<String> {
+pub(crate) fn ad_data_code(text: &str) -> Option<String> {
     let i = text.find(", data ")?;
     let rest = &text[i + 7..];
     let code: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();

@@ -229,6 +229,14 @@ impl serde::Serialize for Dn {
     }
 }
 
+/// Parsed at deserialisation: a config or journal holding a bad DN is refused when read.
+impl<'de> serde::Deserialize<'de> for Dn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Dn::parse(&s).map_err(|e| serde::de::Error::custom(e.message()))
+    }
+}
+
 /// How the caller names the account to act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserRef {

@@ -10,8 +10,7 @@ use super::{
     change, first, only, refused, unchanged, AccountState, Action, Attributes, ChangeOutcome, Directory,
     Flavour, LockState, User,
 };
-use crate::config::PasswordHashing;
-use crate::directory::{ldap_error, Change, Dn};
+use crate::directory::{ldap_error, Change, Dn, PasswordHashing};
 use crate::error::{Error, ErrorKind};
 use crate::password::openldap_argon2_hash;
 use crate::secret::Password;
@@ -62,12 +61,19 @@ async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Re
             "the server does not announce the ppolicy control: pwdAccountLockedTime would be ignored",
         ));
     }
-    let policy = subentry.or(dir.config().password_policy_dn.as_deref());
-    let Some(policy) = policy else {
-        tracing::warn!("no pwdPolicySubentry and no directory.password_policy_dn: cannot check pwdLockout");
-        return Ok(());
+    let policy_dn = match subentry {
+        Some(s) => Dn::parse(s)?,
+        None => match &dir.config().password_policy_dn {
+            Some(d) => d.clone(),
+            None => {
+                tracing::warn!(
+                    "no pwdPolicySubentry and no directory.password_policy_dn: cannot check pwdLockout"
+                );
+                return Ok(());
+            }
+        },
     };
-    let policy_dn = Dn::parse(policy)?;
+    let policy = policy_dn.as_str();
     let attrs = dir.read_entry(&policy_dn, &["pwdLockout"]).await.map_err(|e| {
         Error::new(
             ErrorKind::LockIneffective,

@@ -22,104 +22,72 @@
 //! ```
 
 mod plan;
+mod release;
+mod report;
+mod sink;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-pub use plan::{PlanReport, PlannedStep, UserPlan};
+pub use release::{original_flags, ReleaseOptions};
+pub use report::{
+    ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StepReport, UserPlan, UserReport,
+};
+pub use sink::{FileSink, PasswordSink};
 
+use crate::auth::require_mfa;
 use crate::config::Config;
-use crate::directory::{Attributes, ChangeOutcome, Directory, Dn, Flavour, User, UserRef};
+use crate::directory::{AccountState, ChangeOutcome, Directory, Flavour, User, UserRef};
 use crate::error::{Error, ErrorKind};
+pub use crate::journal::StepDetail;
 use crate::journal::{self, Event, Journal, Step, StepStatus};
-use crate::mfa::{EnrolmentState, Mfa};
-use crate::secret::Password;
+use crate::mfa::Mfa;
 use crate::session::{build_revokers, revoke_all, RevocationStatus, RevocationTarget, Revoker};
 use crate::time::{rfc3339, unix_now};
 
 /// Steps an earlier run of the same incident finished: status and journaled detail.
-type EarlierSteps = BTreeMap<Step, (StepStatus, Value)>;
+type EarlierSteps = BTreeMap<Step, (StepStatus, StepDetail)>;
 
-/// Receives each new password once, right after it was set. Implementations must not log it.
-pub trait PasswordSink: Send + Sync {
-    /// Hands `password` over for `user` (as given) / `dn`.
-    fn deliver(&self, user: &str, dn: &str, password: &Password) -> Result<(), Error>;
-}
-
-/// Writes `user<TAB>password` lines to a new file created with mode 0600 (never overwritten).
-pub struct FileSink {
-    file: Mutex<std::fs::File>,
-    path: std::path::PathBuf,
-}
-
-impl FileSink {
-    /// Creates the file; fails if it exists.
-    pub fn create(path: &Path) -> Result<Self, Error> {
-        let file = crate::secret::create_private_file(path).map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot create new file {}: {e}", path.display()),
-            )
-        })?;
-        Ok(Self {
-            file: Mutex::new(file),
-            path: path.to_owned(),
-        })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl PasswordSink for FileSink {
-    fn deliver(&self, user: &str, _dn: &str, password: &Password) -> Result<(), Error> {
-        let mut f = self
-            .file
-            .lock()
-            .map_err(|_| Error::new(ErrorKind::Internal, "password file lock poisoned"))?;
-        let line = zeroize::Zeroizing::new(format!("{user}\t{}\n", password.expose_secret()));
-        // Written through to the OS before the reset's outcome is journaled (a killed process
-        // loses nothing); fsynced once when the sink is dropped rather than 6000 times.
-        f.write_all(line.as_bytes())
-            .and_then(|_| f.flush())
-            .map_err(|e| Error::new(ErrorKind::Io, format!("writing {}: {e}", self.path.display())))
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        if let Ok(f) = self.file.lock() {
-            let _ = f.sync_all();
-        }
-    }
-}
-
-/// Progress of a bulk run, after each user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    /// Users to process.
-    pub total: usize,
-    /// Users finished (done or failed).
-    pub finished: usize,
-    /// Users refused or with a failed step so far.
-    pub failed: usize,
-    /// The user just finished.
-    pub user: String,
-}
-
-/// A progress callback. Called from worker tasks: it must be cheap and thread-safe.
+/// A progress callback, called once after each user.
+///
+/// **Contract.** With the async [`Responder`] it runs on a runtime worker thread, possibly
+/// several at once: it must be cheap and thread-safe. With
+/// [`blocking::Responder`](crate::blocking::Responder) it always runs on the thread that
+/// called the method, one call at a time. It cannot fail; to stop the run, cancel the
+/// [`CancelToken`] of the options (from the callback or from anywhere else).
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
-/// Options for [`Responder::contain`].
+/// Stops a run at the next step boundary: no new step starts once cancelled, steps in flight
+/// finish and are journaled, and [`Responder::resume`] finishes the rest. Clones share one flag.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token not yet cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop at the next step boundary. Safe from any thread or signal-safe
+    /// context (one atomic store).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Options for [`Responder::contain`] and [`Responder::resume`]. Build with
+/// [`ContainOptions::new`], then set what differs from the defaults.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ContainOptions {
     /// Incident identifier; generated when absent.
     pub incident: Option<String>,
@@ -131,6 +99,21 @@ pub struct ContainOptions {
     pub sink: Arc<dyn PasswordSink>,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
+    /// Stops the run at the next step boundary when cancelled.
+    pub cancel: Option<CancelToken>,
+}
+
+impl std::fmt::Debug for ContainOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainOptions")
+            .field("incident", &self.incident)
+            .field("allow_protected", &self.allow_protected)
+            .field("concurrency", &self.concurrency)
+            .field("sink", &self.sink.describe())
+            .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
+            .finish()
+    }
 }
 
 impl ContainOptions {
@@ -142,89 +125,13 @@ impl ContainOptions {
             concurrency: 32,
             sink,
             progress: None,
+            cancel: None,
         }
     }
-}
 
-/// One step's result for one user.
-#[derive(Clone, Debug, Serialize)]
-pub struct StepReport {
-    /// The step.
-    pub step: Step,
-    /// How it ended (a step finished by an earlier run shows its earlier status).
-    pub status: StepStatus,
-    /// The `Change`, revocation outcomes, or the error.
-    pub detail: Value,
-    /// True when an earlier (interrupted) run had already finished this step.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub from_earlier_run: bool,
-}
-
-/// One user's result.
-#[derive(Clone, Debug, Serialize)]
-pub struct UserReport {
-    /// The user as given.
-    pub user: String,
-    /// The entry, once found.
-    pub dn: Option<String>,
-    /// Why nothing was done, when refused (unknown, protected, out of scope...).
-    pub refused: Option<Error>,
-    /// The steps, in order.
-    pub steps: Vec<StepReport>,
-}
-
-impl UserReport {
-    /// Whether every step is done.
-    pub fn complete(&self) -> bool {
-        self.refused.is_none() && !self.steps.is_empty() && self.steps.iter().all(|s| s.status.is_done())
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
     }
-}
-
-/// The result of a run.
-#[derive(Clone, Debug, Serialize)]
-pub struct ContainReport {
-    /// Incident identifier.
-    pub incident: String,
-    /// Per user, in the order given.
-    pub users: Vec<UserReport>,
-    /// What this run did not (could not) revoke, in words.
-    pub not_revoked: Vec<String>,
-    /// The journal file.
-    pub journal: String,
-    /// SHA-256 of the journal's last line after the run: keep it to pin the journal.
-    pub journal_head: String,
-}
-
-impl ContainReport {
-    /// Users fully contained.
-    pub fn done(&self) -> usize {
-        self.users.iter().filter(|u| u.complete()).count()
-    }
-
-    /// Users refused or with a failed step.
-    pub fn failed(&self) -> usize {
-        self.users.len() - self.done()
-    }
-}
-
-/// Options for [`Responder::release`].
-#[derive(Clone, Debug, Default)]
-pub struct ReleaseOptions {
-    /// Release without an active MFA enrolment; the reason is journaled.
-    pub override_reason: Option<String>,
-}
-
-/// The result of a release.
-#[derive(Clone, Debug, Serialize)]
-pub struct ReleaseReport {
-    /// Incident identifier of the release.
-    pub incident: String,
-    /// The entry.
-    pub dn: String,
-    /// The restore change (before/after).
-    pub change: crate::directory::Change,
-    /// What release leaves as containment set it.
-    pub kept: Vec<String>,
 }
 
 struct Inner {
@@ -232,7 +139,7 @@ struct Inner {
     pool: Vec<Directory>,
     revokers: Vec<Arc<dyn Revoker>>,
     mfa: Option<Arc<Mfa>>,
-    journal: Journal,
+    journal: Option<Journal>,
 }
 
 /// The main entry point: built from the config, it owns the connection pool, the revokers,
@@ -251,7 +158,7 @@ impl std::fmt::Debug for Responder {
     }
 }
 
-fn new_incident_id() -> Result<String, Error> {
+pub(crate) fn new_incident_id() -> Result<String, Error> {
     let mut r = [0u8; 3];
     crate::secret::fill_random(&mut r)?;
     let t = rfc3339(unix_now()).replace(['-', ':'], "");
@@ -264,21 +171,36 @@ fn new_incident_id() -> Result<String, Error> {
     ))
 }
 
-fn err_json(e: &Error) -> Value {
-    serde_json::to_value(e).unwrap_or(Value::Null)
+/// A primitive's outcome as a step status.
+pub(crate) fn status_of(o: ChangeOutcome) -> StepStatus {
+    match o {
+        ChangeOutcome::Applied => StepStatus::Changed,
+        ChangeOutcome::AlreadyInPlace => StepStatus::AlreadySo,
+    }
 }
 
 impl Responder {
     /// Connects the pool (`directory.pool_size` connections), builds the revokers, opens the
     /// MFA store (if configured) and the journal at `journal_path`.
     pub async fn new(cfg: &Config, journal_path: &Path) -> Result<Self, Error> {
+        Self::open(cfg, Some(journal_path)).await
+    }
+
+    /// Like [`new`](Self::new) without a journal: for [`plan`](Self::plan) and
+    /// [`status`](Self::status) only, which change nothing. `contain`, `resume` and `release`
+    /// refuse with [`ErrorKind::Journal`].
+    pub async fn without_journal(cfg: &Config) -> Result<Self, Error> {
+        Self::open(cfg, None).await
+    }
+
+    async fn open(cfg: &Config, journal_path: Option<&Path>) -> Result<Self, Error> {
         let revokers = build_revokers(&cfg.revokers)?;
         let mfa = cfg
             .mfa
             .as_ref()
             .map(|m| Mfa::open(m, true).map(Arc::new))
             .transpose()?;
-        let journal = Journal::open(journal_path)?;
+        let journal = journal_path.map(Journal::open).transpose()?;
         let mut pool = Vec::with_capacity(cfg.directory.pool_size);
         for _ in 0..cfg.directory.pool_size.max(1) {
             pool.push(Directory::connect(&cfg.directory).await?);
@@ -294,9 +216,18 @@ impl Responder {
         })
     }
 
-    /// The journal.
-    pub fn journal(&self) -> &Journal {
-        &self.inner.journal
+    /// The journal, when opened with one.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.inner.journal.as_ref()
+    }
+
+    fn journal_or_err(&self) -> Result<&Journal, Error> {
+        self.inner.journal.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Journal,
+                "this responder was opened without a journal: it can plan and read state, not change anything",
+            )
+        })
     }
 
     /// The first pooled connection.
@@ -304,14 +235,21 @@ impl Responder {
         &self.inner.pool[0]
     }
 
+    /// The account's current state (lock, must-change, MFA requirement, protected groups).
+    pub async fn status(&self, user: &str) -> Result<AccountState, Error> {
+        let dir = self.directory();
+        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        dir.account_state(&u).await
+    }
+
     /// Contains `users` (names, mail addresses or `dn:<DN>`). See the module documentation.
     pub async fn contain(&self, users: &[String], opts: ContainOptions) -> Result<ContainReport, Error> {
+        let journal = self.journal_or_err()?;
         let incident = match &opts.incident {
             Some(i) => i.clone(),
             None => new_incident_id()?,
         };
-        self.inner
-            .journal
+        journal
             .append(
                 &incident,
                 vec![Event::IncidentStart {
@@ -329,7 +267,8 @@ impl Responder {
     /// journal) left: users never started, and steps with an intent but no outcome or a failed
     /// outcome. Steps already done are not run again.
     pub async fn resume(&self, incident: Option<&str>, opts: ContainOptions) -> Result<ContainReport, Error> {
-        let records = journal::read(self.inner.journal.path())?;
+        let journal = self.journal_or_err()?;
+        let records = journal::read(journal.path())?;
         let incident = match incident {
             Some(i) => i.to_owned(),
             None => records
@@ -378,8 +317,7 @@ impl Responder {
             .filter(|u| !refused.contains(*u))
             .map(|u| (u.clone(), done.remove(u).unwrap_or_default()))
             .collect();
-        self.inner
-            .journal
+        journal
             .append(
                 &incident,
                 vec![Event::IncidentStart {
@@ -400,23 +338,24 @@ impl Responder {
         work: Vec<(String, EarlierSteps)>,
         opts: &ContainOptions,
     ) -> Result<ContainReport, Error> {
+        let journal = self.journal_or_err()?;
         let total = work.len();
         let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let counters = Arc::new(Mutex::new((0usize, 0usize)));
+        let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let mut tasks = Vec::with_capacity(total);
         for (i, (user, earlier)) in work.into_iter().enumerate() {
             let (me, sem, opts, counters) = (self.clone(), sem.clone(), opts.clone(), counters.clone());
             let incident = incident.to_owned();
-            tasks.push(tokio::spawn(async move {
+            let name = user.clone();
+            let task = tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.ok();
                 let report = me.contain_one(&incident, i, &user, earlier, &opts).await;
                 if let Some(p) = &opts.progress {
-                    let (finished, failed) = {
-                        let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
-                        c.0 += 1;
-                        c.1 += usize::from(!report.complete());
-                        *c
-                    };
+                    let finished = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
+                    let failed = counters
+                        .1
+                        .fetch_add(usize::from(!report.complete()), Ordering::SeqCst)
+                        + usize::from(!report.complete());
                     p(&Progress {
                         total,
                         finished,
@@ -425,29 +364,36 @@ impl Responder {
                     });
                 }
                 report
-            }));
+            });
+            tasks.push((name, task));
         }
         let mut users = Vec::with_capacity(total);
-        for t in tasks {
-            users.push(
-                t.await
-                    .map_err(|e| Error::new(ErrorKind::Internal, format!("worker failed: {e}")))?,
-            );
+        for (name, t) in tasks {
+            // A panic in one user's worker is that user's failure, not the whole run's.
+            users.push(t.await.unwrap_or_else(|e| {
+                let mut r = UserReport::new(&name);
+                r.refused = Some(Error::new(ErrorKind::Internal, format!("worker failed: {e}")));
+                r.finish()
+            }));
         }
-        let (done, failed) = (
-            users.iter().filter(|u| u.complete()).count(),
-            users.iter().filter(|u| !u.complete()).count(),
-        );
-        self.inner
-            .journal
-            .append(incident, vec![Event::IncidentEnd { done, failed }])
-            .await?;
-        let head = journal::verify(self.inner.journal.path())?.head;
+        let done = users.iter().filter(|u| u.complete()).count();
+        let failed = users.len() - done;
+        let cancelled = opts.cancelled();
+        if !cancelled {
+            journal
+                .append(incident, vec![Event::IncidentEnd { done, failed }])
+                .await?;
+        }
+        let head = journal::verify(journal.path())?.head;
         Ok(ContainReport {
             incident: incident.to_owned(),
             users,
+            done,
+            failed,
+            cancelled,
             not_revoked: self.not_revoked(),
-            journal: self.inner.journal.path().display().to_string(),
+            password_handover: opts.sink.describe(),
+            journal: journal.path().display().to_string(),
             journal_head: head,
         })
     }
@@ -471,7 +417,7 @@ impl Responder {
     /// Finds the user and applies the safety rails. `Err` = refused, nothing done.
     async fn admit(&self, dir: &Directory, user: &str, allow_protected: bool) -> Result<User, Error> {
         let u = dir.find_user(&UserRef::parse(user)?).await?;
-        if Dn::parse(&self.inner.cfg.directory.bind_dn).is_ok_and(|d| d.same_entry(&u.dn)) {
+        if self.inner.cfg.directory.bind_dn.same_entry(&u.dn) {
             return Err(Error::new(
                 ErrorKind::ProtectedAccount,
                 "refusing to act on the responder's own account",
@@ -501,32 +447,32 @@ impl Responder {
         earlier: EarlierSteps,
         opts: &ContainOptions,
     ) -> UserReport {
-        let dir = &self.inner.pool[i % self.inner.pool.len()];
-        let mut report = UserReport {
-            user: user.to_owned(),
-            dn: None,
-            refused: None,
-            steps: Vec::new(),
+        let mut report = UserReport::new(user);
+        let Ok(journal) = self.journal_or_err() else {
+            return report.finish();
         };
+        if opts.cancelled() {
+            report.interrupted = true;
+            return report.finish();
+        }
+        let dir = &self.inner.pool[i % self.inner.pool.len()];
         let u = match self.admit(dir, user, opts.allow_protected).await {
             Ok(u) => u,
             Err(e) => {
                 // A lost connection is not a verdict on the user: leave it for a resume.
                 if !matches!(e.kind(), ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Tls) {
-                    let _ = self
-                        .inner
-                        .journal
+                    let _ = journal
                         .append(
                             incident,
                             vec![Event::Refused {
                                 user: user.to_owned(),
-                                error: err_json(&e),
+                                error: e.clone(),
                             }],
                         )
                         .await;
                 }
                 report.refused = Some(e);
-                return report;
+                return report.finish();
             }
         };
         let dn = u.dn.to_string();
@@ -541,22 +487,26 @@ impl Responder {
                 });
                 continue;
             }
+            if opts.cancelled() {
+                report.interrupted = true;
+                break;
+            }
             let intent = Event::Intent {
                 user: user.to_owned(),
                 dn: dn.clone(),
                 step,
             };
-            if let Err(e) = self.inner.journal.append(incident, vec![intent]).await {
+            if let Err(e) = journal.append(incident, vec![intent]).await {
                 // Without a durable intent nothing may change.
                 report.steps.push(StepReport {
                     step,
                     status: StepStatus::Failed,
-                    detail: json!({"error": err_json(&e)}),
+                    detail: StepDetail::of_error(e),
                     from_earlier_run: false,
                 });
                 break;
             }
-            let (status, detail) = self.run_step(dir, &u, user, step, opts).await;
+            let (status, detail) = self.run_step(dir, &u, user, step, incident, opts).await;
             let outcome = Event::Outcome {
                 user: user.to_owned(),
                 dn: dn.clone(),
@@ -564,7 +514,7 @@ impl Responder {
                 status,
                 detail: detail.clone(),
             };
-            let journaled = self.inner.journal.append(incident, vec![outcome]).await;
+            let journaled = journal.append(incident, vec![outcome]).await;
             report.steps.push(StepReport {
                 step,
                 status,
@@ -575,7 +525,7 @@ impl Responder {
                 break;
             }
         }
-        report
+        report.finish()
     }
 
     async fn run_step(
@@ -584,64 +534,73 @@ impl Responder {
         u: &User,
         user: &str,
         step: Step,
+        incident: &str,
         opts: &ContainOptions,
-    ) -> (StepStatus, Value) {
-        let change_status = |o: ChangeOutcome| match o {
-            ChangeOutcome::Applied => StepStatus::Changed,
-            ChangeOutcome::AlreadyInPlace => StepStatus::AlreadySo,
-        };
-        let failed = |e: &Error| (StepStatus::Failed, json!({"error": err_json(e)}));
+    ) -> (StepStatus, StepDetail) {
+        let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
         match step {
             Step::Lock => match dir.lock(u).await {
-                Ok(c) => (change_status(c.outcome), json!({"change": c})),
-                Err(e) => failed(&e),
+                Ok(c) => (status_of(c.outcome), StepDetail::of_change(c)),
+                Err(e) => failed(e),
             },
             Step::ResetPassword => {
                 let password = match self.inner.cfg.password.generate() {
                     Ok(p) => p,
-                    Err(e) => return failed(&e),
+                    Err(e) => return failed(e),
                 };
-                match dir.reset_password(u, &password, true).await {
-                    // The step ends with the lock in place: OpenLDAP's ppolicy deletes the lock
-                    // on a password set, and a run killed between the two would otherwise
-                    // resume with the lock step done and the account unlocked (found by the
-                    // SIGKILL test). lock() is idempotent: normally "already in place".
-                    Ok(c) => match dir.lock(u).await {
-                        Err(e) => (
+                let c = match dir.reset_password(u, &password, true).await {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                // The step ends with the lock in place: OpenLDAP's ppolicy deletes the lock on
+                // a password set, and a run killed between the two would otherwise resume with
+                // the lock step done and the account unlocked (found by the SIGKILL test).
+                // lock() is idempotent: normally "already in place".
+                let relock = match dir.lock(u).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let d = StepDetail {
+                            change: Some(c),
+                            error: Some(e),
+                            ..StepDetail::default()
+                        };
+                        return (
                             StepStatus::Failed,
-                            json!({"change": c, "error": err_json(&e), "note": "the password was set but the lock could not be confirmed"}),
-                        ),
-                        Ok(relock) => match opts.sink.deliver(user, u.dn.as_str(), &password) {
-                            Ok(()) => (
-                                StepStatus::Changed,
-                                json!({"change": c, "relocked": relock.outcome == ChangeOutcome::Applied}),
+                            d.with_note("the password was set but the lock could not be confirmed"),
+                        );
+                    }
+                };
+                let mut d = StepDetail::of_change(c);
+                match opts.sink.deliver(user, u.dn.as_str(), &password) {
+                    Ok(()) => {
+                        d.relocked = Some(relock.outcome == ChangeOutcome::Applied);
+                        (StepStatus::Changed, d)
+                    }
+                    Err(e) => {
+                        d.error = Some(e);
+                        (
+                            StepStatus::Failed,
+                            d.with_note(
+                                "the password was set but could not be handed over; the account stays locked",
                             ),
-                            Err(e) => (
-                                StepStatus::Failed,
-                                json!({"change": c, "error": err_json(&e), "note": "the password was set but could not be handed over; the account stays locked"}),
-                            ),
-                        },
-                    },
-                    Err(e) => failed(&e),
+                        )
+                    }
                 }
             }
             Step::RevokeSessions => {
                 if self.inner.revokers.is_empty() {
                     return (
                         StepStatus::Partial,
-                        json!({"note": "no revokers configured: live sessions were not revoked"}),
+                        StepDetail::default()
+                            .with_note("no revokers configured: live sessions were not revoked"),
                     );
                 }
                 let login = match dir.login_name(u).await {
                     Ok(l) => l,
-                    Err(e) => return failed(&e),
+                    Err(e) => return failed(e),
                 };
-                let target = RevocationTarget {
-                    login,
-                    dn: u.dn.to_string(),
-                    incident: opts.incident.clone(),
-                    action: "contain".into(),
-                };
+                let mut target = RevocationTarget::new(login, u.dn.to_string());
+                target.incident = Some(incident.to_owned());
                 let outcomes = revoke_all(&self.inner.revokers, &target).await;
                 let status = if outcomes.iter().any(|o| o.status == RevocationStatus::Failed) {
                     StepStatus::Failed
@@ -655,146 +614,39 @@ impl Responder {
                 } else {
                     StepStatus::AlreadySo
                 };
-                (status, json!({"revocations": outcomes}))
+                (
+                    status,
+                    StepDetail {
+                        revocations: outcomes,
+                        ..StepDetail::default()
+                    },
+                )
             }
             Step::RequireMfa => {
                 let r = match &self.inner.mfa {
-                    Some(m) => crate::mfa::require_mfa(dir, m, u).await,
+                    Some(m) => require_mfa(dir, m, u).await,
                     None => dir.require_mfa(u).await,
                 };
                 match r {
-                    Ok(c) => (
-                        change_status(c.outcome),
-                        json!({"change": c, "enrolments_dropped": self.inner.mfa.is_some()}),
-                    ),
-                    Err(e) => failed(&e),
+                    Ok(c) => {
+                        let status = status_of(c.outcome);
+                        let mut d = StepDetail::of_change(c);
+                        d.enrolments_dropped = Some(self.inner.mfa.is_some());
+                        (status, d)
+                    }
+                    Err(e) => failed(e),
                 }
             }
-            Step::RestoreFlags => failed(&Error::new(
+            _ => failed(Error::new(
                 ErrorKind::Internal,
-                "restore is not a containment step",
+                format!("{} is not a containment step", step.name()),
             )),
         }
     }
 
     /// A dry run: touches nothing, and shows per user the exact directory modifications and
-    /// revoker calls `contain` would make, and what it would refuse.
+    /// revoker calls `contain` would make, and what it would refuse. Needs no journal.
     pub async fn plan(&self, users: &[String], allow_protected: bool) -> Result<PlanReport, Error> {
         plan::plan(self, users, allow_protected).await
     }
-
-    /// Releases a contained account: restores the lock flags recorded by the first lock of its
-    /// containment in the journal — nothing more, nothing less (the new password, the forced
-    /// change and the MFA requirement stay). Refused unless the user has an *active* MFA
-    /// enrolment, or an override reason is given (journaled).
-    pub async fn release(&self, user: &str, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
-        let dir = &self.inner.pool[0];
-        let u = dir.find_user(&UserRef::parse(user)?).await?;
-        let original = original_flags(self.inner.journal.path(), &u.dn)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::ReleaseRefused,
-                format!("the journal has no containment of {} to release", u.dn),
-            )
-        })?;
-        if let (Some(mfa), None) = (&self.inner.mfa, &opts.override_reason) {
-            let login = dir.login_name(&u).await?;
-            if mfa.enrolment_state(&login)? != Some(EnrolmentState::Active) {
-                return Err(Error::new(
-                    ErrorKind::ReleaseRefused,
-                    format!("{login} has no active MFA enrolment yet (enrol and verify a first code, or give an override reason)"),
-                ));
-            }
-        }
-        let incident = new_incident_id()?;
-        let dn = u.dn.to_string();
-        self.inner
-            .journal
-            .append(
-                &incident,
-                vec![
-                    Event::IncidentStart {
-                        action: "release".into(),
-                        users: vec![user.to_owned()],
-                        note: opts.override_reason.clone(),
-                    },
-                    Event::Intent {
-                        user: user.to_owned(),
-                        dn: dn.clone(),
-                        step: Step::RestoreFlags,
-                    },
-                ],
-            )
-            .await?;
-        let result = dir.restore_flags(&u, &original).await;
-        let (status, detail) = match &result {
-            Ok(c) => (
-                if c.outcome == ChangeOutcome::Applied {
-                    StepStatus::Changed
-                } else {
-                    StepStatus::AlreadySo
-                },
-                json!({"change": c}),
-            ),
-            Err(e) => (StepStatus::Failed, json!({"error": err_json(e)})),
-        };
-        self.inner
-            .journal
-            .append(
-                &incident,
-                vec![
-                    Event::Outcome {
-                        user: user.to_owned(),
-                        dn: dn.clone(),
-                        step: Step::RestoreFlags,
-                        status,
-                        detail,
-                    },
-                    Event::IncidentEnd {
-                        done: usize::from(status.is_done()),
-                        failed: usize::from(!status.is_done()),
-                    },
-                ],
-            )
-            .await?;
-        Ok(ReleaseReport {
-            incident,
-            dn,
-            change: result?,
-            kept: vec![
-                "the password set at containment, with its forced change".into(),
-                "the MFA requirement (group membership and the new enrolment)".into(),
-            ],
-        })
-    }
-}
-
-/// The lock flags recorded before containment of `dn`, from the journal: the `before` of the
-/// first lock outcome since the last release of that entry.
-pub fn original_flags(journal_path: &Path, dn: &Dn) -> Result<Option<Attributes>, Error> {
-    let mut original: Option<Attributes> = None;
-    for r in journal::read(journal_path)? {
-        if let Event::Outcome {
-            dn: d,
-            step,
-            status,
-            detail,
-            ..
-        } = &r.event
-        {
-            if !Dn::parse(d).is_ok_and(|d| d.same_entry(dn)) || !status.is_done() {
-                continue;
-            }
-            match step {
-                Step::Lock if original.is_none() => {
-                    original = detail
-                        .get("change")
-                        .and_then(|c| c.get("before"))
-                        .and_then(|b| serde_json::from_value(b.clone()).ok());
-                }
-                Step::RestoreFlags => original = None,
-                _ => {}
-            }
-        }
-    }
-    Ok(original)
 }

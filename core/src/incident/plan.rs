@@ -1,45 +1,12 @@
 //! The dry run: what `contain` would do, computed from each account's current state, without
 //! changing anything.
 
-use serde::Serialize;
-
+use super::report::{PlanReport, PlannedStep, UserPlan};
 use super::Responder;
-use crate::config::PasswordHashing;
 use crate::directory::ad::{UF_ACCOUNTDISABLE, UF_DONT_EXPIRE_PASSWD};
-use crate::directory::{Flavour, LockState};
+use crate::directory::{Flavour, LockState, PasswordHashing};
 use crate::error::Error;
 use crate::journal::{Step, StepStatus};
-
-/// One step as it would run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlannedStep {
-    /// The step.
-    pub step: Step,
-    /// `changed` or `already_so`, as `contain` would report it if nothing changes meanwhile.
-    pub predicted: StepStatus,
-    /// The exact directory modifications or calls, in words (no secrets).
-    pub actions: Vec<String>,
-}
-
-/// One user's plan.
-#[derive(Clone, Debug, Serialize)]
-pub struct UserPlan {
-    /// The user as given.
-    pub user: String,
-    /// The entry, once found.
-    pub dn: Option<String>,
-    /// Why `contain` would refuse this user.
-    pub refused: Option<Error>,
-    /// The steps.
-    pub steps: Vec<PlannedStep>,
-}
-
-/// The dry run's result.
-#[derive(Clone, Debug, Serialize)]
-pub struct PlanReport {
-    /// Per user, in the order given.
-    pub users: Vec<UserPlan>,
-}
 
 pub(super) async fn plan(
     r: &Responder,

@@ -23,6 +23,7 @@ use crate::secret::{fill_random, Secret};
 /// Whether an enrolment has been confirmed with a first valid code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EnrolmentState {
     /// Generated, not yet proven by the user.
     Pending,

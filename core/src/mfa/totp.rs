@@ -10,6 +10,7 @@ use crate::secret::Secret;
 /// The HMAC hash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Algorithm {
     /// HMAC-SHA1: what every authenticator app supports (the default).
     #[default]

@@ -20,9 +20,9 @@ use super::{
     read_key, BoxFuture, DovecotConfig, RevocationOutcome, RevocationStatus, RevocationTarget, Revoker,
     Session,
 };
-use crate::directory::tls::client_config_with_ca;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
+use crate::tls::client_config_with_ca;
 
 /// Revokes IMAP/POP3 sessions and cached credentials through the doveadm HTTP API.
 pub struct Dovecot {
@@ -58,7 +58,7 @@ impl Dovecot {
         )?;
         let url = HttpUrl::parse(&cfg.url)?;
         let tls = cfg.ca_file.as_deref().map(client_config_with_ca).transpose()?;
-        Ok(Self::new(
+        Ok(Self::with_tls(
             &cfg.name,
             url,
             &key,
@@ -67,8 +67,13 @@ impl Dovecot {
         ))
     }
 
-    /// Builds the revoker directly.
-    pub fn new(
+    /// Builds a revoker for a plain-HTTP doveadm API (e.g. on loopback) directly; use
+    /// [`from_config`](Self::from_config) for https with a CA.
+    pub fn new(name: &str, url: &str, api_key: &Secret, timeout: Duration) -> Result<Self, Error> {
+        Ok(Self::with_tls(name, HttpUrl::parse(url)?, api_key, None, timeout))
+    }
+
+    fn with_tls(
         name: &str,
         url: HttpUrl,
         api_key: &Secret,
@@ -343,11 +348,11 @@ mod tests {
     fn debug_does_not_show_the_api_key() {
         let d = Dovecot::new(
             "mail",
-            HttpUrl::parse("http://127.0.0.1:1/doveadm/v1").expect("url"),
+            "http://127.0.0.1:1/doveadm/v1",
             &Secret::new(b"super-secret-key".to_vec()),
-            None,
             Duration::from_secs(1),
-        );
+        )
+        .expect("revoker");
         let shown = format!("{d:?}");
         assert!(
             !shown.contains("super-secret-key") && !shown.contains("c3VwZXI"),

@@ -27,7 +27,7 @@
 
 mod command;
 mod dovecot;
-pub mod http;
+pub(crate) mod http;
 mod webhook;
 
 use std::future::Future;
@@ -49,6 +49,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The account whose sessions are revoked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RevocationTarget {
     /// The login name services know the user by (uid, sAMAccountName, mail...).
     pub login: String,
@@ -74,6 +75,7 @@ impl RevocationTarget {
 
 /// A live session, as a backend lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Session {
     /// The user the session belongs to.
     pub user: String,
@@ -88,6 +90,7 @@ pub struct Session {
 /// How a revocation went, in one word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RevocationStatus {
     /// Something was revoked (sessions closed, cached credentials dropped, the app confirmed).
     Revoked,
@@ -98,7 +101,8 @@ pub enum RevocationStatus {
 }
 
 /// What one revoker did for one account. "Revoked" is only claimed for what was revoked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RevocationOutcome {
     /// The revoker's configured name.
     pub revoker: String,
@@ -176,6 +180,7 @@ pub async fn revoke_all(revokers: &[Arc<dyn Revoker>], target: &RevocationTarget
 /// One `[[revokers]]` entry of the config file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum RevokerConfig {
     /// Dovecot's doveadm HTTP API.
     Dovecot(DovecotConfig),
@@ -188,6 +193,7 @@ pub enum RevokerConfig {
 /// `type = "dovecot"`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct DovecotConfig {
     /// Name in reports. Default `dovecot`.
     #[serde(default = "default_dovecot_name")]
@@ -208,6 +214,7 @@ pub struct DovecotConfig {
 /// `type = "webhook"`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct WebhookConfig {
     /// Name in reports.
     pub name: String,
@@ -233,6 +240,7 @@ pub struct WebhookConfig {
 /// `type = "command"`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CommandConfig {
     /// Name in reports.
     pub name: String,
@@ -261,6 +269,19 @@ fn default_three() -> u32 {
 }
 fn default_backoff() -> u64 {
     200
+}
+
+impl CommandConfig {
+    /// A command revoker running `program` (absolute path, no shell) with `args`, with the
+    /// default timeout.
+    pub fn new(name: impl Into<String>, program: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            program: program.into(),
+            args,
+            timeout_secs: default_ten(),
+        }
+    }
 }
 
 impl RevokerConfig {

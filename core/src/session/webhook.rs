@@ -19,10 +19,10 @@ use super::http::{post, HttpUrl};
 use super::{
     read_key, BoxFuture, RevocationOutcome, RevocationStatus, RevocationTarget, Revoker, WebhookConfig,
 };
-use crate::directory::tls::client_config_with_ca;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
 use crate::time::{rfc3339, unix_now};
+use crate::tls::client_config_with_ca;
 
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-Cadenas-Signature";

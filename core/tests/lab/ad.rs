@@ -31,7 +31,7 @@ async fn the_flavour_is_detected_and_the_account_is_a_delegated_non_admin() {
     let dir = connect(&lab).await;
     assert_eq!(dir.flavour(), Flavour::ActiveDirectory);
     // Least privilege, seen from outside: the helpdesk may not write other attributes.
-    let tls = cadenas::directory::tls::client_config_with_ca(lab.get("CADENAS_LAB_CA").as_ref()).expect("ca");
+    let tls = crate::support::tls_config(lab.get("CADENAS_LAB_CA"));
     let (conn, mut helpdesk) = ldap3::LdapConnAsync::with_settings(
         ldap3::LdapConnSettings::new().set_config(tls),
         lab.get("CADENAS_LAB_AD_LDAPS_URL"),

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cadenas::session::http::HttpUrl;
 use cadenas::session::{Dovecot, RevocationStatus, RevocationTarget, Revoker};
 use cadenas::{Directory, Dn, ErrorKind, Password, Secret, UserName, UserRef};
 
@@ -25,13 +24,7 @@ fn key() -> Secret {
 }
 
 fn revoker(url: &str, key: &Secret) -> Dovecot {
-    Dovecot::new(
-        "mail",
-        HttpUrl::parse(url).expect("url"),
-        key,
-        None,
-        Duration::from_secs(10),
-    )
+    Dovecot::new("mail", url, key, Duration::from_secs(10)).expect("revoker")
 }
 
 fn lab() -> Lab {
@@ -120,7 +113,7 @@ async fn contain_then_revoke_closes_the_attackers_session_and_the_stolen_passwor
 }
 
 async fn change_own_password(lab: &OpenLdapLab, dn: &Dn, old: &Password, new: &str) {
-    let tls = cadenas::directory::tls::client_config_with_ca(lab.get("CADENAS_LAB_CA").as_ref()).expect("ca");
+    let tls = crate::support::tls_config(lab.get("CADENAS_LAB_CA"));
     let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(
         ldap3::LdapConnSettings::new().set_config(tls),
         lab.get("CADENAS_LAB_LDAPS_URL"),

@@ -133,7 +133,10 @@ async fn require_mfa_is_idempotent_both_ways(lab: AnyLab) {
         dir.require_mfa(&u).await.expect("again").outcome,
         ChangeOutcome::AlreadyInPlace
     );
-    assert!(dir.is_member(&lab.mfa_group(), &dn).await.expect("member"));
+    assert!(dir
+        .is_member(&Dn::parse(&lab.mfa_group()).expect("dn"), &dn)
+        .await
+        .expect("member"));
     assert_eq!(
         dir.account_state(&u).await.expect("state").mfa_required,
         Some(true)
@@ -146,7 +149,10 @@ async fn require_mfa_is_idempotent_both_ways(lab: AnyLab) {
         dir.clear_mfa_requirement(&u).await.expect("again").outcome,
         ChangeOutcome::AlreadyInPlace
     );
-    assert!(!dir.is_member(&lab.mfa_group(), &dn).await.expect("member"));
+    assert!(!dir
+        .is_member(&Dn::parse(&lab.mfa_group()).expect("dn"), &dn)
+        .await
+        .expect("member"));
 }
 
 async fn plaintext_is_refused_and_starttls_works(lab: AnyLab) {
@@ -190,7 +196,7 @@ async fn injection_shaped_names_and_out_of_scope_dns_are_refused(lab: AnyLab) {
             "{s:?}"
         );
     }
-    let service = Dn::parse(&lab.config().directory.bind_dn).expect("dn");
+    let service = lab.config().directory.bind_dn.clone();
     assert_eq!(
         dir.find_user(&UserRef::Dn(service))
             .await
@@ -227,7 +233,7 @@ async fn already_bound_ldap_connections_survive_containment(lab: AnyLab) {
     // FACTS.md: reported as "not revoked", never claimed revoked.
     let dir = connect(&lab).await;
     let (name, dn) = lab.fresh_user("bound").await;
-    let tls = cadenas::directory::tls::client_config_with_ca(lab.ca().as_ref()).expect("ca");
+    let tls = crate::support::tls_config(&lab.ca());
     let (conn, mut attacker) =
         LdapConnAsync::with_settings(LdapConnSettings::new().set_config(tls), &lab.urls().0)
             .await

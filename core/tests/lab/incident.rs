@@ -251,9 +251,7 @@ async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flag
     .expect("contain");
     r.release(
         other.as_str(),
-        ReleaseOptions {
-            override_reason: Some("identity checked in person, ticket 4711".into()),
-        },
+        ReleaseOptions::default().with_override_reason("identity checked in person, ticket 4711"),
     )
     .await
     .expect("override");
@@ -264,9 +262,7 @@ async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flag
     let e = r
         .release(
             never.as_str(),
-            ReleaseOptions {
-                override_reason: Some("x".into()),
-            },
+            ReleaseOptions::default().with_override_reason("x"),
         )
         .await
         .expect_err("none");
@@ -289,9 +285,7 @@ async fn an_auto_locked_out_account_is_released_to_its_original_lockout_not_unlo
     let rel = r
         .release(
             name.as_str(),
-            ReleaseOptions {
-                override_reason: Some("test".into()),
-            },
+            ReleaseOptions::default().with_override_reason("test"),
         )
         .await
         .expect("release");
@@ -332,12 +326,7 @@ async fn a_batch_on_active_directory_contains_and_releases_to_the_exact_user_acc
     );
     assert!(report.not_revoked.iter().any(|n| n.contains("Kerberos")));
     let rel = r
-        .release(
-            a.as_str(),
-            ReleaseOptions {
-                override_reason: Some("test".into()),
-            },
-        )
+        .release(a.as_str(), ReleaseOptions::default().with_override_reason("test"))
         .await
         .expect("release");
     assert_eq!(rel.change.after["userAccountControl"], vec!["66048".to_owned()]);

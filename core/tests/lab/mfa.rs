@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use cadenas::auth::{authenticate, require_mfa, AuthOutcome};
 use cadenas::mfa::totp::code_for_step;
-use cadenas::mfa::{authenticate, require_mfa, AuthOutcome, EnrolmentState, Mfa};
+use cadenas::mfa::{EnrolmentState, Mfa};
 use cadenas::{Directory, Password, UserRef};
 
 use crate::support::{secret_from_uri, OpenLdapLab};

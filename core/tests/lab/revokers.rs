@@ -198,12 +198,10 @@ async fn webhook_timeouts_and_untrusted_certificates_are_typed_failures() {
 }
 
 fn command(program: &str, args: &[&str], timeout: u64) -> Arc<dyn Revoker> {
-    let c = RevokerConfig::Command(cadenas::session::CommandConfig {
-        name: "cmd".into(),
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        timeout_secs: timeout,
-    });
+    let mut cmd =
+        cadenas::session::CommandConfig::new("cmd", program, args.iter().map(|s| s.to_string()).collect());
+    cmd.timeout_secs = timeout;
+    let c = RevokerConfig::Command(cmd);
     cadenas::session::build_revokers(&[c]).expect("build").remove(0)
 }
 

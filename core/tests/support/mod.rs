@@ -324,8 +324,7 @@ impl AdLab {
         let sam: String = sam.chars().take(20).collect();
         let dn = format!("CN={sam},{}", self.get("CADENAS_LAB_AD_PEOPLE"));
         let upn = format!("{sam}@example.test");
-        let pwd =
-            cadenas::directory::ad::unicode_pwd(&cadenas::Password::new(self.get("CADENAS_LAB_AD_USER_PW")));
+        let pwd = unicode_pwd(self.get("CADENAS_LAB_AD_USER_PW"));
         let uac = uac.to_string();
         let mut admin = self.admin().await;
         let attrs: Vec<(&[u8], HashSet<&[u8]>)> = vec![
@@ -420,7 +419,7 @@ impl AnyLab {
 /// An ldap3 connection over LDAPS (verified with `ca`), bound as `dn`: for fixtures and for
 /// pinning server behaviour from outside Cadenas, never for what Cadenas itself does.
 pub async fn bound_connection(url: &str, ca: &str, dn: &str, password: &str) -> ldap3::Ldap {
-    let tls = cadenas::directory::tls::client_config_with_ca(ca.as_ref()).expect("ca");
+    let tls = tls_config(ca);
     let (conn, mut ldap) = LdapConnAsync::with_settings(LdapConnSettings::new().set_config(tls), url)
         .await
         .expect("connect");
@@ -484,4 +483,31 @@ pub fn done_steps(journal: &std::path::Path) -> HashMap<(String, cadenas::journa
         }
     }
     done
+}
+
+/// A rustls client config trusting exactly the lab CA (PEM file `ca`), built here rather than
+/// with Cadenas' own (crate-private) TLS code: fixtures stay independent of what they test.
+pub fn tls_config(ca: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("PEM")).expect("CA certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// AD's `unicodePwd` value: the password in double quotes, UTF-16LE (written independently of
+/// the library's encoder, for fixtures).
+pub fn unicode_pwd(password: &str) -> Vec<u8> {
+    format!("\"{password}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
 }

@@ -15,7 +15,7 @@ use rustls::{ClientConfig, RootCertStore};
 use crate::error::{Error, ErrorKind};
 
 /// Builds a client config that trusts exactly the CA certificates in `ca_file` (PEM).
-pub fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>, Error> {
+pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
         Error::new(

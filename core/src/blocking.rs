@@ -1,0 +1,236 @@
+//! A synchronous facade for embedders (the Python and C bindings, scripts, PAM modules).
+//!
+//! Each type owns a **current-thread** tokio runtime, created with the handle and dropped with
+//! it; every method is one `block_on` over the async method it names. Nothing runs between
+//! calls, and no thread is left behind when the handle is dropped (a PAM host `dlclose`s the
+//! module after `pam_end`).
+//!
+//! **Where not to call it.** Calling a blocking method from inside an async runtime (a tokio
+//! task, or a `block_on` of another runtime) is an error, [`ErrorKind::InvalidContext`], not a
+//! panic: use the async API there. A handle created before a `fork()` refuses to work in the
+//! child ([`ErrorKind::InvalidContext`]: tokio and open connections do not survive a fork);
+//! create a new handle after forking.
+//!
+//! **Callbacks** (the [`PasswordSink`](crate::incident::PasswordSink) and the
+//! [`ProgressFn`](crate::incident::ProgressFn) of [`ContainOptions`]) are always called **on
+//! the thread that called the method**, one at a time, never concurrently and never after the
+//! method returned. They may block (the run waits for them) and may take locks the caller's
+//! thread holds, such as Python's GIL. A sink error fails that user's reset step (the account
+//! stays locked; the report and the journal say so). To stop a long run, cancel the
+//! [`CancelToken`](crate::incident::CancelToken) of the options — from the progress callback
+//! (e.g. on Ctrl-C) or from another thread: steps in flight finish and are journaled, and
+//! [`Responder::resume`] finishes the rest.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), cadenas::Error> {
+//! use std::sync::Arc;
+//! use cadenas::blocking::Responder;
+//! use cadenas::incident::{ContainOptions, FileSink};
+//!
+//! let cfg = cadenas::Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
+//! let responder = Responder::new(&cfg, "/var/lib/cadenas/journal.jsonl".as_ref())?;
+//! let sink = Arc::new(FileSink::create("/root/incident/passwords.tsv".as_ref())?);
+//! let report = responder.contain(&["jdupont".into()], ContainOptions::new(sink))?;
+//! println!("{} contained, {} need attention", report.done(), report.failed());
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::auth::AuthOutcome;
+use crate::config::Config;
+use crate::directory::{AccountState, Directory, UserRef};
+use crate::error::{Error, ErrorKind};
+use crate::incident::{self, ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport};
+use crate::journal::{self, VerifyReport};
+use crate::secret::Password;
+use crate::time::unix_now;
+
+/// The MFA service is synchronous already (its store is SQLite); the bindings use it as is.
+pub use crate::mfa::Mfa;
+
+/// A current-thread runtime bound to the process that created it.
+struct Runtime {
+    rt: tokio::runtime::Runtime,
+    pid: u32,
+}
+
+impl Runtime {
+    fn new() -> Result<Self, Error> {
+        ensure_not_async()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Self {
+            rt,
+            pid: std::process::id(),
+        })
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> Result<F::Output, Error> {
+        ensure_not_async()?;
+        if std::process::id() != self.pid {
+            return Err(Error::new(
+                ErrorKind::InvalidContext,
+                "this handle was created before a fork(): create a new one in this process",
+            ));
+        }
+        Ok(self.rt.block_on(f))
+    }
+}
+
+fn ensure_not_async() -> Result<(), Error> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::new(
+            ErrorKind::InvalidContext,
+            "a cadenas::blocking call was made from inside an async runtime: use the async API there",
+        ));
+    }
+    Ok(())
+}
+
+/// The blocking [`incident::Responder`]: contain, plan, release, resume, status.
+pub struct Responder {
+    // Field order matters: the responder (connections, journal writer) is dropped inside
+    // the runtime's lifetime, then the runtime.
+    inner: incident::Responder,
+    rt: Runtime,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Responder")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    /// Blocking [`incident::Responder::new`].
+    pub fn new(cfg: &Config, journal_path: &Path) -> Result<Self, Error> {
+        let rt = Runtime::new()?;
+        let inner = rt.block_on(incident::Responder::new(cfg, journal_path))??;
+        Ok(Self { inner, rt })
+    }
+
+    /// Blocking [`incident::Responder::without_journal`]: for `plan` and `status` only.
+    pub fn without_journal(cfg: &Config) -> Result<Self, Error> {
+        let rt = Runtime::new()?;
+        let inner = rt.block_on(incident::Responder::without_journal(cfg))??;
+        Ok(Self { inner, rt })
+    }
+
+    /// Blocking [`incident::Responder::contain`].
+    pub fn contain(&self, users: &[String], opts: ContainOptions) -> Result<ContainReport, Error> {
+        self.rt.block_on(self.inner.contain(users, opts))?
+    }
+
+    /// Blocking [`incident::Responder::resume`].
+    pub fn resume(&self, incident: Option<&str>, opts: ContainOptions) -> Result<ContainReport, Error> {
+        self.rt.block_on(self.inner.resume(incident, opts))?
+    }
+
+    /// Blocking [`incident::Responder::plan`].
+    pub fn plan(&self, users: &[String], allow_protected: bool) -> Result<PlanReport, Error> {
+        self.rt.block_on(self.inner.plan(users, allow_protected))?
+    }
+
+    /// Blocking [`incident::Responder::release`].
+    pub fn release(&self, user: &str, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
+        self.rt.block_on(self.inner.release(user, opts))?
+    }
+
+    /// Blocking [`incident::Responder::status`].
+    pub fn status(&self, user: &str) -> Result<AccountState, Error> {
+        self.rt.block_on(self.inner.status(user))?
+    }
+
+    /// The async responder underneath (its journal, its first connection).
+    pub fn as_async(&self) -> &incident::Responder {
+        &self.inner
+    }
+}
+
+/// Password + code checks for PAM modules, RADIUS plugins and proxies: one directory
+/// connection and the MFA store, over which [`authenticate`](Self::authenticate) runs.
+pub struct Authenticator {
+    dir: Directory,
+    mfa: Arc<Mfa>,
+    rt: Runtime,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Authenticator")
+            .field("directory", &self.dir)
+            .field("mfa", &self.mfa)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Connects to the directory and opens the MFA store (which must exist: `[mfa]` is
+    /// required, and a missing database is an error rather than a new empty one).
+    pub fn new(cfg: &Config) -> Result<Self, Error> {
+        let mfa_cfg = cfg
+            .mfa
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "authenticate needs an [mfa] section"))?;
+        let mfa = Arc::new(Mfa::open(mfa_cfg, false)?);
+        let rt = Runtime::new()?;
+        let dir = rt.block_on(Directory::connect(&cfg.directory))??;
+        Ok(Self { dir, mfa, rt })
+    }
+
+    /// Blocking [`crate::auth::authenticate`] at the current time. `user` is a user name
+    /// (never a DN here: what a login prompt receives is data).
+    pub fn authenticate(
+        &self,
+        user: &str,
+        password: &Password,
+        code: Option<&str>,
+    ) -> Result<AuthOutcome, Error> {
+        let user = UserRef::Name(crate::directory::UserName::parse(user)?);
+        self.rt.block_on(crate::auth::authenticate(
+            &self.dir,
+            &self.mfa,
+            &user,
+            password,
+            code,
+            unix_now(),
+        ))?
+    }
+
+    /// The MFA service this authenticator verifies codes with.
+    pub fn mfa(&self) -> &Mfa {
+        &self.mfa
+    }
+}
+
+/// Recomputes the journal's hash chain ([`journal::verify`]; synchronous already).
+pub fn verify_journal(path: &Path) -> Result<VerifyReport, Error> {
+    journal::verify(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_blocking_call_inside_an_async_runtime_is_a_typed_error() {
+        let e = Runtime::new().map(|_| ()).expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidContext);
+    }
+
+    #[test]
+    fn outside_a_runtime_the_facade_runs_futures() {
+        let rt = Runtime::new().expect("runtime");
+        assert_eq!(rt.block_on(async { 41 + 1 }).expect("ran"), 42);
+        // and a nested call from inside its own block_on is refused, not a panic
+        let nested = rt.block_on(async { ensure_not_async() }).expect("ran");
+        assert_eq!(nested.expect_err("nested").kind(), ErrorKind::InvalidContext);
+    }
+}

@@ -1,0 +1,132 @@
+//! Release: the account back to exactly the lock flags it had before containment.
+
+use std::path::Path;
+
+use super::report::ReleaseReport;
+use super::{new_incident_id, status_of, Responder};
+use crate::directory::{Attributes, Dn, UserRef};
+use crate::error::{Error, ErrorKind};
+use crate::journal::{self, Event, Step, StepDetail, StepStatus};
+use crate::mfa::EnrolmentState;
+
+/// Options for [`Responder::release`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ReleaseOptions {
+    /// Release without an active MFA enrolment; the reason is journaled.
+    pub override_reason: Option<String>,
+}
+
+impl ReleaseOptions {
+    /// Release even without an active MFA enrolment, for this (journaled) reason.
+    pub fn with_override_reason(mut self, reason: impl Into<String>) -> Self {
+        self.override_reason = Some(reason.into());
+        self
+    }
+}
+
+impl Responder {
+    /// Releases a contained account: restores the lock flags recorded by the first lock of its
+    /// containment in the journal — nothing more, nothing less (the new password, the forced
+    /// change and the MFA requirement stay). Refused unless the user has an *active* MFA
+    /// enrolment, or an override reason is given (journaled).
+    pub async fn release(&self, user: &str, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
+        let journal = self.journal_or_err()?;
+        let dir = self.directory();
+        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        let original = original_flags(journal.path(), &u.dn)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::ReleaseRefused,
+                format!("the journal has no containment of {} to release", u.dn),
+            )
+        })?;
+        if let (Some(mfa), None) = (&self.inner.mfa, &opts.override_reason) {
+            let login = dir.login_name(&u).await?;
+            if mfa.enrolment_state(&login)? != Some(EnrolmentState::Active) {
+                return Err(Error::new(
+                    ErrorKind::ReleaseRefused,
+                    format!("{login} has no active MFA enrolment yet (enrol and verify a first code, or give an override reason)"),
+                ));
+            }
+        }
+        let incident = new_incident_id()?;
+        let dn = u.dn.to_string();
+        journal
+            .append(
+                &incident,
+                vec![
+                    Event::IncidentStart {
+                        action: "release".into(),
+                        users: vec![user.to_owned()],
+                        note: opts.override_reason.clone(),
+                    },
+                    Event::Intent {
+                        user: user.to_owned(),
+                        dn: dn.clone(),
+                        step: Step::RestoreFlags,
+                    },
+                ],
+            )
+            .await?;
+        let result = dir.restore_flags(&u, &original).await;
+        let (status, detail) = match &result {
+            Ok(c) => (status_of(c.outcome), StepDetail::of_change(c.clone())),
+            Err(e) => (StepStatus::Failed, StepDetail::of_error(e.clone())),
+        };
+        journal
+            .append(
+                &incident,
+                vec![
+                    Event::Outcome {
+                        user: user.to_owned(),
+                        dn: dn.clone(),
+                        step: Step::RestoreFlags,
+                        status,
+                        detail,
+                    },
+                    Event::IncidentEnd {
+                        done: usize::from(status.is_done()),
+                        failed: usize::from(!status.is_done()),
+                    },
+                ],
+            )
+            .await?;
+        Ok(ReleaseReport {
+            incident,
+            dn,
+            change: result?,
+            kept: vec![
+                "the password set at containment, with its forced change".into(),
+                "the MFA requirement (group membership and the new enrolment)".into(),
+            ],
+        })
+    }
+}
+
+/// The lock flags recorded before containment of `dn`, from the journal: the `before` of the
+/// first lock outcome since the last release of that entry.
+pub fn original_flags(journal_path: &Path, dn: &Dn) -> Result<Option<Attributes>, Error> {
+    let mut original: Option<Attributes> = None;
+    for r in journal::read(journal_path)? {
+        if let Event::Outcome {
+            dn: d,
+            step,
+            status,
+            detail,
+            ..
+        } = &r.event
+        {
+            if !Dn::parse(d).is_ok_and(|d| d.same_entry(dn)) || !status.is_done() {
+                continue;
+            }
+            match step {
+                Step::Lock if original.is_none() => {
+                    original = detail.change.as_ref().map(|c| c.before.clone());
+                }
+                Step::RestoreFlags => original = None,
+                _ => {}
+            }
+        }
+    }
+    Ok(original)
+}

@@ -1,0 +1,174 @@
+//! The typed results of a run: one shape for Rust callers, the CLI's `--json`, Python and C.
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::Change;
+use crate::error::Error;
+use crate::journal::{Step, StepDetail, StepStatus};
+
+/// Progress of a bulk run, after each user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Users to process.
+    pub total: usize,
+    /// Users finished (done or failed).
+    pub finished: usize,
+    /// Users refused or with a failed step so far.
+    pub failed: usize,
+    /// The user just finished.
+    pub user: String,
+}
+
+/// One step's result for one user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepReport {
+    /// The step.
+    pub step: Step,
+    /// How it ended (a step finished by an earlier run shows its earlier status).
+    pub status: StepStatus,
+    /// What it did: the change (before/after), revocation outcomes, or the error.
+    pub detail: StepDetail,
+    /// True when an earlier (interrupted) run had already finished this step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_earlier_run: bool,
+}
+
+/// One user's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserReport {
+    /// The user as given.
+    pub user: String,
+    /// The entry, once found.
+    pub dn: Option<String>,
+    /// Why nothing was done, when refused (unknown, protected, out of scope...).
+    pub refused: Option<Error>,
+    /// The steps, in order.
+    pub steps: Vec<StepReport>,
+    /// Every step is done (not refused, nothing failed, not interrupted).
+    pub complete: bool,
+    /// The run was cancelled before this user's steps were all run: `resume` finishes them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+impl UserReport {
+    pub(crate) fn new(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            dn: None,
+            refused: None,
+            steps: Vec::new(),
+            complete: false,
+            interrupted: false,
+        }
+    }
+
+    /// Sets [`complete`](Self::complete) from the steps; called once the user's work ended.
+    pub(crate) fn finish(mut self) -> Self {
+        self.complete = !self.interrupted
+            && self.refused.is_none()
+            && self.steps.len() == Step::CONTAIN.len()
+            && self.steps.iter().all(|s| s.status.is_done());
+        self
+    }
+
+    /// Whether every step is done.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Whether anything in the directory was changed for this user by this run.
+    pub fn changed_something(&self) -> bool {
+        self.steps.iter().any(|s| {
+            !s.from_earlier_run && s.status != StepStatus::AlreadySo && s.status != StepStatus::Failed
+        })
+    }
+}
+
+/// The result of a containment (or a resume).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ContainReport {
+    /// Incident identifier.
+    pub incident: String,
+    /// Per user, in the order given.
+    pub users: Vec<UserReport>,
+    /// Users fully contained.
+    pub done: usize,
+    /// Users refused, with a failed step, or interrupted.
+    pub failed: usize,
+    /// The run was cancelled at a step boundary; `resume` finishes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    /// What this run did not (could not) revoke, in words.
+    pub not_revoked: Vec<String>,
+    /// Where the new passwords went ([`PasswordSink::describe`](super::PasswordSink::describe)).
+    pub password_handover: String,
+    /// The journal file.
+    pub journal: String,
+    /// SHA-256 of the journal's last line after the run: keep it to pin the journal.
+    pub journal_head: String,
+}
+
+impl ContainReport {
+    /// Users fully contained.
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Users refused, with a failed step, or interrupted.
+    pub fn failed(&self) -> usize {
+        self.failed
+    }
+}
+
+/// One step of a dry run, as it would run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PlannedStep {
+    /// The step.
+    pub step: Step,
+    /// `changed` or `already_so`, as `contain` would report it if nothing changes meanwhile.
+    pub predicted: StepStatus,
+    /// The exact directory modifications or calls, in words (no secrets).
+    pub actions: Vec<String>,
+}
+
+/// One user's plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserPlan {
+    /// The user as given.
+    pub user: String,
+    /// The entry, once found.
+    pub dn: Option<String>,
+    /// Why `contain` would refuse this user.
+    pub refused: Option<Error>,
+    /// The steps.
+    pub steps: Vec<PlannedStep>,
+}
+
+/// The dry run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PlanReport {
+    /// Per user, in the order given.
+    pub users: Vec<UserPlan>,
+}
+
+/// The result of a release.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReleaseReport {
+    /// Incident identifier of the release.
+    pub incident: String,
+    /// The entry.
+    pub dn: String,
+    /// The restore change (before/after).
+    pub change: Change,
+    /// What release leaves as containment set it.
+    pub kept: Vec<String>,
+}

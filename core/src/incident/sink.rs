@@ -1,0 +1,88 @@
+//! Where new passwords go: a [`PasswordSink`] receives each one once, right after it was set.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, ErrorKind};
+use crate::secret::Password;
+
+/// Receives each new password once, right after it was set. Implementations must not log it.
+///
+/// **Contract.** `deliver` is called once per reset, before the reset's outcome is journaled.
+/// With the async [`Responder`](super::Responder) it runs on a runtime worker thread (hence
+/// `Send + Sync`); with [`blocking::Responder`](crate::blocking::Responder) always on the
+/// thread that called `contain`, never concurrently. It may block (the run waits). An `Err`
+/// fails that user's reset step: the account stays locked, the journal and the report say the
+/// password could not be handed over, and a `resume` sets a fresh one.
+pub trait PasswordSink: Send + Sync {
+    /// Hands `password` over for `user` (as given) / `dn`.
+    fn deliver(&self, user: &str, dn: &str, password: &Password) -> Result<(), Error>;
+
+    /// Where passwords go, in words for the report (never the password): e.g. `file:/root/x.tsv`.
+    fn describe(&self) -> String {
+        "the caller's password sink".into()
+    }
+}
+
+/// Writes `user<TAB>password` lines to a new file created with mode 0600 (never overwritten).
+pub struct FileSink {
+    file: Mutex<std::fs::File>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSink {
+    /// Creates the file; fails if it exists.
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let file = crate::secret::create_private_file(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot create new file {}: {e}", path.display()),
+            )
+        })?;
+        Ok(Self {
+            file: Mutex::new(file),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl PasswordSink for FileSink {
+    fn deliver(&self, user: &str, _dn: &str, password: &Password) -> Result<(), Error> {
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| Error::new(ErrorKind::Internal, "password file lock poisoned"))?;
+        let line = zeroize::Zeroizing::new(format!("{user}\t{}\n", password.expose_secret()));
+        // Written through to the OS before the reset's outcome is journaled (a killed process
+        // loses nothing); fsynced once when the sink is dropped rather than 6000 times.
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.flush())
+            .map_err(|e| Error::new(ErrorKind::Io, format!("writing {}: {e}", self.path.display())))
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if let Ok(f) = self.file.lock() {
+            let _ = f.sync_all();
+        }
+    }
+}
