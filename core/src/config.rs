@@ -59,6 +59,7 @@ impl Config {
                 ErrorKind::Config,
                 format!("cannot read config file {}: {e}", path.display()),
             )
+            .with_source(e)
         })?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         Self::from_toml_str(&text, dir)

@@ -41,6 +41,7 @@
 //! | 601 | `JournalTampered` | the journal's hash chain is broken |
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, as a closed set of kinds with stable codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -265,12 +266,41 @@ pub struct LdapDiagnostic {
 }
 
 /// The library's error: a [`kind`](Error::kind) with a stable code, a message for humans,
-/// and the LDAP result when a server answered. Never carries a secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// the LDAP result when a server answered, and the underlying cause (I/O, SQLite, TLS, LDAP)
+/// as its [`source`](std::error::Error::source). Never carries a secret.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{} (E{}): {message}{}", kind.name(), kind.code(), LdapSuffix(ldap.as_ref()))]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     ldap: Option<LdapDiagnostic>,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Two errors are equal when kind, message and LDAP result are (the cause is not compared).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message && self.ldap == other.ldap
+    }
+}
+
+impl Eq for Error {}
+
+/// ` [LDAP result 50: text]`, or nothing.
+struct LdapSuffix<'a>(Option<&'a LdapDiagnostic>);
+
+impl fmt::Display for LdapSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(l) = self.0 {
+            write!(f, " [LDAP result {}", l.rc)?;
+            if !l.text.is_empty() {
+                write!(f, ": {}", l.text)?;
+            }
+            f.write_str("]")?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -280,7 +310,18 @@ impl Error {
             kind,
             message: message.into(),
             ldap: None,
+            source: None,
         }
+    }
+
+    /// Keeps `cause` as the error's [`source`](std::error::Error::source). The cause must not
+    /// hold a secret either (I/O, SQLite, TLS and LDAP errors do not).
+    pub fn with_source(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = Some(Arc::from(cause.into()));
+        self
     }
 
     /// Attaches the server's LDAP result.
@@ -314,28 +355,6 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (E{}): {}",
-            self.kind.name(),
-            self.kind.code(),
-            self.message
-        )?;
-        if let Some(l) = &self.ldap {
-            write!(f, " [LDAP result {}", l.rc)?;
-            if !l.text.is_empty() {
-                write!(f, ": {}", l.text)?;
-            }
-            f.write_str("]")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Error {}
-
 /// Serialises as `{"kind", "code", "message", "ldap"}` for reports, the journal and `--json`
 /// output (`message` without the kind and code, which have their own fields).
 impl serde::Serialize for Error {
@@ -366,6 +385,7 @@ impl<'de> serde::Deserialize<'de> for Error {
             kind: ErrorKind::from_code(w.code).unwrap_or(ErrorKind::Internal),
             message: w.message,
             ldap: w.ldap,
+            source: None,
         })
     }
 }
@@ -392,6 +412,15 @@ mod tests {
         for k in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_name(k.name()), Some(*k));
         }
+    }
+
+    #[test]
+    fn the_cause_is_kept_as_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::new(ErrorKind::Io, "cannot write the journal").with_source(io);
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("denied"));
+        assert!(Error::new(ErrorKind::Io, "x").source().is_none());
     }
 
     #[test]

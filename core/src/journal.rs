@@ -232,14 +232,18 @@ pub struct Record {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
-fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+fn io_err<E>(path: &Path, what: &str, e: E) -> Error
+where
+    E: std::fmt::Display + Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
     Error::new(
         ErrorKind::Journal,
         format!("journal {}: {what}: {e}", path.display()),
     )
+    .with_source(e)
 }
 
 type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);

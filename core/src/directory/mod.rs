@@ -782,27 +782,29 @@ pub(crate) fn refused(what: &str, res: LdapResult) -> Error {
     )
 }
 
-/// Maps an ldap3 error to ours, by what it means to the operator.
+/// Maps an ldap3 error to ours, by what it means to the operator; the ldap3 error is kept as
+/// the source.
 pub(crate) fn ldap_error(what: &str, e: LdapError) -> Error {
-    match e {
-        LdapError::Timeout { .. } => Error::new(ErrorKind::Timeout, format!("{what}: timed out")),
-        LdapError::Rustls { source } => Error::new(ErrorKind::Tls, format!("{what}: TLS: {source}")),
-        LdapError::LdapResult { result } => refused(what, result),
+    let (kind, message) = match &e {
+        LdapError::Timeout { .. } => (ErrorKind::Timeout, format!("{what}: timed out")),
+        LdapError::Rustls { source } => (ErrorKind::Tls, format!("{what}: TLS: {source}")),
+        LdapError::LdapResult { result } => return refused(what, result.clone()),
         LdapError::Io { source } => {
             let tls = source
                 .get_ref()
                 .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
             let kind = if tls { ErrorKind::Tls } else { ErrorKind::Connect };
-            Error::new(kind, format!("{what}: {source}"))
+            (kind, format!("{what}: {source}"))
         }
         LdapError::UrlParsing { .. } | LdapError::UnknownScheme(_) => {
-            Error::new(ErrorKind::Config, format!("{what}: {e}"))
+            (ErrorKind::Config, format!("{what}: {e}"))
         }
         LdapError::OpSend { .. } | LdapError::ResultRecv { .. } | LdapError::EndOfStream => {
-            Error::new(ErrorKind::Connect, format!("{what}: connection lost ({e})"))
+            (ErrorKind::Connect, format!("{what}: connection lost ({e})"))
         }
-        other => Error::new(ErrorKind::UnexpectedResponse, format!("{what}: {other}")),
-    }
+        other => (ErrorKind::UnexpectedResponse, format!("{what}: {other}")),
+    };
+    Error::new(kind, message).with_source(e)
 }
 
 fn bind_outcome(res: &LdapResult, policy: Option<ppolicy::PolicyResponse>) -> BindOutcome {

@@ -162,13 +162,7 @@ pub(crate) fn new_incident_id() -> Result<String, Error> {
     let mut r = [0u8; 3];
     crate::secret::fill_random(&mut r)?;
     let t = rfc3339(unix_now()).replace(['-', ':'], "");
-    Ok(format!(
-        "INC-{}-{:02x}{:02x}{:02x}",
-        t.trim_end_matches('Z'),
-        r[0],
-        r[1],
-        r[2]
-    ))
+    Ok(format!("INC-{}-{}", t.trim_end_matches('Z'), hex::encode(r)))
 }
 
 /// A primitive's outcome as a step status.

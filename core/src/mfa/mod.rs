@@ -222,6 +222,8 @@ impl Mfa {
         check_user(user)?;
         let secret = Secret::random(20)?;
         let params = self.cfg.params();
+        // Made first: an account name the URI cannot carry leaves no pending enrolment.
+        let uri = otpauth_uri(&self.cfg.issuer, user, &secret, &params)?;
         self.store.put_enrolment(
             user,
             &Enrolment {
@@ -232,7 +234,6 @@ impl Mfa {
             },
         )?;
         self.store.clear_failures(user)?;
-        let uri = otpauth_uri(&self.cfg.issuer, user, &secret, &params);
         let qr = qrcode::QrCode::new(uri.expose_secret())
             .map_err(|e| Error::new(ErrorKind::Internal, format!("QR encoding: {e}")))?;
         let qr_svg = qr

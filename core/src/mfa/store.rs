@@ -115,11 +115,15 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn store_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+fn store_err<E>(path: &Path, what: &str, e: E) -> Error
+where
+    E: std::fmt::Display + Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
     Error::new(
         ErrorKind::MfaStore,
         format!("MFA database {}: {what}: {e}", path.display()),
     )
+    .with_source(e)
 }
 
 impl SqliteStore {

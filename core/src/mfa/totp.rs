@@ -1,8 +1,6 @@
 //! HOTP (RFC 4226) and TOTP (RFC 6238), pinned by the RFC vectors in `fixtures/totp/`.
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
@@ -71,44 +69,49 @@ impl TotpParams {
     }
 }
 
-fn hmac_digest(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
-    // HMAC takes keys of any length; new_from_slice cannot fail.
-    macro_rules! run {
-        ($h:ty) => {{
-            match Hmac::<$h>::new_from_slice(key) {
-                Ok(mut m) => {
-                    m.update(msg);
-                    m.finalize().into_bytes().to_vec()
-                }
-                Err(_) => Vec::new(),
-            }
-        }};
-    }
-    match algorithm {
-        Algorithm::Sha1 => run!(sha1::Sha1),
-        Algorithm::Sha256 => run!(sha2::Sha256),
-        Algorithm::Sha512 => run!(sha2::Sha512),
+/// totp-rs' own algorithm type.
+fn rs_algorithm(a: Algorithm) -> totp_rs::Algorithm {
+    match a {
+        Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+        Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+        Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
     }
 }
 
-/// The HOTP value for `counter` (RFC 4226 §5.3 dynamic truncation), as a zero-padded string.
+/// A totp-rs generator for `secret` with ±1 step of skew. `None` for parameters it cannot
+/// compute with (digits outside 1..=9 would make it panic; a zero period divide by zero):
+/// [`TotpParams::check`] refuses those earlier, this guards values read back from a store.
+fn generator(secret: &Secret, algorithm: Algorithm, digits: u32, period: u64) -> Option<totp_rs::Totp> {
+    if !(1..=9).contains(&digits) || period == 0 {
+        return None;
+    }
+    // RFC 4226's 20-byte test secret and the 160-bit secrets Cadenas makes are compliant;
+    // `build_noncompliant` only skips totp-rs' 128-bit minimum for secrets read back.
+    Some(
+        totp_rs::Builder::new()
+            .with_algorithm(rs_algorithm(algorithm))
+            .with_digits(digits as u8)
+            .with_skew(1)
+            .with_step_duration(period)
+            .with_secret(secret.expose_secret())
+            .build_noncompliant(),
+    )
+}
+
+/// The HOTP value for `counter` (RFC 4226 §5.3 dynamic truncation), as a zero-padded string
+/// (totp-rs with a one-second step, so that the time *is* the counter). Empty for digits
+/// outside 1..=9.
 pub fn hotp(secret: &Secret, counter: u64, algorithm: Algorithm, digits: u32) -> String {
-    let mac = hmac_digest(algorithm, secret.expose_secret(), &counter.to_be_bytes());
-    let Some(&last) = mac.last() else {
-        return String::new();
-    };
-    let offset = (last & 0x0f) as usize;
-    let bin = ((u32::from(mac[offset]) & 0x7f) << 24)
-        | (u32::from(mac[offset + 1]) << 16)
-        | (u32::from(mac[offset + 2]) << 8)
-        | u32::from(mac[offset + 3]);
-    let code = bin % 10u32.pow(digits);
-    format!("{code:0width$}", width = digits as usize)
+    generator(secret, algorithm, digits, 1)
+        .map(|t| t.generate(counter).to_string())
+        .unwrap_or_default()
 }
 
 /// The TOTP code for time step `step`.
 pub fn code_for_step(secret: &Secret, step: u64, params: &TotpParams) -> String {
-    hotp(secret, step, params.algorithm, params.digits)
+    generator(secret, params.algorithm, params.digits, params.period)
+        .map(|t| t.generate(step.saturating_mul(params.period)).to_string())
+        .unwrap_or_default()
 }
 
 /// A code as typed by a user: only digits, exactly the expected count (spaces removed).
@@ -145,81 +148,50 @@ impl std::fmt::Debug for TotpCode {
     }
 }
 
-/// The step (among `now-1`, `now`, `now+1`) whose code equals `code`, compared in constant
-/// time. Every candidate is computed and compared, match or not.
+/// The step (among `now-1`, `now`, `now+1`) whose code equals `code` — totp-rs' `check`,
+/// which compares tokens in constant time. The replay guard records the step it returns.
 pub fn matching_step(secret: &Secret, code: &TotpCode, now_step: u64, params: &TotpParams) -> Option<u64> {
-    let mut found = None;
-    for step in [now_step.saturating_sub(1), now_step, now_step + 1] {
-        let expected = code_for_step(secret, step, params);
-        if bool::from(expected.as_bytes().ct_eq(code.as_str().as_bytes())) && found.is_none() {
-            found = Some(step);
-        }
-    }
-    found
+    generator(secret, params.algorithm, params.digits, params.period)?
+        .check(code.as_str(), now_step.saturating_mul(params.period))
 }
 
 /// RFC 4648 base32 without padding (what `otpauth://` URIs carry).
 pub fn base32(bytes: &[u8]) -> String {
-    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let (mut buf, mut bits) = (0u64, 0u32);
-    for &b in bytes {
-        buf = (buf << 8) | u64::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(A[((buf >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(A[((buf << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    totp_rs::Secret::from(bytes).to_base32()
 }
 
 /// RFC 4648 base32 decoding (case-insensitive, padding optional); `None` on a bad character.
 pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
-    const A: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut buf, mut bits) = (0u64, 0u32);
-    for c in s.trim_end_matches('=').chars() {
-        let v = A.find(c.to_ascii_uppercase())? as u64;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    Some(out)
+    let s = s.trim_end_matches('=').to_ascii_uppercase();
+    totp_rs::Secret::try_from_base32(&s).ok().map(|x| x.to_vec())
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `otpauth://totp/Issuer:account?secret=…&issuer=…&algorithm=…&digits=…&period=…`
-/// (Google Authenticator key URI format). The result holds the secret: treat it as one.
-pub fn otpauth_uri(issuer: &str, account: &str, secret: &Secret, params: &TotpParams) -> Secret {
-    let uri = format!(
-        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&period={}",
-        percent_encode(issuer),
-        percent_encode(account),
-        base32(secret.expose_secret()),
-        percent_encode(issuer),
-        params.algorithm.uri_name(),
-        params.digits,
-        params.period
-    );
-    Secret::new(uri.into_bytes())
+/// The Key URI (`otpauth://totp/Issuer:account?secret=…&issuer=…`, with `digits`,
+/// `algorithm` and `period` when not the defaults), made by totp-rs. The result holds the
+/// secret: treat it as one. An issuer or account containing `:` is refused.
+pub fn otpauth_uri(
+    issuer: &str,
+    account: &str,
+    secret: &Secret,
+    params: &TotpParams,
+) -> Result<Secret, Error> {
+    let bad = |e: totp_rs::TotpError| {
+        Error::new(
+            ErrorKind::InvalidUserName,
+            format!("cannot make an otpauth URI for {account:?}: {e}"),
+        )
+    };
+    let uri = totp_rs::Builder::new()
+        .with_algorithm(rs_algorithm(params.algorithm))
+        .with_digits(u8::try_from(params.digits).unwrap_or(u8::MAX))
+        .with_step_duration(params.period)
+        .with_secret(secret.expose_secret())
+        .with_issuer(Some(issuer))
+        .with_account_name(account)
+        .build_noncompliant()
+        .to_url()
+        .map_err(bad)?;
+    Ok(Secret::new(uri.into_bytes()))
 }
 
 #[cfg(test)]
@@ -322,11 +294,29 @@ mod tests {
             "j.dupont@example.test",
             &s,
             &TotpParams::default(),
-        );
+        )
+        .expect("uri");
         assert_eq!(
             std::str::from_utf8(uri.expose_secret()).expect("utf8"),
-            "otpauth://totp/Ville%20de%20Test:j.dupont@example.test?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
-             &issuer=Ville%20de%20Test&algorithm=SHA1&digits=6&period=30"
+            "otpauth://totp/Ville%20de%20Test:j.dupont%40example.test?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=Ville%20de%20Test"
+        );
+        let p = TotpParams {
+            algorithm: Algorithm::Sha256,
+            digits: 8,
+            period: 60,
+        };
+        let uri = otpauth_uri("Ville", "jdupont", &s, &p).expect("uri");
+        let text = std::str::from_utf8(uri.expose_secret()).expect("utf8");
+        for part in ["digits=8", "algorithm=SHA256", "period=60"] {
+            assert!(text.contains(part), "{text}");
+        }
+        assert_eq!(
+            otpauth_uri("Ville", "a:b", &s, &p)
+                .map(|_| ())
+                .expect_err("colon")
+                .kind(),
+            ErrorKind::InvalidUserName
         );
     }
 }
