@@ -52,6 +52,17 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
+/// A client config that trusts no certificate at all: for HTTP clients that must have one but
+/// only ever speak plain http (no https peer can be accepted).
+pub(crate) fn trust_nothing() -> Result<ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

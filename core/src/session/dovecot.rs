@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::http::{post, HttpUrl};
+use super::http::{HttpClient, HttpUrl};
 use super::{
     read_key, BoxFuture, DovecotConfig, RevocationOutcome, RevocationStatus, RevocationTarget, Revoker,
     Session,
@@ -29,8 +29,7 @@ pub struct Dovecot {
     name: String,
     url: HttpUrl,
     auth_header: Secret,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    timeout: Duration,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for Dovecot {
@@ -58,19 +57,19 @@ impl Dovecot {
         )?;
         let url = HttpUrl::parse(&cfg.url)?;
         let tls = cfg.ca_file.as_deref().map(client_config_with_ca).transpose()?;
-        Ok(Self::with_tls(
+        Self::with_tls(
             &cfg.name,
             url,
             &key,
             tls,
             Duration::from_secs(cfg.timeout_secs.max(1)),
-        ))
+        )
     }
 
     /// Builds a revoker for a plain-HTTP doveadm API (e.g. on loopback) directly; use
     /// [`from_config`](Self::from_config) for https with a CA.
     pub fn new(name: &str, url: &str, api_key: &Secret, timeout: Duration) -> Result<Self, Error> {
-        Ok(Self::with_tls(name, HttpUrl::parse(url)?, api_key, None, timeout))
+        Self::with_tls(name, HttpUrl::parse(url)?, api_key, None, timeout)
     }
 
     fn with_tls(
@@ -79,32 +78,31 @@ impl Dovecot {
         api_key: &Secret,
         tls: Option<Arc<rustls::ClientConfig>>,
         timeout: Duration,
-    ) -> Self {
+    ) -> Result<Self, Error> {
         let header = format!(
             "X-Dovecot-API {}",
             base64::engine::general_purpose::STANDARD.encode(api_key.expose_secret())
         );
-        Self {
+        Ok(Self {
             name: name.to_owned(),
             url,
             auth_header: Secret::new(header.into_bytes()),
-            tls,
-            timeout,
-        }
+            http: HttpClient::new(tls, timeout)?,
+        })
     }
 
     async fn call(&self, command: &str, params: Value) -> Result<Reply, Error> {
         let body = json!([[command, params, "c"]]).to_string();
         let auth = std::str::from_utf8(self.auth_header.expose_secret())
             .map_err(|_| Error::new(ErrorKind::Internal, "API key header is not UTF-8"))?;
-        let resp = post(
-            &self.url,
-            self.tls.as_ref(),
-            &[("Authorization", auth), ("Content-Type", "application/json")],
-            body.as_bytes(),
-            self.timeout,
-        )
-        .await?;
+        let resp = self
+            .http
+            .post(
+                &self.url,
+                &[("Authorization", auth), ("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+            .await?;
         match resp.status {
             200 => {}
             401 | 403 => {

@@ -8,14 +8,13 @@
 //! should recompute the HMAC in constant time and refuse stale timestamps (replays).
 //! A 2xx answer counts as revoked; a JSON body with `"sessions_revoked": N` gives the count.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::http::{post, HttpUrl};
+use super::http::{HttpClient, HttpUrl};
 use super::{
     read_key, BoxFuture, RevocationOutcome, RevocationStatus, RevocationTarget, Revoker, WebhookConfig,
 };
@@ -47,8 +46,7 @@ pub struct Webhook {
     name: String,
     url: HttpUrl,
     key: Secret,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    timeout: Duration,
+    http: HttpClient,
     retries: u32,
     backoff: Duration,
 }
@@ -73,8 +71,10 @@ impl Webhook {
                 cfg.secret_env.as_deref(),
                 "webhook secret",
             )?,
-            tls: cfg.ca_file.as_deref().map(client_config_with_ca).transpose()?,
-            timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
+            http: HttpClient::new(
+                cfg.ca_file.as_deref().map(client_config_with_ca).transpose()?,
+                Duration::from_secs(cfg.timeout_secs.max(1)),
+            )?,
             retries: cfg.retries,
             backoff: Duration::from_millis(cfg.backoff_ms),
         })
@@ -84,18 +84,18 @@ impl Webhook {
         let ts = unix_now();
         let sig = sign(&self.key, ts, body);
         let ts = ts.to_string();
-        let resp = post(
-            &self.url,
-            self.tls.as_ref(),
-            &[
-                ("Content-Type", "application/json"),
-                (TIMESTAMP_HEADER, &ts),
-                (SIGNATURE_HEADER, &sig),
-            ],
-            body,
-            self.timeout,
-        )
-        .await?;
+        let resp = self
+            .http
+            .post(
+                &self.url,
+                &[
+                    ("Content-Type", "application/json"),
+                    (TIMESTAMP_HEADER, &ts),
+                    (SIGNATURE_HEADER, &sig),
+                ],
+                body,
+            )
+            .await?;
         Ok((resp.status, resp.body))
     }
 }
