@@ -1,0 +1,322 @@
+//! LDAP plumbing shared by the flavours: operations with the timeout set, read-backs, error
+//! mapping, transport checks and bind outcomes. Nothing here knows a flavour's rules.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry};
+
+use super::{
+    ppolicy, Action, Attributes, BindOutcome, Change, ChangeOutcome, Directory, DirectoryConfig, Dn,
+    Transport, User,
+};
+use crate::error::{Error, ErrorKind};
+
+impl Directory {
+    /// A handle on the shared connection, with the operation timeout set.
+    pub(crate) fn handle(&self) -> Ldap {
+        let mut l = self.ldap.clone();
+        l.with_timeout(self.cfg.operation_timeout());
+        l
+    }
+
+    /// Searches; entries only (references skipped). A missing base (32) is an empty result.
+    pub(crate) async fn search_raw(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, Error> {
+        let result = self
+            .handle()
+            .search(base, scope, filter, attrs.to_vec())
+            .await
+            .map_err(|e| ldap_error("search", e))?;
+        match result.1.rc {
+            0 => {}
+            32 => return Ok(Vec::new()),
+            _ => return Err(refused(&format!("search under {base:?}"), result.1)),
+        }
+        let mut out = Vec::with_capacity(result.0.len());
+        for re in result.0 {
+            if re.is_ref() || re.is_intermediate() {
+                continue;
+            }
+            // ldap3 panics on a malformed entry; keep a server's bad answer from crashing us.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| SearchEntry::construct(re))) {
+                Ok(e) => out.push(e),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::UnexpectedResponse,
+                        format!("malformed search entry from the server under {base:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the given attributes of one entry (text values; binary ones are skipped).
+    pub(crate) async fn read_entry(&self, dn: &Dn, attrs: &[&str]) -> Result<Attributes, Error> {
+        let entry = self
+            .search_raw(dn.as_str(), Scope::Base, "(objectClass=*)", attrs)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::new(ErrorKind::UserNotFound, format!("entry {dn} vanished")))?;
+        let wanted: Vec<String> = attrs.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let mut out = Attributes::new();
+        for (k, v) in entry.attrs {
+            // keep the caller's spelling of the attribute name
+            if let Some(i) = wanted.iter().position(|w| w.eq_ignore_ascii_case(&k)) {
+                out.insert(attrs[i].to_owned(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends a modify; returns the raw result (the caller decides which codes are fine).
+    pub(crate) async fn modify_raw(&self, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<LdapResult, Error> {
+        self.handle()
+            .modify(dn.as_str(), mods)
+            .await
+            .map_err(|e| ldap_error("modify", e))
+    }
+
+    /// Sends `mods` (requiring success), reads the `shown` attributes back, and returns the
+    /// applied change from `before` to what the server now holds.
+    pub(crate) async fn apply(
+        &self,
+        action: Action,
+        user: &User,
+        what: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+        shown: &[&str],
+        before: Attributes,
+    ) -> Result<Change, Error> {
+        self.modify(what, &user.dn, mods).await?;
+        let after = only(&self.read_entry(&user.dn, shown).await?, shown);
+        Ok(change(action, user, ChangeOutcome::Applied, before, after))
+    }
+
+    /// Sends a modify and requires success.
+    pub(crate) async fn modify(&self, what: &str, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<(), Error> {
+        let res = self.modify_raw(dn, mods).await?;
+        if res.rc != 0 {
+            return Err(refused(what, res));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn has_ppolicy(&self) -> bool {
+        self.ppolicy
+    }
+}
+
+/// The change for a primitive that found the account already in the wanted state.
+pub(crate) fn unchanged(action: Action, user: &User, before: Attributes) -> Change {
+    change(
+        action,
+        user,
+        ChangeOutcome::AlreadyInPlace,
+        before.clone(),
+        before,
+    )
+}
+
+pub(crate) fn change(
+    action: Action,
+    user: &User,
+    outcome: ChangeOutcome,
+    before: Attributes,
+    after: Attributes,
+) -> Change {
+    Change {
+        action,
+        dn: user.dn.to_string(),
+        outcome,
+        before,
+        after,
+    }
+}
+
+/// The named attributes of `attrs`, each present (absent ones as empty lists), for
+/// before/after snapshots that show a removal as `[]`.
+pub(crate) fn only(attrs: &Attributes, names: &[&str]) -> Attributes {
+    names
+        .iter()
+        .map(|n| ((*n).to_owned(), attrs.get(*n).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// The first value of `name`, if any.
+pub(crate) fn first<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
+    attrs.get(name).and_then(|v| v.first()).map(String::as_str)
+}
+
+pub(super) fn transport_of(cfg: &DirectoryConfig) -> Transport {
+    if cfg.url.is_ldaps() {
+        Transport::Ldaps
+    } else if cfg.starttls {
+        Transport::StartTls
+    } else {
+        Transport::Plain
+    }
+}
+
+pub(super) fn refuse_plaintext(cfg: &DirectoryConfig, transport: Transport, what: &str) -> Result<(), Error> {
+    if transport == Transport::Plain && !cfg.allow_plaintext_passwords {
+        return Err(Error::new(
+            ErrorKind::InsecureTransport,
+            format!(
+                "{what} would send a password over unencrypted LDAP ({}); use ldaps:// or starttls = true, \
+                 or set allow_plaintext_passwords = true to accept the risk",
+                cfg.url
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn open(
+    cfg: &DirectoryConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Ldap, Error> {
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(cfg.connect_timeout())
+        .set_starttls(cfg.starttls);
+    if let Some(tls) = tls {
+        settings = settings.set_config(tls);
+    }
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, cfg.url.as_str())
+        .await
+        .map_err(|e| ldap_error(&format!("connecting to {}", cfg.url), e))?;
+    ldap3::drive!(conn);
+    Ok(ldap)
+}
+
+pub(crate) fn refused(what: &str, res: LdapResult) -> Error {
+    Error::new(ErrorKind::Refused, format!("{what}: the server refused")).with_ldap(
+        res.rc,
+        res.text,
+        res.matched,
+    )
+}
+
+/// Maps an ldap3 error to ours, by what it means to the operator; the ldap3 error is kept as
+/// the source.
+pub(crate) fn ldap_error(what: &str, e: LdapError) -> Error {
+    let (kind, message) = match &e {
+        LdapError::Timeout { .. } => (ErrorKind::Timeout, format!("{what}: timed out")),
+        LdapError::Rustls { source } => (ErrorKind::Tls, format!("{what}: TLS: {source}")),
+        LdapError::LdapResult { result } => return refused(what, result.clone()),
+        LdapError::Io { source } => {
+            let tls = source
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+            let kind = if tls { ErrorKind::Tls } else { ErrorKind::Connect };
+            (kind, format!("{what}: {source}"))
+        }
+        LdapError::UrlParsing { .. } | LdapError::UnknownScheme(_) => {
+            (ErrorKind::Config, format!("{what}: {e}"))
+        }
+        LdapError::OpSend { .. } | LdapError::ResultRecv { .. } | LdapError::EndOfStream => {
+            (ErrorKind::Connect, format!("{what}: connection lost ({e})"))
+        }
+        other => (ErrorKind::UnexpectedResponse, format!("{what}: {other}")),
+    };
+    Error::new(kind, message).with_source(e)
+}
+
+pub(super) fn bind_outcome(res: &LdapResult, policy: Option<ppolicy::PolicyResponse>) -> BindOutcome {
+    use ppolicy::PolicyError as P;
+    let perr = policy.and_then(|p| p.error);
+    match (res.rc, perr) {
+        (0, Some(P::ChangeAfterReset)) => BindOutcome::MustChange,
+        (0, _) => BindOutcome::Success,
+        (49, Some(P::AccountLocked)) => BindOutcome::Locked,
+        (49, Some(P::PasswordExpired)) => BindOutcome::Expired,
+        (49, _) => match ad_data_code(&res.text).as_deref() {
+            Some("533") => BindOutcome::Disabled,
+            Some("773") => BindOutcome::MustChange,
+            Some("775") => BindOutcome::Locked,
+            Some("701") | Some("532") => BindOutcome::Expired,
+            _ => BindOutcome::InvalidCredentials,
+        },
+        (rc, _) => BindOutcome::Refused {
+            rc,
+            text: res.text.clone(),
+        },
+    }
+}
+
+/// Extracts the `data XXX` code from an AD bind diagnostic
+/// (`80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 52e, v1db1`).
+pub(crate) fn ad_data_code(text: &str) -> Option<String> {
+    let i = text.find(", data ")?;
+    let rest = &text[i + 7..];
+    let code: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    (!code.is_empty()).then(|| code.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(rc: u32, text: &str) -> LdapResult {
+        LdapResult {
+            rc,
+            matched: String::new(),
+            text: text.into(),
+            refs: vec![],
+            ctrls: vec![],
+        }
+    }
+
+    #[test]
+    fn ad_bind_diagnostics_map_to_typed_outcomes() {
+        let t = |code: &str| {
+            format!(
+                "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data {code}, v1db1"
+            )
+        };
+        assert_eq!(
+            bind_outcome(&res(49, &t("52e")), None),
+            BindOutcome::InvalidCredentials
+        );
+        assert_eq!(bind_outcome(&res(49, &t("533")), None), BindOutcome::Disabled);
+        assert_eq!(bind_outcome(&res(49, &t("773")), None), BindOutcome::MustChange);
+        assert_eq!(bind_outcome(&res(49, &t("775")), None), BindOutcome::Locked);
+        assert_eq!(bind_outcome(&res(49, &t("701")), None), BindOutcome::Expired);
+        assert_eq!(ad_data_code("no code here"), None);
+    }
+
+    #[test]
+    fn ppolicy_controls_refine_bind_results() {
+        use ppolicy::{PolicyError, PolicyResponse};
+        let p = |e| {
+            Some(PolicyResponse {
+                error: Some(e),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            bind_outcome(&res(0, ""), p(PolicyError::ChangeAfterReset)),
+            BindOutcome::MustChange
+        );
+        assert_eq!(bind_outcome(&res(0, ""), None), BindOutcome::Success);
+        assert_eq!(
+            bind_outcome(&res(49, ""), p(PolicyError::AccountLocked)),
+            BindOutcome::Locked
+        );
+        assert_eq!(bind_outcome(&res(49, ""), None), BindOutcome::InvalidCredentials);
+        assert_eq!(
+            bind_outcome(&res(53, "unwilling"), None),
+            BindOutcome::Refused {
+                rc: 53,
+                text: "unwilling".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Finding users under the configured base DNs, scope checks, login names, group membership.
+
+use ldap3::Scope;
+
+use super::{Directory, Dn, Flavour, User, UserRef};
+use crate::error::{Error, ErrorKind};
+
+impl Directory {
+    /// Finds the entry for a user name (looked up in the configured attributes, escaped) or
+    /// checks an explicit DN, under the configured base DNs only.
+    ///
+    /// Errors: [`ErrorKind::UserNotFound`], [`ErrorKind::AmbiguousUser`],
+    /// [`ErrorKind::OutOfScope`] (a DN outside every base DN: nothing is sent).
+    pub async fn find_user(&self, user: &UserRef) -> Result<User, Error> {
+        match user {
+            UserRef::Dn(dn) => {
+                self.ensure_in_scope(dn)?;
+                let found = self
+                    .search_raw(dn.as_str(), Scope::Base, "(objectClass=*)", &["1.1"])
+                    .await?;
+                match found.into_iter().next() {
+                    Some(e) => self.user_from_entry(&e.dn),
+                    None => Err(Error::new(ErrorKind::UserNotFound, format!("no entry {dn}"))),
+                }
+            }
+            UserRef::Name(name) => {
+                let value = name.filter_escaped();
+                let attrs = self.lookup_attributes();
+                let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
+                let filter = match self.flavour {
+                    // groups and computers have a sAMAccountName too
+                    Flavour::ActiveDirectory => {
+                        format!("(&(objectCategory=person)(objectClass=user)(|{any}))")
+                    }
+                    Flavour::OpenLdap => format!("(|{any})"),
+                };
+                let mut dns: Vec<String> = Vec::new();
+                for base in &self.cfg.base_dns {
+                    for e in self
+                        .search_raw(base.as_str(), Scope::Subtree, &filter, &["1.1"])
+                        .await?
+                    {
+                        if !dns.iter().any(|d| d.eq_ignore_ascii_case(&e.dn)) {
+                            dns.push(e.dn);
+                        }
+                    }
+                }
+                match dns.len() {
+                    0 => Err(Error::new(
+                        ErrorKind::UserNotFound,
+                        format!("no user {name:?} under {}", self.cfg.base_dns_text(" or ")),
+                    )),
+                    1 => self.user_from_entry(&dns[0]),
+                    n => Err(Error::new(
+                        ErrorKind::AmbiguousUser,
+                        format!("{n} entries match user {name:?}: {}", dns.join("; ")),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn lookup_attributes(&self) -> Vec<String> {
+        if let Some(a) = &self.cfg.user_attributes {
+            return a.clone();
+        }
+        match self.flavour {
+            Flavour::OpenLdap => vec!["uid".into(), "mail".into()],
+            Flavour::ActiveDirectory => {
+                vec!["sAMAccountName".into(), "userPrincipalName".into(), "mail".into()]
+            }
+        }
+    }
+
+    fn user_from_entry(&self, dn: &str) -> Result<User, Error> {
+        let dn =
+            Dn::parse(dn).map_err(|e| Error::new(ErrorKind::UnexpectedResponse, e.message().to_owned()))?;
+        self.ensure_in_scope(&dn)?;
+        Ok(User { dn })
+    }
+
+    /// Refuses a DN outside every configured base DN.
+    pub fn ensure_in_scope(&self, dn: &Dn) -> Result<(), Error> {
+        if self.cfg.base_dns.iter().any(|b| dn.is_within(b)) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::OutOfScope,
+                format!(
+                    "{dn} is outside the configured base DNs ({})",
+                    self.cfg.base_dns_text("; ")
+                ),
+            ))
+        }
+    }
+
+    /// The name services know the user by (`login_attribute`: `uid` or `sAMAccountName` by
+    /// default), as sessions are revoked by it.
+    pub async fn login_name(&self, user: &User) -> Result<String, Error> {
+        let attr = match (&self.cfg.login_attribute, self.flavour) {
+            (Some(a), _) => a.as_str(),
+            (None, Flavour::OpenLdap) => "uid",
+            (None, Flavour::ActiveDirectory) => "sAMAccountName",
+        };
+        let attrs = self.read_entry(&user.dn, &[attr]).await?;
+        attrs
+            .get(attr)
+            .and_then(|v| v.first())
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::UserNotFound, format!("{} has no {attr}", user.dn)))
+    }
+
+    /// Whether `dn` is a `member` of `group` (one base-scope search with an escaped filter).
+    pub async fn is_member(&self, group: &Dn, dn: &Dn) -> Result<bool, Error> {
+        let filter = format!("(member={})", dn.filter_escaped());
+        Ok(!self
+            .search_raw(group.as_str(), Scope::Base, &filter, &["1.1"])
+            .await?
+            .is_empty())
+    }
+}

@@ -1,0 +1,334 @@
+//! The run: users in parallel (bounded), each through the containment steps with an intent
+//! journaled before and an outcome after every change.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::report::{ContainReport, Progress, StepReport, UserReport};
+use super::{status_of, ContainOptions, EarlierSteps, Responder};
+use crate::auth::require_mfa;
+use crate::directory::{ChangeOutcome, Directory, Flavour, User, UserRef};
+use crate::error::{Error, ErrorKind};
+use crate::journal::{self, Event, Step, StepDetail, StepStatus};
+use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
+
+impl Responder {
+    pub(super) async fn run(
+        &self,
+        incident: &str,
+        work: Vec<(String, EarlierSteps)>,
+        opts: &ContainOptions,
+    ) -> Result<ContainReport, Error> {
+        let journal = self.journal_or_err()?;
+        let total = work.len();
+        let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let mut tasks = Vec::with_capacity(total);
+        for (i, (user, earlier)) in work.into_iter().enumerate() {
+            let (me, sem, opts, counters) = (self.clone(), sem.clone(), opts.clone(), counters.clone());
+            let incident = incident.to_owned();
+            let name = user.clone();
+            let task = tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await.ok();
+                let report = me.contain_one(&incident, i, &user, earlier, &opts).await;
+                if let Some(p) = &opts.progress {
+                    let finished = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
+                    let failed = counters
+                        .1
+                        .fetch_add(usize::from(!report.complete()), Ordering::SeqCst)
+                        + usize::from(!report.complete());
+                    p(&Progress {
+                        total,
+                        finished,
+                        failed,
+                        user: user.clone(),
+                    });
+                }
+                report
+            });
+            tasks.push((name, task));
+        }
+        let mut users = Vec::with_capacity(total);
+        for (name, t) in tasks {
+            // A panic in one user's worker is that user's failure, not the whole run's.
+            users.push(t.await.unwrap_or_else(|e| {
+                let mut r = UserReport::new(&name);
+                r.refused = Some(Error::new(ErrorKind::Internal, format!("worker failed: {e}")));
+                r.finish()
+            }));
+        }
+        let done = users.iter().filter(|u| u.complete()).count();
+        let failed = users.len() - done;
+        let cancelled = opts.cancelled();
+        if !cancelled {
+            journal
+                .append(incident, vec![Event::IncidentEnd { done, failed }])
+                .await?;
+        }
+        let head = journal::verify(journal.path())?.head;
+        Ok(ContainReport {
+            incident: incident.to_owned(),
+            users,
+            done,
+            failed,
+            cancelled,
+            not_revoked: self.not_revoked(),
+            password_handover: opts.sink.describe(),
+            journal: journal.path().display().to_string(),
+            journal_head: head,
+        })
+    }
+
+    fn not_revoked(&self) -> Vec<String> {
+        let mut v = vec!["LDAP connections already bound as the user stay open until they end".to_owned()];
+        if self.inner.pool[0].flavour() == Flavour::ActiveDirectory {
+            v.push(
+                "Kerberos service tickets already issued stay valid until they expire (10 h by default); the \
+                 attacker's TGT cannot get new ones while the account is disabled or must change its password \
+                 — and works again if the account is released before it expires"
+                    .into(),
+            );
+        }
+        if self.inner.revokers.is_empty() {
+            v.push("no revokers configured: live sessions (IMAP, apps) were NOT revoked".into());
+        }
+        v
+    }
+
+    /// Finds the user and applies the safety rails. `Err` = refused, nothing done.
+    pub(super) async fn admit(
+        &self,
+        dir: &Directory,
+        user: &str,
+        allow_protected: bool,
+    ) -> Result<User, Error> {
+        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        if self.inner.cfg.directory.bind_dn.same_entry(&u.dn) {
+            return Err(Error::new(
+                ErrorKind::ProtectedAccount,
+                "refusing to act on the responder's own account",
+            ));
+        }
+        if !allow_protected {
+            let state = dir.account_state(&u).await?;
+            if !state.protected_groups.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::ProtectedAccount,
+                    format!(
+                        "{} is in protected group(s) {}; allow protected accounts to act anyway",
+                        u.dn,
+                        state.protected_groups.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(u)
+    }
+
+    async fn contain_one(
+        &self,
+        incident: &str,
+        i: usize,
+        user: &str,
+        earlier: EarlierSteps,
+        opts: &ContainOptions,
+    ) -> UserReport {
+        let mut report = UserReport::new(user);
+        let Ok(journal) = self.journal_or_err() else {
+            return report.finish();
+        };
+        if opts.cancelled() {
+            report.interrupted = true;
+            return report.finish();
+        }
+        let dir = &self.inner.pool[i % self.inner.pool.len()];
+        let u = match self.admit(dir, user, opts.allow_protected).await {
+            Ok(u) => u,
+            Err(e) => {
+                // A lost connection is not a verdict on the user: leave it for a resume.
+                if !matches!(e.kind(), ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Tls) {
+                    let _ = journal
+                        .append(
+                            incident,
+                            vec![Event::Refused {
+                                user: user.to_owned(),
+                                error: e.clone(),
+                            }],
+                        )
+                        .await;
+                }
+                report.refused = Some(e);
+                return report.finish();
+            }
+        };
+        let dn = u.dn.to_string();
+        report.dn = Some(dn.clone());
+        for step in Step::CONTAIN {
+            if let Some((status, detail)) = earlier.get(&step) {
+                report.steps.push(StepReport {
+                    step,
+                    status: *status,
+                    detail: detail.clone(),
+                    from_earlier_run: true,
+                });
+                continue;
+            }
+            if opts.cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            let intent = Event::Intent {
+                user: user.to_owned(),
+                dn: dn.clone(),
+                step,
+            };
+            if let Err(e) = journal.append(incident, vec![intent]).await {
+                // Without a durable intent nothing may change.
+                report.steps.push(StepReport {
+                    step,
+                    status: StepStatus::Failed,
+                    detail: StepDetail::of_error(e),
+                    from_earlier_run: false,
+                });
+                break;
+            }
+            let (status, detail) = self.run_step(dir, &u, user, step, incident, opts).await;
+            let outcome = Event::Outcome {
+                user: user.to_owned(),
+                dn: dn.clone(),
+                step,
+                status,
+                detail: detail.clone(),
+            };
+            let journaled = journal.append(incident, vec![outcome]).await;
+            report.steps.push(StepReport {
+                step,
+                status,
+                detail,
+                from_earlier_run: false,
+            });
+            if journaled.is_err() {
+                break;
+            }
+        }
+        report.finish()
+    }
+
+    async fn run_step(
+        &self,
+        dir: &Directory,
+        u: &User,
+        user: &str,
+        step: Step,
+        incident: &str,
+        opts: &ContainOptions,
+    ) -> (StepStatus, StepDetail) {
+        let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
+        match step {
+            Step::Lock => match dir.lock(u).await {
+                Ok(c) => (status_of(c.outcome), StepDetail::of_change(c)),
+                Err(e) => failed(e),
+            },
+            Step::ResetPassword => {
+                let password = match self.inner.cfg.password.generate() {
+                    Ok(p) => p,
+                    Err(e) => return failed(e),
+                };
+                let c = match dir.reset_password(u, &password, true).await {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                // The step ends with the lock in place: OpenLDAP's ppolicy deletes the lock on
+                // a password set, and a run killed between the two would otherwise resume with
+                // the lock step done and the account unlocked (found by the SIGKILL test).
+                // lock() is idempotent: normally "already in place".
+                let relock = match dir.lock(u).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let d = StepDetail {
+                            change: Some(c),
+                            error: Some(e),
+                            ..StepDetail::default()
+                        };
+                        return (
+                            StepStatus::Failed,
+                            d.with_note("the password was set but the lock could not be confirmed"),
+                        );
+                    }
+                };
+                let mut d = StepDetail::of_change(c);
+                match opts.sink.deliver(user, u.dn.as_str(), &password) {
+                    Ok(()) => {
+                        d.relocked = Some(relock.outcome == ChangeOutcome::Applied);
+                        (StepStatus::Changed, d)
+                    }
+                    Err(e) => {
+                        d.error = Some(e);
+                        (
+                            StepStatus::Failed,
+                            d.with_note(
+                                "the password was set but could not be handed over; the account stays locked",
+                            ),
+                        )
+                    }
+                }
+            }
+            Step::RevokeSessions => {
+                if self.inner.revokers.is_empty() {
+                    return (
+                        StepStatus::Partial,
+                        StepDetail::default()
+                            .with_note("no revokers configured: live sessions were not revoked"),
+                    );
+                }
+                let login = match dir.login_name(u).await {
+                    Ok(l) => l,
+                    Err(e) => return failed(e),
+                };
+                let mut target = RevocationTarget::new(login, u.dn.to_string());
+                target.incident = Some(incident.to_owned());
+                let outcomes = revoke_all(&self.inner.revokers, &target).await;
+                let status = if outcomes.iter().any(|o| o.status == RevocationStatus::Failed) {
+                    StepStatus::Failed
+                } else if outcomes
+                    .iter()
+                    .any(|o| !o.not_revoked.is_empty() || !o.collateral.is_empty())
+                {
+                    StepStatus::Partial
+                } else if outcomes.iter().any(|o| o.status == RevocationStatus::Revoked) {
+                    StepStatus::Changed
+                } else {
+                    StepStatus::AlreadySo
+                };
+                (
+                    status,
+                    StepDetail {
+                        revocations: outcomes,
+                        ..StepDetail::default()
+                    },
+                )
+            }
+            Step::RequireMfa => {
+                let r = match &self.inner.mfa {
+                    Some(m) => require_mfa(dir, m, u).await,
+                    None => dir.require_mfa(u).await,
+                };
+                match r {
+                    Ok(c) => {
+                        let status = status_of(c.outcome);
+                        let mut d = StepDetail::of_change(c);
+                        d.enrolments_dropped = Some(self.inner.mfa.is_some());
+                        (status, d)
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+            _ => failed(Error::new(
+                ErrorKind::Internal,
+                format!("{} is not a containment step", step.name()),
+            )),
+        }
+    }
+}
