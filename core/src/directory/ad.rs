@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use ldap3::Mod;
 use zeroize::Zeroizing;
 
-use super::{first, only, unchanged, AccountState, Action, Attributes, Directory, Flavour, LockState, User};
-use crate::directory::Change;
+use super::flavour::Planned;
+use super::{first, only, AccountState, Action, Attributes, Directory, Flavour, LockState, User};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
 
@@ -109,71 +109,64 @@ pub(super) async fn account_state(dir: &Directory, user: &User) -> Result<Accoun
     })
 }
 
-pub(super) async fn lock(dir: &Directory, user: &User) -> Result<Change, Error> {
+pub(super) async fn plan_lock(dir: &Directory, user: &User) -> Result<Planned, Error> {
     let attrs = dir.read_entry(&user.dn, &[UAC]).await?;
     let uac = uac_of(&attrs, user.dn.as_str())?;
-    let before = only(&attrs, &[UAC]);
-    if uac & UF_ACCOUNTDISABLE != 0 {
-        return Ok(unchanged(Action::Lock, user, before));
-    }
-    let mods = vec![replace(UAC, &uac_value(uac | UF_ACCOUNTDISABLE))];
-    dir.apply(
+    let mut p = Planned::of_user(
         Action::Lock,
         user,
         "lock (set ACCOUNTDISABLE)",
-        mods,
+        only(&attrs, &[UAC]),
         &[UAC],
-        before,
-    )
-    .await
+    );
+    if uac & UF_ACCOUNTDISABLE == 0 {
+        p.mods = vec![replace(UAC, &uac_value(uac | UF_ACCOUNTDISABLE))];
+    }
+    Ok(p)
 }
 
-pub(super) async fn unlock(dir: &Directory, user: &User) -> Result<Change, Error> {
-    set_uac_clearing_lockout(dir, user, Action::Unlock, "unlock", |uac| {
+pub(super) async fn plan_unlock(dir: &Directory, user: &User) -> Result<Planned, Error> {
+    plan_uac_clearing_lockout(dir, user, Action::Unlock, "unlock", |uac| {
         uac & !UF_ACCOUNTDISABLE
     })
     .await
 }
 
-pub(super) async fn restore_flags(
+pub(super) async fn plan_restore(
     dir: &Directory,
     user: &User,
     original: &Attributes,
-) -> Result<Change, Error> {
+) -> Result<Planned, Error> {
     let wanted = uac_of(original, user.dn.as_str()).map_err(|_| {
         Error::new(
             ErrorKind::InvalidInput,
             "restore_flags: the record has no userAccountControl",
         )
     })?;
-    set_uac_clearing_lockout(dir, user, Action::RestoreFlags, "restore_flags", |_| wanted).await
+    plan_uac_clearing_lockout(dir, user, Action::RestoreFlags, "restore_flags", |_| wanted).await
 }
 
 /// Sets `userAccountControl` to `wanted(current)` when it differs, and `lockoutTime: 0` when
 /// the account is locked out: what both unlock and restore_flags do.
-async fn set_uac_clearing_lockout(
+async fn plan_uac_clearing_lockout(
     dir: &Directory,
     user: &User,
     action: Action,
     what: &str,
     wanted: impl FnOnce(u32) -> u32,
-) -> Result<Change, Error> {
+) -> Result<Planned, Error> {
     const SHOWN: &[&str] = &[UAC, LOCKOUT_TIME];
     let attrs = dir.read_entry(&user.dn, SHOWN).await?;
     let uac = uac_of(&attrs, user.dn.as_str())?;
-    let before = only(&attrs, SHOWN);
     let target = wanted(uac);
-    let mut mods = Vec::new();
+    let mut p = Planned::of_user(action, user, what, only(&attrs, SHOWN), SHOWN);
     if uac != target {
-        mods.push(replace(UAC, &uac_value(target)));
+        p.mods.push(replace(UAC, &uac_value(target)));
     }
     if first(&attrs, LOCKOUT_TIME).is_some_and(|t| t != "0") {
-        mods.push(replace(LOCKOUT_TIME, "0"));
+        p.mods.push(replace(LOCKOUT_TIME, "0"));
     }
-    if mods.is_empty() {
-        return Ok(unchanged(action, user, before));
-    }
-    dir.apply(action, user, what, mods, SHOWN, before).await
+    Ok(p)
 }
 
 /// Writes the must-change part: `pwdLastSet: 0`, and `DONT_EXPIRE_PASSWD` cleared.
@@ -185,54 +178,75 @@ fn must_change_mods(uac: u32) -> Vec<Mod<Vec<u8>>> {
     mods
 }
 
-pub(super) async fn reset_password(
+/// The reset, in one modify: `unicodePwd` replaced and, forcing a change, `pwdLastSet: 0` in
+/// the SAME modify (Samba otherwise keeps the old password valid for an hour).
+pub(super) async fn plan_reset(
     dir: &Directory,
     user: &User,
     new: &Password,
     force_change: bool,
-) -> Result<Change, Error> {
+) -> Result<Planned, Error> {
     const SHOWN: &[&str] = &[UAC, PWD_LAST_SET];
     let attrs = dir.read_entry(&user.dn, SHOWN).await?;
     let uac = uac_of(&attrs, user.dn.as_str())?;
+    let mut p = Planned::of_user(
+        Action::ResetPassword,
+        user,
+        "reset_password (unicodePwd)",
+        only(&attrs, SHOWN),
+        SHOWN,
+    );
+    p.mods = reset_mods(uac, new, force_change);
+    Ok(p)
+}
+
+fn reset_mods(uac: u32, new: &Password, force_change: bool) -> Vec<Mod<Vec<u8>>> {
     let value = unicode_pwd(new);
     let mut mods = vec![Mod::Replace(
         b"unicodePwd".to_vec(),
         HashSet::from([value.to_vec()]),
     )];
     if force_change {
-        // In the SAME modify: Samba otherwise keeps the old password valid for an hour.
         mods.extend(must_change_mods(uac));
     }
-    let before = only(&attrs, SHOWN);
-    dir.apply(
-        Action::ResetPassword,
-        user,
-        "reset_password (unicodePwd)",
-        mods,
-        SHOWN,
-        before,
-    )
-    .await
+    mods
 }
 
-pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change, Error> {
+/// The reset as `contain` sends it — after its lock, so with `ACCOUNTDISABLE` set — built by
+/// the same [`reset_mods`] with a placeholder password (never shown).
+pub(super) async fn describe_reset(
+    dir: &Directory,
+    user: &User,
+    force_change: bool,
+) -> Result<Vec<String>, Error> {
+    let attrs = dir.read_entry(&user.dn, &[UAC]).await?;
+    let locked = uac_of(&attrs, user.dn.as_str())? | UF_ACCOUNTDISABLE;
+    let mut p = Planned::of_user(
+        Action::ResetPassword,
+        user,
+        "reset_password",
+        Attributes::new(),
+        &[],
+    );
+    p.mods = reset_mods(locked, &Password::new("<placeholder>"), force_change);
+    Ok(p.describe())
+}
+
+pub(super) async fn plan_force_change(dir: &Directory, user: &User) -> Result<Planned, Error> {
     const SHOWN: &[&str] = &[UAC, PWD_LAST_SET];
     let attrs = dir.read_entry(&user.dn, SHOWN).await?;
     let uac = uac_of(&attrs, user.dn.as_str())?;
-    let before = only(&attrs, SHOWN);
-    if first(&attrs, PWD_LAST_SET) == Some("0") && uac & UF_DONT_EXPIRE_PASSWD == 0 {
-        return Ok(unchanged(Action::ForceChange, user, before));
-    }
-    let what = "force_change (pwdLastSet: 0)";
-    dir.apply(
+    let mut p = Planned::of_user(
         Action::ForceChange,
         user,
-        what,
-        must_change_mods(uac),
+        "force_change (pwdLastSet: 0)",
+        only(&attrs, SHOWN),
         SHOWN,
-        before,
-    )
-    .await
+    );
+    if !(first(&attrs, PWD_LAST_SET) == Some("0") && uac & UF_DONT_EXPIRE_PASSWD == 0) {
+        p.mods = must_change_mods(uac);
+    }
+    Ok(p)
 }
 
 #[cfg(test)]

@@ -84,22 +84,6 @@ impl Directory {
             .map_err(|e| ldap_error("modify", e))
     }
 
-    /// Sends `mods` (requiring success), reads the `shown` attributes back, and returns the
-    /// applied change from `before` to what the server now holds.
-    pub(crate) async fn apply(
-        &self,
-        action: Action,
-        user: &User,
-        what: &str,
-        mods: Vec<Mod<Vec<u8>>>,
-        shown: &[&str],
-        before: Attributes,
-    ) -> Result<Change, Error> {
-        self.modify(what, &user.dn, mods).await?;
-        let after = only(&self.read_entry(&user.dn, shown).await?, shown);
-        Ok(change(action, user, ChangeOutcome::Applied, before, after))
-    }
-
     /// Sends a modify and requires success.
     pub(crate) async fn modify(&self, what: &str, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<(), Error> {
         let res = self.modify_raw(dn, mods).await?;

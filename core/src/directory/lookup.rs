@@ -2,7 +2,7 @@
 
 use ldap3::Scope;
 
-use super::{Directory, Dn, Flavour, User, UserRef};
+use super::{Directory, Dn, User, UserRef};
 use crate::error::{Error, ErrorKind};
 
 impl Directory {
@@ -27,13 +27,7 @@ impl Directory {
                 let value = name.filter_escaped();
                 let attrs = self.lookup_attributes();
                 let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
-                let filter = match self.flavour {
-                    // groups and computers have a sAMAccountName too
-                    Flavour::ActiveDirectory => {
-                        format!("(&(objectCategory=person)(objectClass=user)(|{any}))")
-                    }
-                    Flavour::OpenLdap => format!("(|{any})"),
-                };
+                let filter = self.rules().user_filter(&any);
                 let mut dns: Vec<String> = Vec::new();
                 for base in &self.cfg.base_dns {
                     for e in self
@@ -64,12 +58,11 @@ impl Directory {
         if let Some(a) = &self.cfg.user_attributes {
             return a.clone();
         }
-        match self.flavour {
-            Flavour::OpenLdap => vec!["uid".into(), "mail".into()],
-            Flavour::ActiveDirectory => {
-                vec!["sAMAccountName".into(), "userPrincipalName".into(), "mail".into()]
-            }
-        }
+        self.rules()
+            .lookup_attributes()
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
     }
 
     fn user_from_entry(&self, dn: &str) -> Result<User, Error> {
@@ -97,10 +90,9 @@ impl Directory {
     /// The name services know the user by (`login_attribute`: `uid` or `sAMAccountName` by
     /// default), as sessions are revoked by it.
     pub async fn login_name(&self, user: &User) -> Result<String, Error> {
-        let attr = match (&self.cfg.login_attribute, self.flavour) {
-            (Some(a), _) => a.as_str(),
-            (None, Flavour::OpenLdap) => "uid",
-            (None, Flavour::ActiveDirectory) => "sAMAccountName",
+        let attr = match &self.cfg.login_attribute {
+            Some(a) => a.as_str(),
+            None => self.rules().login_attribute(),
         };
         let attrs = self.read_entry(&user.dn, &[attr]).await?;
         attrs

@@ -20,6 +20,7 @@
 
 pub(crate) mod ad;
 mod config;
+mod flavour;
 mod ldap;
 mod lookup;
 mod names;
@@ -35,6 +36,7 @@ use serde::Serialize;
 pub use config::{DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 
+use flavour::{AdRules, OpenLdapRules, Planned, Rules};
 use ldap::{bind_outcome, open, refuse_plaintext, transport_of};
 pub(crate) use ldap::{change, first, ldap_error, only, refused, unchanged};
 
@@ -332,10 +334,7 @@ impl Directory {
                 protected_groups.push(g.to_string());
             }
         }
-        let mut state = match self.flavour {
-            Flavour::OpenLdap => openldap::account_state(self, user).await?,
-            Flavour::ActiveDirectory => ad::account_state(self, user).await?,
-        };
+        let mut state = self.rules().account_state(self, user).await?;
         state.mfa_required = mfa_required;
         state.protected_groups = protected_groups;
         Ok(state)
@@ -346,19 +345,15 @@ impl Directory {
     /// lock: [`ErrorKind::LockIneffective`]). AD: set ACCOUNTDISABLE, keeping every other
     /// `userAccountControl` bit (the original value is in the returned [`Change`]).
     pub async fn lock(&self, user: &User) -> Result<Change, Error> {
-        match self.flavour {
-            Flavour::OpenLdap => openldap::lock(self, user).await,
-            Flavour::ActiveDirectory => ad::lock(self, user).await,
-        }
+        let p = self.rules().plan_lock(self, user).await?;
+        self.execute(user, p).await
     }
 
     /// Allows logins again. OpenLDAP: deletes `pwdAccountLockedTime` (the server also clears
     /// `pwdFailureTime`). AD: clears ACCOUNTDISABLE and sets `lockoutTime: 0`.
     pub async fn unlock(&self, user: &User) -> Result<Change, Error> {
-        match self.flavour {
-            Flavour::OpenLdap => openldap::unlock(self, user).await,
-            Flavour::ActiveDirectory => ad::unlock(self, user).await,
-        }
+        let p = self.rules().plan_unlock(self, user).await?;
+        self.execute(user, p).await
     }
 
     /// Puts the account's lock flags back exactly as `original` records them — the `before`
@@ -366,10 +361,8 @@ impl Directory {
     /// (deleted if it was absent), AD `userAccountControl` byte for byte (including a
     /// `DONT_EXPIRE_PASSWD` that containment cleared) and `lockoutTime: 0`.
     pub async fn restore_flags(&self, user: &User, original: &Attributes) -> Result<Change, Error> {
-        match self.flavour {
-            Flavour::OpenLdap => openldap::restore_flags(self, user, original).await,
-            Flavour::ActiveDirectory => ad::restore_flags(self, user, original).await,
-        }
+        let p = self.rules().plan_restore(self, user, original).await?;
+        self.execute(user, p).await
     }
 
     /// Sets a new password; with `force_change`, also requires a change at next logon.
@@ -387,19 +380,14 @@ impl Directory {
     ) -> Result<Change, Error> {
         refuse_plaintext(&self.cfg, self.transport, "resetting a password")?;
         new.ensure_not_empty("reset_password")?;
-        match self.flavour {
-            Flavour::OpenLdap => openldap::reset_password(self, user, new, force_change).await,
-            Flavour::ActiveDirectory => ad::reset_password(self, user, new, force_change).await,
-        }
+        self.rules().reset_password(self, user, new, force_change).await
     }
 
     /// Requires a password change at next logon. OpenLDAP: `pwdReset: TRUE`. AD:
     /// `pwdLastSet: 0`, clearing `DONT_EXPIRE_PASSWD`, which would silently defeat it.
     pub async fn force_change(&self, user: &User) -> Result<Change, Error> {
-        match self.flavour {
-            Flavour::OpenLdap => openldap::force_change(self, user).await,
-            Flavour::ActiveDirectory => ad::force_change(self, user).await,
-        }
+        let p = self.rules().plan_force_change(self, user).await?;
+        self.execute(user, p).await
     }
 
     /// Puts the account in the configured MFA-required group (idempotent).
@@ -422,6 +410,11 @@ impl Directory {
     }
 
     async fn set_membership(&self, group: &Dn, user: &User, member: bool) -> Result<Change, Error> {
+        let p = self.plan_membership(group, user, member).await?;
+        self.execute(user, p).await
+    }
+
+    async fn plan_membership(&self, group: &Dn, user: &User, member: bool) -> Result<Planned, Error> {
         let action = if member {
             Action::RequireMfa
         } else {
@@ -434,25 +427,55 @@ impl Directory {
                 if m { vec![group.to_string()] } else { vec![] },
             )])
         };
-        let before = snapshot(was);
-        if was == member {
-            return Ok(unchanged(action, user, before));
+        let mut p = Planned::of_user(
+            action,
+            user,
+            &format!("{action:?} on {group}"),
+            snapshot(was),
+            &[],
+        );
+        p.target = group.clone();
+        if was != member {
+            let value = HashSet::from([user.dn.as_str().as_bytes().to_vec()]);
+            p.mods = vec![if member {
+                Mod::Add(b"member".to_vec(), value)
+            } else {
+                Mod::Delete(b"member".to_vec(), value)
+            }];
+            p.after = Some(snapshot(member));
+            // Concurrent runs: OpenLDAP answers 20 (value exists) / 16 (no such value); AD 68 / 53.
+            p.already = if member { &[20, 68] } else { &[16, 53] };
         }
-        let value = HashSet::from([user.dn.as_str().as_bytes().to_vec()]);
-        let m = if member {
-            Mod::Add(b"member".to_vec(), value)
-        } else {
-            Mod::Delete(b"member".to_vec(), value)
+        Ok(p)
+    }
+
+    /// What `contain` would send for `action` on the account — whether it would change
+    /// anything, and the modifications in words — computed by the same code that sends it
+    /// (nothing is sent).
+    pub(crate) async fn preview(&self, user: &User, action: Action) -> Result<(bool, Vec<String>), Error> {
+        let p = match action {
+            Action::Lock => self.rules().plan_lock(self, user).await?,
+            Action::Unlock => self.rules().plan_unlock(self, user).await?,
+            Action::ForceChange => self.rules().plan_force_change(self, user).await?,
+            Action::RequireMfa => self.plan_membership(&self.mfa_group()?, user, true).await?,
+            Action::ClearMfaRequirement => self.plan_membership(&self.mfa_group()?, user, false).await?,
+            Action::ResetPassword => return Ok((true, self.rules().describe_reset(self, user, true).await?)),
+            Action::RestoreFlags => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "restore_flags needs the recorded flags: preview it through release",
+                ))
+            }
         };
-        let res = self.modify_raw(group, vec![m]).await?;
-        // Concurrent runs: OpenLDAP answers 20 (value exists) / 16 (no such value); AD 68 / 53.
-        let outcome = match res.rc {
-            0 => ChangeOutcome::Applied,
-            20 | 68 if member => ChangeOutcome::AlreadyInPlace,
-            16 | 53 if !member => ChangeOutcome::AlreadyInPlace,
-            _ => return Err(refused(&format!("{action:?} on {group}"), res)),
-        };
-        Ok(change(action, user, outcome, before, snapshot(member)))
+        Ok((!p.mods.is_empty(), p.describe()))
+    }
+
+    /// The rules of this directory's flavour.
+    pub(super) fn rules(&self) -> &'static dyn Rules {
+        match self.flavour {
+            Flavour::OpenLdap => &OpenLdapRules,
+            Flavour::ActiveDirectory => &AdRules,
+        }
     }
 
     /// Binds as `dn` with `password` on a fresh connection (with the ppolicy request control)

@@ -6,14 +6,15 @@ use std::collections::HashSet;
 use ldap3::exop::PasswordModify;
 use ldap3::Mod;
 
+use super::flavour::{describe_mod, Planned};
 use super::{
-    change, first, only, refused, unchanged, AccountState, Action, Attributes, ChangeOutcome, Directory,
-    Flavour, LockState, User,
+    change, first, only, refused, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour,
+    LockState, User,
 };
 use crate::directory::{ldap_error, Change, Dn, PasswordHashing};
 use crate::error::{Error, ErrorKind};
 use crate::password::openldap_argon2_hash;
-use crate::secret::Password;
+use crate::secret::{Password, Secret};
 
 /// The value that locks an account until an administrator unlocks it. Only honoured when
 /// the entry's effective policy has `pwdLockout: TRUE`.
@@ -54,7 +55,8 @@ pub(super) async fn account_state(dir: &Directory, user: &User) -> Result<Accoun
 
 /// Refuses a lock the server would silently ignore: without the ppolicy overlay, or when the
 /// effective policy does not have `pwdLockout: TRUE` (FACTS.md; pinned by a lab test).
-async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Result<(), Error> {
+/// Returns the policy checked (`None`: none known, a warning is logged).
+async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Result<Option<Dn>, Error> {
     if !dir.has_ppolicy() {
         return Err(Error::new(
             ErrorKind::LockIneffective,
@@ -69,7 +71,7 @@ async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Re
                 tracing::warn!(
                     "no pwdPolicySubentry and no directory.password_policy_dn: cannot check pwdLockout"
                 );
-                return Ok(());
+                return Ok(None);
             }
         },
     };
@@ -89,48 +91,111 @@ async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Re
             format!("password policy {policy} does not have pwdLockout: TRUE, so a lock would be ignored"),
         ));
     }
-    Ok(())
+    Ok(Some(policy_dn))
 }
 
-pub(super) async fn lock(dir: &Directory, user: &User) -> Result<Change, Error> {
+pub(super) async fn plan_lock(dir: &Directory, user: &User) -> Result<Planned, Error> {
     let attrs = dir
         .read_entry(&user.dn, &[LOCK_ATTR, "pwdPolicySubentry"])
         .await?;
-    let before = only(&attrs, &[LOCK_ATTR]);
+    let mut p = Planned::of_user(
+        Action::Lock,
+        user,
+        "lock",
+        only(&attrs, &[LOCK_ATTR]),
+        &[LOCK_ATTR],
+    );
     if first(&attrs, LOCK_ATTR) == Some(LOCKED_FOREVER) {
-        return Ok(unchanged(Action::Lock, user, before));
+        return Ok(p);
     }
-    ensure_lock_takes_effect(dir, first(&attrs, "pwdPolicySubentry")).await?;
-    let mods = vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))];
-    dir.apply(Action::Lock, user, "lock", mods, &[LOCK_ATTR], before)
-        .await
+    let policy = ensure_lock_takes_effect(dir, first(&attrs, "pwdPolicySubentry")).await?;
+    p.checked.push(match policy {
+        Some(dn) => format!("checked: password policy {dn} has pwdLockout: TRUE"),
+        None => "not checked: no pwdPolicySubentry and no directory.password_policy_dn".to_owned(),
+    });
+    p.mods = vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))];
+    Ok(p)
 }
 
-pub(super) async fn unlock(dir: &Directory, user: &User) -> Result<Change, Error> {
+pub(super) async fn plan_unlock(dir: &Directory, user: &User) -> Result<Planned, Error> {
     let attrs = dir.read_entry(&user.dn, &[LOCK_ATTR]).await?;
-    let before = only(&attrs, &[LOCK_ATTR]);
-    if first(&attrs, LOCK_ATTR).is_none() {
-        return Ok(unchanged(Action::Unlock, user, before));
-    }
-    let res = dir
-        .modify_raw(
-            &user.dn,
-            vec![Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new())],
-        )
-        .await?;
-    // 16 (no such attribute): a concurrent unlock got there first.
-    let outcome = match res.rc {
-        0 => ChangeOutcome::Applied,
-        16 => ChangeOutcome::AlreadyInPlace,
-        _ => return Err(refused("unlock", res)),
-    };
-    Ok(change(
+    let mut p = Planned::of_user(
         Action::Unlock,
         user,
-        outcome,
-        before,
-        only(&Attributes::new(), &[LOCK_ATTR]),
-    ))
+        "unlock",
+        only(&attrs, &[LOCK_ATTR]),
+        &[LOCK_ATTR],
+    );
+    if first(&attrs, LOCK_ATTR).is_some() {
+        p.mods = vec![Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new())];
+        // 16 (no such attribute): a concurrent unlock got there first.
+        p.already = &[16];
+        p.after = Some(only(&Attributes::new(), &[LOCK_ATTR]));
+    }
+    Ok(p)
+}
+
+/// The first operation of a reset, per `password_hashing`: the RFC 3062 password modify, or a
+/// `userPassword` replace with a client-made `{ARGON2}` hash (`None` for `describe`).
+enum SetPassword {
+    Exop,
+    Hash(Option<Secret>),
+}
+
+fn set_password_op(dir: &Directory) -> SetPassword {
+    match dir.config().password_hashing {
+        PasswordHashing::ClientArgon2 => SetPassword::Hash(None),
+        _ => SetPassword::Exop,
+    }
+}
+
+/// What has to follow the password set: re-apply the lock ppolicy deleted, and make
+/// `pwdReset` say what the caller asked (admin sets add it by themselves when the policy has
+/// `pwdMustChange: TRUE`).
+fn follow_up_mods(lock: Option<&str>, flagged: bool, force_change: bool) -> Vec<Mod<Vec<u8>>> {
+    let mut mods = Vec::new();
+    if let Some(l) = lock {
+        mods.push(Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(l)));
+    }
+    if force_change && !flagged {
+        mods.push(Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE")));
+    } else if !force_change && flagged {
+        mods.push(Mod::Delete(RESET_ATTR.as_bytes().to_vec(), HashSet::new()));
+    }
+    mods
+}
+
+const RESET_SHOWN: &[&str] = &["pwdChangedTime", RESET_ATTR, LOCK_ATTR];
+
+/// What [`reset_password`] sends in `contain` — after its lock — by the same builders: the
+/// password set, then the follow-up as it is when the server drops the lock and does not add
+/// `pwdReset` by itself.
+pub(super) async fn describe_reset(
+    dir: &Directory,
+    user: &User,
+    force_change: bool,
+) -> Result<Vec<String>, Error> {
+    let mut out = vec![match set_password_op(dir) {
+        SetPassword::Exop => format!(
+            "RFC 3062 password modify of {} (new random password, hashed by the server)",
+            user.dn
+        ),
+        SetPassword::Hash(_) => format!(
+            "modify {}: {}",
+            user.dn,
+            describe_mod(&Mod::Replace(b"userPassword".to_vec(), HashSet::new()))
+        ),
+    }];
+    let follow = follow_up_mods(Some(LOCKED_FOREVER), false, force_change);
+    if !follow.is_empty() {
+        let parts: Vec<String> = follow.iter().map(describe_mod).collect();
+        out.push(format!(
+            "modify {}: {} (ppolicy deletes the lock on a password set; pwdReset unless the policy added it)",
+            user.dn,
+            parts.join("; ")
+        ));
+    }
+    Ok(out)
 }
 
 /// Sets the password. An administrator's password set makes slapd's ppolicy overlay *delete*
@@ -144,12 +209,21 @@ pub(super) async fn reset_password(
     new: &Password,
     force_change: bool,
 ) -> Result<Change, Error> {
-    const SHOWN: &[&str] = &["pwdChangedTime", RESET_ATTR, LOCK_ATTR];
-    let before = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
+    let before = only(&dir.read_entry(&user.dn, RESET_SHOWN).await?, RESET_SHOWN);
     let lock = first(&before, LOCK_ATTR).map(str::to_owned);
-    let mut follow_up = Vec::new();
-    match dir.config().password_hashing {
-        PasswordHashing::Server => {
+    let op = match set_password_op(dir) {
+        SetPassword::Exop => SetPassword::Exop,
+        SetPassword::Hash(_) => {
+            // argon2 is ~15 ms of CPU: keep it off the async worker threads.
+            let pw = new.clone();
+            let hash = tokio::task::spawn_blocking(move || openldap_argon2_hash(&pw))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("hashing task failed: {e}")))??;
+            SetPassword::Hash(Some(hash))
+        }
+    };
+    match op {
+        SetPassword::Exop => {
             let exop = PasswordModify {
                 user_id: Some(user.dn.as_str()),
                 old_pass: None,
@@ -166,12 +240,8 @@ pub(super) async fn reset_password(
                 return Err(refused("reset_password (RFC 3062 password modify)", res.1));
             }
         }
-        PasswordHashing::ClientArgon2 => {
-            // argon2 is ~15 ms of CPU: keep it off the async worker threads.
-            let pw = new.clone();
-            let hash = tokio::task::spawn_blocking(move || openldap_argon2_hash(&pw))
-                .await
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("hashing task failed: {e}")))??;
+        SetPassword::Hash(hash) => {
+            let hash = hash.ok_or_else(|| Error::new(ErrorKind::Internal, "no password hash"))?;
             let mods = vec![Mod::Replace(
                 b"userPassword".to_vec(),
                 HashSet::from([hash.expose_secret().to_vec()]),
@@ -180,23 +250,14 @@ pub(super) async fn reset_password(
                 .await?;
         }
     }
-    if let Some(l) = &lock {
-        follow_up.push(Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(l)));
-    }
-    // Admin sets add pwdReset: TRUE by themselves when the policy has pwdMustChange: TRUE;
-    // make the flag say exactly what the caller asked for either way.
     let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
     let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
-    if force_change && !flagged {
-        follow_up.push(Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE")));
-    } else if !force_change && flagged {
-        follow_up.push(Mod::Delete(RESET_ATTR.as_bytes().to_vec(), HashSet::new()));
-    }
+    let follow_up = follow_up_mods(lock.as_deref(), flagged, force_change);
     if !follow_up.is_empty() {
         dir.modify("reset_password (restore lock / pwdReset)", &user.dn, follow_up)
             .await?;
     }
-    let after = only(&dir.read_entry(&user.dn, SHOWN).await?, SHOWN);
+    let after = only(&dir.read_entry(&user.dn, RESET_SHOWN).await?, RESET_SHOWN);
     Ok(change(
         Action::ResetPassword,
         user,
@@ -206,28 +267,21 @@ pub(super) async fn reset_password(
     ))
 }
 
-pub(super) async fn force_change(dir: &Directory, user: &User) -> Result<Change, Error> {
+pub(super) async fn plan_force_change(dir: &Directory, user: &User) -> Result<Planned, Error> {
     let before = only(&dir.read_entry(&user.dn, &[RESET_ATTR]).await?, &[RESET_ATTR]);
-    if first(&before, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE")) {
-        return Ok(unchanged(Action::ForceChange, user, before));
+    let flagged = first(&before, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+    let mut p = Planned::of_user(Action::ForceChange, user, "force_change", before, &[RESET_ATTR]);
+    if !flagged {
+        p.mods = vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))];
     }
-    let mods = vec![Mod::Replace(RESET_ATTR.as_bytes().to_vec(), value("TRUE"))];
-    dir.apply(
-        Action::ForceChange,
-        user,
-        "force_change",
-        mods,
-        &[RESET_ATTR],
-        before,
-    )
-    .await
+    Ok(p)
 }
 
-pub(super) async fn restore_flags(
+pub(super) async fn plan_restore(
     dir: &Directory,
     user: &User,
     original: &Attributes,
-) -> Result<Change, Error> {
+) -> Result<Planned, Error> {
     let wanted = original.get(LOCK_ATTR).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidInput,
@@ -235,20 +289,13 @@ pub(super) async fn restore_flags(
         )
     })?;
     let before = only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]);
-    if before.get(LOCK_ATTR) == Some(wanted) {
-        return Ok(unchanged(Action::RestoreFlags, user, before));
+    let same = before.get(LOCK_ATTR) == Some(wanted);
+    let mut p = Planned::of_user(Action::RestoreFlags, user, "restore_flags", before, &[LOCK_ATTR]);
+    if !same {
+        p.mods = vec![match wanted.first() {
+            Some(v) => Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(v)),
+            None => Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new()),
+        }];
     }
-    let m = match wanted.first() {
-        Some(v) => Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(v)),
-        None => Mod::Delete(LOCK_ATTR.as_bytes().to_vec(), HashSet::new()),
-    };
-    dir.apply(
-        Action::RestoreFlags,
-        user,
-        "restore_flags",
-        vec![m],
-        &[LOCK_ATTR],
-        before,
-    )
-    .await
+    Ok(p)
 }

@@ -421,3 +421,67 @@ async fn six_thousand_accounts_in_one_call() {
         n as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn plan_on_active_directory_prints_the_modifications_contain_sends() {
+    let ad = AdLab::load();
+    let cfg = Config::from_file(&ad.config_path()).expect("config");
+    let (a, a_dn) = ad.fresh_user_uac("planad", 66048).await;
+    // a dry run needs no journal
+    let planner = Responder::without_journal(&cfg).await.expect("planner");
+    let plan = planner.plan(&[a.to_string()], false).await.expect("plan");
+    let step = |s: Step| {
+        plan.users[0]
+            .steps
+            .iter()
+            .find(|p| p.step == s)
+            .map(|p| p.actions.join(" | "))
+            .unwrap_or_default()
+    };
+    let dn = a_dn.as_str();
+    // 66048 = NORMAL_ACCOUNT | DONT_EXPIRE_PASSWD; lock sets ACCOUNTDISABLE (66050), and the
+    // reset after it clears DONT_EXPIRE_PASSWD (514) in the same modify as the password.
+    assert_eq!(
+        step(Step::Lock),
+        format!("modify {dn}: replace userAccountControl: 66050")
+    );
+    assert_eq!(
+        step(Step::ResetPassword),
+        format!(
+            "modify {dn}: replace unicodePwd: <new password, never shown>; replace pwdLastSet: 0; \
+             replace userAccountControl: 514"
+        )
+    );
+    assert!(
+        step(Step::RequireMfa).contains("add member: "),
+        "{}",
+        step(Step::RequireMfa)
+    );
+    let e = planner
+        .contain(
+            &[a.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect_err("no journal, no change");
+    assert_eq!(e.kind(), ErrorKind::Journal);
+
+    let (r, _) = responder(&cfg, "planad").await;
+    let report = r
+        .contain(
+            &[a.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    let sent = |s: Step| {
+        report.users[0]
+            .steps
+            .iter()
+            .find(|p| p.step == s)
+            .and_then(|p| p.detail.change.as_ref())
+            .map(|c| c.after["userAccountControl"].clone())
+    };
+    assert_eq!(sent(Step::Lock), Some(vec!["66050".to_owned()]));
+    assert_eq!(sent(Step::ResetPassword), Some(vec!["514".to_owned()]));
+}
