@@ -22,6 +22,7 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
             ErrorKind::Config,
             format!("cannot read CA file {}: {e}", ca_file.display()),
         )
+        .with_source(e)
     })?;
     for cert in certs {
         let cert = cert.map_err(|e| {
@@ -29,12 +30,14 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
                 ErrorKind::Config,
                 format!("CA file {} is not valid PEM: {e}", ca_file.display()),
             )
+            .with_source(e)
         })?;
         roots.add(cert).map_err(|e| {
             Error::new(
                 ErrorKind::Config,
                 format!("CA file {} holds an unusable certificate: {e}", ca_file.display()),
             )
+            .with_source(e)
         })?;
     }
     if roots.is_empty() {
@@ -46,7 +49,7 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")))?
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -58,7 +61,7 @@ pub(crate) fn trust_nothing() -> Result<ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")))?
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth())
 }

@@ -17,124 +17,22 @@
 //! # Ok(()) }
 //! ```
 
+mod config;
+mod recovery;
 mod store;
 pub mod totp;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use config::MfaConfig;
 pub use store::{Enrolment, EnrolmentState, Failures, MfaStore, SqliteStore, ThrottlePolicy};
-use totp::{matching_step, otpauth_uri, Algorithm, TotpCode, TotpParams};
+use totp::{matching_step, otpauth_uri, TotpCode, TotpParams};
 
 use crate::error::{Error, ErrorKind};
-use crate::password::{argon2_verify, argon2id_phc};
-use crate::secret::{fill_random, Password, Secret};
+use crate::secret::Secret;
 pub use crate::time::unix_now;
-
-/// The `[mfa]` config section.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct MfaConfig {
-    /// SQLite database file.
-    pub database: PathBuf,
-    /// 32-byte key for secrets at rest (created 0600 with a new database).
-    pub key_file: PathBuf,
-    /// Issuer shown in authenticator apps. Default `Cadenas`.
-    #[serde(default = "default_issuer")]
-    pub issuer: String,
-    /// HMAC hash. Default `sha1` (what every app supports).
-    #[serde(default)]
-    pub algorithm: Algorithm,
-    /// Digits per code. Default 6.
-    #[serde(default = "default_digits")]
-    pub digits: u32,
-    /// Step in seconds. Default 30.
-    #[serde(default = "default_period")]
-    pub period: u64,
-    /// Failures before a cool-down. Default 5.
-    #[serde(default = "default_max_failures")]
-    pub max_failures: u32,
-    /// Window in which failures count, seconds. Default 300.
-    #[serde(default = "default_window")]
-    pub failure_window_secs: u64,
-    /// Cool-down, seconds. Default 900.
-    #[serde(default = "default_lockout")]
-    pub lockout_secs: u64,
-    /// Recovery codes per set. Default 10.
-    #[serde(default = "default_recovery")]
-    pub recovery_codes: usize,
-}
-
-fn default_issuer() -> String {
-    "Cadenas".into()
-}
-fn default_digits() -> u32 {
-    6
-}
-fn default_period() -> u64 {
-    30
-}
-fn default_max_failures() -> u32 {
-    5
-}
-fn default_window() -> u64 {
-    300
-}
-fn default_lockout() -> u64 {
-    900
-}
-fn default_recovery() -> usize {
-    10
-}
-
-impl MfaConfig {
-    /// A config with defaults for the given files.
-    pub fn new(database: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
-        Self {
-            database: database.into(),
-            key_file: key_file.into(),
-            issuer: default_issuer(),
-            algorithm: Algorithm::Sha1,
-            digits: default_digits(),
-            period: default_period(),
-            max_failures: default_max_failures(),
-            failure_window_secs: default_window(),
-            lockout_secs: default_lockout(),
-            recovery_codes: default_recovery(),
-        }
-    }
-
-    /// TOTP parameters for new enrolments.
-    pub fn params(&self) -> TotpParams {
-        TotpParams {
-            algorithm: self.algorithm,
-            digits: self.digits,
-            period: self.period,
-        }
-    }
-
-    pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.database, &mut self.key_file] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        self.params().check()?;
-        if self.max_failures == 0 || !(1..=100).contains(&self.recovery_codes) {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "mfa: max_failures ≥ 1 and recovery_codes 1..=100",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// A new (pending) enrolment, to show to the user once. Everything here contains the secret.
 #[non_exhaustive]
@@ -179,20 +77,6 @@ impl std::fmt::Debug for Mfa {
             .field("database", &self.cfg.database)
             .finish_non_exhaustive()
     }
-}
-
-/// Recovery code alphabet: Crockford base32, lower case (no i, l, o, u).
-const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
-fn normalise_recovery(code: &str) -> String {
-    code.chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| match c.to_ascii_lowercase() {
-            'o' => '0',
-            'i' | 'l' => '1',
-            c => c,
-        })
-        .collect()
 }
 
 impl Mfa {
@@ -320,59 +204,6 @@ impl Mfa {
         check_user(user)?;
         self.store.delete_enrolment(user)
     }
-
-    /// A fresh set of single-use recovery codes (`xxxx-xxxx-xxxx`, 60 bits each), replacing
-    /// any previous set. Shown once; only argon2id hashes are stored.
-    pub fn new_recovery_codes(&self, user: &str) -> Result<Vec<Password>, Error> {
-        check_user(user)?;
-        let mut codes = Vec::with_capacity(self.cfg.recovery_codes);
-        let mut hashes = Vec::with_capacity(self.cfg.recovery_codes);
-        for _ in 0..self.cfg.recovery_codes {
-            let mut raw = [0u8; 12];
-            fill_random(&mut raw)?;
-            let chars: String = raw
-                .iter()
-                .map(|b| RECOVERY_ALPHABET[(b & 31) as usize] as char)
-                .collect();
-            raw.iter_mut().for_each(|b| *b = 0);
-            hashes.push(argon2id_phc(chars.as_bytes())?.into_string());
-            codes.push(Password::new(format!(
-                "{}-{}-{}",
-                &chars[..4],
-                &chars[4..8],
-                &chars[8..]
-            )));
-        }
-        self.store.replace_recovery_codes(user, &hashes)?;
-        Ok(codes)
-    }
-
-    /// Uses one recovery code: valid codes are consumed atomically (exactly one of two
-    /// concurrent uses succeeds). Throttled like TOTP codes.
-    pub fn use_recovery_code(&self, user: &str, code: &str, now: u64) -> Result<(), Error> {
-        check_user(user)?;
-        self.ensure_not_throttled(user, now)?;
-        let wanted = normalise_recovery(code);
-        for (id, hash) in self.store.recovery_codes(user)? {
-            if argon2_verify(wanted.as_bytes(), &hash) {
-                if self.store.consume_recovery_code(user, id)? {
-                    self.store.clear_failures(user)?;
-                    return Ok(());
-                }
-                break; // consumed concurrently by someone else
-            }
-        }
-        self.record_failure(user, now)?;
-        Err(Error::new(
-            ErrorKind::MfaRecoveryCode,
-            "the recovery code is not valid or was already used",
-        ))
-    }
-
-    /// Unused recovery codes left.
-    pub fn recovery_codes_left(&self, user: &str) -> Result<usize, Error> {
-        Ok(self.store.recovery_codes(user)?.len())
-    }
 }
 
 fn throttled(until: u64, now: u64) -> Error {
@@ -385,7 +216,7 @@ fn throttled(until: u64, now: u64) -> Error {
     )
 }
 
-fn check_user(user: &str) -> Result<(), Error> {
+pub(super) fn check_user(user: &str) -> Result<(), Error> {
     if user.is_empty() || user.len() > 256 || user.chars().any(|c| c.is_control()) {
         return Err(Error::new(
             ErrorKind::InvalidUserName,
@@ -397,6 +228,9 @@ fn check_user(user: &str) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use super::recovery::normalise_recovery;
     use super::*;
     use totp::code_for_step;
 

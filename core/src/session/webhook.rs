@@ -171,10 +171,10 @@ impl Revoker for Webhook {
                         format!("webhook answered HTTP {s} after {tries} attempt(s)"),
                     ))
                 }
-                Err(e) => out.failed(Error::new(
-                    e.kind(),
-                    format!("{} (after {tries} attempt(s))", e.message()),
-                )),
+                Err(e) => {
+                    let message = format!("{} (after {tries} attempt(s))", e.message());
+                    out.failed(Error::new(e.kind(), message).with_source(e))
+                }
             }
         })
     }

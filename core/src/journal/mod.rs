@@ -10,19 +10,17 @@
 //!   incident ticket) to pin the end as well: a chain alone can be recomputed by a forger.
 //! - One writer at a time: the file is locked exclusively while a [`Journal`] is open.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
+mod file;
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+
+pub use file::{read, verify, verify_intact, BadRecord, Journal, VerifyReport};
 
 use crate::directory::Change;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::session::RevocationOutcome;
-use crate::time::{rfc3339, unix_now};
 
 /// The `[journal]` config section.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,9 +33,6 @@ pub struct JournalConfig {
 
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Most records written per fsync.
-const MAX_BATCH: usize = 512;
 
 /// A step of a containment or release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -231,247 +226,10 @@ pub struct Record {
     pub event: Event,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn io_err<E>(path: &Path, what: &str, e: E) -> Error
-where
-    E: std::fmt::Display + Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-{
-    Error::new(
-        ErrorKind::Journal,
-        format!("journal {}: {what}: {e}", path.display()),
-    )
-    .with_source(e)
-}
-
-type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
-
-/// An open journal: appends go through one writer thread that batches fsyncs.
-#[derive(Clone)]
-pub struct Journal {
-    tx: std_mpsc::Sender<Job>,
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for Journal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish()
-    }
-}
-
-impl Journal {
-    /// Opens (or creates, mode 0600) the journal at `path`, verifies the existing chain,
-    /// and locks the file for this writer. A broken chain refuses to open.
-    pub fn open(path: &Path) -> Result<Self, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io_err(path, "cannot open", e))?;
-        // The previous writer of this process may still be closing: wait a little for it.
-        let mut tries = 0;
-        while let Err(e) = file.try_lock() {
-            tries += 1;
-            if tries > 100 {
-                return Err(io_err(path, "another writer holds it", e));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let report = verify_intact(path)?;
-        let (tx, rx) = std_mpsc::channel::<Job>();
-        let p = path.to_owned();
-        let mut seq = report.records as u64;
-        let mut prev = report.head.clone();
-        std::thread::Builder::new()
-            .name("cadenas-journal".into())
-            .spawn(move || {
-                let mut file = file;
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => jobs.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                    let (res, s, pv) = write_batch(&mut file, &p, &jobs, seq, &prev);
-                    if res.is_ok() {
-                        seq = s;
-                        prev = pv;
-                    }
-                    for (_, reply) in jobs {
-                        let _ = reply.send(res.clone());
-                    }
-                }
-            })
-            .map_err(|e| io_err(path, "cannot start the writer", e))?;
-        Ok(Self {
-            tx,
-            path: path.to_owned(),
-        })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends records and returns once they are on disk (fsynced). Concurrent callers
-    /// share one fsync (group commit).
-    pub async fn append(&self, incident: &str, events: Vec<Event>) -> Result<(), Error> {
-        let (tx, rx) = oneshot::channel();
-        let batch = events.into_iter().map(|e| (incident.to_owned(), e)).collect();
-        self.tx
-            .send((batch, tx))
-            .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?;
-        rx.await
-            .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?
-    }
-}
-
-/// Serialises and appends one batch, then fsyncs. On failure the file is cut back to its
-/// previous length, so a half-written batch never breaks the chain for later records.
-fn write_batch(
-    file: &mut File,
-    path: &Path,
-    jobs: &[Job],
-    seq: u64,
-    prev: &str,
-) -> (Result<(), Error>, u64, String) {
-    let mut buf = Vec::new();
-    let (mut s, mut pv) = (seq, prev.to_owned());
-    for (events, _) in jobs {
-        for (incident, event) in events {
-            let rec = Record {
-                seq: s,
-                prev: pv.clone(),
-                time: rfc3339(unix_now()),
-                incident: incident.clone(),
-                event: event.clone(),
-            };
-            let line = match serde_json::to_string(&rec) {
-                Ok(l) => l,
-                Err(e) => return (Err(io_err(path, "serialise", e)), seq, prev.to_owned()),
-            };
-            pv = sha256_hex(line.as_bytes());
-            s += 1;
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
-        }
-    }
-    let before = file.metadata().map(|m| m.len());
-    let res = file.write_all(&buf).and_then(|_| file.sync_data());
-    match res {
-        Ok(()) => (Ok(()), s, pv),
-        Err(e) => {
-            if let Ok(len) = before {
-                let _ = file.set_len(len);
-            }
-            (Err(io_err(path, "write + fsync", e)), seq, prev.to_owned())
-        }
-    }
-}
-
-/// Where a chain breaks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BadRecord {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// The result of [`verify`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// Records read (up to the first bad one).
-    pub records: usize,
-    /// SHA-256 of the last good line: keep it to pin the journal's end.
-    pub head: String,
-    /// The first bad record, if any.
-    pub first_bad: Option<BadRecord>,
-}
-
-/// Recomputes the chain: every line must parse, have `seq` = its index and `prev` = the hash
-/// of the line before. A missing file is an empty journal.
-pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
-    let mut report = VerifyReport {
-        records: 0,
-        head: GENESIS.to_owned(),
-        first_bad: None,
-    };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
-        Err(e) => return Err(io_err(path, "cannot read", e)),
-    };
-    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let line = line.map_err(|e| io_err(path, "read", e))?;
-        let bad = |reason: String| Some(BadRecord { line: i + 1, reason });
-        let rec: Record = match serde_json::from_slice(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                report.first_bad = bad(format!("not a journal record ({e})"));
-                break;
-            }
-        };
-        if rec.seq != i as u64 {
-            report.first_bad = bad(format!(
-                "seq {} where {i} was expected (a record was removed or inserted)",
-                rec.seq
-            ));
-            break;
-        }
-        if rec.prev != report.head {
-            report.first_bad = bad(
-                "prev does not match the previous line (a record was edited, removed or inserted)".into(),
-            );
-            break;
-        }
-        report.head = sha256_hex(&line);
-        report.records += 1;
-    }
-    Ok(report)
-}
-
-/// [`verify`], with a broken chain as an [`ErrorKind::JournalTampered`] error.
-pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
-    let report = verify(path)?;
-    if let Some(bad) = &report.first_bad {
-        return Err(Error::new(
-            ErrorKind::JournalTampered,
-            format!(
-                "journal {} is broken at line {}: {}",
-                path.display(),
-                bad.line,
-                bad.reason
-            ),
-        ));
-    }
-    Ok(report)
-}
-
-/// Reads every record (verifying the chain first; a broken chain is an error).
-pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
-    verify_intact(path)?;
-    let file = File::open(path).map_err(|e| io_err(path, "cannot read", e))?;
-    BufReader::new(file)
-        .lines()
-        .map(|l| {
-            let l = l.map_err(|e| io_err(path, "read", e))?;
-            serde_json::from_str(&l).map_err(|e| io_err(path, "parse", e))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn tmp(tag: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("cadenas-journal-{tag}-{}.jsonl", std::process::id()));
