@@ -200,6 +200,17 @@ pub(super) async fn plan_reset(
     Ok(p)
 }
 
+/// Resets in one modify ([`plan_reset`]), then reads back.
+pub(super) async fn reset_password(
+    dir: &Directory,
+    user: &User,
+    new: &Password,
+    force_change: bool,
+) -> Result<crate::directory::Change, Error> {
+    let p = plan_reset(dir, user, new, force_change).await?;
+    dir.execute(user, p).await
+}
+
 fn reset_mods(uac: u32, new: &Password, force_change: bool) -> Vec<Mod<Vec<u8>>> {
     let value = unicode_pwd(new);
     let mut mods = vec![Mod::Replace(

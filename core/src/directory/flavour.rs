@@ -179,56 +179,67 @@ pub(crate) struct OpenLdapRules;
 /// Active Directory or a Samba AD DC.
 pub(crate) struct AdRules;
 
+/// The flavour-module functions every [`Rules`] implementation delegates to, by name.
+macro_rules! delegate_to {
+    ($m:ident) => {
+        fn account_state<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+        ) -> BoxFuture<'a, Result<AccountState, Error>> {
+            Box::pin(super::$m::account_state(dir, user))
+        }
+        fn plan_lock<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+        ) -> BoxFuture<'a, Result<Planned, Error>> {
+            Box::pin(super::$m::plan_lock(dir, user))
+        }
+        fn plan_unlock<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+        ) -> BoxFuture<'a, Result<Planned, Error>> {
+            Box::pin(super::$m::plan_unlock(dir, user))
+        }
+        fn plan_restore<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+            original: &'a Attributes,
+        ) -> BoxFuture<'a, Result<Planned, Error>> {
+            Box::pin(super::$m::plan_restore(dir, user, original))
+        }
+        fn plan_force_change<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+        ) -> BoxFuture<'a, Result<Planned, Error>> {
+            Box::pin(super::$m::plan_force_change(dir, user))
+        }
+        fn reset_password<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+            new: &'a Password,
+            force_change: bool,
+        ) -> BoxFuture<'a, Result<Change, Error>> {
+            Box::pin(super::$m::reset_password(dir, user, new, force_change))
+        }
+        fn describe_reset<'a>(
+            &'a self,
+            dir: &'a Directory,
+            user: &'a User,
+            force_change: bool,
+        ) -> BoxFuture<'a, Result<Vec<String>, Error>> {
+            Box::pin(super::$m::describe_reset(dir, user, force_change))
+        }
+    };
+}
+
 impl Rules for OpenLdapRules {
-    fn account_state<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-    ) -> BoxFuture<'a, Result<AccountState, Error>> {
-        Box::pin(super::openldap::account_state(dir, user))
-    }
-    fn plan_lock<'a>(&'a self, dir: &'a Directory, user: &'a User) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::openldap::plan_lock(dir, user))
-    }
-    fn plan_unlock<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-    ) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::openldap::plan_unlock(dir, user))
-    }
-    fn plan_restore<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-        original: &'a Attributes,
-    ) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::openldap::plan_restore(dir, user, original))
-    }
-    fn plan_force_change<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-    ) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::openldap::plan_force_change(dir, user))
-    }
-    fn reset_password<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-        new: &'a Password,
-        force_change: bool,
-    ) -> BoxFuture<'a, Result<Change, Error>> {
-        Box::pin(super::openldap::reset_password(dir, user, new, force_change))
-    }
-    fn describe_reset<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-        force_change: bool,
-    ) -> BoxFuture<'a, Result<Vec<String>, Error>> {
-        Box::pin(super::openldap::describe_reset(dir, user, force_change))
-    }
+    delegate_to!(openldap);
     fn lookup_attributes(&self) -> &'static [&'static str] {
         &["uid", "mail"]
     }
@@ -241,58 +252,7 @@ impl Rules for OpenLdapRules {
 }
 
 impl Rules for AdRules {
-    fn account_state<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-    ) -> BoxFuture<'a, Result<AccountState, Error>> {
-        Box::pin(super::ad::account_state(dir, user))
-    }
-    fn plan_lock<'a>(&'a self, dir: &'a Directory, user: &'a User) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::ad::plan_lock(dir, user))
-    }
-    fn plan_unlock<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-    ) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::ad::plan_unlock(dir, user))
-    }
-    fn plan_restore<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-        original: &'a Attributes,
-    ) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::ad::plan_restore(dir, user, original))
-    }
-    fn plan_force_change<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-    ) -> BoxFuture<'a, Result<Planned, Error>> {
-        Box::pin(super::ad::plan_force_change(dir, user))
-    }
-    fn reset_password<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-        new: &'a Password,
-        force_change: bool,
-    ) -> BoxFuture<'a, Result<Change, Error>> {
-        Box::pin(async move {
-            let p = super::ad::plan_reset(dir, user, new, force_change).await?;
-            dir.execute(user, p).await
-        })
-    }
-    fn describe_reset<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
-        force_change: bool,
-    ) -> BoxFuture<'a, Result<Vec<String>, Error>> {
-        Box::pin(super::ad::describe_reset(dir, user, force_change))
-    }
+    delegate_to!(ad);
     fn lookup_attributes(&self) -> &'static [&'static str] {
         &["sAMAccountName", "userPrincipalName", "mail"]
     }

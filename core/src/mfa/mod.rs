@@ -1,6 +1,6 @@
 //! MFA: TOTP enrolment and verification with a durable replay guard, throttling and
 //! single-use recovery codes. What needs the directory too (password + code, enforcement) is
-//! in [`crate::auth`], above both.
+//! in the `auth` module, above both.
 //!
 //! Time is a parameter (`now`, Unix seconds) everywhere, so tests control it.
 //!
