@@ -8,7 +8,7 @@ export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
 
 help:
 	@echo "make demo   set up the lab (real OpenLDAP + Dovecot on loopback) and run a demo incident with the CLI"
-	@echo "make test   set up the lab and run every test (unit, lab integration, CLI, doc) + lints"
+	@echo "make test   set up the lab and run every test (Rust unit, lab integration, CLI, doc; Python in a venv it makes) + lints"
 	@echo "make lab-up / lab-down   start / stop the lab servers"
 
 lab-up:
@@ -30,6 +30,7 @@ test: lab-up
 	$(CARGO) test --workspace --no-fail-fast
 	rm -f $(CADENAS_LAB_DIR)/example-user0100.pw
 	$(CARGO) run -q -p cadenas --example contain -- $(CADENAS_LAB_DIR)/openldap/cadenas.toml user0100 $(CADENAS_LAB_DIR)/example-user0100.pw
+	bash python/run-tests.sh
 
 bench:
 	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'

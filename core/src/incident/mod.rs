@@ -99,6 +99,8 @@ pub struct ContainOptions {
     pub progress: Option<ProgressFn>,
     /// Stops the run at the next step boundary when cancelled.
     pub cancel: Option<CancelToken>,
+    /// Why (an alert or ticket reference), journaled with the start of the run. No secrets.
+    pub reason: Option<String>,
 }
 
 impl std::fmt::Debug for ContainOptions {
@@ -110,6 +112,7 @@ impl std::fmt::Debug for ContainOptions {
             .field("sink", &self.sink.describe())
             .field("progress", &self.progress.is_some())
             .field("cancel", &self.cancel)
+            .field("reason", &self.reason)
             .finish()
     }
 }
@@ -124,6 +127,7 @@ impl ContainOptions {
             sink,
             progress: None,
             cancel: None,
+            reason: None,
         }
     }
 
@@ -247,7 +251,7 @@ impl Responder {
                 vec![Event::IncidentStart {
                     action: "contain".into(),
                     users: users.to_vec(),
-                    note: None,
+                    note: opts.reason.clone(),
                 }],
             )
             .await?;

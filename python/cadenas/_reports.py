@@ -1,0 +1,406 @@
+"""Typed results of cadenas calls: the same shape as the Rust report types and the CLI's
+``--json`` output, as dataclasses with typed attributes and ``to_dict()``."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._cadenas import Secret
+
+Attributes = dict[str, list[str]]
+
+
+class _Dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The value as plain dicts, lists, strings and numbers (what ``--json`` prints)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+class Step(str, enum.Enum):
+    """A step of a containment or a release."""
+
+    LOCK = "lock"
+    RESET_PASSWORD = "reset_password"
+    REVOKE_SESSIONS = "revoke_sessions"
+    REQUIRE_MFA = "require_mfa"
+    RESTORE_FLAGS = "restore_flags"
+
+
+class StepStatus(str, enum.Enum):
+    """How a step ended: ``changed``, ``already_so`` and ``partial`` are done; ``failed`` is not."""
+
+    CHANGED = "changed"
+    ALREADY_SO = "already_so"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+    @property
+    def is_done(self) -> bool:
+        """Whether the step needs no further work."""
+        return self is not StepStatus.FAILED
+
+
+class RevocationStatus(str, enum.Enum):
+    """How a revocation went."""
+
+    REVOKED = "revoked"
+    NOTHING_TO_REVOKE = "nothing_to_revoke"
+    FAILED = "failed"
+
+
+class AuthOutcome(str, enum.Enum):
+    """What a login with password (+ code) amounts to."""
+
+    OK = "ok"
+    BAD_PASSWORD = "bad_password"
+    MUST_CHANGE = "must_change"
+    LOCKED = "locked"
+    EXPIRED = "expired"
+    MFA_REQUIRED = "mfa_required"
+    MFA_NOT_ENROLLED = "mfa_not_enrolled"
+    BAD_CODE = "bad_code"
+    REPLAYED_CODE = "replayed_code"
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class LdapDiagnostic(_Dict):
+    """An LDAP result kept as data."""
+
+    rc: int
+    text: str
+    matched: str
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LdapDiagnostic:
+        return cls(rc=d["rc"], text=d["text"], matched=d.get("matched", ""))
+
+
+@dataclass(frozen=True)
+class ErrorInfo(_Dict):
+    """An error recorded in a report (the exception class for it is ``cadenas.<Kind>``)."""
+
+    kind: str
+    code: int
+    message: str
+    ldap: LdapDiagnostic | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ErrorInfo:
+        ldap = d.get("ldap")
+        return cls(
+            kind=d["kind"],
+            code=d["code"],
+            message=d["message"],
+            ldap=LdapDiagnostic.from_dict(ldap) if ldap else None,
+        )
+
+
+def _error(d: dict[str, Any] | None) -> ErrorInfo | None:
+    return ErrorInfo.from_dict(d) if d else None
+
+
+@dataclass(frozen=True)
+class Change(_Dict):
+    """What a directory primitive changed: the relevant attributes before and after (never a
+    password or hash)."""
+
+    action: str
+    dn: str
+    outcome: str
+    before: Attributes
+    after: Attributes
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Change:
+        return cls(action=d["action"], dn=d["dn"], outcome=d["outcome"], before=d["before"], after=d["after"])
+
+
+@dataclass(frozen=True)
+class RevocationOutcome(_Dict):
+    """What one revoker did for one account. "Revoked" is only claimed for what was revoked."""
+
+    revoker: str
+    status: RevocationStatus
+    sessions_found: int | None
+    sessions_closed: int
+    cache_entries_flushed: int | None
+    collateral: list[str]
+    not_revoked: list[str]
+    error: ErrorInfo | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RevocationOutcome:
+        return cls(
+            revoker=d["revoker"],
+            status=RevocationStatus(d["status"]),
+            sessions_found=d.get("sessions_found"),
+            sessions_closed=d["sessions_closed"],
+            cache_entries_flushed=d.get("cache_entries_flushed"),
+            collateral=list(d.get("collateral", [])),
+            not_revoked=list(d.get("not_revoked", [])),
+            error=_error(d.get("error")),
+        )
+
+
+@dataclass(frozen=True)
+class StepDetail(_Dict):
+    """What one step did; fields that do not apply to the step are ``None`` or empty."""
+
+    change: Change | None = None
+    relocked: bool | None = None
+    revocations: list[RevocationOutcome] = field(default_factory=list)
+    enrolments_dropped: bool | None = None
+    error: ErrorInfo | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepDetail:
+        change = d.get("change")
+        return cls(
+            change=Change.from_dict(change) if change else None,
+            relocked=d.get("relocked"),
+            revocations=[RevocationOutcome.from_dict(r) for r in d.get("revocations", [])],
+            enrolments_dropped=d.get("enrolments_dropped"),
+            error=_error(d.get("error")),
+            note=d.get("note"),
+        )
+
+
+@dataclass(frozen=True)
+class StepReport(_Dict):
+    """One step's result for one user."""
+
+    step: Step
+    status: StepStatus
+    detail: StepDetail
+    from_earlier_run: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepReport:
+        return cls(
+            step=Step(d["step"]),
+            status=StepStatus(d["status"]),
+            detail=StepDetail.from_dict(d.get("detail", {})),
+            from_earlier_run=d.get("from_earlier_run", False),
+        )
+
+
+@dataclass(frozen=True)
+class UserReport(_Dict):
+    """One user's result: refused (nothing done), or the steps."""
+
+    user: str
+    dn: str | None
+    refused: ErrorInfo | None
+    steps: list[StepReport]
+    complete: bool
+    interrupted: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UserReport:
+        return cls(
+            user=d["user"],
+            dn=d.get("dn"),
+            refused=_error(d.get("refused")),
+            steps=[StepReport.from_dict(s) for s in d.get("steps", [])],
+            complete=d["complete"],
+            interrupted=d.get("interrupted", False),
+        )
+
+    def step(self, step: Step) -> StepReport | None:
+        """The report of `step`, if it ran (or was done by an earlier run)."""
+        return next((s for s in self.steps if s.step == step), None)
+
+
+@dataclass(frozen=True)
+class ContainReport(_Dict):
+    """The result of a containment (or a resume)."""
+
+    incident: str
+    users: list[UserReport]
+    done: int
+    failed: int
+    not_revoked: list[str]
+    password_handover: str
+    journal: str
+    journal_head: str
+    cancelled: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ContainReport:
+        return cls(
+            incident=d["incident"],
+            users=[UserReport.from_dict(u) for u in d["users"]],
+            done=d["done"],
+            failed=d["failed"],
+            not_revoked=list(d.get("not_revoked", [])),
+            password_handover=d["password_handover"],
+            journal=d["journal"],
+            journal_head=d["journal_head"],
+            cancelled=d.get("cancelled", False),
+        )
+
+    def needs_attention(self) -> list[UserReport]:
+        """The users that are not fully contained (refused, a step failed, or interrupted)."""
+        return [u for u in self.users if not u.complete]
+
+
+@dataclass(frozen=True)
+class PlannedStep(_Dict):
+    """One step of a dry run: the predicted status and the exact modifications, in words."""
+
+    step: Step
+    predicted: StepStatus
+    actions: list[str]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlannedStep:
+        return cls(step=Step(d["step"]), predicted=StepStatus(d["predicted"]), actions=list(d["actions"]))
+
+
+@dataclass(frozen=True)
+class UserPlan(_Dict):
+    """One user's plan."""
+
+    user: str
+    dn: str | None
+    refused: ErrorInfo | None
+    steps: list[PlannedStep]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UserPlan:
+        return cls(
+            user=d["user"],
+            dn=d.get("dn"),
+            refused=_error(d.get("refused")),
+            steps=[PlannedStep.from_dict(s) for s in d.get("steps", [])],
+        )
+
+
+@dataclass(frozen=True)
+class PlanReport(_Dict):
+    """The dry run's result."""
+
+    users: list[UserPlan]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlanReport:
+        return cls(users=[UserPlan.from_dict(u) for u in d["users"]])
+
+
+@dataclass(frozen=True)
+class ReleaseReport(_Dict):
+    """The result of a release."""
+
+    incident: str
+    dn: str
+    change: Change
+    kept: list[str]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReleaseReport:
+        return cls(
+            incident=d["incident"], dn=d["dn"], change=Change.from_dict(d["change"]), kept=list(d["kept"])
+        )
+
+
+@dataclass(frozen=True)
+class LockState(_Dict):
+    """``unlocked``, ``locked`` (until an administrator unlocks) or ``locked_out`` (since)."""
+
+    state: str
+    since: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LockState:
+        return cls(state=d["state"], since=d.get("since"))
+
+
+@dataclass(frozen=True)
+class AccountState(_Dict):
+    """What an account looks like right now."""
+
+    dn: str
+    flavour: str
+    lock: LockState
+    must_change: bool
+    mfa_required: bool | None
+    password_changed_at: str | None
+    protected_groups: list[str]
+    attributes: Attributes
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AccountState:
+        return cls(
+            dn=d["dn"],
+            flavour=d["flavour"],
+            lock=LockState.from_dict(d["lock"]),
+            must_change=d["must_change"],
+            mfa_required=d.get("mfa_required"),
+            password_changed_at=d.get("password_changed_at"),
+            protected_groups=list(d.get("protected_groups", [])),
+            attributes=d.get("attributes", {}),
+        )
+
+
+@dataclass(frozen=True)
+class BadRecord(_Dict):
+    """Where a journal's chain breaks."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport(_Dict):
+    """The result of ``verify_journal``: records read, head hash, first bad record."""
+
+    records: int
+    head: str
+    first_bad: BadRecord | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VerifyReport:
+        bad = d.get("first_bad")
+        return cls(records=d["records"], head=d["head"], first_bad=BadRecord(**bad) if bad else None)
+
+    @property
+    def intact(self) -> bool:
+        """Whether the whole chain verified."""
+        return self.first_bad is None
+
+
+@dataclass(frozen=True)
+class Progress(_Dict):
+    """Progress of a bulk run, passed to ``progress`` after each user."""
+
+    total: int
+    finished: int
+    failed: int
+    user: str
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new (pending) TOTP enrolment. ``uri``, ``qr_svg``, ``qr_terminal`` and ``secret``
+    (base32) hold the secret: show them to the user once."""
+
+    uri: Secret
+    qr_svg: Secret
+    qr_terminal: Secret
+    secret: Secret
+    digits: int
+    period: int
+    algorithm: str
+
+
+@dataclass(frozen=True)
+class Verified(_Dict):
+    """A code accepted: its time step (now used) and whether it activated the enrolment."""
+
+    step: int
+    activated: bool

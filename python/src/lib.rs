@@ -1,0 +1,58 @@
+//! `cadenas._cadenas`: the Rust half of the Python package `cadenas`, over
+//! `cadenas::blocking`. The public Python surface (exceptions, report types, the `Secret`
+//! wrapper's docs) is completed by the pure-Python modules of `python/cadenas/`.
+//!
+//! Every call that touches the network or disk goes through [`run`]: inputs are extracted and
+//! owned first, the GIL is released (`Python::detach`) while Rust works, callbacks re-take it
+//! on the same thread, and the `tracing` events gathered meanwhile are handed to Python's
+//! `logging` once the GIL is held again.
+
+mod errors;
+mod logs;
+mod mfa;
+mod responder;
+mod secret;
+
+use pyo3::prelude::*;
+
+/// Releases the GIL while `f` runs, then emits the log records it produced and maps a core
+/// error to the `cadenas` exception of its kind. The one path of every blocking call.
+pub(crate) fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: FnOnce() -> Result<T, cadenas::Error> + Send,
+    T: Send,
+{
+    let r = py.detach(f);
+    logs::flush(py);
+    r.map_err(|e| errors::to_py(py, &e))
+}
+
+/// Serialises a core value and builds the pure-Python object of the same name from it
+/// (`cadenas._reports.<class_name>.from_dict`): one shape for Rust, `--json` and Python.
+pub(crate) fn to_report<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    class_name: &str,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("report serialisation: {e}")))?;
+    let data = py.import("json")?.call_method1("loads", (text,))?;
+    py.import("cadenas._reports")?
+        .getattr(class_name)?
+        .call_method1("from_dict", (data,))
+}
+
+#[pymodule]
+fn _cadenas(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install();
+    m.add_class::<secret::PySecret>()?;
+    m.add_class::<responder::PyResponder>()?;
+    m.add_class::<mfa::PyMfa>()?;
+    m.add_class::<mfa::PyAuthenticator>()?;
+    m.add_function(wrap_pyfunction!(responder::verify_journal, m)?)?;
+    m.add_function(wrap_pyfunction!(mfa::totp_code, m)?)?;
+    m.add_function(wrap_pyfunction!(mfa::totp_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(mfa::hotp, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_kinds, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,267 @@
+"""`import cadenas` against the lab's real OpenLDAP and Samba AD DC."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import logging
+import pickle
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import pyotp
+import pytest
+from conftest import ROOT, Lab
+
+import cadenas
+
+FIXTURES = ROOT / "fixtures" / "totp"
+
+
+def test_contain_plan_release_on_both_flavours(directory: Lab, tmp_path: Path) -> None:
+    user, dn = directory.fresh_user("c")
+    r = cadenas.Responder.from_config(directory.config)
+    plan = r.plan([user])
+    assert plan.users[0].dn is not None and plan.users[0].refused is None
+    assert [s.step for s in plan.users[0].steps] == list(cadenas.Step)[:4]
+    assert r.status(user).lock.state == "unlocked", "plan changed nothing"
+
+    pw_file = tmp_path / "pw.tsv"
+    report = r.contain([user], password_file=pw_file, reason="SIEM alert 4711")
+    assert isinstance(report, cadenas.ContainReport)
+    assert report.done == 1 and report.failed == 0, report
+    u = report.users[0]
+    assert u.complete and u.dn and u.dn.lower() == dn.lower()
+    lock = u.step(cadenas.Step.LOCK)
+    assert lock is not None and lock.status is cadenas.StepStatus.CHANGED
+    assert lock.detail.change is not None and lock.detail.change.action == "lock"
+    assert [p.predicted for p in plan.users[0].steps] == [s.status for s in u.steps]
+    assert report.to_dict()["users"][0]["steps"][0]["status"] == "changed"
+    assert report.password_handover == f"file:{pw_file}"
+    assert pw_file.read_text().startswith(f"{user}\t")
+
+    state = r.status(user)
+    assert state.lock.state == "locked" and state.must_change and state.mfa_required is True
+
+    with pytest.raises(cadenas.ReleaseRefused) as e:
+        r.release(user)
+    assert e.value.code == 500 and e.value.kind == "release_refused"
+    released = r.release(user, override_reason="identity checked in person, ticket 4711")
+    before = lock.detail.change.before
+    assert {k: released.change.after[k] for k in before} == before
+    assert r.status(user).lock.state == "unlocked"
+
+    v = cadenas.verify_journal(directory.journal)
+    assert v.intact and v.records > 0
+    notes = [json.loads(line).get("note") for line in directory.journal.read_text().splitlines()]
+    assert "SIEM alert 4711" in notes
+
+
+def test_refusals_and_unknown_users_are_reported_per_user(openldap: Lab) -> None:
+    user, _ = openldap.fresh_user("r")
+    r = cadenas.Responder.from_config(openldap.config)
+    report = r.contain([user, "ghost-nobody", "admin0001"], on_password=lambda u, d, p: None)
+    kinds = [u.refused.kind if u.refused else None for u in report.users]
+    assert kinds == [None, "user_not_found", "protected_account"]
+    assert report.done == 1 and report.failed == 2
+    assert [u.user for u in report.needs_attention()] == ["ghost-nobody", "admin0001"]
+
+
+def test_exceptions_carry_the_stable_code_and_are_typed(openldap: Lab, tmp_path: Path) -> None:
+    r = cadenas.Responder.from_config(openldap.config)
+    with pytest.raises(cadenas.UserNotFound) as nf:
+        r.status("ghost-nobody")
+    assert nf.value.code == 206 and isinstance(nf.value, cadenas.CadenasError)
+    with pytest.raises(cadenas.InvalidUserName) as bad:
+        r.status("user*")
+    assert isinstance(bad.value, ValueError) and bad.value.code == 205
+    with pytest.raises(cadenas.OutOfScope):
+        r.status("dn:uid=x,ou=elsewhere,dc=example,dc=test")
+    with pytest.raises(TypeError):
+        r.plan(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        r.contain(["someone"])  # nowhere to hand the password over
+
+    text = openldap.config.read_text()
+    plain = text.replace('url = "ldaps://127.0.0.1:6360"', 'url = "ldap://127.0.0.1:3890"')
+    with pytest.raises(cadenas.InsecureTransport) as ins:
+        cadenas.Responder.from_toml(plain, journal=tmp_path / "j1.jsonl")
+    assert ins.value.code == 204
+    with pytest.raises(cadenas.Config):
+        cadenas.Responder.from_toml(text.replace("base_dns", "base_dnz"), journal=tmp_path / "j2.jsonl")
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    bad_pw = text.replace(openldap.env["CADENAS_LAB_RESPONDER_PW_FILE"], str(wrong))
+    with pytest.raises(cadenas.ServiceBind) as sb:
+        cadenas.Responder.from_toml(bad_pw, journal=tmp_path / "j3.jsonl")
+    assert sb.value.ldap_rc == 49
+
+
+def test_every_core_error_kind_has_its_exception_class() -> None:
+    kinds = cadenas.error_kinds()
+    assert len(kinds) >= 34
+    for name, code in kinds:
+        cls = cadenas._errors.BY_KIND[name]
+        assert issubclass(cls, cadenas.CadenasError) and cls.code == code
+        assert getattr(cadenas, cls.__name__) is cls
+
+
+def test_mfa_enrol_verify_with_pyotp_replay_and_recovery_codes(openldap: Lab) -> None:
+    mfa = cadenas.Mfa.from_config(openldap.config)
+    user, _ = openldap.fresh_user("m")
+    e = mfa.enroll(user)
+    assert e.uri.reveal().startswith("otpauth://totp/")
+    assert "<svg" in e.qr_svg.reveal()
+    totp = pyotp.parse_uri(e.uri.reveal())
+    assert isinstance(totp, pyotp.TOTP) and totp.secret == e.secret.reveal()
+    now = int(time.time())
+    code = totp.at(now)
+    v = mfa.verify(user, code, now=now)
+    assert v.activated and v.step == now // 30
+    assert mfa.enrolment_state(user) == "active"
+    with pytest.raises(cadenas.MfaReplayed) as rep:
+        mfa.verify(user, code, now=now)
+    assert rep.value.code == 402
+    with pytest.raises(cadenas.MfaBadCode):
+        mfa.verify(user, "000000" if code != "000000" else "111111", now=now + 30)
+    codes = mfa.recovery_codes(user)
+    assert len(codes) == 10 and all(repr(c) == "Secret(<redacted>)" for c in codes)
+    mfa.use_recovery_code(user, codes[0].reveal())
+    with pytest.raises(cadenas.MfaRecoveryCode):
+        mfa.use_recovery_code(user, codes[0].reveal())
+    assert mfa.reset(user) is True and mfa.enrolment_state(user) is None
+
+
+def test_the_shared_rfc_vectors_through_the_binding() -> None:
+    f4226 = json.loads((FIXTURES / "rfc4226.json").read_text())
+    secret = f4226["secret_ascii"].encode()
+    for v in f4226["vectors"]:
+        assert cadenas.hotp(secret, v["counter"]) == v["code"]
+    f6238 = json.loads((FIXTURES / "rfc6238.json").read_text())
+    checked = 0
+    for alg in ("sha1", "sha256", "sha512"):
+        s = f6238["secrets_ascii"][alg].encode()
+        for v in f6238["vectors"]:
+            assert cadenas.totp_code(s, v["time"], digits=8, algorithm=alg) == v[alg]
+            assert cadenas.totp_verify(s, v[alg], v["time"], digits=8, algorithm=alg) == v["time"] // 30
+            checked += 1
+    assert checked == 18
+
+
+def test_authenticate_password_then_code(openldap: Lab) -> None:
+    user, _ = openldap.fresh_user("a")
+    r = cadenas.Responder.from_config(openldap.config)
+    auth = cadenas.Authenticator.from_config(openldap.config)
+    assert auth.authenticate(user, openldap.user_password) is cadenas.AuthOutcome.OK
+    assert auth.authenticate(user, "wrong-password") is cadenas.AuthOutcome.BAD_PASSWORD
+    assert auth.authenticate("ghost-nobody", "x") is cadenas.AuthOutcome.BAD_PASSWORD
+    got: list[cadenas.Secret] = []
+    r.contain([user], on_password=lambda u, d, p: got.append(p))
+    r.release(user, override_reason="test")
+    new = got[0]
+    assert cadenas.authenticate(str(openldap.config), user, new) is cadenas.AuthOutcome.MUST_CHANGE
+
+
+def test_secrets_never_show_in_repr_str_logs_or_tracebacks(
+    openldap: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cadenas")
+    user, _ = openldap.fresh_user("s")
+    r = cadenas.Responder.from_config(openldap.config)
+    got: list[tuple[str, cadenas.Secret]] = []
+    report = r.contain([user], on_password=lambda u, d, p: got.append((u, p)))
+    assert report.done == 1 and len(got) == 1
+    secret = got[0][1]
+    value = secret.reveal()
+    assert len(value) == 20 and len(secret) == 20
+    for shown in (repr(secret), str(secret), f"{secret}", repr(report), json.dumps(report.to_dict())):
+        assert value not in shown
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+    assert caplog.records, "the tracing bridge delivered nothing"
+    assert all(rec.name.startswith("cadenas") for rec in caplog.records)
+    assert value not in caplog.text
+    mfa = cadenas.Mfa.from_config(openldap.config)
+    e = mfa.enroll(user)
+    assert e.secret.reveal() not in repr(e)
+
+    def boom(u: str, d: str, p: cadenas.Secret) -> None:
+        raise RuntimeError(f"cannot store {p.reveal()}")
+
+    user2, _ = openldap.fresh_user("s")
+    failed = r.contain([user2], on_password=boom)
+    step = failed.users[0].step(cadenas.Step.RESET_PASSWORD)
+    assert step is not None and step.status is cadenas.StepStatus.FAILED
+    assert step.detail.error is not None and "RuntimeError" in step.detail.error.message
+    assert "cannot store" not in json.dumps(failed.to_dict())
+    assert r.status(user2).lock.state == "locked", "an undeliverable password leaves the account locked"
+    try:
+        r.status("user*")
+    except cadenas.InvalidUserName:
+        assert value not in traceback.format_exc()
+
+
+def test_the_gil_is_released_during_a_containment(openldap: Lab, tmp_path: Path) -> None:
+    users = openldap.fresh_users(40, "g")
+    r = cadenas.Responder.from_config(openldap.config)
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    before = ticks
+    # no Python callback runs during the call: only a released GIL lets the other thread run
+    report = r.contain(users, password_file=tmp_path / "pw.tsv", concurrency=4)
+    during = ticks - before
+    done.set()
+    t.join()
+    assert report.done == 40
+    assert during > 20, f"the other thread ran only {during} times during the containment"
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_resume_finishes(openldap: Lab, tmp_path: Path) -> None:
+    users = openldap.fresh_users(30, "k")
+    r = cadenas.Responder.from_config(openldap.config)
+    seen: list[int] = []
+
+    def progress(p: cadenas.Progress) -> None:
+        seen.append(p.finished)
+        if p.finished == 3:
+            _thread.interrupt_main()  # what Ctrl-C does
+
+    with pytest.raises(KeyboardInterrupt):
+        r.contain(users, password_file=tmp_path / "first.tsv", progress=progress, concurrency=2)
+    first = (tmp_path / "first.tsv").read_text().splitlines()
+    assert 3 <= len(first) < 30, "stopped early, after the users in flight"
+    report = r.resume(password_file=tmp_path / "second.tsv")
+    assert report.done == 30 and report.failed == 0
+    handed = {line.split("\t")[0] for line in first + (tmp_path / "second.tsv").read_text().splitlines()}
+    assert handed == set(users)
+    assert cadenas.verify_journal(openldap.journal).intact
+    for u in users[:3] + users[-3:]:
+        assert r.status(u).lock.state == "locked"
+
+
+def test_progress_accepts_any_callable_and_its_exception_stops_the_run(openldap: Lab) -> None:
+    users = openldap.fresh_users(6, "p")
+    r = cadenas.Responder.from_config(openldap.config)
+    calls: list[cadenas.Progress] = []
+    report = r.contain(users, on_password=lambda u, d, p: None, progress=calls.append)
+    assert [c.finished for c in calls] == list(range(1, 7)) and calls[-1].total == 6
+    assert report.done == 6
+
+    def fail(p: cadenas.Progress) -> None:
+        raise ValueError("stop here")
+
+    more = openldap.fresh_users(6, "p")
+    with pytest.raises(ValueError, match="stop here"):
+        r.contain(more, on_password=lambda u, d, p: None, progress=fail, concurrency=1)
+    assert r.resume(on_password=lambda u, d, p: None).done == 6
