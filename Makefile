@@ -36,3 +36,5 @@ bench:
 	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'
 	bash lab/up.sh 1000
 	$(CARGO) bench -p cadenas-benches
+	bash python/venv.sh --release
+	target/python-venv/bin/python benches/totp_python.py

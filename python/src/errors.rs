@@ -33,3 +33,8 @@ pub(crate) fn error_kinds() -> Vec<(&'static str, u32)> {
         .map(|k| (k.name(), k.code()))
         .collect()
 }
+
+/// `cadenas.InvalidInput` (a `ValueError`) for a bad argument value caught in the binding.
+pub(crate) fn invalid_input(message: impl Into<String>) -> PyErr {
+    Python::attach(|py| to_py(py, &cadenas::Error::new(cadenas::ErrorKind::InvalidInput, message)))
+}

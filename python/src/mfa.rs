@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use cadenas::blocking::{Authenticator, Mfa};
 use cadenas::mfa::totp::{self, Algorithm, TotpCode, TotpParams};
 use cadenas::{Config, Error, ErrorKind, Password, Secret};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::responder::{load_config, parse_config};
@@ -180,7 +179,7 @@ fn params(digits: u32, period: u64, algorithm: &str) -> PyResult<TotpParams> {
         "sha1" => Algorithm::Sha1,
         "sha256" => Algorithm::Sha256,
         "sha512" => Algorithm::Sha512,
-        other => return Err(PyValueError::new_err(format!("unknown algorithm {other:?}"))),
+        other => return Err(crate::errors::invalid_input(format!("unknown algorithm {other:?}"))),
     };
     let p = TotpParams {
         algorithm,
@@ -188,7 +187,7 @@ fn params(digits: u32, period: u64, algorithm: &str) -> PyResult<TotpParams> {
         period,
     };
     p.check()
-        .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
+        .map_err(|e| crate::errors::invalid_input(e.message().to_owned()))?;
     Ok(p)
 }
 

@@ -9,7 +9,7 @@ use cadenas::incident::{
     CancelToken, ContainOptions, FileSink, PasswordSink, Progress, ProgressFn, ReleaseOptions,
 };
 use cadenas::{Config, Error, ErrorKind, Password};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -106,11 +106,11 @@ fn options(
         (Some(p), None) => Arc::new(FileSink::create(&p).map_err(|e| Python::attach(|py| crate::errors::to_py(py, &e)))?),
         (None, Some(f)) => Arc::new(CallableSink(f)),
         (None, None) => {
-            return Err(PyValueError::new_err(
+            return Err(crate::errors::invalid_input(
                 "pass password_file (a new 0600 file) or on_password (a callable): new passwords must go somewhere",
             ))
         }
-        (Some(_), Some(_)) => return Err(PyValueError::new_err("pass password_file or on_password, not both")),
+        (Some(_), Some(_)) => return Err(crate::errors::invalid_input("pass password_file or on_password, not both")),
     };
     let mut opts = ContainOptions::new(sink);
     opts.concurrency = concurrency.max(1);
@@ -214,7 +214,7 @@ impl PyResponder {
     ) -> PyResult<Bound<'py, PyAny>> {
         let users = user_list(users)?;
         if users.is_empty() {
-            return Err(PyValueError::new_err("no users given"));
+            return Err(crate::errors::invalid_input("no users given"));
         }
         let interrupt = Interrupt::default();
         let mut opts = options(password_file, on_password, progress, concurrency, &interrupt)?;

@@ -5,10 +5,12 @@ from __future__ import annotations
 import _thread
 import json
 import logging
+import os
 import pickle
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import pyotp
@@ -81,8 +83,9 @@ def test_exceptions_carry_the_stable_code_and_are_typed(openldap: Lab, tmp_path:
         r.status("dn:uid=x,ou=elsewhere,dc=example,dc=test")
     with pytest.raises(TypeError):
         r.plan(42)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(cadenas.InvalidInput) as nowhere:
         r.contain(["someone"])  # nowhere to hand the password over
+    assert isinstance(nowhere.value, ValueError) and nowhere.value.code == 102
 
     text = openldap.config.read_text()
     plain = text.replace('url = "ldaps://127.0.0.1:6360"', 'url = "ldap://127.0.0.1:3890"')
@@ -227,7 +230,8 @@ def test_the_gil_is_released_during_a_containment(openldap: Lab, tmp_path: Path)
     assert during > 20, f"the other thread ran only {during} times during the containment"
 
 
-def test_ctrl_c_stops_at_a_step_boundary_and_resume_finishes(openldap: Lab, tmp_path: Path) -> None:
+def test_ctrl_c_stops_at_a_step_boundary_and_resume_finishes(directory: Lab, tmp_path: Path) -> None:
+    openldap = directory  # both flavours
     users = openldap.fresh_users(30, "k")
     r = cadenas.Responder.from_config(openldap.config)
     seen: list[int] = []
@@ -265,3 +269,21 @@ def test_progress_accepts_any_callable_and_its_exception_stops_the_run(openldap:
     with pytest.raises(ValueError, match="stop here"):
         r.contain(more, on_password=lambda u, d, p: None, progress=fail, concurrency=1)
     assert r.resume(on_password=lambda u, d, p: None).done == 6
+
+
+def test_a_handle_refuses_to_work_in_a_forked_child(openldap: Lab) -> None:
+    r = cadenas.Responder.from_config(openldap.config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, Python >= 3.12
+        pid = os.fork()
+    if pid == 0:  # the child: tokio and the connections did not survive the fork
+        try:
+            r.status("someone")
+        except cadenas.InvalidContext as e:
+            os._exit(0 if e.code == 104 else 3)
+        except BaseException:
+            os._exit(2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert r.status(openldap.fresh_user("f")[0]).lock.state == "unlocked", "the parent's handle still works"
