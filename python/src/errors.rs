@@ -36,5 +36,10 @@ pub(crate) fn error_kinds() -> Vec<(&'static str, u32)> {
 
 /// `cadenas.InvalidInput` (a `ValueError`) for a bad argument value caught in the binding.
 pub(crate) fn invalid_input(message: impl Into<String>) -> PyErr {
-    Python::attach(|py| to_py(py, &cadenas::Error::new(cadenas::ErrorKind::InvalidInput, message)))
+    Python::attach(|py| {
+        to_py(
+            py,
+            &cadenas::Error::new(cadenas::ErrorKind::InvalidInput, message),
+        )
+    })
 }

@@ -179,7 +179,11 @@ fn params(digits: u32, period: u64, algorithm: &str) -> PyResult<TotpParams> {
         "sha1" => Algorithm::Sha1,
         "sha256" => Algorithm::Sha256,
         "sha512" => Algorithm::Sha512,
-        other => return Err(crate::errors::invalid_input(format!("unknown algorithm {other:?}"))),
+        other => {
+            return Err(crate::errors::invalid_input(format!(
+                "unknown algorithm {other:?}"
+            )))
+        }
     };
     let p = TotpParams {
         algorithm,
