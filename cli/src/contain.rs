@@ -353,7 +353,9 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                     continue;
                 }
                 let what = match &rec.event {
-                    Event::IncidentStart { action, users, note } => {
+                    Event::IncidentStart {
+                        action, users, note, ..
+                    } => {
                         format!(
                             "start {action} ({} users){}",
                             users.len(),

@@ -76,6 +76,7 @@ class LdapDiagnostic(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LdapDiagnostic:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(rc=d["rc"], text=d["text"], matched=d.get("matched", ""))
 
 
@@ -90,6 +91,7 @@ class ErrorInfo(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ErrorInfo:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         ldap = d.get("ldap")
         return cls(
             kind=d["kind"],
@@ -116,6 +118,7 @@ class Change(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Change:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(action=d["action"], dn=d["dn"], outcome=d["outcome"], before=d["before"], after=d["after"])
 
 
@@ -134,6 +137,7 @@ class RevocationOutcome(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RevocationOutcome:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             revoker=d["revoker"],
             status=RevocationStatus(d["status"]),
@@ -159,6 +163,7 @@ class StepDetail(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepDetail:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         change = d.get("change")
         return cls(
             change=Change.from_dict(change) if change else None,
@@ -181,6 +186,7 @@ class StepReport(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             step=Step(d["step"]),
             status=StepStatus(d["status"]),
@@ -202,6 +208,7 @@ class UserReport(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             user=d["user"],
             dn=d.get("dn"),
@@ -232,6 +239,7 @@ class ContainReport(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             incident=d["incident"],
             users=[UserReport.from_dict(u) for u in d["users"]],
@@ -259,6 +267,7 @@ class PlannedStep(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlannedStep:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(step=Step(d["step"]), predicted=StepStatus(d["predicted"]), actions=list(d["actions"]))
 
 
@@ -273,6 +282,7 @@ class UserPlan(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserPlan:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             user=d["user"],
             dn=d.get("dn"),
@@ -289,6 +299,7 @@ class PlanReport(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlanReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(users=[UserPlan.from_dict(u) for u in d["users"]])
 
 
@@ -303,6 +314,7 @@ class ReleaseReport(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReleaseReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             incident=d["incident"], dn=d["dn"], change=Change.from_dict(d["change"]), kept=list(d["kept"])
         )
@@ -317,6 +329,7 @@ class LockState(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LockState:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(state=d["state"], since=d.get("since"))
 
 
@@ -335,6 +348,7 @@ class AccountState(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountState:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
             dn=d["dn"],
             flavour=d["flavour"],
@@ -365,6 +379,7 @@ class VerifyReport(_Dict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifyReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         bad = d.get("first_bad")
         return cls(records=d["records"], head=d["head"], first_bad=BadRecord(**bad) if bad else None)
 

@@ -8,7 +8,7 @@ use cadenas::blocking;
 use cadenas::incident::{
     CancelToken, ContainOptions, FileSink, PasswordSink, Progress, ProgressFn, ReleaseOptions,
 };
-use cadenas::{Config, Error, ErrorKind, Password};
+use cadenas::{Config, Error, ErrorKind, Password, Step};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -58,6 +58,19 @@ impl PasswordSink for CallableSink {
     }
 }
 
+/// The sink of a run that resets no password: never called.
+struct NoSink;
+
+impl PasswordSink for NoSink {
+    fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
+        Err(Error::new(ErrorKind::Internal, "no password hand-over for a run without reset"))
+    }
+
+    fn describe(&self) -> String {
+        "none (no reset)".into()
+    }
+}
+
 /// The users argument: one name, or an iterable of names (a `str` is never split in letters).
 fn user_list(users: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     if let Ok(s) = users.cast::<PyString>() {
@@ -101,8 +114,10 @@ fn options(
     progress: Option<Py<PyAny>>,
     concurrency: usize,
     interrupt: &Interrupt,
+    resets: bool,
 ) -> PyResult<ContainOptions> {
     let sink: Arc<dyn PasswordSink> = match (password_file, on_password) {
+        (None, None) if !resets => Arc::new(NoSink),
         (Some(p), None) => Arc::new(FileSink::create(&p).map_err(|e| Python::attach(|py| crate::errors::to_py(py, &e)))?),
         (None, Some(f)) => Arc::new(CallableSink(f)),
         (None, None) => {
@@ -194,16 +209,20 @@ impl PyResponder {
     }
 
     /// Contains `users` (names, mail addresses or `dn:<DN>`): lock, reset (random password,
-    /// forced change), revoke sessions, require MFA — journaled step by step. New passwords go
-    /// to `password_file` (a new 0600 file) or `on_password(user, dn, Secret)`. `progress(p)` is
+    /// forced change), revoke sessions, require MFA — journaled step by step; `reset`,
+    /// `revoke` and `require_mfa` can be turned off (the lock cannot). New passwords go to
+    /// `password_file` (a new 0600 file) or `on_password(user, dn, Secret)`. `progress(p)` is
     /// called after each user, on this thread. Ctrl-C stops at a step boundary and raises
-    /// `KeyboardInterrupt`; `resume()` finishes the run.
-    #[pyo3(signature = (users, *, password_file=None, on_password=None, progress=None, reason=None, incident=None, allow_protected=false, concurrency=32))]
-    #[allow(clippy::too_many_arguments)]
+    /// `KeyboardInterrupt`; `resume()` finishes the run, with the same steps.
+    #[pyo3(signature = (users, *, reset=true, revoke=true, require_mfa=true, password_file=None, on_password=None, progress=None, reason=None, incident=None, allow_protected=false, concurrency=32))]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn contain<'py>(
         &self,
         py: Python<'py>,
         users: &Bound<'py, PyAny>,
+        reset: bool,
+        revoke: bool,
+        require_mfa: bool,
         password_file: Option<PathBuf>,
         on_password: Option<Py<PyAny>>,
         progress: Option<Py<PyAny>>,
@@ -217,7 +236,16 @@ impl PyResponder {
             return Err(crate::errors::invalid_input("no users given"));
         }
         let interrupt = Interrupt::default();
-        let mut opts = options(password_file, on_password, progress, concurrency, &interrupt)?;
+        let mut opts = options(password_file, on_password, progress, concurrency, &interrupt, reset)?;
+        opts.steps = [
+            (Step::Lock, true),
+            (Step::ResetPassword, reset),
+            (Step::RevokeSessions, revoke),
+            (Step::RequireMfa, require_mfa),
+        ]
+        .into_iter()
+        .filter_map(|(s, on)| on.then_some(s))
+        .collect();
         opts.reason = reason;
         opts.incident = incident;
         opts.allow_protected = allow_protected;
@@ -238,7 +266,8 @@ impl PyResponder {
         concurrency: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let interrupt = Interrupt::default();
-        let opts = options(password_file, on_password, progress, concurrency, &interrupt)?;
+        // the interrupted run may have reset passwords: a sink is needed unless it did not
+        let opts = options(password_file, on_password, progress, concurrency, &interrupt, true)?;
         let report = run(py, || self.inner.resume(incident.as_deref(), opts));
         Self::finish(py, report, &interrupt)
     }

@@ -287,3 +287,35 @@ def test_a_handle_refuses_to_work_in_a_forked_child(openldap: Lab) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert r.status(openldap.fresh_user("f")[0]).lock.state == "unlocked", "the parent's handle still works"
+
+
+def test_a_containment_without_reset_needs_no_password_sink(openldap: Lab) -> None:
+    user, _ = openldap.fresh_user("n")
+    r = cadenas.Responder.from_config(openldap.config)
+    report = r.contain(user, reset=False, revoke=False)
+    assert [s.step for s in report.users[0].steps] == [cadenas.Step.LOCK, cadenas.Step.REQUIRE_MFA]
+    assert report.users[0].complete and report.password_handover == "none (no reset)"
+    state = r.status(user)
+    assert state.lock.state == "locked" and not state.must_change and state.mfa_required
+    auth = cadenas.Authenticator.from_config(openldap.config)
+    assert auth.authenticate(user, openldap.user_password) is cadenas.AuthOutcome.LOCKED
+
+
+def test_every_public_object_has_a_docstring() -> None:
+    import inspect
+
+    missing = []
+    for name in cadenas.__all__:
+        obj = getattr(cadenas, name)
+        if not (obj.__doc__ or "").strip():
+            missing.append(name)
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for attr, value in vars(obj).items():
+                if attr.startswith("_") or not (
+                    callable(value) or isinstance(value, (classmethod, property))
+                ):
+                    continue
+                func = value.__func__ if isinstance(value, classmethod) else value
+                if not (getattr(func, "__doc__", None) or "").strip():
+                    missing.append(f"{name}.{attr}")
+    assert missing == []

@@ -101,6 +101,9 @@ pub struct ContainOptions {
     pub cancel: Option<CancelToken>,
     /// Why (an alert or ticket reference), journaled with the start of the run. No secrets.
     pub reason: Option<String>,
+    /// The containment steps to run, in [`Step::CONTAIN`] order; default all four. `Lock` is
+    /// always one of them. Without `ResetPassword` the sink is never called.
+    pub steps: Vec<Step>,
 }
 
 impl std::fmt::Debug for ContainOptions {
@@ -113,6 +116,7 @@ impl std::fmt::Debug for ContainOptions {
             .field("progress", &self.progress.is_some())
             .field("cancel", &self.cancel)
             .field("reason", &self.reason)
+            .field("steps", &self.steps)
             .finish()
     }
 }
@@ -128,11 +132,35 @@ impl ContainOptions {
             progress: None,
             cancel: None,
             reason: None,
+            steps: Step::CONTAIN.to_vec(),
         }
     }
 
     fn cancelled(&self) -> bool {
         self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// The steps to run, in order; refuses a set without `Lock` or with a non-containment step.
+    fn checked_steps(&self) -> Result<Vec<Step>, Error> {
+        if let Some(s) = self.steps.iter().find(|s| !Step::CONTAIN.contains(s)) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a containment step", s.name()),
+            ));
+        }
+        if !self.steps.contains(&Step::Lock) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a containment always locks: the steps must include lock",
+            ));
+        }
+        Ok(Step::CONTAIN.into_iter().filter(|s| self.steps.contains(s)).collect())
+    }
+
+    /// The steps for the journal's start record: `None` when all four.
+    fn recorded_steps(&self) -> Result<Option<Vec<Step>>, Error> {
+        let steps = self.checked_steps()?;
+        Ok((steps.len() < Step::CONTAIN.len()).then_some(steps))
     }
 }
 
@@ -241,6 +269,7 @@ impl Responder {
     /// Contains `users` (names, mail addresses or `dn:<DN>`). See the module documentation.
     pub async fn contain(&self, users: &[String], opts: ContainOptions) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
+        let steps = opts.recorded_steps()?;
         let incident = match &opts.incident {
             Some(i) => i.clone(),
             None => new_incident_id()?,
@@ -252,6 +281,7 @@ impl Responder {
                     action: "contain".into(),
                     users: users.to_vec(),
                     note: opts.reason.clone(),
+                    steps,
                 }],
             )
             .await?;
@@ -275,12 +305,19 @@ impl Responder {
                 .ok_or_else(|| Error::new(ErrorKind::NothingToResume, "the journal holds no containment"))?,
         };
         let mut users: Vec<String> = Vec::new();
+        let mut asked: Option<Vec<Step>> = None;
         let mut done: HashMap<String, EarlierSteps> = HashMap::new();
         let mut refused: BTreeSet<String> = BTreeSet::new();
         for r in records.iter().filter(|r| r.incident == incident) {
             match &r.event {
-                Event::IncidentStart { action, users: u, .. } if action == "contain" && users.is_empty() => {
-                    users = u.clone()
+                Event::IncidentStart {
+                    action,
+                    users: u,
+                    steps,
+                    ..
+                } if action == "contain" && users.is_empty() => {
+                    users = u.clone();
+                    asked = steps.clone();
                 }
                 Event::Outcome {
                     user,
@@ -320,11 +357,14 @@ impl Responder {
                     action: "resume".into(),
                     users: Vec::new(),
                     note: None,
+                    steps: None,
                 }],
             )
             .await?;
         let mut opts = opts;
         opts.incident = Some(incident.clone());
+        // the steps the interrupted run was asked for, not the caller's
+        opts.steps = asked.unwrap_or_else(|| Step::CONTAIN.to_vec());
         self.run(&incident, work, &opts).await
     }
 

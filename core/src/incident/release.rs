@@ -59,6 +59,7 @@ impl Responder {
                         action: "release".into(),
                         users: vec![user.to_owned()],
                         note: opts.override_reason.clone(),
+                        steps: None,
                     },
                     Event::Intent {
                         user: user.to_owned(),

@@ -66,11 +66,12 @@ impl UserReport {
         }
     }
 
-    /// Sets [`complete`](Self::complete) from the steps; called once the user's work ended.
-    pub(crate) fn finish(mut self) -> Self {
+    /// Sets [`complete`](Self::complete) from the steps (`expected` of them were asked for);
+    /// called once the user's work ended.
+    pub(crate) fn finish(mut self, expected: usize) -> Self {
         self.complete = !self.interrupted
             && self.refused.is_none()
-            && self.steps.len() == Step::CONTAIN.len()
+            && self.steps.len() == expected
             && self.steps.iter().all(|s| s.status.is_done());
         self
     }

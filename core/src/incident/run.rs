@@ -22,6 +22,7 @@ impl Responder {
         opts: &ContainOptions,
     ) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
+        opts.checked_steps()?;
         let total = work.len();
         let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
@@ -56,7 +57,7 @@ impl Responder {
             users.push(t.await.unwrap_or_else(|e| {
                 let mut r = UserReport::new(&name);
                 r.refused = Some(Error::new(ErrorKind::Internal, format!("worker failed: {e}")));
-                r.finish()
+                r.finish(Step::CONTAIN.len())
             }));
         }
         let done = users.iter().filter(|u| u.complete()).count();
@@ -136,12 +137,15 @@ impl Responder {
         opts: &ContainOptions,
     ) -> UserReport {
         let mut report = UserReport::new(user);
+        // checked by run() before any user starts
+        let steps = opts.checked_steps().unwrap_or_else(|_| Step::CONTAIN.to_vec());
+        let expected = steps.len();
         let Ok(journal) = self.journal_or_err() else {
-            return report.finish();
+            return report.finish(expected);
         };
         if opts.cancelled() {
             report.interrupted = true;
-            return report.finish();
+            return report.finish(expected);
         }
         let dir = &self.inner.pool[i % self.inner.pool.len()];
         let u = match self.admit(dir, user, opts.allow_protected).await {
@@ -160,12 +164,12 @@ impl Responder {
                         .await;
                 }
                 report.refused = Some(e);
-                return report.finish();
+                return report.finish(expected);
             }
         };
         let dn = u.dn.to_string();
         report.dn = Some(dn.clone());
-        for step in Step::CONTAIN {
+        for step in steps {
             if let Some((status, detail)) = earlier.get(&step) {
                 report.steps.push(StepReport {
                     step,
@@ -213,7 +217,7 @@ impl Responder {
                 break;
             }
         }
-        report.finish()
+        report.finish(expected)
     }
 
     async fn run_step(

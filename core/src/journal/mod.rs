@@ -171,6 +171,9 @@ pub enum Event {
         /// Free text (release override reason, operator note).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// The containment steps asked for, when not all four (`resume` runs the same ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        steps: Option<Vec<Step>>,
     },
     /// A step is about to change the directory (durable before the change).
     Intent {

@@ -485,3 +485,53 @@ async fn plan_on_active_directory_prints_the_modifications_contain_sends() {
     assert_eq!(sent(Step::Lock), Some(vec!["66050".to_owned()]));
     assert_eq!(sent(Step::ResetPassword), Some(vec!["514".to_owned()]));
 }
+
+#[tokio::test]
+async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for() {
+    let lab = OpenLdapLab::load();
+    let (r, journal_path) = responder(&lab.config(), "steps").await;
+    let (a, a_dn) = lab.fresh_user("inc-steps-a").await;
+    let (b, _) = lab.fresh_user("inc-steps-b").await;
+    let sink = Arc::new(MemorySink::default());
+
+    let mut no_lock = ContainOptions::new(sink.clone());
+    no_lock.steps = vec![Step::ResetPassword];
+    let e = r.contain(&[a.to_string()], no_lock).await.expect_err("lock is not optional");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(journal::read(&journal_path).expect("read").is_empty(), "refused before journaling");
+
+    let mut opts = ContainOptions::new(sink.clone());
+    opts.steps = vec![Step::RequireMfa, Step::Lock]; // any order: run in containment order
+    let cancel = cadenas::incident::CancelToken::new();
+    opts.cancel = Some(cancel.clone());
+    // stop after the first user: the second is left for resume
+    let c = cancel.clone();
+    opts.progress = Some(Arc::new(move |_p: &Progress| c.cancel()));
+    opts.concurrency = 1;
+    let report = r
+        .contain(&[a.to_string(), b.to_string()], opts)
+        .await
+        .expect("contain");
+    let steps: Vec<Step> = report.users[0].steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, vec![Step::Lock, Step::RequireMfa]);
+    assert!(report.users[0].complete(), "{report:#?}");
+    assert!(report.users[1].interrupted && report.cancelled);
+    assert!(sink.0.lock().expect("lock").is_empty(), "no reset, no password handed over");
+    // the stolen password is refused (locked), and was not changed
+    assert_eq!(
+        r.directory()
+            .check_password(&a_dn, &lab.user_password())
+            .await
+            .expect("bind"),
+        BindOutcome::Locked
+    );
+
+    let resumed = r
+        .resume(None, ContainOptions::new(sink.clone()))
+        .await
+        .expect("resume");
+    let steps: Vec<Step> = resumed.users[1].steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, vec![Step::Lock, Step::RequireMfa], "the steps of the interrupted run");
+    assert!(resumed.users.iter().all(|u| u.complete()), "{resumed:#?}");
+    assert!(sink.0.lock().expect("lock").is_empty());
+}
