@@ -63,7 +63,10 @@ struct NoSink;
 
 impl PasswordSink for NoSink {
     fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
-        Err(Error::new(ErrorKind::Internal, "no password hand-over for a run without reset"))
+        Err(Error::new(
+            ErrorKind::Internal,
+            "no password hand-over for a run without reset",
+        ))
     }
 
     fn describe(&self) -> String {
@@ -236,7 +239,14 @@ impl PyResponder {
             return Err(crate::errors::invalid_input("no users given"));
         }
         let interrupt = Interrupt::default();
-        let mut opts = options(password_file, on_password, progress, concurrency, &interrupt, reset)?;
+        let mut opts = options(
+            password_file,
+            on_password,
+            progress,
+            concurrency,
+            &interrupt,
+            reset,
+        )?;
         opts.steps = [
             (Step::Lock, true),
             (Step::ResetPassword, reset),
@@ -267,7 +277,14 @@ impl PyResponder {
     ) -> PyResult<Bound<'py, PyAny>> {
         let interrupt = Interrupt::default();
         // the interrupted run may have reset passwords: a sink is needed unless it did not
-        let opts = options(password_file, on_password, progress, concurrency, &interrupt, true)?;
+        let opts = options(
+            password_file,
+            on_password,
+            progress,
+            concurrency,
+            &interrupt,
+            true,
+        )?;
         let report = run(py, || self.inner.resume(incident.as_deref(), opts));
         Self::finish(py, report, &interrupt)
     }

@@ -319,3 +319,18 @@ def test_every_public_object_has_a_docstring() -> None:
                 if not (getattr(func, "__doc__", None) or "").strip():
                     missing.append(f"{name}.{attr}")
     assert missing == []
+
+
+def test_a_tqdm_progress_bar_works(openldap: Lab) -> None:
+    import io
+
+    from tqdm import tqdm
+
+    users = openldap.fresh_users(5, "t")
+    out = io.StringIO()
+    with tqdm(total=len(users), file=out) as bar:
+        report = cadenas.Responder.from_config(openldap.config).contain(
+            users, on_password=lambda u, d, p: None, progress=lambda p: bar.update(1)
+        )
+        assert bar.n == 5
+    assert report.done == 5 and "5/5" in out.getvalue()

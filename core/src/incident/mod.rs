@@ -154,7 +154,10 @@ impl ContainOptions {
                 "a containment always locks: the steps must include lock",
             ));
         }
-        Ok(Step::CONTAIN.into_iter().filter(|s| self.steps.contains(s)).collect())
+        Ok(Step::CONTAIN
+            .into_iter()
+            .filter(|s| self.steps.contains(s))
+            .collect())
     }
 
     /// The steps for the journal's start record: `None` when all four.

@@ -496,9 +496,15 @@ async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for()
 
     let mut no_lock = ContainOptions::new(sink.clone());
     no_lock.steps = vec![Step::ResetPassword];
-    let e = r.contain(&[a.to_string()], no_lock).await.expect_err("lock is not optional");
+    let e = r
+        .contain(&[a.to_string()], no_lock)
+        .await
+        .expect_err("lock is not optional");
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
-    assert!(journal::read(&journal_path).expect("read").is_empty(), "refused before journaling");
+    assert!(
+        journal::read(&journal_path).expect("read").is_empty(),
+        "refused before journaling"
+    );
 
     let mut opts = ContainOptions::new(sink.clone());
     opts.steps = vec![Step::RequireMfa, Step::Lock]; // any order: run in containment order
@@ -516,7 +522,10 @@ async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for()
     assert_eq!(steps, vec![Step::Lock, Step::RequireMfa]);
     assert!(report.users[0].complete(), "{report:#?}");
     assert!(report.users[1].interrupted && report.cancelled);
-    assert!(sink.0.lock().expect("lock").is_empty(), "no reset, no password handed over");
+    assert!(
+        sink.0.lock().expect("lock").is_empty(),
+        "no reset, no password handed over"
+    );
     // the stolen password is refused (locked), and was not changed
     assert_eq!(
         r.directory()
@@ -531,7 +540,11 @@ async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for()
         .await
         .expect("resume");
     let steps: Vec<Step> = resumed.users[1].steps.iter().map(|s| s.step).collect();
-    assert_eq!(steps, vec![Step::Lock, Step::RequireMfa], "the steps of the interrupted run");
+    assert_eq!(
+        steps,
+        vec![Step::Lock, Step::RequireMfa],
+        "the steps of the interrupted run"
+    );
     assert!(resumed.users.iter().all(|u| u.complete()), "{resumed:#?}");
     assert!(sink.0.lock().expect("lock").is_empty());
 }
