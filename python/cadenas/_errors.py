@@ -277,45 +277,7 @@ class JournalTampered(CadenasError):
     code = 601
 
 
-BY_KIND: dict[str, type[CadenasError]] = {
-    cls.kind: cls
-    for cls in (
-        Internal,
-        Config,
-        InvalidInput,
-        Io,
-        InvalidContext,
-        Connect,
-        Tls,
-        Timeout,
-        ServiceBind,
-        InsecureTransport,
-        InvalidUserName,
-        UserNotFound,
-        AmbiguousUser,
-        OutOfScope,
-        Refused,
-        UnexpectedResponse,
-        UnsupportedDirectory,
-        LockIneffective,
-        ProtectedAccount,
-        RevokerUnreachable,
-        RevokerAuth,
-        RevokerProtocol,
-        RevokerFailed,
-        MfaNotEnrolled,
-        MfaBadCode,
-        MfaReplayed,
-        MfaThrottled,
-        MfaStore,
-        MfaKey,
-        MfaRecoveryCode,
-        ReleaseRefused,
-        NothingToResume,
-        Journal,
-        JournalTampered,
-    )
-}
+BY_KIND: dict[str, type[CadenasError]] = {cls.kind: cls for cls in CadenasError.__subclasses__()}
 
 
 def _from_core(
@@ -324,42 +286,3 @@ def _from_core(
     """Builds the exception for a core error (called from Rust)."""
     cls = BY_KIND.get(kind, CadenasError)
     return cls(message, kind=kind, code=code, ldap_rc=ldap_rc, ldap_text=ldap_text, display=display)
-
-
-__all__ = [
-    "AmbiguousUser",
-    "CadenasError",
-    "Config",
-    "Connect",
-    "InsecureTransport",
-    "Internal",
-    "InvalidContext",
-    "InvalidInput",
-    "InvalidUserName",
-    "Io",
-    "Journal",
-    "JournalTampered",
-    "LockIneffective",
-    "MfaBadCode",
-    "MfaKey",
-    "MfaNotEnrolled",
-    "MfaRecoveryCode",
-    "MfaReplayed",
-    "MfaStore",
-    "MfaThrottled",
-    "NothingToResume",
-    "OutOfScope",
-    "ProtectedAccount",
-    "Refused",
-    "ReleaseRefused",
-    "RevokerAuth",
-    "RevokerFailed",
-    "RevokerProtocol",
-    "RevokerUnreachable",
-    "ServiceBind",
-    "Timeout",
-    "Tls",
-    "UnexpectedResponse",
-    "UnsupportedDirectory",
-    "UserNotFound",
-]

@@ -122,8 +122,21 @@ impl Directory {
     }
 }
 
-/// The rules of one directory flavour. Every `plan_*` reads the entry and decides, sending
-/// nothing; [`Directory::execute`] sends the decision.
+/// A flag primitive to decide.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wanted<'a> {
+    /// Block new logins.
+    Lock,
+    /// Allow logins again.
+    Unlock,
+    /// Require a change at next logon.
+    ForceChange,
+    /// Put back the lock flags recorded before containment.
+    Restore(&'a Attributes),
+}
+
+/// The rules of one directory flavour. `plan` reads the entry and decides, sending nothing;
+/// [`Directory::execute`] sends the decision.
 pub(crate) trait Rules: Send + Sync {
     /// Lock state, must-change and the raw attributes they come from.
     fn account_state<'a>(
@@ -131,23 +144,12 @@ pub(crate) trait Rules: Send + Sync {
         dir: &'a Directory,
         user: &'a User,
     ) -> BoxFuture<'a, Result<AccountState, Error>>;
-    /// Block new logins.
-    fn plan_lock<'a>(&'a self, dir: &'a Directory, user: &'a User) -> BoxFuture<'a, Result<Planned, Error>>;
-    /// Allow logins again.
-    fn plan_unlock<'a>(&'a self, dir: &'a Directory, user: &'a User)
-        -> BoxFuture<'a, Result<Planned, Error>>;
-    /// Put back the lock flags recorded before containment.
-    fn plan_restore<'a>(
+    /// Decides a flag primitive (lock, unlock, force change, restore).
+    fn plan<'a>(
         &'a self,
         dir: &'a Directory,
         user: &'a User,
-        original: &'a Attributes,
-    ) -> BoxFuture<'a, Result<Planned, Error>>;
-    /// Require a change at next logon.
-    fn plan_force_change<'a>(
-        &'a self,
-        dir: &'a Directory,
-        user: &'a User,
+        wanted: Wanted<'a>,
     ) -> BoxFuture<'a, Result<Planned, Error>>;
     /// Set a new password (with a forced change).
     fn reset_password<'a>(
@@ -189,34 +191,20 @@ macro_rules! delegate_to {
         ) -> BoxFuture<'a, Result<AccountState, Error>> {
             Box::pin(super::$m::account_state(dir, user))
         }
-        fn plan_lock<'a>(
+        fn plan<'a>(
             &'a self,
             dir: &'a Directory,
             user: &'a User,
+            wanted: Wanted<'a>,
         ) -> BoxFuture<'a, Result<Planned, Error>> {
-            Box::pin(super::$m::plan_lock(dir, user))
-        }
-        fn plan_unlock<'a>(
-            &'a self,
-            dir: &'a Directory,
-            user: &'a User,
-        ) -> BoxFuture<'a, Result<Planned, Error>> {
-            Box::pin(super::$m::plan_unlock(dir, user))
-        }
-        fn plan_restore<'a>(
-            &'a self,
-            dir: &'a Directory,
-            user: &'a User,
-            original: &'a Attributes,
-        ) -> BoxFuture<'a, Result<Planned, Error>> {
-            Box::pin(super::$m::plan_restore(dir, user, original))
-        }
-        fn plan_force_change<'a>(
-            &'a self,
-            dir: &'a Directory,
-            user: &'a User,
-        ) -> BoxFuture<'a, Result<Planned, Error>> {
-            Box::pin(super::$m::plan_force_change(dir, user))
+            Box::pin(async move {
+                match wanted {
+                    Wanted::Lock => super::$m::plan_lock(dir, user).await,
+                    Wanted::Unlock => super::$m::plan_unlock(dir, user).await,
+                    Wanted::ForceChange => super::$m::plan_force_change(dir, user).await,
+                    Wanted::Restore(original) => super::$m::plan_restore(dir, user, original).await,
+                }
+            })
         }
         fn reset_password<'a>(
             &'a self,

@@ -36,7 +36,7 @@ use serde::Serialize;
 pub use config::{DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 
-use flavour::{AdRules, OpenLdapRules, Planned, Rules};
+use flavour::{AdRules, OpenLdapRules, Planned, Rules, Wanted};
 use ldap::{bind_outcome, open, refuse_plaintext, transport_of};
 pub(crate) use ldap::{change, first, ldap_error, only, refused, unchanged};
 
@@ -345,14 +345,14 @@ impl Directory {
     /// lock: [`ErrorKind::LockIneffective`]). AD: set ACCOUNTDISABLE, keeping every other
     /// `userAccountControl` bit (the original value is in the returned [`Change`]).
     pub async fn lock(&self, user: &User) -> Result<Change, Error> {
-        let p = self.rules().plan_lock(self, user).await?;
+        let p = self.rules().plan(self, user, Wanted::Lock).await?;
         self.execute(user, p).await
     }
 
     /// Allows logins again. OpenLDAP: deletes `pwdAccountLockedTime` (the server also clears
     /// `pwdFailureTime`). AD: clears ACCOUNTDISABLE and sets `lockoutTime: 0`.
     pub async fn unlock(&self, user: &User) -> Result<Change, Error> {
-        let p = self.rules().plan_unlock(self, user).await?;
+        let p = self.rules().plan(self, user, Wanted::Unlock).await?;
         self.execute(user, p).await
     }
 
@@ -361,7 +361,7 @@ impl Directory {
     /// (deleted if it was absent), AD `userAccountControl` byte for byte (including a
     /// `DONT_EXPIRE_PASSWD` that containment cleared) and `lockoutTime: 0`.
     pub async fn restore_flags(&self, user: &User, original: &Attributes) -> Result<Change, Error> {
-        let p = self.rules().plan_restore(self, user, original).await?;
+        let p = self.rules().plan(self, user, Wanted::Restore(original)).await?;
         self.execute(user, p).await
     }
 
@@ -386,7 +386,7 @@ impl Directory {
     /// Requires a password change at next logon. OpenLDAP: `pwdReset: TRUE`. AD:
     /// `pwdLastSet: 0`, clearing `DONT_EXPIRE_PASSWD`, which would silently defeat it.
     pub async fn force_change(&self, user: &User) -> Result<Change, Error> {
-        let p = self.rules().plan_force_change(self, user).await?;
+        let p = self.rules().plan(self, user, Wanted::ForceChange).await?;
         self.execute(user, p).await
     }
 
@@ -454,9 +454,9 @@ impl Directory {
     /// (nothing is sent).
     pub(crate) async fn preview(&self, user: &User, action: Action) -> Result<(bool, Vec<String>), Error> {
         let p = match action {
-            Action::Lock => self.rules().plan_lock(self, user).await?,
-            Action::Unlock => self.rules().plan_unlock(self, user).await?,
-            Action::ForceChange => self.rules().plan_force_change(self, user).await?,
+            Action::Lock => self.rules().plan(self, user, Wanted::Lock).await?,
+            Action::Unlock => self.rules().plan(self, user, Wanted::Unlock).await?,
+            Action::ForceChange => self.rules().plan(self, user, Wanted::ForceChange).await?,
             Action::RequireMfa => self.plan_membership(&self.mfa_group()?, user, true).await?,
             Action::ClearMfaRequirement => self.plan_membership(&self.mfa_group()?, user, false).await?,
             Action::ResetPassword => return Ok((true, self.rules().describe_reset(self, user, true).await?)),
