@@ -72,6 +72,10 @@ pub struct ContainArgs {
     /// --incident); no users are given then.
     #[arg(long, value_name = "JOURNAL", conflicts_with = "journal")]
     pub resume: Option<PathBuf>,
+    /// Reset the password of users already contained (by an earlier incident, or as the
+    /// directory shows) for this reason, journaled. Without it their reset is "already so".
+    #[arg(long, value_name = "REASON")]
+    pub reset_again: Option<String>,
 }
 
 /// `journal` subcommands.
@@ -152,6 +156,16 @@ fn progress_bar() -> Option<cadenas::incident::ProgressFn> {
 
 /// `cadenas contain`.
 pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<ExitCode, Error> {
+    if let Some(p) = &args.password_file {
+        // a usage error, found before anything is contacted
+        if p.symlink_metadata().is_ok() {
+            eprintln!(
+                "cadenas: --password-file {} exists: a hand-over file is never overwritten; give a new path",
+                p.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
     let resuming = args.resume.is_some();
     let users = if resuming { Vec::new() } else { args.who.collect()? };
     let journal = journal_path(Some(cfg), args.resume.as_deref().or(args.journal.as_deref()))?;
@@ -172,17 +186,26 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     opts.allow_protected = args.who.allow_protected;
     opts.concurrency = args.concurrency;
     opts.progress = progress_bar();
+    opts.reset_again = args.reset_again.clone();
     let report = if resuming {
         responder.resume(args.incident.as_deref(), opts).await?
     } else {
         responder.contain(&users, opts).await?
     };
     print_report(cli, &report);
-    Ok(if report.failed() == 0 {
+    Ok(contain_exit_code(&report))
+}
+
+/// 0 all contained; 5 nothing changed and someone refused or failed (e.g. every user unknown);
+/// 6 something changed and something else did not.
+fn contain_exit_code(r: &ContainReport) -> ExitCode {
+    if r.failed() == 0 {
         ExitCode::SUCCESS
-    } else {
+    } else if r.users.iter().any(UserReport::changed_something) {
         ExitCode::from(6)
-    })
+    } else {
+        ExitCode::from(5)
+    }
 }
 
 fn print_report(cli: &Cli, r: &ContainReport) {
@@ -304,11 +327,15 @@ pub async fn release(
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         println!("released {user} ({})", r.dn);
-        for (k, v) in &r.change.after {
+        let shown = |v: Option<&Vec<String>>| match v {
+            Some(v) if !v.is_empty() => v.join(", "),
+            _ => "(none)".to_owned(),
+        };
+        for (k, after) in &r.change.after {
             println!(
-                "  {k}: {} (before containment: {})",
-                v.join(", "),
-                r.change.before.get(k).map(|b| b.join(", ")).unwrap_or_default()
+                "  {k}: {} -> {} (as it was before containment)",
+                shown(r.change.before.get(k)),
+                shown(Some(after))
             );
         }
         for k in &r.kept {

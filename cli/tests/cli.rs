@@ -131,8 +131,8 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
             &journal,
         ],
     );
-    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
-    assert!(text(&again).contains("cannot create new file"));
+    assert_eq!(again.status.code(), Some(2), "a usage error: {}", text(&again));
+    assert!(text(&again).contains("never overwritten"));
     assert_eq!(
         d.check_password(&dn, &new).await.expect("bind"),
         BindOutcome::MustChange,
@@ -176,7 +176,8 @@ async fn protected_accounts_and_bad_names_are_refused_with_documented_exit_codes
             &journal,
         ],
     );
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    // every user refused: nothing changed, exit 5 (README), not 6
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(j["users"][0]["refused"]["kind"], "protected_account");
     assert_eq!(j["users"][1]["refused"]["kind"], "user_not_found");
@@ -184,7 +185,31 @@ async fn protected_accounts_and_bad_names_are_refused_with_documented_exit_codes
         j["users"][0]["steps"].as_array().expect("steps").is_empty(),
         "nothing done"
     );
-    let _ = std::fs::remove_file(&pw_file);
+    assert!(
+        !pw_file.exists(),
+        "no password handed over, no (empty) file left behind"
+    );
+    assert_eq!(
+        j["not_revoked"],
+        serde_json::json!([]),
+        "nobody contained, no notices"
+    );
+    // so the same command can be retried with the same --password-file
+    let out = cadenas(
+        &lab,
+        &[
+            "contain",
+            "admin0001",
+            "--password-file",
+            pw_file.to_str().expect("utf8"),
+            "--journal",
+            &journal,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(!text(&out).contains("new passwords:"), "{}", text(&out));
+    assert!(!text(&out).contains("not revoked:"), "{}", text(&out));
+    assert!(!pw_file.exists());
 
     let out = cadenas(&lab, &["--json", "status", "*)(uid=*"]);
     assert_eq!(out.status.code(), Some(5));
@@ -420,4 +445,116 @@ async fn contain_on_active_directory_reports_what_kerberos_keeps_valid() {
         BindOutcome::Disabled
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn an_existing_password_file_is_a_usage_error_found_before_anything_is_contacted() {
+    let lab = OpenLdapLab::load();
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-exists-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let existing = dir.join("passwords.tsv");
+    std::fs::write(&existing, "earlier\tpassword\n").expect("write");
+    // a directory nobody listens on: contacting it would be exit 4
+    let cfg = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG"))
+        .expect("config")
+        .replace("127.0.0.1:6360", "127.0.0.1:9");
+    let cfg_path = dir.join("cadenas.toml");
+    std::fs::write(&cfg_path, cfg).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", cfg_path.to_str().expect("utf8"), "contain", "someone"])
+        .args(["--password-file", existing.to_str().expect("utf8")])
+        .args(["--journal", &own_journal("exists")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("never overwritten"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&existing).expect("read"),
+        "earlier\tpassword\n",
+        "untouched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_second_contain_of_a_contained_user_keeps_the_first_password_and_release_reads_right() {
+    let lab = OpenLdapLab::load();
+    let (name, dn) = lab.fresh_user("cli-twice").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-twice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (first, second, third) = (dir.join("1.pw"), dir.join("2.pw"), dir.join("3.pw"));
+    for f in [&first, &second, &third] {
+        let _ = std::fs::remove_file(f);
+    }
+    let journal = own_journal("twice");
+    let contain = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "contain",
+            name.as_str(),
+            "--password-file",
+            file.to_str().expect("utf8"),
+            "--journal",
+            &journal,
+        ];
+        args.extend_from_slice(extra);
+        cadenas(&lab, &args)
+    };
+    let out = contain(&first, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let incident =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["incident"].clone();
+
+    // the second on-call sysadmin runs the same command
+    let out = contain(&second, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let reset = &j["users"][0]["steps"][1];
+    assert_eq!(reset["status"], "already_so", "{j:#}");
+    let note = reset["detail"]["note"].as_str().expect("note");
+    assert!(note.contains(incident.as_str().expect("id")), "{note}");
+    assert!(note.contains(first.to_str().expect("utf8")), "{note}");
+    assert!(!second.exists(), "no second password");
+    let d = Directory::connect(&lab.config().directory)
+        .await
+        .expect("connect");
+    assert_eq!(
+        d.check_password(&dn, &password_in(&first, name.as_str()))
+            .await
+            .expect("bind"),
+        BindOutcome::Locked,
+        "the first password is still the account's (locked)"
+    );
+
+    // resetting again is explicit, and journaled with its reason
+    let out = contain(&third, &["--reset-again", "first hand-over lost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["users"][0]["steps"][1]["status"], "changed");
+    assert_eq!(
+        j["users"][0]["steps"][1]["detail"]["note"],
+        "reset again: first hand-over lost"
+    );
+    assert!(std::fs::read_to_string(&journal)
+        .expect("journal")
+        .contains("reset again: first hand-over lost"));
+
+    let out = cadenas(
+        &lab,
+        &[
+            "release",
+            name.as_str(),
+            "--override-reason",
+            "test",
+            "--journal",
+            &journal,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("pwdAccountLockedTime: 000001010000Z -> (none) (as it was before containment)"),
+        "{}",
+        text(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -161,6 +161,11 @@ impl Dn {
         self.rdns == other.rdns
     }
 
+    /// The normalised form: equal for two DNs exactly when [`same_entry`](Self::same_entry).
+    pub(crate) fn normalised(&self) -> String {
+        self.rdns.join(",")
+    }
+
     /// The DN escaped for use as an assertion value in a search filter.
     pub fn filter_escaped(&self) -> String {
         ldap3::ldap_escape(self.raw.as_str()).into_owned()

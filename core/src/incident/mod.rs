@@ -50,6 +50,49 @@ use crate::time::{rfc3339, unix_now};
 /// Steps an earlier run of the same incident finished: status and journaled detail.
 type EarlierSteps = BTreeMap<Step, (StepStatus, StepDetail)>;
 
+/// An entry contained by an earlier incident of the journal, not released since.
+#[derive(Clone, Debug)]
+struct Contained {
+    incident: String,
+    handed_over: Option<String>,
+}
+
+/// Entries (by normalised DN) whose password an incident other than `except` reset, with no
+/// release since.
+fn contained_entries(records: &[journal::Record], except: &str) -> HashMap<String, Contained> {
+    let mut out = HashMap::new();
+    for r in records.iter().filter(|r| r.incident != except) {
+        if let Event::Outcome {
+            dn,
+            step,
+            status,
+            detail,
+            ..
+        } = &r.event
+        {
+            let Ok(key) = crate::directory::Dn::parse(dn).map(|d| d.normalised()) else {
+                continue;
+            };
+            match step {
+                Step::ResetPassword if *status == StepStatus::Changed => {
+                    out.insert(
+                        key,
+                        Contained {
+                            incident: r.incident.clone(),
+                            handed_over: detail.handed_over.clone(),
+                        },
+                    );
+                }
+                Step::RestoreFlags if status.is_done() => {
+                    out.remove(&key);
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// A progress callback, called once after each user.
 ///
 /// **Contract.** With the async [`Responder`] it runs on a runtime worker thread, possibly
@@ -104,6 +147,11 @@ pub struct ContainOptions {
     /// The containment steps to run, in [`Step::CONTAIN`] order; default all four. `Lock` is
     /// always one of them. Without `ResetPassword` the sink is never called.
     pub steps: Vec<Step>,
+    /// Reset the password even of a user already contained (by an earlier incident of the
+    /// journal, or — as the directory shows — by a run elsewhere), for this journaled reason.
+    /// Without it such a user's reset is `already_so`: the password handed over then stays the
+    /// one that works.
+    pub reset_again: Option<String>,
 }
 
 impl std::fmt::Debug for ContainOptions {
@@ -117,6 +165,7 @@ impl std::fmt::Debug for ContainOptions {
             .field("cancel", &self.cancel)
             .field("reason", &self.reason)
             .field("steps", &self.steps)
+            .field("reset_again", &self.reset_again)
             .finish()
     }
 }
@@ -133,6 +182,7 @@ impl ContainOptions {
             cancel: None,
             reason: None,
             steps: Step::CONTAIN.to_vec(),
+            reset_again: None,
         }
     }
 
@@ -288,8 +338,9 @@ impl Responder {
                 }],
             )
             .await?;
+        let contained = contained_entries(&journal::read(journal.path())?, &incident);
         let work = users.iter().map(|u| (u.clone(), BTreeMap::new())).collect();
-        self.run(&incident, work, &opts).await
+        self.run(&incident, work, &opts, Arc::new(contained)).await
     }
 
     /// Finishes what an interrupted run of `incident` (default: the latest containment in the
@@ -364,11 +415,12 @@ impl Responder {
                 }],
             )
             .await?;
+        let contained = contained_entries(&records, &incident);
         let mut opts = opts;
         opts.incident = Some(incident.clone());
         // the steps the interrupted run was asked for, not the caller's
         opts.steps = asked.unwrap_or_else(|| Step::CONTAIN.to_vec());
-        self.run(&incident, work, &opts).await
+        self.run(&incident, work, &opts, Arc::new(contained)).await
     }
 
     /// A dry run: touches nothing, and shows per user the exact directory modifications and

@@ -1,15 +1,16 @@
 //! The run: users in parallel (bounded), each through the containment steps with an intent
 //! journaled before and an outcome after every change.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use super::report::{ContainReport, Progress, StepReport, UserReport};
-use super::{status_of, ContainOptions, EarlierSteps, Responder};
+use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
 use crate::auth::require_mfa;
-use crate::directory::{ChangeOutcome, Directory, Flavour, User, UserRef};
+use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, User, UserRef};
 use crate::error::{Error, ErrorKind};
 use crate::journal::{self, Event, Step, StepDetail, StepStatus};
 use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
@@ -20,6 +21,7 @@ impl Responder {
         incident: &str,
         work: Vec<(String, EarlierSteps)>,
         opts: &ContainOptions,
+        contained: Arc<HashMap<String, Contained>>,
     ) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
         opts.checked_steps()?;
@@ -29,11 +31,14 @@ impl Responder {
         let mut tasks = Vec::with_capacity(total);
         for (i, (user, earlier)) in work.into_iter().enumerate() {
             let (me, sem, opts, counters) = (self.clone(), sem.clone(), opts.clone(), counters.clone());
+            let contained = contained.clone();
             let incident = incident.to_owned();
             let name = user.clone();
             let task = tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.ok();
-                let report = me.contain_one(&incident, i, &user, earlier, &opts).await;
+                let report = me
+                    .contain_one(&incident, i, &user, earlier, &opts, &contained)
+                    .await;
                 if let Some(p) = &opts.progress {
                     let finished = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
                     let failed = counters
@@ -61,6 +66,12 @@ impl Responder {
             }));
         }
         let done = users.iter().filter(|u| u.complete()).count();
+        // notices about what stays valid concern users this run acted on
+        let not_revoked = if users.iter().any(|u| u.refused.is_none() && !u.steps.is_empty()) {
+            self.not_revoked()
+        } else {
+            Vec::new()
+        };
         let failed = users.len() - done;
         let cancelled = opts.cancelled();
         if !cancelled {
@@ -75,7 +86,7 @@ impl Responder {
             done,
             failed,
             cancelled,
-            not_revoked: self.not_revoked(),
+            not_revoked,
             password_handover: opts.sink.describe(),
             journal: journal.path().display().to_string(),
             journal_head: head,
@@ -135,6 +146,7 @@ impl Responder {
         user: &str,
         earlier: EarlierSteps,
         opts: &ContainOptions,
+        contained: &HashMap<String, Contained>,
     ) -> UserReport {
         let mut report = UserReport::new(user);
         // checked by run() before any user starts
@@ -169,6 +181,7 @@ impl Responder {
         };
         let dn = u.dn.to_string();
         report.dn = Some(dn.clone());
+        let mut locked_before = false;
         for step in steps {
             if let Some((status, detail)) = earlier.get(&step) {
                 report.steps.push(StepReport {
@@ -198,7 +211,24 @@ impl Responder {
                 });
                 break;
             }
-            let (status, detail) = self.run_step(dir, &u, user, step, incident, opts).await;
+            let skip = match step {
+                Step::ResetPassword if opts.reset_again.is_none() => {
+                    self.already_contained(dir, &u, contained, locked_before).await
+                }
+                _ => None,
+            };
+            let (status, mut detail) = match skip {
+                Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
+                None => self.run_step(dir, &u, user, step, incident, opts).await,
+            };
+            if step == Step::Lock {
+                locked_before = status == StepStatus::AlreadySo;
+            }
+            if let (Step::ResetPassword, Some(reason), StepStatus::Changed) =
+                (step, &opts.reset_again, status)
+            {
+                detail.note = Some(format!("reset again: {reason}"));
+            }
             let outcome = Event::Outcome {
                 user: user.to_owned(),
                 dn: dn.clone(),
@@ -218,6 +248,38 @@ impl Responder {
             }
         }
         report.finish(expected)
+    }
+
+    /// Why the reset must not run again, when the user is contained already: by an earlier
+    /// incident of this journal (whose password hand-over would die), or — when the account was
+    /// locked before this run — as the directory shows it (locked, must change, MFA required:
+    /// a run this journal does not know, e.g. on another host).
+    async fn already_contained(
+        &self,
+        dir: &Directory,
+        u: &User,
+        contained: &HashMap<String, Contained>,
+        locked_before: bool,
+    ) -> Option<String> {
+        if let Some(c) = contained.get(&u.dn.normalised()) {
+            return Some(format!(
+                "already contained by incident {} (new password handed over to {}); not reset again, \
+                 so that password stays the one that works — reset again only with an explicit reason",
+                c.incident,
+                c.handed_over.as_deref().unwrap_or("an unrecorded place")
+            ));
+        }
+        if !locked_before {
+            return None;
+        }
+        let st = dir.account_state(u).await.ok()?;
+        let contained_here = st.lock == LockState::Locked && st.must_change && st.mfa_required == Some(true);
+        contained_here.then(|| {
+            "the directory shows this account contained already (locked, must change, MFA required) by a \
+             run this journal does not know (another host?); not reset — reset again only with an explicit \
+             reason"
+                .to_owned()
+        })
     }
 
     async fn run_step(
@@ -266,6 +328,7 @@ impl Responder {
                 match opts.sink.deliver(user, u.dn.as_str(), &password) {
                     Ok(()) => {
                         d.relocked = Some(relock.outcome == ChangeOutcome::Applied);
+                        d.handed_over = Some(opts.sink.describe());
                         (StepStatus::Changed, d)
                     }
                     Err(e) => {

@@ -25,9 +25,10 @@ pub trait PasswordSink: Send + Sync {
     }
 }
 
-/// Writes `user<TAB>password` lines to a new file created with mode 0600 (never overwritten).
+/// Writes `user<TAB>password` lines to a new file created with mode 0600 (never overwritten),
+/// when the first password is handed over: a run that sets no password leaves no file.
 pub struct FileSink {
-    file: Mutex<std::fs::File>,
+    file: Mutex<Option<std::fs::File>>,
     path: PathBuf,
 }
 
@@ -40,17 +41,31 @@ impl std::fmt::Debug for FileSink {
 }
 
 impl FileSink {
-    /// Creates the file; fails if it exists.
+    /// A sink for `path`, refused now if the file exists already (a hand-over file is never
+    /// overwritten) or its folder does not; the file itself is created with the first password.
     pub fn create(path: &Path) -> Result<Self, Error> {
-        let file = crate::secret::create_private_file(path).map_err(|e| {
-            Error::new(
+        if path.symlink_metadata().is_ok() {
+            return Err(Error::new(
                 ErrorKind::Io,
-                format!("cannot create new file {}: {e}", path.display()),
-            )
-            .with_source(e)
-        })?;
+                format!("{} exists: a hand-over file is never overwritten", path.display()),
+            ));
+        }
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot create {}: {} is not a folder",
+                    path.display(),
+                    parent.display()
+                ),
+            ));
+        }
         Ok(Self {
-            file: Mutex::new(file),
+            file: Mutex::new(None),
             path: path.to_owned(),
         })
     }
@@ -59,14 +74,32 @@ impl FileSink {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether a password was written (the file exists).
+    pub fn used(&self) -> bool {
+        self.file.lock().map(|f| f.is_some()).unwrap_or(true)
+    }
 }
 
 impl PasswordSink for FileSink {
     fn deliver(&self, user: &str, _dn: &str, password: &Password) -> Result<(), Error> {
-        let mut f = self
+        let mut slot = self
             .file
             .lock()
             .map_err(|_| Error::new(ErrorKind::Internal, "password file lock poisoned"))?;
+        if slot.is_none() {
+            let f = crate::secret::create_private_file(&self.path).map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot create new file {}: {e}", self.path.display()),
+                )
+                .with_source(e)
+            })?;
+            *slot = Some(f);
+        }
+        let Some(f) = slot.as_mut() else {
+            return Err(Error::new(ErrorKind::Internal, "password file not open"));
+        };
         let line = zeroize::Zeroizing::new(format!("{user}\t{}\n", password.expose_secret()));
         // Written through to the OS before the reset's outcome is journaled (a killed process
         // loses nothing); fsynced once when the sink is dropped rather than 6000 times.
@@ -76,13 +109,17 @@ impl PasswordSink for FileSink {
     }
 
     fn describe(&self) -> String {
-        format!("file:{}", self.path.display())
+        if self.used() {
+            format!("file:{}", self.path.display())
+        } else {
+            "none (no password was set)".into()
+        }
     }
 }
 
 impl Drop for FileSink {
     fn drop(&mut self) {
-        if let Ok(f) = self.file.lock() {
+        if let Ok(Some(f)) = self.file.lock().as_deref() {
             let _ = f.sync_all();
         }
     }

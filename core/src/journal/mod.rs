@@ -125,6 +125,9 @@ pub struct StepDetail {
     /// Require MFA: whether existing TOTP enrolments (and recovery codes) were dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrolments_dropped: Option<bool>,
+    /// Reset: where the new password was handed over (`file:/root/x.tsv`; never the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_over: Option<String>,
     /// The typed error, when the step failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Error>,

@@ -548,3 +548,56 @@ async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for()
     assert!(resumed.users.iter().all(|u| u.complete()), "{resumed:#?}");
     assert!(sink.0.lock().expect("lock").is_empty());
 }
+
+#[tokio::test]
+async fn a_user_the_directory_shows_contained_by_another_run_is_not_reset_silently() {
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "elsewhere").await;
+    let (name, dn) = lab.fresh_user("inc-elsewhere").await;
+    // another host's run: locked, must change, MFA required — this journal knows nothing of it
+    let dir = r.directory();
+    let u = dir.find_user(&UserRef::Name(name.clone())).await.expect("find");
+    dir.lock(&u).await.expect("lock");
+    dir.reset_password(&u, &Password::new("Other-Host-Passw0rd-1"), true)
+        .await
+        .expect("reset");
+    dir.lock(&u).await.expect("relock");
+    dir.require_mfa(&u).await.expect("mfa");
+
+    let sink = Arc::new(MemorySink::default());
+    let report = r
+        .contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .await
+        .expect("contain");
+    let reset = &report.users[0].steps[1];
+    assert_eq!(
+        (reset.step, reset.status),
+        (Step::ResetPassword, StepStatus::AlreadySo)
+    );
+    assert!(
+        reset
+            .detail
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("another host")),
+        "{reset:?}"
+    );
+    assert!(sink.0.lock().expect("lock").is_empty());
+    assert_eq!(
+        dir.check_password(&dn, &Password::new("Other-Host-Passw0rd-1"))
+            .await
+            .expect("bind"),
+        BindOutcome::Locked,
+        "the other host's password is still the one"
+    );
+    // an account merely locked (not reset, no MFA) is contained normally
+    let (plain, _) = lab.fresh_user("inc-elsewhere2").await;
+    let p = dir.find_user(&UserRef::Name(plain.clone())).await.expect("find");
+    dir.lock(&p).await.expect("lock");
+    let report = r
+        .contain(&[plain.to_string()], ContainOptions::new(sink.clone()))
+        .await
+        .expect("contain");
+    assert_eq!(report.users[0].steps[1].status, StepStatus::Changed);
+    assert_eq!(sink.0.lock().expect("lock").len(), 1);
+}
