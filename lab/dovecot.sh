@@ -131,6 +131,7 @@ CADENAS_LAB_DOVEADM_URL_SHARED=http://127.0.0.1:18081/doveadm/v1
 CADENAS_LAB_DOVEADM_KEY_FILE=$D/api.key
 CADENAS_LAB_REVOKERS=$D/revokers.toml
 EOF
+  quote_env "$D/lab.env"
 }
 
 case "${1:-}" in

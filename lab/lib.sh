@@ -81,3 +81,12 @@ stop_pid() {
 }
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# quote_env FILE — rewrites KEY=VALUE lines as KEY='VALUE' (a ' inside becomes '\'') so that
+# `. FILE` works in a shell whatever the values hold (the AD MFA group's DN has a space), and
+# checks it: a lab.env a shell cannot read fails the lab.
+quote_env() {
+  local f=$1
+  sed -i -E "/^[A-Za-z_][A-Za-z0-9_]*=/{s/'/'\\\\''/g; s/^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/\1='\2'/}" "$f"
+  ( set -e; set -a; . "$f" ) || die "$f cannot be read by a shell"
+}

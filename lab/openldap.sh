@@ -297,6 +297,7 @@ CADENAS_LAB_ADMINS_GROUP=$ADMINS_GROUP
 CADENAS_LAB_DEFAULT_POLICY=$DEFAULT_POLICY
 CADENAS_LAB_CONFIG=$dir/cadenas.toml
 EOF
+  quote_env "$dir/lab.env"
 }
 
 status() {

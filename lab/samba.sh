@@ -172,6 +172,7 @@ CADENAS_LAB_AD_REALM=$REALM
 CADENAS_LAB_AD_KRB5_CONFIG=$S/krb5.conf
 CADENAS_LAB_CA=$CA_DIR/ca.pem
 EOF
+  quote_env "$S/lab.env"
 }
 
 case "${1:-}" in

@@ -73,6 +73,13 @@ impl PasswordPolicy {
         let mut distinct = chars.clone();
         distinct.sort_unstable();
         distinct.dedup();
+        if chars.len() > 256 {
+            // the generator draws one random byte per character
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("password.alphabet has {} characters; at most 256", chars.len()),
+            ));
+        }
         if distinct.len() < 16 || distinct.len() != chars.len() {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -250,6 +257,11 @@ mod tests {
             PasswordPolicy {
                 length: 20,
                 alphabet: Alphabet::Custom("abcdefghijklmno ".into()),
+            },
+            // 300 distinct characters: the generator would never find a byte below its limit
+            PasswordPolicy {
+                length: 20,
+                alphabet: Alphabet::Custom((0x4e00u32..0x4e00 + 300).filter_map(char::from_u32).collect()),
             },
         ] {
             assert_eq!(policy.generate().expect_err("bad").kind(), ErrorKind::Config);

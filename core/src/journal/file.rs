@@ -48,7 +48,8 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     /// Opens (or creates, mode 0600) the journal at `path`, verifies the existing chain,
-    /// and locks the file for this writer. A broken chain refuses to open.
+    /// and locks the file for this writer. A broken chain refuses to open, and so does a
+    /// symbolic link (`O_NOFOLLOW`: a journal written as root never follows one).
     pub fn open(path: &Path) -> Result<Self, Error> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
@@ -56,6 +57,7 @@ impl Journal {
             .append(true)
             .create(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| io_err(path, "cannot open", e))?;
         // The previous writer of this process may still be closing: wait a little for it.
@@ -185,14 +187,21 @@ pub struct VerifyReport {
 /// Recomputes the chain: every line must parse, have `seq` = its index and `prev` = the hash
 /// of the line before. A missing file is an empty journal.
 pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
+    scan(path).map(|(report, _)| report)
+}
+
+/// One pass over the file: the chain's report, and the records that verified (the ones read
+/// are the ones checked — no second read that could see another file).
+fn scan(path: &Path) -> Result<(VerifyReport, Vec<Record>), Error> {
     let mut report = VerifyReport {
         records: 0,
         head: GENESIS.to_owned(),
         first_bad: None,
     };
+    let mut records = Vec::new();
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((report, records)),
         Err(e) => return Err(io_err(path, "cannot read", e)),
     };
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
@@ -220,36 +229,37 @@ pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
         }
         report.head = sha256_hex(&line);
         report.records += 1;
+        records.push(rec);
     }
-    Ok(report)
+    Ok((report, records))
 }
 
 /// [`verify`], with a broken chain as an [`ErrorKind::JournalTampered`] error.
 pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
     let report = verify(path)?;
     if let Some(bad) = &report.first_bad {
-        return Err(Error::new(
-            ErrorKind::JournalTampered,
-            format!(
-                "journal {} is broken at line {}: {}",
-                path.display(),
-                bad.line,
-                bad.reason
-            ),
-        ));
+        return Err(tampered(path, bad));
     }
     Ok(report)
 }
 
-/// Reads every record (verifying the chain first; a broken chain is an error).
+/// Reads every record, verifying the chain as it goes; a broken chain is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
-    verify_intact(path)?;
-    let file = File::open(path).map_err(|e| io_err(path, "cannot read", e))?;
-    BufReader::new(file)
-        .lines()
-        .map(|l| {
-            let l = l.map_err(|e| io_err(path, "read", e))?;
-            serde_json::from_str(&l).map_err(|e| io_err(path, "parse", e))
-        })
-        .collect()
+    let (report, records) = scan(path)?;
+    if let Some(bad) = &report.first_bad {
+        return Err(tampered(path, bad));
+    }
+    Ok(records)
+}
+
+fn tampered(path: &Path, bad: &BadRecord) -> Error {
+    Error::new(
+        ErrorKind::JournalTampered,
+        format!(
+            "journal {} is broken at line {}: {}",
+            path.display(),
+            bad.line,
+            bad.reason
+        ),
+    )
 }

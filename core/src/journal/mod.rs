@@ -243,6 +243,23 @@ mod tests {
         p
     }
 
+    #[test]
+    fn a_symbolic_link_is_never_opened_as_a_journal() {
+        let target = tmp("symlink-target");
+        std::fs::write(&target, "").expect("target");
+        let link = tmp("symlink");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let e = Journal::open(&link).expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Journal, "{e}");
+        assert_eq!(
+            std::fs::read(&target).expect("read"),
+            b"",
+            "nothing written through it"
+        );
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&target);
+    }
+
     fn intent(u: &str) -> Event {
         Event::Intent {
             user: u.into(),

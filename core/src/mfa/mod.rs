@@ -379,6 +379,23 @@ mod tests {
     }
 
     #[test]
+    fn totp_parameters_read_back_from_the_store_are_checked() {
+        let (_t, cfg) = tmp("params");
+        let mfa = Mfa::open(&cfg, true).expect("open");
+        mfa.enroll("alice", T).expect("enroll");
+        let db = rusqlite::Connection::open(&cfg.database).expect("db");
+        for (digits, period) in [(10, 30), (6, 0), (5, 30)] {
+            db.execute(
+                "UPDATE totp SET digits = ?1, period = ?2 WHERE user = 'alice'",
+                (digits, period),
+            )
+            .expect("tamper");
+            let e = mfa.verify("alice", "123456", T).expect_err("refused");
+            assert_eq!(e.kind(), ErrorKind::MfaStore, "{digits} digits, {period} s: {e}");
+        }
+    }
+
+    #[test]
     fn the_database_file_holds_no_secret_in_the_clear() {
         let (t, cfg) = tmp("atrest");
         let mfa = Mfa::open(&cfg, true).expect("open");

@@ -353,13 +353,18 @@ impl MfaStore for SqliteStore {
             "active" => EnrolmentState::Active,
             _ => return Err(store_err(&self.path, "corrupted row", format!("state {state:?}"))),
         };
+        let params = TotpParams {
+            algorithm,
+            digits,
+            period: u64::try_from(period).unwrap_or(0),
+        };
+        // what the row says is checked like a config: 6..=8 digits, 15..=300 s
+        params
+            .check()
+            .map_err(|e| store_err(&self.path, "corrupted row", e.message().to_owned()))?;
         Ok(Some(Enrolment {
             secret: self.decrypt(&nonce, &ct, user.as_bytes())?,
-            params: TotpParams {
-                algorithm,
-                digits,
-                period: period.max(1) as u64,
-            },
+            params,
             state,
             last_step: last_step.map(|s| s.max(0) as u64),
         }))

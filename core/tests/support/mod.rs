@@ -266,8 +266,16 @@ fn read_env(rel: &str, hint: &str) -> HashMap<String, String> {
         .unwrap_or_else(|e| panic!("lab not running ({}: {e}); run `{hint}`", path.display()));
     text.lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), shell_unquote(v)))
         .collect()
+}
+
+/// `'value'` (with `'\''` for a quote inside) as `lab/lib.sh` `quote_env` writes it.
+fn shell_unquote(v: &str) -> String {
+    match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(inner) => inner.replace("'\\''", "'"),
+        None => v.to_owned(),
+    }
 }
 
 /// The Samba AD lab (`lab/samba.sh start`): fixtures act as Administrator; Cadenas acts as
