@@ -72,12 +72,26 @@ impl Command {
                     format!("cannot start {}: {e}", self.program.display()),
                 )
             })?;
-        let mut stderr = child.stderr.take();
-        let waited = tokio::time::timeout(self.timeout, child.wait()).await;
-        let status = match waited {
-            Ok(s) => {
-                s.map_err(|e| Error::new(ErrorKind::RevokerFailed, format!("waiting for the command: {e}")))?
+        // stderr is drained while the child runs (a child filling the pipe would otherwise
+        // block forever); its first 2 KiB are kept for the error message.
+        let stderr = child.stderr.take();
+        let drain = async move {
+            let mut kept = Vec::new();
+            if let Some(mut s) = stderr {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    let room = 2048usize.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
             }
+            kept
+        };
+        let waited = tokio::time::timeout(self.timeout, async { tokio::join!(child.wait(), drain) }).await;
+        let (status, err) = match waited {
+            Ok((s, err)) => (
+                s.map_err(|e| Error::new(ErrorKind::RevokerFailed, format!("waiting for the command: {e}")))?,
+                err,
+            ),
             Err(_) => {
                 let _ = child.kill().await;
                 return Err(Error::new(
@@ -92,10 +106,6 @@ impl Command {
         };
         if status.success() {
             return Ok(());
-        }
-        let mut err = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(2048).read_to_end(&mut err).await;
         }
         Err(Error::new(
             ErrorKind::RevokerFailed,

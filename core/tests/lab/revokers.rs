@@ -253,12 +253,27 @@ async fn command_failures_and_timeouts_are_reported() {
         out.error.as_ref().map(|e| e.kind()),
         Some(ErrorKind::RevokerFailed)
     );
-    let started = std::time::Instant::now();
-    let out = command("/bin/sh", &["-c", "sleep 30", "sh", "{user}"], 1)
+    let pid_file = std::env::temp_dir().join(format!("cadenas-cmd-pid-{}", std::process::id()));
+    let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+    let out = command("/bin/sh", &["-c", &script, "sh", "{user}"], 1)
         .revoke(&target())
         .await;
     assert_eq!(out.error.as_ref().map(|e| e.kind()), Some(ErrorKind::Timeout));
-    assert!(started.elapsed().as_secs() < 10, "killed, not waited for");
+    let pid = std::fs::read_to_string(&pid_file).expect("pid").trim().to_owned();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the child {pid} was killed and reaped, not left running"
+    );
+    let _ = std::fs::remove_file(&pid_file);
+    // a child that writes more to stderr than a pipe holds, then fails: read while it runs,
+    // so it is not blocked until the timeout, and its failure is what is reported
+    let noisy = "head -c 262144 /dev/zero | tr '\\0' x >&2; echo; echo the real reason >&2; exit 3";
+    let out = command("/bin/sh", &["-c", noisy, "sh", "{user}"], 20)
+        .revoke(&target())
+        .await;
+    let e = out.error.as_ref().expect("failed");
+    assert_eq!(e.kind(), ErrorKind::RevokerFailed, "{e}");
+    assert!(e.message().contains("exit status: 3"), "{e}");
     let out = command("/nonexistent/program", &[], 1).revoke(&target()).await;
     assert_eq!(
         out.error.as_ref().map(|e| e.kind()),
