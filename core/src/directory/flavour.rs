@@ -168,6 +168,9 @@ pub(crate) trait Rules: Send + Sync {
         user: &'a User,
         force_change: bool,
     ) -> BoxFuture<'a, Result<Vec<String>, Error>>;
+    /// The matching rule that follows nested group membership in one search, if any (AD's
+    /// LDAP_MATCHING_RULE_IN_CHAIN).
+    fn in_chain_rule(&self) -> Option<&'static str>;
     /// Attributes a user name is looked up in, by default.
     fn lookup_attributes(&self) -> &'static [&'static str];
     /// The attribute services know the user by, by default.
@@ -228,6 +231,9 @@ macro_rules! delegate_to {
 
 impl Rules for OpenLdapRules {
     delegate_to!(openldap);
+    fn in_chain_rule(&self) -> Option<&'static str> {
+        None
+    }
     fn lookup_attributes(&self) -> &'static [&'static str] {
         &["uid", "mail"]
     }
@@ -241,6 +247,9 @@ impl Rules for OpenLdapRules {
 
 impl Rules for AdRules {
     delegate_to!(ad);
+    fn in_chain_rule(&self) -> Option<&'static str> {
+        Some("1.2.840.113556.1.4.1941")
+    }
     fn lookup_attributes(&self) -> &'static [&'static str] {
         &["sAMAccountName", "userPrincipalName", "mail"]
     }

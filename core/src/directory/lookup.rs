@@ -110,4 +110,53 @@ impl Directory {
             .await?
             .is_empty())
     }
+
+    /// Whether `dn` is a member of `group` directly or through nested groups. AD: one search
+    /// with the in-chain matching rule. OpenLDAP: upwards, level by level — the groups that
+    /// have the entry (or a group found so far) as `member`, searched under the group's domain
+    /// — up to [`MAX_NESTING`] levels.
+    pub async fn is_member_transitive(&self, group: &Dn, dn: &Dn) -> Result<bool, Error> {
+        if let Some(rule) = self.rules().in_chain_rule() {
+            let filter = format!("(member:{rule}:={})", dn.filter_escaped());
+            return Ok(!self
+                .search_raw(group.as_str(), Scope::Base, &filter, &["1.1"])
+                .await?
+                .is_empty());
+        }
+        if self.is_member(group, dn).await? {
+            return Ok(true);
+        }
+        let base = group.domain_suffix().unwrap_or_else(|| group.clone());
+        let mut seen: Vec<Dn> = vec![dn.clone()];
+        let mut frontier: Vec<Dn> = vec![dn.clone()];
+        for _ in 0..MAX_NESTING {
+            if frontier.is_empty() {
+                return Ok(false);
+            }
+            let any: String = frontier
+                .iter()
+                .map(|d| format!("(member={})", d.filter_escaped()))
+                .collect();
+            let mut next = Vec::new();
+            for e in self
+                .search_raw(base.as_str(), Scope::Subtree, &format!("(|{any})"), &["1.1"])
+                .await?
+            {
+                let Ok(found) = Dn::parse(&e.dn) else { continue };
+                if found.same_entry(group) {
+                    return Ok(true);
+                }
+                if !seen.iter().any(|s| s.same_entry(&found)) {
+                    seen.push(found.clone());
+                    next.push(found);
+                }
+            }
+            frontier = next;
+        }
+        Ok(false)
+    }
 }
+
+/// Nesting levels followed on OpenLDAP before giving up (a loop of groups ends earlier: every
+/// group is visited once).
+pub const MAX_NESTING: usize = 8;

@@ -330,7 +330,9 @@ impl Directory {
         };
         let mut protected_groups = Vec::new();
         for g in &self.cfg.protected_group_dns {
-            if self.is_member(g, &user.dn).await? {
+            // through nested groups too: this rail is the only guard against taking over an
+            // administrator (Samba lets the delegated helpdesk reset a Domain Admin)
+            if self.is_member_transitive(g, &user.dn).await? {
                 protected_groups.push(g.to_string());
             }
         }

@@ -161,6 +161,16 @@ impl Dn {
         self.rdns == other.rdns
     }
 
+    /// The domain part (`dc=example,dc=test` of `cn=g,ou=groups,dc=example,dc=test`): from the
+    /// first `dc=` RDN on. `None` without one.
+    pub(crate) fn domain_suffix(&self) -> Option<Dn> {
+        let parts = split_unescaped(&self.raw, ',');
+        let i = parts
+            .iter()
+            .position(|p| p.trim_start().to_ascii_lowercase().starts_with("dc="))?;
+        Dn::parse(&parts[i..].join(",")).ok()
+    }
+
     /// The normalised form: equal for two DNs exactly when [`same_entry`](Self::same_entry).
     pub(crate) fn normalised(&self) -> String {
         self.rdns.join(",")

@@ -601,3 +601,109 @@ async fn a_user_the_directory_shows_contained_by_another_run_is_not_reset_silent
     assert_eq!(report.users[0].steps[1].status, StepStatus::Changed);
     assert_eq!(sink.0.lock().expect("lock").len(), 1);
 }
+
+/// Adds a group holding `member`, nested in `protected`, as the directory's administrator;
+/// returns the group's DN (remove it from `protected` with [`unnest`]).
+async fn nest(mut admin: ldap3::Ldap, container: &str, protected: &str, member: &str, ad: bool) -> String {
+    use std::collections::HashSet;
+    let cn = format!(
+        "nested{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos()
+            % 100_000
+    );
+    let dn = format!("cn={cn},{container}");
+    let mut attrs: Vec<(&str, HashSet<&str>)> = vec![("member", HashSet::from([member]))];
+    if ad {
+        attrs.push(("objectClass", HashSet::from(["group"])));
+        attrs.push(("sAMAccountName", HashSet::from([cn.as_str()])));
+    } else {
+        attrs.push(("objectClass", HashSet::from(["groupOfNames"])));
+        attrs.push(("cn", HashSet::from([cn.as_str()])));
+    }
+    admin
+        .add(&dn, attrs)
+        .await
+        .expect("add")
+        .success()
+        .expect("add ok");
+    admin
+        .modify(
+            protected,
+            vec![ldap3::Mod::Add("member", HashSet::from([dn.as_str()]))],
+        )
+        .await
+        .expect("modify")
+        .success()
+        .expect("nest ok");
+    let _ = admin.unbind().await;
+    dn
+}
+
+async fn unnest(mut admin: ldap3::Ldap, protected: &str, group: &str) {
+    use std::collections::HashSet;
+    let _ = admin
+        .modify(
+            protected,
+            vec![ldap3::Mod::Delete("member", HashSet::from([group]))],
+        )
+        .await;
+    let _ = admin.delete(group).await;
+    let _ = admin.unbind().await;
+}
+
+#[tokio::test]
+async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
+    // OpenLDAP: nested groupOfNames
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "nested").await;
+    let (name, dn) = lab.fresh_user("inc-nested").await;
+    let protected = lab.get("CADENAS_LAB_ADMINS_GROUP").to_owned();
+    let groups = protected.split_once(',').expect("parent").1.to_owned();
+    let group = nest(lab.admin().await, &groups, &protected, dn.as_str(), false).await;
+    let report = r
+        .contain(
+            &[name.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    unnest(lab.admin().await, &protected, &group).await;
+    assert_eq!(
+        report.users[0].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::ProtectedAccount),
+        "{report:#?}"
+    );
+    assert!(report.users[0].steps.is_empty());
+
+    // Samba AD: a group nested in Domain Admins (the delegated helpdesk could reset it)
+    let ad = AdLab::load();
+    let cfg = Config::from_file(&ad.config_path()).expect("config");
+    let (r, _) = responder(&cfg, "nested-ad").await;
+    let (sam, sam_dn) = ad.fresh_user_uac("nestad", 512).await;
+    let protected = "CN=Domain Admins,CN=Users,DC=example,DC=test";
+    let group = nest(
+        ad.admin().await,
+        ad.get("CADENAS_LAB_AD_PEOPLE"),
+        protected,
+        sam_dn.as_str(),
+        true,
+    )
+    .await;
+    let report = r
+        .contain(
+            &[sam.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    unnest(ad.admin().await, protected, &group).await;
+    assert_eq!(
+        report.users[0].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::ProtectedAccount),
+        "{report:#?}"
+    );
+}
