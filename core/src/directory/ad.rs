@@ -52,6 +52,29 @@ fn uac_value(v: u32) -> String {
     (v as i32).to_string()
 }
 
+/// The `userAccountControl` bits Cadenas changes (and restores on release); every other bit
+/// is the administrators'.
+const OWNED_BITS: u32 = UF_ACCOUNTDISABLE | UF_DONT_EXPIRE_PASSWD;
+
+/// `userAccountControl` from `old` to `new` as delete-old/add-new in the same modify: if
+/// anyone changed it since it was read, the delete fails (16, no such value) and nothing is
+/// written; the caller reads again and retries.
+fn swap_uac(old: u32, new: u32) -> [Mod<Vec<u8>>; 2] {
+    [
+        Mod::Delete(
+            UAC.as_bytes().to_vec(),
+            HashSet::from([uac_value(old).into_bytes()]),
+        ),
+        Mod::Add(
+            UAC.as_bytes().to_vec(),
+            HashSet::from([uac_value(new).into_bytes()]),
+        ),
+    ]
+}
+
+/// Result codes of a modify that lost a race on `userAccountControl`.
+pub(super) const UAC_CONFLICT: &[u32] = &[16, 20];
+
 fn replace(attr: &str, value: &str) -> Mod<Vec<u8>> {
     Mod::Replace(
         attr.as_bytes().to_vec(),
@@ -120,7 +143,8 @@ pub(super) async fn plan_lock(dir: &Directory, user: &User) -> Result<Planned, E
         &[UAC],
     );
     if uac & UF_ACCOUNTDISABLE == 0 {
-        p.mods = vec![replace(UAC, &uac_value(uac | UF_ACCOUNTDISABLE))];
+        p.mods = swap_uac(uac, uac | UF_ACCOUNTDISABLE).into();
+        p.conflict = UAC_CONFLICT;
     }
     Ok(p)
 }
@@ -143,7 +167,11 @@ pub(super) async fn plan_restore(
             "restore_flags: the record has no userAccountControl",
         )
     })?;
-    plan_uac_clearing_lockout(dir, user, Action::RestoreFlags, "restore_flags", |_| wanted).await
+    // only the bits containment owns go back; an administrator's other changes stay
+    plan_uac_clearing_lockout(dir, user, Action::RestoreFlags, "restore_flags", |now| {
+        (now & !OWNED_BITS) | (wanted & OWNED_BITS)
+    })
+    .await
 }
 
 /// Sets `userAccountControl` to `wanted(current)` when it differs, and `lockoutTime: 0` when
@@ -161,7 +189,8 @@ async fn plan_uac_clearing_lockout(
     let target = wanted(uac);
     let mut p = Planned::of_user(action, user, what, only(&attrs, SHOWN), SHOWN);
     if uac != target {
-        p.mods.push(replace(UAC, &uac_value(target)));
+        p.mods.extend(swap_uac(uac, target));
+        p.conflict = UAC_CONFLICT;
     }
     if first(&attrs, LOCKOUT_TIME).is_some_and(|t| t != "0") {
         p.mods.push(replace(LOCKOUT_TIME, "0"));
@@ -173,7 +202,7 @@ async fn plan_uac_clearing_lockout(
 fn must_change_mods(uac: u32) -> Vec<Mod<Vec<u8>>> {
     let mut mods = vec![replace(PWD_LAST_SET, "0")];
     if uac & UF_DONT_EXPIRE_PASSWD != 0 {
-        mods.push(replace(UAC, &uac_value(uac & !UF_DONT_EXPIRE_PASSWD)));
+        mods.extend(swap_uac(uac, uac & !UF_DONT_EXPIRE_PASSWD));
     }
     mods
 }
@@ -197,6 +226,7 @@ pub(super) async fn plan_reset(
         SHOWN,
     );
     p.mods = reset_mods(uac, new, force_change);
+    p.conflict = UAC_CONFLICT;
     Ok(p)
 }
 
@@ -207,8 +237,8 @@ pub(super) async fn reset_password(
     new: &Password,
     force_change: bool,
 ) -> Result<crate::directory::Change, Error> {
-    let p = plan_reset(dir, user, new, force_change).await?;
-    dir.execute(user, p).await
+    dir.send_deciding_again(user, || plan_reset(dir, user, new, force_change))
+        .await
 }
 
 fn reset_mods(uac: u32, new: &Password, force_change: bool) -> Vec<Mod<Vec<u8>>> {
@@ -256,6 +286,7 @@ pub(super) async fn plan_force_change(dir: &Directory, user: &User) -> Result<Pl
     );
     if !(first(&attrs, PWD_LAST_SET) == Some("0") && uac & UF_DONT_EXPIRE_PASSWD == 0) {
         p.mods = must_change_mods(uac);
+        p.conflict = UAC_CONFLICT;
     }
     Ok(p)
 }
@@ -288,16 +319,19 @@ mod tests {
     }
 
     #[test]
-    fn must_change_clears_dont_expire_only_when_set() {
+    fn must_change_clears_dont_expire_only_when_set_as_a_swap_of_the_value_read() {
         assert_eq!(must_change_mods(512).len(), 1);
         let mods = must_change_mods(66048);
-        assert_eq!(mods.len(), 2);
-        match &mods[1] {
-            Mod::Replace(a, v) => {
-                assert_eq!(a, b"userAccountControl");
-                assert!(v.contains(b"512".as_slice()));
+        assert_eq!(mods.len(), 3);
+        match (&mods[1], &mods[2]) {
+            (Mod::Delete(a, old), Mod::Add(b, new)) => {
+                assert_eq!(
+                    (a.as_slice(), b.as_slice()),
+                    (&b"userAccountControl"[..], &b"userAccountControl"[..])
+                );
+                assert!(old.contains(b"66048".as_slice()) && new.contains(b"512".as_slice()));
             }
-            _ => panic!("replace expected"),
+            _ => panic!("delete old + add new expected"),
         }
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Planned {
     pub after: Option<Attributes>,
     /// Result codes meaning "already so" (a concurrent change), besides 0.
     pub already: &'static [u32],
+    /// Result codes meaning the entry changed since it was read (a lost race): decide again.
+    pub conflict: &'static [u32],
     /// Checks the primitive made before deciding (e.g. the policy has `pwdLockout: TRUE`).
     pub checked: Vec<String>,
 }
@@ -58,6 +60,7 @@ impl Planned {
             shown,
             after: None,
             already: &[],
+            conflict: &[],
             checked: Vec::new(),
         }
     }
@@ -102,7 +105,31 @@ pub(crate) fn describe_mod(m: &Mod<Vec<u8>>) -> String {
     }
 }
 
+/// Attempts at a modify that keeps losing a race (someone else changing the same attribute).
+const ATTEMPTS: usize = 3;
+
 impl Directory {
+    /// Decides with `plan`, sends, and — when the entry changed in between (a result code of
+    /// the plan's `conflict`) — reads and decides again, at most [`ATTEMPTS`] times.
+    pub(crate) async fn send_deciding_again<'a, F, Fut>(&self, user: &User, plan: F) -> Result<Change, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Planned, Error>> + 'a,
+    {
+        let mut attempt = 1;
+        loop {
+            let p = plan().await?;
+            let conflict = p.conflict;
+            match self.execute(user, p).await {
+                Err(e) if attempt < ATTEMPTS && e.ldap().is_some_and(|l| conflict.contains(&l.rc)) => {
+                    tracing::debug!(dn = %user.dn, rc = e.ldap().map(|l| l.rc), attempt, "modify lost a race; deciding again");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Sends what `p` decided (nothing when already in place) and returns the change.
     pub(crate) async fn execute(&self, user: &User, p: Planned) -> Result<Change, Error> {
         if p.mods.is_empty() {

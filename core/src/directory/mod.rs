@@ -347,15 +347,15 @@ impl Directory {
     /// lock: [`ErrorKind::LockIneffective`]). AD: set ACCOUNTDISABLE, keeping every other
     /// `userAccountControl` bit (the original value is in the returned [`Change`]).
     pub async fn lock(&self, user: &User) -> Result<Change, Error> {
-        let p = self.rules().plan(self, user, Wanted::Lock).await?;
-        self.execute(user, p).await
+        self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::Lock))
+            .await
     }
 
     /// Allows logins again. OpenLDAP: deletes `pwdAccountLockedTime` (the server also clears
     /// `pwdFailureTime`). AD: clears ACCOUNTDISABLE and sets `lockoutTime: 0`.
     pub async fn unlock(&self, user: &User) -> Result<Change, Error> {
-        let p = self.rules().plan(self, user, Wanted::Unlock).await?;
-        self.execute(user, p).await
+        self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::Unlock))
+            .await
     }
 
     /// Puts the account's lock flags back exactly as `original` records them — the `before`
@@ -363,8 +363,8 @@ impl Directory {
     /// (deleted if it was absent), AD `userAccountControl` byte for byte (including a
     /// `DONT_EXPIRE_PASSWD` that containment cleared) and `lockoutTime: 0`.
     pub async fn restore_flags(&self, user: &User, original: &Attributes) -> Result<Change, Error> {
-        let p = self.rules().plan(self, user, Wanted::Restore(original)).await?;
-        self.execute(user, p).await
+        self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::Restore(original)))
+            .await
     }
 
     /// Sets a new password; with `force_change`, also requires a change at next logon.
@@ -388,8 +388,8 @@ impl Directory {
     /// Requires a password change at next logon. OpenLDAP: `pwdReset: TRUE`. AD:
     /// `pwdLastSet: 0`, clearing `DONT_EXPIRE_PASSWD`, which would silently defeat it.
     pub async fn force_change(&self, user: &User) -> Result<Change, Error> {
-        let p = self.rules().plan(self, user, Wanted::ForceChange).await?;
-        self.execute(user, p).await
+        self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::ForceChange))
+            .await
     }
 
     /// Puts the account in the configured MFA-required group (idempotent).

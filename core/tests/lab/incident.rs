@@ -441,15 +441,16 @@ async fn plan_on_active_directory_prints_the_modifications_contain_sends() {
     let dn = a_dn.as_str();
     // 66048 = NORMAL_ACCOUNT | DONT_EXPIRE_PASSWD; lock sets ACCOUNTDISABLE (66050), and the
     // reset after it clears DONT_EXPIRE_PASSWD (514) in the same modify as the password.
+    // delete-old/add-new: a concurrent change of userAccountControl makes the modify fail
     assert_eq!(
         step(Step::Lock),
-        format!("modify {dn}: replace userAccountControl: 66050")
+        format!("modify {dn}: delete userAccountControl: 66048; add userAccountControl: 66050")
     );
     assert_eq!(
         step(Step::ResetPassword),
         format!(
             "modify {dn}: replace unicodePwd: <new password, never shown>; replace pwdLastSet: 0; \
-             replace userAccountControl: 514"
+             delete userAccountControl: 66050; add userAccountControl: 514"
         )
     );
     assert!(
@@ -705,5 +706,44 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
         report.users[0].refused.as_ref().map(|e| e.kind()),
         Some(ErrorKind::ProtectedAccount),
         "{report:#?}"
+    );
+}
+
+#[tokio::test]
+async fn release_on_ad_restores_only_the_bits_containment_owns() {
+    let ad = AdLab::load();
+    let cfg = Config::from_file(&ad.config_path()).expect("config");
+    let (r, _) = responder(&cfg, "ad-bits").await;
+    let (sam, sam_dn) = ad.fresh_user_uac("adbits", 66048).await;
+    let report = r
+        .contain(
+            &[sam.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    assert!(report.users[0].complete(), "{report:#?}");
+    // during the incident an administrator sets NOT_DELEGATED (0x100000) on the account
+    let dir = r.directory();
+    let u = dir.find_user(&UserRef::Name(sam.clone())).await.expect("find");
+    let now: u32 = dir.account_state(&u).await.expect("state").attributes["userAccountControl"][0]
+        .parse::<i64>()
+        .expect("uac") as u32;
+    assert_eq!(now, 514, "disabled, DONT_EXPIRE_PASSWD cleared");
+    let with_admin_bit = (now | 0x10_0000).to_string();
+    ad.admin_replace(&sam_dn, "userAccountControl", &[with_admin_bit.as_bytes()])
+        .await;
+
+    let rel = r
+        .release(
+            sam.as_str(),
+            ReleaseOptions::default().with_override_reason("test"),
+        )
+        .await
+        .expect("release");
+    // containment's bits back as before (enabled, DONT_EXPIRE_PASSWD), the admin's bit kept
+    assert_eq!(
+        rel.change.after["userAccountControl"],
+        vec![(66048u32 | 0x10_0000).to_string()]
     );
 }
