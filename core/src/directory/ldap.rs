@@ -28,11 +28,20 @@ impl Directory {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>, Error> {
+        let started = std::time::Instant::now();
         let result = self
             .handle()
             .search(base, scope, filter, attrs.to_vec())
             .await
             .map_err(|e| ldap_error("search", e))?;
+        tracing::trace!(
+            base,
+            filter,
+            rc = result.1.rc,
+            entries = result.0.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "ldap search"
+        );
         match result.1.rc {
             0 => {}
             32 => return Ok(Vec::new()),
@@ -78,10 +87,22 @@ impl Directory {
 
     /// Sends a modify; returns the raw result (the caller decides which codes are fine).
     pub(crate) async fn modify_raw(&self, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<LdapResult, Error> {
-        self.handle()
+        // attribute names only: values can be a password (unicodePwd) or its hash
+        let names: Vec<String> = mods.iter().map(mod_name).collect();
+        let started = std::time::Instant::now();
+        let res = self
+            .handle()
             .modify(dn.as_str(), mods)
             .await
-            .map_err(|e| ldap_error("modify", e))
+            .map_err(|e| ldap_error("modify", e))?;
+        tracing::debug!(
+            dn = %dn,
+            attributes = %names.join(" "),
+            rc = res.rc,
+            ms = started.elapsed().as_millis() as u64,
+            "ldap modify"
+        );
+        Ok(res)
     }
 
     /// Sends a modify and requires success.
@@ -96,6 +117,17 @@ impl Directory {
     pub(crate) fn has_ppolicy(&self) -> bool {
         self.ppolicy
     }
+}
+
+/// `replace:pwdAccountLockedTime`, for logs (never the values).
+fn mod_name(m: &Mod<Vec<u8>>) -> String {
+    let (op, a) = match m {
+        Mod::Add(a, _) => ("add", a),
+        Mod::Delete(a, _) => ("delete", a),
+        Mod::Replace(a, _) => ("replace", a),
+        Mod::Increment(a, _) => ("increment", a),
+    };
+    format!("{op}:{}", String::from_utf8_lossy(a))
 }
 
 /// The change for a primitive that found the account already in the wanted state.

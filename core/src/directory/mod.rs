@@ -499,6 +499,7 @@ impl Directory {
             .map_err(|e| ldap_error("user bind", e));
         let _ = ldap.unbind().await;
         let res = res?;
+        tracing::debug!(dn = %dn, rc = res.rc, "ldap bind as the user (login check)");
         let policy = res
             .ctrls
             .iter()

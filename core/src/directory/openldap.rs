@@ -231,11 +231,18 @@ pub(super) async fn reset_password(
             };
             // The response value is not parsed: ldap3 panics on a malformed one, and we
             // supplied the password, so the server has nothing to send back.
+            let started = std::time::Instant::now();
             let res = dir
                 .handle()
                 .extended(exop)
                 .await
                 .map_err(|e| ldap_error("password modify", e))?;
+            tracing::debug!(
+                dn = %user.dn,
+                rc = res.1.rc,
+                ms = started.elapsed().as_millis() as u64,
+                "ldap password modify (RFC 3062)"
+            );
             if res.1.rc != 0 {
                 return Err(refused("reset_password (RFC 3062 password modify)", res.1));
             }

@@ -26,6 +26,7 @@ impl Responder {
         let journal = self.journal_or_err()?;
         opts.checked_steps()?;
         let total = work.len();
+        tracing::info!(incident, users = total, "run starts");
         let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let mut tasks = Vec::with_capacity(total);
@@ -66,6 +67,7 @@ impl Responder {
             }));
         }
         let done = users.iter().filter(|u| u.complete()).count();
+        tracing::info!(incident, done, failed = users.len() - done, "run ends");
         // notices about what stays valid concern users this run acted on
         let not_revoked = if users.iter().any(|u| u.refused.is_none() && !u.steps.is_empty()) {
             self.not_revoked()
@@ -217,10 +219,20 @@ impl Responder {
                 }
                 _ => None,
             };
+            let started = std::time::Instant::now();
             let (status, mut detail) = match skip {
                 Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
                 None => self.run_step(dir, &u, user, step, incident, opts).await,
             };
+            tracing::debug!(
+                incident,
+                user,
+                dn = %dn,
+                step = step.name(),
+                status = status.name(),
+                ms = started.elapsed().as_millis() as u64,
+                "step"
+            );
             if step == Step::Lock {
                 locked_before = status == StepStatus::AlreadySo;
             }
