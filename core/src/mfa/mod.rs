@@ -187,15 +187,19 @@ impl Mfa {
         }
     }
 
+    /// Counts this attempt before the code is checked, in one transaction with the check of
+    /// the lockout: parallel guesses (several processes, several hosts on one store) can never
+    /// get more than `max_failures` codes checked per window.
     fn ensure_not_throttled(&self, user: &str, now: u64) -> Result<(), Error> {
-        if let Some(until) = self.store.throttle(user, now, false, &self.policy())? {
+        if let Some(until) = self.store.reserve_attempt(user, now, &self.policy())? {
             return Err(throttled(until, now));
         }
         Ok(())
     }
 
+    /// The attempt counted by [`ensure_not_throttled`](Self::ensure_not_throttled) failed.
     fn record_failure(&self, user: &str, now: u64) -> Result<(), Error> {
-        self.store.throttle(user, now, true, &self.policy()).map(|_| ())
+        self.store.confirm_failure(user, now, &self.policy())
     }
 
     /// Deletes the user's enrolment and recovery codes (e.g. when an attacker may have
@@ -376,6 +380,40 @@ mod tests {
                 .kind(),
             ErrorKind::MfaRecoveryCode
         );
+    }
+
+    #[test]
+    fn racing_wrong_guesses_never_get_more_than_max_failures_codes_checked() {
+        let (_t, mut cfg) = tmp("race-throttle");
+        cfg.max_failures = 3;
+        let first = Mfa::open(&cfg, true).expect("open");
+        first.enroll("alice", T).expect("enroll");
+        let (s, p) = secret_of(&first, "alice");
+        let wrong = if code_for_step(&s, p.step_at(T), &p) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        // 8 handles (8 connections, as 8 processes would have), released at once
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let kinds: Vec<ErrorKind> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (cfg, barrier) = (cfg.clone(), barrier.clone());
+                    scope.spawn(move || {
+                        let mfa = Mfa::open(&cfg, false).expect("open");
+                        barrier.wait();
+                        mfa.verify("alice", wrong, T).expect_err("wrong").kind()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        let checked = kinds.iter().filter(|k| **k == ErrorKind::MfaBadCode).count();
+        assert_eq!(checked, 3, "{kinds:?}");
+        assert!(kinds
+            .iter()
+            .all(|k| matches!(k, ErrorKind::MfaBadCode | ErrorKind::MfaThrottled)));
     }
 
     #[test]

@@ -88,6 +88,17 @@ pub trait MfaStore: Send + Sync {
         failed: bool,
         policy: &ThrottlePolicy,
     ) -> Result<Option<u64>, Error>;
+    /// Counts an attempt *before* its code is checked and refuses it (`Some(until)`) when the
+    /// window's attempts reached `max_failures` — atomically, so that racing guesses cannot
+    /// exceed it. The default (for stores that cannot) is the non-atomic `throttle` check.
+    fn reserve_attempt(&self, user: &str, now: u64, policy: &ThrottlePolicy) -> Result<Option<u64>, Error> {
+        self.throttle(user, now, false, policy)
+    }
+    /// The reserved attempt failed: starts the lockout when the window's count reached
+    /// `max_failures`. The default (stores without reservations) records a failure.
+    fn confirm_failure(&self, user: &str, now: u64, policy: &ThrottlePolicy) -> Result<(), Error> {
+        self.throttle(user, now, true, policy).map(|_| ())
+    }
     /// Forgets the user's failures (after a success).
     fn clear_failures(&self, user: &str) -> Result<(), Error>;
     /// Replaces the user's recovery codes with these hashes.
@@ -99,6 +110,37 @@ pub trait MfaStore: Send + Sync {
 }
 
 const KEY_CHECK: &[u8] = b"cadenas mfa key check v1";
+
+fn read_failures(tx: &rusqlite::Transaction<'_>, user: &str) -> rusqlite::Result<Failures> {
+    let row: Option<(u32, i64, Option<i64>)> = tx
+        .query_row(
+            "SELECT count, window_start, locked_until FROM failures WHERE user = ?1",
+            params![user],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(row
+        .map(|(count, ws, lu)| Failures {
+            count,
+            window_start: ws.max(0) as u64,
+            locked_until: lu.map(|l| l.max(0) as u64),
+        })
+        .unwrap_or_default())
+}
+
+fn write_failures(tx: &rusqlite::Transaction<'_>, user: &str, f: &Failures) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO failures (user, count, window_start, locked_until) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(user) DO UPDATE SET count = ?2, window_start = ?3, locked_until = ?4",
+        params![
+            user,
+            f.count,
+            f.window_start as i64,
+            f.locked_until.map(|l| l as i64)
+        ],
+    )
+    .map(|_| ())
+}
 
 /// The embedded default store: one SQLite file, WAL mode, secrets encrypted at rest.
 pub struct SqliteStore {
@@ -395,20 +437,7 @@ impl MfaStore for SqliteStore {
     fn throttle(&self, user: &str, now: u64, failed: bool, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
         self.db("throttle", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(u32, i64, Option<i64>)> = tx
-                .query_row(
-                    "SELECT count, window_start, locked_until FROM failures WHERE user = ?1",
-                    params![user],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let mut f = row
-                .map(|(count, ws, lu)| Failures {
-                    count,
-                    window_start: ws.max(0) as u64,
-                    locked_until: lu.map(|l| l.max(0) as u64),
-                })
-                .unwrap_or_default();
+            let mut f = read_failures(&tx, user)?;
             if let Some(until) = f.locked_until.filter(|u| *u > now) {
                 return Ok(Some(until));
             }
@@ -426,18 +455,46 @@ impl MfaStore for SqliteStore {
             if f.count >= p.max_failures {
                 f.locked_until = Some(now + p.lockout);
             }
-            tx.execute(
-                "INSERT INTO failures (user, count, window_start, locked_until) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(user) DO UPDATE SET count = ?2, window_start = ?3, locked_until = ?4",
-                params![
-                    user,
-                    f.count,
-                    f.window_start as i64,
-                    f.locked_until.map(|l| l as i64)
-                ],
-            )?;
+            write_failures(&tx, user, &f)?;
             tx.commit()?;
             Ok(None)
+        })
+    }
+
+    fn reserve_attempt(&self, user: &str, now: u64, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
+        self.db("reserve attempt", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut f = read_failures(&tx, user)?;
+            if let Some(until) = f.locked_until.filter(|u| *u > now) {
+                return Ok(Some(until));
+            }
+            if f.locked_until.is_some() || now.saturating_sub(f.window_start) >= p.window {
+                f = Failures {
+                    count: 0,
+                    window_start: now,
+                    locked_until: None,
+                };
+            }
+            if f.count >= p.max_failures {
+                f.locked_until = Some(now + p.lockout);
+            } else {
+                f.count += 1;
+            }
+            write_failures(&tx, user, &f)?;
+            tx.commit()?;
+            Ok(f.locked_until)
+        })
+    }
+
+    fn confirm_failure(&self, user: &str, now: u64, p: &ThrottlePolicy) -> Result<(), Error> {
+        self.db("record failure", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut f = read_failures(&tx, user)?;
+            if f.count >= p.max_failures && f.locked_until.is_none_or(|u| u <= now) {
+                f.locked_until = Some(now + p.lockout);
+                write_failures(&tx, user, &f)?;
+            }
+            tx.commit()
         })
     }
 
