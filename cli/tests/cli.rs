@@ -67,6 +67,29 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(report["done"], 1);
+    // CADENAS_LOG=trace: every step and every server operation is logged (a process-wide
+    // subscriber, as an operator runs it), and never the password
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let missing: Vec<String> = [
+        "run starts".to_owned(),
+        format!(
+            "step incident={} user=\"{name}\" dn={dn} step=\"lock\" status=\"changed\"",
+            report["incident"]
+        ),
+        format!("ldap modify dn={dn} attributes=replace:pwdAccountLockedTime rc=0"),
+        format!("ldap password modify (RFC 3062) dn={dn} rc=0"),
+        "ldap search".to_owned(),
+        "run ends".to_owned(),
+    ]
+    .into_iter()
+    .filter(|w| !logs.contains(w.as_str()))
+    .collect();
+    assert!(missing.is_empty(), "not in the logs: {missing:?}\n{logs}");
+    let handed = password_in(&pw_file, name.as_str());
+    assert!(
+        !logs.contains(handed.expose_secret()),
+        "the password reached the logs"
+    );
     let user = &report["users"][0];
     assert_eq!(user["complete"], true);
     let steps: Vec<_> = user["steps"]

@@ -49,22 +49,6 @@ async fn contain_one_user_journals_intent_before_outcome_and_leaks_no_secret() {
         .await
         .expect("contain");
     assert_eq!((report.done(), report.failed()), (1, 0));
-    // at trace level every step and every server operation is logged, with no secret
-    let text = logs.text();
-    for wanted in [
-        "run starts".to_owned(),
-        format!(
-            "step incident={:?} user={:?} dn={dn} step=\"lock\" status=\"changed\"",
-            report.incident,
-            name.as_str()
-        ),
-        format!("ldap modify dn={dn} attributes=replace:pwdAccountLockedTime rc=0"),
-        format!("ldap password modify (RFC 3062) dn={dn} rc=0"),
-        "ldap search".to_owned(),
-        "run ends".to_owned(),
-    ] {
-        assert!(text.contains(&wanted), "no {wanted:?} in the logs:\n{text}");
-    }
     let steps: Vec<_> = report.users[0].steps.iter().map(|s| (s.step, s.status)).collect();
     assert_eq!(
         steps,
