@@ -81,10 +81,15 @@ pub struct ContainArgs {
 /// `journal` subcommands.
 #[derive(Subcommand)]
 pub enum JournalCommand {
-    /// Check the hash chain; prints the head hash to keep with the incident record.
+    /// Check the hash chain (and, with [journal] key_file, every record's MAC); prints the
+    /// head hash to keep with the incident record.
     Verify {
         /// The journal (default: [journal] path in the config).
         file: Option<PathBuf>,
+        /// The head hash kept elsewhere: a different head (records added or cut at the end,
+        /// or a rewritten file) is exit 8.
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
     },
     /// Print the records (verifying the chain first).
     Show {
@@ -348,22 +353,43 @@ pub async fn release(
 /// `cadenas journal …`.
 pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) -> Result<ExitCode, Error> {
     match cmd {
-        JournalCommand::Verify { file } => {
+        JournalCommand::Verify { file, expect_head } => {
             let path = journal_path(cfg, file.as_deref())?;
-            let r = journal::verify(&path)?;
+            let key = cfg
+                .and_then(|c| c.journal.as_ref())
+                .map(|j| j.key())
+                .transpose()?
+                .flatten();
+            let r = journal::verify_with_key(&path, key.as_ref())?;
+            let head_ok = expect_head
+                .as_ref()
+                .is_none_or(|h| h.eq_ignore_ascii_case(&r.head));
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else if let Some(b) = &r.first_bad {
                 println!("{}: BROKEN at line {}: {}", path.display(), b.line, b.reason);
             } else {
                 println!(
-                    "{}: {} records, chain intact, head {}",
+                    "{}: {} records, chain intact{}, head {}",
                     path.display(),
                     r.records,
+                    if r.macs_checked {
+                        ", every MAC verified"
+                    } else {
+                        ""
+                    },
                     r.head
                 );
             }
-            Ok(if r.first_bad.is_none() {
+            if !head_ok {
+                println!(
+                    "{}: head is {}, not the expected {}: records were added or cut at the end, or the file was rewritten",
+                    path.display(),
+                    r.head,
+                    expect_head.as_deref().unwrap_or_default()
+                );
+            }
+            Ok(if r.first_bad.is_none() && head_ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(8)

@@ -581,3 +581,54 @@ async fn a_second_contain_of_a_contained_user_keeps_the_first_password_and_relea
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn journal_verify_checks_the_head_kept_elsewhere_and_the_records_mac() {
+    let lab = OpenLdapLab::load();
+    let (name, _) = lab.fresh_user("cli-head").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-head-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("journal.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let journal = dir.join("journal.jsonl");
+    let cfg = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG"))
+        .expect("config")
+        .replace(
+            "[journal]\n",
+            &format!("[journal]\nkey_file = \"{}\"\n", key.display()),
+        );
+    let cfg_path = dir.join("cadenas.toml");
+    std::fs::write(&cfg_path, cfg).expect("write");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(["--config", cfg_path.to_str().expect("utf8")])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let pw = dir.join("pw.tsv");
+    let j = journal.to_str().expect("utf8");
+    let out = run(&[
+        "--json",
+        "contain",
+        name.as_str(),
+        "--password-file",
+        pw.to_str().expect("utf8"),
+        "--journal",
+        j,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let head = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["journal_head"]
+        .as_str()
+        .expect("head")
+        .to_owned();
+    let out = run(&["journal", "verify", j, "--expect-head", &head]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("every MAC verified"), "{}", text(&out));
+    let other = "0".repeat(64);
+    let out = run(&["journal", "verify", j, "--expect-head", &other]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert!(text(&out).contains("not the expected"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -80,8 +80,10 @@ impl Config {
         cfg.directory.resolve_paths(base_dir);
         cfg.directory.check()?;
         if let Some(j) = &mut cfg.journal {
-            if j.path.is_relative() {
-                j.path = base_dir.join(&j.path);
+            for p in std::iter::once(&mut j.path).chain(j.key_file.as_mut()) {
+                if p.is_relative() {
+                    *p = base_dir.join(&*p);
+                }
             }
         }
         if let Some(m) = &mut cfg.mfa {

@@ -277,7 +277,8 @@ impl Responder {
             .as_ref()
             .map(|m| Mfa::open(m, true).map(Arc::new))
             .transpose()?;
-        let journal = journal_path.map(Journal::open).transpose()?;
+        let key = cfg.journal.as_ref().map(|j| j.key()).transpose()?.flatten();
+        let journal = journal_path.map(|p| Journal::open_with_key(p, key)).transpose()?;
         let mut pool = Vec::with_capacity(cfg.directory.pool_size);
         for _ in 0..cfg.directory.pool_size.max(1) {
             pool.push(Directory::connect(&cfg.directory).await?);

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{Event, Record, GENESIS};
 use crate::error::{Error, ErrorKind};
+use crate::secret::Secret;
 use crate::time::{rfc3339, unix_now};
 
 /// Most records written per fsync.
@@ -51,6 +52,13 @@ impl Journal {
     /// and locks the file for this writer. A broken chain refuses to open, and so does a
     /// symbolic link (`O_NOFOLLOW`: a journal written as root never follows one).
     pub fn open(path: &Path) -> Result<Self, Error> {
+        Self::open_with_key(path, None)
+    }
+
+    /// [`open`](Self::open), authenticating every record with HMAC-SHA256 under `key` (the
+    /// `[journal] key_file`): a forger who rewrites the whole file cannot recompute the MACs.
+    /// Existing records are verified with the key.
+    pub fn open_with_key(path: &Path, key: Option<Secret>) -> Result<Self, Error> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .read(true)
@@ -69,7 +77,10 @@ impl Journal {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let report = verify_intact(path)?;
+        let (report, _) = scan(path, key.as_ref())?;
+        if let Some(bad) = &report.first_bad {
+            return Err(tampered(path, bad));
+        }
         let (tx, rx) = std_mpsc::channel::<Job>();
         let p = path.to_owned();
         let mut seq = report.records as u64;
@@ -86,7 +97,7 @@ impl Journal {
                             Err(_) => break,
                         }
                     }
-                    let (res, s, pv) = write_batch(&mut file, &p, &jobs, seq, &prev);
+                    let (res, s, pv) = write_batch(&mut file, &p, &jobs, seq, &prev, key.as_ref());
                     if res.is_ok() {
                         seq = s;
                         prev = pv;
@@ -129,6 +140,7 @@ fn write_batch(
     jobs: &[Job],
     seq: u64,
     prev: &str,
+    key: Option<&Secret>,
 ) -> (Result<(), Error>, u64, String) {
     let mut buf = Vec::new();
     let (mut s, mut pv) = (seq, prev.to_owned());
@@ -141,11 +153,12 @@ fn write_batch(
                 incident: incident.clone(),
                 event: event.clone(),
             };
-            let line = match serde_json::to_string(&rec) {
+            let content = match serde_json::to_string(&rec) {
                 Ok(l) => l,
                 Err(e) => return (Err(io_err(path, "serialise", e)), seq, prev.to_owned()),
             };
-            pv = sha256_hex(line.as_bytes());
+            let (line, hash) = seal(&content, key);
+            pv = hash;
             s += 1;
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
@@ -175,6 +188,7 @@ pub struct BadRecord {
 
 /// The result of [`verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Records read (up to the first bad one).
     pub records: usize,
@@ -182,21 +196,68 @@ pub struct VerifyReport {
     pub head: String,
     /// The first bad record, if any.
     pub first_bad: Option<BadRecord>,
+    /// Whether every record's MAC was checked (a key was given).
+    pub macs_checked: bool,
 }
 
 /// Recomputes the chain: every line must parse, have `seq` = its index and `prev` = the hash
 /// of the line before. A missing file is an empty journal.
 pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
-    scan(path).map(|(report, _)| report)
+    scan(path, None).map(|(report, _)| report)
+}
+
+/// [`verify`], also checking every record's HMAC under `key` (`[journal] key_file`).
+pub fn verify_with_key(path: &Path, key: Option<&Secret>) -> Result<VerifyReport, Error> {
+    scan(path, key).map(|(report, _)| report)
+}
+
+/// `,"hash":"<64 hex>"` (and `,"mac":"<64 hex>"`) closing a sealed line.
+const HASH_TAG: &str = ",\"hash\":\"";
+const MAC_TAG: &str = "\",\"mac\":\"";
+
+/// The line for a record's JSON `content`: the content with its own hash (and MAC) as the
+/// last fields; returns the line and the hash (the next record's `prev`).
+pub(super) fn seal(content: &str, key: Option<&Secret>) -> (String, String) {
+    let hash = sha256_hex(content.as_bytes());
+    let body = content.strip_suffix('}').unwrap_or(content);
+    let line = match key.map(|k| mac_hex(k, content.as_bytes())) {
+        Some(mac) => format!("{body}{HASH_TAG}{hash}{MAC_TAG}{mac}\"}}"),
+        None => format!("{body}{HASH_TAG}{hash}\"}}"),
+    };
+    (line, hash)
+}
+
+/// A sealed line's content (the JSON without hash and MAC), its own hash and MAC.
+pub(super) fn unseal(line: &str) -> Option<(String, &str, Option<&str>)> {
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let rest = line.strip_suffix("\"}")?;
+    let (rest, mac) = match rest.rsplit_once(MAC_TAG) {
+        Some((r, m)) if hex(m) => (r, Some(m)),
+        _ => (rest, None),
+    };
+    let (body, hash) = rest.rsplit_once(HASH_TAG)?;
+    hex(hash).then(|| (format!("{body}}}"), hash, mac))
+}
+
+fn mac_hex(key: &Secret, content: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    match Hmac::<Sha256>::new_from_slice(key.expose_secret()) {
+        Ok(mut m) => {
+            m.update(content);
+            hex::encode(m.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
 }
 
 /// One pass over the file: the chain's report, and the records that verified (the ones read
 /// are the ones checked — no second read that could see another file).
-fn scan(path: &Path) -> Result<(VerifyReport, Vec<Record>), Error> {
+fn scan(path: &Path, key: Option<&Secret>) -> Result<(VerifyReport, Vec<Record>), Error> {
     let mut report = VerifyReport {
         records: 0,
         head: GENESIS.to_owned(),
         first_bad: None,
+        macs_checked: key.is_some(),
     };
     let mut records = Vec::new();
     let file = match File::open(path) {
@@ -227,7 +288,39 @@ fn scan(path: &Path) -> Result<(VerifyReport, Vec<Record>), Error> {
             );
             break;
         }
-        report.head = sha256_hex(&line);
+        // a sealed record carries its own hash (and MAC): an edit is named on its own line
+        let text = String::from_utf8_lossy(&line);
+        let own = match unseal(&text) {
+            Some((content, hash, mac)) => {
+                if sha256_hex(content.as_bytes()) != hash {
+                    report.first_bad =
+                        bad("this record was edited: its content does not match its own hash".into());
+                    break;
+                }
+                if let Some(k) = key {
+                    match mac {
+                        Some(m) if mac_hex(k, content.as_bytes()) == m => {}
+                        Some(_) => {
+                            report.first_bad =
+                                bad("the MAC does not verify: forged, or written with another key".into());
+                            break;
+                        }
+                        None => {
+                            report.first_bad = bad("no MAC: written without the journal key".into());
+                            break;
+                        }
+                    }
+                }
+                hash.to_owned()
+            }
+            None if key.is_some() => {
+                report.first_bad = bad("no MAC: written without the journal key".into());
+                break;
+            }
+            // a record of an older writer: chained by the hash of the whole line
+            None => sha256_hex(&line),
+        };
+        report.head = own;
         report.records += 1;
         records.push(rec);
     }
@@ -245,7 +338,7 @@ pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
 
 /// Reads every record, verifying the chain as it goes; a broken chain is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
-    let (report, records) = scan(path)?;
+    let (report, records) = scan(path, None)?;
     if let Some(bad) = &report.first_bad {
         return Err(tampered(path, bad));
     }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use file::{read, verify, verify_intact, BadRecord, Journal, VerifyReport};
+pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal, VerifyReport};
 
 use crate::directory::Change;
 use crate::error::Error;
@@ -29,6 +29,37 @@ use crate::session::RevocationOutcome;
 pub struct JournalConfig {
     /// The JSON-lines journal file (created 0600; appended to by every run).
     pub path: PathBuf,
+    /// A file (0600, at least 16 bytes) whose content keys an HMAC-SHA256 of every record:
+    /// a forger who rewrites the whole journal cannot recompute them. Keep it off the
+    /// journal's host if you can.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl JournalConfig {
+    /// The record-authentication key, when `key_file` is set. Refused if the file can be
+    /// read by anyone but its owner, or is shorter than 16 bytes.
+    pub fn key(&self) -> Result<Option<crate::secret::Secret>, Error> {
+        let Some(path) = &self.key_file else {
+            return Ok(None);
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let bad = |why: String| {
+            Error::new(
+                crate::error::ErrorKind::Config,
+                format!("journal.key_file {}: {why}", path.display()),
+            )
+        };
+        let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(bad("readable by others than its owner: chmod 600".into()));
+        }
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        if bytes.len() < 16 {
+            return Err(bad("holds fewer than 16 bytes".into()));
+        }
+        Ok(Some(crate::secret::Secret::new(bytes)))
+    }
 }
 
 /// `prev` of the first record.
@@ -234,6 +265,7 @@ pub struct Record {
 
 #[cfg(test)]
 mod tests {
+    use super::file::{seal, unseal};
     use super::*;
     use crate::error::ErrorKind;
 
@@ -258,6 +290,57 @@ mod tests {
         );
         let _ = std::fs::remove_file(&link);
         let _ = std::fs::remove_file(&target);
+    }
+
+    #[tokio::test]
+    async fn with_a_key_a_rewritten_journal_is_caught_at_its_first_forged_record() {
+        let key = crate::secret::Secret::new(b"a journal key of 32 bytes.......".to_vec());
+        let p = tmp("mac");
+        let j = Journal::open_with_key(&p, Some(key.clone())).expect("open");
+        j.append("INC", (0..4).map(|i| intent(&format!("u{i}"))).collect())
+            .await
+            .expect("append");
+        drop(j);
+        let r = verify_with_key(&p, Some(&key)).expect("verify");
+        assert!(r.first_bad.is_none() && r.macs_checked && r.records == 4, "{r:?}");
+        let good = std::fs::read_to_string(&p).expect("read");
+
+        // a forger rewrites everything from record 3 on, chain and own hashes recomputed —
+        // but without the key: the chain alone is intact, the MACs are not
+        let lines: Vec<&str> = good.lines().collect();
+        let mut forged: Vec<String> = lines[..2].iter().map(|l| (*l).to_owned()).collect();
+        let mut prev = unseal(lines[1]).map(|(_, h, _)| h.to_owned()).expect("sealed");
+        for (i, l) in lines[2..].iter().enumerate() {
+            let (content, _, _) = unseal(l).expect("sealed");
+            let mut rec: Record = serde_json::from_str(&content).expect("record");
+            rec.prev = prev.clone();
+            if i == 0 {
+                rec.event = intent("someone-else");
+            }
+            let content = serde_json::to_string(&rec).expect("json");
+            let (line, hash) = seal(
+                &content,
+                Some(&crate::secret::Secret::new(b"the forger's own key".to_vec())),
+            );
+            forged.push(line);
+            prev = hash;
+        }
+        std::fs::write(&p, forged.join("\n") + "\n").expect("write");
+        assert!(
+            verify(&p).expect("v").first_bad.is_none(),
+            "without the key it looks intact"
+        );
+        let bad = verify_with_key(&p, Some(&key))
+            .expect("v")
+            .first_bad
+            .expect("caught");
+        assert_eq!(bad.line, 3, "{}", bad.reason);
+        assert!(bad.reason.contains("MAC"), "{}", bad.reason);
+        assert_eq!(
+            Journal::open_with_key(&p, Some(key)).expect_err("refused").kind(),
+            ErrorKind::JournalTampered
+        );
+        std::fs::remove_file(&p).ok();
     }
 
     fn intent(u: &str) -> Event {
@@ -314,11 +397,9 @@ mod tests {
 
         let edited = good.replacen("uid=u2", "uid=zz", 1);
         std::fs::write(&p, &edited).expect("write");
-        assert_eq!(
-            verify(&p).expect("v").first_bad.map(|b| b.line),
-            Some(4),
-            "edit of line 3 shows at line 4"
-        );
+        let bad = verify(&p).expect("v").first_bad.expect("bad");
+        assert_eq!(bad.line, 3, "the edited record itself is named (its own hash)");
+        assert!(bad.reason.contains("edited"), "{}", bad.reason);
 
         let deleted = [&lines[..1], &lines[2..]].concat().join("\n") + "\n";
         std::fs::write(&p, deleted).expect("write");
