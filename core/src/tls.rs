@@ -55,6 +55,37 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
+/// A client config that trusts the system's CA certificates — only if they all loaded:
+/// ldap3's own fallback silently uses an *empty* store when any system certificate fails to
+/// load, which turns every connection into a confusing TLS failure. An error here says so.
+pub(crate) fn client_config_with_system_roots() -> Result<Arc<ClientConfig>, Error> {
+    let loaded = rustls_native_certs::load_native_certs();
+    if let Some(e) = loaded.errors.first() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "the system trust store did not load cleanly ({e}{}); set directory.ca_file",
+                if loaded.errors.len() > 1 { ", and more" } else { "" }
+            ),
+        ));
+    }
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the system trust store holds no usable CA certificate; set directory.ca_file",
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A client config that trusts no certificate at all: for HTTP clients that must have one but
 /// only ever speak plain http (no https peer can be accepted).
 pub(crate) fn trust_nothing() -> Result<ClientConfig, Error> {
@@ -69,6 +100,26 @@ pub(crate) fn trust_nothing() -> Result<ClientConfig, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_system_trust_store_that_does_not_load_cleanly_is_a_config_error() {
+        let dir = std::env::temp_dir().join(format!("cadenas-tls-sys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let garbage = dir.join("bundle.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        // rustls-native-certs reads SSL_CERT_FILE when it is set (only this test loads them)
+        std::env::set_var("SSL_CERT_FILE", &garbage);
+        let r = client_config_with_system_roots();
+        std::env::remove_var("SSL_CERT_FILE");
+        let e = r.map(|_| ()).expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.message().contains("ca_file"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn missing_empty_or_garbage_ca_files_are_config_errors() {

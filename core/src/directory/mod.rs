@@ -227,11 +227,12 @@ impl Directory {
         let transport = transport_of(cfg);
         refuse_plaintext(cfg, transport, "binding as the service account")?;
         let password = cfg.bind_password()?;
-        let tls = cfg
-            .ca_file
-            .as_deref()
-            .map(tls::client_config_with_ca)
-            .transpose()?;
+        let tls = match (&cfg.ca_file, transport) {
+            (Some(ca), _) => Some(tls::client_config_with_ca(ca)?),
+            (None, Transport::Plain) => None,
+            // never ldap3's fallback, which is an empty store when the system's fails to load
+            (None, _) => Some(tls::client_config_with_system_roots()?),
+        };
         let ldap = open(cfg, tls.clone()).await?;
         let mut dir = Self {
             ldap,

@@ -417,6 +417,36 @@ mod tests {
     }
 
     #[test]
+    fn a_new_store_is_private_and_processes_creating_it_at_once_share_one_key() {
+        let (_t, cfg) = tmp("first-use");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let opened: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..6)
+                .map(|i| {
+                    let (cfg, barrier) = (cfg.clone(), barrier.clone());
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let mfa = Mfa::open(&cfg, true)?;
+                        mfa.enroll(&format!("user{i}"), T).map(|_| ())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        assert!(opened.iter().all(Result::is_ok), "{opened:?}");
+        // one key for all: every enrolment decrypts through a fresh handle
+        let mfa = Mfa::open(&cfg, false).expect("open");
+        for i in 0..6 {
+            assert!(mfa.enrolment_state(&format!("user{i}")).expect("state").is_some());
+        }
+        for f in [&cfg.database, &cfg.key_file] {
+            let mode =
+                std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f).expect("meta").permissions());
+            assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+        }
+    }
+
+    #[test]
     fn totp_parameters_read_back_from_the_store_are_checked() {
         let (_t, cfg) = tmp("params");
         let mfa = Mfa::open(&cfg, true).expect("open");

@@ -187,6 +187,15 @@ impl SqliteStore {
             ));
         }
         let key = load_or_create_key(key_file, !exists)?;
+        if !exists {
+            // created 0600 by us (SQLite gives its -wal and -shm files the same mode); a
+            // process that created it first in the meantime is fine
+            match crate::secret::create_private_file(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(store_err(path, "cannot create", e)),
+            }
+        }
         let conn = Connection::open(path).map_err(|e| store_err(path, "cannot open", e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| store_err(path, "busy timeout", e))?;
@@ -300,24 +309,7 @@ fn load_or_create_key(path: &Path, may_create: bool) -> Result<Secret, Error> {
                 bytes.len()
             ),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
-            let key = Secret::random(32)?;
-            let mut f = crate::secret::create_private_file(path).map_err(|e| {
-                Error::new(
-                    ErrorKind::MfaKey,
-                    format!("cannot create key file {}: {e}", path.display()),
-                )
-            })?;
-            f.write_all(key.expose_secret())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::MfaKey,
-                        format!("cannot write key file {}: {e}", path.display()),
-                    )
-                })?;
-            Ok(key)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => create_key(path),
         Err(e) => Err(Error::new(
             ErrorKind::MfaKey,
             format!(
@@ -325,6 +317,38 @@ fn load_or_create_key(path: &Path, may_create: bool) -> Result<Secret, Error> {
                 path.display()
             ),
         )),
+    }
+}
+
+/// Creates the key race-free: written and fsynced under a private temporary name, then
+/// hard-linked into place (which fails if the name exists). A process that loses the race to
+/// another one reads the winner's complete key.
+fn create_key(path: &Path) -> Result<Secret, Error> {
+    let err = |what: &str, e: std::io::Error| {
+        Error::new(
+            ErrorKind::MfaKey,
+            format!("cannot {what} key file {}: {e}", path.display()),
+        )
+        .with_source(e)
+    };
+    let mut tag = [0u8; 8];
+    fill_random(&mut tag)?;
+    let tmp = path.with_extension(format!("new-{}", hex::encode(tag)));
+    let key = Secret::random(32)?;
+    let written = crate::secret::create_private_file(&tmp).and_then(|mut f| {
+        f.write_all(key.expose_secret())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err("write", e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_key(path, false),
+        Err(e) => Err(err("create", e)),
     }
 }
 

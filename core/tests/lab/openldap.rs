@@ -603,3 +603,17 @@ async fn an_admin_password_set_clears_the_lock_so_reset_carries_it_through() {
         );
     }
 }
+
+#[tokio::test]
+async fn ldaps_without_a_ca_file_uses_the_system_store_and_refuses_the_lab_certificate() {
+    let lab = OpenLdapLab::load();
+    let ca_line = format!("ca_file = \"{}\"", lab.get("CADENAS_LAB_CA"));
+    let cfg = lab.config_with(|t| t.replace(&ca_line, ""));
+    assert!(cfg.directory.ca_file.is_none());
+    let e = Directory::connect(&cfg.directory)
+        .await
+        .expect_err("the lab CA is not a system CA");
+    // Tls when the system store loaded (the lab certificate is not trusted by it); Config
+    // when this machine's store is missing or broken — never an empty store, never success
+    assert!(matches!(e.kind(), ErrorKind::Tls | ErrorKind::Config), "{e}");
+}
