@@ -632,3 +632,81 @@ async fn journal_verify_checks_the_head_kept_elsewhere_and_the_records_mac() {
     assert!(text(&out).contains("not the expected"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn two_processes_containing_one_user_at_once_hand_over_exactly_one_working_password() {
+    let lab = OpenLdapLab::load();
+    let (name, dn) = lab.fresh_user("cli-race").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let journal = own_journal("race");
+    let files = [dir.join("a.pw"), dir.join("b.pw")];
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            Command::new(env!("CARGO_BIN_EXE_cadenas"))
+                .args([
+                    "--config",
+                    lab.get("CADENAS_LAB_CONFIG"),
+                    "--json",
+                    "contain",
+                    name.as_str(),
+                ])
+                .args([
+                    "--password-file",
+                    f.to_str().expect("utf8"),
+                    "--journal",
+                    &journal,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    let handed: Vec<&std::path::PathBuf> = files.iter().filter(|f| f.exists()).collect();
+    assert_eq!(
+        handed.len(),
+        1,
+        "exactly one password handed over: {}",
+        outs.iter().map(text).collect::<String>()
+    );
+    let d = Directory::connect(&lab.config().directory)
+        .await
+        .expect("connect");
+    assert_eq!(
+        d.check_password(&dn, &password_in(handed[0], name.as_str()))
+            .await
+            .expect("bind"),
+        BindOutcome::Locked,
+        "the one handed over is the account's password"
+    );
+    // one story: one reset in the journal, the other run's reset already so
+    let records = cadenas::journal::read(journal.as_ref()).expect("journal");
+    let resets: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            cadenas::journal::Event::Outcome { step, status, .. }
+                if *step == cadenas::journal::Step::ResetPassword =>
+            {
+                Some(*status)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        resets,
+        vec![
+            cadenas::journal::StepStatus::Changed,
+            cadenas::journal::StepStatus::AlreadySo
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
