@@ -46,13 +46,7 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
             format!("CA file {} holds no certificate", ca_file.display()),
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    trusting(roots).map(Arc::new)
 }
 
 /// A client config that trusts the system's CA certificates — only if they all loaded:
@@ -77,23 +71,23 @@ pub(crate) fn client_config_with_system_roots() -> Result<Arc<ClientConfig>, Err
             "the system trust store holds no usable CA certificate; set directory.ca_file",
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    trusting(roots).map(Arc::new)
 }
 
 /// A client config that trusts no certificate at all: for HTTP clients that must have one but
 /// only ever speak plain http (no https peer can be accepted).
 pub(crate) fn trust_nothing() -> Result<ClientConfig, Error> {
+    trusting(RootCertStore::empty())
+}
+
+/// A client config trusting exactly `roots`, with ring as the one crypto provider (two
+/// enabled providers without a default make rustls panic).
+fn trusting(roots: RootCertStore) -> Result<ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
-        .with_root_certificates(RootCertStore::empty())
+        .with_root_certificates(roots)
         .with_no_client_auth())
 }
 
