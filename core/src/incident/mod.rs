@@ -97,7 +97,7 @@ fn contained_entries(records: &[journal::Record], except: &str) -> HashMap<Strin
 ///
 /// **Contract.** With the async [`Responder`] it runs on a runtime worker thread, possibly
 /// several at once: it must be cheap and thread-safe. With
-/// [`blocking::Responder`](crate::blocking::Responder) it always runs on the thread that
+/// the blocking facade (`cadenas::blocking::Responder`) it always runs on the thread that
 /// called the method, one call at a time. It cannot fail; to stop the run, cancel the
 /// [`CancelToken`] of the options (from the callback or from anywhere else).
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
