@@ -22,6 +22,7 @@
 //! ```
 
 mod plan;
+mod pool;
 mod release;
 mod report;
 mod run;
@@ -219,7 +220,7 @@ impl ContainOptions {
 
 struct Inner {
     cfg: Config,
-    pool: Vec<Directory>,
+    pool: pool::Pool,
     revokers: Vec<Arc<dyn Revoker>>,
     mfa: Option<Arc<Mfa>>,
     journal: Option<Journal>,
@@ -279,10 +280,7 @@ impl Responder {
             .transpose()?;
         let key = cfg.journal.as_ref().map(|j| j.key()).transpose()?.flatten();
         let journal = journal_path.map(|p| Journal::open_with_key(p, key)).transpose()?;
-        let mut pool = Vec::with_capacity(cfg.directory.pool_size);
-        for _ in 0..cfg.directory.pool_size.max(1) {
-            pool.push(Directory::connect(&cfg.directory).await?);
-        }
+        let pool = pool::Pool::connect(&cfg.directory).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg: cfg.clone(),
@@ -308,9 +306,9 @@ impl Responder {
         })
     }
 
-    /// The first pooled connection.
-    pub fn directory(&self) -> &Directory {
-        &self.inner.pool[0]
+    /// The first pooled connection (the current one: a lost connection is replaced).
+    pub fn directory(&self) -> Directory {
+        self.inner.pool.first()
     }
 
     /// The account's current state (lock, must-change, MFA requirement, protected groups).

@@ -14,7 +14,8 @@ pub(super) async fn plan(
 ) -> Result<PlanReport, Error> {
     let mut out = Vec::with_capacity(users.len());
     for (i, user) in users.iter().enumerate() {
-        let dir = &r.inner.pool[i % r.inner.pool.len()];
+        let lent = r.inner.pool.lend(i);
+        let dir = &lent.dir;
         let mut p = UserPlan {
             user: user.clone(),
             dn: None,

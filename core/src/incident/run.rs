@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
 use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
 use crate::auth::require_mfa;
@@ -97,7 +98,7 @@ impl Responder {
 
     fn not_revoked(&self) -> Vec<String> {
         let mut v = vec!["LDAP connections already bound as the user stay open until they end".to_owned()];
-        if self.inner.pool[0].flavour() == Flavour::ActiveDirectory {
+        if self.inner.pool.first().flavour() == Flavour::ActiveDirectory {
             v.push(
                 "Kerberos service tickets already issued stay valid until they expire (10 h by default); the \
                  attacker's TGT cannot get new ones while the account is disabled or must change its password \
@@ -161,8 +162,16 @@ impl Responder {
             report.interrupted = true;
             return report.finish(expected);
         }
-        let dir = &self.inner.pool[i % self.inner.pool.len()];
-        let u = match self.admit(dir, user, opts.allow_protected).await {
+        let mut lent = self.inner.pool.lend(i);
+        let mut admitted = self.admit(&lent.dir, user, opts.allow_protected).await;
+        if admitted.as_ref().is_err_and(connection_lost) {
+            // the server restarted under the run: a new connection, and one more try
+            if let Some(l) = self.inner.pool.reconnect(&lent).await {
+                lent = l;
+                admitted = self.admit(&lent.dir, user, opts.allow_protected).await;
+            }
+        }
+        let u = match admitted {
             Ok(u) => u,
             Err(e) => {
                 // A lost connection is not a verdict on the user: leave it for a resume.
@@ -215,15 +224,24 @@ impl Responder {
             }
             let skip = match step {
                 Step::ResetPassword if opts.reset_again.is_none() => {
-                    self.already_contained(dir, &u, contained, locked_before).await
+                    self.already_contained(&lent.dir, &u, contained, locked_before)
+                        .await
                 }
                 _ => None,
             };
             let started = std::time::Instant::now();
-            let (status, mut detail) = match skip {
+            let (mut status, mut detail) = match skip {
                 Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
-                None => self.run_step(dir, &u, user, step, incident, opts).await,
+                None => self.run_step(&lent.dir, &u, user, step, incident, opts).await,
             };
+            if status == StepStatus::Failed && detail.error.as_ref().is_some_and(connection_lost) {
+                // every step decides from what the server holds now: running it again on a
+                // new connection is safe whether or not the lost modify was applied
+                if let Some(l) = self.inner.pool.reconnect(&lent).await {
+                    lent = l;
+                    (status, detail) = self.run_step(&lent.dir, &u, user, step, incident, opts).await;
+                }
+            }
             tracing::debug!(
                 incident,
                 user,
