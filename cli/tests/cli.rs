@@ -710,3 +710,80 @@ async fn two_processes_containing_one_user_at_once_hand_over_exactly_one_working
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn racing_processes_guessing_codes_never_get_more_than_max_failures_checked() {
+    let lab = OpenLdapLab::load();
+    let (name, _) = lab.fresh_user("cli-guess").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-guess-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG"))
+        .expect("config")
+        .replace("[mfa]\n", "[mfa]\nmax_failures = 3\n");
+    let cfg_path = dir.join("cadenas.toml");
+    std::fs::write(&cfg_path, cfg).expect("write");
+    let uri_file = dir.join("uri");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args([
+            "--config",
+            cfg_path.to_str().expect("utf8"),
+            "mfa",
+            "enroll",
+            name.as_str(),
+        ])
+        .args(["--uri-file", uri_file.to_str().expect("utf8")])
+        .output()
+        .expect("enroll");
+    assert!(out.status.success(), "{}", text(&out));
+    let secret = support::secret_from_uri(std::fs::read_to_string(&uri_file).expect("uri").trim());
+    let p = cadenas::mfa::MfaConfig::new("x", "y").params();
+    let right = cadenas::mfa::totp::code_for_step(&secret, p.step_at(cadenas::mfa::unix_now()), &p);
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    // 8 processes started first, then all given the wrong code at once
+    let mut racers: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_cadenas"))
+                .args([
+                    "--config",
+                    cfg_path.to_str().expect("utf8"),
+                    "mfa",
+                    "verify",
+                    name.as_str(),
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in &mut racers {
+        use std::io::Write;
+        let mut s = c.stdin.take().expect("stdin");
+        s.write_all(format!("{wrong}\n").as_bytes()).expect("code");
+    }
+    let results: Vec<Output> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    assert!(
+        results.iter().all(|o| o.status.code() == Some(7)),
+        "{:?}",
+        results.iter().map(text).collect::<Vec<_>>()
+    );
+    let checked = results
+        .iter()
+        .filter(|o| text(o).contains("does not match"))
+        .count();
+    let throttled = results
+        .iter()
+        .filter(|o| text(o).contains("too many failed attempts"))
+        .count();
+    assert_eq!(
+        (checked, throttled),
+        (3, 5),
+        "{:?}",
+        results.iter().map(text).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -747,3 +747,27 @@ async fn release_on_ad_restores_only_the_bits_containment_owns() {
         vec![(66048u32 | 0x10_0000).to_string()]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_one_users_worker_fails_that_user_only() {
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "panic").await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(lab.fresh_user(&format!("inc-panic{i}")).await.0.to_string());
+    }
+    let victim = users[1].clone();
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    // a callback that panics runs inside that user's worker
+    opts.progress = Some(Arc::new(move |p: &Progress| {
+        assert!(p.user != victim, "injected panic");
+    }));
+    let report = r.contain(&users, opts).await.expect("the run reports");
+    assert_eq!(report.users.len(), 4);
+    let e = report.users[1].refused.as_ref().expect("that user failed");
+    assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+    assert!(!report.users[1].complete());
+    for i in [0, 2, 3] {
+        assert!(report.users[i].complete(), "{:#?}", report.users[i]);
+    }
+}
