@@ -232,6 +232,9 @@ fn print_report(cli: &Cli, r: &ContainReport) {
     for n in &r.not_revoked {
         println!("not revoked: {n}");
     }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
     println!("journal: {} (head {})", r.journal, r.journal_head);
 }
 
@@ -379,6 +382,13 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                         ""
                     },
                     r.head
+                );
+            }
+            if let Some(t) = r.torn_tail {
+                println!(
+                    "{}: line {} is a record cut by a crash mid-write (not counted); the next run removes it",
+                    path.display(),
+                    t.line
                 );
             }
             if !head_ok {

@@ -236,6 +236,7 @@ class ContainReport(_Dict):
     journal: str
     journal_head: str
     cancelled: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainReport:
@@ -250,6 +251,7 @@ class ContainReport(_Dict):
             journal=d["journal"],
             journal_head=d["journal_head"],
             cancelled=d.get("cancelled", False),
+            notes=list(d.get("notes", [])),
         )
 
     def needs_attention(self) -> list[UserReport]:

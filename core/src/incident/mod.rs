@@ -224,6 +224,8 @@ struct Inner {
     revokers: Vec<Arc<dyn Revoker>>,
     mfa: Option<Arc<Mfa>>,
     journal: Option<Journal>,
+    /// Whether the torn journal tail found at open was reported already (once).
+    torn_reported: std::sync::atomic::AtomicBool,
 }
 
 /// The main entry point: built from the config, it owns the connection pool, the revokers,
@@ -288,6 +290,7 @@ impl Responder {
                 revokers,
                 mfa,
                 journal,
+                torn_reported: AtomicBool::new(false),
             }),
         })
     }

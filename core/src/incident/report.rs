@@ -106,6 +106,9 @@ pub struct ContainReport {
     pub cancelled: bool,
     /// What this run did not (could not) revoke, in words.
     pub not_revoked: Vec<String>,
+    /// What else an operator must know about the run (e.g. a journal repaired after a crash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Where the new passwords went ([`PasswordSink::describe`](super::PasswordSink::describe)).
     pub password_handover: String,
     /// The journal file.

@@ -13,7 +13,7 @@ use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
 use crate::auth::require_mfa;
 use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, User, UserRef};
 use crate::error::{Error, ErrorKind};
-use crate::journal::{self, Event, Step, StepDetail, StepStatus};
+use crate::journal::{self, Event, Journal, Step, StepDetail, StepStatus};
 use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
 
 impl Responder {
@@ -90,10 +90,23 @@ impl Responder {
             failed,
             cancelled,
             not_revoked,
+            notes: self.journal_notes(),
             password_handover: opts.sink.describe(),
             journal: journal.path().display().to_string(),
             journal_head: head,
         })
+    }
+
+    /// A torn last record cut off when the journal was opened, said once.
+    fn journal_notes(&self) -> Vec<String> {
+        match self.inner.journal.as_ref().and_then(Journal::torn_tail) {
+            Some(t) if !self.inner.torn_reported.swap(true, Ordering::SeqCst) => vec![format!(
+                "the journal's last record (line {}) had been cut by a crash in the middle of its write; \
+                 it was removed when the journal was opened, and its step ran again",
+                t.line
+            )],
+            _ => Vec::new(),
+        }
     }
 
     fn not_revoked(&self) -> Vec<String> {

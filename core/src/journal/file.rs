@@ -39,6 +39,7 @@ type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
 pub struct Journal {
     tx: std_mpsc::Sender<Job>,
     path: PathBuf,
+    torn_tail: Option<TornTail>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -81,6 +82,16 @@ impl Journal {
         if let Some(bad) = &report.first_bad {
             return Err(tampered(path, bad));
         }
+        if let Some(t) = report.torn_tail {
+            file.set_len(t.offset)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| io_err(path, "cutting off a torn last record", e))?;
+            tracing::warn!(
+                journal = %path.display(),
+                line = t.line,
+                "the journal's last record was cut by a crash mid-write; it was removed (its step is resumed)"
+            );
+        }
         let (tx, rx) = std_mpsc::channel::<Job>();
         let p = path.to_owned();
         let mut seq = report.records as u64;
@@ -111,12 +122,18 @@ impl Journal {
         Ok(Self {
             tx,
             path: path.to_owned(),
+            torn_tail: report.torn_tail,
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The torn last record cut off when this journal was opened, if there was one.
+    pub fn torn_tail(&self) -> Option<TornTail> {
+        self.torn_tail
     }
 
     /// Appends records and returns once they are on disk (fsynced). Concurrent callers
@@ -198,6 +215,18 @@ pub struct VerifyReport {
     pub first_bad: Option<BadRecord>,
     /// Whether every record's MAC was checked (a key was given).
     pub macs_checked: bool,
+    /// A last line cut by a crash in the middle of its write (not counted, not an error):
+    /// the next writer cuts it off before appending.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// A last record cut by a crash in the middle of its write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TornTail {
+    /// 1-based line number.
+    pub line: usize,
+    /// Where it starts in the file (the length the file is cut back to).
+    pub offset: u64,
 }
 
 /// Recomputes the chain: every line must parse, have `seq` = its index and `prev` = the hash
@@ -209,6 +238,14 @@ pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
 /// [`verify`], also checking every record's HMAC under `key` (`[journal] key_file`).
 pub fn verify_with_key(path: &Path, key: Option<&Secret>) -> Result<VerifyReport, Error> {
     scan(path, key).map(|(report, _)| report)
+}
+
+/// Whether the line ending at `end` (counting its newline) is the file's last and has no newline.
+fn line_is_last_and_unterminated(path: &Path, end: u64) -> Result<bool, Error> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| io_err(path, "stat", e))?
+        .len();
+    Ok(end == len + 1)
 }
 
 /// `,"hash":"<64 hex>"` (and `,"mac":"<64 hex>"`) closing a sealed line.
@@ -258,6 +295,7 @@ fn scan(path: &Path, key: Option<&Secret>) -> Result<(VerifyReport, Vec<Record>)
         head: GENESIS.to_owned(),
         first_bad: None,
         macs_checked: key.is_some(),
+        torn_tail: None,
     };
     let mut records = Vec::new();
     let file = match File::open(path) {
@@ -265,12 +303,24 @@ fn scan(path: &Path, key: Option<&Secret>) -> Result<(VerifyReport, Vec<Record>)
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((report, records)),
         Err(e) => return Err(io_err(path, "cannot read", e)),
     };
+    let mut offset: u64 = 0;
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(|e| io_err(path, "read", e))?;
+        let start = offset;
+        offset += line.len() as u64 + 1;
         let bad = |reason: String| Some(BadRecord { line: i + 1, reason });
         let rec: Record = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
+                // the last line, unterminated and unreadable: a write cut by a crash, not an
+                // edit (every record is written whole with its newline)
+                if e.is_eof() && line_is_last_and_unterminated(path, offset)? {
+                    report.torn_tail = Some(TornTail {
+                        line: i + 1,
+                        offset: start,
+                    });
+                    break;
+                }
                 report.first_bad = bad(format!("not a journal record ({e})"));
                 break;
             }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal, VerifyReport};
+pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal, TornTail, VerifyReport};
 
 use crate::directory::Change;
 use crate::error::Error;
@@ -340,6 +340,44 @@ mod tests {
             Journal::open_with_key(&p, Some(key)).expect_err("refused").kind(),
             ErrorKind::JournalTampered
         );
+        std::fs::remove_file(&p).ok();
+    }
+
+    #[tokio::test]
+    async fn a_record_torn_by_a_crash_is_cut_off_while_an_edit_stays_a_broken_chain() {
+        let p = tmp("torn");
+        let j = Journal::open(&p).expect("open");
+        j.append("INC", (0..3).map(|i| intent(&format!("u{i}"))).collect())
+            .await
+            .expect("append");
+        drop(j);
+        let good = std::fs::read_to_string(&p).expect("read");
+        let last = good.lines().last().expect("line").to_owned();
+        // SIGKILL in the middle of writing a fourth record
+        std::fs::write(&p, format!("{good}{}", &last[..last.len() / 2])).expect("write");
+        let r = verify(&p).expect("verify");
+        assert_eq!((r.records, r.first_bad.clone()), (3, None), "{r:?}");
+        assert_eq!(r.torn_tail.map(|t| t.line), Some(4));
+        let j = Journal::open(&p).expect("a torn tail does not make the journal unusable");
+        assert_eq!(j.torn_tail().map(|t| t.line), Some(4));
+        j.append("INC", vec![intent("after")]).await.expect("append");
+        drop(j);
+        let recs = read(&p).expect("read");
+        assert_eq!((recs.len(), recs[3].seq), (4, 3));
+        assert!(verify(&p).expect("v").torn_tail.is_none());
+
+        // the same cut in the middle of the file is damage, not a crash
+        let lines: Vec<&str> = good.lines().collect();
+        let middle = format!(
+            "{}\n{}\n{}\n",
+            lines[0],
+            &lines[1][..lines[1].len() / 2],
+            lines[2]
+        );
+        std::fs::write(&p, middle).expect("write");
+        let r = verify(&p).expect("verify");
+        assert_eq!(r.first_bad.map(|b| b.line), Some(2));
+        assert!(r.torn_tail.is_none());
         std::fs::remove_file(&p).ok();
     }
 
