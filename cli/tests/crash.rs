@@ -69,6 +69,22 @@ async fn sigkill_mid_run_then_resume_finishes_everyone_exactly_once() {
     );
     let before = std::fs::read_to_string(&journal_path).expect("journal");
     assert!(!before.contains("incident_end"), "killed mid-run");
+    // mid-run means steps in flight: an intent whose outcome never came
+    let records = cadenas::journal::read(&journal_path).expect("journal (a torn tail is cut off)");
+    let mut open: std::collections::HashSet<(String, Step)> = Default::default();
+    for r in &records {
+        match &r.event {
+            cadenas::journal::Event::Intent { user, step, .. } => {
+                open.insert((user.clone(), *step));
+            }
+            cadenas::journal::Event::Outcome { user, step, .. } => {
+                open.remove(&(user.clone(), *step));
+            }
+            _ => {}
+        }
+    }
+    assert!(!open.is_empty(), "killed between steps, not in the middle of one");
+    eprintln!("steps in flight when killed: {open:?}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
         .args([
@@ -124,11 +140,47 @@ async fn sigkill_mid_run_then_resume_finishes_everyone_exactly_once() {
             "{u}"
         );
     }
-    // Tampering is detected by the CLI.
+    // Every user got a password, and the last one handed over is the account's: an earlier
+    // one (a reset re-run by resume) no longer works. A locked OpenLDAP account answers every
+    // bind "locked", right password or not: unlocked first (these are the test's own users).
+    let handed = |f: &str| -> Vec<(String, String)> {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(u, p)| (u.to_owned(), p.to_owned())))
+            .collect()
+    };
+    let all: Vec<(String, String)> = handed("pw1.tsv").into_iter().chain(handed("pw2.tsv")).collect();
+    for u in &users {
+        let mine: Vec<&String> = all.iter().filter(|(n, _)| n == u).map(|(_, p)| p).collect();
+        let last = mine.last().unwrap_or_else(|| panic!("{u} got no password"));
+        let user = d.find_user(&UserRef::parse(u).expect("u")).await.expect("find");
+        d.unlock(&user).await.expect("unlock");
+        let dn = user.dn;
+        assert_eq!(
+            d.check_password(&dn, &cadenas::Password::new(last.as_str()))
+                .await
+                .expect("bind"),
+            cadenas::BindOutcome::MustChange,
+            "{u}: the last password handed over is the live one"
+        );
+        for older in &mine[..mine.len() - 1] {
+            assert_eq!(
+                d.check_password(&dn, &cadenas::Password::new(older.as_str()))
+                    .await
+                    .expect("bind"),
+                cadenas::BindOutcome::InvalidCredentials,
+                "{u}: an older hand-over no longer works"
+            );
+        }
+    }
+    // Tampering is detected by the CLI, with a value that stays valid: an outcome's status
+    // rewritten (the record's own hash names it).
     let text = std::fs::read_to_string(&journal_path).expect("journal");
+    assert!(text.contains("\"status\":\"changed\""));
     std::fs::write(
         &journal_path,
-        text.replacen("\"step\":\"lock\"", "\"step\":\"unlock\"", 1),
+        text.replacen("\"status\":\"changed\"", "\"status\":\"already_so\"", 1),
     )
     .expect("tamper");
     let verify = Command::new(env!("CARGO_BIN_EXE_cadenas"))
