@@ -126,7 +126,30 @@ async fn webhook_posts_a_signed_event_over_verified_tls() {
     let ts: u64 = headers[&TIMESTAMP_HEADER.to_ascii_lowercase()]
         .parse()
         .expect("timestamp");
-    let expected = sign(&Secret::new(b"webhook-signing-key-1".to_vec()), ts, body);
+    // computed independently of the code under test: openssl over "<timestamp>.<body>"
+    let mut signed = format!("{ts}.").into_bytes();
+    signed.extend_from_slice(body);
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", "webhook-signing-key-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    {
+        use std::io::Write;
+        openssl
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&signed)
+            .expect("write");
+    }
+    let digest = String::from_utf8(openssl.wait_with_output().expect("openssl").stdout).expect("utf8");
+    let expected = format!("sha256={}", digest.trim().rsplit(' ').next().expect("hex"));
+    assert_eq!(
+        expected,
+        sign(&Secret::new(b"webhook-signing-key-1".to_vec()), ts, body)
+    );
     assert_eq!(
         headers[&SIGNATURE_HEADER.to_ascii_lowercase()],
         expected,
@@ -222,8 +245,14 @@ async fn command_gets_the_user_as_one_argument_without_a_shell() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
+    // what a shell would run: two commands and a command substitution
+    let pwned = dir.join("pwned");
+    let payload = format!(
+        "jdupont; touch {p}1 $(touch {p}2) `touch {p}3`",
+        p = pwned.display()
+    );
     let mut t = target();
-    t.login = "o'brien; touch /tmp/pwned $(id)".into();
+    t.login = payload.clone();
     let out = command(
         script.to_str().expect("utf8"),
         &["--kill", "{user}", "--dn", "{dn}"],
@@ -237,12 +266,24 @@ async fn command_gets_the_user_as_one_argument_without_a_shell() {
         argv.lines().collect::<Vec<_>>(),
         [
             "--kill",
-            "o'brien; touch /tmp/pwned $(id)",
+            payload.as_str(),
             "--dn",
             "uid=jdupont,ou=people,dc=example,dc=test"
         ]
     );
-    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    for i in 1..=3 {
+        assert!(
+            !dir.join(format!("pwned{i}")).exists(),
+            "no shell ran the user name"
+        );
+    }
+    // the same line through a shell does run them: the payload can fail the test
+    let through_shell = std::process::Command::new("sh")
+        .args(["-c", &format!("echo {payload}")])
+        .output()
+        .expect("sh");
+    assert!(through_shell.status.success());
+    assert!(dir.join("pwned1").exists() && dir.join("pwned2").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 
