@@ -153,6 +153,31 @@ async fn client_side_argon2_hashes_bind_and_non_ascii_passwords_work() {
                 .expect("bind"),
             BindOutcome::InvalidCredentials
         );
+        // stored as a hash, not as cleartext: neither the stored value nor its PHC part binds
+        let mut admin = lab.admin().await;
+        let (entries, _) = admin
+            .search(dn.as_str(), Scope::Base, "(objectClass=*)", vec!["userPassword"])
+            .await
+            .expect("search")
+            .success()
+            .expect("read");
+        let mut entry = ldap3::SearchEntry::construct(entries.into_iter().next().expect("entry"));
+        let raw: Vec<u8> = match entry.attrs.remove("userPassword") {
+            Some(v) => v[0].clone().into_bytes(),
+            None => entry.bin_attrs.remove("userPassword").expect("userPassword")[0].clone(),
+        };
+        let _ = admin.unbind().await;
+        let stored = String::from_utf8_lossy(cadenas::password::trim_stored_hash(&raw)).into_owned();
+        assert!(stored.starts_with("{ARGON2}$argon2id$"), "{stored:.20}");
+        for candidate in [stored.clone(), stored["{ARGON2}".len()..].to_owned()] {
+            assert_eq!(
+                dir.check_password(&dn, &Password::new(candidate))
+                    .await
+                    .expect("bind"),
+                BindOutcome::InvalidCredentials,
+                "the hash text is not a password"
+            );
+        }
     }
     // And through the server's own hashing (RFC 3062), the same non-ASCII password binds.
     let dir = connect(&lab).await;
