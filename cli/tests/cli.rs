@@ -306,13 +306,17 @@ async fn contain_with_the_full_lab_config_kicks_the_attackers_imap_session() {
     assert_eq!(rev["sessions_closed"], 1);
     assert_eq!(j["users"][0]["steps"][2]["status"], "changed");
     assert!(attacker.closed_within(5).await);
-    assert!(support::Imap::login(
+    let again = support::Imap::login(
         &env["CADENAS_LAB_IMAP"],
         name.as_str(),
-        lab.get("CADENAS_LAB_USER_PW")
+        lab.get("CADENAS_LAB_USER_PW"),
     )
-    .await
-    .is_err());
+    .await;
+    assert!(
+        support::Imap::refused(&again),
+        "refused by the server: {:?}",
+        again.err()
+    );
     assert!(!text(&out).contains(password_in(&pw_file, name.as_str()).expose_secret()));
     std::fs::remove_dir_all(&dir).ok();
 }

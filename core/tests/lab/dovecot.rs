@@ -96,11 +96,14 @@ async fn contain_then_revoke_closes_the_attackers_session_and_the_stolen_passwor
 
     // Logging in again with the stolen password fails immediately, despite the auth cache.
     let again = Imap::login(&lab.imap, victim.as_str(), &pw).await;
-    assert!(again.is_err(), "stolen password refused");
+    assert!(
+        Imap::refused(&again),
+        "stolen password refused by the server: {:?}",
+        again.err()
+    );
     // Locked: even the new password is refused until release.
-    assert!(Imap::login(&lab.imap, victim.as_str(), new.expose_secret())
-        .await
-        .is_err());
+    let locked = Imap::login(&lab.imap, victim.as_str(), new.expose_secret()).await;
+    assert!(Imap::refused(&locked), "{:?}", locked.err());
 
     // Release (here: unlock) and the rightful user changes the forced password, then logs in.
     let u = dir.find_user(&UserRef::Name(victim.clone())).await.expect("find");
@@ -311,11 +314,11 @@ async fn dovecot_auth_binds_ignore_a_forced_password_change() {
     let lab = lab();
     let (victim, _) = lab.ldap.fresh_user("imap-mustchange").await;
     let (dir, new) = contain_in_directory(&lab, &victim).await;
+    let locked = Imap::login(&lab.imap, victim.as_str(), new.expose_secret()).await;
     assert!(
-        Imap::login(&lab.imap, victim.as_str(), new.expose_secret())
-            .await
-            .is_err(),
-        "locked: refused"
+        Imap::refused(&locked),
+        "locked: refused by the server: {:?}",
+        locked.err()
     );
     let u = dir.find_user(&UserRef::Name(victim.clone())).await.expect("find");
     dir.unlock(&u).await.expect("unlock");

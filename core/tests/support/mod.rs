@@ -192,6 +192,12 @@ impl Imap {
         }
     }
 
+    /// Whether a login was refused *by the server* (its tagged `NO` answer), not by a
+    /// connection that failed.
+    pub fn refused(r: &Result<Imap, String>) -> bool {
+        matches!(r, Err(line) if line.starts_with("a1 NO"))
+    }
+
     /// Enters IDLE, like a mail client waiting for new mail.
     pub async fn idle(&mut self) {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
