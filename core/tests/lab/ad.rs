@@ -222,9 +222,11 @@ fn kinit(lab: &AdLab, principal: &str, password: &str, ccache: &str) -> bool {
     c.wait().expect("wait").success()
 }
 
-fn kvno(lab: &AdLab, ccache: &str) -> bool {
+/// Asks the KDC for a ticket to `service` with the TGT in `ccache` (a service not yet in the
+/// cache: a ticket already cached would be answered without the KDC).
+fn kvno(lab: &AdLab, ccache: &str, service: &str) -> bool {
     Command::new("kvno")
-        .arg("ldap/dc1.example.test")
+        .arg(service)
         .env("KRB5_CONFIG", lab.get("CADENAS_LAB_AD_KRB5_CONFIG"))
         .env("KRB5CCNAME", format!("FILE:{ccache}"))
         .stdout(Stdio::null())
@@ -252,7 +254,7 @@ async fn a_reset_leaves_an_issued_tgt_working_but_containment_blocks_it() {
         kinit(&lab, &format!("{name}@{realm}"), &pw, &cc),
         "attacker gets a TGT"
     );
-    assert!(kvno(&lab, &cc));
+    assert!(kvno(&lab, &cc, "ldap/dc1.example.test"));
     dir.reset_password(
         &user(&dir, &dn).await,
         &Password::new("Reset-Only-Passw0rd-1"),
@@ -260,7 +262,11 @@ async fn a_reset_leaves_an_issued_tgt_working_but_containment_blocks_it() {
     )
     .await
     .expect("reset");
-    assert!(kvno(&lab, &cc), "a reset alone does NOT revoke an issued TGT");
+    // another service: a new request to the KDC with the old TGT, not the cached ticket
+    assert!(
+        kvno(&lab, &cc, "host/dc1.example.test"),
+        "a reset alone does NOT revoke an issued TGT"
+    );
     assert!(
         !kinit(&lab, &format!("{name}@{realm}"), &pw, &format!("{cc}.new")),
         "but a new kinit fails"
@@ -278,7 +284,7 @@ async fn a_reset_leaves_an_issued_tgt_working_but_containment_blocks_it() {
         .await
         .expect("reset");
     assert!(
-        !kvno(&lab, &cc),
+        !kvno(&lab, &cc, "ldap/dc1.example.test"),
         "disable + must-change block new service tickets from the old TGT"
     );
     let _ = std::fs::remove_file(&cc);
