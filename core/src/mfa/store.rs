@@ -211,8 +211,22 @@ impl SqliteStore {
     fn init(&self) -> Result<(), Error> {
         let mut conn = self.lock()?;
         let p = self.path.clone();
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| store_err(&p, "not a usable SQLite database", e))?;
+        // Switching a new database to WAL takes an exclusive lock and, while another process
+        // is doing the same, answers "busy" without waiting for the busy timeout: retry
+        // (bounded) — seen with several processes opening a new store at once.
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(store_err(&p, "not a usable SQLite database", e)),
+            }
+        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| store_err(&p, "begin", e))?;
