@@ -359,9 +359,10 @@ async fn mfa_enrol_then_two_processes_racing_on_one_code_exactly_one_wins() {
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
     let now = cadenas::mfa::unix_now();
     let code = cadenas::mfa::totp::code_for_step(&secret, p.step_at(now), &p);
-    let racers: Vec<_> = (0..4)
+    // all four started first, then all given the code at once (each waits on stdin)
+    let mut racers: Vec<_> = (0..4)
         .map(|_| {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            Command::new(env!("CARGO_BIN_EXE_cadenas"))
                 .args([
                     "--config",
                     lab.get("CADENAS_LAB_CONFIG"),
@@ -373,14 +374,14 @@ async fn mfa_enrol_then_two_processes_racing_on_one_code_exactly_one_wins() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
-                .expect("spawn");
-            if let Some(mut s) = c.stdin.take() {
-                use std::io::Write;
-                s.write_all(format!("{code}\n").as_bytes()).expect("code");
-            }
-            c
+                .expect("spawn")
         })
         .collect();
+    for c in &mut racers {
+        use std::io::Write;
+        let mut s = c.stdin.take().expect("stdin");
+        s.write_all(format!("{code}\n").as_bytes()).expect("code");
+    }
     let results: Vec<Output> = racers
         .into_iter()
         .map(|c| c.wait_with_output().expect("wait"))

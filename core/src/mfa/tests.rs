@@ -388,3 +388,72 @@ fn concurrent_recovery_code_use_succeeds_exactly_once() {
         .count();
     assert_eq!(wins, 1);
 }
+
+/// Fault injection for the replay race: the real SQLite store, except that a read of the
+/// enrolment waits until every racer has read it — so all of them hold the same "last step"
+/// and only the conditional UPDATE can stop the second use.
+struct ReadTogether {
+    inner: SqliteStore,
+    barrier: std::sync::Barrier,
+}
+
+impl MfaStore for ReadTogether {
+    fn put_enrolment(&self, user: &str, e: &Enrolment) -> Result<(), Error> {
+        self.inner.put_enrolment(user, e)
+    }
+    fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error> {
+        let e = self.inner.enrolment(user);
+        self.barrier.wait();
+        e
+    }
+    fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {
+        self.inner.advance_step(user, step)
+    }
+    fn delete_enrolment(&self, user: &str) -> Result<bool, Error> {
+        self.inner.delete_enrolment(user)
+    }
+    fn throttle(&self, user: &str, now: u64, failed: bool, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
+        self.inner.throttle(user, now, failed, p)
+    }
+    fn reserve_attempt(&self, user: &str, now: u64, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
+        self.inner.reserve_attempt(user, now, p)
+    }
+    fn confirm_failure(&self, user: &str, now: u64, p: &ThrottlePolicy) -> Result<(), Error> {
+        self.inner.confirm_failure(user, now, p)
+    }
+    fn clear_failures(&self, user: &str) -> Result<(), Error> {
+        self.inner.clear_failures(user)
+    }
+    fn replace_recovery_codes(&self, user: &str, hashes: &[String]) -> Result<(), Error> {
+        self.inner.replace_recovery_codes(user, hashes)
+    }
+    fn recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, Error> {
+        self.inner.recovery_codes(user)
+    }
+    fn consume_recovery_code(&self, user: &str, id: i64) -> Result<bool, Error> {
+        self.inner.consume_recovery_code(user, id)
+    }
+}
+
+#[test]
+fn two_users_of_one_code_who_both_read_the_enrolment_first_one_wins() {
+    let (_t, cfg) = tmp("replay-together");
+    let setup = Mfa::open(&cfg, true).expect("open");
+    setup.enroll("alice", T).expect("enroll");
+    let (s, p) = secret_of(&setup, "alice");
+    let code = code_for_step(&s, p.step_at(T), &p);
+    let store = Arc::new(ReadTogether {
+        inner: SqliteStore::open(&cfg.database, &cfg.key_file, false).expect("store"),
+        barrier: std::sync::Barrier::new(2),
+    });
+    let mfa = Mfa::with_store(store, cfg.clone());
+    let results: Vec<Result<Verified, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| mfa.verify("alice", &code, T)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let loser = results.iter().find_map(|r| r.as_ref().err()).expect("a loser");
+    assert_eq!(loser.kind(), ErrorKind::MfaReplayed, "{loser}");
+}
