@@ -35,6 +35,31 @@ fn password_in(file: &std::path::Path, user: &str) -> Password {
     Password::new(line.split_once('\t').expect("tab").1)
 }
 
+/// `n` processes of `cadenas mfa verify USER` all started first, then all given `code` on
+/// stdin at once (each waits for it): a race with every racer in flight.
+fn race_mfa_verify(config: &str, user: &str, code: &str, n: usize) -> Vec<Output> {
+    use std::io::Write;
+    let mut racers: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_cadenas"))
+                .args(["--config", config, "mfa", "verify", user])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in &mut racers {
+        let mut s = c.stdin.take().expect("stdin");
+        s.write_all(format!("{code}\n").as_bytes()).expect("code");
+    }
+    racers
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -359,33 +384,7 @@ async fn mfa_enrol_then_two_processes_racing_on_one_code_exactly_one_wins() {
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
     let now = cadenas::mfa::unix_now();
     let code = cadenas::mfa::totp::code_for_step(&secret, p.step_at(now), &p);
-    // all four started first, then all given the code at once (each waits on stdin)
-    let mut racers: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_cadenas"))
-                .args([
-                    "--config",
-                    lab.get("CADENAS_LAB_CONFIG"),
-                    "mfa",
-                    "verify",
-                    name.as_str(),
-                ])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
-    for c in &mut racers {
-        use std::io::Write;
-        let mut s = c.stdin.take().expect("stdin");
-        s.write_all(format!("{code}\n").as_bytes()).expect("code");
-    }
-    let results: Vec<Output> = racers
-        .into_iter()
-        .map(|c| c.wait_with_output().expect("wait"))
-        .collect();
+    let results = race_mfa_verify(lab.get("CADENAS_LAB_CONFIG"), name.as_str(), &code, 4);
     let wins = results.iter().filter(|o| o.status.success()).count();
     assert_eq!(wins, 1, "{:?}", results.iter().map(text).collect::<Vec<_>>());
     for o in results.iter().filter(|o| !o.status.success()) {
@@ -744,33 +743,7 @@ async fn racing_processes_guessing_codes_never_get_more_than_max_failures_checke
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
     let right = cadenas::mfa::totp::code_for_step(&secret, p.step_at(cadenas::mfa::unix_now()), &p);
     let wrong = if right == "000000" { "111111" } else { "000000" };
-    // 8 processes started first, then all given the wrong code at once
-    let mut racers: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_cadenas"))
-                .args([
-                    "--config",
-                    cfg_path.to_str().expect("utf8"),
-                    "mfa",
-                    "verify",
-                    name.as_str(),
-                ])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
-    for c in &mut racers {
-        use std::io::Write;
-        let mut s = c.stdin.take().expect("stdin");
-        s.write_all(format!("{wrong}\n").as_bytes()).expect("code");
-    }
-    let results: Vec<Output> = racers
-        .into_iter()
-        .map(|c| c.wait_with_output().expect("wait"))
-        .collect();
+    let results = race_mfa_verify(cfg_path.to_str().expect("utf8"), name.as_str(), wrong, 8);
     assert!(
         results.iter().all(|o| o.status.code() == Some(7)),
         "{:?}",
