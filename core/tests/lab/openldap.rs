@@ -14,6 +14,24 @@ async fn connect(lab: &OpenLdapLab) -> Directory {
         .expect("connect as the service account")
 }
 
+/// The entry's `userPassword` as the rootDN reads it, raw bytes (ldap3 files a value under
+/// `attrs` when it happens to be valid UTF-8, under `bin_attrs` otherwise).
+async fn stored_password(lab: &OpenLdapLab, dn: &cadenas::Dn) -> Vec<u8> {
+    let mut admin = lab.admin().await;
+    let (entries, _) = admin
+        .search(dn.as_str(), Scope::Base, "(objectClass=*)", vec!["userPassword"])
+        .await
+        .expect("search")
+        .success()
+        .expect("read");
+    let _ = admin.unbind().await;
+    let mut entry = ldap3::SearchEntry::construct(entries.into_iter().next().expect("entry"));
+    match entry.attrs.remove("userPassword") {
+        Some(v) => v[0].clone().into_bytes(),
+        None => entry.bin_attrs.remove("userPassword").expect("userPassword")[0].clone(),
+    }
+}
+
 async fn user(dir: &Directory, name: &cadenas::UserName) -> cadenas::User {
     dir.find_user(&UserRef::Name(name.clone()))
         .await
@@ -154,19 +172,7 @@ async fn client_side_argon2_hashes_bind_and_non_ascii_passwords_work() {
             BindOutcome::InvalidCredentials
         );
         // stored as a hash, not as cleartext: neither the stored value nor its PHC part binds
-        let mut admin = lab.admin().await;
-        let (entries, _) = admin
-            .search(dn.as_str(), Scope::Base, "(objectClass=*)", vec!["userPassword"])
-            .await
-            .expect("search")
-            .success()
-            .expect("read");
-        let mut entry = ldap3::SearchEntry::construct(entries.into_iter().next().expect("entry"));
-        let raw: Vec<u8> = match entry.attrs.remove("userPassword") {
-            Some(v) => v[0].clone().into_bytes(),
-            None => entry.bin_attrs.remove("userPassword").expect("userPassword")[0].clone(),
-        };
-        let _ = admin.unbind().await;
+        let raw = stored_password(&lab, &dn).await;
         let stored = String::from_utf8_lossy(cadenas::password::trim_stored_hash(&raw)).into_owned();
         assert!(stored.starts_with("{ARGON2}$argon2id$"), "{stored:.20}");
         for candidate in [stored.clone(), stored["{ARGON2}".len()..].to_owned()] {
@@ -223,19 +229,7 @@ async fn server_made_argon2_hashes_carry_a_nul_and_a_junk_byte() {
     dir.reset_password(&user(&dir, &name).await, &Password::new("Server-Hashed-1"), true)
         .await
         .expect("reset");
-    let mut admin = lab.admin().await;
-    let (entries, _) = admin
-        .search(dn.as_str(), Scope::Base, "(objectClass=*)", vec!["userPassword"])
-        .await
-        .expect("search")
-        .success()
-        .expect("ok");
-    let entry = ldap3::SearchEntry::construct(entries.into_iter().next().expect("entry"));
-    // ldap3 files a value under attrs when it happens to be valid UTF-8 (the junk byte varies).
-    let stored: Vec<u8> = match entry.bin_attrs.get("userPassword").and_then(|v| v.first()) {
-        Some(b) => b.clone(),
-        None => entry.attrs["userPassword"][0].as_bytes().to_vec(),
-    };
+    let stored = stored_password(&lab, &dn).await;
     assert_eq!(stored.len(), 105);
     let trimmed = cadenas::password::trim_stored_hash(&stored);
     assert_eq!(trimmed.len(), 103);
