@@ -4,12 +4,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
 
-.PHONY: help demo test lab-up lab-down lint bench
+.PHONY: help demo test lab-up lab-down lint bench header install
 
 help:
 	@echo "make demo   set up the lab (real OpenLDAP + Dovecot on loopback) and run a demo incident with the CLI"
 	@echo "make test   set up the lab and run every test (Rust unit, lab integration, CLI, doc; Python in a venv it makes) + lints"
 	@echo "make lab-up / lab-down   start / stop the lab servers"
+	@echo "make install PREFIX=/usr/local   install libcadenas (.so, .a), cadenas.h and cadenas.pc"
+	@echo "make header   regenerate ffi/include/cadenas.h with cbindgen"
 
 lab-up:
 	bash lab/up.sh 300
@@ -31,6 +33,7 @@ test: lab-up
 	rm -f $(CADENAS_LAB_DIR)/example-user0100.pw
 	$(CARGO) run -q -p cadenas --example contain -- $(CADENAS_LAB_DIR)/openldap/cadenas.toml user0100 $(CADENAS_LAB_DIR)/example-user0100.pw
 	bash python/run-tests.sh
+	bash ffi/tests/run-c-tests.sh
 
 bench:
 	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'
@@ -38,3 +41,21 @@ bench:
 	$(CARGO) bench -p cadenas-benches
 	bash python/venv.sh --release
 	target/python-venv/bin/python benches/totp_python.py
+
+# The C library. FFI_PROFILE=debug installs the test build (what `make test` uses).
+PREFIX ?= /usr/local
+FFI_PROFILE ?= release
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+header:
+	cbindgen -q --config ffi/cbindgen.toml --crate cadenas-ffi --output ffi/include/cadenas.h ffi
+
+install:
+	$(CARGO) build -q -p cadenas-ffi $(if $(filter release,$(FFI_PROFILE)),--release,)
+	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
+	install -m 644 ffi/include/cadenas.h $(PREFIX)/include/cadenas.h
+	install -m 755 target/$(FFI_PROFILE)/libcadenas.so $(PREFIX)/lib/libcadenas.so.$(VERSION)
+	ln -sf libcadenas.so.$(VERSION) $(PREFIX)/lib/libcadenas.so.0
+	ln -sf libcadenas.so.0 $(PREFIX)/lib/libcadenas.so
+	install -m 644 target/$(FFI_PROFILE)/libcadenas.a $(PREFIX)/lib/libcadenas.a
+	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' ffi/cadenas.pc.in > $(PREFIX)/lib/pkgconfig/cadenas.pc

@@ -1,0 +1,536 @@
+/*
+ * The C API's own tests: every error path of the boundary, the shared TOTP vectors, MFA over
+ * a scratch store, and authenticate / status / plan / contain / cancel / resume / release /
+ * journal verify against the real lab directory. Run by ffi/tests/run-c-tests.sh, under
+ * valgrind, built against both the shared and the static library.
+ *
+ *   test_api RFC6238_JSON WORKDIR CONFIG USER_PASSWORD USER1 USER2 USER3
+ */
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <cadenas.h>
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                                   \
+  do {                                                                                \
+    checks++;                                                                         \
+    if (!(cond)) {                                                                    \
+      failures++;                                                                     \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
+    }                                                                                 \
+  } while (0)
+
+#define CHECK_RC(call, want)                                                          \
+  do {                                                                                \
+    cadenas_result rc_ = (call);                                                      \
+    checks++;                                                                         \
+    if (rc_ != (want)) {                                                              \
+      char m_[512];                                                                   \
+      size_t n_ = 0;                                                                  \
+      if (cadenas_last_error_message(m_, sizeof m_, &n_) != CADENAS_RESULT_OK) {      \
+        m_[0] = '\0';                                                                 \
+      }                                                                               \
+      failures++;                                                                     \
+      fprintf(stderr, "%s:%d: %s gave %u, want %u (%s): %s\n", __FILE__, __LINE__,    \
+              #call, (unsigned)rc_, (unsigned)(want), #want, m_);                     \
+    }                                                                                 \
+  } while (0)
+
+#define OK(call) CHECK_RC(call, CADENAS_RESULT_OK)
+
+static const char *arg_workdir;
+
+static char *path_in_work(const char *name) {
+  static char buf[4][1024];
+  static int i = 0;
+  i = (i + 1) % 4;
+  snprintf(buf[i], sizeof buf[i], "%s/%s", arg_workdir, name);
+  return buf[i];
+}
+
+/* RFC 4648 base32 without padding, for the enrolment's secret. */
+static size_t base32_decode(const char *in, uint8_t *out, size_t cap) {
+  size_t n = 0;
+  unsigned buffer = 0;
+  int bits = 0;
+  for (; *in; in++) {
+    int v;
+    if (*in >= 'A' && *in <= 'Z') {
+      v = *in - 'A';
+    } else if (*in >= '2' && *in <= '7') {
+      v = *in - '2' + 26;
+    } else {
+      return 0;
+    }
+    buffer = (buffer << 5) | (unsigned)v;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      if (n == cap) {
+        return 0;
+      }
+      out[n++] = (uint8_t)(buffer >> bits);
+    }
+  }
+  return n;
+}
+
+static void test_boundary(void) {
+  CHECK(cadenas_version() != NULL && strlen(cadenas_version()) > 0);
+
+  char buf[256];
+  size_t n = 0;
+  OK(cadenas_result_message(CADENAS_RESULT_MFA_REPLAYED, buf, sizeof buf, &n));
+  CHECK(n == strlen(buf) && strstr(buf, "already used") != NULL);
+  OK(cadenas_result_message(123456, buf, sizeof buf, &n));
+  CHECK(strcmp(buf, "unknown result") == 0);
+  /* size query, then a buffer one byte short: nothing written */
+  n = 0;
+  CHECK_RC(cadenas_result_message(CADENAS_RESULT_OK, NULL, 0, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
+  CHECK(n == strlen("success"));
+  memset(buf, 'z', sizeof buf);
+  CHECK_RC(cadenas_result_message(CADENAS_RESULT_OK, buf, n, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
+  CHECK(buf[0] == 'z');
+  CHECK_RC(cadenas_result_message(CADENAS_RESULT_OK, buf, sizeof buf, NULL), CADENAS_RESULT_NULL_POINTER);
+
+  /* config: NULLs, bad UTF-8, missing file, bad TOML; the output is left alone on failure */
+  cadenas_config *cfg = (cadenas_config *)0x1;
+  CHECK_RC(cadenas_config_from_file(NULL, &cfg), CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_config_from_file("/nonexistent/cadenas.toml", NULL), CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_config_from_file("/tmp/\xff\xfe", &cfg), CADENAS_RESULT_INVALID_UTF8);
+  CHECK_RC(cadenas_config_from_file("/nonexistent/cadenas.toml", &cfg), CADENAS_RESULT_CONFIG);
+  CHECK(cfg == (cadenas_config *)0x1);
+  OK(cadenas_last_error_message(buf, sizeof buf, &n));
+  CHECK(strstr(buf, "/nonexistent/cadenas.toml") != NULL);
+  CHECK_RC(cadenas_config_from_toml("[directory\nurl=", NULL, &cfg), CADENAS_RESULT_CONFIG);
+  CHECK(cfg == (cadenas_config *)0x1);
+  /* the last error survives a too-small buffer asking about it */
+  CHECK_RC(cadenas_last_error_message(buf, 2, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
+  CHECK(n > 2);
+  OK(cadenas_last_error_message(buf, sizeof buf, &n));
+  CHECK(strlen(buf) == n && n > 2);
+
+  /* NULL handles everywhere, and frees of NULL */
+  cadenas_report *report = NULL;
+  CHECK_RC(cadenas_responder_status(NULL, "x", &report), CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_mfa_verify(NULL, "x", "123456"), CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_report_json(NULL, buf, sizeof buf, &n), CADENAS_RESULT_NULL_POINTER);
+  CHECK(cadenas_report_user_count(NULL) == 0 && cadenas_report_kind(NULL) == 0);
+  cadenas_config_free(NULL);
+  cadenas_responder_free(NULL);
+  cadenas_mfa_free(NULL);
+  cadenas_report_free(NULL);
+  cadenas_authenticator_free(NULL);
+  cadenas_contain_options_free(NULL);
+  cadenas_enrolment_free(NULL);
+  cadenas_secret_list_free(NULL);
+
+  /* options: a freed handle is refused, a double free is harmless, a handle of another type
+   * is refused */
+  cadenas_contain_options *opts = NULL;
+  OK(cadenas_contain_options_new(&opts));
+  CHECK_RC(cadenas_contain_options_set_concurrency(opts, 0), CADENAS_RESULT_INVALID_INPUT);
+  OK(cadenas_contain_options_set_concurrency(opts, 4));
+  CHECK_RC(cadenas_contain_options_set_reason(opts, "\xc3\x28"), CADENAS_RESULT_INVALID_UTF8);
+  CHECK_RC(cadenas_responder_status((const cadenas_responder *)opts, "x", &report),
+           CADENAS_RESULT_INVALID_HANDLE);
+  cadenas_responder_free((cadenas_responder *)opts); /* wrong type: ignored */
+  OK(cadenas_contain_options_set_allow_protected(opts, false));
+  cadenas_contain_options_free(opts);
+  CHECK_RC(cadenas_contain_options_set_allow_protected(opts, true), CADENAS_RESULT_INVALID_HANDLE);
+  cadenas_contain_options_free(opts);
+  CHECK(report == NULL);
+}
+
+static void test_totp_vectors(const char *fixture) {
+  json_error_t err;
+  json_t *root = json_load_file(fixture, 0, &err);
+  CHECK(root != NULL);
+  if (root == NULL) {
+    fprintf(stderr, "%s: %s\n", fixture, err.text);
+    return;
+  }
+  unsigned digits = (unsigned)json_integer_value(json_object_get(root, "digits"));
+  uint64_t period = (uint64_t)json_integer_value(json_object_get(root, "period"));
+  json_t *secrets = json_object_get(root, "secrets_ascii");
+  const char *names[] = {"sha1", "sha256", "sha512"};
+  const uint32_t algs[] = {CADENAS_TOTP_ALGORITHM_SHA1, CADENAS_TOTP_ALGORITHM_SHA256,
+                           CADENAS_TOTP_ALGORITHM_SHA512};
+  size_t i;
+  json_t *v;
+  int seen = 0;
+  json_array_foreach(json_object_get(root, "vectors"), i, v) {
+    uint64_t t = (uint64_t)json_integer_value(json_object_get(v, "time"));
+    for (int a = 0; a < 3; a++) {
+      const char *secret = json_string_value(json_object_get(secrets, names[a]));
+      const char *want = json_string_value(json_object_get(v, names[a]));
+      char code[16];
+      size_t n = 0;
+      OK(cadenas_totp_code((const uint8_t *)secret, strlen(secret), t, digits, period, algs[a], code,
+                           sizeof code, &n));
+      CHECK(want != NULL && strcmp(code, want) == 0);
+      seen++;
+    }
+  }
+  CHECK(seen >= 18);
+  char code[16];
+  size_t n = 0;
+  CHECK_RC(cadenas_totp_code((const uint8_t *)"k", 1, 0, 6, 30, 99, code, sizeof code, &n),
+           CADENAS_RESULT_INVALID_INPUT);
+  CHECK_RC(cadenas_totp_code((const uint8_t *)"k", 1, 0, 5, 30, CADENAS_TOTP_ALGORITHM_SHA1, code,
+                             sizeof code, &n),
+           CADENAS_RESULT_CONFIG);
+  CHECK_RC(cadenas_totp_code(NULL, 1, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, code, sizeof code, &n),
+           CADENAS_RESULT_NULL_POINTER);
+  json_decref(root);
+}
+
+static void code_now(const char *secret_b32, int64_t offset, char *code, size_t cap) {
+  uint8_t key[64];
+  size_t klen = base32_decode(secret_b32, key, sizeof key);
+  CHECK(klen == 20);
+  size_t n = 0;
+  OK(cadenas_totp_code(key, klen, (uint64_t)((int64_t)time(NULL) + offset), 6, 30,
+                       CADENAS_TOTP_ALGORITHM_SHA1, code, cap, &n));
+  explicit_bzero(key, sizeof key);
+}
+
+static void test_mfa(void) {
+  char toml[2048];
+  snprintf(toml, sizeof toml,
+           "[directory]\nurl = \"ldaps://127.0.0.1:1\"\nbind_dn = \"cn=x\"\n"
+           "bind_password_file = \"/dev/null\"\nbase_dns = [\"dc=example,dc=test\"]\n"
+           "[mfa]\ndatabase = \"%s\"\nkey_file = \"%s\"\nissuer = \"C tests\"\n",
+           path_in_work("mfa.db"), path_in_work("mfa.key"));
+  cadenas_config *cfg = NULL;
+  OK(cadenas_config_from_toml(toml, NULL, &cfg));
+  cadenas_mfa *mfa = NULL;
+  CHECK_RC(cadenas_mfa_open(cfg, false, &mfa), CADENAS_RESULT_MFA_STORE); /* not created on a login path */
+  CHECK(mfa == NULL);
+  OK(cadenas_mfa_open(cfg, true, &mfa));
+
+  cadenas_enrolment *e = NULL;
+  CHECK_RC(cadenas_mfa_enroll(mfa, "bad\nname", &e), CADENAS_RESULT_INVALID_USER_NAME);
+  OK(cadenas_mfa_enroll(mfa, "alice", &e));
+  size_t n = 0;
+  CHECK_RC(cadenas_enrolment_uri(e, NULL, 0, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
+  char *uri = malloc(n + 1);
+  OK(cadenas_enrolment_uri(e, uri, n + 1, &n));
+  CHECK(strncmp(uri, "otpauth://totp/", 15) == 0 && strlen(uri) == n);
+  char secret[64];
+  OK(cadenas_enrolment_secret(e, secret, sizeof secret, &n));
+  CHECK(n == 32 && strstr(uri, secret) != NULL);
+  explicit_bzero(uri, strlen(uri));
+  free(uri);
+  cadenas_enrolment_free(e);
+  CHECK_RC(cadenas_enrolment_secret(e, secret, sizeof secret, &n), CADENAS_RESULT_INVALID_HANDLE);
+
+  cadenas_enrolment_state st = CADENAS_ENROLMENT_STATE_NONE;
+  OK(cadenas_mfa_enrolment_state(mfa, "alice", &st));
+  CHECK(st == CADENAS_ENROLMENT_STATE_PENDING);
+  char code[16];
+  code_now(secret, 0, code, sizeof code);
+  OK(cadenas_mfa_verify(mfa, "alice", code));
+  CHECK_RC(cadenas_mfa_verify(mfa, "alice", code), CADENAS_RESULT_MFA_REPLAYED);
+  code_now(secret, -30, code, sizeof code); /* an earlier step: a replay too */
+  CHECK_RC(cadenas_mfa_verify(mfa, "alice", code), CADENAS_RESULT_MFA_REPLAYED);
+  CHECK_RC(cadenas_mfa_verify(mfa, "alice", "12345x"), CADENAS_RESULT_MFA_BAD_CODE);
+  CHECK_RC(cadenas_mfa_verify(mfa, "nobody", "123456"), CADENAS_RESULT_MFA_NOT_ENROLLED);
+  OK(cadenas_mfa_enrolment_state(mfa, "alice", &st));
+  CHECK(st == CADENAS_ENROLMENT_STATE_ACTIVE);
+
+  cadenas_secret_list *codes = NULL;
+  OK(cadenas_mfa_recovery_codes(mfa, "alice", &codes));
+  size_t count = cadenas_secret_list_len(codes);
+  CHECK(count >= 8);
+  char rc1[64], rc2[64];
+  OK(cadenas_secret_list_get(codes, 0, rc1, sizeof rc1, &n));
+  OK(cadenas_secret_list_get(codes, count - 1, rc2, sizeof rc2, &n));
+  CHECK(strcmp(rc1, rc2) != 0);
+  CHECK_RC(cadenas_secret_list_get(codes, count, rc2, sizeof rc2, &n), CADENAS_RESULT_OUT_OF_RANGE);
+  cadenas_secret_list_free(codes);
+  CHECK(cadenas_secret_list_len(codes) == 0);
+  CHECK_RC(cadenas_secret_list_get(codes, 0, rc2, sizeof rc2, &n), CADENAS_RESULT_INVALID_HANDLE);
+  cadenas_secret_list_free(codes);
+  OK(cadenas_mfa_use_recovery_code(mfa, "alice", rc1));
+  CHECK_RC(cadenas_mfa_use_recovery_code(mfa, "alice", rc1), CADENAS_RESULT_MFA_RECOVERY_CODE);
+  OK(cadenas_mfa_use_recovery_code(mfa, "alice", rc2));
+  explicit_bzero(rc1, sizeof rc1);
+  explicit_bzero(rc2, sizeof rc2);
+
+  /* throttling: wrong codes until refused outright */
+  cadenas_result last = CADENAS_RESULT_OK;
+  for (int i = 0; i < 20 && last != CADENAS_RESULT_MFA_THROTTLED; i++) {
+    last = cadenas_mfa_verify(mfa, "alice", "000000");
+  }
+  CHECK(last == CADENAS_RESULT_MFA_THROTTLED);
+
+  bool had = false;
+  OK(cadenas_mfa_reset(mfa, "alice", &had));
+  CHECK(had);
+  OK(cadenas_mfa_reset(mfa, "alice", &had));
+  CHECK(!had);
+  OK(cadenas_mfa_enrolment_state(mfa, "alice", &st));
+  CHECK(st == CADENAS_ENROLMENT_STATE_NONE);
+  cadenas_mfa_free(mfa);
+  CHECK_RC(cadenas_mfa_verify(mfa, "alice", "123456"), CADENAS_RESULT_INVALID_HANDLE);
+  cadenas_mfa_free(mfa);
+  cadenas_config_free(cfg);
+}
+
+/* --- against the lab directory ------------------------------------------------------- */
+
+struct handover_seen {
+  int calls;
+  char password[128];
+  const cadenas_handover *kept;
+};
+
+static int on_password(void *userdata, const char *user, const char *dn, const cadenas_handover *h) {
+  struct handover_seen *seen = userdata;
+  size_t n = 0;
+  seen->calls++;
+  seen->kept = h;
+  CHECK(user != NULL && dn != NULL && strstr(dn, user) != NULL);
+  CHECK_RC(cadenas_handover_password(h, NULL, 0, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
+  CHECK(n >= 16 && n < sizeof seen->password);
+  return cadenas_handover_password(h, seen->password, sizeof seen->password, &n) == CADENAS_RESULT_OK ? 0 : 1;
+}
+
+struct progress_seen {
+  int calls;
+  int stop_after;
+  const cadenas_responder *responder;
+  cadenas_result reentry;
+};
+
+static int on_progress(void *userdata, const char *user, size_t finished, size_t total, size_t failed) {
+  struct progress_seen *p = userdata;
+  p->calls++;
+  CHECK(user != NULL && finished >= 1 && finished <= total);
+  (void)failed;
+  cadenas_report *r = NULL;
+  p->reentry = cadenas_responder_status(p->responder, user, &r); /* refused, not a deadlock */
+  cadenas_report_free(r);
+  return p->stop_after > 0 && p->calls >= p->stop_after;
+}
+
+static char *report_json(const cadenas_report *r) {
+  size_t n = 0;
+  CHECK_RC(cadenas_report_json(r, NULL, 0, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
+  char *json = calloc(1, n + 1);
+  OK(cadenas_report_json(r, json, n + 1, &n));
+  return json;
+}
+
+static void test_lab(const char *config_path, const char *user_pw, const char *u1, const char *u2,
+                     const char *u3) {
+  cadenas_config *cfg = NULL;
+  OK(cadenas_config_from_file(config_path, &cfg));
+  if (cfg == NULL) {
+    return;
+  }
+  char buf[4096];
+  size_t n = 0;
+
+  /* authenticate: the call a PAM module makes (over an MFA store that exists: an enrolment
+   * tool creates it) */
+  cadenas_mfa *store = NULL;
+  OK(cadenas_mfa_open(cfg, true, &store));
+  cadenas_mfa_free(store);
+  cadenas_authenticator *auth = NULL;
+  OK(cadenas_authenticator_new(cfg, &auth));
+  cadenas_auth_outcome outcome = CADENAS_AUTH_OUTCOME_OK;
+  OK(cadenas_authenticate(auth, u1, user_pw, NULL, &outcome));
+  CHECK(outcome == CADENAS_AUTH_OUTCOME_OK);
+  OK(cadenas_authenticate(auth, u1, "wrong-password", NULL, &outcome));
+  CHECK(outcome == CADENAS_AUTH_OUTCOME_BAD_PASSWORD);
+  outcome = CADENAS_AUTH_OUTCOME_OK;
+  OK(cadenas_authenticate(auth, "no-such-user-here", user_pw, NULL, &outcome));
+  CHECK(outcome == CADENAS_AUTH_OUTCOME_BAD_PASSWORD);
+  outcome = CADENAS_AUTH_OUTCOME_OK;
+  CHECK_RC(cadenas_authenticate(auth, "*)(uid=*", user_pw, NULL, &outcome), CADENAS_RESULT_INVALID_USER_NAME);
+  CHECK(outcome == CADENAS_AUTH_OUTCOME_OK); /* not written on failure */
+  CHECK_RC(cadenas_authenticate(auth, u1, NULL, NULL, &outcome), CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_authenticate(auth, u1, user_pw, NULL, NULL), CADENAS_RESULT_NULL_POINTER);
+
+  cadenas_responder *r = NULL;
+  OK(cadenas_responder_new(cfg, path_in_work("journal.jsonl"), &r));
+  if (r == NULL) {
+    cadenas_authenticator_free(auth);
+    cadenas_config_free(cfg);
+    return;
+  }
+
+  /* status */
+  cadenas_report *rep = NULL;
+  OK(cadenas_responder_status(r, u1, &rep));
+  CHECK(cadenas_report_kind(rep) == CADENAS_OPERATION_STATUS);
+  char *json = report_json(rep);
+  CHECK(strstr(json, "\"unlocked\"") != NULL);
+  free(json);
+  cadenas_report_free(rep);
+  rep = NULL;
+  CHECK_RC(cadenas_responder_status(r, "no-such-user-here", &rep), CADENAS_RESULT_USER_NOT_FOUND);
+  CHECK_RC(cadenas_responder_status(r, "a,b=c", &rep), CADENAS_RESULT_INVALID_USER_NAME);
+  CHECK(rep == NULL);
+
+  /* plan: one known user, one unknown; nothing changes */
+  const char *plan_users[] = {u1, "no-such-user-here"};
+  OK(cadenas_responder_plan(r, plan_users, 2, false, &rep));
+  CHECK(cadenas_report_kind(rep) == CADENAS_OPERATION_PLAN && cadenas_report_user_count(rep) == 2);
+  cadenas_user_status us = CADENAS_USER_STATUS_DONE;
+  cadenas_result why = CADENAS_RESULT_OK;
+  OK(cadenas_report_user_status(rep, 1, &us, &why));
+  CHECK(us == CADENAS_USER_STATUS_REFUSED && why == CADENAS_RESULT_USER_NOT_FOUND);
+  CHECK_RC(cadenas_report_user_status(rep, 2, &us, &why), CADENAS_RESULT_OUT_OF_RANGE);
+  OK(cadenas_report_user_name(rep, 0, buf, sizeof buf, &n));
+  CHECK(strcmp(buf, u1) == 0);
+  cadenas_report_free(rep);
+  CHECK_RC(cadenas_report_user_name(rep, 0, buf, sizeof buf, &n), CADENAS_RESULT_INVALID_HANDLE);
+  rep = NULL;
+  CHECK_RC(cadenas_responder_plan(r, NULL, 1, false, &rep), CADENAS_RESULT_NULL_POINTER);
+
+  /* contain u1, the new password handed to a callback; the progress callback calls back in */
+  cadenas_contain_options *opts = NULL;
+  OK(cadenas_contain_options_new(&opts));
+  struct handover_seen seen = {0};
+  struct progress_seen prog = {0, 0, r, CADENAS_RESULT_OK};
+  OK(cadenas_contain_options_set_password_callback(opts, on_password, &seen));
+  OK(cadenas_contain_options_set_progress_callback(opts, on_progress, &prog));
+  OK(cadenas_contain_options_set_incident(opts, "c-test-1"));
+  OK(cadenas_contain_options_set_reason(opts, "C API test"));
+  OK(cadenas_responder_contain(r, u1, opts, &rep));
+  CHECK(cadenas_report_kind(rep) == CADENAS_OPERATION_CONTAIN);
+  CHECK(cadenas_report_done(rep) == 1 && cadenas_report_failed(rep) == 0);
+  OK(cadenas_report_user_status(rep, 0, &us, &why));
+  CHECK(us == CADENAS_USER_STATUS_DONE && why == CADENAS_RESULT_OK);
+  OK(cadenas_report_incident(rep, buf, sizeof buf, &n));
+  CHECK(strcmp(buf, "c-test-1") == 0);
+  json = report_json(rep);
+  CHECK(strstr(json, seen.password) == NULL); /* the report never holds the password */
+  free(json);
+  cadenas_report_free(rep);
+  rep = NULL;
+  CHECK(seen.calls == 1 && prog.calls == 1);
+  CHECK(prog.reentry == CADENAS_RESULT_INVALID_CONTEXT);
+  CHECK_RC(cadenas_handover_password(seen.kept, buf, sizeof buf, &n), CADENAS_RESULT_INVALID_HANDLE);
+
+  /* the old password is dead, the handed-over one is the live one (once released) */
+  OK(cadenas_authenticate(auth, u1, user_pw, NULL, &outcome));
+  CHECK(outcome != CADENAS_AUTH_OUTCOME_OK);
+  OK(cadenas_authenticate(auth, u1, seen.password, NULL, &outcome));
+  CHECK(outcome == CADENAS_AUTH_OUTCOME_LOCKED);
+  CHECK_RC(cadenas_responder_release(r, u1, NULL, &rep), CADENAS_RESULT_RELEASE_REFUSED); /* no MFA yet */
+  OK(cadenas_responder_release(r, u1, "C API test: released without MFA", &rep));
+  CHECK(cadenas_report_kind(rep) == CADENAS_OPERATION_RELEASE);
+  cadenas_report_free(rep);
+  rep = NULL;
+  OK(cadenas_authenticate(auth, u1, seen.password, NULL, &outcome));
+  CHECK(outcome == CADENAS_AUTH_OUTCOME_MUST_CHANGE);
+  explicit_bzero(seen.password, sizeof seen.password);
+
+  /* u2 and u3 at once, passwords to a file, stopped by the progress callback after one user;
+   * resume finishes the other */
+  cadenas_contain_options *opts2 = NULL;
+  OK(cadenas_contain_options_new(&opts2));
+  OK(cadenas_contain_options_set_password_file(opts2, path_in_work("passwords.tsv")));
+  OK(cadenas_contain_options_set_concurrency(opts2, 1));
+  OK(cadenas_contain_options_set_incident(opts2, "c-test-2"));
+  struct progress_seen stop = {0, 1, r, CADENAS_RESULT_OK};
+  OK(cadenas_contain_options_set_progress_callback(opts2, on_progress, &stop));
+  const char *both[] = {u2, u3};
+  OK(cadenas_responder_contain_list(r, both, 2, opts2, &rep));
+  CHECK(cadenas_report_user_count(rep) == 2 && cadenas_report_done(rep) == 1);
+  OK(cadenas_report_user_status(rep, 1, &us, &why));
+  CHECK(us == CADENAS_USER_STATUS_INTERRUPTED);
+  cadenas_report_free(rep);
+  rep = NULL;
+  struct stat sb;
+  CHECK(stat(path_in_work("passwords.tsv"), &sb) == 0 && (sb.st_mode & 0777) == 0600);
+  /* the file exists now: a second run with the same file is refused before it starts */
+  CHECK_RC(cadenas_responder_contain_list(r, both, 2, opts2, &rep), CADENAS_RESULT_IO);
+  OK(cadenas_contain_options_set_password_file(opts2, path_in_work("passwords-resume.tsv")));
+  OK(cadenas_contain_options_set_progress_callback(opts2, NULL, NULL));
+  OK(cadenas_responder_resume(r, "c-test-2", opts2, &rep));
+  CHECK(cadenas_report_done(rep) == 2 && cadenas_report_failed(rep) == 0);
+  cadenas_report_free(rep);
+  rep = NULL;
+  /* resuming a finished incident is idempotent: every step is from the earlier run */
+  OK(cadenas_contain_options_set_password_file(opts2, path_in_work("passwords-none.tsv")));
+  OK(cadenas_responder_resume(r, "c-test-2", opts2, &rep));
+  CHECK(cadenas_report_done(rep) == 2);
+  CHECK(stat(path_in_work("passwords-none.tsv"), &sb) != 0); /* no new password set */
+  char head[128];
+  OK(cadenas_report_journal_head(rep, head, sizeof head, &n));
+  CHECK(n == 64);
+  cadenas_report_free(rep);
+  rep = NULL;
+  CHECK_RC(cadenas_responder_resume(r, "no-such-incident", opts2, &rep), CADENAS_RESULT_NOTHING_TO_RESUME);
+
+  /* journal verify: the head matches; a tampered copy is refused */
+  OK(cadenas_journal_verify(cfg, path_in_work("journal.jsonl"), &rep));
+  CHECK(cadenas_report_kind(rep) == CADENAS_OPERATION_JOURNAL_VERIFY);
+  OK(cadenas_report_journal_head(rep, buf, sizeof buf, &n));
+  CHECK(strcmp(buf, head) == 0);
+  cadenas_report_free(rep);
+  rep = NULL;
+  FILE *in = fopen(path_in_work("journal.jsonl"), "r");
+  FILE *out = fopen(path_in_work("tampered.jsonl"), "w");
+  CHECK(in != NULL && out != NULL);
+  if (in != NULL && out != NULL) {
+    int c, line = 0, changed = 0;
+    while ((c = fgetc(in)) != EOF) {
+      if (c == '\n') {
+        line++;
+      }
+      if (line == 1 && !changed && c == '2') { /* a digit of the second record */
+        c = '3';
+        changed = 1;
+      }
+      fputc(c, out);
+    }
+    CHECK(changed);
+  }
+  if (in != NULL) {
+    fclose(in);
+  }
+  if (out != NULL) {
+    fclose(out);
+  }
+  CHECK_RC(cadenas_journal_verify(NULL, path_in_work("tampered.jsonl"), &rep), CADENAS_RESULT_JOURNAL_TAMPERED);
+  CHECK(rep == NULL);
+  CHECK_RC(cadenas_journal_verify(NULL, path_in_work("missing.jsonl"), &rep), CADENAS_RESULT_JOURNAL);
+
+  cadenas_contain_options_free(opts);
+  cadenas_contain_options_free(opts2);
+  cadenas_responder_free(r);
+  CHECK_RC(cadenas_responder_status(r, u1, &rep), CADENAS_RESULT_INVALID_HANDLE);
+  cadenas_authenticator_free(auth);
+  cadenas_config_free(cfg);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 8) {
+    fprintf(stderr, "usage: %s RFC6238_JSON WORKDIR CONFIG USER_PASSWORD USER1 USER2 USER3\n", argv[0]);
+    return 2;
+  }
+  arg_workdir = argv[2];
+  test_boundary();
+  test_totp_vectors(argv[1]);
+  test_mfa();
+  test_lab(argv[3], argv[4], argv[5], argv[6], argv[7]);
+  printf("test_api: %d checks, %d failed\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}
