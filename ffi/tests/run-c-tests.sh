@@ -43,6 +43,16 @@ CADENAS_STATIC=("$PREFIX/lib/libcadenas.a" $(pkg-config --libs-only-l --static c
   cc "${CFLAGS[@]}" -fPIC -shared $CADENAS_CFLAGS examples/c/pam/pam_cadenas.c -o "$WORK/pam_cadenas.so" \
     -Wl,--version-script=examples/c/pam/exports.map $CADENAS_LIBS -lpam
 }
+# The README's C example compiles as it is written.
+{
+  printf '#include <stdio.h>\n'
+  awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' README.md | sed -n '1p'
+  printf 'int main(void) {\n'
+  awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' README.md | sed '1d'
+  printf 'return 0; }\n'
+} > "$WORK/readme_example.c"
+# shellcheck disable=SC2086
+cc "${CFLAGS[@]}" $CADENAS_CFLAGS "$WORK/readme_example.c" -o "$WORK/readme_example" $CADENAS_LIBS
 if nm -D --defined-only "$WORK/pam_cadenas.so" | awk '{print $3}' | grep -v '^pam_sm_' | grep -q .; then
   echo "pam_cadenas.so exports more than the PAM entry points" >&2; exit 1
 fi
@@ -71,6 +81,7 @@ new_user() { # new_user NAME [mfa]
 }
 for u in a1 a2 a3 pm pp pc; do new_user "$tag$u"; done
 new_user "${tag}mfa" mfa
+new_user "${tag}dov" mfa
 
 # A config of the test's own: the lab directory, a journal and an MFA store in $WORK.
 CONFIG=$WORK/cadenas.toml
@@ -101,4 +112,5 @@ grep -q '"user_not_found"' "$WORK/contain-unknown.json"
 
 export CADENAS_LAB_USER_PW
 bash "$ROOT/examples/c/pam/test-pam.sh" "$WORK" "$CONFIG" "$tag" "${VALGRIND[@]}"
+bash "$ROOT/examples/c/pam/test-dovecot-pam.sh" "$WORK" "$CONFIG" "$tag"
 echo "C tests: all passed"
