@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -521,6 +523,53 @@ static void test_lab(const char *config_path, const char *user_pw, const char *u
   cadenas_config_free(cfg);
 }
 
+/* Handles made before fork() refuse to work in the child (tokio and SQLite do not survive a
+ * fork); handles made in the child work; the parent's are untouched. */
+static void test_fork(const char *config_path) {
+  cadenas_config *cfg = NULL;
+  OK(cadenas_config_from_file(config_path, &cfg));
+  cadenas_mfa *mfa = NULL;
+  OK(cadenas_mfa_open(cfg, true, &mfa));
+  cadenas_authenticator *auth = NULL;
+  OK(cadenas_authenticator_new(cfg, &auth));
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    int bad = 0;
+    cadenas_enrolment_state st = CADENAS_ENROLMENT_STATE_NONE;
+    cadenas_auth_outcome o = CADENAS_AUTH_OUTCOME_OK;
+    if (cadenas_mfa_enrolment_state(mfa, "nobody", &st) != CADENAS_RESULT_INVALID_CONTEXT) {
+      bad |= 1;
+    }
+    if (cadenas_authenticate(auth, "nobody", "x", NULL, &o) != CADENAS_RESULT_INVALID_CONTEXT) {
+      bad |= 2;
+    }
+    cadenas_mfa *fresh = NULL;
+    if (cadenas_mfa_open(cfg, false, &fresh) != CADENAS_RESULT_OK ||
+        cadenas_mfa_enrolment_state(fresh, "nobody", &st) != CADENAS_RESULT_OK) {
+      bad |= 4;
+    }
+    cadenas_mfa_free(fresh);
+    _exit(bad);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "fork child: failures %d\n", WEXITSTATUS(status));
+  }
+  cadenas_enrolment_state st = CADENAS_ENROLMENT_STATE_ACTIVE;
+  OK(cadenas_mfa_enrolment_state(mfa, "nobody", &st));
+  CHECK(st == CADENAS_ENROLMENT_STATE_NONE);
+  cadenas_auth_outcome o = CADENAS_AUTH_OUTCOME_OK;
+  OK(cadenas_authenticate(auth, "no-such-user-here", "x", NULL, &o));
+  CHECK(o == CADENAS_AUTH_OUTCOME_BAD_PASSWORD);
+  cadenas_authenticator_free(auth);
+  cadenas_mfa_free(mfa);
+  cadenas_config_free(cfg);
+}
+
 int main(int argc, char **argv) {
   if (argc != 8) {
     fprintf(stderr, "usage: %s RFC6238_JSON WORKDIR CONFIG USER_PASSWORD USER1 USER2 USER3\n", argv[0]);
@@ -531,6 +580,7 @@ int main(int argc, char **argv) {
   test_totp_vectors(argv[1]);
   test_mfa();
   test_lab(argv[3], argv[4], argv[5], argv[6], argv[7]);
+  test_fork(argv[3]);
   printf("test_api: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -147,6 +147,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     cipher: ChaCha20Poly1305,
     path: PathBuf,
+    /// The process that opened the connection: SQLite connections must not cross a `fork()`.
+    pid: u32,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -203,6 +205,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             cipher: ChaCha20Poly1305::new(Key::from_slice(key.expose_secret())),
             path: path.to_owned(),
+            pid: std::process::id(),
         };
         store.init()?;
         Ok(store)
@@ -272,7 +275,19 @@ impl SqliteStore {
         tx.commit().map_err(|e| store_err(&p, "commit", e))
     }
 
+    /// The connection, refused in a child of the process that opened it ([`ErrorKind::InvalidContext`]:
+    /// a SQLite connection used on both sides of a `fork()` can corrupt the database; sshd
+    /// runs PAM in a forked child).
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
+        if std::process::id() != self.pid {
+            return Err(Error::new(
+                ErrorKind::InvalidContext,
+                format!(
+                    "the MFA database {} was opened before a fork(): open it again in this process",
+                    self.path.display()
+                ),
+            ));
+        }
         self.conn.lock().map_err(|_| {
             Error::new(
                 ErrorKind::Internal,
