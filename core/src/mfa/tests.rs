@@ -363,38 +363,76 @@ fn a_store_locked_by_another_writer_is_a_typed_error_after_the_busy_timeout() {
 }
 
 #[test]
-fn concurrent_recovery_code_use_succeeds_exactly_once() {
+fn concurrent_recovery_code_use_from_separate_connections_succeeds_exactly_once() {
     let (_t, cfg) = tmp("race");
     let mfa = Arc::new(Mfa::open(&cfg, true).expect("open"));
     let code = mfa.new_recovery_codes("alice").expect("codes")[3]
         .expose_secret()
         .to_owned();
-    let handles: Vec<_> = (0..6)
+    // 4 racers: each loser counts as a failed attempt, and the 5th failure (max_failures)
+    // answers "throttled" by design
+    let start = Arc::new(std::sync::Barrier::new(4));
+    let handles: Vec<_> = (0..4)
         .map(|_| {
-            let (cfg, code) = (cfg.clone(), code.clone());
-            // separate connections, as separate processes would have
+            let (cfg, code, start) = (cfg.clone(), code.clone(), start.clone());
+            // separate connections, as separate processes would have, released together
             std::thread::spawn(move || {
-                Mfa::open(&cfg, false)
-                    .expect("open")
-                    .use_recovery_code("alice", &code, T)
-                    .is_ok()
+                let mfa = Mfa::open(&cfg, false).expect("open");
+                start.wait();
+                mfa.use_recovery_code("alice", &code, T)
             })
         })
         .collect();
-    let wins = handles
-        .into_iter()
-        .map(|h| h.join().expect("join"))
-        .filter(|ok| *ok)
-        .count();
-    assert_eq!(wins, 1);
+    let results: Vec<Result<(), Error>> = handles.into_iter().map(|h| h.join().expect("join")).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(
+            e.kind(),
+            ErrorKind::MfaRecoveryCode,
+            "a loser must be told the code is used: {e}"
+        );
+    }
 }
 
-/// Fault injection for the replay race: the real SQLite store, except that a read of the
-/// enrolment waits until every racer has read it — so all of them hold the same "last step"
-/// and only the conditional UPDATE can stop the second use.
+#[test]
+fn two_users_of_one_recovery_code_who_both_read_the_codes_first_one_wins() {
+    let (_t, cfg) = tmp("recovery-together");
+    let setup = Mfa::open(&cfg, true).expect("open");
+    let code = setup.new_recovery_codes("alice").expect("codes")[0]
+        .expose_secret()
+        .to_owned();
+    let store = Arc::new(ReadTogether {
+        inner: SqliteStore::open(&cfg.database, &cfg.key_file, false).expect("store"),
+        barrier: std::sync::Barrier::new(2),
+        hold: Hold::RecoveryCodes,
+    });
+    let mfa = Mfa::with_store(store, cfg.clone());
+    let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| mfa.use_recovery_code("alice", &code, T)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    // both matched the same stored hash; only the conditional DELETE lets one of them win
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let loser = results.iter().find_map(|r| r.as_ref().err()).expect("a loser");
+    assert_eq!(loser.kind(), ErrorKind::MfaRecoveryCode, "{loser}");
+}
+
+/// Which read [`ReadTogether`] holds until every racer has made it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Enrolment,
+    RecoveryCodes,
+}
+
+/// Fault injection for the replay races: the real SQLite store, except that one read (of the
+/// enrolment, or of the recovery codes) waits until every racer has made it — so all of them
+/// hold the same state and only the conditional UPDATE / DELETE can stop the second use.
 struct ReadTogether {
     inner: SqliteStore,
     barrier: std::sync::Barrier,
+    hold: Hold,
 }
 
 impl MfaStore for ReadTogether {
@@ -403,7 +441,9 @@ impl MfaStore for ReadTogether {
     }
     fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error> {
         let e = self.inner.enrolment(user);
-        self.barrier.wait();
+        if self.hold == Hold::Enrolment {
+            self.barrier.wait();
+        }
         e
     }
     fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {
@@ -428,7 +468,11 @@ impl MfaStore for ReadTogether {
         self.inner.replace_recovery_codes(user, hashes)
     }
     fn recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, Error> {
-        self.inner.recovery_codes(user)
+        let codes = self.inner.recovery_codes(user);
+        if self.hold == Hold::RecoveryCodes {
+            self.barrier.wait();
+        }
+        codes
     }
     fn consume_recovery_code(&self, user: &str, id: i64) -> Result<bool, Error> {
         self.inner.consume_recovery_code(user, id)
@@ -445,6 +489,7 @@ fn two_users_of_one_code_who_both_read_the_enrolment_first_one_wins() {
     let store = Arc::new(ReadTogether {
         inner: SqliteStore::open(&cfg.database, &cfg.key_file, false).expect("store"),
         barrier: std::sync::Barrier::new(2),
+        hold: Hold::Enrolment,
     });
     let mfa = Mfa::with_store(store, cfg.clone());
     let results: Vec<Result<Verified, Error>> = std::thread::scope(|scope| {
