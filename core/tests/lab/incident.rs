@@ -802,3 +802,95 @@ async fn a_panic_in_one_users_worker_fails_that_user_only() {
         assert!(report.users[i].complete(), "{:#?}", report.users[i]);
     }
 }
+
+/// The lock-drop fix, deterministically: OpenLDAP's ppolicy deletes `pwdAccountLockedTime` on
+/// a password set, so a run killed between the set and the re-lock leaves an unlocked account
+/// whose journal says "lock done, reset in flight". Resume must end with the account locked.
+/// (Fails with the re-lock removed from the reset step: checked.)
+#[tokio::test]
+async fn resume_after_a_reset_cut_short_ends_with_the_account_locked() {
+    let lab = OpenLdapLab::load();
+    let cfg = lab.config();
+    let journal_path = temp_journal("lock-drop");
+    let (name, dn) = lab.fresh_user("inc-lockdrop").await;
+    let dir = cadenas::Directory::connect(&cfg.directory)
+        .await
+        .expect("connect");
+    let u = dir.find_user(&UserRef::Dn(dn.clone())).await.expect("find");
+
+    // What a killed run leaves: the lock done and journaled, a reset intent with no outcome,
+    // and — the password set having happened — no lock on the server.
+    let lock = dir.lock(&u).await.expect("lock");
+    {
+        let j = journal::Journal::open(&journal_path).expect("journal");
+        let (user, dn_s) = (name.to_string(), dn.to_string());
+        j.append(
+            "inc-lockdrop",
+            vec![
+                Event::IncidentStart {
+                    action: "contain".into(),
+                    users: vec![user.clone()],
+                    note: None,
+                    steps: None,
+                },
+                Event::Intent {
+                    user: user.clone(),
+                    dn: dn_s.clone(),
+                    step: Step::Lock,
+                },
+                Event::Outcome {
+                    user: user.clone(),
+                    dn: dn_s.clone(),
+                    step: Step::Lock,
+                    status: StepStatus::Changed,
+                    detail: cadenas::journal::StepDetail::of_change(lock),
+                },
+                Event::Intent {
+                    user,
+                    dn: dn_s,
+                    step: Step::ResetPassword,
+                },
+            ],
+        )
+        .await
+        .expect("append");
+    }
+    lab.admin_replace(&dn, "pwdAccountLockedTime", &[]).await;
+    assert_eq!(
+        dir.account_state(&u).await.expect("state").lock,
+        LockState::Unlocked,
+        "the situation a crash leaves"
+    );
+
+    let r = Responder::new(&cfg, &journal_path).await.expect("responder");
+    let sink = Arc::new(MemorySink::default());
+    let report = r
+        .resume(Some("inc-lockdrop"), ContainOptions::new(sink.clone()))
+        .await
+        .expect("resume");
+    let steps: Vec<(Step, StepStatus, bool)> = report.users[0]
+        .steps
+        .iter()
+        .map(|s| (s.step, s.status, s.from_earlier_run))
+        .collect();
+    assert_eq!(steps[0], (Step::Lock, StepStatus::Changed, true), "{steps:?}");
+    assert_eq!(steps[1].0, Step::ResetPassword);
+    assert_eq!(steps[1].1, StepStatus::Changed, "the reset in flight is redone");
+    let state = dir.account_state(&u).await.expect("state");
+    assert_eq!(
+        state.lock,
+        LockState::Locked,
+        "resume must not leave the account unlocked"
+    );
+    let new = sink
+        .0
+        .lock()
+        .expect("lock")
+        .get(name.as_str())
+        .cloned()
+        .expect("handed over");
+    assert_eq!(
+        dir.check_password(&dn, &Password::new(new)).await.expect("bind"),
+        BindOutcome::Locked
+    );
+}
