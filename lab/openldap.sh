@@ -6,6 +6,7 @@
 #                                 (default 300; benches use 6000). Rebuilt from nothing on every start.
 #   lab/openldap.sh replica       syncrepl replica of the provider on :3891 / :6361
 #   lab/openldap.sh restart       stop and start the provider keeping its data (crash tests)
+#   lab/openldap.sh crash         the same with SIGKILL instead of a graceful stop
 #   lab/openldap.sh stop          stop provider and replica (by PID)
 #   lab/openldap.sh status        print where everything is
 #
@@ -324,8 +325,15 @@ case "${1:-}" in
     running "$LAB/openldap/run/slapd.pid" || die "start the provider first"
     build consumer "$LAB/openldap-replica" 3891 6361 "$(grep -c '^dn: uid=user' "$LAB/openldap/seed.ldif")"
     lap "openldap replica ready" ;;
-  restart)
-    # stop and start the provider keeping its data (crash tests)
+  restart|crash)
+    # stop (crash: SIGKILL, no chance to flush or answer) and start the provider keeping its
+    # data (crash tests)
+    if [ "$1" = crash ] && running "$LAB/openldap/run/slapd.pid"; then
+      pid=$(cat "$LAB/openldap/run/slapd.pid")
+      kill -KILL "$pid"
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+      rm -f "$LAB/openldap/run/slapd.pid" "$LAB/openldap/run/ldapi"
+    fi
     stop_pid "$LAB/openldap/run/slapd.pid"
     sock="$LAB/openldap/run/ldapi"
     slapd -F "$LAB/openldap/slapd.d" -h "ldap://127.0.0.1:3890/ ldaps://127.0.0.1:6360/ ldapi://${sock//\//%2F}" \
@@ -334,11 +342,11 @@ case "${1:-}" in
       ldapsearch -x -H ldap://127.0.0.1:3890 -D "$ADMIN_DN" -w "$ADMIN_PW" -b '' -s base 1.1 >/dev/null 2>&1 && break
       sleep 0.1
     done
-    echo "openldap provider restarted: pid $(cat "$LAB/openldap/run/slapd.pid")" ;;
+    echo "openldap provider restarted after $1: pid $(cat "$LAB/openldap/run/slapd.pid")" ;;
   stop)
     stop_pid "$LAB/openldap-replica/run/slapd.pid"
     stop_pid "$LAB/openldap/run/slapd.pid"
     echo "openldap: stopped" ;;
   status) status ;;
-  *) echo "usage: $0 start [NUSERS] | replica | restart | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [NUSERS] | replica | restart | crash | stop | status" >&2; exit 2 ;;
 esac
