@@ -129,7 +129,11 @@ async fn sigkill_mid_run_then_resume_finishes_everyone_exactly_once() {
         .expect("connect");
     for u in &users {
         for s in Step::CONTAIN {
-            assert_eq!(done.get(&(u.clone(), s)), Some(&1), "{u} {s:?} exactly once");
+            assert_eq!(
+                done.get(&(u.clone(), s)),
+                Some(&1),
+                "{u} {s:?} journaled done once"
+            );
         }
         let st = d
             .account_state(&d.find_user(&UserRef::parse(u).expect("u")).await.expect("find"))

@@ -102,7 +102,9 @@ impl PasswordSink for FileSink {
         };
         let line = zeroize::Zeroizing::new(format!("{user}\t{}\n", password.expose_secret()));
         // Written through to the OS before the reset's outcome is journaled (a killed process
-        // loses nothing); fsynced once when the sink is dropped rather than 6000 times.
+        // loses nothing: `cli/tests/crash.rs` SIGKILLs the CLI mid-run and finds every user's
+        // live password in the files); fsynced once when the sink is dropped rather than
+        // 6000 times.
         f.write_all(line.as_bytes()).and_then(|_| f.flush()).map_err(|e| {
             Error::new(ErrorKind::Io, format!("writing {}: {e}", self.path.display())).with_source(e)
         })

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -34,12 +35,33 @@ where
 
 type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
 
-/// An open journal: appends go through one writer thread that batches fsyncs.
+/// An open journal: appends go through one writer thread that batches fsyncs. Clones share
+/// the writer; when the last clone is dropped the writer thread is joined (and the file's
+/// lock released) before `drop` returns — no thread outlives the journal (a PAM host may
+/// unload the library right after).
 #[derive(Clone)]
 pub struct Journal {
-    tx: std_mpsc::Sender<Job>,
+    writer: Arc<Writer>,
     path: PathBuf,
     torn_tail: Option<TornTail>,
+}
+
+/// The writer thread and the channel to it.
+struct Writer {
+    tx: Option<std_mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Batches written (each one write + one fsync), for the group-commit test.
+    batches: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop once the queued batches are written.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -93,10 +115,12 @@ impl Journal {
             );
         }
         let (tx, rx) = std_mpsc::channel::<Job>();
+        let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = batches.clone();
         let p = path.to_owned();
         let mut seq = report.records as u64;
         let mut prev = report.head.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("cadenas-journal".into())
             .spawn(move || {
                 let mut file = file;
@@ -109,6 +133,7 @@ impl Journal {
                         }
                     }
                     let (res, s, pv) = write_batch(&mut file, &p, &jobs, seq, &prev, key.as_ref());
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if res.is_ok() {
                         seq = s;
                         prev = pv;
@@ -120,7 +145,11 @@ impl Journal {
             })
             .map_err(|e| io_err(path, "cannot start the writer", e))?;
         Ok(Self {
-            tx,
+            writer: Arc::new(Writer {
+                tx: Some(tx),
+                thread: Some(thread),
+                batches,
+            }),
             path: path.to_owned(),
             torn_tail: report.torn_tail,
         })
@@ -129,6 +158,12 @@ impl Journal {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Batches written so far (one write and one fsync each): fewer than the appends when
+    /// concurrent appends shared an fsync.
+    pub(crate) fn batches_written(&self) -> u64 {
+        self.writer.batches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The torn last record cut off when this journal was opened, if there was one.
@@ -141,7 +176,10 @@ impl Journal {
     pub async fn append(&self, incident: &str, events: Vec<Event>) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         let batch = events.into_iter().map(|e| (incident.to_owned(), e)).collect();
-        self.tx
+        self.writer
+            .tx
+            .as_ref()
+            .ok_or_else(|| io_err(&self.path, "append", "the writer stopped"))?
             .send((batch, tx))
             .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?;
         rx.await

@@ -275,6 +275,44 @@ mod tests {
         p
     }
 
+    #[tokio::test]
+    async fn one_writer_at_a_time_and_dropping_the_last_clone_releases_the_file() {
+        let p = tmp("one-writer");
+        let j = Journal::open(&p).expect("open");
+        let clone = j.clone();
+        let e = Journal::open(&p).expect_err("a second writer is refused");
+        assert_eq!(e.kind(), ErrorKind::Journal, "{e}");
+        assert!(e.message().contains("another writer holds it"), "{e}");
+        drop(j);
+        clone
+            .append("INC", vec![intent("u")])
+            .await
+            .expect("a clone still writes");
+        drop(clone);
+        // the writer thread was joined by the drop: the lock is free at once
+        let again = Journal::open(&p).expect("free after the last clone is dropped");
+        again.append("INC", vec![intent("v")]).await.expect("append");
+        assert_eq!(verify(&p).expect("verify").records, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_share_fsyncs() {
+        let p = tmp("group-commit");
+        let j = Journal::open(&p).expect("open");
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let j = j.clone();
+                tokio::spawn(async move { j.append("INC", vec![intent(&format!("u{i}"))]).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task").expect("append");
+        }
+        assert_eq!(verify(&p).expect("verify").records, 200);
+        let batches = j.batches_written();
+        assert!(batches < 200, "200 appends in {batches} fsyncs: none shared");
+    }
+
     #[test]
     fn a_symbolic_link_is_never_opened_as_a_journal() {
         let target = tmp("symlink-target");

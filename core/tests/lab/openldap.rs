@@ -592,6 +592,36 @@ async fn an_admin_password_set_clears_the_lock_so_reset_carries_it_through() {
         BindOutcome::MustChange,
         "the server dropped the lock"
     );
+    // ... but not a lock the same modify writes along with the password: that one stays
+    // (the README once said otherwise; this test found it wrong).
+    let (_, dn) = lab.fresh_user("relock-same-modify").await;
+    let mut admin = lab.admin().await;
+    admin
+        .modify(
+            dn.as_str(),
+            vec![
+                ldap3::Mod::Replace(
+                    "userPassword",
+                    std::collections::HashSet::from(["Same-Modify-Passw0rd"]),
+                ),
+                ldap3::Mod::Replace(
+                    "pwdAccountLockedTime",
+                    std::collections::HashSet::from(["000001010000Z"]),
+                ),
+            ],
+        )
+        .await
+        .expect("modify")
+        .success()
+        .expect("modify ok");
+    let _ = admin.unbind().await;
+    assert_eq!(
+        dir.check_password(&dn, &Password::new("Same-Modify-Passw0rd"))
+            .await
+            .expect("bind"),
+        BindOutcome::Locked,
+        "a lock written in the same modify as the password survives it"
+    );
 
     for hashing in ["server", "client-argon2"] {
         let cfg = lab.config_with(|t| {
