@@ -11,7 +11,7 @@
 #   lab/dovecot.sh stop
 #   lab/dovecot.sh status
 #
-# Writes $CADENAS_LAB_DIR/dovecot/{api.key,revokers.toml,lab.env}. Recipe: ../shared/lab/dovecot.md
+# Writes $CADENAS_LAB_DIR/dovecot/{api.key,revokers.toml,lab.env}.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lab/lib.sh
@@ -61,7 +61,7 @@ mail_location = maildir:~/Maildir
 first_valid_uid = 100
 # usernames are uids: refuse anything that could reach the LDAP DN template
 auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@
-# the cache that makes a stolen password outlive a directory change (FACTS.md)
+# the cache that makes a stolen password outlive a directory change (docs/FACTS.md)
 auth_cache_size = 1M
 auth_cache_ttl = 1 hours
 auth_cache_negative_ttl = 0

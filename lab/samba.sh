@@ -11,7 +11,7 @@
 # the library must be right against the defaults. Only the minimum password age is set to 0,
 # so that tests can show a user changing their own password right after a reset.
 #
-# Writes $CADENAS_LAB_DIR/samba/{cadenas.toml,helpdesk.pw,lab.env,krb5.conf}. Recipe: ../shared/lab/samba-ad.md
+# Writes $CADENAS_LAB_DIR/samba/{cadenas.toml,helpdesk.pw,lab.env,krb5.conf}.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lab/lib.sh

@@ -151,7 +151,7 @@ pub const ARGON2_PARAMS: (u32, u32, u32) = (19_456, 2, 1);
 /// Hashes `password` as OpenLDAP's argon2 module expects a `userPassword` value:
 /// `{ARGON2}` immediately followed by a PHC string with `v=19` and unpadded base64.
 /// Without the `{ARGON2}` prefix the server would store the text as a *cleartext* password
-/// and no password would work afterwards (FACTS.md, pinned by the lab tests).
+/// and no password would work afterwards (`docs/FACTS.md`, pinned by the lab tests).
 ///
 /// The result is returned as a [`Secret`]: a hash is offline-crackable and never logged.
 pub fn openldap_argon2_hash(password: &Password) -> Result<Secret, Error> {
@@ -199,7 +199,7 @@ impl PhcString {
 /// Cuts a `userPassword` value read back from OpenLDAP at its first NUL byte.
 ///
 /// Debian 12's argon2 module stores server-made hashes 105 bytes long: the 103-byte PHC
-/// string, a NUL and one arbitrary byte (FACTS.md; pinned by a lab test).
+/// string, a NUL and one arbitrary byte (`docs/FACTS.md`; pinned by a lab test).
 pub fn trim_stored_hash(value: &[u8]) -> &[u8] {
     match value.iter().position(|&b| b == 0) {
         Some(i) => &value[..i],

@@ -1,5 +1,5 @@
 //! Active Directory (and Samba AD) primitives. Behaviour pinned by the lab tests in
-//! `core/tests/lab/ad.rs`; the facts behind each rule are in `shared/design/FACTS.md`.
+//! `core/tests/lab/ad.rs`; the facts behind each rule are in `docs/FACTS.md`.
 //!
 //! - Reset = *replace* `unicodePwd` with the password in double quotes, UTF-16LE, over TLS.
 //! - Force change = `pwdLastSet: 0` **in the same modify** as the reset (otherwise Samba keeps

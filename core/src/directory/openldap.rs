@@ -1,5 +1,5 @@
 //! OpenLDAP (`slapd` + ppolicy overlay) primitives. Behaviour pinned by the lab tests in
-//! `core/tests/lab/openldap.rs` and `flavours.rs`; the facts behind each rule are in `shared/design/FACTS.md`.
+//! `core/tests/lab/openldap.rs` and `flavours.rs`; the facts behind each rule are in `docs/FACTS.md`.
 
 use std::collections::HashSet;
 
@@ -54,7 +54,7 @@ pub(super) async fn account_state(dir: &Directory, user: &User) -> Result<Accoun
 }
 
 /// Refuses a lock the server would silently ignore: without the ppolicy overlay, or when the
-/// effective policy does not have `pwdLockout: TRUE` (FACTS.md; pinned by a lab test).
+/// effective policy does not have `pwdLockout: TRUE` (`docs/FACTS.md`; pinned by a lab test).
 /// Returns the policy checked (`None`: none known, a warning is logged).
 async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Result<Option<Dn>, Error> {
     if !dir.has_ppolicy() {

@@ -107,7 +107,8 @@ mod tests {
 
     #[test]
     fn values_seen_from_slapd_2_5_parse() {
-        // Bytes observed on the lab server (../shared/lab/openldap.md, step 4c).
+        // Bytes the lab slapd 2.5 sends (the lab tests parse the live ones: a locked bind, a
+        // must-change bind, `openldap.rs`).
         assert_eq!(parse_response(&[0x30, 0x00]), Some(PolicyResponse::default()));
         assert_eq!(
             parse_response(&[0x30, 0x03, 0x81, 0x01, 0x01]).and_then(|r| r.error),

@@ -1,6 +1,6 @@
 //! Dovecot's doveadm HTTP API: `who`, `authCacheFlush`, `kick`.
 //!
-//! Facts this code respects (FACTS.md, `shared/lab/dovecot.md`; pinned by `core/tests/lab/dovecot.rs`):
+//! Facts this code respects (`docs/FACTS.md`; pinned by `core/tests/lab/dovecot.rs`):
 //! - "nothing to kick" is HTTP 200 with `["error", {"exitCode": 68}]`: success, zero sessions;
 //! - a kick SIGTERMs whole processes: with `client_limit > 1` other users on the process are
 //!   disconnected too and the reply lists them — reported as collateral;

@@ -11,7 +11,7 @@
 //!
 //! **Order matters.** Change the directory (lock / reset) *first*, then revoke: a kick alone
 //! lets the attacker log straight back in, and Dovecot's auth cache keeps an old password
-//! working for up to `auth_cache_ttl` unless flushed (FACTS.md; pinned by the lab tests).
+//! working for up to `auth_cache_ttl` unless flushed (`docs/FACTS.md`; pinned by the lab tests).
 //!
 //! ```no_run
 //! # async fn demo(cfg: &cadenas::Config) -> Result<(), cadenas::Error> {

@@ -59,7 +59,7 @@ async fn the_flavour_is_detected_and_the_account_is_a_delegated_non_admin() {
 
 #[tokio::test]
 async fn samba_keeps_the_old_password_valid_after_a_reset_without_pwdlastset_zero() {
-    // FACTS.md (AD): `old password allowed period` (60 min by default, kept in the lab).
+    // docs/FACTS.md (AD): `old password allowed period` (60 min by default, kept in the lab).
     // This is why a containment reset always writes pwdLastSet: 0 in the same modify.
     let lab = AdLab::load();
     let dir = connect(&lab).await;
@@ -99,7 +99,7 @@ async fn dont_expire_passwd_is_cleared_for_the_containment_and_restored_byte_for
     let dir = connect(&lab).await;
     let old = Password::new(lab.get("CADENAS_LAB_AD_USER_PW"));
 
-    // FACTS.md (AD): with DONT_EXPIRE_PASSWD, pwdLastSet: 0 alone has no effect.
+    // docs/FACTS.md (AD): with DONT_EXPIRE_PASSWD, pwdLastSet: 0 alone has no effect.
     let (_, raw) = lab.fresh_user_uac("dontexp0", 66048).await;
     lab.admin_replace(&raw, "pwdLastSet", &[b"0"]).await;
     assert_eq!(
@@ -167,7 +167,7 @@ async fn bind_failures_map_to_typed_states_without_revealing_a_disabled_account(
 
 #[tokio::test]
 async fn group_edits_are_not_idempotent_on_ad_but_require_mfa_is() {
-    // FACTS.md (AD): adding a present member gives 68.
+    // docs/FACTS.md (AD): adding a present member gives 68.
     let lab = AdLab::load();
     let dir = connect(&lab).await;
     let (_, dn) = lab.fresh_user_uac("grp", 512).await;
@@ -238,7 +238,7 @@ fn kvno(lab: &AdLab, ccache: &str, service: &str) -> bool {
 
 #[tokio::test]
 async fn a_reset_leaves_an_issued_tgt_working_but_containment_blocks_it() {
-    // FACTS.md (AD, Kerberos): honest about what a reset does not revoke.
+    // docs/FACTS.md (AD, Kerberos): honest about what a reset does not revoke.
     let lab = AdLab::load();
     let dir = connect(&lab).await;
     let pw = lab.get("CADENAS_LAB_AD_USER_PW").to_owned();

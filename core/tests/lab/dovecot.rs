@@ -142,7 +142,7 @@ async fn change_own_password(lab: &OpenLdapLab, dn: &Dn, old: &Password, new: &s
 
 #[tokio::test]
 async fn without_a_flush_the_auth_cache_keeps_the_stolen_password_working() {
-    // FACTS.md (Dovecot): why the revoker flushes before it kicks. Seen here with LDAP auth binds.
+    // docs/FACTS.md (Dovecot): why the revoker flushes before it kicks. Seen here with LDAP auth binds.
     let lab = lab();
     let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
     let (victim, _) = lab.ldap.fresh_user("imap-cache").await;
@@ -158,7 +158,7 @@ async fn without_a_flush_the_auth_cache_keeps_the_stolen_password_working() {
 
 #[tokio::test]
 async fn a_kick_alone_lets_the_attacker_straight_back_in() {
-    // FACTS.md (Dovecot): a kick is not a lockout.
+    // docs/FACTS.md (Dovecot): a kick is not a lockout.
     let lab = lab();
     let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
     let (victim, dn) = lab.ldap.fresh_user("imap-kickonly").await;
@@ -329,4 +329,67 @@ async fn dovecot_auth_binds_ignore_a_forced_password_change() {
             .is_ok(),
         "must change, yet IMAP lets the password in"
     );
+}
+
+/// One raw HTTP/1.1 request to the doveadm API; what the server sent before closing or
+/// before `wait` passed with nothing more to read.
+async fn raw_doveadm(key: &str, body: &str, connection_close: bool, wait: Duration) -> String {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(&dovecot_env()["CADENAS_LAB_DOVEADM_URL"]).expect("url");
+    let addr = format!("{}:{}", url.host_str().expect("host"), url.port().expect("port"));
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let auth = base64::engine::general_purpose::STANDARD.encode(key);
+    let close = if connection_close {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let req = format!(
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: X-Dovecot-API {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n{close}\r\n{body}",
+        url.path(),
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(wait, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn doveadm_says_nothing_to_kick_with_http_200_and_exit_code_68() {
+    let key = String::from_utf8(key().expose_secret().to_vec()).expect("key");
+    let answer = raw_doveadm(
+        &key,
+        r#"[["kick",{"mask":"nobody-at-all-here"},"t1"]]"#,
+        true,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(r#"["error",{"type":"exitCode","exitCode":68},"t1"]"#)
+            || answer.contains(r#""exitCode":68"#),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn doveadm_never_answers_a_wrong_key_with_connection_close() {
+    // Why the revoker's HTTP client sends no `Connection: close` (core/src/session/http.rs).
+    let body = r#"[["who",{},"t"]]"#;
+    let keep_alive = raw_doveadm("not-the-key", body, false, Duration::from_secs(3)).await;
+    assert!(
+        keep_alive.starts_with("HTTP/1.1 401"),
+        "without it: refused, {keep_alive:?}"
+    );
+    let close = raw_doveadm("not-the-key", body, true, Duration::from_secs(3)).await;
+    assert_eq!(close, "", "with it: no answer at all");
 }

@@ -230,7 +230,7 @@ async fn non_ascii_passwords_give_an_account_the_user_can_log_in_to(lab: AnyLab)
 }
 
 async fn already_bound_ldap_connections_survive_containment(lab: AnyLab) {
-    // FACTS.md: reported as "not revoked", never claimed revoked.
+    // docs/FACTS.md: reported as "not revoked", never claimed revoked.
     let dir = connect(&lab).await;
     let (name, dn) = lab.fresh_user("bound").await;
     let tls = crate::support::tls_config(&lab.ca());

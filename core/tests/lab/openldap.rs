@@ -79,7 +79,7 @@ async fn reset_password_makes_the_old_one_fail_and_the_new_one_must_change() {
 
 #[tokio::test]
 async fn a_must_change_bind_succeeds_but_every_other_operation_fails_with_50() {
-    // FACTS.md (OpenLDAP): a successful bind is not proof of a usable account.
+    // docs/FACTS.md (OpenLDAP): a successful bind is not proof of a usable account.
     let lab = OpenLdapLab::load();
     let dir = connect(&lab).await;
     let (name, dn) = lab.fresh_user("mustchange").await;
@@ -200,7 +200,7 @@ async fn client_side_argon2_hashes_bind_and_non_ascii_passwords_work() {
 
 #[tokio::test]
 async fn a_phc_string_without_the_argon2_prefix_is_stored_as_cleartext_and_no_password_works() {
-    // FACTS.md (OpenLDAP): the reason openldap_argon2_hash() always writes the {ARGON2} prefix.
+    // docs/FACTS.md (OpenLDAP): the reason openldap_argon2_hash() always writes the {ARGON2} prefix.
     let lab = OpenLdapLab::load();
     let dir = connect(&lab).await;
     let (_, dn) = lab.fresh_user("bare-phc").await;
@@ -222,7 +222,7 @@ async fn a_phc_string_without_the_argon2_prefix_is_stored_as_cleartext_and_no_pa
 
 #[tokio::test]
 async fn server_made_argon2_hashes_carry_a_nul_and_a_junk_byte() {
-    // FACTS.md (OpenLDAP): stored 105 bytes long; cut at the first NUL when reading.
+    // docs/FACTS.md (OpenLDAP): stored 105 bytes long; cut at the first NUL when reading.
     let lab = OpenLdapLab::load();
     let dir = connect(&lab).await;
     let (name, dn) = lab.fresh_user("nul").await;
@@ -282,7 +282,7 @@ async fn lock_refuses_the_right_password_and_unlock_restores_it_idempotently() {
 
 #[tokio::test]
 async fn lock_is_refused_when_the_effective_policy_would_ignore_it() {
-    // FACTS.md (OpenLDAP): pwdAccountLockedTime only works with pwdLockout: TRUE.
+    // docs/FACTS.md (OpenLDAP): pwdAccountLockedTime only works with pwdLockout: TRUE.
     let lab = OpenLdapLab::load();
     let dir = connect(&lab).await;
     let no_lockout = format!("cn=no-lockout,ou=policies,{}", lab.get("CADENAS_LAB_SUFFIX"));
