@@ -162,7 +162,7 @@ impl Journal {
 
     /// Batches written so far (one write and one fsync each): fewer than the appends when
     /// concurrent appends shared an fsync.
-    pub(crate) fn batches_written(&self) -> u64 {
+    pub fn batches_written(&self) -> u64 {
         self.writer.batches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
