@@ -140,7 +140,7 @@ async fn sigkill_of_slapd_mid_run_then_resume_contains_everyone_and_no_step_is_d
     }
     // Each reset handed over exactly one password that counts (a reset whose outcome was lost
     // is re-run and hands over a new one): never fewer than one per user.
-    let delivered = sink.0.lock().expect("lock");
+    let delivered: Vec<(String, Password)> = sink.0.lock().expect("lock").clone();
     for u in &users {
         assert!(delivered.iter().any(|(d, _)| d == u), "{u} got a password");
     }
