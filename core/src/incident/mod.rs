@@ -8,6 +8,12 @@
 //! Users run concurrently (bounded) over a small pool of connections with many operations in
 //! flight; one user's failure never stops the others.
 //!
+//! **The lock wave.** A run first finds, checks and locks *every* account, and only then
+//! resets, revokes and requires MFA: the attacker is out of all the accounts as soon as the
+//! cheap lock modifies are done, not when the last (slow, hashed) reset is
+//! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). The
+//! progress callback fires when a user is finished, so not during the lock wave.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
 //! use std::sync::Arc;

@@ -16,6 +16,24 @@ use crate::error::{Error, ErrorKind};
 use crate::journal::{self, Event, Journal, Step, StepDetail, StepStatus};
 use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
 
+/// Users finished, and of those failed (for the progress callback).
+type Counters = (AtomicUsize, AtomicUsize);
+
+/// A user admitted by the lock wave, for the second wave.
+pub(super) struct Going {
+    u: User,
+    lent: super::pool::Lent,
+    /// The lock step found the account locked already.
+    locked_before: bool,
+}
+
+/// The report of a user whose worker panicked: that user's failure, not the run's.
+fn worker_failed(user: &str, e: &tokio::task::JoinError) -> UserReport {
+    let mut r = UserReport::new(user);
+    r.refused = Some(Error::new(ErrorKind::Internal, format!("worker failed: {e}")));
+    r
+}
+
 impl Responder {
     pub(super) async fn run(
         &self,
@@ -25,47 +43,86 @@ impl Responder {
         contained: Arc<HashMap<String, Contained>>,
     ) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
-        opts.checked_steps()?;
+        let expected = opts.checked_steps()?.len();
         let total = work.len();
         tracing::info!(incident, users = total, "run starts");
         let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
-        let mut tasks = Vec::with_capacity(total);
+        // The progress callback, once per user as soon as the user is finished (inside that
+        // user's worker: a panicking callback fails that user only).
+        let finished = move |opts: &ContainOptions, counters: &Counters, report: &UserReport| {
+            if let Some(p) = &opts.progress {
+                let finished = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
+                let failed = counters
+                    .1
+                    .fetch_add(usize::from(!report.complete()), Ordering::SeqCst)
+                    + usize::from(!report.complete());
+                p(&Progress {
+                    total,
+                    finished,
+                    failed,
+                    user: report.user.clone(),
+                });
+            }
+        };
+        // Wave 1: every account is found, checked and locked first — the attacker is out of
+        // all of them as soon as possible; the slower steps (the reset's hashing) come after.
+        let mut first = Vec::with_capacity(total);
         for (i, (user, earlier)) in work.into_iter().enumerate() {
-            let (me, sem, opts, counters) = (self.clone(), sem.clone(), opts.clone(), counters.clone());
-            let contained = contained.clone();
+            let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
             let incident = incident.to_owned();
             let name = user.clone();
             let task = tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.ok();
-                let report = me
-                    .contain_one(&incident, i, &user, earlier, &opts, &contained)
-                    .await;
-                if let Some(p) = &opts.progress {
-                    let finished = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
-                    let failed = counters
-                        .1
-                        .fetch_add(usize::from(!report.complete()), Ordering::SeqCst)
-                        + usize::from(!report.complete());
-                    p(&Progress {
-                        total,
-                        finished,
-                        failed,
-                        user: user.clone(),
-                    });
-                }
-                report
+                let wave = me.lock_wave(&incident, i, &user, &earlier, &opts).await;
+                (wave, earlier)
             });
-            tasks.push((name, task));
+            first.push((name, task));
+        }
+        // All of wave 1 ends before any of wave 2 starts.
+        let mut locked = Vec::with_capacity(total);
+        for (name, t) in first {
+            locked.push(match t.await {
+                Ok(w) => w,
+                Err(e) => ((worker_failed(&name, &e), None), EarlierSteps::new()),
+            });
+        }
+        let mut second = Vec::with_capacity(total);
+        for ((report, going), earlier) in locked {
+            // Wave 2: the other steps, as permits free up (a user the lock wave stopped has
+            // nothing more to run).
+            let (me, sem, opts, contained, counters) = (
+                self.clone(),
+                sem.clone(),
+                opts.clone(),
+                contained.clone(),
+                counters.clone(),
+            );
+            let incident = incident.to_owned();
+            second.push((
+                report.user.clone(),
+                tokio::spawn(async move {
+                    let report = match going {
+                        Some(going) => {
+                            let _permit = sem.acquire_owned().await.ok();
+                            me.finish_user(&incident, report, going, &earlier, &opts, &contained)
+                                .await
+                        }
+                        None => report,
+                    }
+                    .finish(expected);
+                    finished(&opts, &counters, &report);
+                    report
+                }),
+            ));
         }
         let mut users = Vec::with_capacity(total);
-        for (name, t) in tasks {
+        for (name, task) in second {
             // A panic in one user's worker is that user's failure, not the whole run's.
-            users.push(t.await.unwrap_or_else(|e| {
-                let mut r = UserReport::new(&name);
-                r.refused = Some(Error::new(ErrorKind::Internal, format!("worker failed: {e}")));
-                r.finish(Step::CONTAIN.len())
-            }));
+            users.push(
+                task.await
+                    .unwrap_or_else(|e| worker_failed(&name, &e).finish(expected)),
+            );
         }
         let done = users.iter().filter(|u| u.complete()).count();
         tracing::info!(incident, done, failed = users.len() - done, "run ends");
@@ -155,25 +212,23 @@ impl Responder {
         Ok(u)
     }
 
-    async fn contain_one(
+    /// Wave 1 for one user: finds the entry, applies the safety rails and runs the lock step.
+    /// Without a [`Going`], the user stops here (refused, cancelled, or the journal failed).
+    async fn lock_wave(
         &self,
         incident: &str,
         i: usize,
         user: &str,
-        earlier: EarlierSteps,
+        earlier: &EarlierSteps,
         opts: &ContainOptions,
-        contained: &HashMap<String, Contained>,
-    ) -> UserReport {
+    ) -> (UserReport, Option<Going>) {
         let mut report = UserReport::new(user);
-        // checked by run() before any user starts
-        let steps = opts.checked_steps().unwrap_or_else(|_| Step::CONTAIN.to_vec());
-        let expected = steps.len();
         let Ok(journal) = self.journal_or_err() else {
-            return report.finish(expected);
+            return (report, None);
         };
         if opts.cancelled() {
             report.interrupted = true;
-            return report.finish(expected);
+            return (report, None);
         }
         let mut lent = self.inner.pool.lend(i);
         let mut admitted = self.admit(&lent.dir, user, opts.allow_protected).await;
@@ -200,13 +255,81 @@ impl Responder {
                         .await;
                 }
                 report.refused = Some(e);
-                return report.finish(expected);
+                return (report, None);
             }
         };
-        let dn = u.dn.to_string();
-        report.dn = Some(dn.clone());
-        let mut locked_before = false;
-        for step in steps {
+        report.dn = Some(u.dn.to_string());
+        let mut going = Going {
+            u,
+            lent,
+            locked_before: false,
+        };
+        let go_on = self
+            .run_steps(
+                incident,
+                user,
+                &[Step::Lock],
+                earlier,
+                opts,
+                &HashMap::new(),
+                &mut report,
+                &mut going,
+            )
+            .await;
+        (report, go_on.then_some(going))
+    }
+
+    /// Wave 2 for one user: the containment steps after the lock.
+    async fn finish_user(
+        &self,
+        incident: &str,
+        mut report: UserReport,
+        mut going: Going,
+        earlier: &EarlierSteps,
+        opts: &ContainOptions,
+        contained: &HashMap<String, Contained>,
+    ) -> UserReport {
+        // checked by run() before any user starts
+        let steps: Vec<Step> = opts
+            .checked_steps()
+            .unwrap_or_else(|_| Step::CONTAIN.to_vec())
+            .into_iter()
+            .filter(|s| *s != Step::Lock)
+            .collect();
+        let user = report.user.clone();
+        self.run_steps(
+            incident,
+            &user,
+            &steps,
+            earlier,
+            opts,
+            contained,
+            &mut report,
+            &mut going,
+        )
+        .await;
+        report
+    }
+
+    /// Runs `steps` for one user, each with an intent journaled before and an outcome after.
+    /// `false` when the user must stop (cancelled, or the journal could not be written).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_steps(
+        &self,
+        incident: &str,
+        user: &str,
+        steps: &[Step],
+        earlier: &EarlierSteps,
+        opts: &ContainOptions,
+        contained: &HashMap<String, Contained>,
+        report: &mut UserReport,
+        going: &mut Going,
+    ) -> bool {
+        let Ok(journal) = self.journal_or_err() else {
+            return false;
+        };
+        let dn = going.u.dn.to_string();
+        for &step in steps {
             if let Some((status, detail)) = earlier.get(&step) {
                 report.steps.push(StepReport {
                     step,
@@ -218,7 +341,7 @@ impl Responder {
             }
             if opts.cancelled() {
                 report.interrupted = true;
-                break;
+                return false;
             }
             let intent = Event::Intent {
                 user: user.to_owned(),
@@ -233,11 +356,11 @@ impl Responder {
                     detail: StepDetail::of_error(e),
                     from_earlier_run: false,
                 });
-                break;
+                return false;
             }
             let skip = match step {
                 Step::ResetPassword if opts.reset_again.is_none() => {
-                    self.already_contained(&lent.dir, &u, contained, locked_before)
+                    self.already_contained(&going.lent.dir, &going.u, contained, going.locked_before)
                         .await
                 }
                 _ => None,
@@ -245,14 +368,19 @@ impl Responder {
             let started = std::time::Instant::now();
             let (mut status, mut detail) = match skip {
                 Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
-                None => self.run_step(&lent.dir, &u, user, step, incident, opts).await,
+                None => {
+                    self.run_step(&going.lent.dir, &going.u, user, step, incident, opts)
+                        .await
+                }
             };
             if status == StepStatus::Failed && detail.error.as_ref().is_some_and(connection_lost) {
                 // every step decides from what the server holds now: running it again on a
                 // new connection is safe whether or not the lost modify was applied
-                if let Some(l) = self.inner.pool.reconnect(&lent).await {
-                    lent = l;
-                    (status, detail) = self.run_step(&lent.dir, &u, user, step, incident, opts).await;
+                if let Some(l) = self.inner.pool.reconnect(&going.lent).await {
+                    going.lent = l;
+                    (status, detail) = self
+                        .run_step(&going.lent.dir, &going.u, user, step, incident, opts)
+                        .await;
                 }
             }
             tracing::debug!(
@@ -265,7 +393,7 @@ impl Responder {
                 "step"
             );
             if step == Step::Lock {
-                locked_before = status == StepStatus::AlreadySo;
+                going.locked_before = status == StepStatus::AlreadySo;
             }
             if let (Step::ResetPassword, Some(reason), StepStatus::Changed) =
                 (step, &opts.reset_again, status)
@@ -287,10 +415,10 @@ impl Responder {
                 from_earlier_run: false,
             });
             if journaled.is_err() {
-                break;
+                return false;
             }
         }
-        report.finish(expected)
+        true
     }
 
     /// Why the reset must not run again, when the user is contained already: by an earlier

@@ -894,3 +894,40 @@ async fn resume_after_a_reset_cut_short_ends_with_the_account_locked() {
         BindOutcome::Locked
     );
 }
+
+/// The lock wave: with many users, every account is locked before any password is reset
+/// (the reset's hashing is the slow part; the attacker must be out of every account first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_account_is_locked_before_any_reset_starts() {
+    let lab = OpenLdapLab::load();
+    let (r, journal_path) = responder(&lab.config(), "lock-wave").await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(lab.fresh_user(&format!("inc-wave{i}")).await.0.to_string());
+    }
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.concurrency = 8;
+    let report = r.contain(&users, opts).await.expect("contain");
+    assert_eq!((report.done(), report.failed()), (40, 0));
+    let records = journal::read(&journal_path).expect("journal");
+    let last_lock = records
+        .iter()
+        .rposition(|r| matches!(&r.event, Event::Outcome { step: Step::Lock, .. }))
+        .expect("locks");
+    let first_reset = records
+        .iter()
+        .position(|r| {
+            matches!(
+                &r.event,
+                Event::Intent {
+                    step: Step::ResetPassword,
+                    ..
+                }
+            )
+        })
+        .expect("resets");
+    assert!(
+        last_lock < first_reset,
+        "the last lock (record {last_lock}) comes before the first reset (record {first_reset})"
+    );
+}
