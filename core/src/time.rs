@@ -19,6 +19,17 @@ pub fn rfc3339(unix: u64) -> String {
         .unwrap_or_else(|| "9999-12-31T23:59:59Z".to_owned())
 }
 
+/// The current time as RFC 3339 UTC with milliseconds (`YYYY-MM-DDTHH:MM:SS.mmmZ`; the
+/// fraction is left out when it is zero): journal records, whose spacing shows how soon a run
+/// had every account locked.
+pub fn rfc3339_millis_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(u32::from(now.millisecond()) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| rfc3339(unix_now()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +40,12 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn now_with_milliseconds_has_at_most_three_fraction_digits() {
+        let t = rfc3339_millis_now();
+        assert!(t.ends_with('Z') && t.len() <= "2026-12-02T01:28:40.123Z".len(), "{t}");
+        assert!(t.starts_with(&rfc3339(unix_now())[..10]), "{t}");
     }
 }

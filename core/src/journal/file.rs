@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::{Event, Record, GENESIS};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
-use crate::time::{rfc3339, unix_now};
+use crate::time::rfc3339_millis_now;
 
 /// Most records written per fsync.
 const MAX_BATCH: usize = 512;
@@ -204,7 +204,7 @@ fn write_batch(
             let rec = Record {
                 seq: s,
                 prev: pv.clone(),
-                time: rfc3339(unix_now()),
+                time: rfc3339_millis_now(),
                 incident: incident.clone(),
                 event: event.clone(),
             };

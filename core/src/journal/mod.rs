@@ -254,7 +254,7 @@ pub struct Record {
     pub seq: u64,
     /// SHA-256 (hex) of the previous line; [`GENESIS`] for the first.
     pub prev: String,
-    /// RFC 3339 UTC.
+    /// RFC 3339 UTC, with milliseconds (older journals: whole seconds).
     pub time: String,
     /// Incident identifier.
     pub incident: String,
