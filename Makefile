@@ -38,8 +38,9 @@ test: lab-up
 bench:
 	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'
 	bash lab/up.sh 1000
-	$(CARGO) bench -p cadenas-benches
 	bash python/venv.sh --release
+	target/python-venv/bin/python -m pip install -q --disable-pip-version-check ldap3
+	$(CARGO) bench -p cadenas-benches
 	target/python-venv/bin/python benches/totp_python.py
 
 # The C library. FFI_PROFILE=debug installs the test build (what `make test` uses).

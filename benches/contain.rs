@@ -4,6 +4,9 @@
 //!
 //! `make bench` (starts the lab). `CADENAS_BENCH_USERS` (default 200) accounts per method.
 
+#[path = "lab.rs"]
+mod lab;
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -12,16 +15,6 @@ use std::time::Instant;
 use cadenas::directory::PasswordHashing;
 use cadenas::{Config, Directory, Dn, Password, UserRef};
 use tokio::sync::Semaphore;
-
-fn lab_env() -> HashMap<String, String> {
-    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
-    let text = std::fs::read_to_string(format!("{dir}/openldap/lab.env"))
-        .expect("lab not running: make lab-up (or make bench)");
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
 
 /// What an operator types today, per account: three tool invocations over LDAPS.
 fn by_hand(env: &HashMap<String, String>, users: &[String]) -> f64 {
@@ -98,7 +91,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let env = lab_env();
+    let env = lab::lab_env();
     let n: usize = std::env::var("CADENAS_BENCH_USERS")
         .ok()
         .and_then(|v| v.parse().ok())

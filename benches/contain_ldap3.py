@@ -58,8 +58,7 @@ def main() -> None:
         conn.modify(env["CADENAS_LAB_MFA_GROUP"], {"member": [(ldap3.MODIFY_ADD, [dn])]})
     end = time.monotonic()
     conn.unbind()
-    # 6 operations per account: search, lock, password modify, re-lock + pwdReset, group add
-    # (and the bind, once)
+    # 5 operations per account: search, lock, password modify, re-lock + pwdReset, group add
     print(
         json.dumps(
             {"all_locked_s": last_lock - start, "all_contained_s": end - start, "ops_per_account": 5}

@@ -45,7 +45,10 @@ mod tests {
     #[test]
     fn now_with_milliseconds_has_at_most_three_fraction_digits() {
         let t = rfc3339_millis_now();
-        assert!(t.ends_with('Z') && t.len() <= "2026-12-02T01:28:40.123Z".len(), "{t}");
+        assert!(
+            t.ends_with('Z') && t.len() <= "2026-12-02T01:28:40.123Z".len(),
+            "{t}"
+        );
         assert!(t.starts_with(&rfc3339(unix_now())[..10]), "{t}");
     }
 }

@@ -15,6 +15,8 @@ use crate::error::{Error, ErrorKind};
 impl Directory {
     /// A handle on the shared connection, with the operation timeout set.
     pub(crate) fn handle(&self) -> Ldap {
+        // one handle per operation: every operation passes here
+        self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut l = self.ldap.clone();
         l.with_timeout(self.cfg.operation_timeout());
         l

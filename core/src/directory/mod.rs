@@ -27,7 +27,7 @@ mod names;
 mod openldap;
 pub(crate) mod ppolicy;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ldap3::{Ldap, Mod, Scope};
@@ -205,6 +205,11 @@ pub struct Directory {
     flavour: Flavour,
     transport: Transport,
     ppolicy: bool,
+    /// Operations sent on this connection (all clones).
+    operations: Arc<std::sync::atomic::AtomicU64>,
+    /// Password policies (normalised DN) seen with `pwdLockout: TRUE`, and when: a lock of
+    /// thousands of accounts under one policy reads it once a minute, not once per account.
+    lockout_policies: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -218,6 +223,28 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
+    /// Whether `policy` was seen with `pwdLockout: TRUE` less than a minute ago.
+    pub(crate) fn lockout_policy_known(&self, policy: &Dn) -> bool {
+        let seen = self.lockout_policies.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&policy.normalised())
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60))
+    }
+
+    /// Records that `policy` has `pwdLockout: TRUE`.
+    pub(crate) fn remember_lockout_policy(&self, policy: &Dn) {
+        self.lockout_policies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(policy.normalised(), std::time::Instant::now());
+    }
+
+    /// LDAP operations sent on this connection so far (every clone counts; the user binds of
+    /// login checks, made on connections of their own, do not): what benchmarks divide by
+    /// the accounts contained.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Connects (LDAPS or StartTLS, verifying the server certificate), binds as the service
     /// account and detects the flavour from the rootDSE.
     ///
@@ -241,6 +268,8 @@ impl Directory {
             flavour: Flavour::OpenLdap,
             transport,
             ppolicy: false,
+            operations: Arc::default(),
+            lockout_policies: Arc::default(),
         };
         let res = dir
             .handle()
@@ -329,18 +358,24 @@ impl Directory {
             Some(g) => Some(self.is_member(g, &user.dn).await?),
             None => None,
         };
-        let mut protected_groups = Vec::new();
-        for g in &self.cfg.protected_group_dns {
-            // through nested groups too: this rail is the only guard against taking over an
-            // administrator (Samba lets the delegated helpdesk reset a Domain Admin)
-            if self.is_member_transitive(g, &user.dn).await? {
-                protected_groups.push(g.to_string());
-            }
-        }
+        let protected_groups = self.protected_groups(user).await?;
         let mut state = self.rules().account_state(self, user).await?;
         state.mfa_required = mfa_required;
         state.protected_groups = protected_groups;
         Ok(state)
+    }
+
+    /// The configured protected groups the account belongs to, through nested groups too:
+    /// this rail is the only guard against taking over an administrator (Samba lets the
+    /// delegated helpdesk reset a Domain Admin).
+    pub async fn protected_groups(&self, user: &User) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for g in &self.cfg.protected_group_dns {
+            if self.is_member_transitive(g, &user.dn).await? {
+                out.push(g.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// Blocks new logins. OpenLDAP: `pwdAccountLockedTime: 000001010000Z`, after checking that

@@ -75,6 +75,9 @@ async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Re
             }
         },
     };
+    if dir.lockout_policy_known(&policy_dn) {
+        return Ok(Some(policy_dn));
+    }
     let policy = policy_dn.as_str();
     let attrs = dir.read_entry(&policy_dn, &["pwdLockout"]).await.map_err(|e| {
         Error::new(
@@ -91,6 +94,7 @@ async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Re
             format!("password policy {policy} does not have pwdLockout: TRUE, so a lock would be ignored"),
         ));
     }
+    dir.remember_lockout_policy(&policy_dn);
     Ok(Some(policy_dn))
 }
 

@@ -315,6 +315,12 @@ impl Responder {
         })
     }
 
+    /// LDAP operations sent so far on the responder's pooled connections (a connection
+    /// replaced after a loss starts again from zero). Benchmarks divide it by the accounts.
+    pub fn ldap_operations(&self) -> u64 {
+        self.inner.pool.operations()
+    }
+
     /// The first pooled connection (the current one: a lost connection is replaced).
     pub fn directory(&self) -> Directory {
         self.inner.pool.first()

@@ -71,6 +71,11 @@ impl Pool {
         }
     }
 
+    /// LDAP operations sent on the pool's current connections.
+    pub fn operations(&self) -> u64 {
+        (0..self.slots.len()).map(|i| self.lend(i).dir.operations()).sum()
+    }
+
     /// The first connection.
     pub fn first(&self) -> Directory {
         self.lend(0).dir

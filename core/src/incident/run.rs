@@ -197,14 +197,14 @@ impl Responder {
             ));
         }
         if !allow_protected {
-            let state = dir.account_state(&u).await?;
-            if !state.protected_groups.is_empty() {
+            let protected = dir.protected_groups(&u).await?;
+            if !protected.is_empty() {
                 return Err(Error::new(
                     ErrorKind::ProtectedAccount,
                     format!(
                         "{} is in protected group(s) {}; allow protected accounts to act anyway",
                         u.dn,
-                        state.protected_groups.join(", ")
+                        protected.join(", ")
                     ),
                 ));
             }

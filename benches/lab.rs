@@ -1,0 +1,71 @@
+//! What the benches share: the running lab's facts, and fresh users made for one comparison.
+#![allow(dead_code)] // each bench uses a part of it
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// `$CADENAS_LAB_DIR/openldap/lab.env` (values single-quoted by the lab scripts).
+pub fn lab_env() -> HashMap<String, String> {
+    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let text = std::fs::read_to_string(format!("{dir}/openldap/lab.env"))
+        .expect("lab not running: make lab-up (or make bench)");
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect()
+}
+
+/// Runs an LDAP client tool (`ldapadd`, `ldapmodify`) over LDAPS with `ldif` on its stdin.
+pub fn ldap_tool(env: &HashMap<String, String>, tool: &str, bind_dn: &str, password: &str, ldif: &str) {
+    let mut c = Command::new(tool)
+        .args([
+            "-x",
+            "-H",
+            &env["CADENAS_LAB_LDAPS_URL"],
+            "-D",
+            bind_dn,
+            "-w",
+            password,
+        ])
+        .env("LDAPTLS_CACERT", &env["CADENAS_LAB_CA"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(ldif.as_bytes())
+        .expect("write");
+    assert!(c.wait().expect("wait").success(), "{tool} failed");
+}
+
+/// `n` new enabled users `uid=<prefix><i>` with the lab password, added in one `ldapadd`.
+pub fn fresh_users(env: &HashMap<String, String>, prefix: &str, n: usize) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    let mut ldif = String::new();
+    for u in &names {
+        ldif.push_str(&format!(
+            "dn: uid={u},{people}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: {u}\nsn: Bench\nuserPassword: {pw}\n\n",
+            people = env["CADENAS_LAB_PEOPLE"],
+            pw = env["CADENAS_LAB_USER_PW"],
+        ));
+    }
+    ldap_tool(
+        env,
+        "ldapadd",
+        &env["CADENAS_LAB_ADMIN_DN"],
+        &env["CADENAS_LAB_ADMIN_PW"],
+        &ldif,
+    );
+    names
+}
+
+/// The responder's own password (what Cadenas and the peers bind with).
+pub fn responder_password(env: &HashMap<String, String>) -> String {
+    std::fs::read_to_string(&env["CADENAS_LAB_RESPONDER_PW_FILE"])
+        .expect("responder password")
+        .trim()
+        .to_owned()
+}

@@ -1,0 +1,174 @@
+//! Time to contain, on the lab's real OpenLDAP, side by side in one run on disjoint fresh
+//! users of the same server: how soon every account is locked, and how soon every account
+//! is fully contained (lock, reset with forced change, MFA group; Cadenas also journals every
+//! step and revokes through its configured revokers).
+//!
+//! - the floor: one `ldapmodify` of all the lock modifications (nothing else);
+//! - the sequential python-ldap3 script a sysadmin writes (`benches/contain_ldap3.py`);
+//! - `Responder::contain` (every account locked first, then the rest).
+//!
+//! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts;
+//! `CADENAS_BENCH_PYTHON` the interpreter with ldap3 (default: the project's venv).
+
+#[path = "lab.rs"]
+mod lab;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cadenas::incident::{ContainOptions, PasswordSink, Responder};
+use cadenas::journal::{self, Event, Step};
+use cadenas::{Config, Error, Password};
+
+/// Hands passwords to nowhere (the bench's users are thrown away).
+struct Discard;
+
+impl PasswordSink for Discard {
+    fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+fn floor(env: &HashMap<String, String>, users: &[String]) -> f64 {
+    let mut ldif = String::new();
+    for u in users {
+        ldif.push_str(&format!(
+            "dn: uid={u},{}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n\n",
+            env["CADENAS_LAB_PEOPLE"]
+        ));
+    }
+    let t = Instant::now();
+    lab::ldap_tool(
+        env,
+        "ldapmodify",
+        &env["CADENAS_LAB_RESPONDER_DN"],
+        &lab::responder_password(env),
+        &ldif,
+    );
+    t.elapsed().as_secs_f64()
+}
+
+/// (all locked after, all contained after), seconds.
+fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
+    let python = std::env::var("CADENAS_BENCH_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../target/python-venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let list = tmp.join("ldap3-users.txt");
+    std::fs::write(&list, users.join("\n")).expect("users file");
+    let lab_env = format!(
+        "{}/openldap/lab.env",
+        std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into())
+    );
+    let out = Command::new(&python)
+        .arg(format!("{}/contain_ldap3.py", env!("CARGO_MANIFEST_DIR")))
+        .arg(lab_env)
+        .arg(&list)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (make bench installs ldap3 into the venv)"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> f64 {
+        let at = text.find(&format!("\"{name}\": ")).expect(name) + name.len() + 4;
+        text[at..]
+            .split([',', '}'])
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .expect("number")
+    };
+    (field("all_locked_s"), field("all_contained_s"))
+}
+
+/// Seconds since midnight UTC of an RFC 3339 `...THH:MM:SS(.mmm)Z` (the bench's runs last
+/// seconds; a run across midnight is reported as such).
+fn seconds_of_day(t: &str) -> f64 {
+    let clock = t.split('T').nth(1).expect("time").trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let h: f64 = parts.next().and_then(|v| v.parse().ok()).expect("h");
+    let m: f64 = parts.next().and_then(|v| v.parse().ok()).expect("m");
+    let s: f64 = parts.next().and_then(|v| v.parse().ok()).expect("s");
+    h * 3600.0 + m * 60.0 + s
+}
+
+/// (all locked after, all contained after, LDAP operations per account); all-locked from
+/// the journal's record times (the last lock outcome, from the run's start record).
+async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize) -> (f64, f64, f64) {
+    let journal_path = tmp.join(format!("journal-{n}.jsonl"));
+    let _ = std::fs::remove_file(&journal_path);
+    let r = Responder::new(cfg, &journal_path).await.expect("responder");
+    let ops_before = r.ldap_operations();
+    let t = Instant::now();
+    let report = r
+        .contain(users, ContainOptions::new(Arc::new(Discard)))
+        .await
+        .expect("contain");
+    let all = t.elapsed().as_secs_f64();
+    let ops = (r.ldap_operations() - ops_before) as f64 / users.len() as f64;
+    assert_eq!(
+        report.done(),
+        users.len(),
+        "{:?}",
+        report.users.iter().find(|u| !u.complete())
+    );
+    let records = journal::read(&journal_path).expect("journal");
+    let start = seconds_of_day(&records[0].time);
+    let last_lock = records
+        .iter()
+        .rev()
+        .find(|r| matches!(&r.event, Event::Outcome { step: Step::Lock, .. }))
+        .map(|r| seconds_of_day(&r.time))
+        .expect("locks");
+    let _ = std::fs::remove_file(&journal_path);
+    (last_lock - start, all, ops)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let env = lab::lab_env();
+    let sizes: Vec<usize> = std::env::var("CADENAS_BENCH_SIZES")
+        .unwrap_or_else(|_| "600".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let mut cfg = Config::from_file(env["CADENAS_LAB_CONFIG"].as_ref()).expect("config");
+    cfg.revokers.clear(); // the peers revoke nothing either
+    let tmp = std::env::temp_dir().join(format!("cadenas-bench-ttc-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tag = std::process::id() % 100_000;
+    println!("time to contain on the lab OpenLDAP (LDAPS, server-side argon2), fresh users per method:");
+    println!(
+        "{:>6}  {:<36} {:>14} {:>16}",
+        "users", "method", "all locked", "all contained"
+    );
+    for n in sizes {
+        let floor_s = floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n));
+        let (py_lock, py_all) = ldap3_script(&lab::fresh_users(&env, &format!("ttp{tag}n{n}u"), n), &tmp);
+        let users = lab::fresh_users(&env, &format!("ttc{tag}n{n}u"), n);
+        let (c_lock, c_all, c_ops) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
+        println!(
+            "{n:>6}  {:<36} {floor_s:>12.2} s {:>16}",
+            "one ldapmodify of the locks (floor)", "-"
+        );
+        println!(
+            "{n:>6}  {:<36} {py_lock:>12.2} s {py_all:>14.2} s   5.0 LDAP ops/account",
+            "python-ldap3, sequential"
+        );
+        println!(
+            "{n:>6}  {:<36} {c_lock:>12.2} s {c_all:>14.2} s  {c_ops:4.1} LDAP ops/account",
+            "cadenas contain (journaled)"
+        );
+        println!(
+            "        all locked: {:.1}x the floor, {:.1}x faster than the script; all contained: {:.2}x faster than the script",
+            c_lock / floor_s,
+            py_lock / c_lock,
+            py_all / c_all
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
