@@ -41,9 +41,7 @@ def main() -> None:
     start = time.monotonic()
     last_lock = start
     for uid in users:
-        conn.search(
-            env["CADENAS_LAB_PEOPLE"], f"(uid={escape_filter_chars(uid)})", attributes=["1.1"]
-        )
+        conn.search(env["CADENAS_LAB_PEOPLE"], f"(uid={escape_filter_chars(uid)})", attributes=["1.1"])
         dn = conn.entries[0].entry_dn
         conn.modify(dn, lock)
         last_lock = time.monotonic()
@@ -60,9 +58,7 @@ def main() -> None:
     conn.unbind()
     # 5 operations per account: search, lock, password modify, re-lock + pwdReset, group add
     print(
-        json.dumps(
-            {"all_locked_s": last_lock - start, "all_contained_s": end - start, "ops_per_account": 5}
-        )
+        json.dumps({"all_locked_s": last_lock - start, "all_contained_s": end - start, "ops_per_account": 5})
     )
 
 
