@@ -135,15 +135,24 @@ impl Directory {
         if p.mods.is_empty() {
             return Ok(unchanged(p.action, user, p.before));
         }
-        let res = self.modify_raw(&p.target, p.mods).await?;
+        // The entry after the change from the modify's own response where the server can
+        // (one operation instead of two), else read back.
+        let post_read =
+            p.after.is_none() && p.target == user.dn && !p.shown.is_empty() && self.has_post_read();
+        let (res, read_after) = if post_read {
+            self.modify_reading_after(&p.target, p.mods, p.shown).await?
+        } else {
+            (self.modify_raw(&p.target, p.mods).await?, None)
+        };
         let outcome = match res.rc {
             0 => ChangeOutcome::Applied,
             rc if p.already.contains(&rc) => ChangeOutcome::AlreadyInPlace,
             _ => return Err(super::refused(&p.what, res)),
         };
-        let after = match p.after {
-            Some(a) => a,
-            None => super::only(&self.read_entry(&user.dn, p.shown).await?, p.shown),
+        let after = match (p.after, read_after) {
+            (Some(a), _) => a,
+            (None, Some(a)) => super::only(&a, p.shown),
+            (None, None) => super::only(&self.read_entry(&user.dn, p.shown).await?, p.shown),
         };
         Ok(change(p.action, user, outcome, p.before, after))
     }

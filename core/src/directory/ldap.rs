@@ -107,6 +107,55 @@ impl Directory {
         Ok(res)
     }
 
+    /// Sends a modify with the RFC 4527 Post-Read control asking for `attrs`: the entry after
+    /// the change comes back in the modify's own response, atomically, instead of a second
+    /// read. `None` when the response carries no Post-Read value (a failed modify, or a
+    /// server that ignored the non-critical control): the caller reads the entry then.
+    pub(crate) async fn modify_reading_after(
+        &self,
+        dn: &Dn,
+        mods: Vec<Mod<Vec<u8>>>,
+        attrs: &[&str],
+    ) -> Result<(LdapResult, Option<Attributes>), Error> {
+        let names: Vec<String> = mods.iter().map(mod_name).collect();
+        let started = std::time::Instant::now();
+        let mut l = self.handle();
+        l.with_controls(ldap3::controls::PostRead::new(attrs.to_vec()));
+        let res = l
+            .modify(dn.as_str(), mods)
+            .await
+            .map_err(|e| ldap_error("modify", e))?;
+        tracing::debug!(
+            dn = %dn,
+            attributes = %names.join(" "),
+            rc = res.rc,
+            ms = started.elapsed().as_millis() as u64,
+            "ldap modify (post-read)"
+        );
+        let raw = res
+            .ctrls
+            .iter()
+            .find(|c| c.1.ctype == POST_READ_OID && c.1.val.is_some());
+        let after = match raw {
+            None => None,
+            // ldap3 panics on a malformed control value; a bad answer is a read-back instead
+            Some(c) => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| c.1.parse::<ldap3::controls::PostReadResp>()))
+                    .ok()
+                    .map(|resp| {
+                        let mut out = Attributes::new();
+                        for (k, v) in resp.attrs {
+                            if let Some(a) = attrs.iter().find(|a| a.eq_ignore_ascii_case(&k)) {
+                                out.insert((*a).to_owned(), v);
+                            }
+                        }
+                        out
+                    })
+            }
+        };
+        Ok((res, after))
+    }
+
     /// Sends a modify and requires success.
     pub(crate) async fn modify(&self, what: &str, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<(), Error> {
         let res = self.modify_raw(dn, mods).await?;
@@ -119,7 +168,15 @@ impl Directory {
     pub(crate) fn has_ppolicy(&self) -> bool {
         self.ppolicy
     }
+
+    /// Whether the server announced the RFC 4527 Post-Read control.
+    pub(crate) fn has_post_read(&self) -> bool {
+        self.post_read
+    }
 }
+
+/// RFC 4527 Post-Read (slapd 2.5 announces it; Samba 4.17 does not).
+pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
 
 /// `replace:pwdAccountLockedTime`, for logs (never the values).
 fn mod_name(m: &Mod<Vec<u8>>) -> String {

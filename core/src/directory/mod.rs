@@ -205,6 +205,8 @@ pub struct Directory {
     flavour: Flavour,
     transport: Transport,
     ppolicy: bool,
+    /// The server announces the Post-Read control: modifies return the entry after.
+    post_read: bool,
     /// Operations sent on this connection (all clones).
     operations: Arc<std::sync::atomic::AtomicU64>,
     /// Password policies (normalised DN) seen with `pwdLockout: TRUE`, and when: a lock of
@@ -268,6 +270,7 @@ impl Directory {
             flavour: Flavour::OpenLdap,
             transport,
             ppolicy: false,
+            post_read: false,
             operations: Arc::default(),
             lockout_policies: Arc::default(),
         };
@@ -331,6 +334,7 @@ impl Directory {
                 .is_some_and(|vs| vs.iter().any(|v| v.eq_ignore_ascii_case(value)))
         };
         self.ppolicy = has("supportedControl", ppolicy::PPOLICY_OID);
+        self.post_read = has("supportedControl", ldap::POST_READ_OID);
         let detected = if has("supportedCapabilities", "1.2.840.113556.1.4.800") {
             Some(Flavour::ActiveDirectory)
         } else if has("objectClass", "OpenLDAProotDSE") {

@@ -666,3 +666,37 @@ async fn ldaps_without_a_ca_file_uses_the_system_store_and_refuses_the_lab_certi
     // when this machine's store is missing or broken — never an empty store, never success
     assert!(matches!(e.kind(), ErrorKind::Tls | ErrorKind::Config), "{e}");
 }
+
+/// Operations a lock costs: the entry read that decides, the policy check (once a minute per
+/// policy), and one modify whose Post-Read control (RFC 4527, announced by slapd) returns the
+/// entry after — no read-back. The change still shows the server's own after-state.
+#[tokio::test]
+async fn a_lock_is_three_operations_then_two_and_its_after_state_comes_with_the_modify() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let (a, _) = lab.fresh_user("ops-a").await;
+    let (b, _) = lab.fresh_user("ops-b").await;
+    let (ua, ub) = (user(&dir, &a).await, user(&dir, &b).await);
+    let before = dir.operations();
+    let c = dir.lock(&ua).await.expect("lock");
+    assert_eq!(
+        dir.operations() - before,
+        3,
+        "read, policy, modify with post-read"
+    );
+    assert_eq!(
+        c.after.get("pwdAccountLockedTime"),
+        Some(&vec!["000001010000Z".to_owned()])
+    );
+    let before = dir.operations();
+    dir.lock(&ub).await.expect("lock");
+    assert_eq!(
+        dir.operations() - before,
+        2,
+        "the policy was checked a moment ago"
+    );
+    assert_eq!(
+        dir.account_state(&ub).await.expect("state").lock,
+        LockState::Locked
+    );
+}
