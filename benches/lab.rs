@@ -69,3 +69,35 @@ pub fn responder_password(env: &HashMap<String, String>) -> String {
         .trim()
         .to_owned()
 }
+
+/// Takes `users` out of the lab's MFA group again (one modify), so that the group does not
+/// grow from run to run: adding a member costs more as a groupOfNames grows.
+pub fn leave_mfa_group(env: &HashMap<String, String>, users: &[String]) {
+    let mut ldif = format!(
+        "dn: {}\nchangetype: modify\ndelete: member\n",
+        env["CADENAS_LAB_MFA_GROUP"]
+    );
+    for u in users {
+        ldif.push_str(&format!("member: uid={u},{}\n", env["CADENAS_LAB_PEOPLE"]));
+    }
+    ldap_tool(
+        env,
+        "ldapmodify",
+        &env["CADENAS_LAB_ADMIN_DN"],
+        &env["CADENAS_LAB_ADMIN_PW"],
+        &ldif,
+    );
+}
+
+/// The peak resident set size of this process so far (`VmHWM`), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -148,9 +148,12 @@ fn main() {
     );
     for n in sizes {
         let floor_s = floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n));
-        let (py_lock, py_all) = ldap3_script(&lab::fresh_users(&env, &format!("ttp{tag}n{n}u"), n), &tmp);
+        let script_users = lab::fresh_users(&env, &format!("ttp{tag}n{n}u"), n);
+        let (py_lock, py_all) = ldap3_script(&script_users, &tmp);
+        lab::leave_mfa_group(&env, &script_users);
         let users = lab::fresh_users(&env, &format!("ttc{tag}n{n}u"), n);
         let (c_lock, c_all, c_ops) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
+        lab::leave_mfa_group(&env, &users);
         println!(
             "{n:>6}  {:<36} {floor_s:>12.2} s {:>16}",
             "one ldapmodify of the locks (floor)", "-"
@@ -170,5 +173,36 @@ fn main() {
             py_all / c_all
         );
     }
+    println!(
+        "peak RSS of this process (Cadenas runs in it; the peers do not): {:.1} MiB",
+        lab::peak_rss_mib()
+    );
+
+    // One account at a time, as on a quiet incident day: the whole containment including the
+    // lab Dovecot's revocation (auth-cache flush + kick), p50 / p95 over 50 runs.
+    let full = Config::from_file(env["CADENAS_LAB_CONFIG"].as_ref()).expect("config");
+    let singles = lab::fresh_users(&env, &format!("tts{tag}u"), 50);
+    let mut ms: Vec<f64> = rt.block_on(async {
+        let journal_path = tmp.join("journal-single.jsonl");
+        let r = Responder::new(&full, &journal_path).await.expect("responder");
+        let mut out = Vec::new();
+        for u in &singles {
+            let t = Instant::now();
+            let report = r
+                .contain(std::slice::from_ref(u), ContainOptions::new(Arc::new(Discard)))
+                .await
+                .expect("contain");
+            out.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(report.done(), 1, "{:?}", report.users[0]);
+        }
+        out
+    });
+    lab::leave_mfa_group(&env, &singles);
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "one account at a time, with the Dovecot revocation: p50 {:.1} ms, p95 {:.1} ms (50 runs)",
+        ms[ms.len() / 2],
+        ms[ms.len() * 95 / 100]
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }
