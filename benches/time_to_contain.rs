@@ -7,7 +7,8 @@
 //! - the sequential python-ldap3 script a sysadmin writes (`benches/contain_ldap3.py`);
 //! - `Responder::contain` (every account locked first, then the rest).
 //!
-//! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts;
+//! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts,
+//! `CADENAS_BENCH_PEERS=0` leaves the peers out;
 //! `CADENAS_BENCH_PYTHON` the interpreter with ldap3 (default: the project's venv).
 
 #[path = "lab.rs"]
@@ -95,6 +96,7 @@ fn seconds_of_day(t: &str) -> f64 {
 async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize) -> (f64, f64, f64) {
     let journal_path = tmp.join(format!("journal-{n}.jsonl"));
     let _ = std::fs::remove_file(&journal_path);
+    let rss_before = lab::peak_rss_mib();
     let r = Responder::new(cfg, &journal_path).await.expect("responder");
     let ops_before = r.ldap_operations();
     let t = Instant::now();
@@ -104,6 +106,11 @@ async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize
         .expect("contain");
     let all = t.elapsed().as_secs_f64();
     let ops = (r.ldap_operations() - ops_before) as f64 / users.len() as f64;
+    // before this bench reads the journal itself
+    println!(
+        "        peak RSS after containing {n} accounts: {:.1} MiB ({rss_before:.1} MiB before)",
+        lab::peak_rss_mib()
+    );
     assert_eq!(
         report.done(),
         users.len(),
@@ -141,16 +148,23 @@ fn main() {
         .build()
         .expect("runtime");
     let tag = std::process::id() % 100_000;
+    // CADENAS_BENCH_PEERS=0: Cadenas alone (quick runs while working; no ratios then)
+    let peers = std::env::var("CADENAS_BENCH_PEERS").map_or(true, |v| v != "0");
     println!("time to contain on the lab OpenLDAP (LDAPS, server-side argon2), fresh users per method:");
     println!(
         "{:>6}  {:<36} {:>14} {:>16}",
         "users", "method", "all locked", "all contained"
     );
     for n in sizes {
-        let floor_s = floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n));
-        let script_users = lab::fresh_users(&env, &format!("ttp{tag}n{n}u"), n);
-        let (py_lock, py_all) = ldap3_script(&script_users, &tmp);
-        lab::leave_mfa_group(&env, &script_users);
+        let (floor_s, py_lock, py_all) = if peers {
+            let floor_s = floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n));
+            let script_users = lab::fresh_users(&env, &format!("ttp{tag}n{n}u"), n);
+            let (py_lock, py_all) = ldap3_script(&script_users, &tmp);
+            lab::leave_mfa_group(&env, &script_users);
+            (floor_s, py_lock, py_all)
+        } else {
+            (f64::NAN, f64::NAN, f64::NAN)
+        };
         let users = lab::fresh_users(&env, &format!("ttc{tag}n{n}u"), n);
         let (c_lock, c_all, c_ops) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
         lab::leave_mfa_group(&env, &users);
@@ -173,10 +187,6 @@ fn main() {
             py_all / c_all
         );
     }
-    println!(
-        "peak RSS of this process (Cadenas runs in it; the peers do not): {:.1} MiB",
-        lab::peak_rss_mib()
-    );
 
     // One account at a time, as on a quiet incident day: the whole containment including the
     // lab Dovecot's revocation (auth-cache flush + kick), p50 / p95 over 50 runs.

@@ -89,11 +89,24 @@ impl Directory {
 
     /// Sends a modify; returns the raw result (the caller decides which codes are fine).
     pub(crate) async fn modify_raw(&self, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<LdapResult, Error> {
-        // attribute names only: values can be a password (unicodePwd) or its hash
+        self.send_modify(dn, mods, None).await
+    }
+
+    /// A modify, with the Post-Read control for `post_read` when given; logged by attribute
+    /// names only (values can be a password, or its hash).
+    async fn send_modify(
+        &self,
+        dn: &Dn,
+        mods: Vec<Mod<Vec<u8>>>,
+        post_read: Option<&[&str]>,
+    ) -> Result<LdapResult, Error> {
         let names: Vec<String> = mods.iter().map(mod_name).collect();
         let started = std::time::Instant::now();
-        let res = self
-            .handle()
+        let mut l = self.handle();
+        if let Some(attrs) = post_read {
+            l.with_controls(ldap3::controls::PostRead::new(attrs.to_vec()));
+        }
+        let res = l
             .modify(dn.as_str(), mods)
             .await
             .map_err(|e| ldap_error("modify", e))?;
@@ -101,6 +114,7 @@ impl Directory {
             dn = %dn,
             attributes = %names.join(" "),
             rc = res.rc,
+            post_read = post_read.is_some(),
             ms = started.elapsed().as_millis() as u64,
             "ldap modify"
         );
@@ -117,21 +131,7 @@ impl Directory {
         mods: Vec<Mod<Vec<u8>>>,
         attrs: &[&str],
     ) -> Result<(LdapResult, Option<Attributes>), Error> {
-        let names: Vec<String> = mods.iter().map(mod_name).collect();
-        let started = std::time::Instant::now();
-        let mut l = self.handle();
-        l.with_controls(ldap3::controls::PostRead::new(attrs.to_vec()));
-        let res = l
-            .modify(dn.as_str(), mods)
-            .await
-            .map_err(|e| ldap_error("modify", e))?;
-        tracing::debug!(
-            dn = %dn,
-            attributes = %names.join(" "),
-            rc = res.rc,
-            ms = started.elapsed().as_millis() as u64,
-            "ldap modify (post-read)"
-        );
+        let res = self.send_modify(dn, mods, Some(attrs)).await?;
         let raw = res
             .ctrls
             .iter()

@@ -13,7 +13,7 @@ use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
 use crate::auth::require_mfa;
 use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, User, UserRef};
 use crate::error::{Error, ErrorKind};
-use crate::journal::{self, Event, Journal, Step, StepDetail, StepStatus};
+use crate::journal::{Event, Journal, Step, StepDetail, StepStatus};
 use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
 
 /// Users finished, and of those failed (for the progress callback).
@@ -72,8 +72,11 @@ impl Responder {
             let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
             let incident = incident.to_owned();
             let name = user.clone();
+            // The permit is taken before the task exists: only `concurrency` users' futures
+            // are alive at a time (6000 waiting futures would hold ~100 MiB).
+            let permit = sem.acquire_owned().await.ok();
             let task = tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await.ok();
+                let _permit = permit;
                 let wave = me.lock_wave(&incident, i, &user, &earlier, &opts).await;
                 (wave, earlier)
             });
@@ -99,12 +102,16 @@ impl Responder {
                 counters.clone(),
             );
             let incident = incident.to_owned();
+            let permit = match going {
+                Some(_) => sem.acquire_owned().await.ok(),
+                None => None,
+            };
             second.push((
                 report.user.clone(),
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let report = match going {
                         Some(going) => {
-                            let _permit = sem.acquire_owned().await.ok();
                             me.finish_user(&incident, report, going, &earlier, &opts, &contained)
                                 .await
                         }
@@ -139,7 +146,7 @@ impl Responder {
                 .append(incident, vec![Event::IncidentEnd { done, failed }])
                 .await?;
         }
-        let head = journal::verify(journal.path())?.head;
+        let head = journal.head();
         Ok(ContainReport {
             incident: incident.to_owned(),
             users,

@@ -52,6 +52,8 @@ struct Writer {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Batches written (each one write + one fsync), for the group-commit test.
     batches: Arc<std::sync::atomic::AtomicU64>,
+    /// The hash of the last record on disk.
+    head: Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Writer {
@@ -100,7 +102,7 @@ impl Journal {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let (report, _) = scan(path, key.as_ref())?;
+        let (report, _) = scan(path, key.as_ref(), false)?;
         if let Some(bad) = &report.first_bad {
             return Err(tampered(path, bad));
         }
@@ -117,6 +119,8 @@ impl Journal {
         let (tx, rx) = std_mpsc::channel::<Job>();
         let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = batches.clone();
+        let head = Arc::new(std::sync::Mutex::new(report.head.clone()));
+        let head_w = head.clone();
         let p = path.to_owned();
         let mut seq = report.records as u64;
         let mut prev = report.head.clone();
@@ -136,6 +140,7 @@ impl Journal {
                     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if res.is_ok() {
                         seq = s;
+                        *head_w.lock().unwrap_or_else(|p| p.into_inner()) = pv.clone();
                         prev = pv;
                     }
                     for (_, reply) in jobs {
@@ -149,6 +154,7 @@ impl Journal {
                 tx: Some(tx),
                 thread: Some(thread),
                 batches,
+                head,
             }),
             path: path.to_owned(),
             torn_tail: report.torn_tail,
@@ -158,6 +164,12 @@ impl Journal {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// SHA-256 of the last record on disk (what `verify` would give as the head), without
+    /// reading the file.
+    pub fn head(&self) -> String {
+        self.writer.head.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Batches written so far (one write and one fsync each): fewer than the appends when
@@ -270,12 +282,12 @@ pub struct TornTail {
 /// Recomputes the chain: every line must parse, have `seq` = its index and `prev` = the hash
 /// of the line before. A missing file is an empty journal.
 pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
-    scan(path, None).map(|(report, _)| report)
+    scan(path, None, false).map(|(report, _)| report)
 }
 
 /// [`verify`], also checking every record's HMAC under `key` (`[journal] key_file`).
 pub fn verify_with_key(path: &Path, key: Option<&Secret>) -> Result<VerifyReport, Error> {
-    scan(path, key).map(|(report, _)| report)
+    scan(path, key, false).map(|(report, _)| report)
 }
 
 /// Whether the line ending at `end` (counting its newline) is the file's last and has no newline.
@@ -327,7 +339,9 @@ fn mac_hex(key: &Secret, content: &[u8]) -> String {
 
 /// One pass over the file: the chain's report, and the records that verified (the ones read
 /// are the ones checked — no second read that could see another file).
-fn scan(path: &Path, key: Option<&Secret>) -> Result<(VerifyReport, Vec<Record>), Error> {
+/// Reads the file once, verifying as it goes; keeps the records only when asked (`keep`): a
+/// verify of 48 000 records must not hold them all in memory.
+fn scan(path: &Path, key: Option<&Secret>, keep: bool) -> Result<(VerifyReport, Vec<Record>), Error> {
     let mut report = VerifyReport {
         records: 0,
         head: GENESIS.to_owned(),
@@ -410,7 +424,9 @@ fn scan(path: &Path, key: Option<&Secret>) -> Result<(VerifyReport, Vec<Record>)
         };
         report.head = own;
         report.records += 1;
-        records.push(rec);
+        if keep {
+            records.push(rec);
+        }
     }
     Ok((report, records))
 }
@@ -426,7 +442,7 @@ pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
 
 /// Reads every record, verifying the chain as it goes; a broken chain is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
-    let (report, records) = scan(path, None)?;
+    let (report, records) = scan(path, None, true)?;
     if let Some(bad) = &report.first_bad {
         return Err(tampered(path, bad));
     }

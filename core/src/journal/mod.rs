@@ -308,7 +308,9 @@ mod tests {
         for t in tasks {
             t.await.expect("task").expect("append");
         }
-        assert_eq!(verify(&p).expect("verify").records, 200);
+        let v = verify(&p).expect("verify");
+        assert_eq!(v.records, 200);
+        assert_eq!(j.head(), v.head, "the writer's head is the file's");
         let batches = j.batches_written();
         assert!(batches < 200, "200 appends in {batches} fsyncs: none shared");
     }
