@@ -72,14 +72,15 @@ impl Responder {
             let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
             let incident = incident.to_owned();
             let name = user.clone();
-            // The permit is taken before the task exists: only `concurrency` users' futures
-            // are alive at a time (6000 waiting futures would hold ~100 MiB).
+            // The permit is taken before the task exists, and the future is boxed: a finished
+            // task keeps only its output until collected, not the whole future's state
+            // (some KiB per user: 6000 finished tasks held ~70 MiB).
             let permit = sem.acquire_owned().await.ok();
-            let task = tokio::spawn(async move {
+            let task = tokio::spawn(Box::pin(async move {
                 let _permit = permit;
                 let wave = me.lock_wave(&incident, i, &user, &earlier, &opts).await;
                 (wave, earlier)
-            });
+            }));
             first.push((name, task));
         }
         // All of wave 1 ends before any of wave 2 starts.
@@ -108,7 +109,7 @@ impl Responder {
             };
             second.push((
                 report.user.clone(),
-                tokio::spawn(async move {
+                tokio::spawn(Box::pin(async move {
                     let _permit = permit;
                     let report = match going {
                         Some(going) => {
@@ -120,7 +121,7 @@ impl Responder {
                     .finish(expected);
                     finished(&opts, &counters, &report);
                     report
-                }),
+                })),
             ));
         }
         let mut users = Vec::with_capacity(total);
