@@ -79,6 +79,14 @@ pub struct User {
     pub dn: Dn,
 }
 
+/// Whether a change's after-state shows the OpenLDAP containment lock in place (its reset
+/// re-applies the lock ppolicy drops, and says so in the after-state).
+pub(crate) fn shows_lock(c: &Change) -> bool {
+    c.after
+        .get("pwdAccountLockedTime")
+        .is_some_and(|v| v.iter().any(|l| l == openldap::LOCKED_FOREVER))
+}
+
 /// What a primitive does. Verbs in the active voice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

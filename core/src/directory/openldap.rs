@@ -203,10 +203,10 @@ pub(super) async fn describe_reset(
 }
 
 /// Sets the password. An administrator's password set makes slapd's ppolicy overlay *delete*
-/// `pwdAccountLockedTime` (seen on 2.5, even when the same modify writes it; pinned by a lab
-/// test), which would silently undo a containment lock. So the lock is re-applied right after
-/// the password set: a window of one round trip in which the account is unlocked but holds a
-/// password only the responder knows.
+/// `pwdAccountLockedTime` (seen on 2.5; a lock written in the same plain modify as a
+/// cleartext password survives, but the RFC 3062 operation cannot carry one — pinned by a lab
+/// test), which would silently undo a containment lock. So the lock is re-applied right after the password set: a window of one
+/// round trip in which the account is unlocked but holds a password only the responder knows.
 pub(super) async fn reset_password(
     dir: &Directory,
     user: &User,
@@ -264,11 +264,23 @@ pub(super) async fn reset_password(
     let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
     let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
     let follow_up = follow_up_mods(lock.as_deref(), flagged, force_change);
+    let mut after = None;
     if !follow_up.is_empty() {
-        dir.modify("reset_password (restore lock / pwdReset)", &user.dn, follow_up)
-            .await?;
+        let what = "reset_password (restore lock / pwdReset)";
+        if dir.has_post_read() {
+            let (res, read) = dir.modify_reading_after(&user.dn, follow_up, RESET_SHOWN).await?;
+            if res.rc != 0 {
+                return Err(refused(what, res));
+            }
+            after = read;
+        } else {
+            dir.modify(what, &user.dn, follow_up).await?;
+        }
     }
-    let after = only(&dir.read_entry(&user.dn, RESET_SHOWN).await?, RESET_SHOWN);
+    let after = match after {
+        Some(a) => only(&a, RESET_SHOWN),
+        None => only(&dir.read_entry(&user.dn, RESET_SHOWN).await?, RESET_SHOWN),
+    };
     Ok(change(
         Action::ResetPassword,
         user,

@@ -592,8 +592,42 @@ async fn an_admin_password_set_clears_the_lock_so_reset_carries_it_through() {
         BindOutcome::MustChange,
         "the server dropped the lock"
     );
-    // ... but not a lock the same modify writes along with the password: that one stays
-    // (the README once said otherwise; this test found it wrong).
+    // ... but a lock the same modify writes along with the password survives, whether the
+    // responder (a password administrator) or the rootDN sends it (the README once said
+    // otherwise; this test found it wrong) ...
+    let (_, dn_r) = lab.fresh_user("relock-same-modify-responder").await;
+    let ldif = format!(
+        "dn: {dn_r}\nchangetype: modify\nreplace: userPassword\nuserPassword: Same-Modify-Passw0rd\n-\n\
+         replace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    );
+    let pw = std::fs::read_to_string(lab.get("CADENAS_LAB_RESPONDER_PW_FILE")).expect("pw");
+    let mut child = std::process::Command::new("ldapmodify")
+        .args([
+            "-x",
+            "-H",
+            &lab.get("CADENAS_LAB_LDAPS_URL"),
+            "-D",
+            &lab.get("CADENAS_LAB_RESPONDER_DN"),
+        ])
+        .args(["-w", pw.trim()])
+        .env("LDAPTLS_CACERT", lab.get("CADENAS_LAB_CA"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ldapmodify");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), ldif.as_bytes()).expect("write");
+    assert!(
+        child.wait().expect("wait").success(),
+        "ldapmodify as the responder"
+    );
+    assert_eq!(
+        dir.check_password(&dn_r, &Password::new("Same-Modify-Passw0rd"))
+            .await
+            .expect("bind"),
+        BindOutcome::Locked,
+        "the responder's same-modify lock survives"
+    );
+    // ... and the rootDN's too.
     let (_, dn) = lab.fresh_user("relock-same-modify").await;
     let mut admin = lab.admin().await;
     admin
@@ -620,7 +654,7 @@ async fn an_admin_password_set_clears_the_lock_so_reset_carries_it_through() {
             .await
             .expect("bind"),
         BindOutcome::Locked,
-        "a lock written in the same modify as the password survives it"
+        "a lock the rootDN writes in the same modify as the password survives it"
     );
 
     for hashing in ["server", "client-argon2"] {
