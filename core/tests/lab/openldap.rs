@@ -605,9 +605,9 @@ async fn an_admin_password_set_clears_the_lock_so_reset_carries_it_through() {
         .args([
             "-x",
             "-H",
-            &lab.get("CADENAS_LAB_LDAPS_URL"),
+            lab.get("CADENAS_LAB_LDAPS_URL"),
             "-D",
-            &lab.get("CADENAS_LAB_RESPONDER_DN"),
+            lab.get("CADENAS_LAB_RESPONDER_DN"),
         ])
         .args(["-w", pw.trim()])
         .env("LDAPTLS_CACERT", lab.get("CADENAS_LAB_CA"))
