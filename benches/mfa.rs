@@ -20,16 +20,8 @@ fn main() {
     let cfg = MfaConfig::new(dir.join("mfa.db"), dir.join("mfa.key"));
     let mfa = Mfa::open(&cfg, true).expect("open");
     let new = mfa.enroll("bench", T0).expect("enroll");
-    let uri = String::from_utf8_lossy(new.uri.expose_secret()).into_owned();
-    let b32 = uri
-        .split_once("secret=")
-        .expect("secret")
-        .1
-        .split('&')
-        .next()
-        .expect("b32")
-        .to_owned();
-    let secret = cadenas::Secret::new(cadenas::mfa::totp::base32_decode(&b32).expect("base32"));
+    let secret = new.secret.clone();
+    let b32 = String::from_utf8(new.secret_base32().expose_secret().to_vec()).expect("base32");
     let p = cfg.params();
 
     let n = 20_000u64;

@@ -182,13 +182,12 @@ pub extern "C" fn cadenas_enrolment_secret(
     out_n: *mut usize,
 ) -> cadenas_result {
     guard(|| {
-        let e = enrolment_ref(enrolment)?;
-        let uri = zeroize::Zeroizing::new(String::from_utf8_lossy(e.uri.expose_secret()).into_owned());
-        let secret = uri
-            .split_once("secret=")
-            .and_then(|(_, rest)| rest.split('&').next())
-            .ok_or_else(|| Failure::new(cadenas_result::Internal, "the enrolment URI has no secret"))?;
-        copy_out(secret.as_bytes(), buf, len, out_n)
+        copy_out(
+            enrolment_ref(enrolment)?.secret_base32().expose_secret(),
+            buf,
+            len,
+            out_n,
+        )
     })
 }
 

@@ -56,10 +56,7 @@ impl PyMfa {
         let e = run(py, || self.inner.enroll(&user, now()))?;
         let text = |s: &Secret| String::from_utf8_lossy(s.expose_secret()).into_owned();
         let uri = zeroize::Zeroizing::new(text(&e.uri));
-        let secret = uri
-            .split_once("secret=")
-            .map(|(_, rest)| rest.split('&').next().unwrap_or_default())
-            .unwrap_or_default();
+        let secret = zeroize::Zeroizing::new(text(&e.secret_base32()));
         let algorithm = match e.params.algorithm {
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
@@ -69,7 +66,7 @@ impl PyMfa {
             Py::new(py, PySecret::new(&uri))?,
             Py::new(py, PySecret::new(&text(&e.qr_svg)))?,
             Py::new(py, PySecret::new(&text(&e.qr_terminal)))?,
-            Py::new(py, PySecret::new(secret))?,
+            Py::new(py, PySecret::new(&secret))?,
             e.params.digits,
             e.params.period,
             algorithm,

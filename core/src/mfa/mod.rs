@@ -38,6 +38,8 @@ pub use crate::time::unix_now;
 /// A new (pending) enrolment, to show to the user once. Everything here contains the secret.
 #[non_exhaustive]
 pub struct NewEnrolment {
+    /// The shared secret itself (raw key bytes).
+    pub secret: Secret,
     /// The `otpauth://` URI (holds the secret).
     pub uri: Secret,
     /// The URI as a QR code, SVG image.
@@ -46,6 +48,15 @@ pub struct NewEnrolment {
     pub qr_terminal: Secret,
     /// The parameters.
     pub params: TotpParams,
+}
+
+impl NewEnrolment {
+    /// The secret in base32 without padding, as the URI carries it and as authenticator apps
+    /// take it for manual entry.
+    pub fn secret_base32(&self) -> Secret {
+        let text = zeroize::Zeroizing::new(totp::base32(self.secret.expose_secret()));
+        Secret::new(text.as_bytes().to_vec())
+    }
 }
 
 impl std::fmt::Debug for NewEnrolment {
@@ -131,6 +142,7 @@ impl Mfa {
             .light_color(qrcode::render::unicode::Dense1x2::Dark)
             .build();
         Ok(NewEnrolment {
+            secret,
             uri,
             qr_svg: Secret::new(qr_svg.into_bytes()),
             qr_terminal: Secret::new(qr_terminal.into_bytes()),

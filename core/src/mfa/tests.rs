@@ -37,6 +37,14 @@ fn enrol_then_first_code_activates_and_replays_are_refused() {
     assert!(std::str::from_utf8(new.uri.expose_secret())
         .expect("utf8")
         .starts_with("otpauth://totp/Cadenas:alice?secret="));
+    let b32 = String::from_utf8(new.secret_base32().expose_secret().to_vec()).expect("utf8");
+    assert!(
+        std::str::from_utf8(new.uri.expose_secret())
+            .expect("utf8")
+            .contains(&format!("secret={b32}&")),
+        "the base32 secret is the URI's"
+    );
+    assert_eq!(new.secret.len(), 20);
     assert!(std::str::from_utf8(new.qr_svg.expose_secret())
         .expect("utf8")
         .contains("<svg"));
