@@ -86,20 +86,25 @@ pub(crate) fn export<T: Send + Sync + 'static, H>(value: T) -> *mut H {
     p.cast()
 }
 
+/// Refuses a NULL pointer argument. Output pointers are checked before any work is done: a
+/// containment must not run for a caller who could not receive its report.
+pub(crate) fn not_null<T>(p: *const T, what: &str) -> Outcome {
+    if p.is_null() {
+        return Err(Failure::null(what));
+    }
+    Ok(())
+}
+
 /// Hands `value` to the caller as a new handle in `*out` (checked for NULL first, so that
 /// nothing is made for a caller who could not receive it).
 pub(crate) fn hand_out<T: Send + Sync + 'static, H>(out: *mut *mut H, value: T, what: &str) -> Outcome {
-    if out.is_null() {
-        return Err(Failure::null(what));
-    }
+    not_null(out, what)?;
     write_out(out, export::<T, H>(value), what)
 }
 
 /// The value behind a handle made by [`export::<T>`](export) and not yet freed.
 pub(crate) fn borrow<'a, T: Send + Sync + 'static, H>(h: *const H, what: &str) -> Result<&'a T, Failure> {
-    if h.is_null() {
-        return Err(Failure::null(what));
-    }
+    not_null(h, what)?;
     if live().get(&(h as usize)) != Some(&TypeId::of::<T>()) {
         return Err(Failure::new(
             cadenas_result::InvalidHandle,
@@ -143,9 +148,7 @@ pub(crate) fn release<T: Send + Sync + 'static, H>(h: *mut H) {
 
 /// A required C string argument, as UTF-8.
 pub(crate) fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
-    if p.is_null() {
-        return Err(Failure::null(what));
-    }
+    not_null(p, what)?;
     // SAFETY: the caller passes a NUL-terminated string valid for the duration of the call
     // (the contract of every `const char *` parameter in cadenas.h).
     let s = unsafe { CStr::from_ptr(p) };
@@ -167,9 +170,7 @@ pub(crate) fn texts(list: *const *const c_char, n: usize, what: &str) -> Result<
     if n == 0 {
         return Ok(Vec::new());
     }
-    if list.is_null() {
-        return Err(Failure::null(what));
-    }
+    not_null(list, what)?;
     // SAFETY: the caller passes an array of `n` pointers (the contract of every
     // `const char *const *` + count pair in cadenas.h); each is checked by `text`.
     let items = unsafe { std::slice::from_raw_parts(list, n) };
@@ -182,9 +183,7 @@ pub(crate) fn texts(list: *const *const c_char, n: usize, what: &str) -> Result<
 
 /// Writes an output pointer (checked for NULL).
 pub(crate) fn write_out<T>(out: *mut T, value: T, what: &str) -> Outcome {
-    if out.is_null() {
-        return Err(Failure::null(what));
-    }
+    not_null(out, what)?;
     // SAFETY: `out` is non-NULL and, by the C contract, points to writable storage for a `T`.
     unsafe { out.write(value) };
     Ok(())
@@ -195,9 +194,7 @@ pub(crate) fn write_out<T>(out: *mut T, value: T, what: &str) -> Outcome {
 /// `CADENAS_RESULT_BUFFER_TOO_SMALL`, with `*out_n` set to the length needed (without the NUL):
 /// pass `buf = NULL, len = 0` to ask for it.
 pub(crate) fn copy_out(bytes: &[u8], buf: *mut c_char, len: usize, out_n: *mut usize) -> Outcome {
-    if out_n.is_null() {
-        return Err(Failure::null("out_n"));
-    }
+    not_null(out_n, "out_n")?;
     if bytes.contains(&0) {
         return Err(Failure::new(
             cadenas_result::Internal,

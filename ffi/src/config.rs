@@ -5,7 +5,7 @@ use std::path::Path;
 
 use core_api::Config;
 
-use crate::boundary::{borrow, guard, guard_value, hand_out, opt_text, release, text, Failure};
+use crate::boundary::{borrow, guard, guard_value, hand_out, not_null, opt_text, release, text, Failure};
 use crate::result::cadenas_result;
 
 /// A configuration (the TOML file the CLI reads), parsed and checked once.
@@ -25,9 +25,7 @@ pub extern "C" fn cadenas_config_from_file(
     config_out: *mut *mut cadenas_config,
 ) -> cadenas_result {
     guard(|| {
-        if config_out.is_null() {
-            return Err(Failure::null("config_out"));
-        }
+        not_null(config_out, "config_out")?;
         let path = text(path, "path")?;
         let cfg = Config::from_file(Path::new(path))?;
         hand_out(config_out, cfg, "config_out")
@@ -43,9 +41,7 @@ pub extern "C" fn cadenas_config_from_toml(
     config_out: *mut *mut cadenas_config,
 ) -> cadenas_result {
     guard(|| {
-        if config_out.is_null() {
-            return Err(Failure::null("config_out"));
-        }
+        not_null(config_out, "config_out")?;
         let toml = text(toml, "toml")?;
         let base = opt_text(base_dir, "base_dir")?.unwrap_or(".");
         let cfg = Config::from_toml_str(toml, Path::new(base))?;

@@ -10,7 +10,7 @@ use core_api::mfa::{unix_now, EnrolmentState, NewEnrolment};
 use core_api::{AuthOutcome, Password, Secret};
 
 use crate::boundary::{
-    borrow, copy_out, guard, guard_value, hand_out, opt_text, release, text, write_out, Failure,
+    borrow, copy_out, guard, guard_value, hand_out, not_null, opt_text, release, text, write_out, Failure,
 };
 use crate::config::{cadenas_config, config_ref};
 use crate::result::cadenas_result;
@@ -125,9 +125,7 @@ pub extern "C" fn cadenas_mfa_open(
             .mfa
             .as_ref()
             .ok_or_else(|| Failure::new(cadenas_result::Config, "the config has no [mfa] section"))?;
-        if mfa_out.is_null() {
-            return Err(Failure::null("mfa_out"));
-        }
+        not_null(mfa_out, "mfa_out")?;
         hand_out(mfa_out, Mfa::open(m, create)?, "mfa_out")
     })
 }
@@ -149,9 +147,7 @@ pub extern "C" fn cadenas_mfa_enroll(
     guard(|| {
         let m = mfa_ref(mfa)?;
         let user = text(user, "user")?;
-        if enrolment_out.is_null() {
-            return Err(Failure::null("enrolment_out"));
-        }
+        not_null(enrolment_out, "enrolment_out")?;
         hand_out(enrolment_out, m.enroll(user, unix_now())?, "enrolment_out")
     })
 }
@@ -256,9 +252,7 @@ pub extern "C" fn cadenas_mfa_enrolment_state(
     guard(|| {
         let m = mfa_ref(mfa)?;
         let user = text(user, "user")?;
-        if state_out.is_null() {
-            return Err(Failure::null("state_out"));
-        }
+        not_null(state_out, "state_out")?;
         let state = match m.enrolment_state(user)? {
             None => cadenas_enrolment_state::None,
             Some(EnrolmentState::Pending) => cadenas_enrolment_state::Pending,
@@ -298,9 +292,7 @@ pub extern "C" fn cadenas_mfa_recovery_codes(
     guard(|| {
         let m = mfa_ref(mfa)?;
         let user = text(user, "user")?;
-        if codes_out.is_null() {
-            return Err(Failure::null("codes_out"));
-        }
+        not_null(codes_out, "codes_out")?;
         let codes: Vec<Secret> = m
             .new_recovery_codes(user)?
             .iter()
@@ -372,9 +364,7 @@ pub extern "C" fn cadenas_authenticator_new(
 ) -> cadenas_result {
     guard(|| {
         let cfg = config_ref(config)?;
-        if authenticator_out.is_null() {
-            return Err(Failure::null("authenticator_out"));
-        }
+        not_null(authenticator_out, "authenticator_out")?;
         hand_out(authenticator_out, Authenticator::new(cfg)?, "authenticator_out")
     })
 }
@@ -398,9 +388,7 @@ pub extern "C" fn cadenas_authenticate(
         let user = text(user, "user")?;
         let password = Password::new(text(password, "password")?);
         let code = opt_text(code, "code")?;
-        if outcome_out.is_null() {
-            return Err(Failure::null("outcome_out"));
-        }
+        not_null(outcome_out, "outcome_out")?;
         let outcome = a.authenticate(user, &password, code)?;
         write_out(outcome_out, cadenas_auth_outcome::of(&outcome), "outcome_out")
     })
@@ -429,9 +417,7 @@ pub extern "C" fn cadenas_totp_code(
     out_n: *mut usize,
 ) -> cadenas_result {
     guard(|| {
-        if secret.is_null() {
-            return Err(Failure::null("secret"));
-        }
+        not_null(secret, "secret")?;
         let algorithm = match algorithm {
             1 => Algorithm::Sha1,
             2 => Algorithm::Sha256,

@@ -7,7 +7,7 @@ use core_api::directory::AccountState;
 use core_api::incident::{ContainReport, PlanReport, ReleaseReport};
 use core_api::journal::VerifyReport;
 
-use crate::boundary::{borrow, copy_out, guard, guard_value, release, Failure};
+use crate::boundary::{borrow, copy_out, guard, guard_value, not_null, release, Failure};
 use crate::result::cadenas_result;
 
 /// A report (opaque): free with `cadenas_report_free()`.
@@ -240,12 +240,8 @@ pub extern "C" fn cadenas_report_user_status(
 ) -> cadenas_result {
     guard(|| {
         let u = user_ref(report, index)?;
-        if status_out.is_null() {
-            return Err(Failure::null("status_out"));
-        }
-        if error_out.is_null() {
-            return Err(Failure::null("error_out"));
-        }
+        not_null(status_out, "status_out")?;
+        not_null(error_out, "error_out")?;
         crate::boundary::write_out(status_out, u.status, "status_out")?;
         crate::boundary::write_out(error_out, u.error, "error_out")
     })

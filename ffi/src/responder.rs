@@ -11,7 +11,7 @@ use core_api::journal;
 use core_api::{Error, ErrorKind, Password};
 
 use crate::boundary::{
-    borrow, copy_out, guard, guard_value, hand_out, opt_text, release, text, texts, Failure,
+    borrow, copy_out, guard, guard_value, hand_out, not_null, opt_text, release, text, texts, Failure,
 };
 use crate::config::{cadenas_config, config_ref};
 use crate::report::{cadenas_report, Report};
@@ -363,9 +363,7 @@ pub extern "C" fn cadenas_responder_new(
                 )
             })?,
         };
-        if responder_out.is_null() {
-            return Err(Failure::null("responder_out"));
-        }
+        not_null(responder_out, "responder_out")?;
         hand_out(responder_out, Responder::new(cfg, &journal)?, "responder_out")
     })
 }
@@ -378,9 +376,7 @@ pub extern "C" fn cadenas_responder_new_without_journal(
 ) -> cadenas_result {
     guard(|| {
         let cfg = config_ref(config)?;
-        if responder_out.is_null() {
-            return Err(Failure::null("responder_out"));
-        }
+        not_null(responder_out, "responder_out")?;
         hand_out(responder_out, Responder::without_journal(cfg)?, "responder_out")
     })
 }
@@ -436,9 +432,7 @@ fn contain_users(
     out: *mut *mut cadenas_report,
 ) -> Result<(), Failure> {
     let r = responder_ref(r)?;
-    if out.is_null() {
-        return Err(Failure::null("report_out"));
-    }
+    not_null(out, "report_out")?;
     let opts = default_options(o)?;
     let report = r.contain(&users, opts)?;
     hand_report(out, Report::contain(&report)?)
@@ -456,9 +450,7 @@ pub extern "C" fn cadenas_responder_resume(
     guard(|| {
         let r = responder_ref(responder)?;
         let incident = opt_text(incident, "incident")?;
-        if report_out.is_null() {
-            return Err(Failure::null("report_out"));
-        }
+        not_null(report_out, "report_out")?;
         let report = r.resume(incident, default_options(options)?)?;
         hand_report(report_out, Report::contain(&report)?)
     })
@@ -477,9 +469,7 @@ pub extern "C" fn cadenas_responder_plan(
     guard(|| {
         let r = responder_ref(responder)?;
         let users = texts(users, count, "users")?;
-        if report_out.is_null() {
-            return Err(Failure::null("report_out"));
-        }
+        not_null(report_out, "report_out")?;
         let plan = r.plan(&users, allow_protected)?;
         hand_report(report_out, Report::plan(&plan)?)
     })
@@ -503,9 +493,7 @@ pub extern "C" fn cadenas_responder_release(
         if let Some(reason) = opt_text(override_reason, "override_reason")? {
             opts = opts.with_override_reason(reason);
         }
-        if report_out.is_null() {
-            return Err(Failure::null("report_out"));
-        }
+        not_null(report_out, "report_out")?;
         let report = r.release(user, opts)?;
         hand_report(report_out, Report::release(&report)?)
     })
@@ -521,9 +509,7 @@ pub extern "C" fn cadenas_responder_status(
     guard(|| {
         let r = responder_ref(responder)?;
         let user = text(user, "user")?;
-        if report_out.is_null() {
-            return Err(Failure::null("report_out"));
-        }
+        not_null(report_out, "report_out")?;
         let state = r.status(user)?;
         hand_report(report_out, Report::status(&state)?)
     })
@@ -556,9 +542,7 @@ pub extern "C" fn cadenas_journal_verify(
             }
         };
         let path = Path::new(text(path, "path")?);
-        if report_out.is_null() {
-            return Err(Failure::null("report_out"));
-        }
+        not_null(report_out, "report_out")?;
         if !path.exists() {
             return Err(Failure::new(
                 cadenas_result::Journal,
