@@ -68,15 +68,8 @@ fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e} (make bench installs ldap3 into the venv)"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| -> f64 {
-        let at = text.find(&format!("\"{name}\": ")).expect(name) + name.len() + 4;
-        text[at..]
-            .split([',', '}'])
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .expect("number")
-    };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON line");
+    let field = |name: &str| v[name].as_f64().unwrap_or_else(|| panic!("{name} in {v}"));
     (field("all_locked_s"), field("all_contained_s"))
 }
 
