@@ -107,7 +107,9 @@ static int ask_hidden(pam_handle_t *pamh, const char *prompt, char *buf, size_t 
   return PAM_SUCCESS;
 }
 
-/* One call to the library: a fresh handle for this authentication, freed before returning. */
+/* One call to the library: a fresh handle, freed before returning. A new connection per check
+ * on purpose: the code prompt between two checks lasts as long as the user takes, longer than
+ * a directory may keep an idle connection open. */
 static cadenas_result check(const cadenas_config *cfg, const char *user, const char *password,
                             const char *code, cadenas_auth_outcome *outcome) {
   cadenas_authenticator *auth = NULL;
