@@ -1,17 +1,23 @@
 #!/bin/bash
 # Dovecot 2.3 (Debian) on loopback for session-revocation tests. Its passdb is the lab's
 # OpenLDAP (auth binds), with the auth cache ON, so a stale password really survives a
-# directory change unless the cache is flushed. The doveadm HTTP API key may only run
-# `kick`, `who` and `auth cache flush`.
+# directory change unless the cache is flushed. Pigeonhole Sieve is on, with ManageSieve, so
+# a user (or an attacker with the password) can upload a redirect rule. The doveadm HTTP API
+# key may only run `kick`, `who`, `auth cache flush`, `sieve list`, `sieve get` and
+# `sieve deactivate`. Every login is logged (Login: user=<…>, rip=…) to dovecot.log.
 #
 #   lab/dovecot.sh start     two instances (needs lab/openldap.sh start first):
-#                              dedicated: IMAP 127.0.0.1:10143, API http://127.0.0.1:18080 (one process per session)
-#                              shared:    IMAP 127.0.0.1:10144, API http://127.0.0.1:18081 (client_limit=10:
-#                                         a kick takes down every session of the process -> collateral)
+#                              dedicated: IMAP 127.0.0.1:10143, ManageSieve 14190, API http://127.0.0.1:18080
+#                                         (one process per session)
+#                              shared:    IMAP 127.0.0.1:10144, ManageSieve 14191, API http://127.0.0.1:18081
+#                                         (client_limit=10: a kick takes down every session of the
+#                                         process -> collateral)
+#                            and installs sieve-connect, the ManageSieve client the tests use.
 #   lab/dovecot.sh stop
 #   lab/dovecot.sh status
 #
-# Writes $CADENAS_LAB_DIR/dovecot/{api.key,revokers.toml,lab.env}.
+# Writes $CADENAS_LAB_DIR/dovecot/{api.key,revokers.toml,lab.env}; revokers.toml also holds the
+# [mail] section (local domain example.test, external redirects deactivated, the login log).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lab/lib.sh
@@ -22,7 +28,9 @@ API_KEY=lab-doveadm-api-key-5b1e
 
 install_packages() {
   apt_install /usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd \
-    /usr/lib/dovecot/modules/auth/libauthdb_ldap.so:dovecot-ldap
+    /usr/lib/dovecot/modules/auth/libauthdb_ldap.so:dovecot-ldap \
+    /usr/lib/dovecot/modules/lib90_sieve_plugin.so:dovecot-sieve \
+    /usr/lib/dovecot/managesieve:dovecot-managesieved sieve-connect:sieve-connect
   if [ -s /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
     echo "lab: stopping the system dovecot the package started" >&2
     kill "$(cat /run/dovecot/master.pid)"
@@ -30,9 +38,9 @@ install_packages() {
   id vmail >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
 }
 
-# instance NAME IMAP_PORT HTTP_PORT EXTRA_SERVICE_CONFIG
+# instance NAME IMAP_PORT HTTP_PORT SIEVE_PORT EXTRA_SERVICE_CONFIG
 instance() {
-  local name=$1 imap=$2 http=$3 extra=$4 dir=$D/$1
+  local name=$1 imap=$2 http=$3 sieve=$4 extra=$5 dir=$D/$1
   stop_pid "$dir/run/master.pid"
   rm -rf "$dir"; mkdir -p "$dir/run" "$dir/state" "$dir/mail"
   chown vmail:vmail "$dir/mail"
@@ -51,7 +59,7 @@ EOF
 base_dir = $dir/run
 state_dir = $dir/state
 instance_name = cadenas-lab-$name
-protocols = imap
+protocols = imap sieve
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -74,7 +82,8 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=vmail gid=vmail home=$dir/mail/%u
+  # allow_all_users: doveadm (sieve list/get) resolves users without a password (auth binds cannot)
+  args = uid=vmail gid=vmail home=$dir/mail/%u allow_all_users=yes
 }
 
 service imap-login {
@@ -86,10 +95,19 @@ service imap-login {
     port = 0
   }
 }
+service managesieve-login {
+  inet_listener sieve {
+    address = 127.0.0.1
+    port = $sieve
+  }
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}
 $extra
 
 doveadm_api_key = $API_KEY
-doveadm_allowed_commands = kick,who,auth cache flush
+doveadm_allowed_commands = kick,who,auth cache flush,sieve list,sieve get,sieve deactivate
 service doveadm {
   inet_listener http {
     address = 127.0.0.1
@@ -100,8 +118,9 @@ EOF
   doveconf -c "$dir/dovecot.conf" -n >/dev/null
   setsid dovecot -c "$dir/dovecot.conf" -F > "$dir/dovecot.stdout" 2>&1 < /dev/null &
   for _ in $(seq 100); do
-    if [ -s "$dir/run/master.pid" ] && ss -ltn | grep -q "127.0.0.1:$http " && ss -ltn | grep -q "127.0.0.1:$imap "; then
-      lap "dovecot $name: IMAP 127.0.0.1:$imap, API http://127.0.0.1:$http/doveadm/v1 (pid $(cat "$dir/run/master.pid"))"
+    if [ -s "$dir/run/master.pid" ] && ss -ltn | grep -q "127.0.0.1:$http " && ss -ltn | grep -q "127.0.0.1:$imap " \
+      && ss -ltn | grep -q "127.0.0.1:$sieve "; then
+      lap "dovecot $name: IMAP 127.0.0.1:$imap, ManageSieve $sieve, API http://127.0.0.1:$http/doveadm/v1 (pid $(cat "$dir/run/master.pid"))"
       return 0
     fi
     sleep 0.1
@@ -122,9 +141,17 @@ name = "mail"
 url = "http://127.0.0.1:18080/doveadm/v1"
 api_key_file = "$D/api.key"
 timeout_secs = 10
+
+[mail]
+local_domains = ["example.test"]
+disable_external_redirects = true
+auth_logs = ["$D/dedicated/dovecot.log"]
 EOF
   cat > "$D/lab.env" <<EOF
 CADENAS_LAB_IMAP=127.0.0.1:10143
+CADENAS_LAB_MANAGESIEVE=127.0.0.1:14190
+CADENAS_LAB_DOVECOT_CONF=$D/dedicated/dovecot.conf
+CADENAS_LAB_DOVECOT_LOG=$D/dedicated/dovecot.log
 CADENAS_LAB_DOVEADM_URL=http://127.0.0.1:18080/doveadm/v1
 CADENAS_LAB_IMAP_SHARED=127.0.0.1:10144
 CADENAS_LAB_DOVEADM_URL_SHARED=http://127.0.0.1:18081/doveadm/v1
@@ -139,8 +166,8 @@ case "${1:-}" in
     [ -s "$LAB/openldap/lab.env" ] && running "$LAB/openldap/run/slapd.pid" || die "start lab/openldap.sh first"
     install_packages
     mkdir -p "$D"
-    instance dedicated 10143 18080 ""
-    instance shared 10144 18081 "service imap {
+    instance dedicated 10143 18080 14190 ""
+    instance shared 10144 18081 14191 "service imap {
   client_limit = 10
   service_count = 0
   process_limit = 1

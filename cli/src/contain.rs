@@ -8,13 +8,15 @@ use std::sync::Arc;
 use cadenas::incident::{
     ContainOptions, ContainReport, FileSink, PasswordSink, Progress, ReleaseOptions, Responder, UserReport,
 };
+use cadenas::investigate::{AddressRange, Instant, Pivot, PivotReport, SightingKind};
 use cadenas::journal::{self, Event, StepStatus};
 use cadenas::{Config, Error, ErrorKind, Password};
 use clap::{Args, Subcommand};
 
 use crate::Cli;
 
-/// Which users: arguments and/or a file with one per line (`#` comments allowed).
+/// Which users: arguments and/or a file with one per line (`#` comments allowed), or every
+/// account seen from the attacker's addresses (`--from-ip`).
 #[derive(Args, Clone)]
 pub struct UserArgs {
     /// User names (uid, mail...) or `dn:<DN>`.
@@ -22,9 +24,41 @@ pub struct UserArgs {
     /// Read users from this file, one per line.
     #[arg(long)]
     pub from_file: Option<PathBuf>,
+    /// Every account with a live session on a configured Dovecot, or a login in the
+    /// --auth-log files, from this address or CIDR range; afterwards every session from the
+    /// range is kicked.
+    #[arg(long, value_name = "CIDR", value_parser = AddressRange::parse, conflicts_with_all = ["users", "from_file"])]
+    pub from_ip: Option<AddressRange>,
+    #[command(flatten)]
+    pub window: LogArgs,
     /// Act on members of the configured protected groups too.
     #[arg(long)]
     pub allow_protected: bool,
+}
+
+/// Where and when to look for past logins.
+#[derive(Args, Clone, Default)]
+pub struct LogArgs {
+    /// Dovecot log files to read for past logins (plain or gzip'd; default: [mail] auth_logs).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub auth_log: Vec<PathBuf>,
+    /// Leave out log lines before this: RFC 3339, a date, or a time ago (90m, 36h, 7d).
+    #[arg(long, value_name = "TIME", value_parser = Instant::parse)]
+    pub since: Option<Instant>,
+    /// Leave out log lines after this (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = Instant::parse)]
+    pub until: Option<Instant>,
+}
+
+impl LogArgs {
+    /// The pivot on `range` with these logs and window.
+    pub fn pivot(&self, range: AddressRange) -> Pivot {
+        let mut p = Pivot::new(range);
+        p.auth_logs = self.auth_log.clone();
+        p.since = self.since;
+        p.until = self.until;
+        p
+    }
 }
 
 impl UserArgs {
@@ -172,12 +206,19 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
         }
     }
     let resuming = args.resume.is_some();
-    let users = if resuming { Vec::new() } else { args.who.collect()? };
+    let pivot = args.who.from_ip.map(|r| args.who.window.pivot(r));
+    let users = if resuming || pivot.is_some() {
+        Vec::new()
+    } else {
+        args.who.collect()?
+    };
     let journal = journal_path(Some(cfg), args.resume.as_deref().or(args.journal.as_deref()))?;
     // The hand-over is decided before anything changes: never set a password nobody can read.
     let sink: Arc<dyn PasswordSink> = match &args.password_file {
         Some(p) => Arc::new(FileSink::create(p)?),
-        None if users.len() == 1 && std::io::stdout().is_terminal() && !cli.json => Arc::new(TerminalSink),
+        None if users.len() == 1 && pivot.is_none() && std::io::stdout().is_terminal() && !cli.json => {
+            Arc::new(TerminalSink)
+        }
         None => {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -194,6 +235,8 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     opts.reset_again = args.reset_again.clone();
     let report = if resuming {
         responder.resume(args.incident.as_deref(), opts).await?
+    } else if let Some(pivot) = &pivot {
+        responder.contain_from(pivot, opts).await?
     } else {
         responder.contain(&users, opts).await?
     };
@@ -219,6 +262,9 @@ fn print_report(cli: &Cli, r: &ContainReport) {
         return;
     }
     println!("incident {}", r.incident);
+    if let Some(p) = &r.pivot {
+        print_pivot(p);
+    }
     let verbose = r.users.len() <= 20;
     for u in &r.users {
         if verbose || !u.complete() {
@@ -228,6 +274,26 @@ fn print_report(cli: &Cli, r: &ContainReport) {
     println!("{} contained, {} need attention", r.done(), r.failed());
     if let Some(p) = r.password_handover.strip_prefix("file:") {
         println!("new passwords: {p}");
+    }
+    for k in &r.address_kicks {
+        println!(
+            "kick by address on {}: {}, {} session(s) closed{}{}",
+            k.revoker,
+            serde_json::to_value(k.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            k.sessions_closed,
+            if k.collateral.is_empty() {
+                String::new()
+            } else {
+                format!(", ALSO DISCONNECTED: {}", k.collateral.join(", "))
+            },
+            k.error
+                .as_ref()
+                .map(|e| format!(": {}", e.message()))
+                .unwrap_or_default()
+        );
     }
     for n in &r.not_revoked {
         println!("not revoked: {n}");
@@ -276,6 +342,9 @@ fn print_user(u: &UserReport) {
         if let Some(n) = &s.detail.note {
             extra.push_str(&format!(" ({n})"));
         }
+        for m in &s.detail.mail_rules {
+            extra.push_str(&format!(" [{}]", describe_rule(m)));
+        }
         let earlier = if s.from_earlier_run { " (earlier run)" } else { "" };
         println!("      {:<16} {what}{earlier}{extra}", s.step.name());
     }
@@ -284,15 +353,89 @@ fn print_user(u: &UserReport) {
     }
 }
 
-/// `cadenas plan`.
-pub async fn plan(cli: &Cli, cfg: &Config, who: &UserArgs) -> Result<ExitCode, Error> {
-    let users = who.collect()?;
-    // A dry run journals nothing and needs no journal.
+/// One Sieve script that sends mail out, in words.
+pub fn describe_rule(m: &cadenas::investigate::MailRule) -> String {
+    let targets: Vec<String> = m
+        .redirects
+        .iter()
+        .map(|r| format!("{} {} (line {})", r.command, r.target, r.line))
+        .collect();
+    format!(
+        "sieve script {:?} on {}{}: {}{}",
+        m.script,
+        m.server,
+        if m.active { ", ACTIVE" } else { ", inactive" },
+        targets.join(", "),
+        if m.deactivated { " — DEACTIVATED" } else { "" }
+    )
+}
+
+/// Who was seen from the range, one line per sighting.
+pub fn print_pivot(p: &PivotReport) {
+    println!("seen from {}:", p.range);
+    for s in &p.sightings {
+        let what = match s.kind {
+            SightingKind::LiveSession => "live",
+            SightingKind::LoggedIn => "login",
+            SightingKind::FailedLogin => "FAILED login",
+            _ => "seen",
+        };
+        let when = match (s.first_seen, s.last_seen) {
+            (Some(a), Some(b)) if a != b => format!(" {} .. {}", a.rfc3339(), b.rfc3339()),
+            (Some(a), _) => format!(" {}", a.rfc3339()),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<20} {what:<12} x{:<4} {:<12} {:<16} {}{when}",
+            s.user, s.count, s.service, s.ip, s.source
+        );
+    }
+    if p.sightings.is_empty() {
+        println!("  nobody");
+    }
+    if !p.tried_only.is_empty() {
+        println!("  only tried (not contained): {}", p.tried_only.join(", "));
+    }
+    for s in &p.sources {
+        println!("  read: {s}");
+    }
+}
+
+/// `cadenas sessions --ip CIDR`: who was seen from the attacker's addresses; changes nothing.
+pub async fn sessions(
+    cli: &Cli,
+    cfg: &Config,
+    range: AddressRange,
+    logs: &LogArgs,
+) -> Result<ExitCode, Error> {
     let responder = Responder::without_journal(cfg).await?;
-    let report = responder.plan(&users, who.allow_protected).await?;
+    let report = responder.sightings(&logs.pivot(range)).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
+        print_pivot(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cadenas plan`.
+pub async fn plan(cli: &Cli, cfg: &Config, who: &UserArgs) -> Result<ExitCode, Error> {
+    // A dry run journals nothing and needs no journal.
+    let responder = Responder::without_journal(cfg).await?;
+    let report = match who.from_ip {
+        Some(range) => {
+            responder
+                .plan_from(&who.window.pivot(range), who.allow_protected)
+                .await?
+        }
+        None => responder.plan(&who.collect()?, who.allow_protected).await?,
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        if let Some(p) = &report.pivot {
+            print_pivot(p);
+        }
         for u in &report.users {
             match &u.refused {
                 Some(e) => println!("{}  WOULD REFUSE: {e}", u.user),
@@ -311,6 +454,9 @@ pub async fn plan(cli: &Cli, cfg: &Config, who: &UserArgs) -> Result<ExitCode, E
                     }
                 }
             }
+        }
+        for a in &report.address_actions {
+            println!("then: {a}");
         }
     }
     Ok(ExitCode::SUCCESS)

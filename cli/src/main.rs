@@ -19,7 +19,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cadenas::{AccountState, Config, Directory, Error, ErrorKind, LockState, UserRef};
+use cadenas::{AccountState, Config, Error, ErrorKind, LockState, UserRef};
 use clap::{Parser, Subcommand};
 
 /// Compromised-credential response for LDAP and Active Directory.
@@ -67,6 +67,15 @@ enum Command {
         /// The journal (default: [journal] path in the config).
         #[arg(long)]
         journal: Option<PathBuf>,
+    },
+    /// Who was seen from the attacker's addresses: live sessions on every configured Dovecot
+    /// and logins in Dovecot's log files. Changes nothing.
+    Sessions {
+        /// The attacker's address or CIDR range.
+        #[arg(long, value_name = "CIDR", value_parser = cadenas::investigate::AddressRange::parse)]
+        ip: cadenas::investigate::AddressRange,
+        #[command(flatten)]
+        logs: contain::LogArgs,
     },
     /// Verify or show the audit journal.
     #[command(subcommand)]
@@ -154,18 +163,20 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
     let cfg = load()?;
     match &cli.command {
         Command::Status { user } => {
-            let user_ref = UserRef::parse(user)?;
-            let dir = Directory::connect(&cfg.directory).await?;
-            let u = dir.find_user(&user_ref).await?;
-            let state = dir.account_state(&u).await?;
+            UserRef::parse(user)?;
+            let responder = cadenas::Responder::without_journal(&cfg).await?;
+            let state = responder.status_report(user).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());
             } else {
-                print_state(user, &state);
+                print_state(user, &state.account);
+                for m in &state.mail_rules {
+                    println!("  mail rule:        {}", contain::describe_rule(m));
+                }
             }
-            dir.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sessions { ip, logs } => contain::sessions(cli, &cfg, *ip, logs).await,
         Command::Contain(args) => contain::contain(cli, &cfg, args).await,
         Command::Plan { who } => contain::plan(cli, &cfg, who).await,
         Command::Release {

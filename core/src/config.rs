@@ -1,6 +1,6 @@
 //! The configuration file (TOML). This module only aggregates: each section's type lives with
 //! the module it configures ([`DirectoryConfig`], [`MfaConfig`], [`RevokerConfig`],
-//! [`JournalConfig`], [`PasswordPolicy`]).
+//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`]).
 //!
 //! Secrets never come from the file itself or from command-line arguments: the service
 //! account's password is read from a file (`bind_password_file`) or an environment variable
@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::directory::DirectoryConfig;
 use crate::error::{Error, ErrorKind};
+use crate::investigate::MailConfig;
 use crate::journal::JournalConfig;
 use crate::mfa::MfaConfig;
 use crate::password::PasswordPolicy;
@@ -49,6 +50,9 @@ pub struct Config {
     pub mfa: Option<MfaConfig>,
     /// The audit journal (`[journal]`).
     pub journal: Option<JournalConfig>,
+    /// What the mail server may hold for the attacker (`[mail]`): local domains, Sieve
+    /// redirects, login logs.
+    pub mail: Option<MailConfig>,
 }
 
 impl Config {
@@ -93,6 +97,10 @@ impl Config {
         for r in &mut cfg.revokers {
             r.resolve_paths(base_dir);
             r.check()?;
+        }
+        if let Some(m) = &mut cfg.mail {
+            m.resolve_paths(base_dir);
+            m.check()?;
         }
         cfg.password.check()?;
         Ok(cfg)

@@ -40,6 +40,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod incident;
+pub mod investigate;
 pub mod journal;
 pub mod mfa;
 pub mod password;

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod pivot;
 mod plan;
 mod pool;
 mod release;
@@ -41,17 +42,19 @@ use std::sync::Arc;
 
 pub use release::{original_flags, ReleaseOptions};
 pub use report::{
-    ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StepReport, UserPlan, UserReport,
+    ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StatusReport, StepReport, UserPlan,
+    UserReport,
 };
 pub use sink::{FileSink, PasswordSink};
 
 use crate::config::Config;
 use crate::directory::{AccountState, ChangeOutcome, Directory, UserRef};
 use crate::error::{Error, ErrorKind};
+use crate::investigate::AddressRange;
 pub use crate::journal::StepDetail;
 use crate::journal::{self, Event, Journal, Step, StepStatus};
 use crate::mfa::Mfa;
-use crate::session::{build_revokers, Revoker};
+use crate::session::{build_revokers_and_dovecots, Dovecot, Revoker};
 use crate::time::{rfc3339, unix_now};
 
 /// Steps an earlier run of the same incident finished: status and journaled detail.
@@ -159,6 +162,10 @@ pub struct ContainOptions {
     /// Without it such a user's reset is `already_so`: the password handed over then stays the
     /// one that works.
     pub reset_again: Option<String>,
+    /// After every user's steps, kick every session from this range on each configured
+    /// Dovecot — of accounts refused or out of scope too — journaled and reported in
+    /// [`ContainReport::address_kicks`]. Set by [`Responder::contain_from`].
+    pub kick_from: Option<AddressRange>,
 }
 
 impl std::fmt::Debug for ContainOptions {
@@ -173,6 +180,7 @@ impl std::fmt::Debug for ContainOptions {
             .field("reason", &self.reason)
             .field("steps", &self.steps)
             .field("reset_again", &self.reset_again)
+            .field("kick_from", &self.kick_from)
             .finish()
     }
 }
@@ -190,6 +198,7 @@ impl ContainOptions {
             reason: None,
             steps: Step::CONTAIN.to_vec(),
             reset_again: None,
+            kick_from: None,
         }
     }
 
@@ -228,6 +237,8 @@ struct Inner {
     cfg: Config,
     pool: pool::Pool,
     revokers: Vec<Arc<dyn Revoker>>,
+    /// The Dovecot revokers among them (sessions by address, Sieve scripts).
+    dovecots: Vec<Arc<Dovecot>>,
     mfa: Option<Arc<Mfa>>,
     journal: Option<Journal>,
     /// Whether the torn journal tail found at open was reported already (once).
@@ -280,7 +291,7 @@ impl Responder {
     }
 
     async fn open(cfg: &Config, journal_path: Option<&Path>) -> Result<Self, Error> {
-        let revokers = build_revokers(&cfg.revokers)?;
+        let (revokers, dovecots) = build_revokers_and_dovecots(&cfg.revokers)?;
         let mfa = cfg
             .mfa
             .as_ref()
@@ -294,6 +305,7 @@ impl Responder {
                 cfg: cfg.clone(),
                 pool,
                 revokers,
+                dovecots,
                 mfa,
                 journal,
                 torn_reported: AtomicBool::new(false),

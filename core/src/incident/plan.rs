@@ -42,10 +42,24 @@ pub(super) async fn plan(
             .revokers
             .iter()
             .map(|rv| match rv {
-                crate::session::RevokerConfig::Dovecot(d) => format!(
-                    "dovecot {:?} at {}: who, authCacheFlush user={login}, kick mask={login}",
-                    d.name, d.url
-                ),
+                crate::session::RevokerConfig::Dovecot(d) => {
+                    let sieve = match &r.inner.cfg.mail {
+                        Some(m) if m.reads_sieve_via(&d.name) => format!(
+                            ", sieve list/get user={login} ({} an active script that sends mail outside {:?})",
+                            if m.disable_external_redirects {
+                                "deactivate"
+                            } else {
+                                "report"
+                            },
+                            m.local_domains
+                        ),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "dovecot {:?} at {}: who, authCacheFlush user={login}, kick mask={login}{sieve}",
+                        d.name, d.url
+                    )
+                }
                 crate::session::RevokerConfig::Webhook(w) => {
                     format!("webhook {:?}: signed POST to {} for user={login}", w.name, w.url)
                 }
@@ -83,7 +97,11 @@ pub(super) async fn plan(
         p.steps.push(mfa_step);
         out.push(p);
     }
-    Ok(PlanReport { users: out })
+    Ok(PlanReport {
+        users: out,
+        pivot: None,
+        address_actions: Vec::new(),
+    })
 }
 
 /// One directory step as `Directory::preview` computes it; a primitive that would refuse (e.g.

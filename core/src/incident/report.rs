@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::Change;
 use crate::error::Error;
+use crate::investigate::{MailRule, PivotReport};
 use crate::journal::{Step, StepDetail, StepStatus};
+use crate::session::RevocationOutcome;
 
 /// Progress of a bulk run, after each user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +117,13 @@ pub struct ContainReport {
     pub journal: String,
     /// SHA-256 of the journal's last line after the run: keep it to pin the journal.
     pub journal_head: String,
+    /// The pivot that chose the users (`contain_from`): who was seen from where, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<PivotReport>,
+    /// The kick of every session from the attacker's range, one outcome per Dovecot
+    /// (`contain_from`, after the accounts' steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_kicks: Vec<RevocationOutcome>,
 }
 
 impl ContainReport {
@@ -161,6 +170,12 @@ pub struct UserPlan {
 pub struct PlanReport {
     /// Per user, in the order given.
     pub users: Vec<UserPlan>,
+    /// The pivot that chose the users (`plan_from`): who was seen from where, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<PivotReport>,
+    /// What `contain_from` would do after the accounts' steps (the kick by address), in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_actions: Vec<String>,
 }
 
 /// The result of a release.
@@ -175,4 +190,16 @@ pub struct ReleaseReport {
     pub change: Change,
     /// What release leaves as containment set it.
     pub kept: Vec<String>,
+}
+
+/// An account's state as `status` shows it: the directory's view, and the mail rules found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// Lock, must-change, MFA requirement, protected groups.
+    #[serde(flatten)]
+    pub account: crate::directory::AccountState,
+    /// Sieve scripts that send mail outside the local domains (with `[mail]` configured).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mail_rules: Vec<MailRule>,
 }

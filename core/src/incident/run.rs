@@ -142,6 +142,12 @@ impl Responder {
         };
         let failed = users.len() - done;
         let cancelled = opts.cancelled();
+        // The attacker's sessions from the range, whoever they belong to: after the accounts'
+        // steps, so that a kicked client reconnecting meets locked accounts.
+        let address_kicks = match &opts.kick_from {
+            Some(range) if !cancelled => self.kick_range(incident, range).await?,
+            _ => Vec::new(),
+        };
         if !cancelled {
             journal
                 .append(incident, vec![Event::IncidentEnd { done, failed }])
@@ -159,6 +165,8 @@ impl Responder {
             password_handover: opts.sink.describe(),
             journal: journal.path().display().to_string(),
             journal_head: head,
+            pivot: None,
+            address_kicks,
         })
     }
 
@@ -543,7 +551,7 @@ impl Responder {
                 let mut target = RevocationTarget::new(login, u.dn.to_string());
                 target.incident = Some(incident.to_owned());
                 let outcomes = revoke_all(&self.inner.revokers, &target).await;
-                let status = if outcomes.iter().any(|o| o.status == RevocationStatus::Failed) {
+                let mut status = if outcomes.iter().any(|o| o.status == RevocationStatus::Failed) {
                     StepStatus::Failed
                 } else if outcomes
                     .iter()
@@ -555,13 +563,13 @@ impl Responder {
                 } else {
                     StepStatus::AlreadySo
                 };
-                (
-                    status,
-                    StepDetail {
-                        revocations: outcomes,
-                        ..StepDetail::default()
-                    },
-                )
+                let mut detail = StepDetail {
+                    revocations: outcomes,
+                    ..StepDetail::default()
+                };
+                // The way back in an attacker leaves in the mailbox: a redirect rule.
+                status = self.check_mail_rules(&target.login, status, &mut detail).await;
+                (status, detail)
             }
             Step::RequireMfa => {
                 let r = match &self.inner.mfa {

@@ -20,6 +20,7 @@ pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal,
 
 use crate::directory::Change;
 use crate::error::Error;
+use crate::investigate::MailRule;
 use crate::session::RevocationOutcome;
 
 /// The `[journal]` config section.
@@ -165,6 +166,10 @@ pub struct StepDetail {
     /// What an operator must know that the fields above do not say (no secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Revoke: the user's Sieve scripts that send mail outside the local domains (`[mail]`),
+    /// each with its content hash and whether this step deactivated it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mail_rules: Vec<MailRule>,
 }
 
 impl StepDetail {
@@ -195,6 +200,9 @@ impl StepDetail {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
+// Records are made one at a time and written out at once; boxing the outcome's detail would
+// only add an allocation per record and a Box to every caller's pattern.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A run begins (`action`: contain, release, resume).
     IncidentStart {
@@ -237,6 +245,14 @@ pub enum Event {
         user: String,
         /// Why.
         error: Error,
+    },
+    /// Every session from the attacker's address range was kicked on each Dovecot, after the
+    /// accounts' steps (`contain_from`): accounts refused or out of scope included.
+    AddressKick {
+        /// The range (`ADDRESS/PREFIX`).
+        range: String,
+        /// One outcome per Dovecot.
+        outcomes: Vec<RevocationOutcome>,
     },
     /// A run ended.
     IncidentEnd {

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use command::Command;
-pub use dovecot::Dovecot;
+pub use dovecot::{Dovecot, SieveScript};
 pub use webhook::{sign, Webhook, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 use crate::error::{Error, ErrorKind};
@@ -349,18 +349,34 @@ impl RevokerConfig {
     }
 }
 
+/// The configured revokers, in configuration order.
+pub type Revokers = Vec<Arc<dyn Revoker>>;
+
 /// Builds the configured revokers (reading their keys now, so a missing key fails early).
-pub fn build_revokers(configs: &[RevokerConfig]) -> Result<Vec<Arc<dyn Revoker>>, Error> {
-    let mut out: Vec<Arc<dyn Revoker>> = Vec::new();
+pub fn build_revokers(configs: &[RevokerConfig]) -> Result<Revokers, Error> {
+    Ok(build_revokers_and_dovecots(configs)?.0)
+}
+
+/// [`build_revokers`], also handing back the Dovecot ones as themselves (the same objects),
+/// for what only Dovecot does: sessions by address, Sieve scripts.
+pub fn build_revokers_and_dovecots(
+    configs: &[RevokerConfig],
+) -> Result<(Revokers, Vec<Arc<Dovecot>>), Error> {
+    let mut out: Revokers = Vec::new();
+    let mut dovecots = Vec::new();
     for c in configs {
         c.check()?;
         out.push(match c {
-            RevokerConfig::Dovecot(d) => Arc::new(Dovecot::from_config(d)?),
+            RevokerConfig::Dovecot(d) => {
+                let d = Arc::new(Dovecot::from_config(d)?);
+                dovecots.push(d.clone());
+                d
+            }
             RevokerConfig::Webhook(w) => Arc::new(Webhook::from_config(w)?),
             RevokerConfig::Command(x) => Arc::new(Command::from_config(x)),
         });
     }
-    Ok(out)
+    Ok((out, dovecots))
 }
 
 /// Reads a key from a file or an environment variable (exactly one must be set).

@@ -8,6 +8,7 @@ mod ad;
 mod dovecot;
 mod flavours;
 mod incident;
+mod investigate;
 mod mfa;
 mod openldap;
 mod revokers;

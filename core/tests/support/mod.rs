@@ -153,15 +153,23 @@ impl Imap {
     /// Connects from a fresh 127.0.0.x source address (Dovecot delays repeated failures per IP)
     /// and logs in. `Err` carries the server's refusal line.
     pub async fn login(addr: &str, user: &str, password: &str) -> Result<Imap, String> {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
         let n = 2 + (std::process::id() % 50) * 5 + NEXT_SOURCE.fetch_add(1, Ordering::SeqCst) % 5;
+        Self::login_from(
+            addr,
+            &format!("127.0.{}.{}", n / 250, 1 + n % 250),
+            user,
+            password,
+        )
+        .await
+    }
+
+    /// Connects from the loopback address `source` (as an attacker's client would from its
+    /// own address) and logs in. `Err` carries the server's refusal line.
+    pub async fn login_from(addr: &str, source: &str, user: &str, password: &str) -> Result<Imap, String> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
         let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
         socket
-            .bind(
-                format!("127.0.{}.{}:0", n / 250, 1 + n % 250)
-                    .parse()
-                    .expect("addr"),
-            )
+            .bind(format!("{source}:0").parse().expect("source addr"))
             .map_err(|e| e.to_string())?;
         let tcp = socket
             .connect(addr.parse().expect("imap addr"))
