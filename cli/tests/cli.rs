@@ -765,3 +765,92 @@ async fn racing_processes_guessing_codes_never_get_more_than_max_failures_checke
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lab config with the Dovecot revoker and `[mail]`, written next to the OpenLDAP one.
+fn mail_config(lab: &OpenLdapLab) -> String {
+    let env = support::dovecot_env();
+    let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let extra = std::fs::read_to_string(&env["CADENAS_LAB_REVOKERS"]).expect("revokers.toml");
+    let path = std::path::Path::new(lab.get("CADENAS_LAB_CONFIG"))
+        .with_file_name(format!("cli-mail-{}.toml", std::process::id()));
+    std::fs::write(&path, format!("{base}\n{extra}")).expect("write config");
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
+    let lab = OpenLdapLab::load();
+    let imap = support::dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let pid = std::process::id();
+    let ip = format!("127.68.{}.{}", pid % 250, 1 + (pid / 250) % 250);
+    let range = format!("{ip}/32");
+    let (victim, _) = lab.fresh_user("cli-pivot").await;
+    let mut attacker = support::Imap::login_from(&imap, &ip, victim.as_str(), lab.get("CADENAS_LAB_USER_PW"))
+        .await
+        .expect("attacker login");
+    attacker.idle().await;
+    let config = mail_config(&lab);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(["--config", &config])
+            .args(args)
+            .output()
+            .expect("run cadenas")
+    };
+
+    // who, as JSON: the victim, live and in the login log
+    let out = run(&["--json", "sessions", "--ip", &range]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["range"], range.as_str());
+    assert_eq!(v["users"], serde_json::json!([victim.as_str()]), "{v:#}");
+    let kinds: Vec<&str> = v["sightings"]
+        .as_array()
+        .expect("sightings")
+        .iter()
+        .filter_map(|s| s["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"live_session") && kinds.contains(&"logged_in"), "{kinds:?}");
+
+    // the plan names who, why, and the kick by address; changes nothing
+    let out = run(&["plan", "--from-ip", &range]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains(&format!("seen from {range}")), "{shown}");
+    assert!(shown.contains(victim.as_str()) && shown.contains("would change"), "{shown}");
+    assert!(shown.contains(&format!("kick mask={range}")), "{shown}");
+
+    // usage errors: a range that is not one, users together with --from-ip
+    let out = run(&["sessions", "--ip", "127.0.0.1/33"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["contain", "--from-ip", "10.0.0.7/8"]);
+    assert_eq!(out.status.code(), Some(2), "host bits set: {}", text(&out));
+    let out = run(&["plan", "someone", "--from-ip", &range]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // contain: the victim is contained, the attacker's session is gone
+    let pw_file = std::env::temp_dir().join(format!("cadenas-cli-pivot-{pid}.pw"));
+    let _ = std::fs::remove_file(&pw_file);
+    let journal = own_journal("pivot");
+    let out = run(&[
+        "--json",
+        "contain",
+        "--from-ip",
+        &range,
+        "--password-file",
+        pw_file.to_str().expect("path"),
+        "--journal",
+        &journal,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["done"], 1, "{v:#}");
+    assert_eq!(v["pivot"]["users"], serde_json::json!([victim.as_str()]));
+    assert_eq!(v["address_kicks"][0]["revoker"], "mail");
+    assert!(attacker.closed_within(5).await, "the attacker's session survived");
+    let _ = password_in(&pw_file, victim.as_str());
+    let out = run(&["journal", "show", &journal]);
+    assert!(text(&out).contains(&format!("kick by address {range}: 1 session(s) closed")), "{}", text(&out));
+    let _ = std::fs::remove_file(pw_file);
+    let _ = std::fs::remove_file(config);
+}
