@@ -810,14 +810,20 @@ async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
         .iter()
         .filter_map(|s| s["kind"].as_str())
         .collect();
-    assert!(kinds.contains(&"live_session") && kinds.contains(&"logged_in"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"live_session") && kinds.contains(&"logged_in"),
+        "{kinds:?}"
+    );
 
     // the plan names who, why, and the kick by address; changes nothing
     let out = run(&["plan", "--from-ip", &range]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let shown = text(&out);
     assert!(shown.contains(&format!("seen from {range}")), "{shown}");
-    assert!(shown.contains(victim.as_str()) && shown.contains("would change"), "{shown}");
+    assert!(
+        shown.contains(victim.as_str()) && shown.contains("would change"),
+        "{shown}"
+    );
     assert!(shown.contains(&format!("kick mask={range}")), "{shown}");
 
     // usage errors: a range that is not one, users together with --from-ip
@@ -850,7 +856,11 @@ async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
     assert!(attacker.closed_within(5).await, "the attacker's session survived");
     let _ = password_in(&pw_file, victim.as_str());
     let out = run(&["journal", "show", &journal]);
-    assert!(text(&out).contains(&format!("kick by address {range}: 1 session(s) closed")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("kick by address {range}: 1 session(s) closed")),
+        "{}",
+        text(&out)
+    );
     let _ = std::fs::remove_file(pw_file);
     let _ = std::fs::remove_file(config);
 }

@@ -43,7 +43,10 @@ use crate::auth::AuthOutcome;
 use crate::config::Config;
 use crate::directory::{AccountState, Directory, UserRef};
 use crate::error::{Error, ErrorKind};
-use crate::incident::{self, ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport};
+use crate::incident::{
+    self, ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport, StatusReport,
+};
+use crate::investigate::{Pivot, PivotReport};
 use crate::journal::{self, VerifyReport};
 use crate::secret::Password;
 use crate::time::unix_now;
@@ -146,6 +149,26 @@ impl Responder {
     /// Blocking [`incident::Responder::status`].
     pub fn status(&self, user: &str) -> Result<AccountState, Error> {
         self.rt.block_on(self.inner.status(user))?
+    }
+
+    /// Blocking [`incident::Responder::status_report`]: the state and the mail rules found.
+    pub fn status_report(&self, user: &str) -> Result<StatusReport, Error> {
+        self.rt.block_on(self.inner.status_report(user))?
+    }
+
+    /// Blocking [`incident::Responder::sightings`].
+    pub fn sightings(&self, pivot: &Pivot) -> Result<PivotReport, Error> {
+        self.rt.block_on(self.inner.sightings(pivot))?
+    }
+
+    /// Blocking [`incident::Responder::plan_from`].
+    pub fn plan_from(&self, pivot: &Pivot, allow_protected: bool) -> Result<PlanReport, Error> {
+        self.rt.block_on(self.inner.plan_from(pivot, allow_protected))?
+    }
+
+    /// Blocking [`incident::Responder::contain_from`].
+    pub fn contain_from(&self, pivot: &Pivot, opts: ContainOptions) -> Result<ContainReport, Error> {
+        self.rt.block_on(self.inner.contain_from(pivot, opts))?
     }
 
     /// The async responder underneath (its journal, its first connection).

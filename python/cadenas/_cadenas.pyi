@@ -1,6 +1,6 @@
 """The Rust half of cadenas (see the package docstring)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from typing import Any, Callable, final
 
@@ -11,6 +11,7 @@ from ._reports import (
     AuthOutcome,
     ContainReport,
     Enrolment,
+    PivotReport,
     PlanReport,
     Progress,
     ReleaseReport,
@@ -78,6 +79,38 @@ class Responder:
     def plan(self, users: str | Iterable[str], *, allow_protected: bool = False) -> PlanReport: ...
     def release(self, user: str, *, override_reason: str | None = None) -> ReleaseReport: ...
     def status(self, user: str) -> AccountState: ...
+    def sightings(
+        self,
+        ip: str,
+        *,
+        auth_logs: Sequence[_Path] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> PivotReport: ...
+    def plan_from(
+        self,
+        ip: str,
+        *,
+        auth_logs: Sequence[_Path] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        allow_protected: bool = False,
+    ) -> PlanReport: ...
+    def contain_from(
+        self,
+        ip: str,
+        *,
+        auth_logs: Sequence[_Path] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        password_file: _Path | None = None,
+        on_password: Callable[[str, str, Secret], object] | None = None,
+        progress: Callable[[Progress], object] | None = None,
+        reason: str | None = None,
+        incident: str | None = None,
+        allow_protected: bool = False,
+        concurrency: int = 32,
+    ) -> ContainReport: ...
 
 @final
 class Mfa:

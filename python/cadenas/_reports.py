@@ -151,6 +151,109 @@ class RevocationOutcome(_Dict):
 
 
 @dataclass(frozen=True)
+class Redirect(_Dict):
+    """A Sieve command that sends mail outside the local domains: ``redirect``,
+    ``redirect :copy`` or ``notify``, its target as written, and its line."""
+
+    command: str
+    target: str
+    line: int
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Redirect:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(command=d["command"], target=d["target"], line=d["line"])
+
+
+@dataclass(frozen=True)
+class MailRule(_Dict):
+    """A user's Sieve script that sends mail outside the local domains: where it was read, its
+    name, whether it was active, its SHA-256, the commands, and whether this run deactivated it."""
+
+    server: str
+    script: str
+    active: bool
+    sha256: str
+    redirects: list[Redirect]
+    deactivated: bool
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MailRule:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            server=d["server"],
+            script=d["script"],
+            active=d["active"],
+            sha256=d["sha256"],
+            redirects=[Redirect.from_dict(r) for r in d.get("redirects", [])],
+            deactivated=d["deactivated"],
+        )
+
+
+class SightingKind(str, enum.Enum):
+    """How an account was seen from the attacker\'s addresses."""
+
+    LIVE_SESSION = "live_session"
+    LOGGED_IN = "logged_in"
+    FAILED_LOGIN = "failed_login"
+
+
+@dataclass(frozen=True)
+class Sighting(_Dict):
+    """One account seen from the range by one source (a Dovecot\'s name or a log file)."""
+
+    user: str
+    ip: str
+    kind: SightingKind
+    service: str
+    source: str
+    count: int
+    first_seen: str | None = None
+    last_seen: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sighting:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            user=d["user"],
+            ip=d["ip"],
+            kind=SightingKind(d["kind"]),
+            service=d["service"],
+            source=d["source"],
+            count=d["count"],
+            first_seen=d.get("first_seen"),
+            last_seen=d.get("last_seen"),
+        )
+
+
+@dataclass(frozen=True)
+class PivotReport(_Dict):
+    """Who was seen from the attacker\'s addresses: the sightings, the accounts they point to
+    (``users``, what ``contain_from`` contains), those only tried, and the sources read."""
+
+    range: str
+    sightings: list[Sighting]
+    users: list[str]
+    tried_only: list[str]
+    sources: list[str]
+    since: str | None = None
+    until: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PivotReport:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            range=d["range"],
+            sightings=[Sighting.from_dict(s) for s in d.get("sightings", [])],
+            users=list(d.get("users", [])),
+            tried_only=list(d.get("tried_only", [])),
+            sources=list(d.get("sources", [])),
+            since=d.get("since"),
+            until=d.get("until"),
+        )
+
+
+@dataclass(frozen=True)
 class StepDetail(_Dict):
     """What one step did; fields that do not apply to the step are ``None`` or empty."""
 
@@ -160,6 +263,7 @@ class StepDetail(_Dict):
     enrolments_dropped: bool | None = None
     error: ErrorInfo | None = None
     note: str | None = None
+    mail_rules: list[MailRule] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepDetail:
@@ -172,6 +276,7 @@ class StepDetail(_Dict):
             enrolments_dropped=d.get("enrolments_dropped"),
             error=_error(d.get("error")),
             note=d.get("note"),
+            mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
         )
 
 
@@ -237,6 +342,8 @@ class ContainReport(_Dict):
     journal_head: str
     cancelled: bool = False
     notes: list[str] = field(default_factory=list)
+    pivot: PivotReport | None = None
+    address_kicks: list[RevocationOutcome] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainReport:
@@ -252,6 +359,8 @@ class ContainReport(_Dict):
             journal_head=d["journal_head"],
             cancelled=d.get("cancelled", False),
             notes=list(d.get("notes", [])),
+            pivot=PivotReport.from_dict(d["pivot"]) if d.get("pivot") else None,
+            address_kicks=[RevocationOutcome.from_dict(k) for k in d.get("address_kicks", [])],
         )
 
     def needs_attention(self) -> list[UserReport]:
@@ -298,11 +407,17 @@ class PlanReport(_Dict):
     """The dry run's result."""
 
     users: list[UserPlan]
+    pivot: PivotReport | None = None
+    address_actions: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlanReport:
         """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
-        return cls(users=[UserPlan.from_dict(u) for u in d["users"]])
+        return cls(
+            users=[UserPlan.from_dict(u) for u in d["users"]],
+            pivot=PivotReport.from_dict(d["pivot"]) if d.get("pivot") else None,
+            address_actions=list(d.get("address_actions", [])),
+        )
 
 
 @dataclass(frozen=True)
@@ -347,6 +462,7 @@ class AccountState(_Dict):
     password_changed_at: str | None
     protected_groups: list[str]
     attributes: Attributes
+    mail_rules: list[MailRule] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountState:
@@ -360,6 +476,7 @@ class AccountState(_Dict):
             password_changed_at=d.get("password_changed_at"),
             protected_groups=list(d.get("protected_groups", [])),
             attributes=d.get("attributes", {}),
+            mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
         )
 
 

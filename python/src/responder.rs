@@ -8,6 +8,7 @@ use cadenas::blocking;
 use cadenas::incident::{
     CancelToken, ContainOptions, FileSink, PasswordSink, Progress, ProgressFn, ReleaseOptions,
 };
+use cadenas::investigate::{AddressRange, Instant, Pivot};
 use cadenas::{Config, Error, ErrorKind, Password, Step};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -88,6 +89,24 @@ fn user_list(users: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         out.push(s.extract::<String>()?);
     }
     Ok(out)
+}
+
+/// The pivot of `sightings`, `plan_from` and `contain_from`, parsed once, here.
+fn pivot(
+    py: Python<'_>,
+    ip: &str,
+    auth_logs: Option<Vec<PathBuf>>,
+    since: Option<String>,
+    until: Option<String>,
+) -> PyResult<Pivot> {
+    let time = |t: Option<String>| t.map(|t| Instant::parse(&t)).transpose();
+    run(py, || {
+        let mut p = Pivot::new(AddressRange::parse(ip)?);
+        p.auth_logs = auth_logs.unwrap_or_default();
+        p.since = time(since)?;
+        p.until = time(until)?;
+        Ok(p)
+    })
 }
 
 /// What a run leaves behind for Python: an exception raised by a callback (or Ctrl-C seen
@@ -320,10 +339,82 @@ impl PyResponder {
         to_report(py, "ReleaseReport", &report)
     }
 
-    /// The account's current state: lock, must-change, MFA requirement, protected groups.
+    /// The account's current state: lock, must-change, MFA requirement, protected groups, and
+    /// (with `[mail]` configured) its Sieve scripts that send mail outside the local domains.
     fn status<'py>(&self, py: Python<'py>, user: String) -> PyResult<Bound<'py, PyAny>> {
-        let state = run(py, || self.inner.status(&user))?;
+        let state = run(py, || self.inner.status_report(&user))?;
         to_report(py, "AccountState", &state)
+    }
+
+    /// Who was seen from `ip` (an address or CIDR range): live sessions on every configured
+    /// Dovecot, and logins in `auth_logs` (default `[mail] auth_logs`; plain or gzip'd) between
+    /// `since` and `until` (RFC 3339, a date, or a time ago: `"36h"`). Changes nothing.
+    #[pyo3(signature = (ip, *, auth_logs=None, since=None, until=None))]
+    fn sightings<'py>(
+        &self,
+        py: Python<'py>,
+        ip: &str,
+        auth_logs: Option<Vec<PathBuf>>,
+        since: Option<String>,
+        until: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pivot = pivot(py, ip, auth_logs, since, until)?;
+        let report = run(py, || self.inner.sightings(&pivot))?;
+        to_report(py, "PivotReport", &report)
+    }
+
+    /// The dry run of `contain_from`: who was seen from `ip` and why, each account's plan, and
+    /// the kick by address. Changes nothing.
+    #[pyo3(signature = (ip, *, auth_logs=None, since=None, until=None, allow_protected=false))]
+    fn plan_from<'py>(
+        &self,
+        py: Python<'py>,
+        ip: &str,
+        auth_logs: Option<Vec<PathBuf>>,
+        since: Option<String>,
+        until: Option<String>,
+        allow_protected: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pivot = pivot(py, ip, auth_logs, since, until)?;
+        let report = run(py, || self.inner.plan_from(&pivot, allow_protected))?;
+        to_report(py, "PlanReport", &report)
+    }
+
+    /// Contains every account seen from `ip` (live sessions, logins; accounts only tried are
+    /// listed in `report.pivot.tried_only`), through the same rails as `contain`, then kicks
+    /// every session from `ip` on each Dovecot (`report.address_kicks`).
+    #[pyo3(signature = (ip, *, auth_logs=None, since=None, until=None, password_file=None, on_password=None, progress=None, reason=None, incident=None, allow_protected=false, concurrency=32))]
+    #[allow(clippy::too_many_arguments)]
+    fn contain_from<'py>(
+        &self,
+        py: Python<'py>,
+        ip: &str,
+        auth_logs: Option<Vec<PathBuf>>,
+        since: Option<String>,
+        until: Option<String>,
+        password_file: Option<PathBuf>,
+        on_password: Option<Py<PyAny>>,
+        progress: Option<Py<PyAny>>,
+        reason: Option<String>,
+        incident: Option<String>,
+        allow_protected: bool,
+        concurrency: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pivot = pivot(py, ip, auth_logs, since, until)?;
+        let interrupt = Interrupt::default();
+        let mut opts = options(
+            password_file,
+            on_password,
+            progress,
+            concurrency,
+            &interrupt,
+            true,
+        )?;
+        opts.reason = reason;
+        opts.incident = incident;
+        opts.allow_protected = allow_protected;
+        let report = run(py, || self.inner.contain_from(&pivot, opts));
+        Self::finish(py, report, &interrupt)
     }
 
     fn __repr__(&self) -> String {

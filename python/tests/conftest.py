@@ -138,3 +138,16 @@ def directory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
         env = read_env("samba/lab.env")
         cfg, journal = lab_config(Path(env["CADENAS_LAB_AD_CONFIG"]), tmp_path)
     yield Lab(env, cfg, journal, request.param)
+
+
+@pytest.fixture
+def mail(tmp_path: Path) -> Iterator[Lab]:
+    """The OpenLDAP lab with the lab Dovecot as revoker and its ``[mail]`` section."""
+    env = read_env("openldap/lab.env")
+    env.update(read_env("dovecot/lab.env"))
+    base = tmp_path / "base.toml"
+    base.write_text(
+        Path(env["CADENAS_LAB_CONFIG"]).read_text() + "\n" + Path(env["CADENAS_LAB_REVOKERS"]).read_text()
+    )
+    cfg, journal = lab_config(base, tmp_path)
+    yield Lab(env, cfg, journal, "openldap")

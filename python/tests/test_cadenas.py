@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import _thread
+import imaplib
 import json
 import logging
 import os
 import pickle
+import socket
 import threading
 import time
 import traceback
@@ -334,3 +336,44 @@ def test_a_tqdm_progress_bar_works(openldap: Lab) -> None:
         )
         assert bar.n == 5
     assert report.done == 5 and "5/5" in out.getvalue()
+
+
+def test_follow_the_attacker_from_its_address(mail: Lab, tmp_path: Path) -> None:
+    """An attacker from one address uses a stolen password: the pivot finds the account (live
+    and in the login log), contain_from contains it and kicks the address, one report shape."""
+    attacker_ip = f"127.69.{os.getpid() % 250}.{1 + (os.getpid() // 250) % 250}"
+    host, port = mail.env["CADENAS_LAB_IMAP"].split(":")
+
+    class FromAttacker(imaplib.IMAP4):
+        def _create_socket(self, timeout: float | None) -> socket.socket:
+            return socket.create_connection((self.host, self.port), timeout, source_address=(attacker_ip, 0))
+
+    victim, _ = mail.fresh_user("piv")
+    session = FromAttacker(host, int(port))
+    session.login(victim, mail.user_password)
+    r = cadenas.Responder.from_config(mail.config)
+
+    seen = r.sightings(attacker_ip, since="1h")
+    assert seen.users == [victim]
+    kinds = {s.kind for s in seen.sightings}
+    assert kinds == {cadenas.SightingKind.LIVE_SESSION, cadenas.SightingKind.LOGGED_IN}
+    assert seen.range == f"{attacker_ip}/32"
+    with pytest.raises(cadenas.InvalidInput):
+        r.sightings("127.0.0.1/33")
+    with pytest.raises(cadenas.InvalidInput):
+        r.sightings(attacker_ip, since="yesterday-ish")
+
+    plan = r.plan_from(f"{attacker_ip}/32", since="1h")
+    assert plan.pivot is not None and plan.pivot.users == [victim]
+    assert any(f"kick mask={attacker_ip}/32" in a for a in plan.address_actions)
+
+    report = r.contain_from(attacker_ip, since="1h", password_file=tmp_path / "pw.tsv")
+    assert [u.user for u in report.users] == [victim] and report.done == 1
+    assert report.pivot is not None and report.pivot.users == [victim]
+    assert [k.revoker for k in report.address_kicks] == ["mail"]
+    assert report.to_dict()["pivot"]["users"] == [victim]
+    with pytest.raises(imaplib.IMAP4.abort):
+        session.noop()
+    session.shutdown()
+    assert r.status(victim).lock.state == "locked"
+    assert r.status(victim).mail_rules == []

@@ -393,3 +393,21 @@ async fn doveadm_never_answers_a_wrong_key_with_connection_close() {
     let close = raw_doveadm("not-the-key", body, true, Duration::from_secs(3)).await;
     assert_eq!(close, "", "with it: no answer at all");
 }
+
+#[tokio::test]
+async fn doveadm_sieve_get_gives_no_answer_to_an_array_script_name_and_answers_a_string_one() {
+    // Why the Dovecot client sends `scriptname` as a string (core/src/session/dovecot.rs).
+    let lab = lab();
+    let (user, _) = lab.ldap.fresh_user("sieve-raw").await;
+    crate::investigate::upload_sieve(&lab.ldap, user.as_str(), "r", "keep;\n", false);
+    let key = String::from_utf8(key().expose_secret().to_vec()).expect("key");
+    let as_array = format!(r#"[["sieveGet",{{"user":"{user}","scriptname":["r"]}},"t"]]"#);
+    let answer = raw_doveadm(&key, &as_array, false, Duration::from_secs(5)).await;
+    assert_eq!(answer, "", "an array: the request is aborted, no answer at all");
+    let as_string = format!(r#"[["sieveGet",{{"user":"{user}","scriptname":"r"}},"t"]]"#);
+    let answer = raw_doveadm(&key, &as_string, false, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains(r#""sieve script":"keep;\n""#),
+        "{answer}"
+    );
+}

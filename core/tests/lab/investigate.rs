@@ -259,7 +259,7 @@ async fn logins_that_ended_are_found_in_the_log_and_its_gzip_copy_within_the_win
 
 /// Uploads `script` as `name` with sieve-connect (a real ManageSieve client), logged in with the
 /// stolen password, and activates it when asked.
-fn upload_sieve(lab: &OpenLdapLab, user: &str, name: &str, script: &str, activate: bool) {
+pub(crate) fn upload_sieve(lab: &OpenLdapLab, user: &str, name: &str, script: &str, activate: bool) {
     let env = dovecot_env();
     let (host, port) = env["CADENAS_LAB_MANAGESIEVE"].split_once(':').expect("host:port");
     let file = std::env::temp_dir().join(format!("cadenas-{user}-{name}.sieve"));
