@@ -57,6 +57,17 @@ say "Contain them: lock, reset (forced change), revoke (Dovecot cache flush + ki
 "$CADENAS" --config "$CONFIG" contain --from-ip 127.0.0.66 --password-file "$OUT/passwords.tsv"
 ls -l "$OUT/passwords.tsv"
 
+say "The on-call list was told (oncall@example.test, through the lab's Postfix and Dovecot; no password in it):"
+for _ in $(seq 50); do
+  doveadm -c "$CADENAS_LAB_DOVECOT_CONF" fetch -u oncall text mailbox INBOX all 2>/dev/null | grep -q . && break; sleep 0.1
+done
+doveadm -c "$CADENAS_LAB_DOVECOT_CONF" fetch -u oncall text mailbox INBOX all | python3 -c '
+import email, sys
+raw = sys.stdin.read().split("text:\n", 1)[1].split("\f")[0]
+m = email.message_from_string(raw)
+print("   Subject:", " ".join(m["Subject"].split()))
+print("   " + m.get_payload(decode=True).decode().replace("\n", "\n   "))'
+
 say "The attacker's sessions:"
 wait "$ATTACKER" || true
 cat "$OUT/attacker.log"

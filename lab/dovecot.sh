@@ -7,9 +7,10 @@
 # `sieve deactivate`. Every login is logged (Login: user=<…>, rip=…) to dovecot.log.
 #
 #   lab/dovecot.sh start     two instances (needs lab/openldap.sh start first):
-#                              dedicated: IMAP 127.0.0.1:10143, ManageSieve 14190, API http://127.0.0.1:18080
-#                                         (one process per session)
-#                              shared:    IMAP 127.0.0.1:10144, ManageSieve 14191, API http://127.0.0.1:18081
+#                              dedicated: IMAP 127.0.0.1:10143, ManageSieve 14190, LMTP 10024,
+#                                         SASL 10026, API http://127.0.0.1:18080 (one process per session)
+#                              shared:    IMAP 127.0.0.1:10144, ManageSieve 14191, LMTP 10025,
+#                                         API http://127.0.0.1:18081
 #                                         (client_limit=10: a kick takes down every session of the
 #                                         process -> collateral)
 #                            and installs sieve-connect, the ManageSieve client the tests use.
@@ -25,12 +26,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 D=$LAB/dovecot
 API_KEY=lab-doveadm-api-key-5b1e
+SMTP_PASSWORD=lab-smtp-secret-71c2
 
 install_packages() {
   apt_install /usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd \
     /usr/lib/dovecot/modules/auth/libauthdb_ldap.so:dovecot-ldap \
     /usr/lib/dovecot/modules/lib90_sieve_plugin.so:dovecot-sieve \
-    /usr/lib/dovecot/managesieve:dovecot-managesieved sieve-connect:sieve-connect
+    /usr/lib/dovecot/managesieve:dovecot-managesieved /usr/lib/dovecot/lmtp:dovecot-lmtpd \
+    sieve-connect:sieve-connect
   if [ -s /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
     echo "lab: stopping the system dovecot the package started" >&2
     kill "$(cat /run/dovecot/master.pid)"
@@ -38,9 +41,9 @@ install_packages() {
   id vmail >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
 }
 
-# instance NAME IMAP_PORT HTTP_PORT SIEVE_PORT EXTRA_SERVICE_CONFIG
+# instance NAME IMAP_PORT HTTP_PORT SIEVE_PORT LMTP_PORT SASL_PORT EXTRA_SERVICE_CONFIG
 instance() {
-  local name=$1 imap=$2 http=$3 sieve=$4 extra=$5 dir=$D/$1
+  local name=$1 imap=$2 http=$3 sieve=$4 lmtp=$5 sasl=$6 extra=$7 dir=$D/$1
   stop_pid "$dir/run/master.pid"
   rm -rf "$dir"; mkdir -p "$dir/run" "$dir/state" "$dir/mail"
   chown vmail:vmail "$dir/mail"
@@ -59,7 +62,7 @@ EOF
 base_dir = $dir/run
 state_dir = $dir/state
 instance_name = cadenas-lab-$name
-protocols = imap sieve
+protocols = imap sieve lmtp
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -76,6 +79,12 @@ auth_cache_negative_ttl = 0
 # the lab's tests log in with wrong passwords on purpose; the default 2 s delay only slows them
 auth_failure_delay = 0
 
+# the lab MTA's SMTP AUTH (lab/smtp.sh) asks this Dovecot (SASL on 127.0.0.1:$sasl): its
+# one account, then the directory's users
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT $D/smtp-users
+}
 passdb {
   driver = ldap
   args = $dir/dovecot-ldap.conf.ext
@@ -104,6 +113,22 @@ service managesieve-login {
 plugin {
   sieve = file:~/sieve;active=~/.dovecot.sieve
 }
+service auth {
+  inet_listener sasl {
+    address = 127.0.0.1
+    port = $sasl
+  }
+}
+# mail from the lab MTA (lab/smtp.sh): RCPT TO:<uid@example.test> is delivered to uid's INBOX
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp
+  }
+}
+protocol lmtp {
+  auth_username_format = %Ln
+}
 $extra
 
 doveadm_api_key = $API_KEY
@@ -129,6 +154,15 @@ EOF
   die "dovecot $name did not start"
 }
 
+# The account the lab MTA's clients log in with (SMTP AUTH, checked by Dovecot's SASL).
+smtp_account() {
+  umask 077
+  printf '%s\n' "$SMTP_PASSWORD" > "$D/smtp.password"
+  umask 022
+  printf 'cadenas-notify:%s\n' "$(doveadm pw -s SHA512-CRYPT -p "$SMTP_PASSWORD")" > "$D/smtp-users"
+  chown root:dovecot "$D/smtp-users"; chmod 640 "$D/smtp-users"
+}
+
 write_config() {
   umask 077
   printf '%s\n' "$API_KEY" > "$D/api.key"
@@ -150,6 +184,10 @@ EOF
   cat > "$D/lab.env" <<EOF
 CADENAS_LAB_IMAP=127.0.0.1:10143
 CADENAS_LAB_MANAGESIEVE=127.0.0.1:14190
+CADENAS_LAB_LMTP=127.0.0.1:10024
+CADENAS_LAB_SASL=127.0.0.1:10026
+CADENAS_LAB_SMTP_USER=cadenas-notify
+CADENAS_LAB_SMTP_PASSWORD_FILE=$D/smtp.password
 CADENAS_LAB_DOVECOT_CONF=$D/dedicated/dovecot.conf
 CADENAS_LAB_DOVECOT_LOG=$D/dedicated/dovecot.log
 CADENAS_LAB_DOVEADM_URL=http://127.0.0.1:18080/doveadm/v1
@@ -166,8 +204,9 @@ case "${1:-}" in
     [ -s "$LAB/openldap/lab.env" ] && running "$LAB/openldap/run/slapd.pid" || die "start lab/openldap.sh first"
     install_packages
     mkdir -p "$D"
-    instance dedicated 10143 18080 14190 ""
-    instance shared 10144 18081 14191 "service imap {
+    smtp_account
+    instance dedicated 10143 18080 14190 10024 10026 ""
+    instance shared 10144 18081 14191 10025 10027 "service imap {
   client_limit = 10
   service_count = 0
   process_limit = 1

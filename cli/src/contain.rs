@@ -295,6 +295,9 @@ fn print_report(cli: &Cli, r: &ContainReport) {
                 .unwrap_or_default()
         );
     }
+    for n in &r.notifications {
+        println!("{}", describe_notification(n));
+    }
     for n in &r.not_revoked {
         println!("not revoked: {n}");
     }
@@ -350,6 +353,26 @@ fn print_user(u: &UserReport) {
     }
     if u.interrupted {
         println!("      (interrupted: `contain --resume` finishes it)");
+    }
+}
+
+/// One notification's outcome, in words.
+pub fn describe_notification(n: &cadenas::notify::NotificationOutcome) -> String {
+    let to = if n.recipients.is_empty() {
+        String::new()
+    } else {
+        format!(" to {}", n.recipients.join(", "))
+    };
+    match &n.error {
+        None if n.delivered => format!("told {} ({}){to}", n.notifier, n.event.name()),
+        Some(e) => format!(
+            "NOT told {} ({}){to} after {} attempt(s): {}",
+            n.notifier,
+            n.event.name(),
+            n.attempts,
+            e.message()
+        ),
+        None => format!("NOT told {} ({}){to}", n.notifier, n.event.name()),
     }
 }
 
@@ -498,6 +521,9 @@ pub async fn release(
         for k in &r.kept {
             println!("  kept: {k}");
         }
+        for n in &r.notifications {
+            println!("{}", describe_notification(n));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -582,6 +608,11 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                         format!("refused {user}: {}", error.message())
                     }
                     Event::IncidentEnd { done, failed } => format!("end: {done} done, {failed} failed"),
+                    Event::Notified { outcomes } => format!(
+                        "notified: {} delivered, {} NOT delivered",
+                        outcomes.iter().filter(|o| o.delivered).count(),
+                        outcomes.iter().filter(|o| !o.delivered).count()
+                    ),
                     Event::AddressKick { range, outcomes } => format!(
                         "kick by address {range}: {} session(s) closed",
                         outcomes.iter().map(|o| o.sessions_closed).sum::<usize>()

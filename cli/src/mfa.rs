@@ -5,6 +5,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use cadenas::mfa::{unix_now, Mfa};
+use cadenas::notify::{build_notifiers, notify_all, Notice, NoticeUser, NotifyEvent};
 use cadenas::{Config, Directory, Error, ErrorKind, UserRef};
 use clap::Subcommand;
 
@@ -140,17 +141,41 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
             }
         }
         MfaCommand::Reset { user } => {
-            let login = login_of(cfg, user).await?;
+            let dir = Directory::connect(&cfg.directory).await?;
+            let u = dir.find_user(&UserRef::parse(user)?).await?;
+            let login = dir.login_name(&u).await?;
             let existed = open(cfg, true)?.reset(&login)?;
             let msg = if existed {
                 "enrolment and recovery codes deleted"
             } else {
                 "had no enrolment"
             };
+            // who must know (`[[notify]]` with mfa_reset): after the change, never instead of it
+            let notifications = if existed {
+                let notifiers = build_notifiers(&cfg.notify)?;
+                let who = NoticeUser::new(
+                    &login,
+                    Some(u.dn.to_string()),
+                    "TOTP enrolment and recovery codes deleted",
+                );
+                notify_all(
+                    &notifiers,
+                    &Notice::new(NotifyEvent::MfaReset, None, vec![who]),
+                    Some(&dir),
+                )
+                .await
+            } else {
+                Vec::new()
+            };
+            dir.close().await;
+            let mut human = format!("{login}: {msg}");
+            for n in &notifications {
+                human.push_str(&format!("\n{}", crate::contain::describe_notification(n)));
+            }
             report(
                 cli,
-                &serde_json::json!({"user": login, "deleted": existed}),
-                &format!("{login}: {msg}"),
+                &serde_json::json!({"user": login, "deleted": existed, "notifications": notifications}),
+                &human,
             );
             Ok(ExitCode::SUCCESS)
         }

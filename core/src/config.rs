@@ -1,6 +1,6 @@
 //! The configuration file (TOML). This module only aggregates: each section's type lives with
 //! the module it configures ([`DirectoryConfig`], [`MfaConfig`], [`RevokerConfig`],
-//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`]).
+//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`], [`NotifyConfig`]).
 //!
 //! Secrets never come from the file itself or from command-line arguments: the service
 //! account's password is read from a file (`bind_password_file`) or an environment variable
@@ -30,6 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::investigate::MailConfig;
 use crate::journal::JournalConfig;
 use crate::mfa::MfaConfig;
+use crate::notify::NotifyConfig;
 use crate::password::PasswordPolicy;
 use crate::session::RevokerConfig;
 
@@ -53,6 +54,9 @@ pub struct Config {
     /// What the mail server may hold for the attacker (`[mail]`): local domains, Sieve
     /// redirects, login logs.
     pub mail: Option<MailConfig>,
+    /// Who is told, and how (`[[notify]]`): after the directory steps, never blocking them.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
 }
 
 impl Config {
@@ -101,6 +105,10 @@ impl Config {
         if let Some(m) = &mut cfg.mail {
             m.resolve_paths(base_dir);
             m.check()?;
+        }
+        for n in &mut cfg.notify {
+            n.resolve_paths(base_dir);
+            n.check()?;
         }
         cfg.password.check()?;
         Ok(cfg)

@@ -39,6 +39,7 @@
 //! | 501 | `NothingToResume` | the journal holds no unfinished run to resume |
 //! | 600 | `Journal` | the journal could not be opened, locked, written or read |
 //! | 601 | `JournalTampered` | the journal's hash chain is broken |
+//! | 700 | `NotifyFailed` | a notification could not be delivered (the server refused it, or the channel failed) |
 
 use std::fmt;
 use std::sync::Arc;
@@ -116,6 +117,8 @@ pub enum ErrorKind {
     Journal,
     /// The journal's hash chain is broken.
     JournalTampered,
+    /// A notification could not be delivered (the server refused it, or the channel failed).
+    NotifyFailed,
 }
 
 impl ErrorKind {
@@ -155,6 +158,7 @@ impl ErrorKind {
         ErrorKind::NothingToResume,
         ErrorKind::Journal,
         ErrorKind::JournalTampered,
+        ErrorKind::NotifyFailed,
     ];
 
     /// The stable numeric code (see the module table). Never reused.
@@ -194,6 +198,7 @@ impl ErrorKind {
             ErrorKind::NothingToResume => 501,
             ErrorKind::Journal => 600,
             ErrorKind::JournalTampered => 601,
+            ErrorKind::NotifyFailed => 700,
         }
     }
 
@@ -234,6 +239,7 @@ impl ErrorKind {
             ErrorKind::NothingToResume => "nothing_to_resume",
             ErrorKind::Journal => "journal",
             ErrorKind::JournalTampered => "journal_tampered",
+            ErrorKind::NotifyFailed => "notify_failed",
         }
     }
 

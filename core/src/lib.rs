@@ -43,6 +43,7 @@ pub mod incident;
 pub mod investigate;
 pub mod journal;
 pub mod mfa;
+pub mod notify;
 pub mod password;
 pub mod secret;
 pub mod session;

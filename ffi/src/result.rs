@@ -82,6 +82,8 @@ pub enum cadenas_result {
     Journal = 600,
     /// The journal's hash chain is broken.
     JournalTampered = 601,
+    /// A notification could not be delivered.
+    NotifyFailed = 700,
     /// A required pointer argument was NULL.
     NullPointer = 900,
     /// A text argument is not valid UTF-8.
@@ -137,6 +139,7 @@ impl cadenas_result {
         Self::NothingToResume,
         Self::Journal,
         Self::JournalTampered,
+        Self::NotifyFailed,
         Self::NullPointer,
         Self::InvalidUtf8,
         Self::BufferTooSmall,
@@ -214,6 +217,7 @@ fn kind_description(kind: ErrorKind) -> &'static str {
         ErrorKind::NothingToResume => "the journal holds no unfinished run",
         ErrorKind::Journal => "the journal could not be opened, locked, written or read",
         ErrorKind::JournalTampered => "the journal's hash chain is broken",
+        ErrorKind::NotifyFailed => "a notification could not be delivered",
         _ => "an error the C interface has no description for",
     }
 }

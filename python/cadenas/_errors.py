@@ -277,6 +277,13 @@ class JournalTampered(CadenasError):
     code = 601
 
 
+class NotifyFailed(CadenasError):
+    """A notification could not be delivered (the server refused it, or the channel failed)."""
+
+    kind = "notify_failed"
+    code = 700
+
+
 BY_KIND: dict[str, type[CadenasError]] = {cls.kind: cls for cls in CadenasError.__subclasses__()}
 
 

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod notices;
 mod pivot;
 mod plan;
 mod pool;
@@ -54,6 +55,7 @@ use crate::investigate::AddressRange;
 pub use crate::journal::StepDetail;
 use crate::journal::{self, Event, Journal, Step, StepStatus};
 use crate::mfa::Mfa;
+use crate::notify::{build_notifiers, Notifier};
 use crate::session::{build_revokers_and_dovecots, Dovecot, Revoker};
 use crate::time::{rfc3339, unix_now};
 
@@ -239,6 +241,8 @@ struct Inner {
     revokers: Vec<Arc<dyn Revoker>>,
     /// The Dovecot revokers among them (sessions by address, Sieve scripts).
     dovecots: Vec<Arc<Dovecot>>,
+    /// `[[notify]]`: who is told after a run.
+    notifiers: Vec<Arc<Notifier>>,
     mfa: Option<Arc<Mfa>>,
     journal: Option<Journal>,
     /// Whether the torn journal tail found at open was reported already (once).
@@ -292,6 +296,7 @@ impl Responder {
 
     async fn open(cfg: &Config, journal_path: Option<&Path>) -> Result<Self, Error> {
         let (revokers, dovecots) = build_revokers_and_dovecots(&cfg.revokers)?;
+        let notifiers = build_notifiers(&cfg.notify)?;
         let mfa = cfg
             .mfa
             .as_ref()
@@ -306,6 +311,7 @@ impl Responder {
                 pool,
                 revokers,
                 dovecots,
+                notifiers,
                 mfa,
                 journal,
                 torn_reported: AtomicBool::new(false),

@@ -92,14 +92,21 @@ impl Responder {
                 ],
             )
             .await?;
+        let change = result?;
+        let notifications = if self.notifies() {
+            self.notify_release(&incident, user, &dn, status).await?
+        } else {
+            Vec::new()
+        };
         Ok(ReleaseReport {
             incident,
             dn,
-            change: result?,
+            change,
             kept: vec![
                 "the password set at containment, with its forced change".into(),
                 "the MFA requirement (group membership and the new enrolment)".into(),
             ],
+            notifications,
         })
     }
 }

@@ -6,6 +6,7 @@ use crate::directory::Change;
 use crate::error::Error;
 use crate::investigate::{MailRule, PivotReport};
 use crate::journal::{Step, StepDetail, StepStatus};
+use crate::notify::NotificationOutcome;
 use crate::session::RevocationOutcome;
 
 /// Progress of a bulk run, after each user.
@@ -124,6 +125,9 @@ pub struct ContainReport {
     /// (`contain_from`, after the accounts' steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub address_kicks: Vec<RevocationOutcome>,
+    /// The notifications sent after the run (`[[notify]]`), one outcome per message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationOutcome>,
 }
 
 impl ContainReport {
@@ -190,6 +194,9 @@ pub struct ReleaseReport {
     pub change: Change,
     /// What release leaves as containment set it.
     pub kept: Vec<String>,
+    /// The notifications sent (`[[notify]]` with `released`), one outcome per message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationOutcome>,
 }
 
 /// An account's state as `status` shows it: the directory's view, and the mail rules found.

@@ -148,6 +148,12 @@ impl Responder {
             Some(range) if !cancelled => self.kick_range(incident, range).await?,
             _ => Vec::new(),
         };
+        // Who must know: after the directory steps; the outcomes never change the run's.
+        let notifications = if !cancelled && self.notifies() {
+            self.notify_run(incident, &users, &not_revoked).await?
+        } else {
+            Vec::new()
+        };
         if !cancelled {
             journal
                 .append(incident, vec![Event::IncidentEnd { done, failed }])
@@ -167,6 +173,7 @@ impl Responder {
             journal_head: head,
             pivot: None,
             address_kicks,
+            notifications,
         })
     }
 

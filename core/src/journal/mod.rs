@@ -21,6 +21,7 @@ pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal,
 use crate::directory::Change;
 use crate::error::Error;
 use crate::investigate::MailRule;
+use crate::notify::NotificationOutcome;
 use crate::session::RevocationOutcome;
 
 /// The `[journal]` config section.
@@ -253,6 +254,11 @@ pub enum Event {
         range: String,
         /// One outcome per Dovecot.
         outcomes: Vec<RevocationOutcome>,
+    },
+    /// Notifications were sent (after the directory steps): one outcome per message.
+    Notified {
+        /// Who was told what, and whether it was delivered.
+        outcomes: Vec<NotificationOutcome>,
     },
     /// A run ended.
     IncidentEnd {

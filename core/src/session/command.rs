@@ -51,17 +51,36 @@ impl Command {
     }
 
     async fn run(&self, target: &RevocationTarget) -> Result<(), Error> {
+        let env = [
+            ("CADENAS_USER", target.login.clone()),
+            ("CADENAS_DN", target.dn.clone()),
+            ("CADENAS_ACTION", target.action.clone()),
+        ];
+        self.run_with(&self.argv(target), &env, b"").await
+    }
+
+    /// Runs the program with `args` (no shell, a clean environment plus `env`), `input` on its
+    /// standard input; `Ok` on exit status 0 within the timeout. Notifications use it too.
+    pub(crate) async fn run_with(
+        &self,
+        args: &[String],
+        env: &[(&str, String)],
+        input: &[u8],
+    ) -> Result<(), Error> {
+        use tokio::io::AsyncWriteExt;
         let mut child = tokio::process::Command::new(&self.program)
-            .args(self.argv(target))
+            .args(args)
             .env_clear()
             .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             )
-            .env("CADENAS_USER", &target.login)
-            .env("CADENAS_DN", &target.dn)
-            .env("CADENAS_ACTION", &target.action)
-            .stdin(Stdio::null())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(if input.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -72,8 +91,10 @@ impl Command {
                     format!("cannot start {}: {e}", self.program.display()),
                 )
             })?;
-        // stderr is drained while the child runs (a child filling the pipe would otherwise
-        // block forever); its first 2 KiB are kept for the error message.
+        if let Some(mut stdin) = child.stdin.take() {
+            // a program that exits without reading its input is its own business
+            let _ = tokio::time::timeout(self.timeout, stdin.write_all(input)).await;
+        }
         let stderr = child.stderr.take();
         let drain = async move {
             let mut kept = Vec::new();

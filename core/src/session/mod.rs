@@ -271,6 +271,23 @@ fn default_backoff() -> u64 {
     200
 }
 
+impl WebhookConfig {
+    /// A webhook to `url` with the default timeout, retries and back-off; set the key with
+    /// `secret_file` or `secret_env` (and `ca_file` for https).
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            secret_file: None,
+            secret_env: None,
+            ca_file: None,
+            timeout_secs: default_five(),
+            retries: default_three(),
+            backoff_ms: default_backoff(),
+        }
+    }
+}
+
 impl CommandConfig {
     /// A command revoker running `program` (absolute path, no shell) with `args`, with the
     /// default timeout.

@@ -101,6 +101,40 @@ impl Webhook {
 }
 
 /// Whether another attempt may help.
+impl Webhook {
+    /// POSTs the signed `body`, retrying network errors, timeouts, 429 and 5xx with doubling
+    /// back-off; returns the last answer and the attempts made.
+    async fn post_with_retries(&self, body: &[u8]) -> (Result<(u16, Vec<u8>), Error>, u32) {
+        let mut attempt = 0;
+        let mut backoff = self.backoff;
+        loop {
+            let r = self.attempt(body).await;
+            if attempt >= self.retries || !retryable(&r) {
+                return (r, attempt + 1);
+            }
+            attempt += 1;
+            tracing::debug!(webhook = %self.name, attempt, "webhook retry");
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+        }
+    }
+
+    /// Delivers a signed JSON `body` (retried like a revocation); `Ok` on a 2xx answer. Used
+    /// by notifications. Returns the attempts made too.
+    pub(crate) async fn deliver(&self, body: &[u8]) -> (Result<(), Error>, u32) {
+        let (r, tries) = self.post_with_retries(body).await;
+        let r = match r {
+            Ok((s, _)) if (200..300).contains(&s) => Ok(()),
+            Ok((s, _)) => Err(Error::new(
+                ErrorKind::NotifyFailed,
+                format!("webhook {} answered HTTP {s} after {tries} attempt(s)", self.name),
+            )),
+            Err(e) => Err(e),
+        };
+        (r, tries)
+    }
+}
+
 fn retryable(r: &Result<(u16, Vec<u8>), Error>) -> bool {
     match r {
         Ok((s, _)) => *s == 429 || *s >= 500,
@@ -128,19 +162,7 @@ impl Revoker for Webhook {
                 "time": rfc3339(unix_now()),
             })
             .to_string();
-            let mut attempt = 0;
-            let mut backoff = self.backoff;
-            let result = loop {
-                let r = self.attempt(body.as_bytes()).await;
-                if attempt >= self.retries || !retryable(&r) {
-                    break r;
-                }
-                attempt += 1;
-                tracing::debug!(revoker = %self.name, attempt, "webhook retry");
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            };
-            let tries = attempt + 1;
+            let (result, tries) = self.post_with_retries(body.as_bytes()).await;
             match result {
                 Ok((s, body)) if (200..300).contains(&s) => {
                     out.status = RevocationStatus::Revoked;

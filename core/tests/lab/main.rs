@@ -10,5 +10,6 @@ mod flavours;
 mod incident;
 mod investigate;
 mod mfa;
+mod notify;
 mod openldap;
 mod revokers;

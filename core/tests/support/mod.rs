@@ -142,6 +142,11 @@ pub fn dovecot_env() -> HashMap<String, String> {
     read_env("dovecot/lab.env", "lab/dovecot.sh start")
 }
 
+/// Facts about the running MTA lab, from `$CADENAS_LAB_DIR/smtp/lab.env`.
+pub fn smtp_env() -> HashMap<String, String> {
+    read_env("smtp/lab.env", "lab/smtp.sh start")
+}
+
 /// A raw IMAP client connection: enough to log in, idle, and see a server-side close.
 pub struct Imap {
     stream: tokio::io::BufReader<tokio::net::TcpStream>,
@@ -233,6 +238,42 @@ impl Imap {
                 Ok(Ok(_)) => continue,
             }
         }
+    }
+
+    /// Every message of INBOX as the server sends it (SELECT, FETCH 1:* BODY.PEEK[]): the raw
+    /// response text, headers and bodies; empty when INBOX is empty.
+    pub async fn inbox(&mut self) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut all = String::new();
+        for (tag, cmd) in [("s1", "SELECT INBOX"), ("f1", "FETCH 1:* BODY.PEEK[]")] {
+            self.stream
+                .get_mut()
+                .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+                .await
+                .expect("imap command");
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    self.stream.read_line(&mut line),
+                )
+                .await
+                .expect("imap answer in time")
+                .expect("imap read");
+                assert!(n > 0, "connection closed during {cmd}");
+                if line.starts_with(&format!("{tag} ")) {
+                    if tag == "f1" && line.starts_with("f1 BAD") {
+                        return String::new(); // 1:* of an empty mailbox
+                    }
+                    break;
+                }
+                if tag == "f1" {
+                    all.push_str(&line);
+                }
+            }
+        }
+        all
     }
 
     /// Whether the session still answers a NOOP (leaves IDLE first).

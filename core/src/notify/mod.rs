@@ -1,0 +1,616 @@
+//! Telling the people who must know: the on-call list, the user's manager, an SMS gateway.
+//!
+//! Each `[[notify]]` entry of the config names the events it wants ([`NotifyEvent`]) and a
+//! channel:
+//!
+//! - `smtp`: mail through an SMTP server, STARTTLS (`smtp://host:587`) or implicit TLS
+//!   (`smtps://host:465`) verified with `ca_file` (or the system store), optional login. To
+//!   fixed addresses (`to`, one message per run listing the accounts) and/or addresses read
+//!   from each user's entry (`to_attributes`: a DN value such as `manager` is followed to that
+//!   entry's `mail`; an address value is used as is; one message per account);
+//! - `webhook`: the signed POST the revokers use (HMAC-SHA256), with a payload an SMS gateway
+//!   can take (`text`);
+//! - `command`: a program run without a shell, the text on its standard input.
+//!
+//! Texts come from templates (`subject`, `body`; defaults in English and French,
+//! `language = "fr"`) filled with report data only: **never a password, a code or where a
+//! password was handed over**. Delivery is retried with backoff; each message's outcome is in
+//! the report and the journal. Notifications are sent after the directory steps, a few at a
+//! time, and a failed one never changes the containment's result.
+
+mod smtp;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use template::Language;
+
+use crate::directory::{Directory, Dn};
+use crate::error::{Error, ErrorKind};
+use crate::session::{self, Command, CommandConfig, Webhook, WebhookConfig};
+
+/// What happened, for whom a notification is meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotifyEvent {
+    /// Accounts fully contained by a run.
+    Contained,
+    /// Accounts a run refused, or with a failed step (or interrupted).
+    NeedsAttention,
+    /// An account released.
+    Released,
+    /// A user's TOTP enrolment was dropped (`mfa reset`).
+    MfaReset,
+}
+
+impl NotifyEvent {
+    /// Every event.
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::Contained,
+        NotifyEvent::NeedsAttention,
+        NotifyEvent::Released,
+        NotifyEvent::MfaReset,
+    ];
+
+    /// The snake_case name (`needs_attention`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::Contained => "contained",
+            NotifyEvent::NeedsAttention => "needs_attention",
+            NotifyEvent::Released => "released",
+            NotifyEvent::MfaReset => "mfa_reset",
+        }
+    }
+}
+
+/// A notification channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ChannelKind {
+    /// Mail through an SMTP server.
+    Smtp,
+    /// A signed JSON POST.
+    Webhook,
+    /// A program, the text on its standard input.
+    Command,
+}
+
+/// One `[[notify]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NotifyConfig {
+    /// Name in reports and the journal.
+    pub name: String,
+    /// `smtp`, `webhook` or `command`.
+    #[serde(rename = "type")]
+    pub kind: ChannelKind,
+    /// The events it is sent for.
+    pub events: Vec<NotifyEvent>,
+    /// The default texts' language: `en` (default) or `fr`.
+    #[serde(default)]
+    pub language: Language,
+    /// Subject template (mail) — placeholders: [`template::PLACEHOLDERS`].
+    pub subject: Option<String>,
+    /// Body template.
+    pub body: Option<String>,
+    /// smtp: `smtp://host:port` (STARTTLS required) or `smtps://host:port` (implicit TLS);
+    /// webhook: `https://…` (or `http://` on loopback).
+    pub url: Option<String>,
+    /// CA that signs the server's certificate (smtp: default the system store; webhook https:
+    /// required).
+    pub ca_file: Option<PathBuf>,
+    /// smtp: login, with `password_file`.
+    pub username: Option<String>,
+    /// smtp: file holding the login's password.
+    pub password_file: Option<PathBuf>,
+    /// smtp: the sender (`Cadenas <cadenas@example.test>`).
+    pub from: Option<String>,
+    /// smtp: fixed recipients (the on-call list): one message per run.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// smtp: attributes of the user's entry holding recipients (a DN is followed to its
+    /// `mail`): one message per account.
+    #[serde(default)]
+    pub to_attributes: Vec<String>,
+    /// webhook: file holding the HMAC-SHA256 key.
+    pub secret_file: Option<PathBuf>,
+    /// webhook: environment variable holding the key.
+    pub secret_env: Option<String>,
+    /// command: absolute path of the program (no shell). Arguments `{event}`, `{incident}`,
+    /// `{count}` are replaced as whole arguments.
+    pub program: Option<PathBuf>,
+    /// command: its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Seconds per attempt. Default 10.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Attempts after the first. Default 3.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// First back-off in milliseconds, doubled per retry. Default 500.
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> u64 {
+    500
+}
+
+impl NotifyConfig {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.ca_file, &mut self.password_file, &mut self.secret_file]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let err = |m: &str| {
+            Err(Error::new(
+                ErrorKind::Config,
+                format!("notify {:?}: {m}", self.name),
+            ))
+        };
+        if self.events.is_empty() {
+            return err("events is empty");
+        }
+        for t in self.subject.iter().chain(&self.body) {
+            let unknown = template::unknown_placeholders(t);
+            if !unknown.is_empty() {
+                return err(&format!(
+                    "unknown placeholder(s) {unknown:?}; known: {:?}",
+                    template::PLACEHOLDERS
+                ));
+            }
+        }
+        match self.kind {
+            ChannelKind::Smtp => {
+                smtp::Server::parse(self.url.as_deref().unwrap_or(""))?;
+                if self.from.is_none() {
+                    return err("an smtp notifier needs from");
+                }
+                if self.to.is_empty() && self.to_attributes.is_empty() {
+                    return err("an smtp notifier needs to and/or to_attributes");
+                }
+                if self.username.is_some() != self.password_file.is_some() {
+                    return err("set both username and password_file, or neither");
+                }
+            }
+            ChannelKind::Webhook => self.webhook_config().check()?,
+            ChannelKind::Command => match &self.program {
+                Some(p) if p.is_absolute() => {}
+                _ => return err("a command notifier needs program, an absolute path"),
+            },
+        }
+        Ok(())
+    }
+
+    fn webhook_config(&self) -> session::RevokerConfig {
+        let mut w = WebhookConfig::new(&self.name, self.url.clone().unwrap_or_default());
+        w.secret_file = self.secret_file.clone();
+        w.secret_env = self.secret_env.clone();
+        w.ca_file = self.ca_file.clone();
+        w.timeout_secs = self.timeout_secs;
+        w.retries = self.retries;
+        w.backoff_ms = self.backoff_ms;
+        session::RevokerConfig::Webhook(w)
+    }
+}
+
+/// One account in a notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct NoticeUser {
+    /// The user as given.
+    pub user: String,
+    /// The entry, when found.
+    pub dn: Option<String>,
+    /// What happened to it, in one line (steps and their status, or why it was refused).
+    pub summary: String,
+    /// Lines about this account only (a mail rule switched off...). No secrets.
+    pub details: Vec<String>,
+}
+
+/// What a notification tells: an event, for which accounts, with what else to know.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Notice {
+    /// The event.
+    pub event: NotifyEvent,
+    /// The incident, when there is one.
+    pub incident: Option<String>,
+    /// When (RFC 3339 UTC).
+    pub time: String,
+    /// The accounts.
+    pub users: Vec<NoticeUser>,
+    /// Lines an operator must read (what was not revoked, rules switched off). No secrets.
+    pub details: Vec<String>,
+}
+
+impl NoticeUser {
+    /// An account in a notice.
+    pub fn new(user: impl Into<String>, dn: Option<String>, summary: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            dn,
+            summary: summary.into(),
+            details: Vec::new(),
+        }
+    }
+}
+
+impl Notice {
+    /// A notice of `event` now.
+    pub fn new(event: NotifyEvent, incident: Option<String>, users: Vec<NoticeUser>) -> Self {
+        Self {
+            event,
+            incident,
+            time: crate::time::rfc3339(crate::time::unix_now()),
+            users,
+            details: Vec::new(),
+        }
+    }
+
+    /// The placeholder values for a message about `users`; `everyone` adds the run's own
+    /// details (for the fixed recipients, not for one account's manager).
+    fn values(&self, users: &[NoticeUser], everyone: bool) -> BTreeMap<&'static str, String> {
+        let mut v = BTreeMap::new();
+        v.insert("event", self.event.name().to_owned());
+        v.insert("incident", self.incident.clone().unwrap_or_else(|| "-".into()));
+        v.insert("time", self.time.clone());
+        v.insert("count", users.len().to_string());
+        let names: Vec<&str> = users.iter().map(|u| u.user.as_str()).collect();
+        let mut short = names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        if names.len() > 5 {
+            short.push_str(&format!(" (+{})", names.len() - 5));
+        }
+        v.insert("user", short);
+        v.insert(
+            "users",
+            users
+                .iter()
+                .map(|u| match &u.dn {
+                    Some(dn) => format!("- {} ({dn}): {}", u.user, u.summary),
+                    None => format!("- {}: {}", u.user, u.summary),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let own = users.iter().flat_map(|u| u.details.iter());
+        let details: String = own
+            .chain(self.details.iter().filter(|_| everyone))
+            .map(|d| format!("- {d}\n"))
+            .collect();
+        v.insert(
+            "details",
+            if details.is_empty() {
+                String::new()
+            } else {
+                format!("{details}\n")
+            },
+        );
+        v
+    }
+}
+
+/// What became of one message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NotificationOutcome {
+    /// The notifier's configured name.
+    pub notifier: String,
+    /// The event.
+    pub event: NotifyEvent,
+    /// Mail addresses (smtp), the URL (webhook) or the program (command).
+    pub recipients: Vec<String>,
+    /// The accounts the message was about.
+    pub users: Vec<String>,
+    /// Whether it was delivered (accepted by the server, 2xx, exit status 0).
+    pub delivered: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why not, when not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+}
+
+/// A configured notifier, ready to send.
+#[derive(Debug)]
+pub struct Notifier {
+    cfg: NotifyConfig,
+    channel: Channel,
+}
+
+#[derive(Debug)]
+enum Channel {
+    Smtp(smtp::Smtp),
+    Webhook(Webhook),
+    Command(Command),
+}
+
+impl Notifier {
+    /// Builds the notifier (reading its keys and passwords now: a missing one fails early).
+    pub fn from_config(cfg: &NotifyConfig) -> Result<Self, Error> {
+        cfg.check()?;
+        let channel = match cfg.kind {
+            ChannelKind::Smtp => Channel::Smtp(smtp::Smtp::from_config(cfg)?),
+            ChannelKind::Webhook => match cfg.webhook_config() {
+                session::RevokerConfig::Webhook(w) => Channel::Webhook(Webhook::from_config(&w)?),
+                _ => return Err(Error::new(ErrorKind::Internal, "webhook config")),
+            },
+            ChannelKind::Command => {
+                let mut c = CommandConfig::new(
+                    &cfg.name,
+                    cfg.program.clone().unwrap_or_default(),
+                    cfg.args.clone(),
+                );
+                c.timeout_secs = cfg.timeout_secs;
+                Channel::Command(Command::from_config(&c))
+            }
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            channel,
+        })
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Whether it is sent for `event`.
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.cfg.events.contains(&event)
+    }
+
+    fn texts(&self, notice: &Notice, users: &[NoticeUser], everyone: bool) -> (String, String) {
+        let lang = self.cfg.language;
+        let values = notice.values(users, everyone);
+        let subject = self
+            .cfg
+            .subject
+            .as_deref()
+            .unwrap_or_else(|| template::default_subject(lang, notice.event));
+        let body = self
+            .cfg
+            .body
+            .as_deref()
+            .unwrap_or_else(|| template::default_body(lang, notice.event));
+        (
+            template::render(subject, &values).replace(['\r', '\n'], " "),
+            template::render(body, &values),
+        )
+    }
+
+    /// Sends `notice`: one message to the fixed recipients, and one per account to the
+    /// addresses its entry names (read through `dir`). One outcome per message.
+    pub async fn send(&self, notice: &Notice, dir: Option<&Directory>) -> Vec<NotificationOutcome> {
+        let mut out = Vec::new();
+        let all: Vec<String> = notice.users.iter().map(|u| u.user.clone()).collect();
+        match &self.channel {
+            Channel::Smtp(s) => {
+                if !self.cfg.to.is_empty() {
+                    let (subject, body) = self.texts(notice, &notice.users, true);
+                    out.push(
+                        self.outcome(notice, self.cfg.to.clone(), all.clone(), || {
+                            s.send(&self.cfg.to, &subject, &body)
+                        })
+                        .await,
+                    );
+                }
+                if !self.cfg.to_attributes.is_empty() {
+                    for u in &notice.users {
+                        let to = match personal_recipients(dir, u, &self.cfg.to_attributes).await {
+                            Ok(to) if to.is_empty() => continue,
+                            Ok(to) => to,
+                            Err(e) => {
+                                out.push(self.failed(notice, vec![u.user.clone()], e));
+                                continue;
+                            }
+                        };
+                        let (subject, body) = self.texts(notice, std::slice::from_ref(u), false);
+                        out.push(
+                            self.outcome(notice, to.clone(), vec![u.user.clone()], || {
+                                s.send(&to, &subject, &body)
+                            })
+                            .await,
+                        );
+                    }
+                }
+            }
+            Channel::Webhook(w) => {
+                let (subject, text) = self.texts(notice, &notice.users, true);
+                let body = serde_json::json!({
+                    "event": "cadenas.notify",
+                    "kind": notice.event,
+                    "incident": notice.incident,
+                    "time": notice.time,
+                    "users": notice.users,
+                    "subject": subject,
+                    "text": text,
+                })
+                .to_string();
+                // the webhook client retries by itself (its retries and backoff are ours)
+                let (r, attempts) = w.deliver(body.as_bytes()).await;
+                out.push(NotificationOutcome {
+                    notifier: self.cfg.name.clone(),
+                    event: notice.event,
+                    recipients: vec![self.cfg.url.clone().unwrap_or_default()],
+                    users: all,
+                    delivered: r.is_ok(),
+                    attempts,
+                    error: r.err(),
+                });
+            }
+            Channel::Command(c) => {
+                let (subject, text) = self.texts(notice, &notice.users, true);
+                let count = notice.users.len().to_string();
+                let incident = notice.incident.clone().unwrap_or_default();
+                let args: Vec<String> = self
+                    .cfg
+                    .args
+                    .iter()
+                    .map(|a| match a.as_str() {
+                        "{event}" => notice.event.name().to_owned(),
+                        "{incident}" => incident.clone(),
+                        "{count}" => count.clone(),
+                        _ => a.clone(),
+                    })
+                    .collect();
+                let input = format!("{subject}\n\n{text}");
+                let env = [
+                    ("CADENAS_EVENT", notice.event.name().to_owned()),
+                    ("CADENAS_INCIDENT", incident.clone()),
+                    ("CADENAS_USERS", all.join(" ")),
+                ];
+                out.push(
+                    self.outcome(
+                        notice,
+                        vec![self.cfg.program.clone().unwrap_or_default().display().to_string()],
+                        all,
+                        || async {
+                            c.run_with(&args, &env, input.as_bytes()).await.map_err(|e| {
+                                let kind = match e.kind() {
+                                    ErrorKind::Timeout => ErrorKind::Timeout,
+                                    _ => ErrorKind::NotifyFailed,
+                                };
+                                Error::new(kind, e.message().to_owned())
+                            })
+                        },
+                    )
+                    .await,
+                );
+            }
+        }
+        out
+    }
+
+    /// Runs `attempt` with retries and backoff, as one outcome.
+    async fn outcome<F, Fut>(
+        &self,
+        notice: &Notice,
+        recipients: Vec<String>,
+        users: Vec<String>,
+        attempt: F,
+    ) -> NotificationOutcome
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), Error>>,
+    {
+        let mut backoff = Duration::from_millis(self.cfg.backoff_ms);
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            let r = attempt().await;
+            if r.is_ok() || attempts > self.cfg.retries {
+                break r;
+            }
+            tracing::debug!(notifier = %self.cfg.name, attempts, "notification retry");
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+        };
+        if let Err(e) = &result {
+            tracing::warn!(notifier = %self.cfg.name, event = notice.event.name(), error = %e, "notification not delivered");
+        }
+        NotificationOutcome {
+            notifier: self.cfg.name.clone(),
+            event: notice.event,
+            recipients,
+            users,
+            delivered: result.is_ok(),
+            attempts,
+            error: result.err(),
+        }
+    }
+
+    fn failed(&self, notice: &Notice, users: Vec<String>, e: Error) -> NotificationOutcome {
+        NotificationOutcome {
+            notifier: self.cfg.name.clone(),
+            event: notice.event,
+            recipients: Vec::new(),
+            users,
+            delivered: false,
+            attempts: 0,
+            error: Some(e),
+        }
+    }
+}
+
+/// The addresses the user's entry names in `attributes`: a DN value is followed to that
+/// entry's `mail`, an address value is taken as is.
+async fn personal_recipients(
+    dir: Option<&Directory>,
+    u: &NoticeUser,
+    attributes: &[String],
+) -> Result<Vec<String>, Error> {
+    let (Some(dir), Some(dn)) = (dir, u.dn.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let attrs: Vec<&str> = attributes.iter().map(String::as_str).collect();
+    let values = dir.read_entry(&Dn::parse(dn)?, &attrs).await?;
+    let mut out = Vec::new();
+    for v in values.values().flatten() {
+        if v.contains('@') && !v.contains('=') {
+            out.push(v.clone());
+        } else if let Ok(other) = Dn::parse(v) {
+            let mail = dir.read_entry(&other, &["mail"]).await?;
+            out.extend(mail.get("mail").into_iter().flatten().cloned());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Builds every configured notifier.
+pub fn build_notifiers(configs: &[NotifyConfig]) -> Result<Vec<Arc<Notifier>>, Error> {
+    configs
+        .iter()
+        .map(|c| Notifier::from_config(c).map(Arc::new))
+        .collect()
+}
+
+/// Sends `notice` through every notifier that wants its event, at most four messages at a
+/// time, and returns every outcome (in notifier order).
+pub async fn notify_all(
+    notifiers: &[Arc<Notifier>],
+    notice: &Notice,
+    dir: Option<&Directory>,
+) -> Vec<NotificationOutcome> {
+    if notice.users.is_empty() {
+        return Vec::new();
+    }
+    let sem = tokio::sync::Semaphore::new(4);
+    let sends = notifiers.iter().filter(|n| n.wants(notice.event)).map(|n| {
+        let sem = &sem;
+        async move {
+            let _permit = sem.acquire().await.ok();
+            n.send(notice, dir).await
+        }
+    });
+    let mut out = Vec::new();
+    for batch in futures_util::future::join_all(sends).await {
+        out.extend(batch);
+    }
+    out
+}
