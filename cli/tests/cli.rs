@@ -864,3 +864,65 @@ async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
     let _ = std::fs::remove_file(pw_file);
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn mfa_reset_tells_the_notifiers_that_ask_for_it_once_there_was_something_to_reset() {
+    let lab = OpenLdapLab::load();
+    let (name, _) = lab.fresh_user("cli-mfa-notify").await;
+    let pid = std::process::id();
+    let told = std::env::temp_dir().join(format!("cadenas-cli-told-{pid}.txt"));
+    let _ = std::fs::remove_file(&told);
+    let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let config =
+        std::path::Path::new(lab.get("CADENAS_LAB_CONFIG")).with_file_name(format!("cli-notify-{pid}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[[notify]]\nname = \"helpdesk\"\ntype = \"command\"\nevents = [\"mfa_reset\"]\n\
+             program = \"/usr/bin/tee\"\nargs = [\"-a\", \"{}\"]\n",
+            told.display()
+        ),
+    )
+    .expect("write config");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run cadenas")
+    };
+    let uri = std::env::temp_dir().join(format!("cadenas-cli-notify-{pid}.uri"));
+    let _ = std::fs::remove_file(&uri);
+    let out = run(&[
+        "mfa",
+        "enroll",
+        name.as_str(),
+        "--uri-file",
+        uri.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["mfa", "reset", name.as_str()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("told helpdesk (mfa_reset)"), "{}", text(&out));
+    let message = std::fs::read_to_string(&told).expect("the command got the text");
+    assert!(
+        message.contains(&format!("[Cadenas] second factor reset: {name}")),
+        "{message}"
+    );
+    assert!(
+        message.contains("any device enrolled before no longer works"),
+        "{message}"
+    );
+    // nothing left to reset: nobody is told
+    let out = run(&["--json", "mfa", "reset", name.as_str()]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (j["deleted"].clone(), j["notifications"].clone()),
+        (false.into(), serde_json::json!([]))
+    );
+    assert_eq!(std::fs::read_to_string(&told).expect("text"), message);
+    for f in [told, uri, config] {
+        let _ = std::fs::remove_file(f);
+    }
+}

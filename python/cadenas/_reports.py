@@ -150,6 +150,42 @@ class RevocationOutcome(_Dict):
         )
 
 
+class NotifyEvent(str, enum.Enum):
+    """What a notification is about."""
+
+    CONTAINED = "contained"
+    NEEDS_ATTENTION = "needs_attention"
+    RELEASED = "released"
+    MFA_RESET = "mfa_reset"
+
+
+@dataclass(frozen=True)
+class NotificationOutcome(_Dict):
+    """What became of one notification message (``[[notify]]``): who, about which accounts,
+    delivered or not (never a reason for the run itself to fail)."""
+
+    notifier: str
+    event: NotifyEvent
+    recipients: list[str]
+    users: list[str]
+    delivered: bool
+    attempts: int
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NotificationOutcome:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            notifier=d["notifier"],
+            event=NotifyEvent(d["event"]),
+            recipients=list(d.get("recipients", [])),
+            users=list(d.get("users", [])),
+            delivered=d["delivered"],
+            attempts=d["attempts"],
+            error=_error(d.get("error")),
+        )
+
+
 @dataclass(frozen=True)
 class Redirect(_Dict):
     """A Sieve command that sends mail outside the local domains: ``redirect``,
@@ -344,6 +380,7 @@ class ContainReport(_Dict):
     notes: list[str] = field(default_factory=list)
     pivot: PivotReport | None = None
     address_kicks: list[RevocationOutcome] = field(default_factory=list)
+    notifications: list[NotificationOutcome] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainReport:
@@ -361,6 +398,7 @@ class ContainReport(_Dict):
             notes=list(d.get("notes", [])),
             pivot=PivotReport.from_dict(d["pivot"]) if d.get("pivot") else None,
             address_kicks=[RevocationOutcome.from_dict(k) for k in d.get("address_kicks", [])],
+            notifications=[NotificationOutcome.from_dict(n) for n in d.get("notifications", [])],
         )
 
     def needs_attention(self) -> list[UserReport]:
@@ -428,12 +466,17 @@ class ReleaseReport(_Dict):
     dn: str
     change: Change
     kept: list[str]
+    notifications: list[NotificationOutcome] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReleaseReport:
         """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         return cls(
-            incident=d["incident"], dn=d["dn"], change=Change.from_dict(d["change"]), kept=list(d["kept"])
+            incident=d["incident"],
+            dn=d["dn"],
+            change=Change.from_dict(d["change"]),
+            kept=list(d["kept"]),
+            notifications=[NotificationOutcome.from_dict(n) for n in d.get("notifications", [])],
         )
 
 

@@ -377,3 +377,23 @@ def test_follow_the_attacker_from_its_address(mail: Lab, tmp_path: Path) -> None
     session.shutdown()
     assert r.status(victim).lock.state == "locked"
     assert r.status(victim).mail_rules == []
+
+
+def test_notifications_are_in_the_reports(openldap: Lab, tmp_path: Path) -> None:
+    told = tmp_path / "told.txt"
+    cfg = tmp_path / "notify.toml"
+    cfg.write_text(
+        openldap.config.read_text()
+        + '\n[[notify]]\nname = "sms"\ntype = "command"\nevents = ["contained", "released"]\n'
+        + f'program = "/usr/bin/tee"\nargs = ["-a", "{told}"]\n'
+    )
+    user, _ = openldap.fresh_user("ntf")
+    r = cadenas.Responder.from_config(cfg)
+    report = r.contain(user, on_password=lambda u, d, p: None)
+    assert [(n.notifier, n.event, n.delivered) for n in report.notifications] == [
+        ("sms", cadenas.NotifyEvent.CONTAINED, True)
+    ]
+    assert report.to_dict()["notifications"][0]["users"] == [user]
+    released = r.release(user, override_reason="test")
+    assert [n.event for n in released.notifications] == [cadenas.NotifyEvent.RELEASED]
+    assert user in told.read_text()

@@ -162,3 +162,111 @@ async fn the_on_call_list_is_told_without_a_secret_and_a_failing_channel_changes
     let _ = std::fs::remove_file(sms);
     let _ = std::fs::remove_file(wrong);
 }
+
+/// Quoted-printable soft breaks and `=XX` escapes undone (the body of a non-ASCII message).
+fn unquote(text: &str) -> String {
+    let b = text.replace("=\r\n", "").into_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&b[i + 1..i + 3]), 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn the_manager_is_told_in_french_on_containment_and_release_and_the_sms_gateway_gets_a_signed_text() {
+    let lab = OpenLdapLab::load();
+    let (manager, manager_dn) = lab.fresh_user("manager").await;
+    let (victim, _) = lab
+        .fresh_user_with("managed", &[("manager", manager_dn.as_str())])
+        .await;
+    let (port, received) = crate::revokers::receiver(vec![200], 0).await;
+    let key_file = std::env::temp_dir().join(format!("cadenas-sms-key-{}", std::process::id()));
+    std::fs::write(&key_file, "sms-gateway-signing-key\n").expect("key");
+    let good = dovecot_env()["CADENAS_LAB_SMTP_PASSWORD_FILE"].clone();
+    let notify = format!(
+        "[[notify]]\nname = \"managers\"\ntype = \"smtp\"\nevents = [\"contained\", \"released\"]\n\
+         language = \"fr\"\nto_attributes = [\"manager\"]\n{}\n\
+         [[notify]]\nname = \"sms\"\ntype = \"webhook\"\nevents = [\"contained\"]\n\
+         url = \"https://127.0.0.1:{port}/sms\"\nca_file = \"{}\"\nsecret_file = \"{}\"\n",
+        smtp_settings(&lab, "CADENAS_LAB_SMTP_TLS", "smtps", &good),
+        lab.get("CADENAS_LAB_CA"),
+        key_file.display(),
+    );
+    let cfg = config_with_notify(&lab, &notify);
+    let r = Responder::new(&cfg, &temp_journal("notify-fr"))
+        .await
+        .expect("responder");
+    let sink = Arc::new(MemorySink::default());
+    let report = r
+        .contain(&[victim.to_string()], ContainOptions::new(sink.clone()))
+        .await
+        .expect("contain");
+    assert_eq!(report.done(), 1);
+    let told: Vec<_> = report
+        .notifications
+        .iter()
+        .map(|n| (n.notifier.as_str(), n.delivered, n.recipients.clone()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("managers", true, vec![format!("{manager}@example.test")]),
+            ("sms", true, vec![format!("https://127.0.0.1:{port}/sms")]),
+        ],
+        "{:#?}",
+        report.notifications
+    );
+    let released = r
+        .release(
+            victim.as_str(),
+            cadenas::incident::ReleaseOptions::default().with_override_reason("test: identity checked"),
+        )
+        .await
+        .expect("release");
+    assert_eq!(released.notifications.len(), 1);
+    assert!(released.notifications[0].delivered && released.notifications[0].event == NotifyEvent::Released);
+
+    // the manager's mailbox: one message per event, in French, about this account only
+    let mail = unquote(&inbox_of(&lab, manager.as_str(), 2).await);
+    assert!(
+        mail.contains("Le mot de passe du ou des comptes ci-dessous a probablement été volé"),
+        "{mail}"
+    );
+    assert!(mail.contains("sont de nouveau utilisables"), "{mail}");
+    assert!(mail.contains(victim.as_str()));
+    let password = sink.0.lock().expect("sink")[victim.as_str()].clone();
+    assert!(!mail.contains(&password));
+
+    // the SMS gateway: one signed POST with the text
+    let got = received.lock().expect("received").clone();
+    assert_eq!(got.len(), 1);
+    let (headers, body) = &got[0];
+    let ts: u64 = headers[&cadenas::session::TIMESTAMP_HEADER.to_ascii_lowercase()]
+        .parse()
+        .expect("timestamp");
+    let key = cadenas::Secret::new(b"sms-gateway-signing-key".to_vec());
+    assert_eq!(
+        headers[&cadenas::session::SIGNATURE_HEADER.to_ascii_lowercase()],
+        cadenas::session::sign(&key, ts, body)
+    );
+    let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+    assert_eq!(v["event"], "cadenas.notify");
+    assert_eq!(v["kind"], "contained");
+    assert_eq!(v["users"][0]["user"], victim.as_str());
+    assert!(
+        v["text"].as_str().is_some_and(|t| t.contains(victim.as_str())),
+        "{v:#}"
+    );
+    assert!(!String::from_utf8_lossy(body).contains(&password));
+    let _ = std::fs::remove_file(key_file);
+}

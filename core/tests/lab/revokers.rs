@@ -16,10 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::OpenLdapLab;
 
 /// One received request: lower-cased headers and body.
-type Received = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
 
 /// An HTTPS receiver answering the scripted statuses in order (the last one repeats).
-async fn receiver(statuses: Vec<u16>, delay_ms: u64) -> (u16, Received) {
+pub(crate) async fn receiver(statuses: Vec<u16>, delay_ms: u64) -> (u16, Received) {
     let lab_dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
     let tls_dir = PathBuf::from(lab_dir).join("openldap/tls");
     let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(tls_dir.join("cert.pem"))
