@@ -114,6 +114,8 @@ enum cadenas_result
   CADENAS_RESULT_JOURNAL = 600,
   // The journal's hash chain is broken.
   CADENAS_RESULT_JOURNAL_TAMPERED = 601,
+  // A notification could not be delivered.
+  CADENAS_RESULT_NOTIFY_FAILED = 700,
   // A required pointer argument was NULL.
   CADENAS_RESULT_NULL_POINTER = 900,
   // A text argument is not valid UTF-8.
