@@ -367,6 +367,7 @@ impl Responder {
                     users: users.to_vec(),
                     note: opts.reason.clone(),
                     steps,
+                    kick_from: opts.kick_from.map(|r| r.to_string()),
                 }],
             )
             .await?;
@@ -392,6 +393,7 @@ impl Responder {
         };
         let mut users: Vec<String> = Vec::new();
         let mut asked: Option<Vec<Step>> = None;
+        let mut kick_from: Option<AddressRange> = None;
         let mut done: HashMap<String, EarlierSteps> = HashMap::new();
         let mut refused: BTreeSet<String> = BTreeSet::new();
         for r in records.iter().filter(|r| r.incident == incident) {
@@ -400,10 +402,12 @@ impl Responder {
                     action,
                     users: u,
                     steps,
+                    kick_from: range,
                     ..
                 } if action == "contain" && users.is_empty() => {
                     users = u.clone();
                     asked = steps.clone();
+                    kick_from = range.as_deref().map(AddressRange::parse).transpose()?;
                 }
                 Event::Outcome {
                     user,
@@ -444,14 +448,16 @@ impl Responder {
                     users: Vec::new(),
                     note: None,
                     steps: None,
+                    kick_from: None,
                 }],
             )
             .await?;
         let contained = contained_entries(&records, &incident);
         let mut opts = opts;
         opts.incident = Some(incident.clone());
-        // the steps the interrupted run was asked for, not the caller's
+        // the steps the interrupted run was asked for, not the caller's; its kick by address
         opts.steps = asked.unwrap_or_else(|| Step::CONTAIN.to_vec());
+        opts.kick_from = kick_from;
         self.run(&incident, work, &opts, Arc::new(contained)).await
     }
 

@@ -60,6 +60,7 @@ impl Responder {
                         users: vec![user.to_owned()],
                         note: opts.override_reason.clone(),
                         steps: None,
+                        kick_from: None,
                     },
                     Event::Intent {
                         user: user.to_owned(),

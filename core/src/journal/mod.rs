@@ -217,6 +217,10 @@ pub enum Event {
         /// The containment steps asked for, when not all four (`resume` runs the same ones).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         steps: Option<Vec<Step>>,
+        /// The attacker's range kicked at the end of the run (`contain_from`; `resume` kicks it
+        /// too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kick_from: Option<String>,
     },
     /// A step is about to change the directory (durable before the change).
     Intent {

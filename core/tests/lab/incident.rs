@@ -832,6 +832,7 @@ async fn resume_after_a_reset_cut_short_ends_with_the_account_locked() {
                     users: vec![user.clone()],
                     note: None,
                     steps: None,
+                    kick_from: None,
                 },
                 Event::Intent {
                     user: user.clone(),

@@ -447,3 +447,45 @@ async fn without_disable_external_redirects_the_rule_is_reported_and_left_active
     assert!(report.users[0].complete());
     assert!(doveadm_sieve_list(victim.as_str()).contains("rules ACTIVE"));
 }
+
+#[tokio::test]
+async fn a_resumed_pivot_run_still_kicks_the_attackers_address() {
+    let lab = OpenLdapLab::load();
+    let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let ip = attacker_address(70);
+    let (victim, _) = lab.fresh_user("pivot-resume").await;
+    let mut session = Imap::login_from(&imap, &ip, victim.as_str(), &pw(&lab))
+        .await
+        .expect("attacker login");
+    session.idle().await;
+    let cfg = config_with_mail(&lab, |t| t);
+    let journal_path = temp_journal("pivot-resume");
+    let r = Responder::new(&cfg, &journal_path).await.expect("responder");
+    let pivot = Pivot::new(AddressRange::parse(&ip).expect("range"));
+
+    // stopped before the first step: nothing done, no kick
+    let cancel = cadenas::incident::CancelToken::new();
+    cancel.cancel();
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.cancel = Some(cancel);
+    let stopped = r.contain_from(&pivot, opts).await.expect("contain_from");
+    assert!(
+        stopped.cancelled && stopped.address_kicks.is_empty(),
+        "{stopped:#?}"
+    );
+
+    // the resume finishes the accounts and, as the journal says, the kick by address
+    let done = r
+        .resume(None, ContainOptions::new(Arc::new(MemorySink::default())))
+        .await
+        .expect("resume");
+    assert_eq!(done.done(), 1, "{done:#?}");
+    assert_eq!(done.address_kicks.len(), 1, "{done:#?}");
+    assert!(session.closed_within(5).await);
+    let kicks = journal::read(&journal_path)
+        .expect("journal")
+        .into_iter()
+        .filter(|rec| matches!(&rec.event, Event::AddressKick { range, .. } if *range == format!("{ip}/32")))
+        .count();
+    assert_eq!(kicks, 1);
+}
