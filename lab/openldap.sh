@@ -53,7 +53,11 @@ build() {
 
   local role_module="" role_db="" role_overlay=""
   if [ "$role" = provider ]; then
-    role_module="olcModuleLoad: syncprov.so"
+    # syncprov for the replica; slapo-accesslog (every successful write, with old values) in
+    # its own database cn=accesslog, readable by the responder: what changed on an account
+    mkdir -p "$dir/accesslog"
+    role_module="olcModuleLoad: syncprov.so
+olcModuleLoad: accesslog.so"
     role_overlay="
 dn: olcOverlay={1}syncprov,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
@@ -61,6 +65,29 @@ objectClass: olcSyncProvConfig
 olcOverlay: {1}syncprov
 olcSpCheckpoint: 100 10
 olcSpSessionlog: 10000
+
+dn: olcDatabase={2}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {2}mdb
+olcSuffix: cn=accesslog
+olcRootDN: $ADMIN_DN
+olcDbDirectory: $dir/accesslog
+olcDbMaxSize: 1073741824
+olcDbNoSync: TRUE
+olcDbIndex: objectClass,reqDN,reqStart eq
+olcLimits: dn.exact=\"$RESPONDER_DN\" size=unlimited time=unlimited
+olcAccess: {0}to * by dn.exact=\"$RESPONDER_DN\" read by * none
+
+dn: olcOverlay={2}accesslog,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcAccessLogConfig
+olcOverlay: {2}accesslog
+olcAccessLogDB: cn=accesslog
+olcAccessLogOps: writes
+olcAccessLogSuccess: TRUE
+olcAccessLogPurge: 07+00:00 01+00:00
+olcAccessLogOld: (objectClass=*)
 "
   else
     role_db="olcSyncrepl: rid=001 provider=ldap://127.0.0.1:3890 bindmethod=simple binddn=\"$ADMIN_DN\" credentials=$ADMIN_PW searchbase=\"$SUFFIX\" scope=sub attrs=\"*,+\" type=refreshAndPersist retry=\"1 +\" timeout=5 network-timeout=5
@@ -96,6 +123,12 @@ include: file:///etc/ldap/schema/cosine.ldif
 include: file:///etc/ldap/schema/nis.ldif
 include: file:///etc/ldap/schema/inetorgperson.ldif
 
+dn: cn=openssh-lpk,cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: openssh-lpk
+olcAttributeTypes: ( 1.3.6.1.4.1.24552.500.1.1.1.13 NAME 'sshPublicKey' DESC 'OpenSSH public key' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )
+olcObjectClasses: ( 1.3.6.1.4.1.24552.500.1.1.2.0 NAME 'ldapPublicKey' SUP top AUXILIARY DESC 'OpenSSH LPK objectclass' MAY ( sshPublicKey $ uid ) )
+
 dn: olcDatabase={-1}frontend,cn=config
 objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig
@@ -127,7 +160,8 @@ olcAccess: {1}to dn.subtree="$PEOPLE" attrs=userPassword by dn.exact="$RESPONDER
 olcAccess: {2}to dn.subtree="$PEOPLE" attrs=pwdAccountLockedTime,pwdReset,pwdFailureTime by dn.exact="$RESPONDER_DN" manage by self read by * none
 olcAccess: {3}to dn.exact="$MFA_GROUP" attrs=member by dn.exact="$RESPONDER_DN" write by * read
 olcAccess: {4}to attrs=userPassword by self write by anonymous auth by * none
-olcAccess: {5}to * by * read
+olcAccess: {5}to dn.subtree="$PEOPLE" attrs=mobile,telephoneNumber,sshPublicKey by self write by * read
+olcAccess: {6}to * by * read
 $role_db
 
 dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config
@@ -267,6 +301,7 @@ base_dns = ["$PEOPLE"]
 mfa_group_dn = "$MFA_GROUP"
 protected_group_dns = ["$ADMINS_GROUP"]
 password_policy_dn = "$DEFAULT_POLICY"
+accesslog_base = "cn=accesslog"
 connect_timeout_secs = 5
 operation_timeout_secs = 30
 

@@ -110,6 +110,10 @@ pub struct ContainArgs {
     /// directory shows) for this reason, journaled. Without it their reset is "already so".
     #[arg(long, value_name = "REASON")]
     pub reset_again: Option<String>,
+    /// Also report what changed on each entry since this time (with --from-ip: default
+    /// --since).
+    #[arg(long, value_name = "TIME", value_parser = Instant::parse)]
+    pub changes_since: Option<Instant>,
 }
 
 /// `journal` subcommands.
@@ -233,6 +237,7 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     opts.concurrency = args.concurrency;
     opts.progress = progress_bar();
     opts.reset_again = args.reset_again.clone();
+    opts.changes_since = args.changes_since;
     let report = if resuming {
         responder.resume(args.incident.as_deref(), opts).await?
     } else if let Some(pivot) = &pivot {
@@ -354,6 +359,45 @@ fn print_user(u: &UserReport) {
     if u.interrupted {
         println!("      (interrupted: `contain --resume` finishes it)");
     }
+    if let Some(changes) = &u.changes {
+        println!("      changed since the time asked for ({}):", changes.len());
+        for c in changes {
+            println!("        {}", describe_change(c));
+        }
+    }
+    if let Some(e) = &u.changes_error {
+        println!("      changes could not be read: {e}");
+    }
+}
+
+/// One attribute change, in words: when, what, old → new, by whom, where; `!` for a way back in.
+pub fn describe_change(c: &cadenas::directory::AttributeChange) -> String {
+    let mark = if c.flagged { "!" } else { " " };
+    let what = match &c.group {
+        Some(g) => format!("{} of {g}", c.attribute),
+        None => c.attribute.clone(),
+    };
+    let values = if c.redacted {
+        " (values withheld)".to_owned()
+    } else if c.old.is_empty() && c.new.is_empty() {
+        String::new()
+    } else if c.old.is_empty() {
+        format!(" = {}", c.new.join(" | "))
+    } else {
+        format!(" {} -> {}", c.old.join(" | "), c.new.join(" | "))
+    };
+    let op = c
+        .operation
+        .as_deref()
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    let by = c.by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+    let on = c
+        .server
+        .as_deref()
+        .map(|s| format!(" on {s}"))
+        .unwrap_or_default();
+    format!("{mark} {} {what}{op}{values}{by}{on}", c.time)
 }
 
 /// One notification's outcome, in words.

@@ -47,6 +47,10 @@ enum Command {
     Status {
         /// User name (uid, mail...) or `dn:<DN>`.
         user: String,
+        /// Also list what changed on the entry since this time (RFC 3339, a date, or a time ago:
+        /// 36h); OpenLDAP needs [directory] accesslog_base.
+        #[arg(long, value_name = "TIME", value_parser = cadenas::investigate::Instant::parse)]
+        changes_since: Option<cadenas::investigate::Instant>,
     },
     /// Contain accounts: lock → reset (forced change) → revoke sessions → require MFA,
     /// journaled. `--resume JOURNAL` finishes an interrupted run.
@@ -162,16 +166,26 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
     }
     let cfg = load()?;
     match &cli.command {
-        Command::Status { user } => {
+        Command::Status { user, changes_since } => {
             UserRef::parse(user)?;
             let responder = cadenas::Responder::without_journal(&cfg).await?;
-            let state = responder.status_report(user).await?;
+            let state = responder.status_report(user, *changes_since).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());
             } else {
                 print_state(user, &state.account);
                 for m in &state.mail_rules {
                     println!("  mail rule:        {}", contain::describe_rule(m));
+                }
+                if let (Some(changes), Some(since)) = (&state.changes, changes_since) {
+                    println!(
+                        "  changed since {}: {}",
+                        since.rfc3339(),
+                        if changes.is_empty() { "nothing" } else { "" }
+                    );
+                    for c in changes {
+                        println!("    {}", contain::describe_change(c));
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -46,7 +46,7 @@ use crate::error::{Error, ErrorKind};
 use crate::incident::{
     self, ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport, StatusReport,
 };
-use crate::investigate::{Pivot, PivotReport};
+use crate::investigate::{Instant, Pivot, PivotReport};
 use crate::journal::{self, VerifyReport};
 use crate::secret::Password;
 use crate::time::unix_now;
@@ -152,8 +152,8 @@ impl Responder {
     }
 
     /// Blocking [`incident::Responder::status_report`]: the state and the mail rules found.
-    pub fn status_report(&self, user: &str) -> Result<StatusReport, Error> {
-        self.rt.block_on(self.inner.status_report(user))?
+    pub fn status_report(&self, user: &str, changes_since: Option<Instant>) -> Result<StatusReport, Error> {
+        self.rt.block_on(self.inner.status_report(user, changes_since))?
     }
 
     /// Blocking [`incident::Responder::sightings`].

@@ -64,6 +64,7 @@ from ._errors import (
 )
 from ._reports import (
     AccountState,
+    AttributeChange,
     AuthOutcome,
     BadRecord,
     Change,
@@ -118,6 +119,7 @@ if _missing:  # a core newer than this package: fail loudly rather than raise th
 __all__ = [
     "AccountState",
     "AmbiguousUser",
+    "AttributeChange",
     "AuthOutcome",
     "Authenticator",
     "BadRecord",

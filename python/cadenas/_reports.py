@@ -150,6 +150,46 @@ class RevocationOutcome(_Dict):
         )
 
 
+@dataclass(frozen=True)
+class AttributeChange(_Dict):
+    """One change of an entry\'s attribute (or of its membership in ``group``) since the time
+    asked for: when, by whom and on which server where the directory says, old and new values
+    (never of a secret attribute: ``redacted``), and ``flagged`` for a way back in."""
+
+    attribute: str
+    time: str
+    flagged: bool
+    by: str | None = None
+    server: str | None = None
+    operation: str | None = None
+    old: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    version: int | None = None
+    group: str | None = None
+    redacted: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AttributeChange:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            attribute=d["attribute"],
+            time=d["time"],
+            flagged=d["flagged"],
+            by=d.get("by"),
+            server=d.get("server"),
+            operation=d.get("operation"),
+            old=list(d.get("old", [])),
+            new=list(d.get("new", [])),
+            version=d.get("version"),
+            group=d.get("group"),
+            redacted=d.get("redacted", False),
+        )
+
+
+def _changes(d: list[dict[str, Any]] | None) -> list[AttributeChange] | None:
+    return None if d is None else [AttributeChange.from_dict(c) for c in d]
+
+
 class NotifyEvent(str, enum.Enum):
     """What a notification is about."""
 
@@ -313,6 +353,7 @@ class StepDetail(_Dict):
             error=_error(d.get("error")),
             note=d.get("note"),
             mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
+            changes=_changes(d.get("changes")),
         )
 
 
@@ -346,6 +387,8 @@ class UserReport(_Dict):
     steps: list[StepReport]
     complete: bool
     interrupted: bool = False
+    changes: list[AttributeChange] | None = None
+    changes_error: ErrorInfo | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserReport:
@@ -357,6 +400,8 @@ class UserReport(_Dict):
             steps=[StepReport.from_dict(s) for s in d.get("steps", [])],
             complete=d["complete"],
             interrupted=d.get("interrupted", False),
+            changes=_changes(d.get("changes")),
+            changes_error=_error(d.get("changes_error")),
         )
 
     def step(self, step: Step) -> StepReport | None:
@@ -506,6 +551,7 @@ class AccountState(_Dict):
     protected_groups: list[str]
     attributes: Attributes
     mail_rules: list[MailRule] = field(default_factory=list)
+    changes: list[AttributeChange] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountState:
@@ -520,6 +566,7 @@ class AccountState(_Dict):
             protected_groups=list(d.get("protected_groups", [])),
             attributes=d.get("attributes", {}),
             mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
+            changes=_changes(d.get("changes")),
         )
 
 

@@ -341,8 +341,19 @@ impl PyResponder {
 
     /// The account's current state: lock, must-change, MFA requirement, protected groups, and
     /// (with `[mail]` configured) its Sieve scripts that send mail outside the local domains.
-    fn status<'py>(&self, py: Python<'py>, user: String) -> PyResult<Bound<'py, PyAny>> {
-        let state = run(py, || self.inner.status_report(&user))?;
+    /// With `changes_since` (RFC 3339, a date, or a time ago: `"36h"`), also what changed on
+    /// the entry since then (`state.changes`).
+    #[pyo3(signature = (user, *, changes_since=None))]
+    fn status<'py>(
+        &self,
+        py: Python<'py>,
+        user: String,
+        changes_since: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let since = changes_since
+            .map(|t| run(py, || Instant::parse(&t)))
+            .transpose()?;
+        let state = run(py, || self.inner.status_report(&user, since))?;
         to_report(py, "AccountState", &state)
     }
 

@@ -397,3 +397,24 @@ def test_notifications_are_in_the_reports(openldap: Lab, tmp_path: Path) -> None
     released = r.release(user, override_reason="test")
     assert [n.event for n in released.notifications] == [cadenas.NotifyEvent.RELEASED]
     assert user in told.read_text()
+
+
+def test_what_the_victim_changed_is_in_the_status(openldap: Lab) -> None:
+    user, dn = openldap.fresh_user("chg")
+    e = openldap.env
+    ldap(
+        "ldapmodify",
+        e["CADENAS_LAB_LDAPS_URL"],
+        e["CADENAS_LAB_CA"],
+        dn,
+        openldap.user_password,
+        f"dn: {dn}\nchangetype: modify\nreplace: mobile\nmobile: +44 7700 900789\n",
+    )
+    r = cadenas.Responder.from_config(openldap.config)
+    state = r.status(user, changes_since="1h")
+    assert state.changes is not None
+    mobile = [c for c in state.changes if c.attribute == "mobile"]
+    assert len(mobile) == 1 and mobile[0].flagged and mobile[0].new == ["+44 7700 900789"]
+    assert r.status(user).changes is None
+    with pytest.raises(cadenas.InvalidInput):
+        r.status(user, changes_since="last tuesday")

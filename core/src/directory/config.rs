@@ -158,6 +158,12 @@ pub struct DirectoryConfig {
     /// Connections kept open for bulk work (each carries many operations in flight). Default 2.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// OpenLDAP: the `slapo-accesslog` database (`cn=accesslog`) read to say what changed on
+    /// an account (`status --changes-since`); the service account needs read access to it.
+    pub accesslog_base: Option<Dn>,
+    /// The attributes flagged as a way back in when they changed; default
+    /// [`WATCHED_ATTRIBUTES`](super::WATCHED_ATTRIBUTES).
+    pub watched_attributes: Option<Vec<String>>,
 }
 
 fn default_pool_size() -> usize {
@@ -195,11 +201,15 @@ impl DirectoryConfig {
                 "set exactly one of directory.bind_password_file and directory.bind_password_env".into(),
             );
         }
-        for a in self.user_attributes.iter().flatten().chain(&self.login_attribute) {
+        for a in self
+            .user_attributes
+            .iter()
+            .flatten()
+            .chain(&self.login_attribute)
+            .chain(self.watched_attributes.iter().flatten())
+        {
             if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return cfg_err(format!(
-                    "directory.user_attributes: {a:?} is not an attribute name"
-                ));
+                return cfg_err(format!("directory: {a:?} is not an attribute name"));
             }
         }
         if !(1..=64).contains(&self.pool_size) {

@@ -19,6 +19,7 @@
 //! ```
 
 pub(crate) mod ad;
+mod changes;
 mod config;
 mod flavour;
 mod ldap;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use ldap3::{Ldap, Mod, Scope};
 use serde::Serialize;
 
+pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 

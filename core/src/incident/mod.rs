@@ -51,7 +51,7 @@ pub use sink::{FileSink, PasswordSink};
 use crate::config::Config;
 use crate::directory::{AccountState, ChangeOutcome, Directory, UserRef};
 use crate::error::{Error, ErrorKind};
-use crate::investigate::AddressRange;
+use crate::investigate::{AddressRange, Instant};
 pub use crate::journal::StepDetail;
 use crate::journal::{self, Event, Journal, Step, StepStatus};
 use crate::mfa::Mfa;
@@ -168,6 +168,9 @@ pub struct ContainOptions {
     /// Dovecot — of accounts refused or out of scope too — journaled and reported in
     /// [`ContainReport::address_kicks`]. Set by [`Responder::contain_from`].
     pub kick_from: Option<AddressRange>,
+    /// Also read, for each user, what changed on the entry since this time
+    /// ([`UserReport::changes`]); `contain_from` defaults it to the pivot's `since`.
+    pub changes_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for ContainOptions {
@@ -183,6 +186,7 @@ impl std::fmt::Debug for ContainOptions {
             .field("steps", &self.steps)
             .field("reset_again", &self.reset_again)
             .field("kick_from", &self.kick_from)
+            .field("changes_since", &self.changes_since)
             .finish()
     }
 }
@@ -201,6 +205,7 @@ impl ContainOptions {
             steps: Step::CONTAIN.to_vec(),
             reset_again: None,
             kick_from: None,
+            changes_since: None,
         }
     }
 

@@ -25,28 +25,39 @@ fn summary(u: &UserReport) -> String {
     line
 }
 
-/// Lines about this account only: the mail rules its revoke step found.
+/// Lines about this account only: the mail rules its revoke step found, and the flagged
+/// attributes changed since the time asked for (not the containment's own changes).
 fn details(u: &UserReport) -> Vec<String> {
-    u.steps
+    let changes = u
+        .changes
         .iter()
-        .flat_map(|s| &s.detail.mail_rules)
-        .map(|m| {
-            let targets: Vec<&str> = m.redirects.iter().map(|r| r.target.as_str()).collect();
-            let state = if m.deactivated {
-                "switched off"
-            } else if m.active {
-                "STILL ACTIVE"
+        .flatten()
+        .filter(|c| c.flagged && c.group.is_none())
+        .map(|c| {
+            let now = if c.redacted || c.new.is_empty() {
+                String::new()
             } else {
-                "inactive"
+                format!(" (now: {})", c.new.join(", "))
             };
-            format!(
-                "{}: mail rule {:?} sending mail to {} — {state}",
-                u.user,
-                m.script,
-                targets.join(", ")
-            )
-        })
-        .collect()
+            format!("{}: {} changed at {}{now}", u.user, c.attribute, c.time)
+        });
+    let rules = u.steps.iter().flat_map(|s| &s.detail.mail_rules).map(|m| {
+        let targets: Vec<&str> = m.redirects.iter().map(|r| r.target.as_str()).collect();
+        let state = if m.deactivated {
+            "switched off"
+        } else if m.active {
+            "STILL ACTIVE"
+        } else {
+            "inactive"
+        };
+        format!(
+            "{}: mail rule {:?} sending mail to {} — {state}",
+            u.user,
+            m.script,
+            targets.join(", ")
+        )
+    });
+    rules.chain(changes).collect()
 }
 
 fn notice_user(u: &UserReport) -> NoticeUser {

@@ -12,7 +12,7 @@ use super::{ContainOptions, Responder};
 use crate::directory::UserRef;
 use crate::error::{Error, ErrorKind};
 use crate::investigate::{
-    find_external_redirects, read_auth_log, AddressRange, MailRule, Pivot, PivotReport, Sighting,
+    find_external_redirects, read_auth_log, AddressRange, Instant, MailRule, Pivot, PivotReport, Sighting,
     SightingKind,
 };
 use crate::journal::{Event, StepDetail, StepStatus};
@@ -136,6 +136,7 @@ impl Responder {
         let seen = self.sightings(pivot).await?;
         let mut opts = opts;
         opts.kick_from = Some(pivot.range);
+        opts.changes_since = opts.changes_since.or(pivot.since);
         let why = format!(
             "pivot on {}: {} account(s) seen ({})",
             pivot.range,
@@ -189,7 +190,13 @@ impl Responder {
 
     /// The account's state and, with `[mail]` configured, its Sieve scripts that send mail
     /// outside the local domains (read, never changed).
-    pub async fn status_report(&self, user: &str) -> Result<StatusReport, Error> {
+    /// With `changes_since`, also what changed on the entry since then (see
+    /// [`Directory::changes_since`](crate::Directory::changes_since)).
+    pub async fn status_report(
+        &self,
+        user: &str,
+        changes_since: Option<Instant>,
+    ) -> Result<StatusReport, Error> {
         let dir = self.directory();
         let u = dir.find_user(&UserRef::parse(user)?).await?;
         let account = dir.account_state(&u).await?;
@@ -198,7 +205,15 @@ impl Responder {
         } else {
             Vec::new()
         };
-        Ok(StatusReport { account, mail_rules })
+        let changes = match changes_since {
+            Some(t) => Some(dir.changes_since(&u, t.unix()).await?),
+            None => None,
+        };
+        Ok(StatusReport {
+            account,
+            mail_rules,
+            changes,
+        })
     }
 
     /// The user's Sieve scripts that send mail outside `[mail] local_domains`, read through

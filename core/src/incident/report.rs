@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::Change;
+use crate::directory::{AttributeChange, Change};
 use crate::error::Error;
 use crate::investigate::{MailRule, PivotReport};
 use crate::journal::{Step, StepDetail, StepStatus};
@@ -55,6 +55,13 @@ pub struct UserReport {
     /// The run was cancelled before this user's steps were all run: `resume` finishes them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// What changed on the entry since [`ContainOptions::changes_since`](super::ContainOptions)
+    /// (read after the steps; the containment's own changes included, by the responder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<AttributeChange>>,
+    /// Why the changes could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes_error: Option<Error>,
 }
 
 impl UserReport {
@@ -66,6 +73,8 @@ impl UserReport {
             steps: Vec::new(),
             complete: false,
             interrupted: false,
+            changes: None,
+            changes_error: None,
         }
     }
 
@@ -209,4 +218,7 @@ pub struct StatusReport {
     /// Sieve scripts that send mail outside the local domains (with `[mail]` configured).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mail_rules: Vec<MailRule>,
+    /// What changed on the entry since the time asked for (`None`: not asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<AttributeChange>>,
 }

@@ -331,6 +331,13 @@ impl Responder {
             &mut going,
         )
         .await;
+        // what the attacker may have changed (read-only, after the steps)
+        if let Some(since) = opts.changes_since {
+            match going.lent.dir.changes_since(&going.u, since.unix()).await {
+                Ok(c) => report.changes = Some(c),
+                Err(e) => report.changes_error = Some(e),
+            }
+        }
         report
     }
 

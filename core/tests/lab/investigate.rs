@@ -350,7 +350,7 @@ async fn the_attackers_redirect_rule_is_reported_then_deactivated_by_contain_and
     let r = Responder::new(&cfg, &journal_path).await.expect("responder");
 
     // status: both external rules named, nothing changed.
-    let st = r.status_report(victim.as_str()).await.expect("status");
+    let st = r.status_report(victim.as_str(), None).await.expect("status");
     let mut names: Vec<_> = st
         .mail_rules
         .iter()

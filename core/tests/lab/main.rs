@@ -5,6 +5,7 @@
 mod support;
 
 mod ad;
+mod changes;
 mod dovecot;
 mod flavours;
 mod incident;
