@@ -926,3 +926,51 @@ async fn mfa_reset_tells_the_notifiers_that_ask_for_it_once_there_was_something_
         let _ = std::fs::remove_file(f);
     }
 }
+
+#[tokio::test]
+async fn status_changes_since_lists_what_the_victim_changed() {
+    let lab = OpenLdapLab::load();
+    let (name, dn) = lab.fresh_user("cli-changes").await;
+    let mut ldap = support::bound_connection(
+        lab.get("CADENAS_LAB_LDAPS_URL"),
+        lab.get("CADENAS_LAB_CA"),
+        dn.as_str(),
+        lab.get("CADENAS_LAB_USER_PW"),
+    )
+    .await;
+    ldap.modify(
+        dn.as_str(),
+        vec![ldap3::Mod::Replace(
+            "mobile",
+            std::collections::HashSet::from(["+44 7700 900321"]),
+        )],
+    )
+    .await
+    .expect("modify")
+    .success()
+    .expect("self-write");
+    let _ = ldap.unbind().await;
+    let out = cadenas(
+        &lab,
+        &["--json", "status", name.as_str(), "--changes-since", "1h"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mobile: Vec<&serde_json::Value> = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["attribute"] == "mobile")
+        .collect();
+    assert_eq!(mobile.len(), 1, "{v:#}");
+    assert_eq!(mobile[0]["flagged"], true);
+    assert_eq!(mobile[0]["new"], serde_json::json!(["+44 7700 900321"]));
+    let out = cadenas(&lab, &["status", name.as_str(), "--changes-since", "1h"]);
+    assert!(
+        text(&out).contains("mobile replace = +44 7700 900321 by uid="),
+        "{}",
+        text(&out)
+    );
+    let out = cadenas(&lab, &["status", name.as_str(), "--changes-since", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

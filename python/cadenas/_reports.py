@@ -353,7 +353,6 @@ class StepDetail(_Dict):
             error=_error(d.get("error")),
             note=d.get("note"),
             mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
-            changes=_changes(d.get("changes")),
         )
 
 

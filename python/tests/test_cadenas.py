@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from conftest import ROOT, Lab
+from conftest import ROOT, Lab, ldap
 
 import cadenas
 
