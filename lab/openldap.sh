@@ -5,6 +5,7 @@
 #   lab/openldap.sh start [N]     provider on 127.0.0.1:3890 (ldap, StartTLS) and :6360 (ldaps), N users
 #                                 (default 300; benches use 6000). Rebuilt from nothing on every start.
 #   lab/openldap.sh replica       syncrepl replica of the provider on :3891 / :6361
+#   lab/openldap.sh replica-stop | replica-start   stop it / start it again with its data
 #   lab/openldap.sh restart       stop and start the provider keeping its data (crash tests)
 #   lab/openldap.sh crash         the same with SIGKILL instead of a graceful stop
 #   lab/openldap.sh stop          stop provider and replica (by PID)
@@ -53,8 +54,10 @@ build() {
 
   local role_module="" role_db="" role_overlay=""
   if [ "$role" = provider ]; then
-    # syncprov for the replica; slapo-accesslog (every successful write, with old values) in
-    # its own database cn=accesslog, readable by the responder: what changed on an account
+    # syncprov for the replica; slapo-accesslog (every successful write; old values for
+    # people's entries only — for a group, reqOld would copy the whole member list into every
+    # log record of a member add: 1 GiB after the 6000-account test, and a full log database
+    # silently stops recording) in its own database cn=accesslog, readable by the responder
     mkdir -p "$dir/accesslog"
     role_module="olcModuleLoad: syncprov.so
 olcModuleLoad: accesslog.so"
@@ -73,7 +76,7 @@ olcDatabase: {2}mdb
 olcSuffix: cn=accesslog
 olcRootDN: $ADMIN_DN
 olcDbDirectory: $dir/accesslog
-olcDbMaxSize: 1073741824
+olcDbMaxSize: 4294967296
 olcDbNoSync: TRUE
 olcDbIndex: objectClass,reqDN,reqStart eq
 olcLimits: dn.exact=\"$RESPONDER_DN\" size=unlimited time=unlimited
@@ -87,7 +90,7 @@ olcAccessLogDB: cn=accesslog
 olcAccessLogOps: writes
 olcAccessLogSuccess: TRUE
 olcAccessLogPurge: 07+00:00 01+00:00
-olcAccessLogOld: (objectClass=*)
+olcAccessLogOld: (objectClass=inetOrgPerson)
 "
   else
     role_db="olcSyncrepl: rid=001 provider=ldap://127.0.0.1:3890 bindmethod=simple binddn=\"$ADMIN_DN\" credentials=$ADMIN_PW searchbase=\"$SUFFIX\" scope=sub attrs=\"*,+\" type=refreshAndPersist retry=\"1 +\" timeout=5 network-timeout=5
@@ -360,6 +363,19 @@ case "${1:-}" in
     running "$LAB/openldap/run/slapd.pid" || die "start the provider first"
     build consumer "$LAB/openldap-replica" 3891 6361 "$(grep -c '^dn: uid=user' "$LAB/openldap/seed.ldif")"
     lap "openldap replica ready" ;;
+  replica-stop)
+    stop_pid "$LAB/openldap-replica/run/slapd.pid"; echo "openldap replica: stopped" ;;
+  replica-start)
+    # start the replica again with its data: syncrepl catches up with the provider
+    running "$LAB/openldap-replica/run/slapd.pid" && { echo "openldap replica: running"; exit 0; }
+    sock="$LAB/openldap-replica/run/ldapi"
+    slapd -F "$LAB/openldap-replica/slapd.d" -h "ldap://127.0.0.1:3891/ ldaps://127.0.0.1:6361/ ldapi://${sock//\//%2F}" \
+      || die "the replica did not restart"
+    for _ in $(seq 100); do
+      ldapsearch -x -H ldap://127.0.0.1:3891 -D "$ADMIN_DN" -w "$ADMIN_PW" -b '' -s base 1.1 >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    echo "openldap replica: started again, pid $(cat "$LAB/openldap-replica/run/slapd.pid")" ;;
   restart|crash)
     # stop (crash: SIGKILL, no chance to flush or answer) and start the provider keeping its
     # data (crash tests)
@@ -383,5 +399,5 @@ case "${1:-}" in
     stop_pid "$LAB/openldap/run/slapd.pid"
     echo "openldap: stopped" ;;
   status) status ;;
-  *) echo "usage: $0 start [NUSERS] | replica | restart | crash | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [NUSERS] | replica | replica-stop | replica-start | restart | crash | stop | status" >&2; exit 2 ;;
 esac

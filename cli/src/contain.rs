@@ -300,6 +300,18 @@ fn print_report(cli: &Cli, r: &ContainReport) {
                 .unwrap_or_default()
         );
     }
+    for c in &r.replicas {
+        println!(
+            "replica {}: {} showed the lock{}",
+            c.url,
+            c.seen.len(),
+            if c.pending.is_empty() {
+                String::new()
+            } else {
+                format!(", {} PENDING", c.pending.len())
+            }
+        );
+    }
     for n in &r.notifications {
         println!("{}", describe_notification(n));
     }
@@ -652,6 +664,18 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                         format!("refused {user}: {}", error.message())
                     }
                     Event::IncidentEnd { done, failed } => format!("end: {done} done, {failed} failed"),
+                    Event::ReplicaChecks { checks } => checks
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "replica {}: {} seen, {} pending",
+                                c.url,
+                                c.seen.len(),
+                                c.pending.len()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     Event::Notified { outcomes } => format!(
                         "notified: {} delivered, {} NOT delivered",
                         outcomes.iter().filter(|o| o.delivered).count(),

@@ -177,6 +177,16 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
                 for m in &state.mail_rules {
                     println!("  mail rule:        {}", contain::describe_rule(m));
                 }
+                for r in &state.replicas {
+                    let lock = match (&r.lock, &r.error) {
+                        (Some(LockState::Unlocked), _) => "unlocked".to_owned(),
+                        (Some(LockState::Locked), _) => "LOCKED".to_owned(),
+                        (Some(other), _) => format!("{other:?}"),
+                        (None, Some(e)) => format!("NOT READ: {e}"),
+                        (None, None) => "-".to_owned(),
+                    };
+                    println!("  on replica {}: {lock}", r.url);
+                }
                 if let (Some(changes), Some(since)) = (&state.changes, changes_since) {
                     println!(
                         "  changed since {}: {}",

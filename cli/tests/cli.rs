@@ -950,12 +950,20 @@ async fn status_changes_since_lists_what_the_victim_changed() {
     .success()
     .expect("self-write");
     let _ = ldap.unbind().await;
-    let out = cadenas(
-        &lab,
-        &["--json", "status", name.as_str(), "--changes-since", "1h"],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // slapo-accesslog writes its record once the modify has answered: wait for it
+    let mut v = serde_json::Value::Null;
+    for _ in 0..50 {
+        let out = cadenas(
+            &lab,
+            &["--json", "status", name.as_str(), "--changes-since", "1h"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        v = serde_json::from_slice(&out.stdout).expect("json");
+        if v["changes"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let mobile: Vec<&serde_json::Value> = v["changes"]
         .as_array()
         .expect("changes")

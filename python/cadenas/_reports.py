@@ -190,6 +190,42 @@ def _changes(d: list[dict[str, Any]] | None) -> list[AttributeChange] | None:
     return None if d is None else [AttributeChange.from_dict(c) for c in d]
 
 
+@dataclass(frozen=True)
+class ReplicaCheck(_Dict):
+    """What one replica showed after a containment: the accounts it showed locked (with the
+    milliseconds it took), those still pending by the deadline, and why it could not be read."""
+
+    url: str
+    seen: list[tuple[str, int]]
+    pending: list[str]
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReplicaCheck:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            url=d["url"],
+            seen=[(u, int(ms)) for u, ms in d.get("seen", [])],
+            pending=list(d.get("pending", [])),
+            error=_error(d.get("error")),
+        )
+
+
+@dataclass(frozen=True)
+class ReplicaState(_Dict):
+    """The lock of an account as one replica shows it (or why it could not be read)."""
+
+    url: str
+    lock: LockState | None = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReplicaState:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        lock = d.get("lock")
+        return cls(url=d["url"], lock=LockState.from_dict(lock) if lock else None, error=_error(d.get("error")))
+
+
 class NotifyEvent(str, enum.Enum):
     """What a notification is about."""
 
@@ -425,6 +461,7 @@ class ContainReport(_Dict):
     pivot: PivotReport | None = None
     address_kicks: list[RevocationOutcome] = field(default_factory=list)
     notifications: list[NotificationOutcome] = field(default_factory=list)
+    replicas: list[ReplicaCheck] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainReport:
@@ -443,6 +480,7 @@ class ContainReport(_Dict):
             pivot=PivotReport.from_dict(d["pivot"]) if d.get("pivot") else None,
             address_kicks=[RevocationOutcome.from_dict(k) for k in d.get("address_kicks", [])],
             notifications=[NotificationOutcome.from_dict(n) for n in d.get("notifications", [])],
+            replicas=[ReplicaCheck.from_dict(r) for r in d.get("replicas", [])],
         )
 
     def needs_attention(self) -> list[UserReport]:
@@ -551,6 +589,7 @@ class AccountState(_Dict):
     attributes: Attributes
     mail_rules: list[MailRule] = field(default_factory=list)
     changes: list[AttributeChange] | None = None
+    replicas: list[ReplicaState] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountState:
@@ -566,6 +605,7 @@ class AccountState(_Dict):
             attributes=d.get("attributes", {}),
             mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
             changes=_changes(d.get("changes")),
+            replicas=[ReplicaState.from_dict(r) for r in d.get("replicas", [])],
         )
 
 

@@ -164,6 +164,17 @@ pub struct DirectoryConfig {
     /// The attributes flagged as a way back in when they changed; default
     /// [`WATCHED_ATTRIBUTES`](super::WATCHED_ATTRIBUTES).
     pub watched_attributes: Option<Vec<String>>,
+    /// Replicas (OpenLDAP syncrepl consumers, other DCs) read after a containment until they
+    /// show the lock (same bind, CA and TLS settings as `url`).
+    #[serde(default)]
+    pub replicas: Vec<LdapUrl>,
+    /// How long a containment waits for the replicas to show the lock. Default 10.
+    #[serde(default = "default_replica_wait")]
+    pub replica_wait_secs: u64,
+}
+
+fn default_replica_wait() -> u64 {
+    10
 }
 
 fn default_pool_size() -> usize {

@@ -32,6 +32,7 @@ mod pivot;
 mod plan;
 mod pool;
 mod release;
+mod replicas;
 mod report;
 mod run;
 mod sink;
@@ -42,6 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use release::{original_flags, ReleaseOptions};
+pub use replicas::{ReplicaCheck, ReplicaState};
 pub use report::{
     ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StatusReport, StepReport, UserPlan,
     UserReport,

@@ -209,10 +209,12 @@ impl Responder {
             Some(t) => Some(dir.changes_since(&u, t.unix()).await?),
             None => None,
         };
+        let replicas = self.replica_states(&u).await;
         Ok(StatusReport {
             account,
             mail_rules,
             changes,
+            replicas,
         })
     }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ReplicaCheck;
 use crate::directory::{AttributeChange, Change};
 use crate::error::Error;
 use crate::investigate::{MailRule, PivotReport};
@@ -137,6 +138,9 @@ pub struct ContainReport {
     /// The notifications sent after the run (`[[notify]]`), one outcome per message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationOutcome>,
+    /// What each replica (`[directory] replicas`) showed after the steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaCheck>,
 }
 
 impl ContainReport {
@@ -221,4 +225,7 @@ pub struct StatusReport {
     /// What changed on the entry since the time asked for (`None`: not asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<AttributeChange>>,
+    /// The lock on each replica (`[directory] replicas`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<super::ReplicaState>,
 }

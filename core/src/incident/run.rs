@@ -135,13 +135,30 @@ impl Responder {
         let done = users.iter().filter(|u| u.complete()).count();
         tracing::info!(incident, done, failed = users.len() - done, "run ends");
         // notices about what stays valid concern users this run acted on
-        let not_revoked = if users.iter().any(|u| u.refused.is_none() && !u.steps.is_empty()) {
+        let mut not_revoked = if users.iter().any(|u| u.refused.is_none() && !u.steps.is_empty()) {
             self.not_revoked()
         } else {
             Vec::new()
         };
         let failed = users.len() - done;
         let cancelled = opts.cancelled();
+        // a replica that has not seen the lock still lets the stolen password in
+        let replicas = if cancelled {
+            Vec::new()
+        } else {
+            self.check_replicas(incident, &users).await?
+        };
+        for r in replicas.iter().filter(|r| !r.pending.is_empty()) {
+            not_revoked.push(format!(
+                "contained on the primary, pending on {}{}: {}",
+                r.url,
+                r.error
+                    .as_ref()
+                    .map(|e| format!(" (not reachable: {})", e.message()))
+                    .unwrap_or_default(),
+                r.pending.join(", ")
+            ));
+        }
         // The attacker's sessions from the range, whoever they belong to: after the accounts'
         // steps, so that a kicked client reconnecting meets locked accounts.
         let address_kicks = match &opts.kick_from {
@@ -174,6 +191,7 @@ impl Responder {
             pivot: None,
             address_kicks,
             notifications,
+            replicas,
         })
     }
 

@@ -20,6 +20,7 @@ pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal,
 
 use crate::directory::Change;
 use crate::error::Error;
+use crate::incident::ReplicaCheck;
 use crate::investigate::MailRule;
 use crate::notify::NotificationOutcome;
 use crate::session::RevocationOutcome;
@@ -258,6 +259,12 @@ pub enum Event {
         range: String,
         /// One outcome per Dovecot.
         outcomes: Vec<RevocationOutcome>,
+    },
+    /// The replicas were read after the steps: which showed the lock, which had not by the
+    /// deadline.
+    ReplicaChecks {
+        /// One per replica.
+        checks: Vec<ReplicaCheck>,
     },
     /// Notifications were sent (after the directory steps): one outcome per message.
     Notified {

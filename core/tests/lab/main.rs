@@ -13,4 +13,5 @@ mod investigate;
 mod mfa;
 mod notify;
 mod openldap;
+mod replicas;
 mod revokers;

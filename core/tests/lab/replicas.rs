@@ -1,0 +1,113 @@
+//! Every replica checked, against the lab's real OpenLDAP syncrepl replica
+//! (`lab/openldap.sh replica`, started by `lab/up.sh`): stopped, the replica is reported
+//! pending; started again, it converges.
+
+use std::sync::Arc;
+
+use cadenas::incident::{ContainOptions, Responder};
+use cadenas::journal::{self, Event};
+use cadenas::LockState;
+
+use crate::incident::{temp_journal, MemorySink};
+use crate::support::OpenLdapLab;
+
+const REPLICA: &str = "ldaps://127.0.0.1:6361";
+
+fn openldap_sh(arg: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/openldap.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(arg)
+        .output()
+        .expect("lab/openldap.sh");
+    assert!(
+        out.status.success(),
+        "lab/openldap.sh {arg}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
+    let lab = OpenLdapLab::load();
+    let cfg = lab.config_with(|t| {
+        t.replacen(
+            "[directory]\n",
+            &format!("[directory]\nreplicas = [\"{REPLICA}\"]\nreplica_wait_secs = 5\n"),
+            1,
+        )
+    });
+    let journal_path = temp_journal("replicas");
+    let r = Responder::new(&cfg, &journal_path).await.expect("responder");
+
+    // the replica is up: it shows the lock within the wait
+    let (seen, _) = lab.fresh_user("repl-seen").await;
+    let report = r
+        .contain(
+            &[seen.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    assert_eq!(report.replicas.len(), 1, "{report:#?}");
+    let check = &report.replicas[0];
+    assert_eq!(check.url, REPLICA);
+    assert!(check.error.is_none() && check.pending.is_empty(), "{check:#?}");
+    assert_eq!(
+        check.seen.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(),
+        [seen.as_str()]
+    );
+    let st = r.status_report(seen.as_str(), None).await.expect("status");
+    assert_eq!(st.replicas[0].lock, Some(LockState::Locked), "{:?}", st.replicas);
+
+    // stopped: the account is contained on the primary, pending on the replica
+    openldap_sh("replica-stop");
+    let (pending, _) = lab.fresh_user("repl-pending").await;
+    let report = r
+        .contain(
+            &[pending.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await;
+    openldap_sh("replica-start");
+    let report = report.expect("contain");
+    assert_eq!(report.done(), 1, "the containment itself is done: {report:#?}");
+    let check = &report.replicas[0];
+    assert_eq!(check.pending, [pending.to_string()], "{check:#?}");
+    assert!(
+        check.error.is_some(),
+        "the replica could not be reached: {check:#?}"
+    );
+    assert!(
+        report
+            .not_revoked
+            .iter()
+            .any(|n| n.contains(&format!("pending on {REPLICA}")) && n.contains(pending.as_str())),
+        "{:?}",
+        report.not_revoked
+    );
+
+    // started again: it catches up (syncrepl), and status shows it
+    let mut lock = None;
+    for _ in 0..150 {
+        lock = r
+            .status_report(pending.as_str(), None)
+            .await
+            .expect("status")
+            .replicas[0]
+            .lock
+            .clone();
+        if lock == Some(LockState::Locked) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(lock, Some(LockState::Locked), "the replica converged");
+    let checks = journal::read(&journal_path)
+        .expect("journal")
+        .into_iter()
+        .filter(|rec| matches!(rec.event, Event::ReplicaChecks { .. }))
+        .count();
+    assert_eq!(checks, 2, "each run's replica check is journaled");
+}
