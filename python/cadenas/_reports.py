@@ -223,7 +223,11 @@ class ReplicaState(_Dict):
     def from_dict(cls, d: dict[str, Any]) -> ReplicaState:
         """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         lock = d.get("lock")
-        return cls(url=d["url"], lock=LockState.from_dict(lock) if lock else None, error=_error(d.get("error")))
+        return cls(
+            url=d["url"],
+            lock=LockState.from_dict(lock) if lock else None,
+            error=_error(d.get("error")),
+        )
 
 
 class NotifyEvent(str, enum.Enum):
