@@ -48,7 +48,7 @@ install_packages() {
 build() {
   local role=$1 dir=$2 port=$3 sport=$4 nusers=$5
   stop_pid "$dir/run/slapd.pid"
-  rm -rf "$dir/slapd.d" "$dir/data" "$dir/run"
+  rm -rf "$dir/slapd.d" "$dir/data" "$dir/run" "$dir/accesslog"
   mkdir -p "$dir/slapd.d" "$dir/data" "$dir/run"
   lab_server_cert "$LAB/openldap/tls" localhost
 
@@ -90,7 +90,7 @@ olcAccessLogDB: cn=accesslog
 olcAccessLogOps: writes
 olcAccessLogSuccess: TRUE
 olcAccessLogPurge: 07+00:00 01+00:00
-olcAccessLogOld: (objectClass=inetOrgPerson)
+olcAccessLogOld: (uid=*)
 "
   else
     role_db="olcSyncrepl: rid=001 provider=ldap://127.0.0.1:3890 bindmethod=simple binddn=\"$ADMIN_DN\" credentials=$ADMIN_PW searchbase=\"$SUFFIX\" scope=sub attrs=\"*,+\" type=refreshAndPersist retry=\"1 +\" timeout=5 network-timeout=5
@@ -282,6 +282,11 @@ EOF
     for _ in $(seq 300); do
       n=$(ldapsearch -x -H "ldap://127.0.0.1:$port" -D "$ADMIN_DN" -w "$ADMIN_PW" -b "$PEOPLE" -s one -LLL 1.1 2>/dev/null | grep -c '^dn:' || true)
       [ "$n" -ge "$nusers" ] && break; sleep 0.1
+    done
+    # and the service account (another subtree) can bind there
+    for _ in $(seq 100); do
+      ldapwhoami -x -H "ldap://127.0.0.1:$port" -D "$RESPONDER_DN" -w "$RESPONDER_PW" >/dev/null 2>&1 && break
+      sleep 0.1
     done
     lap "replica has $n users"
   fi

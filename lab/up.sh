@@ -1,7 +1,7 @@
 #!/bin/bash
 # Starts the whole lab and writes one Cadenas config for it: $CADENAS_LAB_DIR/cadenas.toml
-#   lab/up.sh [NUSERS]      OpenLDAP (NUSERS users, default 300) and its syncrepl replica + Dovecot +
-#                           Postfix + Samba AD DC
+#   lab/up.sh [NUSERS]      OpenLDAP (NUSERS users, default 300) + Dovecot + Postfix + Samba AD DC
+#                           (the syncrepl replica: lab/openldap.sh replica)
 #                           (CADENAS_LAB_SAMBA=0 skips Samba)
 #   lab/up.sh down          stops everything
 set -euo pipefail
@@ -12,7 +12,6 @@ if [ "${1:-}" = down ]; then
   exit 0
 fi
 bash "$HERE/openldap.sh" start "${1:-300}"
-bash "$HERE/openldap.sh" replica
 bash "$HERE/dovecot.sh" start
 bash "$HERE/smtp.sh" start
 [ "${CADENAS_LAB_SAMBA:-1}" = 1 ] && bash "$HERE/samba.sh" start "${CADENAS_LAB_AD_USERS:-50}"

@@ -345,6 +345,7 @@ async fn a_batch_on_active_directory_contains_and_releases_to_the_exact_user_acc
 #[tokio::test]
 async fn six_thousand_accounts_in_one_call() {
     // The reference incident size (the shared IT centre of the README): 6000 users added for this test.
+    let _alone = crate::support::exclusive().await;
     let lab = OpenLdapLab::load();
     let n = 6000;
     let prefix = format!("bulk{}", std::process::id());

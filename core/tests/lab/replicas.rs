@@ -1,6 +1,8 @@
 //! Every replica checked, against the lab's real OpenLDAP syncrepl replica
-//! (`lab/openldap.sh replica`, started by `lab/up.sh`): stopped, the replica is reported
-//! pending; started again, it converges.
+//! (`lab/openldap.sh replica`, built and started here, stopped at the end): stopped, the
+//! replica is reported pending; started again, it converges. Not while the 6000-account test
+//! runs: a replica replays each of its group updates as the whole group entry, and lags by
+//! minutes.
 
 use std::sync::Arc;
 
@@ -30,11 +32,13 @@ fn openldap_sh(arg: &str) {
 
 #[tokio::test]
 async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
+    let _alone = crate::support::exclusive().await;
+    openldap_sh("replica");
     let lab = OpenLdapLab::load();
     let cfg = lab.config_with(|t| {
         t.replacen(
             "[directory]\n",
-            &format!("[directory]\nreplicas = [\"{REPLICA}\"]\nreplica_wait_secs = 5\n"),
+            &format!("[directory]\nreplicas = [\"{REPLICA}\"]\nreplica_wait_secs = 30\n"),
             1,
         )
     });
@@ -110,4 +114,5 @@ async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
         .filter(|rec| matches!(rec.event, Event::ReplicaChecks { .. }))
         .count();
     assert_eq!(checks, 2, "each run's replica check is journaled");
+    openldap_sh("replica-stop");
 }

@@ -137,6 +137,13 @@ impl std::io::Write for CapturedLogs {
     }
 }
 
+/// Held by the tests that must not share the directory with each other: the 6000-account run
+/// (whose group updates a syncrepl replica replays entry by entry) and the replica test.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(())).lock().await
+}
+
 /// Facts about the running Dovecot lab, from `$CADENAS_LAB_DIR/dovecot/lab.env`.
 pub fn dovecot_env() -> HashMap<String, String> {
     read_env("dovecot/lab.env", "lab/dovecot.sh start")
