@@ -22,6 +22,10 @@ for action in --upload --activate; do
   printf '%s\n' "$CADENAS_LAB_USER_PW" | sieve-connect --server 127.0.0.1 --port 14190 --user "$VICTIM" \
     --passwordfd 0 --clearchan $action --remotesieve rules --localsieve "$OUT/attacker.sieve" >/dev/null
 done
+# ... and, bound as the victim, puts their own phone number on the account (a recovery channel)
+printf 'dn: uid=%s,%s\nchangetype: modify\nreplace: mobile\nmobile: +44 7700 900666\n' "$VICTIM" "$CADENAS_LAB_PEOPLE" \
+  | LDAPTLS_CACERT=$CADENAS_LAB_CA ldapmodify -x -H "$CADENAS_LAB_LDAPS_URL" -D "uid=$VICTIM,$CADENAS_LAB_PEOPLE" \
+    -w "$CADENAS_LAB_USER_PW" >/dev/null
 python3 - "$VICTIM" "$COLLEAGUE" "$CADENAS_LAB_USER_PW" > "$OUT/attacker.log" 2>&1 <<'PY' &
 import imaplib, socket, sys, threading
 class FromAttacker(imaplib.IMAP4):
@@ -47,8 +51,8 @@ cat "$OUT/attacker.log"
 say "On-call sysadmin: the alert names 127.0.0.66. Who is connected from there, or logged in from there?"
 "$CADENAS" --config "$CONFIG" sessions --ip 127.0.0.66 --since 2h
 
-say "What does $VICTIM's account look like? (the attacker's Sieve rule shows up)"
-"$CADENAS" --config "$CONFIG" status "$VICTIM"
+say "What does $VICTIM's account look like, and what changed on it this morning? (the Sieve rule, the phone number)"
+"$CADENAS" --config "$CONFIG" status "$VICTIM" --changes-since 2h
 
 say "Dry run first: what would containing everything seen from 127.0.0.66 change?"
 "$CADENAS" --config "$CONFIG" plan --from-ip 127.0.0.66

@@ -188,11 +188,8 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
                     println!("  on replica {}: {lock}", r.url);
                 }
                 if let (Some(changes), Some(since)) = (&state.changes, changes_since) {
-                    println!(
-                        "  changed since {}: {}",
-                        since.rfc3339(),
-                        if changes.is_empty() { "nothing" } else { "" }
-                    );
+                    let what = if changes.is_empty() { " nothing" } else { "" };
+                    println!("  changed since {}:{what}", since.rfc3339());
                     for c in changes {
                         println!("    {}", contain::describe_change(c));
                     }
