@@ -183,7 +183,17 @@ fn main() {
 
     // One account at a time, as on a quiet incident day: the whole containment including the
     // lab Dovecot's revocation (auth-cache flush + kick), p50 / p95 over 50 runs.
-    let full = Config::from_file(env["CADENAS_LAB_CONFIG"].as_ref()).expect("config");
+    // the lab config plus the Dovecot revoker (and its [mail] section: the Sieve read)
+    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let text = std::fs::read_to_string(&env["CADENAS_LAB_CONFIG"]).expect("config")
+        + "\n"
+        + &std::fs::read_to_string(format!("{dir}/dovecot/revokers.toml")).expect("lab/dovecot.sh start");
+    let base = std::path::Path::new(&env["CADENAS_LAB_CONFIG"])
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_owned();
+    let full = Config::from_toml_str(&text, &base).expect("config");
+    assert!(!full.revokers.is_empty(), "the Dovecot revoker");
     let singles = lab::fresh_users(&env, &format!("tts{tag}u"), 50);
     let mut ms: Vec<f64> = rt.block_on(async {
         let journal_path = tmp.join("journal-single.jsonl");
