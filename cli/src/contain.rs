@@ -484,14 +484,16 @@ pub fn print_pivot(p: &PivotReport) {
 }
 
 /// `cadenas sessions --ip CIDR`: who was seen from the attacker's addresses; changes nothing.
+/// Needs Dovecot and the logs only, not the directory (it may be down).
 pub async fn sessions(
     cli: &Cli,
     cfg: &Config,
     range: AddressRange,
     logs: &LogArgs,
 ) -> Result<ExitCode, Error> {
-    let responder = Responder::without_journal(cfg).await?;
-    let report = responder.sightings(&logs.pivot(range)).await?;
+    let (_, dovecots) = cadenas::session::build_revokers_and_dovecots(&cfg.revokers)?;
+    let default_logs = cfg.mail.as_ref().map(|m| m.auth_logs.clone()).unwrap_or_default();
+    let report = cadenas::incident::sightings(&dovecots, &default_logs, &logs.pivot(range)).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {

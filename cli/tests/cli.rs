@@ -815,6 +815,26 @@ async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
         "{kinds:?}"
     );
 
+    // who needs no directory: the same with the directory unreachable
+    let down = std::path::Path::new(&config).with_file_name(format!("cli-mail-down-{pid}.toml"));
+    std::fs::write(
+        &down,
+        std::fs::read_to_string(&config)
+            .expect("config")
+            .replace("ldaps://127.0.0.1:6360", "ldaps://127.0.0.1:1"),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .arg("--config")
+        .arg(&down)
+        .args(["--json", "sessions", "--ip", &range])
+        .output()
+        .expect("run cadenas");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["users"], serde_json::json!([victim.as_str()]), "{v:#}");
+    let _ = std::fs::remove_file(down);
+
     // the plan names who, why, and the kick by address; changes nothing
     let out = run(&["plan", "--from-ip", &range]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

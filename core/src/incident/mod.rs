@@ -42,6 +42,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+pub use pivot::sightings;
 pub use release::{original_flags, ReleaseOptions};
 pub use replicas::{ReplicaCheck, ReplicaState};
 pub use report::{

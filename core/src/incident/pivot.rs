@@ -38,71 +38,14 @@ impl Responder {
     /// # Ok(()) }
     /// ```
     pub async fn sightings(&self, pivot: &Pivot) -> Result<PivotReport, Error> {
-        let mut all: Vec<Sighting> = Vec::new();
-        let mut sources = Vec::new();
-        for d in &self.inner.dovecots {
-            let sessions = d.sessions_from(&pivot.range).await?;
-            sources.push(format!(
-                "dovecot {:?}: {} live session(s) from {}",
-                d.name(),
-                sessions.len(),
-                pivot.range
-            ));
-            all.extend(sessions.into_iter().map(|s| Sighting {
-                user: s.user,
-                ip: s.ip,
-                kind: SightingKind::LiveSession,
-                service: s.service,
-                source: d.name().to_owned(),
-                count: 1,
-                first_seen: None,
-                last_seen: None,
-            }));
-        }
-        let logs = if pivot.auth_logs.is_empty() {
-            self.inner
-                .cfg
-                .mail
-                .as_ref()
-                .map(|m| m.auth_logs.clone())
-                .unwrap_or_default()
-        } else {
-            pivot.auth_logs.clone()
-        };
-        for path in logs {
-            let p = pivot.clone();
-            let file = path.clone();
-            let lines = tokio::task::spawn_blocking(move || read_auth_log(&file, &p))
-                .await
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("log reader failed: {e}")))??;
-            sources.push(format!(
-                "log {}: {} login line(s) from {}",
-                path.display(),
-                lines.len(),
-                pivot.range
-            ));
-            all.extend(lines.into_iter().map(|l| Sighting {
-                user: l.user,
-                ip: l.ip,
-                kind: if l.failed {
-                    SightingKind::FailedLogin
-                } else {
-                    SightingKind::LoggedIn
-                },
-                service: l.service,
-                source: path.display().to_string(),
-                count: 1,
-                first_seen: l.time,
-                last_seen: l.time,
-            }));
-        }
-        if self.inner.dovecots.is_empty() && sources.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "nothing to look in: no Dovecot revoker is configured and no log file was given",
-            ));
-        }
-        Ok(PivotReport::from_sightings(pivot, all, sources))
+        let default_logs = self
+            .inner
+            .cfg
+            .mail
+            .as_ref()
+            .map(|m| m.auth_logs.as_slice())
+            .unwrap_or_default();
+        sightings(&self.inner.dovecots, default_logs, pivot).await
     }
 
     /// The dry run of [`contain_from`](Self::contain_from): the pivot (who, from which
@@ -297,4 +240,74 @@ impl Responder {
             }
         }
     }
+}
+
+/// [`Responder::sightings`] without a directory connection: live sessions on `dovecots` and
+/// logins in the pivot's log files (default `default_logs`). What `cadenas sessions` runs, so
+/// that it works while the directory is down.
+pub async fn sightings(
+    dovecots: &[Arc<Dovecot>],
+    default_logs: &[std::path::PathBuf],
+    pivot: &Pivot,
+) -> Result<PivotReport, Error> {
+    let mut all: Vec<Sighting> = Vec::new();
+    let mut sources = Vec::new();
+    for d in dovecots {
+        let sessions = d.sessions_from(&pivot.range).await?;
+        sources.push(format!(
+            "dovecot {:?}: {} live session(s) from {}",
+            d.name(),
+            sessions.len(),
+            pivot.range
+        ));
+        all.extend(sessions.into_iter().map(|s| Sighting {
+            user: s.user,
+            ip: s.ip,
+            kind: SightingKind::LiveSession,
+            service: s.service,
+            source: d.name().to_owned(),
+            count: 1,
+            first_seen: None,
+            last_seen: None,
+        }));
+    }
+    let logs = if pivot.auth_logs.is_empty() {
+        default_logs.to_vec()
+    } else {
+        pivot.auth_logs.clone()
+    };
+    for path in logs {
+        let p = pivot.clone();
+        let file = path.clone();
+        let lines = tokio::task::spawn_blocking(move || read_auth_log(&file, &p))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("log reader failed: {e}")))??;
+        sources.push(format!(
+            "log {}: {} login line(s) from {}",
+            path.display(),
+            lines.len(),
+            pivot.range
+        ));
+        all.extend(lines.into_iter().map(|l| Sighting {
+            user: l.user,
+            ip: l.ip,
+            kind: if l.failed {
+                SightingKind::FailedLogin
+            } else {
+                SightingKind::LoggedIn
+            },
+            service: l.service,
+            source: path.display().to_string(),
+            count: 1,
+            first_seen: l.time,
+            last_seen: l.time,
+        }));
+    }
+    if dovecots.is_empty() && sources.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "nothing to look in: no Dovecot revoker is configured and no log file was given",
+        ));
+    }
+    Ok(PivotReport::from_sightings(pivot, all, sources))
 }
