@@ -27,6 +27,7 @@ mod lookup;
 mod names;
 mod openldap;
 pub(crate) mod ppolicy;
+mod replica;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use serde::Serialize;
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
+pub use replica::{ReplicaCheck, ReplicaState};
 
 use flavour::{AdRules, OpenLdapRules, Planned, Rules, Wanted};
 use ldap::{bind_outcome, open, refuse_plaintext, transport_of};

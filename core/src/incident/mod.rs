@@ -42,9 +42,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+pub use crate::directory::{ReplicaCheck, ReplicaState};
 pub use pivot::sightings;
 pub use release::{original_flags, ReleaseOptions};
-pub use replicas::{ReplicaCheck, ReplicaState};
 pub use report::{
     ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StatusReport, StepReport, UserPlan,
     UserReport,

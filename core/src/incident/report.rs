@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ReplicaCheck;
-use crate::directory::{AttributeChange, Change};
+use crate::directory::{AttributeChange, Change, ReplicaCheck, ReplicaState};
 use crate::error::Error;
 use crate::investigate::{MailRule, PivotReport};
 use crate::journal::{Step, StepDetail, StepStatus};
@@ -227,5 +226,5 @@ pub struct StatusReport {
     pub changes: Option<Vec<AttributeChange>>,
     /// The lock on each replica (`[directory] replicas`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub replicas: Vec<super::ReplicaState>,
+    pub replicas: Vec<ReplicaState>,
 }

@@ -18,9 +18,8 @@ use serde::{Deserialize, Serialize};
 
 pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal, TornTail, VerifyReport};
 
-use crate::directory::Change;
+use crate::directory::{Change, ReplicaCheck};
 use crate::error::Error;
-use crate::incident::ReplicaCheck;
 use crate::investigate::MailRule;
 use crate::notify::NotificationOutcome;
 use crate::session::RevocationOutcome;
