@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod blocking;
 pub mod config;
+pub mod db;
 pub mod directory;
 pub mod error;
 pub mod incident;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::totp::{Algorithm, TotpParams};
+use crate::db::{Database, PgTarget};
 use crate::error::{Error, ErrorKind};
 
 /// The `[mfa]` config section.
@@ -12,9 +13,17 @@ use crate::error::{Error, ErrorKind};
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MfaConfig {
-    /// SQLite database file.
-    pub database: PathBuf,
-    /// 32-byte key for secrets at rest (created 0600 with a new database).
+    /// Where the state lives: a SQLite file (one host), or a `postgresql://user@host/db` URL
+    /// shared by several hosts (see [`crate::db`]).
+    pub database: Database,
+    /// PostgreSQL only: the file holding the database user's password.
+    #[serde(default)]
+    pub database_password_file: Option<PathBuf>,
+    /// PostgreSQL only: CA certificates (PEM) to verify the server with; default the system's.
+    #[serde(default)]
+    pub database_ca_file: Option<PathBuf>,
+    /// 32-byte key for secrets at rest (created 0600 with a new store; every host sharing a
+    /// PostgreSQL store needs a copy).
     pub key_file: PathBuf,
     /// Issuer shown in authenticator apps. Default `Cadenas`.
     #[serde(default = "default_issuer")]
@@ -65,10 +74,13 @@ fn default_recovery() -> usize {
 }
 
 impl MfaConfig {
-    /// A config with defaults for the given files.
-    pub fn new(database: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+    /// A config with defaults for the given store (a SQLite file path, or a [`Database`]) and
+    /// key file.
+    pub fn new(database: impl Into<Database>, key_file: impl Into<PathBuf>) -> Self {
         Self {
             database: database.into(),
+            database_password_file: None,
+            database_ca_file: None,
             key_file: key_file.into(),
             issuer: default_issuer(),
             algorithm: Algorithm::Sha1,
@@ -90,8 +102,26 @@ impl MfaConfig {
         }
     }
 
+    /// The PostgreSQL target, when the store is one (checked: no password in the URL, TLS).
+    pub fn postgres_target(&self) -> Result<Option<PgTarget>, Error> {
+        match &self.database {
+            Database::Postgres(url) => PgTarget::parse(
+                url,
+                self.database_password_file.clone(),
+                self.database_ca_file.clone(),
+            )
+            .map(Some)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("mfa.{}", e.message()))),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.database, &mut self.key_file] {
+        self.database.resolve_path(base);
+        let files = std::iter::once(&mut self.key_file)
+            .chain(self.database_password_file.as_mut())
+            .chain(self.database_ca_file.as_mut());
+        for p in files {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -100,6 +130,15 @@ impl MfaConfig {
 
     pub(crate) fn check(&self) -> Result<(), Error> {
         self.params().check()?;
+        self.postgres_target()?;
+        if self.database.file().is_some()
+            && (self.database_password_file.is_some() || self.database_ca_file.is_some())
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "mfa: database_password_file and database_ca_file are for a postgresql:// database",
+            ));
+        }
         if self.max_failures == 0 || !(1..=100).contains(&self.recovery_codes) {
             return Err(Error::new(
                 ErrorKind::Config,

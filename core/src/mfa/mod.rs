@@ -19,6 +19,7 @@
 
 mod config;
 mod key;
+mod postgres;
 mod recovery;
 mod store;
 pub mod totp;
@@ -28,9 +29,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use config::MfaConfig;
+pub use postgres::PgStore;
 pub use store::{Enrolment, EnrolmentState, Failures, MfaStore, SqliteStore, ThrottlePolicy};
 use totp::{matching_step, otpauth_uri, TotpCode, TotpParams};
 
+use crate::db::Database;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
 pub use crate::time::unix_now;
@@ -92,11 +95,21 @@ impl std::fmt::Debug for Mfa {
 }
 
 impl Mfa {
-    /// Opens the embedded SQLite store described by `cfg` (`create`: allow a new database).
+    /// Opens the store described by `cfg` — the embedded SQLite file, or the PostgreSQL
+    /// database several hosts share (`create`: allow a new store, and its key file).
     pub fn open(cfg: &MfaConfig, create: bool) -> Result<Self, Error> {
         cfg.check()?;
-        let store = SqliteStore::open(&cfg.database, &cfg.key_file, create)?;
-        Ok(Self::with_store(Arc::new(store), cfg.clone()))
+        let store: Arc<dyn MfaStore> = match (&cfg.database, cfg.postgres_target()?) {
+            (_, Some(target)) => Arc::new(PgStore::open(&target, &cfg.key_file, create)?),
+            (Database::File(path), None) => Arc::new(SqliteStore::open(path, &cfg.key_file, create)?),
+            (Database::Postgres(_), None) => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "a PostgreSQL store without a target",
+                ))
+            }
+        };
+        Ok(Self::with_store(store, cfg.clone()))
     }
 
     /// Uses any [`MfaStore`].

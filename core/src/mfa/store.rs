@@ -11,14 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::key::load_or_create_key;
+use super::key::{load_or_create_key, AtRest};
 use super::totp::{Algorithm, TotpParams};
 use crate::error::{Error, ErrorKind};
-use crate::secret::{fill_random, Secret};
+use crate::secret::Secret;
 
 /// Whether an enrolment has been confirmed with a first valid code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -109,7 +107,125 @@ pub trait MfaStore: Send + Sync {
     fn consume_recovery_code(&self, user: &str, id: i64) -> Result<bool, Error>;
 }
 
-const KEY_CHECK: &[u8] = b"cadenas mfa key check v1";
+/// The throttling rules, the same for every store (each runs them in one transaction over
+/// the user's row). `throttle`: the lock end if locked at `now`, and the row to write.
+pub(super) fn throttled(
+    f: Failures,
+    now: u64,
+    failed: bool,
+    p: &ThrottlePolicy,
+) -> (Option<u64>, Option<Failures>) {
+    if let Some(until) = f.locked_until.filter(|u| *u > now) {
+        return (Some(until), None);
+    }
+    if !failed {
+        return (None, None);
+    }
+    let mut f = fresh_window(f, now, p);
+    f.count += 1;
+    if f.count >= p.max_failures {
+        f.locked_until = Some(now + p.lockout);
+    }
+    (None, Some(f))
+}
+
+/// `reserve_attempt`: counts the attempt, or starts the lockout when the window is used up.
+pub(super) fn reserved(f: Failures, now: u64, p: &ThrottlePolicy) -> (Option<u64>, Option<Failures>) {
+    if let Some(until) = f.locked_until.filter(|u| *u > now) {
+        return (Some(until), None);
+    }
+    let mut f = fresh_window(f, now, p);
+    if f.count >= p.max_failures {
+        f.locked_until = Some(now + p.lockout);
+    } else {
+        f.count += 1;
+    }
+    (f.locked_until, Some(f))
+}
+
+/// `confirm_failure`: the lockout starts when the window's count reached the limit.
+pub(super) fn confirmed(mut f: Failures, now: u64, p: &ThrottlePolicy) -> Option<Failures> {
+    if f.count >= p.max_failures && f.locked_until.is_none_or(|u| u <= now) {
+        f.locked_until = Some(now + p.lockout);
+        return Some(f);
+    }
+    None
+}
+
+fn fresh_window(f: Failures, now: u64, p: &ThrottlePolicy) -> Failures {
+    if f.locked_until.is_some() || now.saturating_sub(f.window_start) >= p.window {
+        Failures {
+            count: 0,
+            window_start: now,
+            locked_until: None,
+        }
+    } else {
+        f
+    }
+}
+
+/// The stable name of an algorithm in a store's rows.
+pub(super) fn alg_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sha1 => "sha1",
+        Algorithm::Sha256 => "sha256",
+        Algorithm::Sha512 => "sha512",
+    }
+}
+
+/// The stable name of a state in a store's rows.
+pub(super) fn state_name(s: EnrolmentState) -> &'static str {
+    match s {
+        EnrolmentState::Pending => "pending",
+        EnrolmentState::Active => "active",
+    }
+}
+
+/// An enrolment row as every store reads it.
+pub(super) struct EnrolmentRow {
+    pub nonce: Vec<u8>,
+    pub secret: Vec<u8>,
+    pub algorithm: String,
+    pub digits: i64,
+    pub period: i64,
+    pub state: String,
+    pub last_step: Option<i64>,
+}
+
+impl EnrolmentRow {
+    /// Checks what the row says like a config (6..=8 digits, 15..=300 s) and decrypts the
+    /// secret (bound to `user`); `corrupt` makes the store's error for a bad row.
+    pub(super) fn decode(
+        self,
+        user: &str,
+        at_rest: &AtRest,
+        corrupt: impl Fn(String) -> Error,
+    ) -> Result<Enrolment, Error> {
+        let algorithm = match self.algorithm.as_str() {
+            "sha1" => Algorithm::Sha1,
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            other => return Err(corrupt(format!("algorithm {other:?}"))),
+        };
+        let state = match self.state.as_str() {
+            "pending" => EnrolmentState::Pending,
+            "active" => EnrolmentState::Active,
+            other => return Err(corrupt(format!("state {other:?}"))),
+        };
+        let params = TotpParams {
+            algorithm,
+            digits: u32::try_from(self.digits).unwrap_or(0),
+            period: u64::try_from(self.period).unwrap_or(0),
+        };
+        params.check().map_err(|e| corrupt(e.message().to_owned()))?;
+        Ok(Enrolment {
+            secret: at_rest.decrypt(&self.nonce, &self.secret, user.as_bytes())?,
+            params,
+            state,
+            last_step: self.last_step.map(|s| s.max(0) as u64),
+        })
+    }
+}
 
 fn read_failures(tx: &rusqlite::Transaction<'_>, user: &str) -> rusqlite::Result<Failures> {
     let row: Option<(u32, i64, Option<i64>)> = tx
@@ -145,7 +261,7 @@ fn write_failures(tx: &rusqlite::Transaction<'_>, user: &str, f: &Failures) -> r
 /// The embedded default store: one SQLite file, WAL mode, secrets encrypted at rest.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    cipher: ChaCha20Poly1305,
+    at_rest: AtRest,
     path: PathBuf,
     /// The process that opened the connection: SQLite connections must not cross a `fork()`.
     pid: u32,
@@ -203,7 +319,7 @@ impl SqliteStore {
             .map_err(|e| store_err(path, "busy timeout", e))?;
         let store = Self {
             conn: Mutex::new(conn),
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key.expose_secret())),
+            at_rest: AtRest::new(&key),
             path: path.to_owned(),
             pid: std::process::id(),
         };
@@ -251,11 +367,7 @@ impl SqliteStore {
             .map_err(|e| store_err(&p, "read", e))?;
         match check {
             Some(blob) => {
-                let ok = blob.len() > 12
-                    && self
-                        .decrypt(&blob[..12], &blob[12..], b"key_check")
-                        .is_ok_and(|pt| pt.expose_secret() == KEY_CHECK);
-                if !ok {
+                if !self.at_rest.opens(&blob) {
                     return Err(Error::new(
                         ErrorKind::MfaKey,
                         format!(
@@ -266,8 +378,7 @@ impl SqliteStore {
                 }
             }
             None => {
-                let (nonce, ct) = self.encrypt(KEY_CHECK, b"key_check")?;
-                let blob = [nonce, ct].concat();
+                let blob = self.at_rest.key_check()?;
                 tx.execute("INSERT INTO meta (k, v) VALUES ('key_check', ?1)", params![blob])
                     .map_err(|e| store_err(&p, "write", e))?;
             }
@@ -296,52 +407,16 @@ impl SqliteStore {
         })
     }
 
-    fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
-        let mut nonce = [0u8; 12];
-        fill_random(&mut nonce)?;
-        let ct = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
-            .map_err(|_| Error::new(ErrorKind::Internal, "encryption failed"))?;
-        Ok((nonce.to_vec(), ct))
-    }
-
-    fn decrypt(&self, nonce: &[u8], ct: &[u8], aad: &[u8]) -> Result<Secret, Error> {
-        if nonce.len() != 12 {
-            return Err(Error::new(ErrorKind::MfaStore, "corrupted nonce"));
-        }
-        self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map(Secret::new)
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::MfaKey,
-                    "a stored secret does not decrypt with this key",
-                )
-            })
-    }
-
     fn db<T>(&self, what: &str, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
         let mut conn = self.lock()?;
         f(&mut conn).map_err(|e| store_err(&self.path, what, e))
     }
 }
 
-fn alg_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::Sha1 => "sha1",
-        Algorithm::Sha256 => "sha256",
-        Algorithm::Sha512 => "sha512",
-    }
-}
-
 impl MfaStore for SqliteStore {
     fn put_enrolment(&self, user: &str, e: &Enrolment) -> Result<(), Error> {
-        let (nonce, ct) = self.encrypt(e.secret.expose_secret(), user.as_bytes())?;
-        let state = match e.state {
-            EnrolmentState::Pending => "pending",
-            EnrolmentState::Active => "active",
-        };
+        let (nonce, ct) = self.at_rest.encrypt(e.secret.expose_secret(), user.as_bytes())?;
+        let state = state_name(e.state);
         self.db("store enrolment", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute("DELETE FROM totp WHERE user = ?1", params![user])?;
@@ -364,51 +439,30 @@ impl MfaStore for SqliteStore {
     }
 
     fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error> {
-        type Row = (Vec<u8>, Vec<u8>, String, u32, i64, String, Option<i64>);
-        let row: Option<Row> =
-            self.db("read enrolment", |c| {
-                c.query_row(
+        let row = self.db("read enrolment", |c| {
+            c.query_row(
                 "SELECT nonce, secret, algorithm, digits, period, state, last_step FROM totp WHERE user = ?1",
                 params![user],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                |r| {
+                    Ok(EnrolmentRow {
+                        nonce: r.get(0)?,
+                        secret: r.get(1)?,
+                        algorithm: r.get(2)?,
+                        digits: r.get(3)?,
+                        period: r.get(4)?,
+                        state: r.get(5)?,
+                        last_step: r.get(6)?,
+                    })
+                },
             )
             .optional()
-            })?;
-        let Some((nonce, ct, alg, digits, period, state, last_step)) = row else {
-            return Ok(None);
-        };
-        let algorithm = match alg.as_str() {
-            "sha1" => Algorithm::Sha1,
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            _ => {
-                return Err(store_err(
-                    &self.path,
-                    "corrupted row",
-                    format!("algorithm {alg:?}"),
-                ))
-            }
-        };
-        let state = match state.as_str() {
-            "pending" => EnrolmentState::Pending,
-            "active" => EnrolmentState::Active,
-            _ => return Err(store_err(&self.path, "corrupted row", format!("state {state:?}"))),
-        };
-        let params = TotpParams {
-            algorithm,
-            digits,
-            period: u64::try_from(period).unwrap_or(0),
-        };
-        // what the row says is checked like a config: 6..=8 digits, 15..=300 s
-        params
-            .check()
-            .map_err(|e| store_err(&self.path, "corrupted row", e.message().to_owned()))?;
-        Ok(Some(Enrolment {
-            secret: self.decrypt(&nonce, &ct, user.as_bytes())?,
-            params,
-            state,
-            last_step: last_step.map(|s| s.max(0) as u64),
-        }))
+        })?;
+        row.map(|r| {
+            r.decode(user, &self.at_rest, |why| {
+                store_err(&self.path, "corrupted row", why)
+            })
+        })
+        .transpose()
     }
 
     fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {
@@ -436,61 +490,31 @@ impl MfaStore for SqliteStore {
     fn throttle(&self, user: &str, now: u64, failed: bool, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
         self.db("throttle", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut f = read_failures(&tx, user)?;
-            if let Some(until) = f.locked_until.filter(|u| *u > now) {
-                return Ok(Some(until));
+            let (locked, write) = throttled(read_failures(&tx, user)?, now, failed, p);
+            if let Some(f) = write {
+                write_failures(&tx, user, &f)?;
+                tx.commit()?;
             }
-            if !failed {
-                return Ok(None);
-            }
-            if f.locked_until.is_some() || now.saturating_sub(f.window_start) >= p.window {
-                f = Failures {
-                    count: 0,
-                    window_start: now,
-                    locked_until: None,
-                };
-            }
-            f.count += 1;
-            if f.count >= p.max_failures {
-                f.locked_until = Some(now + p.lockout);
-            }
-            write_failures(&tx, user, &f)?;
-            tx.commit()?;
-            Ok(None)
+            Ok(locked)
         })
     }
 
     fn reserve_attempt(&self, user: &str, now: u64, p: &ThrottlePolicy) -> Result<Option<u64>, Error> {
         self.db("reserve attempt", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut f = read_failures(&tx, user)?;
-            if let Some(until) = f.locked_until.filter(|u| *u > now) {
-                return Ok(Some(until));
+            let (locked, write) = reserved(read_failures(&tx, user)?, now, p);
+            if let Some(f) = write {
+                write_failures(&tx, user, &f)?;
+                tx.commit()?;
             }
-            if f.locked_until.is_some() || now.saturating_sub(f.window_start) >= p.window {
-                f = Failures {
-                    count: 0,
-                    window_start: now,
-                    locked_until: None,
-                };
-            }
-            if f.count >= p.max_failures {
-                f.locked_until = Some(now + p.lockout);
-            } else {
-                f.count += 1;
-            }
-            write_failures(&tx, user, &f)?;
-            tx.commit()?;
-            Ok(f.locked_until)
+            Ok(locked)
         })
     }
 
     fn confirm_failure(&self, user: &str, now: u64, p: &ThrottlePolicy) -> Result<(), Error> {
         self.db("record failure", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut f = read_failures(&tx, user)?;
-            if f.count >= p.max_failures && f.locked_until.is_none_or(|u| u <= now) {
-                f.locked_until = Some(now + p.lockout);
+            if let Some(f) = confirmed(read_failures(&tx, user)?, now, p) {
                 write_failures(&tx, user, &f)?;
             }
             tx.commit()

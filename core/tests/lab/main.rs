@@ -11,6 +11,7 @@ mod flavours;
 mod incident;
 mod investigate;
 mod mfa;
+mod mfa_stores;
 mod notify;
 mod openldap;
 mod replicas;

@@ -581,3 +581,95 @@ pub fn unicode_pwd(password: &str) -> Vec<u8> {
         .flat_map(u16::to_le_bytes)
         .collect()
 }
+
+/// Facts about the running PostgreSQL lab, from `$CADENAS_LAB_DIR/postgres/lab.env`.
+pub fn pg_env() -> HashMap<String, String> {
+    read_env("postgres/lab.env", "lab/postgres.sh start")
+}
+
+/// A connection to the lab PostgreSQL as the `cadenas` role (TLS, the lab CA), to `dbname`.
+pub fn pg_connect(dbname: &str) -> postgres::Client {
+    use rustls::pki_types::pem::PemObject;
+    let env = pg_env();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&env["CADENAS_LAB_PG_CA"]).expect("CA") {
+        roots.add(c.expect("pem")).expect("CA cert");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("tls")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let pw = std::fs::read_to_string(&env["CADENAS_LAB_PG_PASSWORD_FILE"]).expect("pg password");
+    let mut cfg: postgres::Config = env["CADENAS_LAB_PG_URL"].parse().expect("url");
+    cfg.dbname(dbname)
+        .password(pw.trim_end())
+        .ssl_mode(postgres::config::SslMode::Require);
+    cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        .expect("connect to the lab PostgreSQL")
+}
+
+/// A new, empty database on the lab PostgreSQL for one test, dropped (with its connections)
+/// when this goes out of scope.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "cadenas_t_{}_{}_{}",
+            tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        pg_connect("cadenas")
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .expect("create database");
+        Self { name }
+    }
+
+    /// Its URL (no password), for a config.
+    pub fn url(&self) -> String {
+        let base = &pg_env()["CADENAS_LAB_PG_URL"];
+        let (server, _) = base.rsplit_once('/').expect("url");
+        format!("{server}/{}", self.name)
+    }
+
+    /// `[mfa]`/`[journal]` keys naming the lab's password file and CA.
+    pub fn toml_keys(&self) -> String {
+        let env = pg_env();
+        format!(
+            "database = \"{}\"\ndatabase_password_file = \"{}\"\ndatabase_ca_file = \"{}\"\n",
+            self.url(),
+            env["CADENAS_LAB_PG_PASSWORD_FILE"],
+            env["CADENAS_LAB_PG_CA"]
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = std::panic::catch_unwind(|| pg_connect("cadenas")) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// Every test using the lab PostgreSQL holds this shared; the restart test holds it alone.
+pub fn pg_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    pg_lock().read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held alone, by the test that restarts the lab PostgreSQL.
+pub fn pg_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    pg_lock().write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn pg_lock() -> &'static std::sync::RwLock<()> {
+    static LOCK: std::sync::OnceLock<std::sync::RwLock<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| std::sync::RwLock::new(()))
+}
