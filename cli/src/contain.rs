@@ -102,10 +102,11 @@ pub struct ContainArgs {
     /// Users in flight at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Finish an interrupted containment recorded in this journal (the latest one, or
-    /// --incident); no users are given then.
-    #[arg(long, value_name = "JOURNAL", conflicts_with = "journal")]
-    pub resume: Option<PathBuf>,
+    /// Finish an interrupted containment recorded in this journal file (without a value: the
+    /// config's [journal], file or PostgreSQL) — the latest one, or --incident; no users are
+    /// given then.
+    #[arg(long, value_name = "JOURNAL", conflicts_with = "journal", num_args = 0..=1)]
+    pub resume: Option<Option<PathBuf>>,
     /// Reset the password of users already contained (by an earlier incident, or as the
     /// directory shows) for this reason, journaled. Without it their reset is "already so".
     #[arg(long, value_name = "REASON")]
@@ -129,6 +130,15 @@ pub enum JournalCommand {
         #[arg(long, value_name = "HASH")]
         expect_head: Option<String>,
     },
+    /// Write the journal (default: the config's, e.g. in PostgreSQL) to a new file, verified
+    /// on the way: the file form, for the incident ticket or an offline `journal verify`.
+    Export {
+        /// The new file (0600; an existing file is refused).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// The journal file to read (default: [journal] in the config).
+        file: Option<PathBuf>,
+    },
     /// Print the records (verifying the chain first).
     Show {
         /// The journal (default: [journal] path in the config).
@@ -139,16 +149,31 @@ pub enum JournalCommand {
     },
 }
 
-fn journal_path(cfg: Option<&Config>, given: Option<&Path>) -> Result<PathBuf, Error> {
-    given
-        .map(Path::to_owned)
-        .or_else(|| cfg.and_then(|c| c.journal.as_ref()).map(|j| j.path.clone()))
+/// The journal file given on the command line, or the one the config's `[journal]` names (a
+/// file, or PostgreSQL).
+fn journal_location(cfg: Option<&Config>, given: Option<&Path>) -> Result<journal::Location, Error> {
+    if let Some(p) = given {
+        return Ok(journal::Location::File(p.to_owned()));
+    }
+    cfg.and_then(|c| c.journal.as_ref())
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
-                "no journal: pass --journal FILE or set [journal] path in the config",
+                "no journal: pass --journal FILE or set [journal] path (or database) in the config",
             )
-        })
+        })?
+        .location()
+}
+
+/// A responder journaling to the file given, or to the config's journal.
+async fn responder_for(cfg: &Config, given: Option<&Path>) -> Result<Responder, Error> {
+    match given {
+        Some(p) => Responder::new(cfg, p).await,
+        None => {
+            journal_location(Some(cfg), None)?;
+            Responder::from_config(cfg).await
+        }
+    }
 }
 
 /// Shows one password on the terminal, once.
@@ -216,7 +241,12 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     } else {
         args.who.collect()?
     };
-    let journal = journal_path(Some(cfg), args.resume.as_deref().or(args.journal.as_deref()))?;
+    let journal_file = args
+        .resume
+        .as_ref()
+        .and_then(|r| r.as_deref())
+        .or(args.journal.as_deref());
+    journal_location(Some(cfg), journal_file)?;
     // The hand-over is decided before anything changes: never set a password nobody can read.
     let sink: Arc<dyn PasswordSink> = match &args.password_file {
         Some(p) => Arc::new(FileSink::create(p)?),
@@ -230,7 +260,7 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
             ))
         }
     };
-    let responder = Responder::new(cfg, &journal).await?;
+    let responder = responder_for(cfg, journal_file).await?;
     let mut opts = ContainOptions::new(sink);
     opts.incident = args.incident.clone();
     opts.allow_protected = args.who.allow_protected;
@@ -554,8 +584,7 @@ pub async fn release(
     reason: Option<&str>,
     journal: Option<&Path>,
 ) -> Result<ExitCode, Error> {
-    let path = journal_path(Some(cfg), journal)?;
-    let responder = Responder::new(cfg, &path).await?;
+    let responder = responder_for(cfg, journal).await?;
     let mut opts = ReleaseOptions::default();
     if let Some(reason) = reason {
         opts = opts.with_override_reason(reason);
@@ -586,28 +615,31 @@ pub async fn release(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `[journal] key_file` key, if the config has one.
+fn journal_key(cfg: Option<&Config>) -> Result<Option<cadenas::Secret>, Error> {
+    Ok(cfg
+        .and_then(|c| c.journal.as_ref())
+        .map(|j| j.key())
+        .transpose()?
+        .flatten())
+}
+
 /// `cadenas journal …`.
 pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) -> Result<ExitCode, Error> {
     match cmd {
         JournalCommand::Verify { file, expect_head } => {
-            let path = journal_path(cfg, file.as_deref())?;
-            let key = cfg
-                .and_then(|c| c.journal.as_ref())
-                .map(|j| j.key())
-                .transpose()?
-                .flatten();
-            let r = journal::verify_with_key(&path, key.as_ref())?;
+            let path = journal_location(cfg, file.as_deref())?;
+            let r = path.verify(journal_key(cfg)?.as_ref())?;
             let head_ok = expect_head
                 .as_ref()
                 .is_none_or(|h| h.eq_ignore_ascii_case(&r.head));
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else if let Some(b) = &r.first_bad {
-                println!("{}: BROKEN at line {}: {}", path.display(), b.line, b.reason);
+                println!("{path}: BROKEN at line {}: {}", b.line, b.reason);
             } else {
                 println!(
-                    "{}: {} records, chain intact{}, head {}",
-                    path.display(),
+                    "{path}: {} records, chain intact{}, head {}",
                     r.records,
                     if r.macs_checked {
                         ", every MAC verified"
@@ -619,15 +651,13 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
             }
             if let Some(t) = r.torn_tail {
                 println!(
-                    "{}: line {} is a record cut by a crash mid-write (not counted); the next run removes it",
-                    path.display(),
+                    "{path}: line {} is a record cut by a crash mid-write (not counted); the next run removes it",
                     t.line
                 );
             }
             if !head_ok {
                 println!(
-                    "{}: head is {}, not the expected {}: records were added or cut at the end, or the file was rewritten",
-                    path.display(),
+                    "{path}: head is {}, not the expected {}: records were added or cut at the end, or the file was rewritten",
                     r.head,
                     expect_head.as_deref().unwrap_or_default()
                 );
@@ -638,9 +668,37 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                 ExitCode::from(8)
             })
         }
+        JournalCommand::Export { to, file } => {
+            let from = journal_location(cfg, file.as_deref())?;
+            let r = from.export(to)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else if let Some(b) = &r.first_bad {
+                println!(
+                    "{from}: BROKEN at line {}: {}; the {} records before it were written to {}",
+                    b.line,
+                    b.reason,
+                    r.records,
+                    to.display()
+                );
+            } else {
+                println!(
+                    "{from}: {} records written to {}, chain intact, head {}",
+                    r.records,
+                    to.display(),
+                    r.head
+                );
+            }
+            Ok(if r.first_bad.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(8)
+            })
+        }
         JournalCommand::Show { file, incident } => {
-            let path = journal_path(cfg, file.as_deref())?;
-            for rec in journal::read(&path)?
+            let path = journal_location(cfg, file.as_deref())?;
+            for rec in path
+                .records(journal_key(cfg)?.as_ref())?
                 .into_iter()
                 .filter(|r| incident.as_ref().is_none_or(|i| *i == r.incident))
             {

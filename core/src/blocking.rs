@@ -119,6 +119,14 @@ impl Responder {
         Ok(Self { inner, rt })
     }
 
+    /// Blocking [`incident::Responder::from_config`]: the journal the config's `[journal]`
+    /// names (a file, or PostgreSQL).
+    pub fn from_config(cfg: &Config) -> Result<Self, Error> {
+        let rt = Runtime::new()?;
+        let inner = rt.block_on(incident::Responder::from_config(cfg))??;
+        Ok(Self { inner, rt })
+    }
+
     /// Blocking [`incident::Responder::without_journal`]: for `plan` and `status` only.
     pub fn without_journal(cfg: &Config) -> Result<Self, Error> {
         let rt = Runtime::new()?;

@@ -88,11 +88,8 @@ impl Config {
         cfg.directory.resolve_paths(base_dir);
         cfg.directory.check()?;
         if let Some(j) = &mut cfg.journal {
-            for p in std::iter::once(&mut j.path).chain(j.key_file.as_mut()) {
-                if p.is_relative() {
-                    *p = base_dir.join(&*p);
-                }
-            }
+            j.resolve_paths(base_dir);
+            j.location()?;
         }
         if let Some(m) = &mut cfg.mfa {
             m.resolve_paths(base_dir);

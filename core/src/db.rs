@@ -186,7 +186,11 @@ impl PgTarget {
     }
 
     /// Opens a connection; errors are of `kind` and name the URL, never the password.
-    pub(crate) fn connect(&self, kind: ErrorKind) -> Result<postgres::Client, Error> {
+    pub(crate) fn connect(&self, kind: ErrorKind) -> Result<PgClient, Error> {
+        off_runtime(|| self.connect_here(kind)).map(|c| PgClient(Some(c)))
+    }
+
+    fn connect_here(&self, kind: ErrorKind) -> Result<postgres::Client, Error> {
         let mut config = self.config.clone();
         if let Some(f) = &self.password_file {
             let pw = Password::from_file(f)
@@ -209,6 +213,85 @@ impl PgTarget {
             config.connect(tls).map_err(fail)
         } else {
             config.connect(postgres::NoTls).map_err(fail)
+        }
+    }
+}
+
+/// Runs `f` where the synchronous PostgreSQL client may block: directly on a plain thread, or on
+/// a scoped helper thread when called from inside a Tokio runtime — the client drives its own
+/// small runtime, which must not be started from a thread already driving one (the async
+/// `Responder` opens stores and reads the journal from its tasks).
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// A synchronous PostgreSQL connection usable from any thread: every use, and its closing
+/// (which talks to the server), goes through [`off_runtime`].
+pub(crate) struct PgClient(Option<postgres::Client>);
+
+impl PgClient {
+    /// Runs `f` on the connection.
+    pub(crate) fn run<T: Send>(
+        &mut self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send,
+    ) -> Result<T, PgFailure> {
+        let Some(client) = self.0.as_mut() else {
+            return Err(PgFailure::Closed);
+        };
+        off_runtime(move || f(client)).map_err(PgFailure::Error)
+    }
+
+    /// Whether the connection is known to be lost (the next use must reconnect).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.as_ref().is_none_or(postgres::Client::is_closed)
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            off_runtime(move || drop(c));
+        }
+    }
+}
+
+/// Why a [`PgClient::run`] failed.
+#[derive(Debug)]
+pub(crate) enum PgFailure {
+    /// The connection was dropped after an earlier failure.
+    Closed,
+    /// The server or the connection failed.
+    Error(postgres::Error),
+}
+
+impl PgFailure {
+    /// Whether the connection should be dropped and made again (not a plain SQL error).
+    pub(crate) fn lost_connection(&self) -> bool {
+        match self {
+            PgFailure::Closed => true,
+            PgFailure::Error(e) => e.is_closed() || e.as_db_error().is_none(),
+        }
+    }
+
+    /// One line for an error message.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            PgFailure::Closed => "the connection was lost".into(),
+            PgFailure::Error(e) => pg_reason(e),
+        }
+    }
+
+    /// The error to chain as a source.
+    pub(crate) fn into_source(self) -> Option<postgres::Error> {
+        match self {
+            PgFailure::Closed => None,
+            PgFailure::Error(e) => Some(e),
         }
     }
 }

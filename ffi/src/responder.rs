@@ -2,7 +2,7 @@
 //! and `cadenas_journal_verify`.
 
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use core_api::blocking::Responder;
@@ -344,8 +344,9 @@ fn responder_ref<'a>(r: *const cadenas_responder) -> Result<&'a Responder, Failu
     borrow::<Responder, _>(r, "responder")
 }
 
-/// A responder for `config`, journaling to `journal_path` (NULL: the config's `[journal]
-/// path`). Connects to the directory now; nothing runs between calls.
+/// A responder for `config`, journaling to the file `journal_path` (NULL: the journal the
+/// config's `[journal]` names — a file, or the PostgreSQL database several hosts share).
+/// Connects to the directory now; nothing runs between calls.
 #[unsafe(no_mangle)]
 pub extern "C" fn cadenas_responder_new(
     config: *const cadenas_config,
@@ -354,17 +355,13 @@ pub extern "C" fn cadenas_responder_new(
 ) -> cadenas_result {
     guard(|| {
         let cfg = config_ref(config)?;
-        let journal = match opt_text(journal_path, "journal_path")? {
-            Some(p) => PathBuf::from(p),
-            None => cfg.journal.as_ref().map(|j| j.path.clone()).ok_or_else(|| {
-                Failure::new(
-                    cadenas_result::Config,
-                    "no journal_path given and no [journal] path in the config",
-                )
-            })?,
-        };
+        let journal = opt_text(journal_path, "journal_path")?.map(PathBuf::from);
         not_null(responder_out, "responder_out")?;
-        hand_out(responder_out, Responder::new(cfg, &journal)?, "responder_out")
+        let responder = match journal {
+            Some(p) => Responder::new(cfg, &p)?,
+            None => Responder::from_config(cfg)?,
+        };
+        hand_out(responder_out, responder, "responder_out")
     })
 }
 
@@ -523,9 +520,10 @@ pub extern "C" fn cadenas_responder_free(responder: *mut cadenas_responder) {
 }
 
 /// Recomputes the journal's hash chain — and, when `config` (may be NULL) has a `[journal]
-/// key_file`, every record's HMAC. A broken chain is `CADENAS_RESULT_JOURNAL_TAMPERED` (where,
-/// in `cadenas_last_error_message`); on success the report gives the record count (JSON) and
-/// the head (`cadenas_report_journal_head`).
+/// key_file`, every record's HMAC. `path` is a journal file; NULL: the journal `config`'s
+/// `[journal]` names (a file, or PostgreSQL). A broken chain is
+/// `CADENAS_RESULT_JOURNAL_TAMPERED` (where, in `cadenas_last_error_message`); on success the
+/// report gives the record count (JSON) and the head (`cadenas_report_journal_head`).
 #[unsafe(no_mangle)]
 pub extern "C" fn cadenas_journal_verify(
     config: *const cadenas_config,
@@ -533,31 +531,38 @@ pub extern "C" fn cadenas_journal_verify(
     report_out: *mut *mut cadenas_report,
 ) -> cadenas_result {
     guard(|| {
-        let key = if config.is_null() {
+        let journal_cfg = if config.is_null() {
             None
         } else {
-            match &config_ref(config)?.journal {
-                Some(j) => j.key()?,
-                None => None,
+            config_ref(config)?.journal.as_ref()
+        };
+        let key = journal_cfg.map(|j| j.key()).transpose()?.flatten();
+        let location = match (opt_text(path, "path")?, journal_cfg) {
+            (Some(p), _) => journal::Location::File(PathBuf::from(p)),
+            (None, Some(j)) => j.location()?,
+            (None, None) => {
+                return Err(Failure::new(
+                    cadenas_result::InvalidInput,
+                    "path is NULL and config has no [journal]",
+                ))
             }
         };
-        let path = Path::new(text(path, "path")?);
         not_null(report_out, "report_out")?;
-        if !path.exists() {
-            return Err(Failure::new(
-                cadenas_result::Journal,
-                format!("no journal at {}", path.display()),
-            ));
+        if let journal::Location::File(p) = &location {
+            if !p.exists() {
+                return Err(Failure::new(
+                    cadenas_result::Journal,
+                    format!("no journal at {}", p.display()),
+                ));
+            }
         }
-        let v = journal::verify_with_key(path, key.as_ref())?;
+        let v = location.verify(key.as_ref())?;
         if let Some(bad) = &v.first_bad {
             return Err(Failure::new(
                 cadenas_result::JournalTampered,
                 format!(
-                    "journal {} is broken at line {}: {}",
-                    path.display(),
-                    bad.line,
-                    bad.reason
+                    "journal {location} is broken at line {}: {}",
+                    bad.line, bad.reason
                 ),
             ));
         }

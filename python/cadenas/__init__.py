@@ -101,9 +101,12 @@ from ._reports import (
 __version__ = "0.1.0"
 
 
-def verify_journal(path: str) -> VerifyReport:
-    """Recomputes the journal's hash chain; ``report.first_bad`` names the first bad line."""
-    report: VerifyReport = _verify_journal(path)
+def verify_journal(path: str | None = None, *, config: str | None = None) -> VerifyReport:
+    """Recomputes the journal's hash chain (and every record's MAC when ``config`` has a
+    ``[journal] key_file``): the file at ``path``, or the journal ``config`` names — a file,
+    or the PostgreSQL database several hosts share. ``report.first_bad`` names the first bad
+    line."""
+    report: VerifyReport = _verify_journal(path, config=config)
     return report
 
 

@@ -32,7 +32,8 @@ pub(crate) fn parse_config(py: Python<'_>, text: &str, base_dir: &Path) -> PyRes
 #[pyclass(name = "Responder", module = "cadenas", frozen)]
 pub struct PyResponder {
     inner: blocking::Responder,
-    journal: Option<PathBuf>,
+    /// Where the journal is (a file, or a PostgreSQL URL), if there is one.
+    journal: Option<String>,
 }
 
 /// Hands each new password to a Python callable `(user, dn, Secret)`, on the calling thread.
@@ -179,11 +180,12 @@ fn options(
 
 impl PyResponder {
     fn open(py: Python<'_>, cfg: Config, journal: Option<PathBuf>) -> PyResult<Self> {
-        let journal = journal.or_else(|| cfg.journal.as_ref().map(|j| j.path.clone()));
-        let inner = match &journal {
-            Some(j) => run(py, || blocking::Responder::new(&cfg, j))?,
-            None => run(py, || blocking::Responder::without_journal(&cfg))?,
+        let inner = match (&journal, &cfg.journal) {
+            (Some(j), _) => run(py, || blocking::Responder::new(&cfg, j))?,
+            (None, Some(_)) => run(py, || blocking::Responder::from_config(&cfg))?,
+            (None, None) => run(py, || blocking::Responder::without_journal(&cfg))?,
         };
+        let journal = inner.as_async().journal().map(|j| j.location().to_string());
         Ok(Self { inner, journal })
     }
 
@@ -201,8 +203,9 @@ impl PyResponder {
 
 #[pymethods]
 impl PyResponder {
-    /// Opens a responder from a TOML config file. `journal` overrides `[journal] path`;
-    /// without either, the responder can only `plan` and read `status`.
+    /// Opens a responder from a TOML config file. `journal` (a file) overrides `[journal]`
+    /// (a file, or PostgreSQL); without either, the responder can only `plan` and read
+    /// `status`.
     #[staticmethod]
     #[pyo3(signature = (path, *, journal=None))]
     fn from_config(py: Python<'_>, path: PathBuf, journal: Option<PathBuf>) -> PyResult<Self> {
@@ -224,10 +227,10 @@ impl PyResponder {
         Self::open(py, cfg, journal)
     }
 
-    /// The journal file, if this responder has one.
+    /// Where the journal is (a file, or the PostgreSQL URL), if this responder has one.
     #[getter]
     fn journal(&self) -> Option<String> {
-        self.journal.as_ref().map(|j| j.display().to_string())
+        self.journal.clone()
     }
 
     /// Contains `users` (names, mail addresses or `dn:<DN>`): lock, reset (random password,
@@ -430,15 +433,37 @@ impl PyResponder {
 
     fn __repr__(&self) -> String {
         match &self.journal {
-            Some(j) => format!("Responder(journal={:?})", j.display().to_string()),
+            Some(j) => format!("Responder(journal={j:?})"),
             None => "Responder(journal=None)".into(),
         }
     }
 }
 
-/// Recomputes the journal's hash chain; the report names the first bad line.
+/// Recomputes the journal's hash chain (and MACs, with the config's `[journal] key_file`):
+/// the file at `path`, or the journal the config names (a file, or PostgreSQL). The report
+/// names the first bad line.
 #[pyfunction]
-pub(crate) fn verify_journal<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
-    let report = run(py, || blocking::verify_journal(&path))?;
+#[pyo3(signature = (path=None, *, config=None))]
+pub(crate) fn verify_journal<'py>(
+    py: Python<'py>,
+    path: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cfg = config.map(|c| load_config(py, &c)).transpose()?;
+    let journal_cfg = cfg.as_ref().and_then(|c| c.journal.as_ref());
+    let report = run(py, || {
+        let key = journal_cfg.map(|j| j.key()).transpose()?.flatten();
+        let location = match (&path, journal_cfg) {
+            (Some(p), _) => cadenas::journal::Location::File(p.clone()),
+            (None, Some(j)) => j.location()?,
+            (None, None) => {
+                return Err(cadenas::Error::new(
+                    cadenas::ErrorKind::InvalidInput,
+                    "give a journal path, or a config with [journal]",
+                ))
+            }
+        };
+        location.verify(key.as_ref())
+    })?;
     to_report(py, "VerifyReport", &report)
 }

@@ -290,9 +290,31 @@ pub(crate) fn status_of(o: ChangeOutcome) -> StepStatus {
 
 impl Responder {
     /// Connects the pool (`directory.pool_size` connections), builds the revokers, opens the
-    /// MFA store (if configured) and the journal at `journal_path`.
+    /// MFA store (if configured) and the journal file at `journal_path` (whatever the config's
+    /// `[journal]` says; its `key_file` is used).
     pub async fn new(cfg: &Config, journal_path: &Path) -> Result<Self, Error> {
-        Self::open(cfg, Some(journal_path)).await
+        Self::open(cfg, Some(journal::Location::File(journal_path.to_owned()))).await
+    }
+
+    /// Like [`new`](Self::new), with the journal the config's `[journal]` names: a file, or
+    /// the PostgreSQL database that responders on several hosts share. No `[journal]` is an
+    /// [`ErrorKind::Config`] error.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cadenas::Error> {
+    /// let cfg = cadenas::Config::from_file(std::path::Path::new("/etc/cadenas/cadenas.toml"))?;
+    /// let responder = cadenas::Responder::from_config(&cfg).await?;
+    /// let report = responder.contain(&["jdupont".into()], Default::default()).await?;
+    /// println!("journal {} head {}", report.journal, report.journal_head);
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_config(cfg: &Config) -> Result<Self, Error> {
+        let location = cfg
+            .journal
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "the config has no [journal] section"))?
+            .location()?;
+        Self::open(cfg, Some(location)).await
     }
 
     /// Like [`new`](Self::new) without a journal: for [`plan`](Self::plan) and
@@ -302,7 +324,7 @@ impl Responder {
         Self::open(cfg, None).await
     }
 
-    async fn open(cfg: &Config, journal_path: Option<&Path>) -> Result<Self, Error> {
+    async fn open(cfg: &Config, journal: Option<journal::Location>) -> Result<Self, Error> {
         let (revokers, dovecots) = build_revokers_and_dovecots(&cfg.revokers)?;
         let notifiers = build_notifiers(&cfg.notify)?;
         let mfa = cfg
@@ -311,7 +333,7 @@ impl Responder {
             .map(|m| Mfa::open(m, true).map(Arc::new))
             .transpose()?;
         let key = cfg.journal.as_ref().map(|j| j.key()).transpose()?.flatten();
-        let journal = journal_path.map(|p| Journal::open_with_key(p, key)).transpose()?;
+        let journal = journal.map(|l| Journal::open_at(&l, key)).transpose()?;
         let pool = pool::Pool::connect(&cfg.directory).await?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -379,7 +401,7 @@ impl Responder {
                 }],
             )
             .await?;
-        let contained = contained_entries(&journal::read(journal.path())?, &incident);
+        let contained = contained_entries(&journal.records()?, &incident);
         let work = users.iter().map(|u| (u.clone(), BTreeMap::new())).collect();
         self.run(&incident, work, &opts, Arc::new(contained)).await
     }
@@ -389,7 +411,7 @@ impl Responder {
     /// outcome. Steps already done are not run again.
     pub async fn resume(&self, incident: Option<&str>, opts: ContainOptions) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
-        let records = journal::read(journal.path())?;
+        let records = journal.records()?;
         let incident = match incident {
             Some(i) => i.to_owned(),
             None => records

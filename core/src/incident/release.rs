@@ -1,7 +1,5 @@
 //! Release: the account back to exactly the lock flags it had before containment.
 
-use std::path::Path;
-
 use super::report::ReleaseReport;
 use super::{new_incident_id, status_of, Responder};
 use crate::directory::{Attributes, Dn, UserRef};
@@ -34,7 +32,7 @@ impl Responder {
         let journal = self.journal_or_err()?;
         let dir = self.directory();
         let u = dir.find_user(&UserRef::parse(user)?).await?;
-        let original = original_flags(journal.path(), &u.dn)?.ok_or_else(|| {
+        let original = original_flags(&journal.records()?, &u.dn)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::ReleaseRefused,
                 format!("the journal has no containment of {} to release", u.dn),
@@ -112,11 +110,11 @@ impl Responder {
     }
 }
 
-/// The lock flags recorded before containment of `dn`, from the journal: the `before` of the
-/// first lock outcome since the last release of that entry.
-pub fn original_flags(journal_path: &Path, dn: &Dn) -> Result<Option<Attributes>, Error> {
+/// The lock flags recorded before containment of `dn`, from the journal's records: the
+/// `before` of the first lock outcome since the last release of that entry.
+pub fn original_flags(records: &[journal::Record], dn: &Dn) -> Result<Option<Attributes>, Error> {
     let mut original: Option<Attributes> = None;
-    for r in journal::read(journal_path)? {
+    for r in records {
         if let Event::Outcome {
             dn: d,
             step,

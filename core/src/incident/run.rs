@@ -186,7 +186,7 @@ impl Responder {
             not_revoked,
             notes: self.journal_notes(),
             password_handover: opts.sink.describe(),
-            journal: journal.path().display().to_string(),
+            journal: journal.location().to_string(),
             journal_head: head,
             pivot: None,
             address_kicks,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::{Event, Record, GENESIS};
+use super::{Event, Location, Record, GENESIS};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
 use crate::time::rfc3339_millis_now;
@@ -33,7 +33,7 @@ where
     .with_source(e)
 }
 
-type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
+pub(super) type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
 
 /// An open journal: appends go through one writer thread that batches fsyncs. Clones share
 /// the writer; when the last clone is dropped the writer thread is joined (and the file's
@@ -42,7 +42,7 @@ type Job = (Vec<(String, Event)>, oneshot::Sender<Result<(), Error>>);
 #[derive(Clone)]
 pub struct Journal {
     writer: Arc<Writer>,
-    path: PathBuf,
+    location: Location,
     torn_tail: Option<TornTail>,
 }
 
@@ -54,6 +54,44 @@ struct Writer {
     batches: Arc<std::sync::atomic::AtomicU64>,
     /// The hash of the last record on disk.
     head: Arc<std::sync::Mutex<String>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `sink`: it takes every queued job (up to [`MAX_BATCH`])
+    /// as one batch, so concurrent appends share one durable write.
+    fn start(mut sink: Box<dyn Sink>, head: String) -> std::io::Result<Self> {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = batches.clone();
+        let head = Arc::new(std::sync::Mutex::new(head));
+        let head_w = head.clone();
+        let thread = std::thread::Builder::new()
+            .name("cadenas-journal".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    let res = sink.write(&jobs).map(|h| {
+                        *head_w.lock().unwrap_or_else(|p| p.into_inner()) = h;
+                    });
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    for (_, reply) in jobs {
+                        let _ = reply.send(res.clone());
+                    }
+                }
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            batches,
+            head,
+        })
+    }
 }
 
 impl Drop for Writer {
@@ -68,7 +106,9 @@ impl Drop for Writer {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish()
+        f.debug_struct("Journal")
+            .field("location", &self.location.to_string())
+            .finish()
     }
 }
 
@@ -104,7 +144,7 @@ impl Journal {
         }
         let (report, _) = scan(path, key.as_ref(), false)?;
         if let Some(bad) = &report.first_bad {
-            return Err(tampered(path, bad));
+            return Err(tampered(&path.display(), bad));
         }
         if let Some(t) = report.torn_tail {
             file.set_len(t.offset)
@@ -116,54 +156,60 @@ impl Journal {
                 "the journal's last record was cut by a crash mid-write; it was removed (its step is resumed)"
             );
         }
-        let (tx, rx) = std_mpsc::channel::<Job>();
-        let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = batches.clone();
-        let head = Arc::new(std::sync::Mutex::new(report.head.clone()));
-        let head_w = head.clone();
-        let p = path.to_owned();
-        let mut seq = report.records as u64;
-        let mut prev = report.head.clone();
-        let thread = std::thread::Builder::new()
-            .name("cadenas-journal".into())
-            .spawn(move || {
-                let mut file = file;
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => jobs.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                    let (res, s, pv) = write_batch(&mut file, &p, &jobs, seq, &prev, key.as_ref());
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if res.is_ok() {
-                        seq = s;
-                        *head_w.lock().unwrap_or_else(|p| p.into_inner()) = pv.clone();
-                        prev = pv;
-                    }
-                    for (_, reply) in jobs {
-                        let _ = reply.send(res.clone());
-                    }
-                }
-            })
+        let sink = FileSink {
+            file,
+            path: path.to_owned(),
+            seq: report.records as u64,
+            prev: report.head.clone(),
+            key,
+        };
+        let writer = Writer::start(Box::new(sink), report.head.clone())
             .map_err(|e| io_err(path, "cannot start the writer", e))?;
         Ok(Self {
-            writer: Arc::new(Writer {
-                tx: Some(tx),
-                thread: Some(thread),
-                batches,
-                head,
-            }),
-            path: path.to_owned(),
+            writer: Arc::new(writer),
+            location: Location::File(path.to_owned()),
             torn_tail: report.torn_tail,
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the journal at `location` (a file, or PostgreSQL), with the record key if any.
+    pub fn open_at(location: &Location, key: Option<Secret>) -> Result<Self, Error> {
+        match location {
+            Location::File(p) => Self::open_with_key(p, key),
+            Location::Postgres(target) => {
+                let (sink, head) = super::postgres::PgSink::open(target, key)?;
+                let writer = Writer::start(Box::new(sink), head).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Journal,
+                        format!("journal {}: cannot start the writer: {e}", target.url()),
+                    )
+                })?;
+                Ok(Self {
+                    writer: Arc::new(writer),
+                    location: location.clone(),
+                    torn_tail: None,
+                })
+            }
+        }
+    }
+
+    /// Where the journal is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Every record, verifying the chain as it goes (a broken chain is an error). With a
+    /// database, what every host appended so far.
+    pub fn records(&self) -> Result<Vec<Record>, Error> {
+        self.location.records(None)
+    }
+
+    /// The file, when the journal is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::File(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
     }
 
     /// SHA-256 of the last record on disk (what `verify` would give as the head), without
@@ -188,28 +234,31 @@ impl Journal {
     pub async fn append(&self, incident: &str, events: Vec<Event>) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         let batch = events.into_iter().map(|e| (incident.to_owned(), e)).collect();
+        let stopped = || {
+            Error::new(
+                ErrorKind::Journal,
+                format!("journal {}: append: the writer stopped", self.location),
+            )
+        };
         self.writer
             .tx
             .as_ref()
-            .ok_or_else(|| io_err(&self.path, "append", "the writer stopped"))?
+            .ok_or_else(stopped)?
             .send((batch, tx))
-            .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?;
-        rx.await
-            .map_err(|_| io_err(&self.path, "append", "the writer stopped"))?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
-/// Serialises and appends one batch, then fsyncs. On failure the file is cut back to its
-/// previous length, so a half-written batch never breaks the chain for later records.
-fn write_batch(
-    file: &mut File,
-    path: &Path,
+/// The sealed lines of a batch of jobs, numbered from `seq` and chained from `prev`; returns
+/// the lines and the new head.
+pub(super) fn seal_batch(
     jobs: &[Job],
     seq: u64,
     prev: &str,
     key: Option<&Secret>,
-) -> (Result<(), Error>, u64, String) {
-    let mut buf = Vec::new();
+) -> Result<(Vec<String>, String), serde_json::Error> {
+    let mut lines = Vec::new();
     let (mut s, mut pv) = (seq, prev.to_owned());
     for (events, _) in jobs {
         for (incident, event) in events {
@@ -220,27 +269,50 @@ fn write_batch(
                 incident: incident.clone(),
                 event: event.clone(),
             };
-            let content = match serde_json::to_string(&rec) {
-                Ok(l) => l,
-                Err(e) => return (Err(io_err(path, "serialise", e)), seq, prev.to_owned()),
-            };
-            let (line, hash) = seal(&content, key);
+            let (line, hash) = seal(&serde_json::to_string(&rec)?, key);
             pv = hash;
             s += 1;
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
+            lines.push(line);
         }
     }
-    let before = file.metadata().map(|m| m.len());
-    let res = file.write_all(&buf).and_then(|_| file.sync_data());
-    match res {
-        Ok(()) => (Ok(()), s, pv),
-        Err(e) => {
-            if let Ok(len) = before {
-                let _ = file.set_len(len);
-            }
-            (Err(io_err(path, "write + fsync", e)), seq, prev.to_owned())
+    Ok((lines, pv))
+}
+
+/// Where a writer thread puts batches: the file, or a database.
+pub(super) trait Sink: Send {
+    /// Writes one batch durably; returns the new head.
+    fn write(&mut self, jobs: &[Job]) -> Result<String, Error>;
+}
+
+/// The file sink: appends, then fsyncs. On failure the file is cut back to its previous
+/// length, so a half-written batch never breaks the chain for later records.
+struct FileSink {
+    file: File,
+    path: PathBuf,
+    seq: u64,
+    prev: String,
+    key: Option<Secret>,
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, jobs: &[Job]) -> Result<String, Error> {
+        let (lines, head) = seal_batch(jobs, self.seq, &self.prev, self.key.as_ref())
+            .map_err(|e| io_err(&self.path, "serialise", e))?;
+        let mut buf = Vec::new();
+        for l in &lines {
+            buf.extend_from_slice(l.as_bytes());
+            buf.push(b'\n');
         }
+        let before = self.file.metadata().map(|m| m.len());
+        if let Err(e) = self.file.write_all(&buf).and_then(|_| self.file.sync_data()) {
+            if let Ok(len) = before {
+                let _ = self.file.set_len(len);
+            }
+            return Err(io_err(&self.path, "write + fsync", e));
+        }
+        self.seq += lines.len() as u64;
+        self.prev = head.clone();
+        Ok(head)
     }
 }
 
@@ -338,35 +410,58 @@ fn mac_hex(key: &Secret, content: &[u8]) -> String {
 }
 
 /// One pass over the file: the chain's report, and the records that verified (the ones read
-/// are the ones checked — no second read that could see another file).
-/// Reads the file once, verifying as it goes; keeps the records only when asked (`keep`): a
-/// verify of 48 000 records must not hold them all in memory.
+/// are the ones checked — no second read that could see another file). Keeps the records only
+/// when asked (`keep`): a verify of 48 000 records must not hold them all in memory.
 fn scan(path: &Path, key: Option<&Secret>, keep: bool) -> Result<(VerifyReport, Vec<Record>), Error> {
-    let mut report = VerifyReport {
-        records: 0,
-        head: GENESIS.to_owned(),
-        first_bad: None,
-        macs_checked: key.is_some(),
-        torn_tail: None,
-    };
-    let mut records = Vec::new();
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((report, records)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((VerifyReport::empty(key.is_some()), Vec::new()))
+        }
         Err(e) => return Err(io_err(path, "cannot read", e)),
     };
+    let lines = BufReader::new(file)
+        .split(b'\n')
+        .map(|l| l.map_err(|e| io_err(path, "read", e)));
+    // the last line, unterminated and unreadable: a write cut by a crash, not an edit (every
+    // record is written whole with its newline)
+    scan_lines(lines, key, keep, |end| line_is_last_and_unterminated(path, end))
+}
+
+impl VerifyReport {
+    fn empty(macs_checked: bool) -> Self {
+        Self {
+            records: 0,
+            head: GENESIS.to_owned(),
+            first_bad: None,
+            macs_checked,
+            torn_tail: None,
+        }
+    }
+}
+
+/// Verifies a journal's lines in order (a file's, or a database's rows): every line must parse,
+/// have `seq` = its index and `prev` = the hash of the line before, and its own hash (and MAC,
+/// with a key) must match. `torn(end)`: whether an unreadable line ending at byte `end` is a
+/// last line cut by a crash (files only; a database never holds half a row).
+pub(super) fn scan_lines(
+    lines: impl Iterator<Item = Result<Vec<u8>, Error>>,
+    key: Option<&Secret>,
+    keep: bool,
+    torn: impl Fn(u64) -> Result<bool, Error>,
+) -> Result<(VerifyReport, Vec<Record>), Error> {
+    let mut report = VerifyReport::empty(key.is_some());
+    let mut records = Vec::new();
     let mut offset: u64 = 0;
-    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let line = line.map_err(|e| io_err(path, "read", e))?;
+    for (i, line) in lines.enumerate() {
+        let line = line?;
         let start = offset;
         offset += line.len() as u64 + 1;
         let bad = |reason: String| Some(BadRecord { line: i + 1, reason });
         let rec: Record = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
-                // the last line, unterminated and unreadable: a write cut by a crash, not an
-                // edit (every record is written whole with its newline)
-                if e.is_eof() && line_is_last_and_unterminated(path, offset)? {
+                if e.is_eof() && torn(offset)? {
                     report.torn_tail = Some(TornTail {
                         line: i + 1,
                         offset: start,
@@ -431,32 +526,74 @@ fn scan(path: &Path, key: Option<&Secret>, keep: bool) -> Result<(VerifyReport, 
     Ok((report, records))
 }
 
+/// The hash a line chains to (its own sealed hash, or the whole line's for older records).
+pub(super) fn line_hash(line: &str) -> String {
+    match unseal(line) {
+        Some((_, hash, _)) => hash.to_owned(),
+        None => sha256_hex(line.as_bytes()),
+    }
+}
+
 /// [`verify`], with a broken chain as an [`ErrorKind::JournalTampered`] error.
 pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
     let report = verify(path)?;
     if let Some(bad) = &report.first_bad {
-        return Err(tampered(path, bad));
+        return Err(tampered(&path.display(), bad));
     }
     Ok(report)
 }
 
 /// Reads every record, verifying the chain as it goes; a broken chain is an error.
 pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
-    let (report, records) = scan(path, None, true)?;
+    read_with_key(path, None)
+}
+
+/// [`read`], also checking every record's MAC under `key`.
+pub(super) fn read_with_key(path: &Path, key: Option<&Secret>) -> Result<Vec<Record>, Error> {
+    let (report, records) = scan(path, key, true)?;
     if let Some(bad) = &report.first_bad {
-        return Err(tampered(path, bad));
+        return Err(tampered(&path.display(), bad));
     }
     Ok(records)
 }
 
-fn tampered(path: &Path, bad: &BadRecord) -> Error {
+pub(super) fn tampered(location: &dyn std::fmt::Display, bad: &BadRecord) -> Error {
     Error::new(
         ErrorKind::JournalTampered,
         format!(
-            "journal {} is broken at line {}: {}",
-            path.display(),
-            bad.line,
-            bad.reason
+            "journal {location} is broken at line {}: {}",
+            bad.line, bad.reason
         ),
     )
+}
+
+/// The file's lines (a missing file: none).
+pub(super) fn lines_of(path: &Path) -> Result<Vec<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err(path, "cannot read", e)),
+    }
+}
+
+/// Writes `lines` to the new file `to` (0600, never over an existing file), up to the first
+/// bad one, fsynced; the report of their verification (without key: the MACs are copied, and
+/// checked by a later `verify` with the key).
+pub(super) fn export_lines(to: &Path, lines: Vec<String>) -> Result<VerifyReport, Error> {
+    let (report, _) = scan_lines(
+        lines.iter().map(|l| Ok(l.as_bytes().to_vec())),
+        None,
+        false,
+        |_| Ok(false),
+    )?;
+    let mut file = crate::secret::create_private_file(to).map_err(|e| io_err(to, "cannot create", e))?;
+    let mut buf = Vec::new();
+    for l in lines.iter().take(report.records) {
+        buf.extend_from_slice(l.as_bytes());
+        buf.push(b'\n');
+    }
+    file.write_all(&buf)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| io_err(to, "write + fsync", e))?;
+    Ok(report)
 }

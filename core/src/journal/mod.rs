@@ -9,17 +9,23 @@
 //!   edit, insertion or deletion *before the head*; keep the head hash it prints (in the
 //!   incident ticket) to pin the end as well: a chain alone can be recomputed by a forger.
 //! - One writer at a time: the file is locked exclusively while a [`Journal`] is open.
+//! - Or the journal lives in PostgreSQL (`[journal] database = "postgresql://…"`), where
+//!   responders on several hosts append to one story: the same lines, chain and MACs, each
+//!   batch appended under a table lock so the chain never forks; [`Location::export`] writes
+//!   the file form, which verifies the same way.
 
 mod file;
+mod postgres;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal, TornTail, VerifyReport};
 
+use crate::db::{Database, PgTarget};
 use crate::directory::{Change, ReplicaCheck};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::investigate::MailRule;
 use crate::notify::NotificationOutcome;
 use crate::session::RevocationOutcome;
@@ -29,8 +35,20 @@ use crate::session::RevocationOutcome;
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct JournalConfig {
-    /// The JSON-lines journal file (created 0600; appended to by every run).
-    pub path: PathBuf,
+    /// The JSON-lines journal file (created 0600; appended to by every run). Give this or
+    /// `database`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The journal's database: a `postgresql://user@host/db` URL shared by every responder
+    /// host (or a file path, the same as `path`).
+    #[serde(default)]
+    pub database: Option<Database>,
+    /// PostgreSQL only: the file holding the database user's password.
+    #[serde(default)]
+    pub database_password_file: Option<PathBuf>,
+    /// PostgreSQL only: CA certificates (PEM) to verify the server with; default the system's.
+    #[serde(default)]
+    pub database_ca_file: Option<PathBuf>,
     /// A file (0600, at least 16 bytes) whose content keys an HMAC-SHA256 of every record:
     /// a forger who rewrites the whole journal cannot recompute them. Keep it off the
     /// journal's host if you can.
@@ -39,6 +57,59 @@ pub struct JournalConfig {
 }
 
 impl JournalConfig {
+    /// A journal in the file at `path`.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            database: None,
+            database_password_file: None,
+            database_ca_file: None,
+            key_file: None,
+        }
+    }
+
+    /// Where the journal is (checked: exactly one of `path` and `database`; for PostgreSQL,
+    /// no password in the URL and TLS).
+    pub fn location(&self) -> Result<Location, Error> {
+        let bad = |why: &str| Error::new(ErrorKind::Config, format!("journal: {why}"));
+        match (&self.path, &self.database) {
+            (Some(p), None) | (None, Some(Database::File(p))) => {
+                if self.database_password_file.is_some() || self.database_ca_file.is_some() {
+                    return Err(bad(
+                        "database_password_file and database_ca_file are for a postgresql:// database",
+                    ));
+                }
+                Ok(Location::File(p.clone()))
+            }
+            (None, Some(Database::Postgres(url))) => PgTarget::parse(
+                url,
+                self.database_password_file.clone(),
+                self.database_ca_file.clone(),
+            )
+            .map(|t| Location::Postgres(Box::new(t)))
+            .map_err(|e| bad(e.message())),
+            (Some(_), Some(_)) => Err(bad("give path or database, not both")),
+            (None, None) => Err(bad("give path (a file) or database (postgresql://…)")),
+        }
+    }
+
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        if let Some(d) = &mut self.database {
+            d.resolve_path(base);
+        }
+        let files = self
+            .path
+            .iter_mut()
+            .chain(self.key_file.as_mut())
+            .chain(self.database_password_file.as_mut())
+            .chain(self.database_ca_file.as_mut());
+        for p in files {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
     /// The record-authentication key, when `key_file` is set. Refused if the file can be
     /// read by anyone but its owner, or is shorter than 16 bytes.
     pub fn key(&self) -> Result<Option<crate::secret::Secret>, Error> {
@@ -61,6 +132,58 @@ impl JournalConfig {
             return Err(bad("holds fewer than 16 bytes".into()));
         }
         Ok(Some(crate::secret::Secret::new(bytes)))
+    }
+}
+
+/// Where a journal is: a file on this host, or a PostgreSQL database several hosts share.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Location {
+    /// A JSON-lines file.
+    File(PathBuf),
+    /// A PostgreSQL database (table `journal_records`).
+    Postgres(Box<PgTarget>),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Postgres(t) => f.write_str(t.url()),
+        }
+    }
+}
+
+impl Location {
+    /// Recomputes the chain (and the MACs, with `key`): the same check for both backends.
+    pub fn verify(&self, key: Option<&crate::secret::Secret>) -> Result<VerifyReport, Error> {
+        match self {
+            Location::File(p) => verify_with_key(p, key),
+            Location::Postgres(t) => postgres::scan(t, key, false).map(|(r, _)| r),
+        }
+    }
+
+    /// Every record, verifying the chain (and MACs, with `key`) as it goes; a broken chain is
+    /// an [`ErrorKind::JournalTampered`] error.
+    pub fn records(&self, key: Option<&crate::secret::Secret>) -> Result<Vec<Record>, Error> {
+        let (report, records) = match self {
+            Location::File(p) => return file::read_with_key(p, key),
+            Location::Postgres(t) => postgres::scan(t, key, true)?,
+        };
+        match &report.first_bad {
+            Some(bad) => Err(file::tampered(&self.to_string(), bad)),
+            None => Ok(records),
+        }
+    }
+
+    /// Writes the journal's lines to a new file `to` (0600; an existing file is refused):
+    /// the file form of a database journal, for the incident ticket or an offline `verify`.
+    /// Only the lines up to a bad one are written; the report says whether there was one.
+    pub fn export(&self, to: &Path) -> Result<VerifyReport, Error> {
+        match self {
+            Location::File(p) => file::export_lines(to, file::lines_of(p)?),
+            Location::Postgres(t) => file::export_lines(to, postgres::lines(t)?),
+        }
     }
 }
 

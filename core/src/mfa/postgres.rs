@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use super::key::{load_or_create_key, AtRest};
 use super::store::{alg_name, confirmed, reserved, state_name, throttled, EnrolmentRow};
 use super::{Enrolment, Failures, MfaStore, ThrottlePolicy};
-use crate::db::{migrate, pg_reason, PgTarget};
+use crate::db::{migrate, PgClient, PgFailure, PgTarget};
 use crate::error::{Error, ErrorKind};
 
 /// The versioned schema: migration N is `MIGRATIONS[N - 1]`.
@@ -30,7 +30,7 @@ const MIGRATION_LOCK: i64 = 0x4341_444d_4641_3031;
 /// The MFA store in a PostgreSQL database shared by several hosts.
 pub struct PgStore {
     target: PgTarget,
-    client: Mutex<Option<postgres::Client>>,
+    client: Mutex<Option<PgClient>>,
     at_rest: AtRest,
     /// The process that connected: a connection must not be used on both sides of a `fork()`.
     pid: u32,
@@ -93,13 +93,16 @@ impl PgStore {
     /// error and nothing is written.
     pub fn open(target: &PgTarget, key_file: &std::path::Path, create: bool) -> Result<Self, Error> {
         let mut client = target.connect(ErrorKind::MfaStore)?;
-        let err = |what: &str, e: postgres::Error| store_err(target, what, e);
-        migrate(&mut client, "cadenas_mfa_migrations", MIGRATION_LOCK, MIGRATIONS)
+        let err = |what: &str, e: PgFailure| store_err(target, what, e);
+        client
+            .run(|c| migrate(c, "cadenas_mfa_migrations", MIGRATION_LOCK, MIGRATIONS))
             .map_err(|e| err("schema migration", e))?;
-        let read_check = |c: &mut postgres::Client| -> Result<Option<Vec<u8>>, Error> {
-            c.query_opt("SELECT v FROM mfa_meta WHERE k = 'key_check'", &[])
-                .map(|r| r.map(|r| r.get(0)))
-                .map_err(|e| err("read", e))
+        let read_check = |c: &mut PgClient| -> Result<Option<Vec<u8>>, Error> {
+            c.run(|c| {
+                c.query_opt("SELECT v FROM mfa_meta WHERE k = 'key_check'", &[])
+                    .map(|r| r.map(|r| r.get(0)))
+            })
+            .map_err(|e| err("read", e))
         };
         let at_rest = match read_check(&mut client)? {
             Some(blob) => {
@@ -118,11 +121,14 @@ impl PgStore {
             }
             None => {
                 let at_rest = AtRest::new(&load_or_create_key(key_file, true)?);
+                let check = at_rest.key_check()?;
                 client
-                    .execute(
-                        "INSERT INTO mfa_meta (k, v) VALUES ('key_check', $1) ON CONFLICT (k) DO NOTHING",
-                        &[&at_rest.key_check()?],
-                    )
+                    .run(|c| {
+                        c.execute(
+                            "INSERT INTO mfa_meta (k, v) VALUES ('key_check', $1) ON CONFLICT (k) DO NOTHING",
+                            &[&check],
+                        )
+                    })
                     .map_err(|e| err("write", e))?;
                 // another host may have created the store at the same moment: its key won
                 let blob = read_check(&mut client)?.unwrap_or_default();
@@ -139,11 +145,11 @@ impl PgStore {
     }
 
     /// Runs `f` on the connection (connecting again first if the last one was lost). An error
-    /// that closed the connection drops it: the next call reconnects.
-    fn db<T>(
+    /// that lost the connection drops it: the next call reconnects.
+    fn db<T: Send>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, Error> {
         if std::process::id() != self.pid {
             return Err(Error::new(
@@ -160,22 +166,21 @@ impl PgStore {
                 "MFA store handle poisoned by an earlier panic",
             )
         })?;
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+        if slot.as_ref().is_none_or(PgClient::is_closed) {
             *slot = None;
             *slot = Some(self.target.connect(ErrorKind::MfaStore)?);
         }
         let Some(client) = slot.as_mut() else {
             return Err(Error::new(ErrorKind::Internal, "no MFA store connection"));
         };
-        match f(client) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if client.is_closed() || e.is_closed() || e.as_db_error().is_none() {
-                    *slot = None;
-                }
-                Err(store_err(&self.target, what, e))
+        client.run(f).map_err(|e| {
+            let lost = e.lost_connection();
+            let err = store_err(&self.target, what, e);
+            if lost {
+                *slot = None;
             }
-        }
+            err
+        })
     }
 }
 
@@ -192,12 +197,15 @@ fn check_key(at_rest: &AtRest, blob: &[u8], target: &PgTarget) -> Result<(), Err
     ))
 }
 
-fn store_err(target: &PgTarget, what: &str, e: postgres::Error) -> Error {
-    Error::new(
+fn store_err(target: &PgTarget, what: &str, e: PgFailure) -> Error {
+    let err = Error::new(
         ErrorKind::MfaStore,
-        format!("MFA store {}: {what}: {}", target.url(), pg_reason(&e)),
-    )
-    .with_source(e)
+        format!("MFA store {}: {what}: {}", target.url(), e.reason()),
+    );
+    match e.into_source() {
+        Some(src) => err.with_source(src),
+        None => err,
+    }
 }
 
 impl MfaStore for PgStore {

@@ -10,6 +10,7 @@ mod dovecot;
 mod flavours;
 mod incident;
 mod investigate;
+mod journal_pg;
 mod mfa;
 mod mfa_stores;
 mod notify;

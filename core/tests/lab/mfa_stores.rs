@@ -687,6 +687,8 @@ fn a_postgres_restart_mid_run_gives_typed_errors_then_recovers_and_nothing_is_ac
     });
     // one code per 30 s step, as fast as possible, through the restart
     let (mut accepted, mut store_errors, mut other) = (Vec::new(), 0, Vec::new());
+    let db_password =
+        std::fs::read_to_string(cfg.database_password_file.as_ref().expect("pw file")).expect("pw");
     let began = std::time::Instant::now();
     let mut now = T;
     while began.elapsed() < Duration::from_secs(60) {
@@ -696,15 +698,7 @@ fn a_postgres_restart_mid_run_gives_typed_errors_then_recovers_and_nothing_is_ac
             Ok(_) => accepted.push(now),
             Err(e) if e.kind() == ErrorKind::MfaStore => {
                 store_errors += 1;
-                assert!(
-                    !e.message().contains(
-                        &std::fs::read_to_string(&cfg.database_password_file.clone().expect("pw file"))
-                            .expect("pw")
-                            .trim()
-                            .to_owned()
-                    ),
-                    "{e}"
-                );
+                assert!(!e.message().contains(db_password.trim()), "{e}");
             }
             Err(e) => other.push(e),
         }

@@ -587,7 +587,19 @@ pub fn pg_env() -> HashMap<String, String> {
     read_env("postgres/lab.env", "lab/postgres.sh start")
 }
 
+/// Runs `f` on a helper thread: the synchronous PostgreSQL client must not be used from a
+/// thread that drives a Tokio runtime (async tests).
+pub fn pg_off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("PostgreSQL helper thread"))
+}
+
+/// Runs one SQL statement on `dbname` as the `cadenas` role (from any thread); rows changed.
+pub fn pg_execute(dbname: &str, sql: &str) -> u64 {
+    pg_off_runtime(|| pg_connect(dbname).execute(sql, &[]).expect(sql))
+}
+
 /// A connection to the lab PostgreSQL as the `cadenas` role (TLS, the lab CA), to `dbname`.
+/// Not from an async test's thread: use [`pg_execute`] or [`pg_off_runtime`] there.
 pub fn pg_connect(dbname: &str) -> postgres::Client {
     use rustls::pki_types::pem::PemObject;
     let env = pg_env();
@@ -626,9 +638,7 @@ impl PgDatabase {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        pg_connect("cadenas")
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .expect("create database");
+        pg_execute("cadenas", &format!("CREATE DATABASE \"{name}\""));
         Self { name }
     }
 
@@ -653,9 +663,11 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        if let Ok(mut c) = std::panic::catch_unwind(|| pg_connect("cadenas")) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
-        }
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            std::panic::catch_unwind(|| pg_connect("cadenas").batch_execute(&sql).is_ok())
+        })
+        .join();
     }
 }
 
