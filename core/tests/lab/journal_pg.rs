@@ -8,7 +8,7 @@ use cadenas::incident::{ContainOptions, PasswordSink, ReleaseOptions, Responder}
 use cadenas::journal::{self, Event, Journal, JournalConfig, Location, Step, StepStatus};
 use cadenas::{Config, Error, ErrorKind, Password, Secret};
 
-use crate::support::{pg_execute, pg_shared, OpenLdapLab, PgDatabase};
+use crate::support::{pg_execute, pg_shared_async, OpenLdapLab, PgDatabase};
 
 fn location(pg: &PgDatabase) -> (JournalConfig, Location) {
     let cfg: JournalConfig = toml::from_str(&pg.toml_keys()).expect("[journal]");
@@ -22,7 +22,7 @@ fn event(i: usize) -> Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_append_to_one_chain_that_never_forks_and_export_verifies_the_same() {
-    let _shared = pg_shared();
+    let _shared = pg_shared_async().await;
     let pg = PgDatabase::new("journal-two-hosts");
     let (_, loc) = location(&pg);
     let key = Secret::new(b"a journal key of at least 16 bytes".to_vec());
@@ -92,7 +92,7 @@ async fn two_hosts_append_to_one_chain_that_never_forks_and_export_verifies_the_
 
 #[tokio::test]
 async fn an_edit_or_deletion_in_the_database_is_caught_at_its_line_and_refuses_to_open() {
-    let _shared = pg_shared();
+    let _shared = pg_shared_async().await;
     let pg = PgDatabase::new("journal-tamper");
     let (_, loc) = location(&pg);
     let j = Journal::open_at(&loc, None).expect("open");
@@ -139,7 +139,7 @@ impl PasswordSink for Kept {
 
 #[tokio::test]
 async fn responders_on_two_hosts_share_the_incident_story_already_contained_and_release() {
-    let _shared = pg_shared();
+    let _shared = pg_shared_async().await;
     let lab = OpenLdapLab::load();
     let pg = PgDatabase::new("journal-responders");
     let config = |_host: &str| -> Config {

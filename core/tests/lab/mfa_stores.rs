@@ -21,7 +21,7 @@ struct Store {
     cfg: MfaConfig,
     dir: PathBuf,
     pg: Option<PgDatabase>,
-    _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
+    _shared: Option<tokio::sync::RwLockReadGuard<'static, ()>>,
 }
 
 impl Drop for Store {

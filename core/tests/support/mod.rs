@@ -672,16 +672,22 @@ impl Drop for PgDatabase {
 }
 
 /// Every test using the lab PostgreSQL holds this shared; the restart test holds it alone.
-pub fn pg_shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    pg_lock().read().unwrap_or_else(|e| e.into_inner())
+/// (From a synchronous test; async tests use [`pg_shared_async`].)
+pub fn pg_shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    pg_lock().blocking_read()
 }
 
-/// Held alone, by the test that restarts the lab PostgreSQL.
-pub fn pg_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
-    pg_lock().write().unwrap_or_else(|e| e.into_inner())
+/// [`pg_shared`] for async tests.
+pub async fn pg_shared_async() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    pg_lock().read().await
 }
 
-fn pg_lock() -> &'static std::sync::RwLock<()> {
-    static LOCK: std::sync::OnceLock<std::sync::RwLock<()>> = std::sync::OnceLock::new();
-    LOCK.get_or_init(|| std::sync::RwLock::new(()))
+/// Held alone, by the test that restarts the lab PostgreSQL (synchronous).
+pub fn pg_exclusive() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    pg_lock().blocking_write()
+}
+
+fn pg_lock() -> &'static tokio::sync::RwLock<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::RwLock<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::RwLock::new(()))
 }
