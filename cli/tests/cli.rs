@@ -1002,3 +1002,107 @@ async fn status_changes_since_lists_what_the_victim_changed() {
     let out = cadenas(&lab, &["status", name.as_str(), "--changes-since", "soon"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn mfa_and_journal_on_postgresql_race_contain_verify_and_export() {
+    let _shared = support::pg_shared_async().await;
+    let lab = OpenLdapLab::load();
+    let (name, _) = lab.fresh_user("cli-pg").await;
+    let pg = support::PgDatabase::new("cli");
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("journal.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let lab_cfg = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let cfg = format!(
+        "{}\n[journal]\n{}key_file = \"{}\"\n\n[mfa]\n{}key_file = \"{}\"\nissuer = \"Cadenas Lab\"\n",
+        support::without_sections(&lab_cfg, &["journal", "mfa"]),
+        pg.toml_keys(),
+        key.display(),
+        pg.toml_keys(),
+        dir.join("mfa.key").display()
+    );
+    let cfg_path = dir.join("cadenas.toml");
+    std::fs::write(&cfg_path, cfg).expect("write");
+    let config = cfg_path.to_str().expect("utf8");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(["--config", config])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    // MFA on PostgreSQL: enrol, then 4 processes race one code — exactly one wins
+    let uri_file = dir.join("uri");
+    let out = run(&[
+        "mfa",
+        "enroll",
+        name.as_str(),
+        "--uri-file",
+        uri_file.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let secret = support::secret_from_uri(std::fs::read_to_string(&uri_file).expect("uri").trim());
+    let p = cadenas::mfa::MfaConfig::new("x", "y").params();
+    let now = cadenas::mfa::unix_now();
+    let code = cadenas::mfa::totp::code_for_step(&secret, p.step_at(now), &p);
+    let results = race_mfa_verify(config, name.as_str(), &code, 4);
+    assert_eq!(
+        results.iter().filter(|o| o.status.success()).count(),
+        1,
+        "{:?}",
+        results.iter().map(text).collect::<Vec<_>>()
+    );
+    // contain with the journal in PostgreSQL, then verify it there and in its exported file
+    let pw = dir.join("pw.tsv");
+    let out = run(&[
+        "--json",
+        "contain",
+        name.as_str(),
+        "--password-file",
+        pw.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        report["journal"]
+            .as_str()
+            .expect("journal")
+            .starts_with("postgresql://"),
+        "{report}"
+    );
+    let head = report["journal_head"].as_str().expect("head").to_owned();
+    let out = run(&["journal", "verify", "--expect-head", &head]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("every MAC verified") && text(&out).contains("postgresql://"),
+        "{}",
+        text(&out)
+    );
+    let file = dir.join("exported.jsonl");
+    let f = file.to_str().expect("utf8");
+    let out = run(&["journal", "export", "--to", f]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&head), "{}", text(&out));
+    let out = run(&["journal", "verify", f, "--expect-head", &head]);
+    assert!(
+        out.status.success() && text(&out).contains("every MAC verified"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["journal", "export", "--to", f]);
+    assert!(
+        !out.status.success(),
+        "an existing file is refused: {}",
+        text(&out)
+    );
+    let out = run(&["journal", "show"]);
+    assert!(
+        out.status.success() && text(&out).contains(name.as_str()),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

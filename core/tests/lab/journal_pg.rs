@@ -8,7 +8,7 @@ use cadenas::incident::{ContainOptions, PasswordSink, ReleaseOptions, Responder}
 use cadenas::journal::{self, Event, Journal, JournalConfig, Location, Step, StepStatus};
 use cadenas::{Config, Error, ErrorKind, Password, Secret};
 
-use crate::support::{pg_execute, pg_shared_async, OpenLdapLab, PgDatabase};
+use crate::support::{pg_execute, pg_shared_async, without_sections, OpenLdapLab, PgDatabase};
 
 fn location(pg: &PgDatabase) -> (JournalConfig, Location) {
     let cfg: JournalConfig = toml::from_str(&pg.toml_keys()).expect("[journal]");
@@ -144,18 +144,11 @@ async fn responders_on_two_hosts_share_the_incident_story_already_contained_and_
     let pg = PgDatabase::new("journal-responders");
     let config = |_host: &str| -> Config {
         lab.config_with(|text| {
-            let mut out = String::new();
-            let mut in_journal = false;
-            for line in text.lines() {
-                if line.starts_with('[') {
-                    in_journal = line == "[journal]";
-                }
-                if !in_journal {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
-            format!("{out}\n[journal]\n{}", pg.toml_keys())
+            format!(
+                "{}\n[journal]\n{}",
+                without_sections(&text, &["journal"]),
+                pg.toml_keys()
+            )
         })
     };
     let host_a = Responder::from_config(&config("a")).await.expect("host a");

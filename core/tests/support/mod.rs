@@ -671,6 +671,22 @@ impl Drop for PgDatabase {
     }
 }
 
+/// A TOML config's text without the named `[sections]` (to append other ones).
+pub fn without_sections(text: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            skipping = names.iter().any(|n| line == format!("[{n}]"));
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Every test using the lab PostgreSQL holds this shared; the restart test holds it alone.
 /// (From a synchronous test; async tests use [`pg_shared_async`].)
 pub fn pg_shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
