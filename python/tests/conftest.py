@@ -151,3 +151,45 @@ def mail(tmp_path: Path) -> Iterator[Lab]:
     )
     cfg, journal = lab_config(base, tmp_path)
     yield Lab(env, cfg, journal, "openldap")
+
+
+def psql(sql: str, db: str = "cadenas") -> None:
+    """Runs SQL on the lab PostgreSQL as the ``cadenas`` role (TLS, the lab CA)."""
+    e = read_env("postgres/lab.env")
+    subprocess.run(
+        [
+            "psql",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            f"host=127.0.0.1 port={e['CADENAS_LAB_PG_PORT']} user=cadenas dbname={db} "
+            f"sslmode=verify-full sslrootcert={e['CADENAS_LAB_PG_CA']}",
+            "-c",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PGPASSWORD": Path(e["CADENAS_LAB_PG_PASSWORD_FILE"]).read_text().strip()},
+    )
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Lab]:
+    """The OpenLDAP lab with the MFA store and the journal in a fresh database of the lab's
+    PostgreSQL (as several hosts would share them)."""
+    env = read_env("openldap/lab.env")
+    pg = read_env("postgres/lab.env")
+    db = f"cadenas_py_{unique('pg')}"
+    psql(f'CREATE DATABASE "{db}"')
+    url = pg["CADENAS_LAB_PG_URL"].rsplit("/", 1)[0] + "/" + db
+    keys = (
+        f'database = "{url}"\ndatabase_password_file = "{pg["CADENAS_LAB_PG_PASSWORD_FILE"]}"\n'
+        f'database_ca_file = "{pg["CADENAS_LAB_PG_CA"]}"\n'
+    )
+    text = Path(env["CADENAS_LAB_CONFIG"]).read_text()
+    text = re.sub(r"(?ms)^\[(journal|mfa)\]\n.*?(?=^\[|\Z)", "", text)
+    text += f'\n[journal]\n{keys}\n[mfa]\n{keys}key_file = "{tmp_path / "mfa.key"}"\n'
+    cfg = tmp_path / "cadenas.toml"
+    cfg.write_text(text)
+    yield Lab(env, cfg, tmp_path / "no-journal-file", "openldap")
+    psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

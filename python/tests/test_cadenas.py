@@ -422,3 +422,23 @@ def test_what_the_victim_changed_is_in_the_status(openldap: Lab) -> None:
     assert r.status(user).changes is None
     with pytest.raises(cadenas.InvalidInput):
         r.status(user, changes_since="last tuesday")
+
+
+def test_mfa_and_journal_shared_in_postgresql(postgres: Lab, tmp_path: Path) -> None:
+    user, _ = postgres.fresh_user("pg")
+    # two handles, as two hosts: a code accepted by one is a replay for the other
+    host_a = cadenas.Mfa.from_config(postgres.config)
+    host_b = cadenas.Mfa.from_config(postgres.config)
+    totp = pyotp.parse_uri(host_a.enroll(user).uri.reveal())
+    now = int(time.time())
+    assert host_b.verify(user, totp.at(now), now=now).activated
+    with pytest.raises(cadenas.MfaReplayed):
+        host_a.verify(user, totp.at(now), now=now)
+    r = cadenas.Responder.from_config(postgres.config)
+    assert r.journal is not None and r.journal.startswith("postgresql://")
+    assert "postgresql://" in repr(r)
+    report = r.contain([user], password_file=str(tmp_path / "pw.tsv"))
+    assert report.users[0].complete
+    assert report.journal.startswith("postgresql://")
+    v = cadenas.verify_journal(config=str(postgres.config))
+    assert v.first_bad is None and v.records > 0 and v.head == report.journal_head
