@@ -574,8 +574,9 @@ cadenas_result cadenas_handover_password(const cadenas_handover *handover,
                                          size_t len,
                                          size_t *out_n);
 
-// A responder for `config`, journaling to `journal_path` (NULL: the config's `[journal]
-// path`). Connects to the directory now; nothing runs between calls.
+// A responder for `config`, journaling to the file `journal_path` (NULL: the journal the
+// config's `[journal]` names — a file, or the PostgreSQL database several hosts share).
+// Connects to the directory now; nothing runs between calls.
 cadenas_result cadenas_responder_new(const cadenas_config *config,
                                      const char *journal_path,
                                      cadenas_responder **responder_out);
@@ -634,9 +635,10 @@ cadenas_result cadenas_responder_status(const cadenas_responder *responder,
 void cadenas_responder_free(cadenas_responder *responder);
 
 // Recomputes the journal's hash chain — and, when `config` (may be NULL) has a `[journal]
-// key_file`, every record's HMAC. A broken chain is `CADENAS_RESULT_JOURNAL_TAMPERED` (where,
-// in `cadenas_last_error_message`); on success the report gives the record count (JSON) and
-// the head (`cadenas_report_journal_head`).
+// key_file`, every record's HMAC. `path` is a journal file; NULL: the journal `config`'s
+// `[journal]` names (a file, or PostgreSQL). A broken chain is
+// `CADENAS_RESULT_JOURNAL_TAMPERED` (where, in `cadenas_last_error_message`); on success the
+// report gives the record count (JSON) and the head (`cadenas_report_journal_head`).
 cadenas_result cadenas_journal_verify(const cadenas_config *config,
                                       const char *path,
                                       cadenas_report **report_out);

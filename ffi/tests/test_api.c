@@ -514,6 +514,10 @@ static void test_lab(const char *config_path, const char *user_pw, const char *u
   CHECK_RC(cadenas_journal_verify(NULL, path_in_work("tampered.jsonl"), &rep), CADENAS_RESULT_JOURNAL_TAMPERED);
   CHECK(rep == NULL);
   CHECK_RC(cadenas_journal_verify(NULL, path_in_work("missing.jsonl"), &rep), CADENAS_RESULT_JOURNAL);
+  /* NULL path: the journal the config names (here a file no run of this test wrote yet) */
+  CHECK_RC(cadenas_journal_verify(cfg, NULL, &rep), CADENAS_RESULT_JOURNAL);
+  CHECK(rep == NULL);
+  CHECK_RC(cadenas_journal_verify(NULL, NULL, &rep), CADENAS_RESULT_INVALID_INPUT);
 
   cadenas_contain_options_free(opts);
   cadenas_contain_options_free(opts2);
