@@ -51,13 +51,14 @@ lab_ca() {
   fi
 }
 
-# lab_server_cert DIR NAME — key.pem/cert.pem in DIR for 127.0.0.1, ::1, localhost, the host name.
+# lab_server_cert DIR NAME [IP] — key.pem/cert.pem in DIR for NAME, 127.0.0.1 (or IP), ::1,
+# localhost, the host name.
 lab_server_cert() {
-  local dir=$1 name=$2 san
+  local dir=$1 name=$2 ip=${3:-127.0.0.1} san
   [ -s "$dir/cert.pem" ] && [ -s "$dir/key.pem" ] && return 0
   lab_ca
   mkdir -p "$dir"
-  san="DNS:localhost,DNS:$name,IP:127.0.0.1,IP:::1,DNS:$(hostname)"
+  san="DNS:localhost,DNS:$name,IP:$ip,IP:::1,DNS:$(hostname)"
   local fqdn; fqdn=$(hostname -f 2>/dev/null || true)
   [ -n "$fqdn" ] && [ "$fqdn" != "$(hostname)" ] && san="$san,DNS:$fqdn"
   openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" -keyout "$dir/key.pem" -out "$dir/req.csr" 2>/dev/null

@@ -6,6 +6,14 @@
 #   lab/samba.sh start [N]   provision from nothing and start (N users, default 50): ~10 s once installed
 #   lab/samba.sh stop
 #   lab/samba.sh status
+#   lab/samba.sh dc2         join a second DC (DC2, 127.0.0.2, LDAPS 636) to the running domain
+#                            and start it (~10 s); a no-op when it runs. DC1 stays the PDC emulator.
+#   lab/samba.sh dc2-stop | dc2-start   stop it / start it again with its data
+#
+# Replication between the two DCs: each DC pulls every 5 s (`dreplsrv:periodic_interval`); the
+# DRS connections find a DC by `<DSA GUID>._msdcs.example.test`, and the PDC redirect by
+# `dc1.example.test`: with no DNS server in the lab, `dc2` writes these names into /etc/hosts
+# (between "# cadenas-lab samba" markers, replaced on every join) and adds 127.0.0.2 to lo.
 #
 # Samba's default password semantics are kept (notably `old password allowed period` = 60 min):
 # the library must be right against the defaults. Only the minimum password age is set to 0,
@@ -26,6 +34,9 @@ USER_PW='Init-Passw0rd-AD-1'
 PEOPLE="OU=People,$BASE"
 MFA_GROUP="CN=MFA Required,OU=Groups,$BASE"
 URI=ldaps://127.0.0.1:636
+S2=$LAB/samba-dc2
+D2=$S2/dc
+URI2=ldaps://127.0.0.2:636
 
 install_packages() {
   apt_install samba:samba /usr/sbin/samba:samba-ad-dc /usr/share/samba/setup/provision.ldif:samba-ad-provision \
@@ -40,13 +51,14 @@ provision() {
   lab_server_cert "$S/tls" "$HOST.example.test"
   cat > "$S/seed.conf" <<EOF
 [global]
-	interfaces = lo
+	interfaces = 127.0.0.1
 	bind interfaces only = yes
 	pid directory = $D/run
 	ncalrpc dir = $D/run/ncalrpc
 	log file = $D/log/log.%m
 	ldb:nosync = true
-	server services = ldap, kdc
+	server services = ldap, cldap, kdc, rpc, drepl, kcc
+	dreplsrv:periodic_interval = 5
 	tls enabled = yes
 	tls keyfile = $S/tls/key.pem
 	tls certfile = $S/tls/cert.pem
@@ -77,7 +89,8 @@ EOF
 }
 
 start_samba() {
-  setsid samba -i -s "$D/etc/smb.conf" --maximum-runtime=14400 > "$D/log/samba.stdout" 2>&1 < /dev/null &
+  # KRB5_CONFIG: the DRS connections between DCs authenticate with Kerberos and find the KDC here
+  KRB5_CONFIG=$S/krb5.conf setsid samba -i -s "$D/etc/smb.conf" --maximum-runtime=14400 > "$D/log/samba.stdout" 2>&1 < /dev/null &
   echo $! > "$S/samba.pid"
   for _ in $(seq 300); do
     if ldap_admin ldapsearch -b '' -s base 1.1 > /dev/null 2>&1; then return 0; fi
@@ -175,9 +188,84 @@ EOF
   quote_env "$S/lab.env"
 }
 
+dc2_running() { [ -s "$S2/samba.pid" ] && kill -0 "$(cat "$S2/samba.pid")" 2>/dev/null; }
+
+start_dc2() {
+  KRB5_CONFIG=$S/krb5.conf setsid samba -i -s "$D2/etc/smb.conf" --maximum-runtime=14400 > "$D2/log/samba.stdout" 2>&1 < /dev/null &
+  echo $! > "$S2/samba.pid"
+  for _ in $(seq 300); do
+    if LDAPTLS_CACERT="$CA_DIR/ca.pem" ldapsearch -x -H $URI2 -D "Administrator@$REALM" -w "$ADMINPASS" -b '' -s base 1.1 > /dev/null 2>&1; then return 0; fi
+    kill -0 "$(cat "$S2/samba.pid")" 2>/dev/null || { cat "$D2/log/samba.stdout" >&2; die "DC2 exited"; }
+    sleep 0.1
+  done
+  die "DC2 did not answer on $URI2"
+}
+
+stop_dc2() {
+  local pid; pid=$(cat "$S2/samba.pid" 2>/dev/null) || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    pgrep -s "$pid" > /dev/null || { rm -f "$S2/samba.pid"; return 0; }
+    sleep 0.1
+  done
+  pkill -KILL -s "$pid" 2>/dev/null || true; rm -f "$S2/samba.pid"
+}
+
+# The names the DCs look each other up by, in /etc/hosts between markers (no DNS in the lab).
+write_hosts() {
+  local guids
+  guids=$(ldap_admin ldapsearch -LLL -o ldif-wrap=no -b "CN=Sites,CN=Configuration,$BASE" '(objectClass=nTDSDSA)' objectGUID \
+    | python3 -c '
+import base64, re, sys, uuid
+for dc, guid in re.findall(r"^dn: CN=NTDS Settings,CN=(\w+),[^\n]*\nobjectGUID:: (\S+)", sys.stdin.read(), re.M):
+    ip = "127.0.0.1" if dc.upper() == "DC1" else "127.0.0.2"
+    print(ip, str(uuid.UUID(bytes_le=base64.b64decode(guid))) + "._msdcs.example.test")
+')
+  [ -n "$guids" ] || die "no DSA GUIDs read"
+  local tmp; tmp=$(mktemp)
+  sed '/^# cadenas-lab samba >>>$/,/^# cadenas-lab samba <<<$/d' /etc/hosts > "$tmp"
+  { echo "# cadenas-lab samba >>>"; echo "$guids"; echo "127.0.0.1 dc1.example.test"; echo "127.0.0.2 dc2.example.test"; echo "# cadenas-lab samba <<<"; } >> "$tmp"
+  cat "$tmp" > /etc/hosts; rm -f "$tmp"
+}
+
+join_dc2() {
+  [ -s "$S/samba.pid" ] && kill -0 "$(cat "$S/samba.pid")" 2>/dev/null || die "start the lab DC first (lab/samba.sh start)"
+  ip -4 addr show dev lo | grep -q '127.0.0.2/' || ip addr add 127.0.0.2/8 dev lo
+  stop_dc2
+  # DC1 forgets an earlier DC2 (a join of the same name would fail)
+  samba-tool domain demote -s "$D/etc/smb.conf" --remove-other-dead-server=DC2 > /dev/null 2>&1 || true
+  rm -rf "$S2"; mkdir -p "$D2/run" "$D2/log"
+  lab_server_cert "$S2/tls" dc2.example.test 127.0.0.2
+  cat > "$S2/seed.conf" <<EOF
+[global]
+	workgroup = $DOMAIN
+	realm = $REALM
+	interfaces = 127.0.0.2
+	bind interfaces only = yes
+	pid directory = $D2/run
+	ncalrpc dir = $D2/run/ncalrpc
+	log file = $D2/log/log.%m
+	ldb:nosync = true
+	server services = ldap, cldap, kdc, rpc, drepl, kcc
+	dreplsrv:periodic_interval = 5
+	tls enabled = yes
+	tls keyfile = $S2/tls/key.pem
+	tls certfile = $S2/tls/cert.pem
+	tls cafile = $CA_DIR/ca.pem
+EOF
+  samba-tool domain join example.test DC -s "$S2/seed.conf" --targetdir="$D2" --server=127.0.0.1 \
+    -U "$DOMAIN\\Administrator%$ADMINPASS" --option="netbios name=DC2" --dns-backend=NONE > "$D2/log/join.log" 2>&1 \
+    || { tail -20 "$D2/log/join.log" >&2; die "samba-tool domain join failed"; }
+  write_hosts
+  start_dc2
+  printf 'CADENAS_LAB_AD_DC2_LDAPS_URL=%s\n' "$URI2" > "$S2/lab.env"
+  quote_env "$S2/lab.env"
+}
+
 case "${1:-}" in
   start)
     install_packages
+    stop_dc2 2>/dev/null || true
     stop_samba 2>/dev/null || true
     provision; lap "provisioned $REALM"
     start_samba; lap "samba answering on $URI"
@@ -185,7 +273,10 @@ case "${1:-}" in
     delegate; lap "helpdesk delegated on $PEOPLE"
     write_config
     echo "samba AD DC: pid $(cat "$S/samba.pid"), $URI (StartTLS on 389), KDC 127.0.0.1:88; config $S/cadenas.toml" ;;
-  stop) stop_samba; echo "samba: stopped" ;;
+  stop) stop_dc2; stop_samba; echo "samba: stopped" ;;
+  dc2) if dc2_running; then echo "DC2 runs"; else join_dc2; lap "DC2 joined and answering on $URI2"; fi ;;
+  dc2-stop) stop_dc2 ;;
+  dc2-start) dc2_running || start_dc2 ;;
   status)
     if [ -s "$S/samba.pid" ] && kill -0 "$(cat "$S/samba.pid")" 2>/dev/null; then echo "samba AD DC: pid $(cat "$S/samba.pid")"; else echo "samba AD DC: stopped"; fi ;;
   *) echo "usage: $0 start [N] | stop | status" >&2; exit 2 ;;

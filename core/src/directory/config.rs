@@ -25,6 +25,21 @@ pub enum FlavourSetting {
     ActiveDirectory,
 }
 
+/// Active Directory: which domain controller receives the writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AdWriteDc {
+    /// The domain's PDC emulator (the `fSMORoleOwner` of the domain's root), whatever DC
+    /// `url` reaches first: the DC that other DCs ask about a wrong password and that sees
+    /// lockouts first. `url`'s scheme and port are kept; the DC's `dNSHostName` must resolve
+    /// and be in its certificate.
+    #[default]
+    PdcEmulator,
+    /// The DC `url` names (or reaches), as configured.
+    AsConfigured,
+}
+
 /// Where an OpenLDAP password is hashed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -77,6 +92,15 @@ impl LdapUrl {
     /// The URL as given.
     pub fn as_str(&self) -> &str {
         &self.raw
+    }
+
+    /// The same URL on another host (scheme, port and path kept).
+    pub fn with_host(&self, host: &str) -> Result<Self, Error> {
+        let mut u = url::Url::parse(&self.raw)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("directory.url: {e}")))?;
+        u.set_host(Some(host))
+            .map_err(|e| Error::new(ErrorKind::UnexpectedResponse, format!("host {host:?}: {e}")))?;
+        Self::parse(u.as_str().trim_end_matches('/'))
     }
 
     /// Whether TLS starts with the first byte (`ldaps://`).
@@ -171,6 +195,9 @@ pub struct DirectoryConfig {
     /// How long a containment waits for the replicas to show the lock. Default 10.
     #[serde(default = "default_replica_wait")]
     pub replica_wait_secs: u64,
+    /// Active Directory: which DC the writes go to. Default `pdc-emulator`.
+    #[serde(default)]
+    pub ad_write_dc: AdWriteDc,
 }
 
 fn default_replica_wait() -> u64 {

@@ -36,7 +36,7 @@ use ldap3::{Ldap, Mod, Scope};
 use serde::Serialize;
 
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
-pub use config::{DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
+pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 pub use replica::{ReplicaCheck, ReplicaState};
 
@@ -299,8 +299,81 @@ impl Directory {
             .with_ldap(res.rc, res.text, res.matched));
         }
         dir.detect_flavour().await?;
+        if dir.flavour == Flavour::ActiveDirectory && cfg.ad_write_dc == AdWriteDc::PdcEmulator {
+            if let Some(pdc) = dir.pdc_emulator().await? {
+                let url = cfg.url.with_host(&pdc)?;
+                tracing::info!(configured = %cfg.url, pdc_emulator = %url, "writes go to the PDC emulator");
+                dir.close().await;
+                let mut to_pdc = cfg.clone();
+                to_pdc.url = url;
+                to_pdc.ad_write_dc = AdWriteDc::AsConfigured;
+                return Box::pin(Self::connect(&to_pdc)).await;
+            }
+        }
         tracing::debug!(url = %cfg.url, flavour = ?dir.flavour, transport = ?transport, "directory connected");
         Ok(dir)
+    }
+
+    /// Active Directory: the PDC emulator's host name (`dNSHostName`), when the connected DC
+    /// is not it. From the rootDSE (`dsServiceName`, `defaultNamingContext`) and the domain
+    /// root's `fSMORoleOwner` (the PDC's NTDS Settings, below its server object).
+    pub async fn pdc_emulator(&self) -> Result<Option<String>, Error> {
+        let first = |entries: Vec<ldap3::SearchEntry>, attr: &str| {
+            entries
+                .into_iter()
+                .next()
+                .and_then(|e| e.attrs.get(attr).and_then(|v| v.first().cloned()))
+        };
+        let root = self
+            .search_raw(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["dsServiceName", "defaultNamingContext"],
+            )
+            .await?;
+        let (Some(me), Some(domain)) = (
+            first(root.clone(), "dsServiceName"),
+            first(root, "defaultNamingContext"),
+        ) else {
+            return Err(Error::new(
+                ErrorKind::UnexpectedResponse,
+                "the rootDSE names no dsServiceName / defaultNamingContext",
+            ));
+        };
+        let owner = first(
+            self.search_raw(&domain, Scope::Base, "(objectClass=*)", &["fSMORoleOwner"])
+                .await?,
+            "fSMORoleOwner",
+        )
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                format!("{domain} has no fSMORoleOwner"),
+            )
+        })?;
+        let owner = Dn::parse(&owner)?;
+        if owner.same_entry(&Dn::parse(&me)?) {
+            return Ok(None);
+        }
+        let server = owner.parent().ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                format!("fSMORoleOwner {owner} has no parent"),
+            )
+        })?;
+        let host = first(
+            self.search_raw(server.as_str(), Scope::Base, "(objectClass=*)", &["dNSHostName"])
+                .await?,
+            "dNSHostName",
+        )
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                format!("{server} has no dNSHostName"),
+            )
+        })?;
+        Ok(Some(host))
     }
 
     /// The directory's flavour.

@@ -161,6 +161,14 @@ impl Dn {
         self.rdns == other.rdns
     }
 
+    /// The parent entry's DN (`None` for a one-RDN DN).
+    pub(crate) fn parent(&self) -> Option<Dn> {
+        let parts = split_unescaped(&self.raw, ',');
+        (parts.len() > 1)
+            .then(|| Dn::parse(&parts[1..].join(",")).ok())
+            .flatten()
+    }
+
     /// The domain part (`dc=example,dc=test` of `cn=g,ou=groups,dc=example,dc=test`): from the
     /// first `dc=` RDN on. `None` without one.
     pub(crate) fn domain_suffix(&self) -> Option<Dn> {

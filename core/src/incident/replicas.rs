@@ -19,6 +19,8 @@ impl Responder {
         let mut cfg = self.inner.cfg.directory.clone();
         cfg.url = url.clone();
         cfg.replicas = Vec::new();
+        // a replica is read where it is, never redirected to the PDC emulator
+        cfg.ad_write_dc = crate::directory::AdWriteDc::AsConfigured;
         Directory::connect(&cfg).await
     }
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod ad;
+mod ad_dcs;
 mod changes;
 mod dovecot;
 mod flavours;
