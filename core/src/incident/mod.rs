@@ -304,7 +304,9 @@ impl Responder {
     /// # async fn demo() -> Result<(), cadenas::Error> {
     /// let cfg = cadenas::Config::from_file(std::path::Path::new("/etc/cadenas/cadenas.toml"))?;
     /// let responder = cadenas::Responder::from_config(&cfg).await?;
-    /// let report = responder.contain(&["jdupont".into()], Default::default()).await?;
+    /// let sink = cadenas::incident::FileSink::create(std::path::Path::new("/root/incident-passwords.tsv"))?;
+    /// let opts = cadenas::incident::ContainOptions::new(std::sync::Arc::new(sink));
+    /// let report = responder.contain(&["jdupont".into()], opts).await?;
     /// println!("journal {} head {}", report.journal, report.journal_head);
     /// # Ok(()) }
     /// ```
