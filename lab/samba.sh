@@ -88,28 +88,34 @@ EOF
 EOF
 }
 
-start_samba() {
-  # KRB5_CONFIG: the DRS connections between DCs authenticate with Kerberos and find the KDC here
-  KRB5_CONFIG=$S/krb5.conf setsid samba -i -s "$D/etc/smb.conf" --maximum-runtime=14400 > "$D/log/samba.stdout" 2>&1 < /dev/null &
-  echo $! > "$S/samba.pid"
+# run_dc SMB_CONF PID_FILE URL LOG_DIR — starts a samba AD DC and waits until it answers on URL.
+# KRB5_CONFIG: the DRS connections between DCs authenticate with Kerberos and find the KDC here.
+run_dc() {
+  local conf=$1 pidf=$2 url=$3 log=$4
+  KRB5_CONFIG=$S/krb5.conf setsid samba -i -s "$conf" --maximum-runtime=14400 > "$log/samba.stdout" 2>&1 < /dev/null &
+  echo $! > "$pidf"
   for _ in $(seq 300); do
-    if ldap_admin ldapsearch -b '' -s base 1.1 > /dev/null 2>&1; then return 0; fi
-    kill -0 "$(cat "$S/samba.pid")" 2>/dev/null || { cat "$D/log/samba.stdout" >&2; die "samba exited"; }
+    if LDAPTLS_CACERT="$CA_DIR/ca.pem" ldapsearch -x -H "$url" -D "Administrator@$REALM" -w "$ADMINPASS" -b '' -s base 1.1 > /dev/null 2>&1; then return 0; fi
+    kill -0 "$(cat "$pidf")" 2>/dev/null || { cat "$log/samba.stdout" >&2; die "samba ($conf) exited"; }
     sleep 0.1
   done
-  die "samba did not answer on $URI"
+  die "samba did not answer on $url"
 }
 
-stop_samba() {
-  local pid; pid=$(cat "$S/samba.pid" 2>/dev/null) || return 0
+# halt_dc PID_FILE — stops a DC started by run_dc (all its renamed children).
+halt_dc() {
+  local pidf=$1 pid; pid=$(cat "$pidf" 2>/dev/null) || return 0
   kill -TERM "$pid" 2>/dev/null || true
   # samba renames its children; setsid made the session id equal to the root pid
   for _ in $(seq 150); do
-    pgrep -s "$pid" > /dev/null || { rm -f "$S/samba.pid"; return 0; }
+    pgrep -s "$pid" > /dev/null || { rm -f "$pidf"; return 0; }
     sleep 0.1
   done
-  pkill -KILL -s "$pid" 2>/dev/null || true; rm -f "$S/samba.pid"
+  pkill -KILL -s "$pid" 2>/dev/null || true; rm -f "$pidf"
 }
+
+start_samba() { run_dc "$D/etc/smb.conf" "$S/samba.pid" "$URI" "$D/log"; }
+stop_samba() { halt_dc "$S/samba.pid"; }
 
 seed() {
   local n=$1 f=$S/seed.ldif
@@ -190,26 +196,8 @@ EOF
 
 dc2_running() { [ -s "$S2/samba.pid" ] && kill -0 "$(cat "$S2/samba.pid")" 2>/dev/null; }
 
-start_dc2() {
-  KRB5_CONFIG=$S/krb5.conf setsid samba -i -s "$D2/etc/smb.conf" --maximum-runtime=14400 > "$D2/log/samba.stdout" 2>&1 < /dev/null &
-  echo $! > "$S2/samba.pid"
-  for _ in $(seq 300); do
-    if LDAPTLS_CACERT="$CA_DIR/ca.pem" ldapsearch -x -H $URI2 -D "Administrator@$REALM" -w "$ADMINPASS" -b '' -s base 1.1 > /dev/null 2>&1; then return 0; fi
-    kill -0 "$(cat "$S2/samba.pid")" 2>/dev/null || { cat "$D2/log/samba.stdout" >&2; die "DC2 exited"; }
-    sleep 0.1
-  done
-  die "DC2 did not answer on $URI2"
-}
-
-stop_dc2() {
-  local pid; pid=$(cat "$S2/samba.pid" 2>/dev/null) || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    pgrep -s "$pid" > /dev/null || { rm -f "$S2/samba.pid"; return 0; }
-    sleep 0.1
-  done
-  pkill -KILL -s "$pid" 2>/dev/null || true; rm -f "$S2/samba.pid"
-}
+start_dc2() { run_dc "$D2/etc/smb.conf" "$S2/samba.pid" "$URI2" "$D2/log"; }
+stop_dc2() { halt_dc "$S2/samba.pid"; }
 
 # The names the DCs look each other up by, in /etc/hosts between markers (no DNS in the lab).
 write_hosts() {

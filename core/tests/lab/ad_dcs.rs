@@ -15,18 +15,7 @@ use crate::support::{AdLab, AnyLab};
 const DC2: &str = "ldaps://127.0.0.2:636";
 
 fn samba_sh(arg: &str) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/samba.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(arg)
-        .output()
-        .expect("lab/samba.sh");
-    assert!(
-        out.status.success(),
-        "lab/samba.sh {arg}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::lab_script("samba.sh", arg);
 }
 
 /// The AD lab config with `url` pointing at DC2, DC2 as a replica, and `extra` directory keys.

@@ -673,17 +673,9 @@ fn a_postgres_restart_mid_run_gives_typed_errors_then_recovers_and_nothing_is_ac
     cfg.max_failures = 10_000; // every refusal below must be a replay, not a throttle
     let mfa = Mfa::open(&cfg, true).expect("open");
     let (s, p) = enrolled(&mfa, "alice");
-    let lab = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/postgres.sh");
-    let restart = std::thread::spawn(move || {
+    let restart = std::thread::spawn(|| {
         std::thread::sleep(Duration::from_millis(300));
-        let st = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("restart")
-            .env("CADENAS_LAB_DIR", lab)
-            .status()
-            .expect("restart");
-        assert!(st.success(), "lab/postgres.sh restart");
+        crate::support::lab_script("postgres.sh", "restart");
     });
     // one code per 30 s step, as fast as possible, through the restart
     let (mut accepted, mut store_errors, mut other) = (Vec::new(), 0, Vec::new());

@@ -16,18 +16,7 @@ use crate::support::OpenLdapLab;
 const REPLICA: &str = "ldaps://127.0.0.1:6361";
 
 fn openldap_sh(arg: &str) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/openldap.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(arg)
-        .output()
-        .expect("lab/openldap.sh");
-    assert!(
-        out.status.success(),
-        "lab/openldap.sh {arg}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::lab_script("openldap.sh", arg);
 }
 
 #[tokio::test]

@@ -144,6 +144,24 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.get_or_init(|| tokio::sync::Mutex::new(())).lock().await
 }
 
+/// Runs `lab/NAME ARG` (e.g. `openldap.sh replica-stop`) and fails the test if it fails.
+pub fn lab_script(name: &str, arg: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../lab")
+        .join(name);
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(arg)
+        .output()
+        .expect("lab script");
+    assert!(
+        out.status.success(),
+        "lab/{name} {arg}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Facts about the running Dovecot lab, from `$CADENAS_LAB_DIR/dovecot/lab.env`.
 pub fn dovecot_env() -> HashMap<String, String> {
     read_env("dovecot/lab.env", "lab/dovecot.sh start")
