@@ -36,12 +36,7 @@ test: lab-up
 	bash ffi/tests/run-c-tests.sh
 
 bench:
-	bash -c '. lab/lib.sh; apt_install oathtool:oathtool'
-	bash lab/up.sh 1000
-	bash python/venv.sh --release
-	target/python-venv/bin/python -m pip install -q --disable-pip-version-check ldap3
-	$(CARGO) bench -p cadenas-benches
-	target/python-venv/bin/python benches/totp_python.py
+	bash benches/run.sh
 
 # The C library. FFI_PROFILE=debug installs the test build (what `make test` uses).
 PREFIX ?= /usr/local

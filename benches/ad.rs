@@ -10,6 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "lab.rs"]
+mod lab;
+
 use cadenas::incident::{ContainOptions, PasswordSink, Responder};
 use cadenas::{Config, Error, Password};
 
@@ -92,6 +95,8 @@ fn main() {
         t.elapsed().as_secs_f64()
     });
     let _ = std::fs::remove_file(journal);
+    lab::record("ad", "samba_tool_accounts_per_s", n, n as f64 / by_hand);
+    lab::record("ad", "cadenas_accounts_per_s", n, n as f64 / cadenas);
     println!("containing {n} AD accounts per method (disable + reset with must-change + MFA group):");
     println!(
         "  samba-tool on the DC, 3 commands per account   {:6.1} accounts/s ({by_hand:.2} s)",

@@ -124,6 +124,9 @@ fn main() {
     let server_s = rt.block_on(with_cadenas(&server, &users(1 + n), 16));
     let client_s = rt.block_on(with_cadenas(&client, &users(1 + 2 * n), 16));
     let rate = |s: f64| n as f64 / s;
+    lab::record("contain", "by_hand_accounts_per_s", n, rate(hand));
+    lab::record("contain", "cadenas_server_accounts_per_s", n, rate(server_s));
+    lab::record("contain", "cadenas_client_accounts_per_s", n, rate(client_s));
     println!(
         "  ldapmodify + ldappasswd by hand      {:8.1} accounts/s  ({hand:.2} s)",
         rate(hand)

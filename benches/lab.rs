@@ -101,3 +101,25 @@ pub fn peak_rss_mib() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// Appends one measurement to the file `$CADENAS_BENCH_RESULTS` names (JSON lines, one per
+/// value; `benches/report.py` makes `benches/RESULTS.md` of them); nothing when it is unset.
+/// `what` names the quantity (`cadenas_contained_s`), `n` the accounts (0: not per size).
+pub fn record(bench: &str, what: &str, n: usize, value: f64) {
+    let Ok(path) = std::env::var("CADENAS_BENCH_RESULTS") else {
+        return;
+    };
+    let line = serde_json::json!({
+        "bench": bench,
+        "what": what,
+        "n": n,
+        "value": value,
+        "repeat": std::env::var("CADENAS_BENCH_REPEAT").unwrap_or_default(),
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    writeln!(f, "{line}").expect("results file");
+}

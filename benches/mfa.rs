@@ -8,6 +8,9 @@
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "lab.rs"]
+mod lab;
+
 use cadenas::mfa::totp::{code_for_step, matching_step, TotpCode};
 use cadenas::mfa::{Mfa, MfaConfig};
 
@@ -209,6 +212,11 @@ fn main() {
     }
     let oath = k as f64 / t.elapsed().as_secs_f64();
 
+    lab::record("mfa", "totp_in_memory_per_s", 0, mem);
+    lab::record("mfa", "totp_durable_sqlite_per_s", 0, durable);
+    if oath_ok {
+        lab::record("mfa", "oathtool_per_s", 0, oath);
+    }
     println!("TOTP verification, SHA1 / 6 digits / ±1 step:");
     println!("  cadenas in memory (no replay guard)          {mem:>10.0} verifies/s");
     println!("  cadenas + durable replay guard (SQLite WAL)  {durable:>10.0} verifies/s  ({:.0}x slower than in memory)", mem / durable);
@@ -230,6 +238,7 @@ fn main() {
     );
     println!("\nTOTP verification with the durable replay guard, {PROCESSES} processes at once (one user each, {n} codes each):");
     println!("  SQLite (WAL, one host)                       {sqlite:>10.0} accepted codes/s");
+    lab::record("mfa", "shared_sqlite_4proc_per_s", 0, sqlite);
     let db = format!("cadenas_bench_mfa_{}", std::process::id());
     match LabPg::find().filter(|pg| pg.psql(&format!("CREATE DATABASE \"{db}\"")).is_some()) {
         Some(lab_pg) => {
@@ -244,11 +253,26 @@ fn main() {
                 "  PostgreSQL (TLS, loopback, shared by hosts) {pg:>10.0} accepted codes/s  ({:.2}x SQLite)",
                 pg / sqlite
             );
+            lab::record("mfa", "shared_postgres_4proc_per_s", 0, pg);
             let _ = lab_pg.psql(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
         }
         None => println!(
             "  PostgreSQL: the lab's PostgreSQL is not running (bash lab/postgres.sh start); column skipped"
         ),
     }
+
+    // argon2id as Cadenas hashes {ARGON2} passwords (client-side hashing, recovery codes):
+    // m=19 MiB, t=2, p=1; benches/argon2_python.py times argon2-cffi at the same parameters
+    let k = 20;
+    let t = Instant::now();
+    for i in 0..k {
+        let pw = cadenas::Password::new(format!("Bench-Passw0rd-{i}"));
+        cadenas::password::openldap_argon2_hash(&pw).expect("hash");
+    }
+    let ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(k);
+    lab::record("mfa", "argon2id_rust_ms_per_hash", 0, ms);
+    println!(
+        "\nargon2id (m=19456 KiB, t=2, p=1), as Cadenas hashes {{ARGON2}} passwords: {ms:.1} ms per hash"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

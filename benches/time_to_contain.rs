@@ -5,7 +5,11 @@
 //!
 //! - the floor: one `ldapmodify` of all the lock modifications (nothing else);
 //! - the sequential python-ldap3 script a sysadmin writes (`benches/contain_ldap3.py`);
-//! - `Responder::contain` (every account locked first, then the rest).
+//! - `Responder::contain` (every account locked first, then the rest);
+//! - the server's own hashing capacity: the same number of RFC 3062 resets of the same users,
+//!   as many in flight as Cadenas keeps, nothing else (the bound with server-side argon2);
+//! - the same comparison with `{SSHA}` as the server's hash (`olcPasswordHash`, switched over
+//!   ldapi for the run and back), where the server's CPU is not the limit.
 //!
 //! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts,
 //! `CADENAS_BENCH_PEERS=0` leaves the peers out;
@@ -30,6 +34,84 @@ impl PasswordSink for Discard {
     fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
         Ok(())
     }
+}
+
+/// The server's hashing capacity: an RFC 3062 reset of every user in `users`, 32 in flight
+/// over 2 connections (as `Responder::contain` keeps them), nothing else. Seconds.
+async fn hashing_capacity(env: &HashMap<String, String>, users: &[String]) -> f64 {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&env["CADENAS_LAB_CA"]).expect("CA") {
+        roots.add(c.expect("pem")).expect("CA cert");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("tls")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let settings = ldap3::LdapConnSettings::new().set_config(Arc::new(tls));
+    let pw = lab::responder_password(env);
+    let mut conns = Vec::new();
+    for _ in 0..2 {
+        let (conn, mut ldap) =
+            ldap3::LdapConnAsync::with_settings(settings.clone(), &env["CADENAS_LAB_LDAPS_URL"])
+                .await
+                .expect("connect");
+        ldap3::drive!(conn);
+        ldap.simple_bind(&env["CADENAS_LAB_RESPONDER_DN"], &pw)
+            .await
+            .expect("bind")
+            .success()
+            .expect("bind ok");
+        conns.push(ldap);
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let mut ldap = conns[i % 2].clone();
+        let sem = sem.clone();
+        let dn = format!("uid={u},{}", env["CADENAS_LAB_PEOPLE"]);
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let new = format!("Capacity-Passw0rd-{i}-xyz");
+            ldap.extended(ldap3::exop::PasswordModify {
+                user_id: Some(&dn),
+                old_pass: None,
+                new_pass: Some(&new),
+            })
+            .await
+            .expect("exop")
+            .success()
+            .expect("reset");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Sets the server's password hash (`olcPasswordHash` of the frontend) over ldapi, as root.
+fn server_hash(hash: &str) {
+    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let sock = format!("{dir}/openldap/run/ldapi").replace('/', "%2F");
+    let mut c = Command::new("ldapmodify")
+        .args(["-Q", "-Y", "EXTERNAL", "-H", &format!("ldapi://{sock}")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ldapmodify");
+    use std::io::Write;
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            format!("dn: olcDatabase={{-1}}frontend,cn=config\nchangetype: modify\nreplace: olcPasswordHash\nolcPasswordHash: {hash}\n")
+                .as_bytes(),
+        )
+        .expect("write");
+    assert!(c.wait().expect("wait").success(), "olcPasswordHash {hash}");
 }
 
 fn floor(env: &HashMap<String, String>, users: &[String]) -> f64 {
@@ -160,7 +242,19 @@ fn main() {
         };
         let users = lab::fresh_users(&env, &format!("ttc{tag}n{n}u"), n);
         let (c_lock, c_all, c_ops) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
+        lab::record("time_to_contain", "peak_rss_mib", n, lab::peak_rss_mib());
         lab::leave_mfa_group(&env, &users);
+        // the same users again: only the resets, as the server can hash them
+        let capacity = rt.block_on(hashing_capacity(&env, &users));
+        lab::record("time_to_contain", "cadenas_locked_s", n, c_lock);
+        lab::record("time_to_contain", "cadenas_contained_s", n, c_all);
+        lab::record("time_to_contain", "cadenas_ops_per_account", n, c_ops);
+        lab::record("time_to_contain", "server_hashing_capacity_s", n, capacity);
+        if peers {
+            lab::record("time_to_contain", "floor_locked_s", n, floor_s);
+            lab::record("time_to_contain", "ldap3_locked_s", n, py_lock);
+            lab::record("time_to_contain", "ldap3_contained_s", n, py_all);
+        }
         println!(
             "{n:>6}  {:<36} {floor_s:>12.2} s {:>16}",
             "one ldapmodify of the locks (floor)", "-"
@@ -177,6 +271,46 @@ fn main() {
             "        all locked: {:.1}x the floor, {:.1}x faster than the script; all contained: {:.2}x faster than the script",
             c_lock / floor_s,
             py_lock / c_lock,
+            py_all / c_all
+        );
+        println!(
+            "        the server's hashing capacity: {n} resets alone in {capacity:.2} s; all contained is {:.2}x that",
+            c_all / capacity
+        );
+    }
+
+    // {SSHA} as the server's hash: the server's CPU is no longer the limit
+    let n_ssha: usize = std::env::var("CADENAS_BENCH_SSHA_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    if n_ssha > 0 {
+        server_hash("{SSHA}");
+        let script_users = lab::fresh_users(&env, &format!("tsp{tag}u"), n_ssha);
+        let (py_lock, py_all) = if peers {
+            ldap3_script(&script_users, &tmp)
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        lab::leave_mfa_group(&env, &script_users);
+        let users = lab::fresh_users(&env, &format!("tsc{tag}u"), n_ssha);
+        let (c_lock, c_all, c_ops) = rt.block_on(cadenas(&cfg, &users, &tmp, n_ssha));
+        lab::leave_mfa_group(&env, &users);
+        server_hash("{ARGON2}");
+        lab::record("time_to_contain", "ssha_cadenas_locked_s", n_ssha, c_lock);
+        lab::record("time_to_contain", "ssha_cadenas_contained_s", n_ssha, c_all);
+        lab::record("time_to_contain", "ssha_cadenas_ops_per_account", n_ssha, c_ops);
+        if peers {
+            lab::record("time_to_contain", "ssha_ldap3_locked_s", n_ssha, py_lock);
+            lab::record("time_to_contain", "ssha_ldap3_contained_s", n_ssha, py_all);
+        }
+        println!(
+            "{n_ssha:>6}  {:<36} {py_lock:>12.2} s {py_all:>14.2} s",
+            "{SSHA}: python-ldap3, sequential"
+        );
+        println!(
+            "{n_ssha:>6}  {:<36} {c_lock:>12.2} s {c_all:>14.2} s  {c_ops:4.1} LDAP ops/account  ({:.2}x faster)",
+            "{SSHA}: cadenas contain",
             py_all / c_all
         );
     }
@@ -212,6 +346,8 @@ fn main() {
     });
     lab::leave_mfa_group(&env, &singles);
     ms.sort_by(f64::total_cmp);
+    lab::record("time_to_contain", "single_p50_ms", 1, ms[ms.len() / 2]);
+    lab::record("time_to_contain", "single_p95_ms", 1, ms[ms.len() * 95 / 100]);
     println!(
         "one account at a time, with the Dovecot revocation: p50 {:.1} ms, p95 {:.1} ms (50 runs)",
         ms[ms.len() / 2],

@@ -11,6 +11,7 @@ Run by ``make bench`` (release build of the extension).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sqlite3
 import statistics
@@ -102,6 +103,38 @@ def durable(tmp: Path) -> tuple[tuple[float, float, float], tuple[float, float, 
     return median_rate(500, with_pyotp), median_rate(500, with_cadenas)
 
 
+def record(what: str, value: float) -> None:
+    """Appends a measurement to $CADENAS_BENCH_RESULTS (see benches/report.py)."""
+    path = os.environ.get("CADENAS_BENCH_RESULTS")
+    if not path:
+        return
+    line = {
+        "bench": "python",
+        "what": what,
+        "n": 0,
+        "value": value,
+        "repeat": os.environ.get("CADENAS_BENCH_REPEAT", ""),
+    }
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def argon2_ms() -> float:
+    """argon2-cffi at the parameters Cadenas hashes {ARGON2} passwords with (argon2id,
+    m=19456 KiB, t=2, p=1, 16-byte salt, 32-byte hash): ms per hash, median of REPEATS."""
+    from argon2 import PasswordHasher, Type
+
+    ph = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16, type=Type.ID)
+    assert ph.hash("x").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    per: List[float] = []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        for i in range(20):
+            ph.hash(f"Bench-Passw0rd-{i}")
+        per.append((time.perf_counter() - t) * 1000 / 20)
+    return statistics.median(per)
+
+
 def main() -> int:
     py_mem, rs_mem = in_memory()
     with tempfile.TemporaryDirectory() as d:
@@ -116,6 +149,13 @@ def main() -> int:
     print(row("cadenas.Mfa.verify (durable replay guard, throttling, encrypted store)", rs_dur))
     print(f"ratio in memory: {rs_mem[0] / py_mem[0]:.1f}x (target >= 10x)")
     print(f"ratio durable: {rs_dur[0] / py_dur[0]:.2f}x")
+    a2 = argon2_ms()
+    print(f"argon2-cffi argon2id m=19456,t=2,p=1: {a2:.1f} ms per hash")
+    record("pyotp_in_memory_per_s", py_mem[0])
+    record("cadenas_in_memory_per_s", rs_mem[0])
+    record("pyotp_sqlite_guard_per_s", py_dur[0])
+    record("cadenas_mfa_verify_per_s", rs_dur[0])
+    record("argon2_cffi_ms_per_hash", a2)
     return 0
 
 

@@ -1,0 +1,335 @@
+"""Makes ``benches/RESULTS.md`` from the measurements ``benches/run.sh`` collected (JSON lines,
+one value each, written by the Rust benches through ``lab::record`` and by
+``totp_python.py``). Medians with min–max over the repeats, ratios of medians, each target
+with met / missed, the machine and the versions. Nothing here measures anything.
+
+    python benches/report.py target/bench-results.jsonl > benches/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+
+Key = tuple[str, str, int]
+Values = dict[Key, list[float]]
+
+
+def load(path: str) -> tuple[Values, int]:
+    values: Values = defaultdict(list)
+    repeats: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                d = json.loads(line)
+                values[(d["bench"], d["what"], int(d["n"]))].append(float(d["value"]))
+                repeats.add(str(d.get("repeat", "")))
+    return values, len(repeats)
+
+
+def command(args: list[str]) -> str:
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    text = (out.stdout + out.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+def machine() -> list[str]:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            m = re.search(r"model name\s*:\s*(.+)", f.read())
+            cpu = m.group(1) if m else cpu
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            m = re.search(r"MemTotal:\s*(\d+)", f.read())
+            mem = f"{int(m.group(1)) / 1024 / 1024:.0f} GiB" if m else mem
+    except OSError:
+        pass
+    pg = "not found"
+    for d in sorted(os.listdir("/usr/lib/postgresql")) if os.path.isdir("/usr/lib/postgresql") else []:
+        pg = command([f"/usr/lib/postgresql/{d}/bin/postgres", "--version"])
+    slapd = command(["slapd", "-VV"])
+    pip = [sys.executable, "-m", "pip", "show", "ldap3", "pyotp", "argon2-cffi"]
+    peers = ", ".join(
+        f"{n} {v}"
+        for n, v in re.findall(
+            r"Name: (\S+)\nVersion: (\S+)", subprocess.run(pip, capture_output=True, text=True).stdout
+        )
+    )
+    return [
+        f"- Machine: {os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}",
+        f"- Servers: {slapd.split('$')[-1].strip() if '$' in slapd else slapd}; "
+        f"{command(['samba', '-V'])}; Dovecot {command(['dovecot', '--version'])}; {pg}",
+        f"- Clients: {command(['rustc', '--version'])}; Python {platform.python_version()}; "
+        f"{peers or 'peers not installed'}",
+    ]
+
+
+def row(*cells: str) -> str:
+    """A Markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def fmt(v: float, unit: str) -> str:
+    if unit == "s":
+        return f"{v:.2f} s"
+    if unit == "ms":
+        return f"{v:.1f} ms"
+    if unit == "/s":
+        return f"{v:,.0f}/s" if v >= 100 else f"{v:.1f}/s"
+    if unit == "MiB":
+        return f"{v:.0f} MiB"
+    return f"{v:.1f}"
+
+
+class Report:
+    def __init__(self, values: Values) -> None:
+        self.v = values
+        self.lines: list[str] = []
+        self.targets: list[str] = []
+
+    def med(self, bench: str, what: str, n: int = 0) -> float | None:
+        vals = self.v.get((bench, what, n))
+        return statistics.median(vals) if vals else None
+
+    def cell(self, bench: str, what: str, n: int, unit: str) -> str:
+        vals = self.v.get((bench, what, n))
+        if not vals:
+            return "—"
+        m = statistics.median(vals)
+        if len(vals) == 1:
+            return fmt(m, unit)
+        return f"{fmt(m, unit)} ({fmt(min(vals), unit)}–{fmt(max(vals), unit)})"
+
+    def target(self, name: str, value: float | None, ok: Callable[[float], bool], shown: str) -> None:
+        if value is None:
+            self.targets.append(f"| {name} | not measured in this run | — |")
+        else:
+            self.targets.append(
+                f"| {name} | {shown.format(value)} | {'met' if ok(value) else '**missed**'} |"
+            )
+
+    def sizes(self) -> list[int]:
+        return sorted({n for (b, w, n) in self.v if b == "time_to_contain" and w == "cadenas_contained_s"})
+
+    def time_to_contain(self) -> None:
+        t = "time_to_contain"
+        self.lines += [
+            "## Time to contain (OpenLDAP, LDAPS, server-side argon2, fresh users per method)",
+            "",
+            "| accounts | method | all locked after | all contained after | LDAP ops/account |",
+            "|---|---|---|---|---|",
+        ]
+        for n in self.sizes():
+
+            def c(what: str, unit: str = "s", n: int = n) -> str:
+                return self.cell(t, what, n, unit)
+
+            self.lines += [
+                row(
+                    str(n),
+                    "one `ldapmodify` of the lock modifications (the floor)",
+                    c("floor_locked_s"),
+                    "—",
+                    "1",
+                ),
+                row(
+                    str(n), "sequential python-ldap3 script", c("ldap3_locked_s"), c("ldap3_contained_s"), "5"
+                ),
+                row(
+                    str(n),
+                    "`Responder::contain`, journaled",
+                    c("cadenas_locked_s"),
+                    c("cadenas_contained_s"),
+                    c("cadenas_ops_per_account", ""),
+                ),
+                row(
+                    str(n),
+                    "the server's hashing capacity: the same resets alone, as many in flight",
+                    "—",
+                    c("server_hashing_capacity_s"),
+                    "1",
+                ),
+            ]
+            lock, fl = self.med(t, "cadenas_locked_s", n), self.med(t, "floor_locked_s", n)
+            self.target(
+                f"all {n} locked ≤ 2× the floor",
+                lock / fl if lock and fl else None,
+                lambda r: r <= 2.0,
+                "{:.2f}× the floor",
+            )
+            cont, cap = self.med(t, "cadenas_contained_s", n), self.med(t, "server_hashing_capacity_s", n)
+            self.target(
+                f"all {n} contained within 1.25× the server's hashing capacity (argon2)",
+                cont / cap if cont and cap else None,
+                lambda r: r <= 1.25,
+                "{:.2f}×",
+            )
+            rss = self.med(t, "peak_rss_mib", n)
+            if n == 6000:
+                self.target("peak RSS of the 6000-account run ≤ 64 MiB", rss, lambda r: r <= 64, "{:.0f} MiB")
+            self.lines.append("")
+        ssha = sorted({n for (b, w, n) in self.v if b == t and w == "ssha_cadenas_contained_s"})
+        for n in ssha:
+
+            def c(what: str, unit: str = "s", n: int = n) -> str:
+                return self.cell(t, what, n, unit)
+
+            self.lines += [
+                f"With `{{SSHA}}` as the server's hash ({n} accounts; the server's CPU not the limit):",
+                "",
+                "| method | all locked after | all contained after | LDAP ops/account |",
+                "|---|---|---|---|",
+                row(
+                    "sequential python-ldap3 script",
+                    c("ssha_ldap3_locked_s"),
+                    c("ssha_ldap3_contained_s"),
+                    "5",
+                ),
+                row(
+                    "`Responder::contain`",
+                    c("ssha_cadenas_locked_s"),
+                    c("ssha_cadenas_contained_s"),
+                    c("ssha_cadenas_ops_per_account", ""),
+                ),
+                "",
+            ]
+            py, cad = self.med(t, "ssha_ldap3_contained_s", n), self.med(t, "ssha_cadenas_contained_s", n)
+            self.target(
+                "{SSHA}: all contained ≥ 3× faster than the python-ldap3 script",
+                py / cad if py and cad else None,
+                lambda r: r >= 3.0,
+                "{:.2f}× faster",
+            )
+        self.lines += [
+            "One account at a time, with the lab Dovecot's revocation and the Sieve read (50 runs each):",
+            f"p50 {self.cell(t, 'single_p50_ms', 1, 'ms')}, p95 {self.cell(t, 'single_p95_ms', 1, 'ms')}.",
+            "",
+        ]
+
+    def by_hand(self) -> None:
+        rows = [
+            ("contain", "by_hand_accounts_per_s", "OpenLDAP: ldapmodify + ldappasswd, one process per step"),
+            ("contain", "cadenas_server_accounts_per_s", "OpenLDAP: Cadenas primitives, server hashing"),
+            (
+                "contain",
+                "cadenas_client_accounts_per_s",
+                "OpenLDAP: Cadenas primitives, client-side argon2id",
+            ),
+            (
+                "ad",
+                "samba_tool_accounts_per_s",
+                "AD: samba-tool on the DC (disable, setpassword, addmembers)",
+            ),
+            (
+                "ad",
+                "cadenas_accounts_per_s",
+                "AD: `Responder::contain` over LDAPS, delegated helpdesk, journaled",
+            ),
+        ]
+        self.lines += ["## Against the tools used by hand", "", "| what | accounts | rate |", "|---|---|---|"]
+        for bench, what, name in rows:
+            ns = sorted({n for (b, w, n) in self.v if b == bench and w == what})
+            for n in ns:
+                self.lines.append(f"| {name} | {n} | {self.cell(bench, what, n, '/s')} |")
+        self.lines.append("")
+
+    def mfa(self) -> None:
+        rows = [
+            ("mfa", "oathtool_per_s", "oathtool, one process per code", "/s"),
+            ("mfa", "totp_in_memory_per_s", "Cadenas (Rust), in memory", "/s"),
+            (
+                "mfa",
+                "totp_durable_sqlite_per_s",
+                "Cadenas (Rust), durable replay guard (SQLite), one process",
+                "/s",
+            ),
+            ("mfa", "shared_sqlite_4proc_per_s", "Cadenas, 4 processes at once, SQLite (one host)", "/s"),
+            (
+                "mfa",
+                "shared_postgres_4proc_per_s",
+                "Cadenas, 4 processes at once, PostgreSQL (shared by hosts)",
+                "/s",
+            ),
+            ("python", "pyotp_in_memory_per_s", "Python: `pyotp.TOTP.verify`", "/s"),
+            ("python", "cadenas_in_memory_per_s", "Python: `cadenas.totp_verify`", "/s"),
+            ("python", "pyotp_sqlite_guard_per_s", "Python: pyotp + a sqlite3 conditional UPDATE", "/s"),
+            (
+                "python",
+                "cadenas_mfa_verify_per_s",
+                "Python: `cadenas.Mfa.verify` (guard, throttling, encrypted store)",
+                "/s",
+            ),
+            ("mfa", "argon2id_rust_ms_per_hash", "argon2id m=19456,t=2,p=1: Cadenas (Rust `argon2`)", "ms"),
+            ("python", "argon2_cffi_ms_per_hash", "argon2id m=19456,t=2,p=1: argon2-cffi", "ms"),
+        ]
+        self.lines += ["## TOTP verification and argon2id", "", "| what | median (min–max) |", "|---|---|"]
+        for bench, what, name, unit in rows:
+            self.lines.append(f"| {name} | {self.cell(bench, what, 0, unit)} |")
+        self.lines.append("")
+        py, rs = self.med("python", "pyotp_in_memory_per_s"), self.med("python", "cadenas_in_memory_per_s")
+        self.target(
+            "TOTP verify from Python ≥ 10× pyotp",
+            rs / py if rs and py else None,
+            lambda r: r >= 10,
+            "{:.1f}×",
+        )
+        a, b = self.med("mfa", "argon2id_rust_ms_per_hash"), self.med("python", "argon2_cffi_ms_per_hash")
+        self.target(
+            "argon2id ≤ 1.1× argon2-cffi's time", a / b if a and b else None, lambda r: r <= 1.1, "{:.2f}×"
+        )
+
+    def render(self, repeats: int) -> str:
+        self.time_to_contain()
+        self.by_hand()
+        self.mfa()
+        if 6000 not in self.sizes():
+            self.target("peak RSS of the 6000-account run ≤ 64 MiB", None, bool, "")
+        for name in (
+            "60 000 accounts (time per account flat from 600 to 60 000)",
+            "AD: all locked ≤ 2× its floor (lock wave measured like OpenLDAP's)",
+            "TOTP verify from C (the C binding) vs the others",
+        ):
+            self.target(name, None, bool, "")
+        head = [
+            "# Benchmark results",
+            "",
+            f"Generated by `benches/run.sh` on {datetime.date.today().isoformat()} ({repeats} repeat(s), "
+            "each on a lab built anew; medians, min–max in brackets). Re-run: `make bench` "
+            "(or `bash benches/run.sh REPEATS`). Every comparison ran in the same run, on the same "
+            "servers, on disjoint fresh users.",
+            "",
+            *machine(),
+            "",
+            "## Targets (issue 13)",
+            "",
+            "| target | measured | |",
+            "|---|---|---|",
+            *self.targets,
+            "",
+        ]
+        return "\n".join(head + self.lines)
+
+
+def main() -> int:
+    values, repeats = load(sys.argv[1])
+    print(Report(values).render(repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
