@@ -30,7 +30,7 @@ fn env() -> HashMap<String, String> {
         .expect("samba lab not running: lab/samba.sh start")
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
         .collect()
 }
 

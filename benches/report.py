@@ -62,7 +62,8 @@ def machine() -> list[str]:
     pg = "not found"
     for d in sorted(os.listdir("/usr/lib/postgresql")) if os.path.isdir("/usr/lib/postgresql") else []:
         pg = command([f"/usr/lib/postgresql/{d}/bin/postgres", "--version"])
-    slapd = command(["slapd", "-VV"])
+    m = re.search(r"slapd (\S+)", command(["slapd", "-VV"]))
+    slapd = f"OpenLDAP slapd {m.group(1)}" if m else "slapd ?"
     pip = [sys.executable, "-m", "pip", "show", "ldap3", "pyotp", "argon2-cffi"]
     peers = ", ".join(
         f"{n} {v}"
@@ -72,8 +73,8 @@ def machine() -> list[str]:
     )
     return [
         f"- Machine: {os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}",
-        f"- Servers: {slapd.split('$')[-1].strip() if '$' in slapd else slapd}; "
-        f"{command(['samba', '-V'])}; Dovecot {command(['dovecot', '--version'])}; {pg}",
+        f"- Servers: {slapd}; Samba {command(['samba', '-V']).replace('Version ', '')}; "
+        f"Dovecot {command(['dovecot', '--version'])}; {pg}",
         f"- Clients: {command(['rustc', '--version'])}; Python {platform.python_version()}; "
         f"{peers or 'peers not installed'}",
     ]

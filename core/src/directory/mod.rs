@@ -537,17 +537,33 @@ impl Directory {
     }
 
     async fn set_membership(&self, group: &Dn, user: &User, member: bool) -> Result<Change, Error> {
+        if member {
+            // One operation, not a membership search and then the add: the server's answer says
+            // whether the member was there already (OpenLDAP 20, AD 68), atomically.
+            let p = Self::membership_plan(group, user, true, false);
+            let mut c = self.execute(user, p).await?;
+            if c.outcome == ChangeOutcome::AlreadyInPlace {
+                c.before = c.after.clone();
+            }
+            return Ok(c);
+        }
         let p = self.plan_membership(group, user, member).await?;
         self.execute(user, p).await
     }
 
     async fn plan_membership(&self, group: &Dn, user: &User, member: bool) -> Result<Planned, Error> {
+        let was = self.is_member(group, &user.dn).await?;
+        Ok(Self::membership_plan(group, user, member, was))
+    }
+
+    /// The modify that makes `user` a member of `group` or not (`member`), given whether it
+    /// is one now (`was`).
+    fn membership_plan(group: &Dn, user: &User, member: bool, was: bool) -> Planned {
         let action = if member {
             Action::RequireMfa
         } else {
             Action::ClearMfaRequirement
         };
-        let was = self.is_member(group, &user.dn).await?;
         let snapshot = |m: bool| {
             Attributes::from([(
                 "memberOf".to_owned(),
@@ -573,7 +589,7 @@ impl Directory {
             // Concurrent runs: OpenLDAP answers 20 (value exists) / 16 (no such value); AD 68 / 53.
             p.already = if member { &[20, 68] } else { &[16, 53] };
         }
-        Ok(p)
+        p
     }
 
     /// What `contain` would send for `action` on the account — whether it would change

@@ -179,6 +179,7 @@ pub(super) async fn describe_reset(
     user: &User,
     force_change: bool,
 ) -> Result<Vec<String>, Error> {
+    let follow = follow_up_mods(Some(LOCKED_FOREVER), false, force_change);
     let mut out = vec![match set_password_op(dir) {
         SetPassword::Exop => format!(
             "RFC 3062 password modify of {} (new random password, hashed by the server)",
@@ -190,11 +191,10 @@ pub(super) async fn describe_reset(
             describe_mod(&Mod::Replace(b"userPassword".to_vec(), HashSet::new()))
         ),
     }];
-    let follow = follow_up_mods(Some(LOCKED_FOREVER), false, force_change);
     if !follow.is_empty() {
         let parts: Vec<String> = follow.iter().map(describe_mod).collect();
         out.push(format!(
-            "modify {}: {} (ppolicy deletes the lock on a password set; pwdReset unless the policy added it)",
+            "modify {}: {} (ppolicy deletes the lock on a password set)",
             user.dn,
             parts.join("; ")
         ));
@@ -226,6 +226,10 @@ pub(super) async fn reset_password(
             SetPassword::Hash(Some(hash))
         }
     };
+    // With a forced change, the follow-up is known without reading pwdReset back: replacing
+    // it with TRUE is the same whether or not the policy set it already (one operation less).
+    let known_follow_up = force_change.then(|| follow_up_mods(lock.as_deref(), false, true));
+    let mut after = None;
     match op {
         SetPassword::Exop => {
             let exop = PasswordModify {
@@ -250,31 +254,40 @@ pub(super) async fn reset_password(
             if res.1.rc != 0 {
                 return Err(refused("reset_password (RFC 3062 password modify)", res.1));
             }
+            let follow_up = match known_follow_up {
+                Some(m) => m,
+                None => {
+                    let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
+                    let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+                    follow_up_mods(lock.as_deref(), flagged, force_change)
+                }
+            };
+            if !follow_up.is_empty() {
+                after = modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
+            }
         }
         SetPassword::Hash(hash) => {
             let hash = hash.ok_or_else(|| Error::new(ErrorKind::Internal, "no password hash"))?;
+            // Not one modify with the lock: a lock written in the same modify as an {ARGON2}
+            // hash does not survive ppolicy (unlike one written with a cleartext password;
+            // pinned by a lab test), so the lock follows, as after RFC 3062.
             let mods = vec![Mod::Replace(
                 b"userPassword".to_vec(),
                 HashSet::from([hash.expose_secret().to_vec()]),
             )];
             dir.modify("reset_password (client-side argon2 hash)", &user.dn, mods)
                 .await?;
-        }
-    }
-    let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
-    let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
-    let follow_up = follow_up_mods(lock.as_deref(), flagged, force_change);
-    let mut after = None;
-    if !follow_up.is_empty() {
-        let what = "reset_password (restore lock / pwdReset)";
-        if dir.has_post_read() {
-            let (res, read) = dir.modify_reading_after(&user.dn, follow_up, RESET_SHOWN).await?;
-            if res.rc != 0 {
-                return Err(refused(what, res));
+            let follow_up = match known_follow_up {
+                Some(m) => m,
+                None => {
+                    let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
+                    let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+                    follow_up_mods(lock.as_deref(), flagged, force_change)
+                }
+            };
+            if !follow_up.is_empty() {
+                after = modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
             }
-            after = read;
-        } else {
-            dir.modify(what, &user.dn, follow_up).await?;
         }
     }
     let after = match after {
@@ -288,6 +301,26 @@ pub(super) async fn reset_password(
         before,
         after,
     ))
+}
+
+/// Sends `mods` to the user's entry; the entry after it (`RESET_SHOWN`) from the Post-Read
+/// control's answer where the server gives one, else `None` (read it back).
+async fn modify_reading(
+    dir: &Directory,
+    user: &User,
+    what: &str,
+    mods: Vec<Mod<Vec<u8>>>,
+) -> Result<Option<Attributes>, Error> {
+    if dir.has_post_read() {
+        let (res, read) = dir.modify_reading_after(&user.dn, mods, RESET_SHOWN).await?;
+        if res.rc != 0 {
+            return Err(refused(what, res));
+        }
+        Ok(read)
+    } else {
+        dir.modify(what, &user.dn, mods).await?;
+        Ok(None)
+    }
 }
 
 pub(super) async fn plan_force_change(dir: &Directory, user: &User) -> Result<Planned, Error> {
