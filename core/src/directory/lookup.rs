@@ -15,11 +15,12 @@ impl Directory {
         match user {
             UserRef::Dn(dn) => {
                 self.ensure_in_scope(dn)?;
+                let login = self.login_attribute();
                 let found = self
-                    .search_raw(dn.as_str(), Scope::Base, "(objectClass=*)", &["1.1"])
+                    .search_raw(dn.as_str(), Scope::Base, "(objectClass=*)", &[login])
                     .await?;
                 match found.into_iter().next() {
-                    Some(e) => self.user_from_entry(&e.dn),
+                    Some(e) => self.user_from_entry(&e),
                     None => Err(Error::new(ErrorKind::UserNotFound, format!("no entry {dn}"))),
                 }
             }
@@ -28,23 +29,25 @@ impl Directory {
                 let attrs = self.lookup_attributes();
                 let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
                 let filter = self.rules().user_filter(&any);
-                let mut dns: Vec<String> = Vec::new();
+                let mut found: Vec<ldap3::SearchEntry> = Vec::new();
+                let login = self.login_attribute();
                 for base in &self.cfg.base_dns {
                     for e in self
-                        .search_raw(base.as_str(), Scope::Subtree, &filter, &["1.1"])
+                        .search_raw(base.as_str(), Scope::Subtree, &filter, &[login])
                         .await?
                     {
-                        if !dns.iter().any(|d| d.eq_ignore_ascii_case(&e.dn)) {
-                            dns.push(e.dn);
+                        if !found.iter().any(|d| d.dn.eq_ignore_ascii_case(&e.dn)) {
+                            found.push(e);
                         }
                     }
                 }
+                let dns: Vec<&str> = found.iter().map(|e| e.dn.as_str()).collect();
                 match dns.len() {
                     0 => Err(Error::new(
                         ErrorKind::UserNotFound,
                         format!("no user {name:?} under {}", self.cfg.base_dns_text(" or ")),
                     )),
-                    1 => self.user_from_entry(&dns[0]),
+                    1 => self.user_from_entry(&found[0]),
                     n => Err(Error::new(
                         ErrorKind::AmbiguousUser,
                         format!("{n} entries match user {name:?}: {}", dns.join("; ")),
@@ -65,11 +68,24 @@ impl Directory {
             .collect()
     }
 
-    fn user_from_entry(&self, dn: &str) -> Result<User, Error> {
+    fn user_from_entry(&self, e: &ldap3::SearchEntry) -> Result<User, Error> {
         let dn =
-            Dn::parse(dn).map_err(|e| Error::new(ErrorKind::UnexpectedResponse, e.message().to_owned()))?;
+            Dn::parse(&e.dn).map_err(|e| Error::new(ErrorKind::UnexpectedResponse, e.message().to_owned()))?;
         self.ensure_in_scope(&dn)?;
-        Ok(User { dn })
+        let login = e
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(self.login_attribute()))
+            .and_then(|(_, v)| v.first().cloned());
+        Ok(User { dn, login })
+    }
+
+    /// The attribute holding the login name (`login_attribute`, or the flavour's default).
+    fn login_attribute(&self) -> &str {
+        match &self.cfg.login_attribute {
+            Some(a) => a.as_str(),
+            None => self.rules().login_attribute(),
+        }
     }
 
     /// Refuses a DN outside every configured base DN.
@@ -90,10 +106,10 @@ impl Directory {
     /// The name services know the user by (`login_attribute`: `uid` or `sAMAccountName` by
     /// default), as sessions are revoked by it.
     pub async fn login_name(&self, user: &User) -> Result<String, Error> {
-        let attr = match &self.cfg.login_attribute {
-            Some(a) => a.as_str(),
-            None => self.rules().login_attribute(),
-        };
+        if let Some(l) = &user.login {
+            return Ok(l.clone());
+        }
+        let attr = self.login_attribute();
         let attrs = self.read_entry(&user.dn, &[attr]).await?;
         attrs
             .get(attr)
@@ -123,9 +139,8 @@ impl Directory {
                 .await?
                 .is_empty());
         }
-        if self.is_member(group, dn).await? {
-            return Ok(true);
-        }
+        // (no separate direct-membership search first: the first level below finds a direct
+        // membership in the same one operation, since `base` contains the group)
         let base = group.domain_suffix().unwrap_or_else(|| group.clone());
         let mut seen: Vec<Dn> = vec![dn.clone()];
         let mut frontier: Vec<Dn> = vec![dn.clone()];

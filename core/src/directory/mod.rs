@@ -76,12 +76,32 @@ pub enum Transport {
 }
 
 /// A directory entry the responder may act on: found under a configured base DN.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct User {
     /// The entry's DN, as the server spells it.
     pub dn: Dn,
+    /// The login name, when the search that found the entry read it already (one read less
+    /// for the revocation step).
+    #[serde(skip)]
+    login: Option<String>,
 }
+
+impl User {
+    /// The entry at `dn` (its login name read when needed).
+    pub(crate) fn at(dn: Dn) -> Self {
+        Self { dn, login: None }
+    }
+}
+
+/// Two `User`s are the same entry.
+impl PartialEq for User {
+    fn eq(&self, other: &Self) -> bool {
+        self.dn == other.dn
+    }
+}
+
+impl Eq for User {}
 
 /// Whether a change's after-state shows the OpenLDAP containment lock in place (its reset
 /// re-applies the lock ppolicy drops, and says so in the after-state).

@@ -57,7 +57,7 @@ impl Responder {
                     loop {
                         let mut still = Vec::new();
                         for (user, dn) in pending {
-                            let u = User { dn: dn.clone() };
+                            let u = User::at(dn.clone());
                             match dir.account_state(&u).await {
                                 Ok(st) if st.lock != LockState::Unlocked => {
                                     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
