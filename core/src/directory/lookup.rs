@@ -69,8 +69,8 @@ impl Directory {
     }
 
     fn user_from_entry(&self, e: &ldap3::SearchEntry) -> Result<User, Error> {
-        let dn =
-            Dn::parse(&e.dn).map_err(|e| Error::new(ErrorKind::UnexpectedResponse, e.message().to_owned()))?;
+        let dn = Dn::parse(&e.dn)
+            .map_err(|e| Error::new(ErrorKind::UnexpectedResponse, e.message().to_owned()))?;
         self.ensure_in_scope(&dn)?;
         let login = e
             .attrs

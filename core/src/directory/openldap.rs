@@ -263,7 +263,8 @@ pub(super) async fn reset_password(
                 }
             };
             if !follow_up.is_empty() {
-                after = modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
+                after =
+                    modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
             }
         }
         SetPassword::Hash(hash) => {
@@ -286,7 +287,8 @@ pub(super) async fn reset_password(
                 }
             };
             if !follow_up.is_empty() {
-                after = modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
+                after =
+                    modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
             }
         }
     }
