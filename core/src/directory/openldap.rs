@@ -254,18 +254,6 @@ pub(super) async fn reset_password(
             if res.1.rc != 0 {
                 return Err(refused("reset_password (RFC 3062 password modify)", res.1));
             }
-            let follow_up = match known_follow_up {
-                Some(m) => m,
-                None => {
-                    let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
-                    let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
-                    follow_up_mods(lock.as_deref(), flagged, force_change)
-                }
-            };
-            if !follow_up.is_empty() {
-                after =
-                    modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
-            }
         }
         SetPassword::Hash(hash) => {
             let hash = hash.ok_or_else(|| Error::new(ErrorKind::Internal, "no password hash"))?;
@@ -278,19 +266,18 @@ pub(super) async fn reset_password(
             )];
             dir.modify("reset_password (client-side argon2 hash)", &user.dn, mods)
                 .await?;
-            let follow_up = match known_follow_up {
-                Some(m) => m,
-                None => {
-                    let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
-                    let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
-                    follow_up_mods(lock.as_deref(), flagged, force_change)
-                }
-            };
-            if !follow_up.is_empty() {
-                after =
-                    modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
-            }
         }
+    }
+    let follow_up = match known_follow_up {
+        Some(m) => m,
+        None => {
+            let now = dir.read_entry(&user.dn, &[RESET_ATTR]).await?;
+            let flagged = first(&now, RESET_ATTR).is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+            follow_up_mods(lock.as_deref(), flagged, force_change)
+        }
+    };
+    if !follow_up.is_empty() {
+        after = modify_reading(dir, user, "reset_password (restore lock / pwdReset)", follow_up).await?;
     }
     let after = match after {
         Some(a) => only(&a, RESET_SHOWN),
