@@ -46,24 +46,30 @@ install_packages() {
 
 ldap_admin() { LDAPTLS_CACERT="$CA_DIR/ca.pem" "$@" -x -H $URI -D "Administrator@$REALM" -w "$ADMINPASS"; }
 
-provision() {
-  rm -rf "$S"; mkdir -p "$D/run" "$D/log" "$S/tls"
-  lab_server_cert "$S/tls" "$HOST.example.test"
-  cat > "$S/seed.conf" <<EOF
+# seed_conf DIR DC_DIR IP — the smb.conf a DC is provisioned or joined with: its address only,
+# the services replication needs, pulls every 5 s, TLS from DIR/tls.
+seed_conf() {
+  cat <<EOF
 [global]
-	interfaces = 127.0.0.1
+	interfaces = $3
 	bind interfaces only = yes
-	pid directory = $D/run
-	ncalrpc dir = $D/run/ncalrpc
-	log file = $D/log/log.%m
+	pid directory = $2/run
+	ncalrpc dir = $2/run/ncalrpc
+	log file = $2/log/log.%m
 	ldb:nosync = true
 	server services = ldap, cldap, kdc, rpc, drepl, kcc
 	dreplsrv:periodic_interval = 5
 	tls enabled = yes
-	tls keyfile = $S/tls/key.pem
-	tls certfile = $S/tls/cert.pem
+	tls keyfile = $1/tls/key.pem
+	tls certfile = $1/tls/cert.pem
 	tls cafile = $CA_DIR/ca.pem
 EOF
+}
+
+provision() {
+  rm -rf "$S"; mkdir -p "$D/run" "$D/log" "$S/tls"
+  lab_server_cert "$S/tls" "$HOST.example.test"
+  seed_conf "$S" "$D" 127.0.0.1 > "$S/seed.conf"
   samba-tool domain provision -s "$S/seed.conf" --targetdir="$D" \
     --realm=$REALM --domain=$DOMAIN --host-name=$HOST --server-role=dc \
     --dns-backend=NONE --adminpass="$ADMINPASS" > "$D/log/provision.log" 2>&1 \
@@ -224,23 +230,7 @@ join_dc2() {
   samba-tool domain demote -s "$D/etc/smb.conf" --remove-other-dead-server=DC2 > /dev/null 2>&1 || true
   rm -rf "$S2"; mkdir -p "$D2/run" "$D2/log"
   lab_server_cert "$S2/tls" dc2.example.test 127.0.0.2
-  cat > "$S2/seed.conf" <<EOF
-[global]
-	workgroup = $DOMAIN
-	realm = $REALM
-	interfaces = 127.0.0.2
-	bind interfaces only = yes
-	pid directory = $D2/run
-	ncalrpc dir = $D2/run/ncalrpc
-	log file = $D2/log/log.%m
-	ldb:nosync = true
-	server services = ldap, cldap, kdc, rpc, drepl, kcc
-	dreplsrv:periodic_interval = 5
-	tls enabled = yes
-	tls keyfile = $S2/tls/key.pem
-	tls certfile = $S2/tls/cert.pem
-	tls cafile = $CA_DIR/ca.pem
-EOF
+  { printf '[global]\n\tworkgroup = %s\n\trealm = %s\n' "$DOMAIN" "$REALM"; seed_conf "$S2" "$D2" 127.0.0.2 | tail -n +2; } > "$S2/seed.conf"
   samba-tool domain join example.test DC -s "$S2/seed.conf" --targetdir="$D2" --server=127.0.0.1 \
     -U "$DOMAIN\\Administrator%$ADMINPASS" --option="netbios name=DC2" --dns-backend=NONE > "$D2/log/join.log" 2>&1 \
     || { tail -20 "$D2/log/join.log" >&2; die "samba-tool domain join failed"; }
