@@ -152,17 +152,12 @@ pub enum JournalCommand {
 /// The journal file given on the command line, or the one the config's `[journal]` names (a
 /// file, or PostgreSQL).
 fn journal_location(cfg: Option<&Config>, given: Option<&Path>) -> Result<journal::Location, Error> {
-    if let Some(p) = given {
-        return Ok(journal::Location::File(p.to_owned()));
-    }
-    cfg.and_then(|c| c.journal.as_ref())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                "no journal: pass --journal FILE or set [journal] path (or database) in the config",
-            )
-        })?
-        .location()
+    journal::Location::resolve(given, cfg.and_then(|c| c.journal.as_ref()))?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            "no journal: pass --journal FILE or set [journal] path (or database) in the config",
+        )
+    })
 }
 
 /// A responder journaling to the file given, or to the config's journal.

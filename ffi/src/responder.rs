@@ -537,16 +537,13 @@ pub extern "C" fn cadenas_journal_verify(
             config_ref(config)?.journal.as_ref()
         };
         let key = journal_cfg.map(|j| j.key()).transpose()?.flatten();
-        let location = match (opt_text(path, "path")?, journal_cfg) {
-            (Some(p), _) => journal::Location::File(PathBuf::from(p)),
-            (None, Some(j)) => j.location()?,
-            (None, None) => {
-                return Err(Failure::new(
-                    cadenas_result::InvalidInput,
-                    "path is NULL and config has no [journal]",
-                ))
-            }
-        };
+        let given = opt_text(path, "path")?.map(PathBuf::from);
+        let location = journal::Location::resolve(given.as_deref(), journal_cfg)?.ok_or_else(|| {
+            Failure::new(
+                cadenas_result::InvalidInput,
+                "path is NULL and config has no [journal]",
+            )
+        })?;
         not_null(report_out, "report_out")?;
         if let journal::Location::File(p) = &location {
             if !p.exists() {

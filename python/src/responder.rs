@@ -453,16 +453,13 @@ pub(crate) fn verify_journal<'py>(
     let journal_cfg = cfg.as_ref().and_then(|c| c.journal.as_ref());
     let report = run(py, || {
         let key = journal_cfg.map(|j| j.key()).transpose()?.flatten();
-        let location = match (&path, journal_cfg) {
-            (Some(p), _) => cadenas::journal::Location::File(p.clone()),
-            (None, Some(j)) => j.location()?,
-            (None, None) => {
-                return Err(cadenas::Error::new(
+        let location =
+            cadenas::journal::Location::resolve(path.as_deref(), journal_cfg)?.ok_or_else(|| {
+                cadenas::Error::new(
                     cadenas::ErrorKind::InvalidInput,
                     "give a journal path, or a config with [journal]",
-                ))
-            }
-        };
+                )
+            })?;
         location.verify(key.as_ref())
     })?;
     to_report(py, "VerifyReport", &report)

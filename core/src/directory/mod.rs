@@ -338,10 +338,9 @@ impl Directory {
     /// is not it. From the rootDSE (`dsServiceName`, `defaultNamingContext`) and the domain
     /// root's `fSMORoleOwner` (the PDC's NTDS Settings, below its server object).
     pub async fn pdc_emulator(&self) -> Result<Option<String>, Error> {
-        let first = |entries: Vec<ldap3::SearchEntry>, attr: &str| {
+        let first = |entries: &[ldap3::SearchEntry], attr: &str| {
             entries
-                .into_iter()
-                .next()
+                .first()
                 .and_then(|e| e.attrs.get(attr).and_then(|v| v.first().cloned()))
         };
         let root = self
@@ -353,8 +352,8 @@ impl Directory {
             )
             .await?;
         let (Some(me), Some(domain)) = (
-            first(root.clone(), "dsServiceName"),
-            first(root, "defaultNamingContext"),
+            first(&root, "dsServiceName"),
+            first(&root, "defaultNamingContext"),
         ) else {
             return Err(Error::new(
                 ErrorKind::UnexpectedResponse,
@@ -362,7 +361,8 @@ impl Directory {
             ));
         };
         let owner = first(
-            self.search_raw(&domain, Scope::Base, "(objectClass=*)", &["fSMORoleOwner"])
+            &self
+                .search_raw(&domain, Scope::Base, "(objectClass=*)", &["fSMORoleOwner"])
                 .await?,
             "fSMORoleOwner",
         )
@@ -383,7 +383,8 @@ impl Directory {
             )
         })?;
         let host = first(
-            self.search_raw(server.as_str(), Scope::Base, "(objectClass=*)", &["dNSHostName"])
+            &self
+                .search_raw(server.as_str(), Scope::Base, "(objectClass=*)", &["dNSHostName"])
                 .await?,
             "dNSHostName",
         )

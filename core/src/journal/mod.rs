@@ -155,6 +155,16 @@ impl std::fmt::Display for Location {
 }
 
 impl Location {
+    /// The journal a command works on: the file `given` (a command-line override), else the
+    /// one `cfg` names; `None` when there is neither (each caller says so in its own terms).
+    pub fn resolve(given: Option<&Path>, cfg: Option<&JournalConfig>) -> Result<Option<Self>, Error> {
+        match (given, cfg) {
+            (Some(p), _) => Ok(Some(Location::File(p.to_owned()))),
+            (None, Some(j)) => j.location().map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Recomputes the chain (and the MACs, with `key`): the same check for both backends.
     pub fn verify(&self, key: Option<&crate::secret::Secret>) -> Result<VerifyReport, Error> {
         match self {
