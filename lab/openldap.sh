@@ -150,6 +150,7 @@ objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig
 olcDatabase: {-1}frontend
 olcPasswordHash: {ARGON2}
+olcSortVals: member
 
 dn: olcDatabase={0}config,cn=config
 objectClass: olcDatabaseConfig

@@ -225,6 +225,9 @@ pub enum BindOutcome {
     },
 }
 
+/// The most accounts [`Directory::require_mfa_many`] adds to the group in one modify.
+pub const MEMBERS_PER_MODIFY: usize = 256;
+
 /// A connection to the directory, bound as the responder's service account.
 ///
 /// The underlying ldap3 handle multiplexes: clones share one connection and many operations
@@ -542,6 +545,72 @@ impl Directory {
     pub async fn require_mfa(&self, user: &User) -> Result<Change, Error> {
         let group = self.mfa_group()?;
         self.set_membership(&group, user, true).await
+    }
+
+    /// Puts many accounts in the configured MFA-required group: one modify adding them all
+    /// (a group of thousands rewritten once per batch, not once per account), with one result
+    /// per account, in order.
+    ///
+    /// The server applies such a modify entirely or not at all. When it refuses it — one
+    /// account already a member (OpenLDAP 20, AD 68), an entry that vanished — nothing was
+    /// added, and every account is then sent alone as by [`require_mfa`](Self::require_mfa),
+    /// so each gets its own outcome ("already in place", its own error). At most
+    /// [`MEMBERS_PER_MODIFY`] accounts go in one modify.
+    ///
+    /// ```no_run
+    /// # async fn f(dir: &cadenas::directory::Directory, users: &[cadenas::directory::User]) {
+    /// for (user, result) in users.iter().zip(dir.require_mfa_many(users).await) {
+    ///     match result {
+    ///         Ok(change) => println!("{}: {:?}", user.dn, change.outcome),
+    ///         Err(e) => eprintln!("{}: {e}", user.dn),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn require_mfa_many(&self, users: &[User]) -> Vec<Result<Change, Error>> {
+        let group = match self.mfa_group() {
+            Ok(g) => g,
+            Err(e) => return users.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(MEMBERS_PER_MODIFY) {
+            out.extend(self.add_members(&group, chunk).await);
+        }
+        out
+    }
+
+    /// One modify adding `users` to `group`, else each alone (see [`Self::require_mfa_many`]).
+    async fn add_members(&self, group: &Dn, users: &[User]) -> Vec<Result<Change, Error>> {
+        let values: HashSet<Vec<u8>> = users.iter().map(|u| u.dn.as_str().as_bytes().to_vec()).collect();
+        // one account named twice gets "applied" once and "already in place" once, alone
+        if users.len() > 1 && values.len() == users.len() {
+            let res = self
+                .modify_raw(group, vec![Mod::Add(b"member".to_vec(), values)])
+                .await;
+            match res {
+                Ok(r) if r.rc == 0 => {
+                    return users
+                        .iter()
+                        .map(|u| {
+                            let p = Self::membership_plan(group, u, true, false);
+                            let after = p.after.unwrap_or_default();
+                            Ok(change(p.action, u, ChangeOutcome::Applied, p.before, after))
+                        })
+                        .collect()
+                }
+                Ok(r) => {
+                    tracing::debug!(group = %group, members = users.len(), rc = r.rc, "batched member add refused; each alone")
+                }
+                Err(e) => {
+                    tracing::debug!(group = %group, members = users.len(), error = %e, "batched member add failed; each alone")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            out.push(self.set_membership(group, u, true).await);
+        }
+        out
     }
 
     /// Takes the account out of the configured MFA-required group (idempotent).

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod notices;
 mod pivot;
 mod plan;
@@ -255,6 +256,8 @@ struct Inner {
     journal: Option<Journal>,
     /// Whether the torn journal tail found at open was reported already (once).
     torn_reported: std::sync::atomic::AtomicBool,
+    /// The MFA-group adds of concurrent workers, combined into few modifies.
+    member_adds: batch::MemberAdds,
 }
 
 /// The main entry point: built from the config, it owns the connection pool, the revokers,
@@ -347,6 +350,7 @@ impl Responder {
                 mfa,
                 journal,
                 torn_reported: AtomicBool::new(false),
+                member_adds: batch::MemberAdds::default(),
             }),
         })
     }

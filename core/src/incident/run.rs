@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
 use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
-use crate::auth::require_mfa;
+use crate::auth::drop_enrolments;
 use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, User, UserRef};
 use crate::error::{Error, ErrorKind};
 use crate::journal::{Event, Journal, Step, StepDetail, StepStatus};
@@ -604,9 +604,10 @@ impl Responder {
                 (status, detail)
             }
             Step::RequireMfa => {
-                let r = match &self.inner.mfa {
-                    Some(m) => require_mfa(dir, m, u).await,
-                    None => dir.require_mfa(u).await,
+                // other workers' accounts may go in the same modify; the result is this one's
+                let r = match (self.inner.member_adds.require_mfa(dir, u).await, &self.inner.mfa) {
+                    (Ok(c), Some(m)) => drop_enrolments(dir, m, u).await.map(|()| c),
+                    (r, _) => r,
                 };
                 match r {
                     Ok(c) => {

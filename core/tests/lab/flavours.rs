@@ -27,6 +27,7 @@ both_flavours!(
     reset_refuses_the_old_password_at_once_and_the_new_one_must_change,
     lock_refuses_the_right_password_and_unlock_and_restore_bring_it_back,
     require_mfa_is_idempotent_both_ways,
+    require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outcome,
     plaintext_is_refused_and_starttls_works,
     injection_shaped_names_and_out_of_scope_dns_are_refused,
     non_ascii_passwords_give_an_account_the_user_can_log_in_to,
@@ -119,6 +120,62 @@ async fn lock_refuses_the_right_password_and_unlock_and_restore_bring_it_back(la
         dir.check_password(&dn, &pw).await.expect("bind"),
         BindOutcome::Success
     );
+}
+
+async fn require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outcome(lab: AnyLab) {
+    let dir = connect(&lab).await;
+    let group = Dn::parse(&lab.mfa_group()).expect("dn");
+    let mut users = Vec::new();
+    for i in 0..5 {
+        let (name, _) = lab.fresh_user(&format!("mfab{i}")).await;
+        users.push(dir.find_user(&UserRef::Name(name)).await.expect("find"));
+    }
+    let (first, rest) = users.split_at(3);
+    // all new: one modify for all three
+    let sent = dir.operations();
+    let results = dir.require_mfa_many(first).await;
+    assert_eq!(dir.operations() - sent, 1, "one modify for the batch");
+    for (u, r) in first.iter().zip(&results) {
+        let c = r.as_ref().expect("added");
+        assert_eq!(
+            (c.action, c.outcome),
+            (Action::RequireMfa, ChangeOutcome::Applied)
+        );
+        assert_eq!(c.before.get("memberOf"), Some(&vec![]));
+        assert!(dir.is_member(&group, &u.dn).await.expect("member"), "{}", u.dn);
+    }
+    // two members already: the server refuses the batch as a whole, so each is sent alone
+    // and keeps its own outcome
+    let mixed = vec![
+        rest[0].clone(),
+        first[1].clone(),
+        rest[1].clone(),
+        first[2].clone(),
+    ];
+    let sent = dir.operations();
+    let results = dir.require_mfa_many(&mixed).await;
+    assert_eq!(
+        dir.operations() - sent,
+        1 + 4,
+        "the refused batch, then each alone"
+    );
+    let outcomes: Vec<ChangeOutcome> = results
+        .iter()
+        .map(|r| r.as_ref().expect("each").outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ChangeOutcome::Applied,
+            ChangeOutcome::AlreadyInPlace,
+            ChangeOutcome::Applied,
+            ChangeOutcome::AlreadyInPlace
+        ]
+    );
+    for u in &users {
+        assert!(dir.is_member(&group, &u.dn).await.expect("member"), "{}", u.dn);
+        dir.clear_mfa_requirement(u).await.expect("clear");
+    }
 }
 
 async fn require_mfa_is_idempotent_both_ways(lab: AnyLab) {

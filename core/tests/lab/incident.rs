@@ -438,6 +438,35 @@ async fn six_thousand_accounts_in_one_call() {
         .into_iter()
         .map(|m| m.to_ascii_lowercase())
         .collect();
+    // the adds were combined: the group (6000 members) rewritten once per batch, not per account
+    let (logged, _) = admin
+        .search(
+            "cn=accesslog",
+            ldap3::Scope::OneLevel,
+            &format!(
+                "(&(objectClass=auditModify)(reqDN={}))",
+                ldap3::ldap_escape(lab.get("CADENAS_LAB_MFA_GROUP"))
+            ),
+            vec!["reqMod"],
+        )
+        .await
+        .expect("search")
+        .success()
+        .expect("accesslog");
+    let ours = format!("member:+ uid={prefix}-");
+    let group_modifies = logged
+        .into_iter()
+        .map(ldap3::SearchEntry::construct)
+        .filter(|e| {
+            e.attrs
+                .get("reqMod")
+                .is_some_and(|m| m.iter().any(|v| v.starts_with(&ours)))
+        })
+        .count();
+    assert!(
+        (1..n / 4).contains(&group_modifies),
+        "{group_modifies} modifies of the MFA group for {n} accounts"
+    );
     let _ = admin.unbind().await;
     let missing = (0..n)
         .filter(|i| !members.contains(&format!("uid={prefix}-{i:04},{people}").to_ascii_lowercase()))
