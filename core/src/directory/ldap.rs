@@ -89,22 +89,34 @@ impl Directory {
 
     /// Sends a modify; returns the raw result (the caller decides which codes are fine).
     pub(crate) async fn modify_raw(&self, dn: &Dn, mods: Vec<Mod<Vec<u8>>>) -> Result<LdapResult, Error> {
-        self.send_modify(dn, mods, None).await
+        self.send_modify(dn, mods, None, None).await
     }
 
-    /// A modify, with the Post-Read control for `post_read` when given; logged by attribute
-    /// names only (values can be a password, or its hash).
+    /// A modify, with the Post-Read control for `post_read` when given, and a *critical*
+    /// Pre-Read control for `pre_read` (the server refuses the modify rather than apply it
+    /// without saying what it replaced); logged by attribute names only (values can be a
+    /// password, or its hash).
     async fn send_modify(
         &self,
         dn: &Dn,
         mods: Vec<Mod<Vec<u8>>>,
+        pre_read: Option<&[&str]>,
         post_read: Option<&[&str]>,
     ) -> Result<LdapResult, Error> {
         let names: Vec<String> = mods.iter().map(mod_name).collect();
         let started = std::time::Instant::now();
         let mut l = self.handle();
+        let mut controls = Vec::new();
+        if let Some(attrs) = pre_read {
+            let mut c = ldap3::controls::PreRead::new(attrs.to_vec());
+            c.crit = true;
+            controls.push(c);
+        }
         if let Some(attrs) = post_read {
-            l.with_controls(ldap3::controls::PostRead::new(attrs.to_vec()));
+            controls.push(ldap3::controls::PostRead::new(attrs.to_vec()));
+        }
+        if !controls.is_empty() {
+            l.with_controls(controls);
         }
         let res = l
             .modify(dn.as_str(), mods)
@@ -114,6 +126,7 @@ impl Directory {
             dn = %dn,
             attributes = %names.join(" "),
             rc = res.rc,
+            pre_read = pre_read.is_some(),
             post_read = post_read.is_some(),
             ms = started.elapsed().as_millis() as u64,
             "ldap modify"
@@ -131,29 +144,26 @@ impl Directory {
         mods: Vec<Mod<Vec<u8>>>,
         attrs: &[&str],
     ) -> Result<(LdapResult, Option<Attributes>), Error> {
-        let res = self.send_modify(dn, mods, Some(attrs)).await?;
-        let raw = res
-            .ctrls
-            .iter()
-            .find(|c| c.1.ctype == POST_READ_OID && c.1.val.is_some());
-        let after = match raw {
-            None => None,
-            // ldap3 panics on a malformed control value; a bad answer is a read-back instead
-            Some(c) => {
-                std::panic::catch_unwind(AssertUnwindSafe(|| c.1.parse::<ldap3::controls::PostReadResp>()))
-                    .ok()
-                    .map(|resp| {
-                        let mut out = Attributes::new();
-                        for (k, v) in resp.attrs {
-                            if let Some(a) = attrs.iter().find(|a| a.eq_ignore_ascii_case(&k)) {
-                                out.insert((*a).to_owned(), v);
-                            }
-                        }
-                        out
-                    })
-            }
-        };
+        let res = self.send_modify(dn, mods, None, Some(attrs)).await?;
+        let after = read_entry_control(&res, POST_READ_OID, attrs);
         Ok((res, after))
+    }
+
+    /// Sends a modify with the RFC 4527 Pre-Read control (critical) and the Post-Read
+    /// control, both asking for `attrs`: the entry before and after the change, in the
+    /// modify's own response, atomically. The before is `None` only when the server applied
+    /// the modify and still sent no readable Pre-Read value (the caller says so); the after
+    /// as in [`Self::modify_reading_after`].
+    pub(crate) async fn modify_reading_both(
+        &self,
+        dn: &Dn,
+        mods: Vec<Mod<Vec<u8>>>,
+        attrs: &[&str],
+    ) -> Result<(LdapResult, Option<Attributes>, Option<Attributes>), Error> {
+        let res = self.send_modify(dn, mods, Some(attrs), Some(attrs)).await?;
+        let before = read_entry_control(&res, PRE_READ_OID, attrs);
+        let after = read_entry_control(&res, POST_READ_OID, attrs);
+        Ok((res, before, after))
     }
 
     /// Sends a modify and requires success.
@@ -175,6 +185,24 @@ impl Directory {
     }
 }
 
+/// The entry a Pre-Read or Post-Read control (`oid`) of `res` carries, keeping the caller's
+/// spelling of `attrs`; `None` when there is none or it is malformed (ldap3 panics on a
+/// malformed value: caught).
+fn read_entry_control(res: &LdapResult, oid: &str, attrs: &[&str]) -> Option<Attributes> {
+    let c = res.ctrls.iter().find(|c| c.1.ctype == oid && c.1.val.is_some())?;
+    let resp =
+        std::panic::catch_unwind(AssertUnwindSafe(|| c.1.parse::<ldap3::controls::ReadEntryResp>())).ok()?;
+    let mut out = Attributes::new();
+    for (k, v) in resp.attrs {
+        if let Some(a) = attrs.iter().find(|a| a.eq_ignore_ascii_case(&k)) {
+            out.insert((*a).to_owned(), v);
+        }
+    }
+    Some(out)
+}
+
+/// RFC 4527 Pre-Read (slapd 2.5 announces it; Samba 4.17 does not).
+pub(super) const PRE_READ_OID: &str = "1.3.6.1.1.13.1";
 /// RFC 4527 Post-Read (slapd 2.5 announces it; Samba 4.17 does not).
 pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
 

@@ -2,8 +2,11 @@
 
 use ldap3::Scope;
 
-use super::{Directory, Dn, User, UserRef};
+use super::{Directory, Dn, Flavour, User, UserRef};
 use crate::error::{Error, ErrorKind};
+
+/// OpenLDAP ppolicy: the entry's own password policy, when not the default.
+const POLICY_SUBENTRY: &str = "pwdPolicySubentry";
 
 impl Directory {
     /// Finds the entry for a user name (looked up in the configured attributes, escaped) or
@@ -15,9 +18,13 @@ impl Directory {
         match user {
             UserRef::Dn(dn) => {
                 self.ensure_in_scope(dn)?;
-                let login = self.login_attribute();
                 let found = self
-                    .search_raw(dn.as_str(), Scope::Base, "(objectClass=*)", &[login])
+                    .search_raw(
+                        dn.as_str(),
+                        Scope::Base,
+                        "(objectClass=*)",
+                        &self.found_attributes(),
+                    )
                     .await?;
                 match found.into_iter().next() {
                     Some(e) => self.user_from_entry(&e),
@@ -30,10 +37,10 @@ impl Directory {
                 let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
                 let filter = self.rules().user_filter(&any);
                 let mut found: Vec<ldap3::SearchEntry> = Vec::new();
-                let login = self.login_attribute();
+                let read = self.found_attributes();
                 for base in &self.cfg.base_dns {
                     for e in self
-                        .search_raw(base.as_str(), Scope::Subtree, &filter, &[login])
+                        .search_raw(base.as_str(), Scope::Subtree, &filter, &read)
                         .await?
                     {
                         if !found.iter().any(|d| d.dn.eq_ignore_ascii_case(&e.dn)) {
@@ -68,16 +75,30 @@ impl Directory {
             .collect()
     }
 
+    /// What the search that finds a user reads besides the DN: the login name, and on
+    /// OpenLDAP the password policy the lock checks.
+    fn found_attributes(&self) -> Vec<&str> {
+        match self.flavour {
+            Flavour::OpenLdap => vec![self.login_attribute(), POLICY_SUBENTRY],
+            Flavour::ActiveDirectory => vec![self.login_attribute()],
+        }
+    }
+
     fn user_from_entry(&self, e: &ldap3::SearchEntry) -> Result<User, Error> {
         let dn = Dn::parse(&e.dn)
             .map_err(|e| Error::new(ErrorKind::UnexpectedResponse, e.message().to_owned()))?;
         self.ensure_in_scope(&dn)?;
-        let login = e
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(self.login_attribute()))
-            .and_then(|(_, v)| v.first().cloned());
-        Ok(User { dn, login })
+        let value = |name: &str| {
+            e.attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.first().cloned())
+        };
+        Ok(User {
+            dn,
+            login: value(self.login_attribute()),
+            policy_subentry: (self.flavour == Flavour::OpenLdap).then(|| value(POLICY_SUBENTRY)),
+        })
     }
 
     /// The attribute holding the login name (`login_attribute`, or the flavour's default).

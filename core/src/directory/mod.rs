@@ -85,12 +85,21 @@ pub struct User {
     /// for the revocation step).
     #[serde(skip)]
     login: Option<String>,
+    /// OpenLDAP: the entry's `pwdPolicySubentry` when the search that found it read it
+    /// (`Some(None)`: it has none, the default policy applies) — the lock checks that policy
+    /// before its one modify.
+    #[serde(skip)]
+    policy_subentry: Option<Option<String>>,
 }
 
 impl User {
     /// The entry at `dn` (its login name read when needed).
     pub(crate) fn at(dn: Dn) -> Self {
-        Self { dn, login: None }
+        Self {
+            dn,
+            login: None,
+            policy_subentry: None,
+        }
     }
 }
 
@@ -242,6 +251,8 @@ pub struct Directory {
     ppolicy: bool,
     /// The server announces the Post-Read control: modifies return the entry after.
     post_read: bool,
+    /// The server announces the Pre-Read control: modifies return the entry before.
+    pre_read: bool,
     /// Operations sent on this connection (all clones).
     operations: Arc<std::sync::atomic::AtomicU64>,
     /// Password policies (normalised DN) seen with `pwdLockout: TRUE`, and when: a lock of
@@ -306,6 +317,7 @@ impl Directory {
             transport,
             ppolicy: false,
             post_read: false,
+            pre_read: false,
             operations: Arc::default(),
             lockout_policies: Arc::default(),
         };
@@ -444,6 +456,7 @@ impl Directory {
         };
         self.ppolicy = has("supportedControl", ppolicy::PPOLICY_OID);
         self.post_read = has("supportedControl", ldap::POST_READ_OID);
+        self.pre_read = has("supportedControl", ldap::PRE_READ_OID);
         let detected = if has("supportedCapabilities", "1.2.840.113556.1.4.800") {
             Some(Flavour::ActiveDirectory)
         } else if has("objectClass", "OpenLDAProotDSE") {
@@ -495,7 +508,17 @@ impl Directory {
     /// the effective policy has `pwdLockout: TRUE` (otherwise the server silently ignores the
     /// lock: [`ErrorKind::LockIneffective`]). AD: set ACCOUNTDISABLE, keeping every other
     /// `userAccountControl` bit (the original value is in the returned [`Change`]).
+    ///
+    /// On OpenLDAP with the Pre-Read control and a user found by [`find_user`](Self::find_user)
+    /// (which reads its `pwdPolicySubentry`), the lock is one modify whose response carries
+    /// the entry before and after it; an account locked already is written the same value
+    /// again and reported [`ChangeOutcome::AlreadyInPlace`].
     pub async fn lock(&self, user: &User) -> Result<Change, Error> {
+        if let (Flavour::OpenLdap, true, Some(subentry)) =
+            (self.flavour, self.pre_read, &user.policy_subentry)
+        {
+            return openldap::lock_reading_before(self, user, subentry.as_deref()).await;
+        }
         self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::Lock))
             .await
     }

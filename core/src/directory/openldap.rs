@@ -121,6 +121,43 @@ pub(super) async fn plan_lock(dir: &Directory, user: &User) -> Result<Planned, E
     Ok(p)
 }
 
+/// The lock as one modify (see [`Directory::lock`]): the policy `subentry` (read when the
+/// user was found) checked first, then `pwdAccountLockedTime` replaced with the critical
+/// Pre-Read control and Post-Read — the state before (what release restores) and after come
+/// back in the modify's own response, atomically.
+pub(super) async fn lock_reading_before(
+    dir: &Directory,
+    user: &User,
+    subentry: Option<&str>,
+) -> Result<Change, Error> {
+    ensure_lock_takes_effect(dir, subentry).await?;
+    let mods = vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))];
+    let (res, before, after) = dir.modify_reading_both(&user.dn, mods, &[LOCK_ATTR]).await?;
+    if res.rc != 0 {
+        return Err(refused("lock", res));
+    }
+    let before = before.ok_or_else(|| {
+        Error::new(
+            ErrorKind::UnexpectedResponse,
+            format!(
+                "{} is locked, but the server's answer did not say what pwdAccountLockedTime was before                  (no readable Pre-Read value): release cannot restore it; the original value is in the                  server's accesslog if it keeps one",
+                user.dn
+            ),
+        )
+    })?;
+    let before = only(&before, &[LOCK_ATTR]);
+    let after = match after {
+        Some(a) => only(&a, &[LOCK_ATTR]),
+        None => only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]),
+    };
+    let outcome = if first(&before, LOCK_ATTR) == Some(LOCKED_FOREVER) {
+        ChangeOutcome::AlreadyInPlace
+    } else {
+        ChangeOutcome::Applied
+    };
+    Ok(change(Action::Lock, user, outcome, before, after))
+}
+
 pub(super) async fn plan_unlock(dir: &Directory, user: &User) -> Result<Planned, Error> {
     let attrs = dir.read_entry(&user.dn, &[LOCK_ATTR]).await?;
     let mut p = Planned::of_user(

@@ -701,11 +701,12 @@ async fn ldaps_without_a_ca_file_uses_the_system_store_and_refuses_the_lab_certi
     assert!(matches!(e.kind(), ErrorKind::Tls | ErrorKind::Config), "{e}");
 }
 
-/// Operations a lock costs: the entry read that decides, the policy check (once a minute per
-/// policy), and one modify whose Post-Read control (RFC 4527, announced by slapd) returns the
-/// entry after — no read-back. The change still shows the server's own after-state.
+/// Operations a lock costs: the policy check (once a minute per policy; the search that found
+/// the user read its pwdPolicySubentry) and one modify whose Pre-Read and Post-Read controls
+/// (RFC 4527, announced by slapd) return the entry before and after — no read first, no
+/// read-back. The change still shows the server's own before and after states.
 #[tokio::test]
-async fn a_lock_is_three_operations_then_two_and_its_after_state_comes_with_the_modify() {
+async fn a_lock_is_two_operations_then_one_and_its_before_and_after_come_with_the_modify() {
     let lab = OpenLdapLab::load();
     let dir = connect(&lab).await;
     let (a, _) = lab.fresh_user("ops-a").await;
@@ -715,20 +716,36 @@ async fn a_lock_is_three_operations_then_two_and_its_after_state_comes_with_the_
     let c = dir.lock(&ua).await.expect("lock");
     assert_eq!(
         dir.operations() - before,
-        3,
-        "read, policy, modify with post-read"
+        2,
+        "policy, modify with pre-read and post-read"
+    );
+    assert_eq!(
+        (c.outcome, c.before.get("pwdAccountLockedTime")),
+        (ChangeOutcome::Applied, Some(&vec![]))
     );
     assert_eq!(
         c.after.get("pwdAccountLockedTime"),
         Some(&vec!["000001010000Z".to_owned()])
     );
+    // an automatic lockout (a time, not the containment's value) is what the lock replaces:
+    // the before says so, and release would put it back
+    let lockout = "20261202101500Z";
+    lab.admin_replace(&ub.dn, "pwdAccountLockedTime", &[lockout.as_bytes()])
+        .await;
     let before = dir.operations();
-    dir.lock(&ub).await.expect("lock");
+    let c = dir.lock(&ub).await.expect("lock");
     assert_eq!(
         dir.operations() - before,
-        2,
+        1,
         "the policy was checked a moment ago"
     );
+    assert_eq!(
+        (c.outcome, c.before.get("pwdAccountLockedTime")),
+        (ChangeOutcome::Applied, Some(&vec![lockout.to_owned()]))
+    );
+    let again = dir.lock(&ub).await.expect("again");
+    assert_eq!(again.outcome, ChangeOutcome::AlreadyInPlace);
+    assert_eq!(again.before, again.after);
     assert_eq!(
         dir.account_state(&ub).await.expect("state").lock,
         LockState::Locked
