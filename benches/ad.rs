@@ -3,7 +3,13 @@
 //! on the DC (disable, setpassword --must-change-at-next-login, group addmembers) — in the
 //! same run, on disjoint users. Prints accounts/s and the ratio.
 //!
-//! `make bench` (the lab must include Samba). `CADENAS_BENCH_AD_USERS` (default 20) per method.
+//! Then the lock wave on AD, measured like OpenLDAP's (`time_to_contain.rs`): fresh enabled
+//! users per method, the floor — one `ldapmodify` of all the disable modifications, as the
+//! same delegated account — against `Responder::contain` (all disabled after, from the
+//! journal; all contained after).
+//!
+//! `make bench` (the lab must include Samba). `CADENAS_BENCH_AD_USERS` (default 20) per method
+//! for samba-tool; `CADENAS_BENCH_AD_WAVE_SIZES` (default `600`) the lock-wave sizes.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -44,6 +50,90 @@ fn samba_tool(smb_conf: &str, args: &[&str]) {
         .expect("samba-tool")
         .success();
     assert!(ok, "samba-tool {args:?}");
+}
+
+/// `n` new enabled AD users `<prefix><i>` with the lab password, added in one `ldapadd` as the
+/// domain administrator (the password read from a file of its UTF-16LE form, as AD wants it).
+fn fresh_ad_users(
+    env: &HashMap<String, String>,
+    prefix: &str,
+    n: usize,
+    tmp: &std::path::Path,
+) -> Vec<String> {
+    let pw_file = tmp.join("unicodePwd.bin");
+    let quoted = format!("\"{}\"", env["CADENAS_LAB_AD_USER_PW"]);
+    let bytes: Vec<u8> = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    std::fs::write(&pw_file, bytes).expect("password file");
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    let mut ldif = String::new();
+    for u in &names {
+        ldif.push_str(&format!(
+            "dn: CN={u},{people}\nobjectClass: user\nsAMAccountName: {u}\nunicodePwd:< file://{pw}\nuserAccountControl: 512\n\n",
+            people = env["CADENAS_LAB_AD_PEOPLE"],
+            pw = pw_file.display(),
+        ));
+    }
+    lab::ldap_tool_at(
+        env,
+        &env["CADENAS_LAB_AD_LDAPS_URL"],
+        "ldapadd",
+        &env["CADENAS_LAB_AD_ADMIN"],
+        &env["CADENAS_LAB_AD_ADMIN_PW"],
+        &ldif,
+    );
+    names
+}
+
+/// The floor: one `ldapmodify` disabling every account in `users` (`userAccountControl:
+/// 514`, what Cadenas' lock writes for an account at 512), as the delegated account. Seconds.
+fn ad_floor(env: &HashMap<String, String>, cfg: &Config, users: &[String]) -> f64 {
+    let mut ldif = String::new();
+    for u in users {
+        ldif.push_str(&format!(
+            "dn: CN={u},{}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n\n",
+            env["CADENAS_LAB_AD_PEOPLE"]
+        ));
+    }
+    let pw_file = cfg
+        .directory
+        .bind_password_file
+        .as_ref()
+        .expect("bind_password_file");
+    let pw = std::fs::read_to_string(pw_file).expect("helpdesk password");
+    let t = Instant::now();
+    lab::ldap_tool_at(
+        env,
+        &env["CADENAS_LAB_AD_LDAPS_URL"],
+        "ldapmodify",
+        cfg.directory.bind_dn.as_str(),
+        pw.trim(),
+        &ldif,
+    );
+    t.elapsed().as_secs_f64()
+}
+
+/// `Responder::contain` of `users`: (all disabled after, all contained after, LDAP operations
+/// per account).
+async fn ad_wave(cfg: &Config, users: &[String], tmp: &std::path::Path) -> (f64, f64, f64) {
+    let journal_path = tmp.join(format!("journal-ad-wave-{}.jsonl", users.len()));
+    let r = Responder::new(cfg, &journal_path).await.expect("responder");
+    let ops_before = r.ldap_operations();
+    let t = Instant::now();
+    let report = r
+        .contain(users, ContainOptions::new(Arc::new(Discard)))
+        .await
+        .expect("contain");
+    let all = t.elapsed().as_secs_f64();
+    assert_eq!(
+        report.failed(),
+        0,
+        "{:?}",
+        report.users.iter().find(|u| !u.complete())
+    );
+    let ops = (r.ldap_operations() - ops_before) as f64 / users.len() as f64;
+    let locked = lab::all_locked_after(&journal_path);
+    let _ = std::fs::remove_file(&journal_path);
+    (locked, all, ops)
 }
 
 fn main() {
@@ -107,4 +197,29 @@ fn main() {
         n as f64 / cadenas,
         by_hand / cadenas
     );
+
+    let sizes: Vec<usize> = std::env::var("CADENAS_BENCH_AD_WAVE_SIZES")
+        .unwrap_or_else(|_| "600".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let tmp = std::env::temp_dir().join(format!("cadenas-bench-ad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let tag = std::process::id() % 100_000;
+    println!("the lock wave on the lab Samba AD DC (LDAPS, delegated helpdesk), fresh users per method:");
+    for n in sizes {
+        let floor_s = ad_floor(&env, &cfg, &fresh_ad_users(&env, &format!("aw{tag}f"), n, &tmp));
+        let users = fresh_ad_users(&env, &format!("aw{tag}c"), n, &tmp);
+        let (locked, contained, ops) = rt.block_on(ad_wave(&cfg, &users, &tmp));
+        lab::record("ad_wave", "floor_locked_s", n, floor_s);
+        lab::record("ad_wave", "cadenas_locked_s", n, locked);
+        lab::record("ad_wave", "cadenas_contained_s", n, contained);
+        lab::record("ad_wave", "cadenas_ops_per_account", n, ops);
+        println!("{n:>6}  one ldapmodify of the disables (floor)  {floor_s:8.2} s");
+        println!(
+            "{n:>6}  cadenas contain: all disabled after {locked:8.2} s ({:.2}x the floor), all contained after {contained:.2} s, {ops:.1} LDAP ops/account",
+            locked / floor_s
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -18,16 +18,20 @@ pub fn lab_env() -> HashMap<String, String> {
 
 /// Runs an LDAP client tool (`ldapadd`, `ldapmodify`) over LDAPS with `ldif` on its stdin.
 pub fn ldap_tool(env: &HashMap<String, String>, tool: &str, bind_dn: &str, password: &str, ldif: &str) {
+    ldap_tool_at(env, &env["CADENAS_LAB_LDAPS_URL"], tool, bind_dn, password, ldif)
+}
+
+/// [`ldap_tool`] against the server at `url` (the lab CA verifies it).
+pub fn ldap_tool_at(
+    env: &HashMap<String, String>,
+    url: &str,
+    tool: &str,
+    bind_dn: &str,
+    password: &str,
+    ldif: &str,
+) {
     let mut c = Command::new(tool)
-        .args([
-            "-x",
-            "-H",
-            &env["CADENAS_LAB_LDAPS_URL"],
-            "-D",
-            bind_dn,
-            "-w",
-            password,
-        ])
+        .args(["-x", "-H", url, "-D", bind_dn, "-w", password])
         .env("LDAPTLS_CACERT", &env["CADENAS_LAB_CA"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -41,15 +45,30 @@ pub fn ldap_tool(env: &HashMap<String, String>, tool: &str, bind_dn: &str, passw
     assert!(c.wait().expect("wait").success(), "{tool} failed");
 }
 
-/// `n` new enabled users `uid=<prefix><i>` with the lab password, added in one `ldapadd`.
+/// `n` new enabled users `uid=<prefix><i>` with the lab password, added in one `ldapadd`:
+/// all with one `{ARGON2}` hash of it made by `slappasswd` (as the lab's seed does), so that
+/// making 60 000 users does not wait for 60 000 server-side hashes.
 pub fn fresh_users(env: &HashMap<String, String>, prefix: &str, n: usize) -> Vec<String> {
+    let out = Command::new("slappasswd")
+        .args([
+            "-o",
+            "module-load=argon2",
+            "-h",
+            "{ARGON2}",
+            "-s",
+            &env["CADENAS_LAB_USER_PW"],
+        ])
+        .output()
+        .expect("slappasswd");
+    assert!(out.status.success(), "slappasswd");
+    let hash = String::from_utf8(out.stdout).expect("utf-8");
     let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
     let mut ldif = String::new();
     for u in &names {
         ldif.push_str(&format!(
             "dn: uid={u},{people}\nobjectClass: inetOrgPerson\nuid: {u}\ncn: {u}\nsn: Bench\nuserPassword: {pw}\n\n",
             people = env["CADENAS_LAB_PEOPLE"],
-            pw = env["CADENAS_LAB_USER_PW"],
+            pw = hash.trim(),
         ));
     }
     ldap_tool(
@@ -122,4 +141,30 @@ pub fn record(bench: &str, what: &str, n: usize, value: f64) {
         .open(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}"));
     writeln!(f, "{line}").expect("results file");
+}
+
+/// Seconds from a run's start record to its last lock outcome, from the journal's record
+/// times: when every account was locked.
+pub fn all_locked_after(journal_path: &std::path::Path) -> f64 {
+    use cadenas::journal::{self, Event, Step};
+    let records = journal::read(journal_path).expect("journal");
+    let start = seconds_of_day(&records[0].time);
+    let last_lock = records
+        .iter()
+        .rev()
+        .find(|r| matches!(&r.event, Event::Outcome { step: Step::Lock, .. }))
+        .map(|r| seconds_of_day(&r.time))
+        .expect("locks");
+    last_lock - start
+}
+
+/// Seconds since midnight UTC of an RFC 3339 `...THH:MM:SS(.mmm)Z` (the bench's runs last
+/// seconds; a run across midnight is reported as such).
+fn seconds_of_day(t: &str) -> f64 {
+    let clock = t.split('T').nth(1).expect("time").trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let h: f64 = parts.next().and_then(|v| v.parse().ok()).expect("h");
+    let m: f64 = parts.next().and_then(|v| v.parse().ok()).expect("m");
+    let s: f64 = parts.next().and_then(|v| v.parse().ok()).expect("s");
+    h * 3600.0 + m * 60.0 + s
 }

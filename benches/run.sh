@@ -5,27 +5,44 @@
 # Postfix, PostgreSQL, Samba), so that every method works on users nobody touched. The peers
 # (python-ldap3, pyotp, argon2-cffi) are installed into the project's venv from PyPI;
 # oathtool from Debian. CADENAS_BENCH_SIZES (default 600,6000) lists the account counts of the
-# time-to-contain comparison; CADENAS_BENCH_SSHA_SIZE (default 600) the {SSHA} one.
+# time-to-contain comparison; CADENAS_BENCH_SSHA_SIZE (default 600) the {SSHA} one;
+# CADENAS_BENCH_AD_WAVE_SIZES (default 600) the AD lock wave's; CADENAS_BENCH_ONCE_SIZES
+# (default 60000) sizes run in the last repeat only, without the python-ldap3 script. The C bench (TOTP verification
+# through libcadenas) is compiled against the release library installed under target/bench-c.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 REPEATS=${1:-${CADENAS_BENCH_REPEATS:-3}}
 export CADENAS_BENCH_SIZES=${CADENAS_BENCH_SIZES:-600,6000}
+CADENAS_BENCH_ONCE_SIZES=${CADENAS_BENCH_ONCE_SIZES-60000}
 # shellcheck source=lab/lib.sh
 . lab/lib.sh
-apt_install oathtool:oathtool
+apt_install oathtool:oathtool pkg-config:pkg-config
 bash python/venv.sh --release
 PY=$ROOT/target/python-venv/bin/python
 "$PY" -m pip install -q --disable-pip-version-check ldap3 pyotp argon2-cffi
 cargo build --release -q -p cadenas-benches --benches
+# TOTP verification from C: benches/totp_c.c against the release libcadenas, installed here
+CBENCH=$ROOT/target/bench-c
+make -s install PREFIX="$CBENCH" FFI_PROFILE=release
+# shellcheck disable=SC2046
+cc -std=c11 -O2 -Wall -Wextra -Werror $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --cflags cadenas) \
+  benches/totp_c.c -o "$CBENCH/totp_c" $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --libs cadenas) \
+  -Wl,-rpath,"$CBENCH/lib"
 RESULTS=$ROOT/target/bench-results.jsonl
 rm -f "$RESULTS"
 for r in $(seq "$REPEATS"); do
   echo "== repeat $r of $REPEATS: a fresh lab"
   bash lab/up.sh 1000
-  CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
+  sizes=$CADENAS_BENCH_SIZES
+  # the largest sizes once, in the last repeat (a 60 000-account run takes a quarter of an hour)
+  [ "$r" = "$REPEATS" ] && [ -n "${CADENAS_BENCH_ONCE_SIZES:-}" ] && sizes=$sizes,$CADENAS_BENCH_ONCE_SIZES
+  CADENAS_BENCH_SIZES=$sizes CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
     cargo bench -q -p cadenas-benches
   CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/totp_python.py
+  ctmp=$(mktemp -d)
+  CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$CBENCH/totp_c" "$ctmp"
+  rm -rf "$ctmp"
 done
 "$PY" benches/report.py "$RESULTS" > benches/RESULTS.md
 echo "== benches/RESULTS.md written ($REPEATS repeats)"

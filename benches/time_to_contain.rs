@@ -12,7 +12,8 @@
 //!   ldapi for the run and back), where the server's CPU is not the limit.
 //!
 //! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts,
-//! `CADENAS_BENCH_PEERS=0` leaves the peers out;
+//! `CADENAS_BENCH_PEERS=0` leaves the peers out, `CADENAS_BENCH_SCRIPT_MAX` (default 6000) the
+//! python-ldap3 script above that many accounts (60 000 would take it about 20 minutes);
 //! `CADENAS_BENCH_PYTHON` the interpreter with ldap3 (default: the project's venv).
 
 #[path = "lab.rs"]
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cadenas::incident::{ContainOptions, PasswordSink, Responder};
-use cadenas::journal::{self, Event, Step};
 use cadenas::{Config, Error, Password};
 
 /// Hands passwords to nowhere (the bench's users are thrown away).
@@ -155,17 +155,6 @@ fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
     (field("all_locked_s"), field("all_contained_s"))
 }
 
-/// Seconds since midnight UTC of an RFC 3339 `...THH:MM:SS(.mmm)Z` (the bench's runs last
-/// seconds; a run across midnight is reported as such).
-fn seconds_of_day(t: &str) -> f64 {
-    let clock = t.split('T').nth(1).expect("time").trim_end_matches('Z');
-    let mut parts = clock.split(':');
-    let h: f64 = parts.next().and_then(|v| v.parse().ok()).expect("h");
-    let m: f64 = parts.next().and_then(|v| v.parse().ok()).expect("m");
-    let s: f64 = parts.next().and_then(|v| v.parse().ok()).expect("s");
-    h * 3600.0 + m * 60.0 + s
-}
-
 /// (all locked after, all contained after, LDAP operations per account); all-locked from
 /// the journal's record times (the last lock outcome, from the run's start record).
 async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize) -> (f64, f64, f64, f64) {
@@ -191,16 +180,9 @@ async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize
         "{:?}",
         report.users.iter().find(|u| !u.complete())
     );
-    let records = journal::read(&journal_path).expect("journal");
-    let start = seconds_of_day(&records[0].time);
-    let last_lock = records
-        .iter()
-        .rev()
-        .find(|r| matches!(&r.event, Event::Outcome { step: Step::Lock, .. }))
-        .map(|r| seconds_of_day(&r.time))
-        .expect("locks");
+    let locked = lab::all_locked_after(&journal_path);
     let _ = std::fs::remove_file(&journal_path);
-    (last_lock - start, all, ops, rss)
+    (locked, all, ops, rss)
 }
 
 fn main() {
@@ -224,20 +206,29 @@ fn main() {
     let tag = std::process::id() % 100_000;
     // CADENAS_BENCH_PEERS=0: Cadenas alone (quick runs while working; no ratios then)
     let peers = std::env::var("CADENAS_BENCH_PEERS").map_or(true, |v| v != "0");
+    let script_max: usize = std::env::var("CADENAS_BENCH_SCRIPT_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000);
     println!("time to contain on the lab OpenLDAP (LDAPS, server-side argon2), fresh users per method:");
     println!(
         "{:>6}  {:<36} {:>14} {:>16}",
         "users", "method", "all locked", "all contained"
     );
     for n in sizes {
-        let (floor_s, py_lock, py_all) = if peers {
-            let floor_s = floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n));
+        let floor_s = if peers {
+            floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n))
+        } else {
+            f64::NAN
+        };
+        // the sequential script takes ~20 ms an account: above script_max it is left out
+        let (py_lock, py_all) = if peers && n <= script_max {
             let script_users = lab::fresh_users(&env, &format!("ttp{tag}n{n}u"), n);
             let (py_lock, py_all) = ldap3_script(&script_users, &tmp);
             lab::leave_mfa_group(&env, &script_users);
-            (floor_s, py_lock, py_all)
+            (py_lock, py_all)
         } else {
-            (f64::NAN, f64::NAN, f64::NAN)
+            (f64::NAN, f64::NAN)
         };
         let users = lab::fresh_users(&env, &format!("ttc{tag}n{n}u"), n);
         let (c_lock, c_all, c_ops, rss) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
@@ -252,6 +243,8 @@ fn main() {
         lab::record("time_to_contain", "server_hashing_capacity_s", n, capacity);
         if peers {
             lab::record("time_to_contain", "floor_locked_s", n, floor_s);
+        }
+        if peers && n <= script_max {
             lab::record("time_to_contain", "ldap3_locked_s", n, py_lock);
             lab::record("time_to_contain", "ldap3_contained_s", n, py_all);
         }

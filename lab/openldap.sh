@@ -165,7 +165,7 @@ olcSuffix: $SUFFIX
 olcRootDN: $ADMIN_DN
 olcRootPW: $ADMIN_PW
 olcDbDirectory: $dir/data
-olcDbMaxSize: 1073741824
+olcDbMaxSize: 4294967296
 olcDbNoSync: TRUE
 olcDbIndex: objectClass eq
 olcDbIndex: uid,mail eq
