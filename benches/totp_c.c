@@ -6,6 +6,7 @@
  *
  *   benches/run.sh builds it against the release library:  totp_c TMPDIR
  */
+#define _POSIX_C_SOURCE 200809L
 #include <cadenas.h>
 #include <stdint.h>
 #include <stdio.h>
