@@ -19,26 +19,8 @@ use std::time::Instant;
 #[path = "lab.rs"]
 mod lab;
 
-use cadenas::incident::{ContainOptions, PasswordSink, Responder};
-use cadenas::{Config, Error, Password};
-
-struct Discard;
-
-impl PasswordSink for Discard {
-    fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-fn env() -> HashMap<String, String> {
-    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
-    std::fs::read_to_string(format!("{dir}/samba/lab.env"))
-        .expect("samba lab not running: lab/samba.sh start")
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect()
-}
+use cadenas::incident::{ContainOptions, Responder};
+use cadenas::Config;
 
 fn samba_tool(smb_conf: &str, args: &[&str]) {
     let ok = Command::new("samba-tool")
@@ -112,35 +94,11 @@ fn ad_floor(env: &HashMap<String, String>, cfg: &Config, users: &[String]) -> f6
     t.elapsed().as_secs_f64()
 }
 
-/// `Responder::contain` of `users`: (all disabled after, all contained after, LDAP operations
-/// per account).
-async fn ad_wave(cfg: &Config, users: &[String], tmp: &std::path::Path) -> (f64, f64, f64) {
-    let journal_path = tmp.join(format!("journal-ad-wave-{}.jsonl", users.len()));
-    let r = Responder::new(cfg, &journal_path).await.expect("responder");
-    let ops_before = r.ldap_operations();
-    let t = Instant::now();
-    let report = r
-        .contain(users, ContainOptions::new(Arc::new(Discard)))
-        .await
-        .expect("contain");
-    let all = t.elapsed().as_secs_f64();
-    assert_eq!(
-        report.failed(),
-        0,
-        "{:?}",
-        report.users.iter().find(|u| !u.complete())
-    );
-    let ops = (r.ldap_operations() - ops_before) as f64 / users.len() as f64;
-    let locked = lab::all_locked_after(&journal_path);
-    let _ = std::fs::remove_file(&journal_path);
-    (locked, all, ops)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let env = env();
+    let env = lab::env_of("samba");
     let n: usize = std::env::var("CADENAS_BENCH_AD_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -178,7 +136,7 @@ fn main() {
         let r = Responder::new(&cfg, &journal).await.expect("responder");
         let t = Instant::now();
         let report = r
-            .contain(&users, ContainOptions::new(Arc::new(Discard)))
+            .contain(&users, ContainOptions::new(Arc::new(lab::Discard)))
             .await
             .expect("contain");
         assert_eq!(report.failed(), 0, "{report:#?}");
@@ -210,7 +168,16 @@ fn main() {
     for n in sizes {
         let floor_s = ad_floor(&env, &cfg, &fresh_ad_users(&env, &format!("aw{tag}f"), n, &tmp));
         let users = fresh_ad_users(&env, &format!("aw{tag}c"), n, &tmp);
-        let (locked, contained, ops) = rt.block_on(ad_wave(&cfg, &users, &tmp));
+        let lab::Timed {
+            locked,
+            contained,
+            ops,
+            ..
+        } = rt.block_on(lab::contain_timed(
+            &cfg,
+            &users,
+            &tmp.join("journal-ad-wave.jsonl"),
+        ));
         lab::record("ad_wave", "floor_locked_s", n, floor_s);
         lab::record("ad_wave", "cadenas_locked_s", n, locked);
         lab::record("ad_wave", "cadenas_contained_s", n, contained);

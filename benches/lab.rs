@@ -4,12 +4,74 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cadenas::incident::{ContainOptions, PasswordSink, Responder};
+use cadenas::{Config, Error, Password};
+
+/// Hands passwords to nowhere (the benches' users are thrown away).
+pub struct Discard;
+
+impl PasswordSink for Discard {
+    fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// One timed `Responder::contain`.
+pub struct Timed {
+    /// Seconds until every account was locked (from the journal's record times).
+    pub locked: f64,
+    /// Seconds until the call returned: every account contained.
+    pub contained: f64,
+    /// LDAP operations per account.
+    pub ops: f64,
+    /// The process's peak RSS (MiB) when the containment ended, before the journal is read
+    /// back (reading it is the bench's own work).
+    pub rss: f64,
+}
+
+/// `Responder::contain` of `users` with `cfg`, journaled at `journal_path` (removed after);
+/// every account must end contained.
+pub async fn contain_timed(cfg: &Config, users: &[String], journal_path: &std::path::Path) -> Timed {
+    let _ = std::fs::remove_file(journal_path);
+    let r = Responder::new(cfg, journal_path).await.expect("responder");
+    let ops_before = r.ldap_operations();
+    let t = Instant::now();
+    let report = r
+        .contain(users, ContainOptions::new(Arc::new(Discard)))
+        .await
+        .expect("contain");
+    let contained = t.elapsed().as_secs_f64();
+    let ops = (r.ldap_operations() - ops_before) as f64 / users.len() as f64;
+    let rss = peak_rss_mib();
+    assert_eq!(
+        report.done(),
+        users.len(),
+        "{:?}",
+        report.users.iter().find(|u| !u.complete())
+    );
+    let locked = all_locked_after(journal_path);
+    let _ = std::fs::remove_file(journal_path);
+    Timed {
+        locked,
+        contained,
+        ops,
+        rss,
+    }
+}
 
 /// `$CADENAS_LAB_DIR/openldap/lab.env` (values single-quoted by the lab scripts).
 pub fn lab_env() -> HashMap<String, String> {
+    env_of("openldap")
+}
+
+/// `$CADENAS_LAB_DIR/<server>/lab.env`: what `lab/<server>.sh start` wrote.
+pub fn env_of(server: &str) -> HashMap<String, String> {
     let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
-    let text = std::fs::read_to_string(format!("{dir}/openldap/lab.env"))
-        .expect("lab not running: make lab-up (or make bench)");
+    let text = std::fs::read_to_string(format!("{dir}/{server}/lab.env"))
+        .unwrap_or_else(|_| panic!("lab {server} not running: make lab-up (or make bench)"));
     text.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
@@ -145,7 +207,7 @@ pub fn record(bench: &str, what: &str, n: usize, value: f64) {
 
 /// Seconds from a run's start record to its last lock outcome, from the journal's record
 /// times: when every account was locked.
-pub fn all_locked_after(journal_path: &std::path::Path) -> f64 {
+fn all_locked_after(journal_path: &std::path::Path) -> f64 {
     use cadenas::journal::{self, Event, Step};
     let records = journal::read(journal_path).expect("journal");
     let start = seconds_of_day(&records[0].time);

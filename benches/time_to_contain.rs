@@ -24,17 +24,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cadenas::incident::{ContainOptions, PasswordSink, Responder};
-use cadenas::{Config, Error, Password};
-
-/// Hands passwords to nowhere (the bench's users are thrown away).
-struct Discard;
-
-impl PasswordSink for Discard {
-    fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
-        Ok(())
-    }
-}
+use cadenas::incident::{ContainOptions, Responder};
+use cadenas::Config;
 
 /// The server's hashing capacity: an RFC 3062 reset of every user in `users`, 32 in flight
 /// over 2 connections (as `Responder::contain` keeps them), nothing else. Seconds.
@@ -155,34 +146,15 @@ fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
     (field("all_locked_s"), field("all_contained_s"))
 }
 
-/// (all locked after, all contained after, LDAP operations per account); all-locked from
-/// the journal's record times (the last lock outcome, from the run's start record).
+/// (all locked after, all contained after, LDAP operations per account, peak RSS).
 async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize) -> (f64, f64, f64, f64) {
-    let journal_path = tmp.join(format!("journal-{n}.jsonl"));
-    let _ = std::fs::remove_file(&journal_path);
     let rss_before = lab::peak_rss_mib();
-    let r = Responder::new(cfg, &journal_path).await.expect("responder");
-    let ops_before = r.ldap_operations();
-    let t = Instant::now();
-    let report = r
-        .contain(users, ContainOptions::new(Arc::new(Discard)))
-        .await
-        .expect("contain");
-    let all = t.elapsed().as_secs_f64();
-    let ops = (r.ldap_operations() - ops_before) as f64 / users.len() as f64;
-    // before this bench reads the journal itself (reading 48 000 records back is the bench's
-    // own work, not the containment's)
-    let rss = lab::peak_rss_mib();
-    println!("        peak RSS after containing {n} accounts: {rss:.1} MiB ({rss_before:.1} MiB before)");
-    assert_eq!(
-        report.done(),
-        users.len(),
-        "{:?}",
-        report.users.iter().find(|u| !u.complete())
+    let t = lab::contain_timed(cfg, users, &tmp.join(format!("journal-{n}.jsonl"))).await;
+    println!(
+        "        peak RSS after containing {n} accounts: {:.1} MiB ({rss_before:.1} MiB before)",
+        t.rss
     );
-    let locked = lab::all_locked_after(&journal_path);
-    let _ = std::fs::remove_file(&journal_path);
-    (locked, all, ops, rss)
+    (t.locked, t.contained, t.ops, t.rss)
 }
 
 fn main() {
@@ -329,7 +301,10 @@ fn main() {
         for u in &singles {
             let t = Instant::now();
             let report = r
-                .contain(std::slice::from_ref(u), ContainOptions::new(Arc::new(Discard)))
+                .contain(
+                    std::slice::from_ref(u),
+                    ContainOptions::new(Arc::new(lab::Discard)),
+                )
                 .await
                 .expect("contain");
             out.push(t.elapsed().as_secs_f64() * 1000.0);
