@@ -151,7 +151,7 @@ impl Directory {
     /// Whether `dn` is a member of `group` directly or through nested groups. AD: one search
     /// with the in-chain matching rule. OpenLDAP: upwards, level by level — the groups that
     /// have the entry (or a group found so far) as `member`, searched under the group's domain
-    /// — up to [`MAX_NESTING`] levels.
+    /// — up to `MAX_NESTING` (8) levels.
     pub async fn is_member_transitive(&self, group: &Dn, dn: &Dn) -> Result<bool, Error> {
         if let Some(rule) = self.rules().in_chain_rule() {
             let filter = format!("(member:{rule}:={})", dn.filter_escaped());

@@ -4,7 +4,7 @@
 //!
 //! Every primitive is idempotent and returns a [`Change`] saying what it changed (the
 //! relevant attributes before and after — never a password or hash), so callers can journal
-//! and undo. Flavour-specific behaviour lives in [`openldap`] (and, later, `ad`).
+//! and undo. Flavour-specific behaviour lives in the private `openldap` and `ad` modules.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
