@@ -5,7 +5,8 @@
 //!
 //! Then the lock wave on AD, measured like OpenLDAP's (`time_to_contain.rs`): fresh enabled
 //! users per method, the floor — one `ldapmodify` of all the disable modifications, as the
-//! same delegated account — against `Responder::contain` (all disabled after, from the
+//! same delegated account — and the sequential python-ldap3 script an AD administrator writes
+//! (`benches/contain_ldap3_ad.py`) against `Responder::contain` (all disabled after, from the
 //! journal; all contained after).
 //!
 //! `make bench` (the lab must include Samba). `CADENAS_BENCH_AD_USERS` (default 20) per method
@@ -167,6 +168,19 @@ fn main() {
     println!("the lock wave on the lab Samba AD DC (LDAPS, delegated helpdesk), fresh users per method:");
     for n in sizes {
         let floor_s = ad_floor(&env, &cfg, &fresh_ad_users(&env, &format!("aw{tag}f"), n, &tmp));
+        let script_users = fresh_ad_users(&env, &format!("aw{tag}p"), n, &tmp);
+        let list = tmp.join("ad-script-users.txt");
+        std::fs::write(&list, script_users.join("\n")).expect("users file");
+        let lab_env = std::path::PathBuf::from(format!("{lab}/samba/lab.env"));
+        let pw_file = cfg
+            .directory
+            .bind_password_file
+            .clone()
+            .expect("bind_password_file");
+        let (py_lock, py_all) = lab::python_peer(
+            "contain_ldap3_ad.py",
+            &[lab_env.as_os_str(), pw_file.as_os_str(), list.as_os_str()],
+        );
         let users = fresh_ad_users(&env, &format!("aw{tag}c"), n, &tmp);
         let lab::Timed {
             locked,
@@ -179,10 +193,13 @@ fn main() {
             &tmp.join("journal-ad-wave.jsonl"),
         ));
         lab::record("ad_wave", "floor_locked_s", n, floor_s);
+        lab::record("ad_wave", "ldap3_locked_s", n, py_lock);
+        lab::record("ad_wave", "ldap3_contained_s", n, py_all);
         lab::record("ad_wave", "cadenas_locked_s", n, locked);
         lab::record("ad_wave", "cadenas_contained_s", n, contained);
         lab::record("ad_wave", "cadenas_ops_per_account", n, ops);
         println!("{n:>6}  one ldapmodify of the disables (floor)  {floor_s:8.2} s");
+        println!("{n:>6}  python-ldap3, sequential: all disabled after {py_lock:8.2} s, all contained after {py_all:.2} s");
         println!(
             "{n:>6}  cadenas contain: all disabled after {locked:8.2} s ({:.2}x the floor), all contained after {contained:.2} s, {ops:.1} LDAP ops/account",
             locked / floor_s

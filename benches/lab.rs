@@ -230,3 +230,23 @@ fn seconds_of_day(t: &str) -> f64 {
     let s: f64 = parts.next().and_then(|v| v.parse().ok()).expect("s");
     h * 3600.0 + m * 60.0 + s
 }
+
+/// Runs a peer script of `benches/` with the project's venv Python (`$CADENAS_BENCH_PYTHON`),
+/// `args` after it, and returns its one JSON line: `(all_locked_s, all_contained_s)`.
+pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> (f64, f64) {
+    let python = std::env::var("CADENAS_BENCH_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../target/python-venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let out = Command::new(&python)
+        .arg(format!("{}/{script}", env!("CARGO_MANIFEST_DIR")))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (make bench installs ldap3 into the venv)"));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON line");
+    let field = |name: &str| v[name].as_f64().unwrap_or_else(|| panic!("{name} in {v}"));
+    (field("all_locked_s"), field("all_contained_s"))
+}

@@ -261,6 +261,9 @@ class Report:
                     "1",
                 ),
                 row(
+                    str(n), "sequential python-ldap3 script", c("ldap3_locked_s"), c("ldap3_contained_s"), "4"
+                ),
+                row(
                     str(n),
                     "`Responder::contain`, journaled",
                     c("cadenas_locked_s"),
@@ -268,6 +271,9 @@ class Report:
                     c("cadenas_ops_per_account", ""),
                 ),
             ]
+            py, cad = self.med(t, "ldap3_contained_s", n), self.med(t, "cadenas_contained_s", n)
+            if py and cad:
+                self.lines += ["", f"All {n} contained: {py / cad:.2f}× faster than the python-ldap3 script."]
             lock, fl = self.med(t, "cadenas_locked_s", n), self.med(t, "floor_locked_s", n)
             self.target(
                 f"AD: all {n} locked ≤ 2× its floor",

@@ -126,24 +126,13 @@ fn floor(env: &HashMap<String, String>, users: &[String]) -> f64 {
 
 /// (all locked after, all contained after), seconds.
 fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
-    let python = std::env::var("CADENAS_BENCH_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../target/python-venv/bin/python", env!("CARGO_MANIFEST_DIR")));
     let list = tmp.join("ldap3-users.txt");
     std::fs::write(&list, users.join("\n")).expect("users file");
-    let lab_env = format!(
+    let lab_env = std::path::PathBuf::from(format!(
         "{}/openldap/lab.env",
         std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into())
-    );
-    let out = Command::new(&python)
-        .arg(format!("{}/contain_ldap3.py", env!("CARGO_MANIFEST_DIR")))
-        .arg(lab_env)
-        .arg(&list)
-        .output()
-        .unwrap_or_else(|e| panic!("{python}: {e} (make bench installs ldap3 into the venv)"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON line");
-    let field = |name: &str| v[name].as_f64().unwrap_or_else(|| panic!("{name} in {v}"));
-    (field("all_locked_s"), field("all_contained_s"))
+    ));
+    lab::python_peer("contain_ldap3.py", &[lab_env.as_os_str(), list.as_os_str()])
 }
 
 /// (all locked after, all contained after, LDAP operations per account, peak RSS).

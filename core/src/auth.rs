@@ -108,7 +108,7 @@ pub async fn require_mfa(dir: &Directory, mfa: &Arc<Mfa>, user: &User) -> Result
 }
 
 /// The second half of [`require_mfa`]: deletes the account's enrolment and recovery codes.
-pub(crate) async fn drop_enrolments(dir: &Directory, mfa: &Arc<Mfa>, user: &User) -> Result<(), Error> {
+async fn drop_enrolments(dir: &Directory, mfa: &Arc<Mfa>, user: &User) -> Result<(), Error> {
     let login = dir.login_name(user).await?;
     let mfa = mfa.clone();
     tokio::task::spawn_blocking(move || mfa.reset(&login))

@@ -1,12 +1,13 @@
 //! MFA-group adds from many concurrent workers, combined into few modifies: the group entry
 //! (thousands of members) is rewritten once per batch instead of once per account.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
 use crate::directory::{Change, Directory, User};
 use crate::error::{Error, ErrorKind};
+use crate::mfa::Mfa;
 
 type Waiting = (User, oneshot::Sender<Result<Change, Error>>);
 
@@ -21,9 +22,15 @@ pub(super) struct MemberAdds {
 }
 
 impl MemberAdds {
-    /// Puts `user` in the MFA-required group, possibly in one modify with other workers'
-    /// accounts; the result is this account's own.
-    pub(super) async fn require_mfa(&self, dir: &Directory, user: &User) -> Result<Change, Error> {
+    /// Puts `user` in the MFA-required group and, with an MFA store, drops its enrolments —
+    /// possibly in one modify and one store transaction with other workers' accounts; the
+    /// result is this account's own.
+    pub(super) async fn require_mfa(
+        &self,
+        dir: &Directory,
+        mfa: Option<&Arc<Mfa>>,
+        user: &User,
+    ) -> Result<Change, Error> {
         let (tx, rx) = oneshot::channel();
         self.lock_queue().push((user.clone(), tx));
         {
@@ -33,7 +40,10 @@ impl MemberAdds {
             if !batch.is_empty() {
                 let (users, senders): (Vec<User>, Vec<_>) = batch.into_iter().unzip();
                 tracing::debug!(members = users.len(), "MFA group add");
-                let results = dir.require_mfa_many(&users).await;
+                let mut results = dir.require_mfa_many(&users).await;
+                if let Some(mfa) = mfa {
+                    drop_enrolments(dir, mfa, &users, &mut results).await;
+                }
                 for (tx, r) in senders.into_iter().zip(results) {
                     // a worker that is gone has nobody to tell
                     let _ = tx.send(r);
@@ -50,5 +60,44 @@ impl MemberAdds {
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The enrolments of the accounts now in the group (`Ok` results), dropped in one store
+/// transaction; when that fails, each of those accounts gets the error (the group membership
+/// stays, as with one account: the step failed and runs again on resume).
+async fn drop_enrolments(
+    dir: &Directory,
+    mfa: &Arc<Mfa>,
+    users: &[User],
+    results: &mut [Result<Change, Error>],
+) {
+    let mut logins = Vec::new();
+    let mut at = Vec::new();
+    for (i, (u, r)) in users.iter().zip(results.iter_mut()).enumerate() {
+        if r.is_ok() {
+            match dir.login_name(u).await {
+                Ok(l) => {
+                    logins.push(l);
+                    at.push(i);
+                }
+                Err(e) => *r = Err(e),
+            }
+        }
+    }
+    if logins.is_empty() {
+        return;
+    }
+    let mfa = mfa.clone();
+    let dropped = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = logins.iter().map(String::as_str).collect();
+        mfa.reset_many(&names).map(|_| ())
+    })
+    .await
+    .unwrap_or_else(|e| Err(Error::new(ErrorKind::Internal, format!("MFA task failed: {e}"))));
+    if let Err(e) = dropped {
+        for i in at {
+            results[i] = Err(e.clone());
+        }
     }
 }

@@ -10,7 +10,6 @@ use tokio::sync::Semaphore;
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
 use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
-use crate::auth::drop_enrolments;
 use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, User, UserRef};
 use crate::error::{Error, ErrorKind};
 use crate::journal::{Event, Journal, Step, StepDetail, StepStatus};
@@ -664,11 +663,13 @@ impl Responder {
                 (status, detail)
             }
             Step::RequireMfa => {
-                // other workers' accounts may go in the same modify; the result is this one's
-                let r = match (self.inner.member_adds.require_mfa(dir, u).await, &self.inner.mfa) {
-                    (Ok(c), Some(m)) => drop_enrolments(dir, m, u).await.map(|()| c),
-                    (r, _) => r,
-                };
+                // other workers' accounts may go in the same modify and store transaction;
+                // the result is this one's
+                let r = self
+                    .inner
+                    .member_adds
+                    .require_mfa(dir, self.inner.mfa.as_ref(), u)
+                    .await;
                 match r {
                     Ok(c) => {
                         let status = status_of(c.outcome);

@@ -234,6 +234,16 @@ impl Mfa {
         check_user(user)?;
         self.store.delete_enrolment(user)
     }
+
+    /// [`reset`](Self::reset) of each of `users`, in one store transaction (one commit for a
+    /// batch of a containment, not one per account): all dropped, or none. One flag per user,
+    /// in order.
+    pub fn reset_many(&self, users: &[&str]) -> Result<Vec<bool>, Error> {
+        for u in users {
+            check_user(u)?;
+        }
+        self.store.delete_enrolments(users)
+    }
 }
 
 fn throttled(until: u64, now: u64) -> Error {

@@ -271,13 +271,21 @@ impl MfaStore for PgStore {
     }
 
     fn delete_enrolment(&self, user: &str) -> Result<bool, Error> {
+        Ok(self.delete_enrolments(&[user])?.first().copied().unwrap_or(false))
+    }
+
+    fn delete_enrolments(&self, users: &[&str]) -> Result<Vec<bool>, Error> {
         self.db("delete enrolment", |c| {
             let mut tx = c.transaction()?;
-            let n = tx.execute("DELETE FROM mfa_totp WHERE login = $1", &[&user])?;
-            tx.execute("DELETE FROM mfa_recovery WHERE login = $1", &[&user])?;
-            tx.execute("DELETE FROM mfa_failures WHERE login = $1", &[&user])?;
+            let mut had = Vec::with_capacity(users.len());
+            for user in users {
+                let n = tx.execute("DELETE FROM mfa_totp WHERE login = $1", &[user])?;
+                tx.execute("DELETE FROM mfa_recovery WHERE login = $1", &[user])?;
+                tx.execute("DELETE FROM mfa_failures WHERE login = $1", &[user])?;
+                had.push(n > 0);
+            }
             tx.commit()?;
-            Ok(n > 0)
+            Ok(had)
         })
     }
 

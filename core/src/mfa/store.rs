@@ -77,6 +77,12 @@ pub trait MfaStore: Send + Sync {
     fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error>;
     /// Deletes the enrolment and recovery codes. `true` if there was an enrolment.
     fn delete_enrolment(&self, user: &str) -> Result<bool, Error>;
+    /// [`delete_enrolment`](Self::delete_enrolment) of each of `users`, in one transaction
+    /// where the store can (one commit for a batch of a containment): all deleted, or none.
+    /// The default deletes them one by one.
+    fn delete_enrolments(&self, users: &[&str]) -> Result<Vec<bool>, Error> {
+        users.iter().map(|u| self.delete_enrolment(u)).collect()
+    }
     /// Throttling check and update in one transaction: if locked at `now`, returns the lock
     /// end; otherwise, when `failed`, counts one failure (starting a cool-down at the limit).
     fn throttle(
@@ -477,13 +483,21 @@ impl MfaStore for SqliteStore {
     }
 
     fn delete_enrolment(&self, user: &str) -> Result<bool, Error> {
+        Ok(self.delete_enrolments(&[user])?.first().copied().unwrap_or(false))
+    }
+
+    fn delete_enrolments(&self, users: &[&str]) -> Result<Vec<bool>, Error> {
         self.db("delete enrolment", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute("DELETE FROM totp WHERE user = ?1", params![user])?;
-            tx.execute("DELETE FROM recovery WHERE user = ?1", params![user])?;
-            tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+            let mut had = Vec::with_capacity(users.len());
+            for user in users {
+                let n = tx.execute("DELETE FROM totp WHERE user = ?1", params![user])?;
+                tx.execute("DELETE FROM recovery WHERE user = ?1", params![user])?;
+                tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+                had.push(n > 0);
+            }
             tx.commit()?;
-            Ok(n > 0)
+            Ok(had)
         })
     }
 

@@ -962,3 +962,45 @@ async fn every_account_is_locked_before_any_reset_starts() {
         "the last lock (record {last_lock}) comes before the first reset (record {first_reset})"
     );
 }
+
+/// The MFA wave: the attacker's enrolments of every contained account are dropped (the
+/// workers' store deletions go in one transaction per batch), and an account nobody enrolled
+/// is reported so.
+#[tokio::test]
+async fn contain_drops_every_attackers_enrolment_in_the_mfa_wave() {
+    let lab = OpenLdapLab::load();
+    let cfg = lab.config();
+    let (r, _) = responder(&cfg, "mfa-wave").await;
+    let mfa = cadenas::Mfa::open(cfg.mfa.as_ref().expect("[mfa] in the lab config"), true).expect("store");
+    let mut users = Vec::new();
+    for i in 0..6 {
+        let (name, _) = lab.fresh_user(&format!("inc-mfaw{i}")).await;
+        if i < 4 {
+            // the attacker enrolled their own device, and it works
+            let now = cadenas::mfa::unix_now();
+            let e = mfa.enroll(name.as_str(), now).expect("enrol");
+            let secret = secret_from_uri(std::str::from_utf8(e.uri.expose_secret()).expect("utf8"));
+            mfa.verify(
+                name.as_str(),
+                &code_for_step(&secret, e.params.step_at(now), &e.params),
+                now,
+            )
+            .expect("the attacker's code");
+        }
+        users.push(name.to_string());
+    }
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.concurrency = 6;
+    let report = r.contain(&users, opts).await.expect("contain");
+    assert_eq!((report.done(), report.failed()), (6, 0), "{report:#?}");
+    for (i, u) in users.iter().enumerate() {
+        assert_eq!(mfa.enrolment_state(u).expect("state"), None, "{u}");
+        let step = report.users[i]
+            .steps
+            .iter()
+            .find(|s| s.step == Step::RequireMfa)
+            .expect("mfa step");
+        assert_eq!(step.status, StepStatus::Changed, "{u}");
+        assert_eq!(step.detail.enrolments_dropped, Some(true), "{u}");
+    }
+}

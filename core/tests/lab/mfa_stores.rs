@@ -167,6 +167,7 @@ both_backends!(
     handles_opening_a_new_store_at_once_share_one_key,
     eight_processes_with_separate_configs_race_one_code_and_wrong_guesses,
     reset_deletes_enrolment_codes_and_failures,
+    reset_many_drops_several_users_in_one_call_and_says_who_had_one,
 );
 
 fn enrol_then_first_code_activates_and_replays_are_refused(st: Store) {
@@ -544,6 +545,34 @@ fn reset_deletes_enrolment_codes_and_failures(st: Store) {
     assert!(!mfa.reset("alice").expect("again"));
     assert_eq!(mfa.enrolment_state("alice").expect("state"), None);
     assert_eq!(mfa.recovery_codes_left("alice").expect("left"), 0);
+}
+
+fn reset_many_drops_several_users_in_one_call_and_says_who_had_one(st: Store) {
+    let mfa = Mfa::open(&st.cfg, true).expect("open");
+    enrolled(&mfa, "alice");
+    enrolled(&mfa, "bob");
+    enrolled(&mfa, "carol");
+    mfa.new_recovery_codes("bob").expect("codes");
+    assert_eq!(
+        mfa.reset_many(&["alice", "nobody", "bob"]).expect("reset"),
+        vec![true, false, true]
+    );
+    for u in ["alice", "bob"] {
+        assert_eq!(mfa.enrolment_state(u).expect("state"), None, "{u}");
+    }
+    assert_eq!(mfa.recovery_codes_left("bob").expect("left"), 0);
+    assert!(
+        mfa.enrolment_state("carol").expect("state").is_some(),
+        "carol untouched"
+    );
+    // a bad name refuses the whole call before the store is touched
+    assert_eq!(
+        mfa.reset_many(&["carol", "bad\nname"])
+            .expect_err("refused")
+            .kind(),
+        ErrorKind::InvalidUserName
+    );
+    assert!(mfa.enrolment_state("carol").expect("state").is_some());
 }
 
 // ---- separate processes ----------------------------------------------------------------
