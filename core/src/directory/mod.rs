@@ -286,6 +286,11 @@ impl Directory {
             .insert(policy.normalised(), std::time::Instant::now());
     }
 
+    /// Whether `other` is a clone of this connection (the same LDAP connection underneath).
+    pub(crate) fn same_connection(&self, other: &Directory) -> bool {
+        Arc::ptr_eq(&self.operations, &other.operations)
+    }
+
     /// LDAP operations sent on this connection so far (every clone counts; the user binds of
     /// login checks, made on connections of their own, do not): what benchmarks divide by
     /// the accounts contained.

@@ -9,7 +9,8 @@ use crate::directory::{Change, Directory, User};
 use crate::error::{Error, ErrorKind};
 use crate::mfa::Mfa;
 
-type Waiting = (User, oneshot::Sender<Result<Change, Error>>);
+/// An account queued for the group, with the connection of the worker that queued it.
+type Waiting = (User, Directory, oneshot::Sender<Result<Change, Error>>);
 
 /// Flat combining, without a task of its own: a worker queues its account, then waits for
 /// its turn to send; whoever gets the turn sends everything queued by then as one
@@ -32,17 +33,28 @@ impl MemberAdds {
         user: &User,
     ) -> Result<Change, Error> {
         let (tx, rx) = oneshot::channel();
-        self.lock_queue().push((user.clone(), tx));
+        self.lock_queue().push((user.clone(), dir.clone(), tx));
         {
             let _turn = self.turn.lock().await;
             // empty when an earlier turn took this account along
             let batch = std::mem::take(&mut *self.lock_queue());
-            if !batch.is_empty() {
-                let (users, senders): (Vec<User>, Vec<_>) = batch.into_iter().unzip();
+            // One batch per connection: a worker that reconnected after a lost connection
+            // must not have its retry sent on another worker's dead one.
+            let mut by_connection: Vec<(Directory, Vec<User>, Vec<oneshot::Sender<_>>)> = Vec::new();
+            for (u, d, tx) in batch {
+                match by_connection.iter_mut().find(|(c, _, _)| c.same_connection(&d)) {
+                    Some((_, users, senders)) => {
+                        users.push(u);
+                        senders.push(tx);
+                    }
+                    None => by_connection.push((d, vec![u], vec![tx])),
+                }
+            }
+            for (dir, users, senders) in by_connection {
                 tracing::debug!(members = users.len(), "MFA group add");
                 let mut results = dir.require_mfa_many(&users).await;
                 if let Some(mfa) = mfa {
-                    drop_enrolments(dir, mfa, &users, &mut results).await;
+                    drop_enrolments(&dir, mfa, &users, &mut results).await;
                 }
                 for (tx, r) in senders.into_iter().zip(results) {
                     // a worker that is gone has nobody to tell
