@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use super::pool::connection_lost;
 use crate::directory::{Change, Directory, User};
 use crate::error::{Error, ErrorKind};
 use crate::mfa::Mfa;
@@ -38,23 +39,29 @@ impl MemberAdds {
             let _turn = self.turn.lock().await;
             // empty when an earlier turn took this account along
             let batch = std::mem::take(&mut *self.lock_queue());
-            // One batch per connection: a worker that reconnected after a lost connection
-            // must not have its retry sent on another worker's dead one.
-            let mut by_connection: Vec<(Directory, Vec<User>, Vec<oneshot::Sender<_>>)> = Vec::new();
-            for (u, d, tx) in batch {
-                match by_connection.iter_mut().find(|(c, _, _)| c.same_connection(&d)) {
-                    Some((_, users, senders)) => {
-                        users.push(u);
-                        senders.push(tx);
-                    }
-                    None => by_connection.push((d, vec![u], vec![tx])),
+            if !batch.is_empty() {
+                let mut users = Vec::with_capacity(batch.len());
+                let mut dirs = Vec::with_capacity(batch.len());
+                let mut senders = Vec::with_capacity(batch.len());
+                for (u, d, tx) in batch {
+                    users.push(u);
+                    dirs.push(d);
+                    senders.push(tx);
                 }
-            }
-            for (dir, users, senders) in by_connection {
                 tracing::debug!(members = users.len(), "MFA group add");
                 let mut results = dir.require_mfa_many(&users).await;
+                // This turn's connection was lost: an account whose worker has another one (a
+                // worker that reconnected) is sent again on its own, so that its retry is not
+                // spent on a dead connection.
+                for (i, r) in results.iter_mut().enumerate() {
+                    if r.as_ref().is_err_and(connection_lost) && !dirs[i].same_connection(dir) {
+                        if let Some(again) = dirs[i].require_mfa_many(&users[i..=i]).await.pop() {
+                            *r = again;
+                        }
+                    }
+                }
                 if let Some(mfa) = mfa {
-                    drop_enrolments(&dir, mfa, &users, &mut results).await;
+                    drop_enrolments(dir, mfa, &users, &mut results).await;
                 }
                 for (tx, r) in senders.into_iter().zip(results) {
                     // a worker that is gone has nobody to tell
