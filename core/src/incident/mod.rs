@@ -11,12 +11,8 @@
 //! **The lock wave.** A run first finds, checks and locks *every* account, and only then
 //! resets, revokes and requires MFA: the attacker is out of all the accounts as soon as the
 //! cheap lock modifies are done, not when the last (slow, hashed) reset is
-//! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). Then
-//! the resets and revocations; the MFA requirement comes last, in a wave of its own, where the
-//! workers reach it together and their MFA-group adds go in few modifies
-//! ([`Directory::require_mfa_many`](crate::directory::Directory::require_mfa_many)): a group
-//! of thousands of members is rewritten once per batch, not once per account. The progress
-//! callback fires when a user is finished, so not during the lock wave.
+//! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). The
+//! progress callback fires when a user is finished, so not during the lock wave.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {

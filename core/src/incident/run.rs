@@ -65,8 +65,7 @@ impl Responder {
             }
         };
         // Wave 1: every account is found, checked and locked first — the attacker is out of
-        // all of them as soon as possible; the slower steps (the reset's hashing) come after,
-        // and the MFA requirement last.
+        // all of them as soon as possible; the slower steps (the reset's hashing) come after.
         let mut first = Vec::with_capacity(total);
         for (i, (user, earlier)) in work.into_iter().enumerate() {
             let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
@@ -93,9 +92,15 @@ impl Responder {
         }
         let mut second = Vec::with_capacity(total);
         for ((report, going), earlier) in locked {
-            // Wave 2: the reset and the revocations, as permits free up (a user the lock wave
-            // stopped has nothing more to run).
-            let (me, sem, opts, contained) = (self.clone(), sem.clone(), opts.clone(), contained.clone());
+            // Wave 2: the other steps, as permits free up (a user the lock wave stopped has
+            // nothing more to run).
+            let (me, sem, opts, contained, counters) = (
+                self.clone(),
+                sem.clone(),
+                opts.clone(),
+                contained.clone(),
+                counters.clone(),
+            );
             let incident = incident.to_owned();
             let permit = match going {
                 Some(_) => sem.acquire_owned().await.ok(),
@@ -105,40 +110,11 @@ impl Responder {
                 report.user.clone(),
                 tokio::spawn(Box::pin(async move {
                     let _permit = permit;
-                    let (report, going) = match going {
+                    let report = match going {
                         Some(going) => {
-                            me.reset_and_revoke(&incident, report, going, &earlier, &opts, &contained)
+                            me.finish_user(&incident, report, going, &earlier, &opts, &contained)
                                 .await
                         }
-                        None => (report, None),
-                    };
-                    (report, going, earlier)
-                })),
-            ));
-        }
-        // Wave 3: the MFA requirement, then each user's report is finished. The workers of
-        // this wave reach the MFA step together, so their group adds go in few modifies (a
-        // group of thousands rewritten once per batch, not once per account); in wave 2 they
-        // arrived one by one, after resets of varying length.
-        let mut third = Vec::with_capacity(total);
-        for (name, task) in second {
-            let (me, sem, opts, counters) = (self.clone(), sem.clone(), opts.clone(), counters.clone());
-            let incident = incident.to_owned();
-            // A panic in one user's worker is that user's failure, not the whole run's.
-            let (report, going, earlier) = match task.await {
-                Ok(w) => w,
-                Err(e) => (worker_failed(&name, &e), None, EarlierSteps::new()),
-            };
-            let permit = match going {
-                Some(_) => sem.acquire_owned().await.ok(),
-                None => None,
-            };
-            third.push((
-                name,
-                tokio::spawn(Box::pin(async move {
-                    let _permit = permit;
-                    let report = match going {
-                        Some(going) => me.finish_user(&incident, report, going, &earlier, &opts).await,
                         None => report,
                     }
                     .finish(expected);
@@ -148,7 +124,8 @@ impl Responder {
             ));
         }
         let mut users = Vec::with_capacity(total);
-        for (name, task) in third {
+        for (name, task) in second {
+            // A panic in one user's worker is that user's failure, not the whole run's.
             users.push(
                 task.await
                     .unwrap_or_else(|e| worker_failed(&name, &e).finish(expected)),
@@ -342,40 +319,7 @@ impl Responder {
         (report, go_on.then_some(going))
     }
 
-    /// Wave 2 for one user: the steps after the lock but the MFA requirement. Without a
-    /// [`Going`], the user stops here (cancelled, or the journal failed).
-    async fn reset_and_revoke(
-        &self,
-        incident: &str,
-        mut report: UserReport,
-        mut going: Going,
-        earlier: &EarlierSteps,
-        opts: &ContainOptions,
-        contained: &HashMap<String, Contained>,
-    ) -> (UserReport, Option<Going>) {
-        let steps: Vec<Step> = self
-            .steps_after_lock(opts)
-            .into_iter()
-            .filter(|s| *s != Step::RequireMfa)
-            .collect();
-        let user = report.user.clone();
-        let go_on = self
-            .run_steps(
-                incident,
-                &user,
-                &steps,
-                earlier,
-                opts,
-                contained,
-                &mut report,
-                &mut going,
-            )
-            .await;
-        (report, go_on.then_some(going))
-    }
-
-    /// Wave 3 for one user: the MFA requirement (when asked for), then what the attacker may
-    /// have changed (read-only).
+    /// Wave 2 for one user: the containment steps after the lock.
     async fn finish_user(
         &self,
         incident: &str,
@@ -383,39 +327,35 @@ impl Responder {
         mut going: Going,
         earlier: &EarlierSteps,
         opts: &ContainOptions,
+        contained: &HashMap<String, Contained>,
     ) -> UserReport {
+        // checked by run() before any user starts
+        let steps: Vec<Step> = opts
+            .checked_steps()
+            .unwrap_or_else(|_| Step::CONTAIN.to_vec())
+            .into_iter()
+            .filter(|s| *s != Step::Lock)
+            .collect();
         let user = report.user.clone();
-        let go_on = if self.steps_after_lock(opts).contains(&Step::RequireMfa) {
-            self.run_steps(
-                incident,
-                &user,
-                &[Step::RequireMfa],
-                earlier,
-                opts,
-                &HashMap::new(),
-                &mut report,
-                &mut going,
-            )
-            .await
-        } else {
-            true
-        };
-        if let (true, Some(since)) = (go_on, opts.changes_since) {
+        self.run_steps(
+            incident,
+            &user,
+            &steps,
+            earlier,
+            opts,
+            contained,
+            &mut report,
+            &mut going,
+        )
+        .await;
+        // what the attacker may have changed (read-only, after the steps)
+        if let Some(since) = opts.changes_since {
             match going.lent.dir.changes_since(&going.u, since.unix()).await {
                 Ok(c) => report.changes = Some(c),
                 Err(e) => report.changes_error = Some(e),
             }
         }
         report
-    }
-
-    /// The steps asked for, but the lock (checked by `run()` before any user starts).
-    fn steps_after_lock(&self, opts: &ContainOptions) -> Vec<Step> {
-        opts.checked_steps()
-            .unwrap_or_else(|_| Step::CONTAIN.to_vec())
-            .into_iter()
-            .filter(|s| *s != Step::Lock)
-            .collect()
     }
 
     /// Runs `steps` for one user, each with an intent journaled before and an outcome after.
