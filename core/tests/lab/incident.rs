@@ -963,11 +963,10 @@ async fn every_account_is_locked_before_any_reset_starts() {
     );
 }
 
-/// The MFA wave: the attacker's enrolments of every contained account are dropped (the
-/// workers' store deletions go in one transaction per batch), and an account nobody enrolled
-/// is reported so.
+/// The attacker's enrolments of every contained account are dropped (the workers' store
+/// deletions go in one transaction per batch, with their group adds).
 #[tokio::test]
-async fn contain_drops_every_attackers_enrolment_in_the_mfa_wave() {
+async fn contain_drops_every_attackers_enrolment() {
     let lab = OpenLdapLab::load();
     let cfg = lab.config();
     let (r, _) = responder(&cfg, "mfa-wave").await;
