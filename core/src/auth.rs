@@ -103,16 +103,10 @@ pub async fn authenticate(
 /// enrolment and recovery codes (the attacker may have enrolled their own device).
 pub async fn require_mfa(dir: &Directory, mfa: &Arc<Mfa>, user: &User) -> Result<Change, Error> {
     let change = dir.require_mfa(user).await?;
-    drop_enrolments(dir, mfa, user).await?;
-    Ok(change)
-}
-
-/// The second half of [`require_mfa`]: deletes the account's enrolment and recovery codes.
-async fn drop_enrolments(dir: &Directory, mfa: &Arc<Mfa>, user: &User) -> Result<(), Error> {
     let login = dir.login_name(user).await?;
     let mfa = mfa.clone();
     tokio::task::spawn_blocking(move || mfa.reset(&login))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("MFA task failed: {e}")))??;
-    Ok(())
+    Ok(change)
 }
