@@ -242,11 +242,12 @@ fn main() {
         server_hash("{SSHA}");
         let script_users = lab::fresh_users(&env, &format!("tsp{tag}u"), n_ssha);
         let (py_lock, py_all) = if peers {
-            ldap3_script(&script_users, &tmp)
+            let r = ldap3_script(&script_users, &tmp);
+            lab::leave_mfa_group(&env, &script_users);
+            r
         } else {
             (f64::NAN, f64::NAN)
         };
-        lab::leave_mfa_group(&env, &script_users);
         let users = lab::fresh_users(&env, &format!("tsc{tag}u"), n_ssha);
         let (c_lock, c_all, c_ops, _) = rt.block_on(cadenas(&cfg, &users, &tmp, n_ssha));
         lab::leave_mfa_group(&env, &users);

@@ -13,7 +13,7 @@ use ldap3::Mod;
 use zeroize::Zeroizing;
 
 use super::flavour::Planned;
-use super::{first, only, AccountState, Action, Attributes, Directory, Flavour, LockState, User};
+use super::{first, only, AccountState, Action, Attributes, Change, Directory, Flavour, LockState, User};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
 
@@ -26,7 +26,7 @@ pub const UF_LOCKOUT: u32 = 0x10;
 /// `msDS-User-Account-Control-Computed` PASSWORD_EXPIRED.
 pub const UF_PASSWORD_EXPIRED: u32 = 0x80_0000;
 
-const UAC: &str = "userAccountControl";
+pub(super) const UAC: &str = "userAccountControl";
 const COMPUTED: &str = "msDS-User-Account-Control-Computed";
 const PWD_LAST_SET: &str = "pwdLastSet";
 const LOCKOUT_TIME: &str = "lockoutTime";
@@ -134,19 +134,48 @@ pub(super) async fn account_state(dir: &Directory, user: &User) -> Result<Accoun
 
 pub(super) async fn plan_lock(dir: &Directory, user: &User) -> Result<Planned, Error> {
     let attrs = dir.read_entry(&user.dn, &[UAC]).await?;
-    let uac = uac_of(&attrs, user.dn.as_str())?;
+    plan_lock_from(user, &attrs)
+}
+
+/// The lock decided from `attrs` (the entry's `userAccountControl`). When the swap goes
+/// through, the value after it is the one swapped in: no read back.
+fn plan_lock_from(user: &User, attrs: &Attributes) -> Result<Planned, Error> {
+    let uac = uac_of(attrs, user.dn.as_str())?;
     let mut p = Planned::of_user(
         Action::Lock,
         user,
         "lock (set ACCOUNTDISABLE)",
-        only(&attrs, &[UAC]),
+        only(attrs, &[UAC]),
         &[UAC],
     );
     if uac & UF_ACCOUNTDISABLE == 0 {
-        p.mods = swap_uac(uac, uac | UF_ACCOUNTDISABLE).into();
+        let locked = uac | UF_ACCOUNTDISABLE;
+        p.mods = swap_uac(uac, locked).into();
         p.conflict = UAC_CONFLICT;
+        p.after = Some(Attributes::from([(UAC.to_owned(), vec![uac_value(locked)])]));
     }
     Ok(p)
+}
+
+/// The lock from the `userAccountControl` read when the user was found: one modify, no read
+/// first. `None` when there is nothing seen to start from, when what was seen shows the
+/// account disabled already (only a read confirms that), or when the value changed since
+/// (the swap refused): the caller then reads and decides.
+pub(super) async fn lock_from_seen(dir: &Directory, user: &User) -> Result<Option<Change>, Error> {
+    let Some(seen) = user.seen(&[UAC]) else {
+        return Ok(None);
+    };
+    let p = plan_lock_from(user, seen)?;
+    if p.mods.is_empty() {
+        return Ok(None);
+    }
+    match dir.execute(user, p).await {
+        Err(e) if e.ldap().is_some_and(|l| UAC_CONFLICT.contains(&l.rc)) => {
+            tracing::debug!(dn = %user.dn, "userAccountControl changed since the user was found; reading it");
+            Ok(None)
+        }
+        r => r.map(Some),
+    }
 }
 
 pub(super) async fn plan_unlock(dir: &Directory, user: &User) -> Result<Planned, Error> {

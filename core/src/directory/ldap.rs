@@ -149,21 +149,22 @@ impl Directory {
         Ok((res, after))
     }
 
-    /// Sends a modify with the RFC 4527 Pre-Read control (critical) and the Post-Read
-    /// control, both asking for `attrs`: the entry before and after the change, in the
-    /// modify's own response, atomically. The before is `None` only when the server applied
-    /// the modify and still sent no readable Pre-Read value (the caller says so); the after
-    /// as in [`Self::modify_reading_after`].
+    /// Sends a modify with the RFC 4527 Pre-Read control (critical) asking for `before` and
+    /// the Post-Read control asking for `after`: the entry before and after the change, in
+    /// the modify's own response, atomically. The before is `None` only when the server
+    /// applied the modify and still sent no readable Pre-Read value (the caller says so); the
+    /// after as in [`Self::modify_reading_after`].
     pub(crate) async fn modify_reading_both(
         &self,
         dn: &Dn,
         mods: Vec<Mod<Vec<u8>>>,
-        attrs: &[&str],
+        before: &[&str],
+        after: &[&str],
     ) -> Result<(LdapResult, Option<Attributes>, Option<Attributes>), Error> {
-        let res = self.send_modify(dn, mods, Some(attrs), Some(attrs)).await?;
-        let before = read_entry_control(&res, PRE_READ_OID, attrs);
-        let after = read_entry_control(&res, POST_READ_OID, attrs);
-        Ok((res, before, after))
+        let res = self.send_modify(dn, mods, Some(before), Some(after)).await?;
+        let read_before = read_entry_control(&res, PRE_READ_OID, before);
+        let read_after = read_entry_control(&res, POST_READ_OID, after);
+        Ok((res, read_before, read_after))
     }
 
     /// Sends a modify and requires success.

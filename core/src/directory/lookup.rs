@@ -1,8 +1,10 @@
 //! Finding users under the configured base DNs, scope checks, login names, group membership.
 
+use std::collections::HashSet;
+
 use ldap3::Scope;
 
-use super::{Directory, Dn, Flavour, User, UserRef};
+use super::{Attributes, Directory, Dn, Flavour, Seen, User, UserRef};
 use crate::error::{Error, ErrorKind};
 
 /// OpenLDAP ppolicy: the entry's own password policy, when not the default.
@@ -80,7 +82,7 @@ impl Directory {
     fn found_attributes(&self) -> Vec<&str> {
         match self.flavour {
             Flavour::OpenLdap => vec![self.login_attribute(), POLICY_SUBENTRY],
-            Flavour::ActiveDirectory => vec![self.login_attribute()],
+            Flavour::ActiveDirectory => vec![self.login_attribute(), super::ad::UAC],
         }
     }
 
@@ -98,6 +100,15 @@ impl Directory {
             dn,
             login: value(self.login_attribute()),
             policy_subentry: (self.flavour == Flavour::OpenLdap).then(|| value(POLICY_SUBENTRY)),
+            seen: (self.flavour == Flavour::ActiveDirectory).then(|| {
+                let values: Attributes = e
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(super::ad::UAC))
+                    .map(|(_, v)| (super::ad::UAC.to_owned(), v.clone()))
+                    .collect();
+                Seen::of(&[super::ad::UAC], &values)
+            }),
         })
     }
 
@@ -196,3 +207,101 @@ impl Directory {
 /// Nesting levels followed on OpenLDAP before giving up (a loop of groups ends earlier: every
 /// group is visited once).
 pub const MAX_NESTING: usize = 8;
+
+/// The members of the configured protected groups, through nested groups, read once (see
+/// [`Directory::protected_members`]): checking many accounts against it costs no operation
+/// per account.
+#[derive(Debug, Default)]
+pub(crate) struct ProtectedMembers {
+    /// Each group as configured, with the normalised DNs of its members at any depth.
+    groups: Vec<(String, HashSet<String>)>,
+}
+
+impl ProtectedMembers {
+    /// The protected groups `dn` belongs to (directly or through nested groups), as
+    /// [`Directory::protected_groups`] names them.
+    pub(crate) fn groups_of(&self, dn: &Dn) -> Vec<String> {
+        let n = dn.normalised();
+        self.groups
+            .iter()
+            .filter(|(_, members)| members.contains(&n))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+}
+
+impl Directory {
+    /// Every member of every protected group, read once — for a run over many accounts, where
+    /// [`protected_groups`](Self::protected_groups) would cost a search per account. The same
+    /// membership as that method sees: AD by the in-chain rule, OpenLDAP through nested groups
+    /// under the group's domain, up to [`MAX_NESTING`] levels.
+    pub(crate) async fn protected_members(&self) -> Result<ProtectedMembers, Error> {
+        let mut out = ProtectedMembers::default();
+        for g in &self.cfg.protected_group_dns {
+            out.groups
+                .push((g.to_string(), self.members_transitive(g).await?));
+        }
+        Ok(out)
+    }
+
+    /// The normalised DNs of `group`'s members at any depth. AD: one search per base DN with
+    /// the in-chain rule on `memberOf` (members outside every base DN are out of scope
+    /// anyway). OpenLDAP: downwards, level by level — the group's `member` values, and those
+    /// of the members that are groups themselves (entries holding `member` under the group's
+    /// domain, listed in one search).
+    async fn members_transitive(&self, group: &Dn) -> Result<HashSet<String>, Error> {
+        let mut members = HashSet::new();
+        if let Some(rule) = self.rules().in_chain_rule() {
+            let filter = format!("(memberOf:{rule}:={})", group.filter_escaped());
+            for base in &self.cfg.base_dns {
+                for e in self
+                    .search_raw(base.as_str(), Scope::Subtree, &filter, &["1.1"])
+                    .await?
+                {
+                    if let Ok(d) = Dn::parse(&e.dn) {
+                        members.insert(d.normalised());
+                    }
+                }
+            }
+            return Ok(members);
+        }
+        let base = group.domain_suffix().unwrap_or_else(|| group.clone());
+        let groups: HashSet<String> = self
+            .search_raw(base.as_str(), Scope::Subtree, "(member=*)", &["1.1"])
+            .await?
+            .iter()
+            .filter_map(|e| Dn::parse(&e.dn).ok())
+            .map(|d| d.normalised())
+            .collect();
+        let mut visited = HashSet::from([group.normalised()]);
+        let mut frontier = vec![group.clone()];
+        for _ in 0..MAX_NESTING {
+            let mut next = Vec::new();
+            for g in &frontier {
+                // a group gone since it was listed (or a protected group that does not
+                // exist: noSuchObject) has no members
+                for (_, values) in self
+                    .search_raw(g.as_str(), Scope::Base, "(objectClass=*)", &["member"])
+                    .await?
+                    .into_iter()
+                    .flat_map(|e| e.attrs)
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("member"))
+                {
+                    for v in values {
+                        let Ok(m) = Dn::parse(&v) else { continue };
+                        let n = m.normalised();
+                        if groups.contains(&n) && visited.insert(n.clone()) {
+                            next.push(m);
+                        }
+                        members.insert(n);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(members)
+    }
+}

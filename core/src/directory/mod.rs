@@ -37,6 +37,7 @@ use serde::Serialize;
 
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
+pub(crate) use lookup::ProtectedMembers;
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 pub use replica::{ReplicaCheck, ReplicaState};
 
@@ -90,6 +91,31 @@ pub struct User {
     /// before its one modify.
     #[serde(skip)]
     policy_subentry: Option<Option<String>>,
+    /// Attribute values this process saw in the entry — when the search that found it read
+    /// them (AD: `userAccountControl`), or in a change's own response (OpenLDAP: the lock's
+    /// Post-Read). Only a starting point: for a compare-and-swap modify, which the server
+    /// refuses when they are stale, and for what a reset reports as its before-state; never
+    /// a reason to send nothing.
+    #[serde(skip)]
+    seen: Option<Seen>,
+}
+
+/// Values read from an entry, with the attributes asked (an attribute asked and absent from
+/// `values` was absent from the entry).
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    asked: &'static [&'static str],
+    values: Attributes,
+}
+
+impl Seen {
+    /// `values` of the attributes `asked` (others dropped).
+    pub(crate) fn of(asked: &'static [&'static str], values: &Attributes) -> Self {
+        Self {
+            asked,
+            values: only(values, asked),
+        }
+    }
 }
 
 impl User {
@@ -99,7 +125,23 @@ impl User {
             dn,
             login: None,
             policy_subentry: None,
+            seen: None,
         }
+    }
+
+    /// What this process saw of `attrs` in the entry, when it saw all of them.
+    pub(crate) fn seen(&self, attrs: &[&str]) -> Option<&Attributes> {
+        let s = self.seen.as_ref()?;
+        attrs
+            .iter()
+            .all(|a| s.asked.iter().any(|k| k.eq_ignore_ascii_case(a)))
+            .then_some(&s.values)
+    }
+
+    /// Replaces what this process saw of the entry (`None`: nothing known any more, e.g.
+    /// after a change that did not show the entry).
+    pub(crate) fn saw(&mut self, seen: Option<Seen>) {
+        self.seen = seen;
     }
 }
 
@@ -258,6 +300,9 @@ pub struct Directory {
     /// Password policies (normalised DN) seen with `pwdLockout: TRUE`, and when: a lock of
     /// thousands of accounts under one policy reads it once a minute, not once per account.
     lockout_policies: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+    /// Held while a policy is read: the workers of a run that start together wait for the
+    /// first one's read instead of each reading the same policy.
+    policy_read: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -271,6 +316,11 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
+    /// The turn to read a password policy (one reader per connection at a time).
+    pub(crate) async fn policy_read_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.policy_read.lock().await
+    }
+
     /// Whether `policy` was seen with `pwdLockout: TRUE` less than a minute ago.
     pub(crate) fn lockout_policy_known(&self, policy: &Dn) -> bool {
         let seen = self.lockout_policies.lock().unwrap_or_else(|p| p.into_inner());
@@ -325,6 +375,7 @@ impl Directory {
             pre_read: false,
             operations: Arc::default(),
             lockout_policies: Arc::default(),
+            policy_read: Arc::default(),
         };
         let res = dir
             .handle()
@@ -522,10 +573,38 @@ impl Directory {
         if let (Flavour::OpenLdap, true, Some(subentry)) =
             (self.flavour, self.pre_read, &user.policy_subentry)
         {
-            return openldap::lock_reading_before(self, user, subentry.as_deref()).await;
+            return Ok(openldap::lock_reading_before(self, user, subentry.as_deref())
+                .await?
+                .0);
         }
         self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::Lock))
             .await
+    }
+
+    /// The lock as `contain` sends it, right after finding the user: [`lock`](Self::lock),
+    /// with what the lock's own response showed of the entry besides (OpenLDAP with
+    /// Post-Read: the state the reset starts from). On AD, from the `userAccountControl` the
+    /// find read a moment before, swapped for the locked value in one modify (the server
+    /// refuses the swap when the value changed since; the lock then reads and decides again).
+    /// Not for a `User` found earlier: Samba accepts the swap without checking the old value
+    /// when the account already holds the new one (docs/FACTS.md), so what was seen stands
+    /// for a read only as long as a read-then-modify's own window.
+    pub(crate) async fn lock_after_find(&self, user: &User) -> Result<(Change, Option<Seen>), Error> {
+        match (self.flavour, self.pre_read, &user.policy_subentry) {
+            (Flavour::OpenLdap, true, Some(subentry)) => {
+                return openldap::lock_reading_before(self, user, subentry.as_deref()).await;
+            }
+            (Flavour::ActiveDirectory, ..) => {
+                if let Some(c) = ad::lock_from_seen(self, user).await? {
+                    return Ok((c, None));
+                }
+            }
+            _ => {}
+        }
+        let c = self
+            .send_deciding_again(user, || self.rules().plan(self, user, Wanted::Lock))
+            .await?;
+        Ok((c, None))
     }
 
     /// Allows logins again. OpenLDAP: deletes `pwdAccountLockedTime` (the server also clears

@@ -9,7 +9,7 @@ use ldap3::Mod;
 use super::flavour::{describe_mod, Planned};
 use super::{
     change, first, only, refused, AccountState, Action, Attributes, ChangeOutcome, Directory, Flavour,
-    LockState, User,
+    LockState, Seen, User,
 };
 use crate::directory::{ldap_error, Change, Dn, PasswordHashing};
 use crate::error::{Error, ErrorKind};
@@ -78,6 +78,11 @@ async fn ensure_lock_takes_effect(dir: &Directory, subentry: Option<&str>) -> Re
     if dir.lockout_policy_known(&policy_dn) {
         return Ok(Some(policy_dn));
     }
+    // the workers starting together: one reads, the others find it known after their turn
+    let _turn = dir.policy_read_turn().await;
+    if dir.lockout_policy_known(&policy_dn) {
+        return Ok(Some(policy_dn));
+    }
     let policy = policy_dn.as_str();
     let attrs = dir.read_entry(&policy_dn, &["pwdLockout"]).await.map_err(|e| {
         Error::new(
@@ -124,15 +129,18 @@ pub(super) async fn plan_lock(dir: &Directory, user: &User) -> Result<Planned, E
 /// The lock as one modify (see [`Directory::lock`]): the policy `subentry` (read when the
 /// user was found) checked first, then `pwdAccountLockedTime` replaced with the critical
 /// Pre-Read control and Post-Read — the state before (what release restores) and after come
-/// back in the modify's own response, atomically.
+/// back in the modify's own response, atomically. The Post-Read also asks what a reset
+/// reports as its before-state ([`RESET_SHOWN`]), returned as seen.
 pub(super) async fn lock_reading_before(
     dir: &Directory,
     user: &User,
     subentry: Option<&str>,
-) -> Result<Change, Error> {
+) -> Result<(Change, Option<Seen>), Error> {
     ensure_lock_takes_effect(dir, subentry).await?;
     let mods = vec![Mod::Replace(LOCK_ATTR.as_bytes().to_vec(), value(LOCKED_FOREVER))];
-    let (res, before, after) = dir.modify_reading_both(&user.dn, mods, &[LOCK_ATTR]).await?;
+    let (res, before, after) = dir
+        .modify_reading_both(&user.dn, mods, &[LOCK_ATTR], RESET_SHOWN)
+        .await?;
     if res.rc != 0 {
         return Err(refused("lock", res));
     }
@@ -146,6 +154,7 @@ pub(super) async fn lock_reading_before(
         )
     })?;
     let before = only(&before, &[LOCK_ATTR]);
+    let seen = after.as_ref().map(|a| Seen::of(RESET_SHOWN, a));
     let after = match after {
         Some(a) => only(&a, &[LOCK_ATTR]),
         None => only(&dir.read_entry(&user.dn, &[LOCK_ATTR]).await?, &[LOCK_ATTR]),
@@ -155,7 +164,7 @@ pub(super) async fn lock_reading_before(
     } else {
         ChangeOutcome::Applied
     };
-    Ok(change(Action::Lock, user, outcome, before, after))
+    Ok((change(Action::Lock, user, outcome, before, after), seen))
 }
 
 pub(super) async fn plan_unlock(dir: &Directory, user: &User) -> Result<Planned, Error> {
@@ -250,7 +259,12 @@ pub(super) async fn reset_password(
     new: &Password,
     force_change: bool,
 ) -> Result<Change, Error> {
-    let before = only(&dir.read_entry(&user.dn, RESET_SHOWN).await?, RESET_SHOWN);
+    // what the lock's own response showed (in `contain`, the lock comes right before), else
+    // read now
+    let before = match user.seen(RESET_SHOWN) {
+        Some(seen) => seen.clone(),
+        None => only(&dir.read_entry(&user.dn, RESET_SHOWN).await?, RESET_SHOWN),
+    };
     let lock = first(&before, LOCK_ATTR).map(str::to_owned);
     let op = match set_password_op(dir) {
         SetPassword::Exop => SetPassword::Exop,

@@ -13,6 +13,7 @@ pub(super) async fn plan(
     allow_protected: bool,
 ) -> Result<PlanReport, Error> {
     let mut out = Vec::with_capacity(users.len());
+    let protected = r.protected_snapshot(users.len(), allow_protected).await;
     for (i, user) in users.iter().enumerate() {
         let lent = r.inner.pool.lend(i);
         let dir = &lent.dir;
@@ -22,7 +23,7 @@ pub(super) async fn plan(
             refused: None,
             steps: Vec::new(),
         };
-        let u = match r.admit(dir, user, allow_protected).await {
+        let u = match r.admit(dir, user, allow_protected, protected.as_ref()).await {
             Ok(u) => u,
             Err(e) => {
                 p.refused = Some(e);

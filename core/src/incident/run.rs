@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
 use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
-use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, User, UserRef};
+use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, ProtectedMembers, User, UserRef};
 use crate::error::{Error, ErrorKind};
 use crate::journal::{Event, Journal, Step, StepDetail, StepStatus};
 use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
@@ -47,6 +47,10 @@ impl Responder {
         tracing::info!(incident, users = total, "run starts");
         let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let protected = self
+            .protected_snapshot(total, opts.allow_protected)
+            .await
+            .map(Arc::new);
         // The progress callback, once per user as soon as the user is finished (inside that
         // user's worker: a panicking callback fails that user only).
         let finished = move |opts: &ContainOptions, counters: &Counters, report: &UserReport| {
@@ -69,6 +73,7 @@ impl Responder {
         let mut first = Vec::with_capacity(total);
         for (i, (user, earlier)) in work.into_iter().enumerate() {
             let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
+            let protected = protected.clone();
             let incident = incident.to_owned();
             let name = user.clone();
             // The permit is taken before the task exists, and the future is boxed: a finished
@@ -77,7 +82,9 @@ impl Responder {
             let permit = sem.acquire_owned().await.ok();
             let task = tokio::spawn(Box::pin(async move {
                 let _permit = permit;
-                let wave = me.lock_wave(&incident, i, &user, &earlier, &opts).await;
+                let wave = me
+                    .lock_wave(&incident, i, &user, &earlier, &opts, protected.as_deref())
+                    .await;
                 (wave, earlier)
             }));
             first.push((name, task));
@@ -222,12 +229,38 @@ impl Responder {
         v
     }
 
-    /// Finds the user and applies the safety rails. `Err` = refused, nothing done.
+    /// The protected groups' members, read once for a run over several accounts (`None`: one
+    /// account, the rail is off, or the read failed — then each account is checked on its
+    /// own, and a failure is that account's, as without the snapshot).
+    pub(super) async fn protected_snapshot(
+        &self,
+        accounts: usize,
+        allow_protected: bool,
+    ) -> Option<ProtectedMembers> {
+        if allow_protected || accounts < 2 {
+            return None;
+        }
+        match self.inner.pool.first().protected_members().await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(
+                    error = e.message(),
+                    "protected groups not read at once; each account is checked on its own"
+                );
+                None
+            }
+        }
+    }
+
+    /// Finds the user and applies the safety rails. `Err` = refused, nothing done. The
+    /// protected groups are checked against `snapshot` when the run read them at its start,
+    /// else with a search for this account.
     pub(super) async fn admit(
         &self,
         dir: &Directory,
         user: &str,
         allow_protected: bool,
+        snapshot: Option<&ProtectedMembers>,
     ) -> Result<User, Error> {
         let u = dir.find_user(&UserRef::parse(user)?).await?;
         if self.inner.cfg.directory.bind_dn.same_entry(&u.dn) {
@@ -237,7 +270,10 @@ impl Responder {
             ));
         }
         if !allow_protected {
-            let protected = dir.protected_groups(&u).await?;
+            let protected = match snapshot {
+                Some(s) => s.groups_of(&u.dn),
+                None => dir.protected_groups(&u).await?,
+            };
             if !protected.is_empty() {
                 return Err(Error::new(
                     ErrorKind::ProtectedAccount,
@@ -261,6 +297,7 @@ impl Responder {
         user: &str,
         earlier: &EarlierSteps,
         opts: &ContainOptions,
+        protected: Option<&ProtectedMembers>,
     ) -> (UserReport, Option<Going>) {
         let mut report = UserReport::new(user);
         let Ok(journal) = self.journal_or_err() else {
@@ -271,12 +308,12 @@ impl Responder {
             return (report, None);
         }
         let mut lent = self.inner.pool.lend(i);
-        let mut admitted = self.admit(&lent.dir, user, opts.allow_protected).await;
+        let mut admitted = self.admit(&lent.dir, user, opts.allow_protected, protected).await;
         if admitted.as_ref().is_err_and(connection_lost) {
             // the server restarted under the run: a new connection, and one more try
             if let Some(l) = self.inner.pool.reconnect(&lent).await {
                 lent = l;
-                admitted = self.admit(&lent.dir, user, opts.allow_protected).await;
+                admitted = self.admit(&lent.dir, user, opts.allow_protected, protected).await;
             }
         }
         let u = match admitted {
@@ -416,7 +453,7 @@ impl Responder {
             let (mut status, mut detail) = match skip {
                 Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
                 None => {
-                    self.run_step(&going.lent.dir, &going.u, user, step, incident, opts)
+                    self.run_step(&going.lent.dir, &mut going.u, user, step, incident, opts)
                         .await
                 }
             };
@@ -425,8 +462,9 @@ impl Responder {
                 // new connection is safe whether or not the lost modify was applied
                 if let Some(l) = self.inner.pool.reconnect(&going.lent).await {
                     going.lent = l;
+                    going.u.saw(None);
                     (status, detail) = self
-                        .run_step(&going.lent.dir, &going.u, user, step, incident, opts)
+                        .run_step(&going.lent.dir, &mut going.u, user, step, incident, opts)
                         .await;
                 }
             }
@@ -500,10 +538,12 @@ impl Responder {
         })
     }
 
+    /// Runs one step for `u`, noting in it what the step's own responses showed of the entry
+    /// (the lock's Post-Read is where the reset starts from).
     async fn run_step(
         &self,
         dir: &Directory,
-        u: &User,
+        u: &mut User,
         user: &str,
         step: Step,
         incident: &str,
@@ -511,8 +551,11 @@ impl Responder {
     ) -> (StepStatus, StepDetail) {
         let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
         match step {
-            Step::Lock => match dir.lock(u).await {
-                Ok(c) => (status_of(c.outcome), StepDetail::of_change(c)),
+            Step::Lock => match dir.lock_after_find(u).await {
+                Ok((c, seen)) => {
+                    u.saw(seen);
+                    (status_of(c.outcome), StepDetail::of_change(c))
+                }
                 Err(e) => failed(e),
             },
             Step::ResetPassword => {
@@ -520,7 +563,10 @@ impl Responder {
                     Ok(p) => p,
                     Err(e) => return failed(e),
                 };
-                let c = match dir.reset_password(u, &password, true).await {
+                let reset = dir.reset_password(u, &password, true).await;
+                // what was seen before is not the entry any more
+                u.saw(None);
+                let c = match reset {
                     Ok(c) => c,
                     Err(e) => return failed(e),
                 };

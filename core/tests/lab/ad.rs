@@ -137,6 +137,45 @@ async fn dont_expire_passwd_is_cleared_for_the_containment_and_restored_byte_for
 }
 
 #[tokio::test]
+async fn the_lock_swaps_useraccountcontrol_and_samba_takes_a_swap_to_the_value_it_holds_as_a_no_op() {
+    let lab = AdLab::load();
+    let dir = connect(&lab).await;
+    // read, then one modify swapping the value read for the locked one; what it reports
+    // after is the value swapped in, which the server holds (no read back)
+    let (_, dn) = lab.fresh_user_uac("swap1", 512).await;
+    let u = user(&dir, &dn).await;
+    let sent = dir.operations();
+    let lock = dir.lock(&u).await.expect("lock");
+    assert_eq!(dir.operations() - sent, 2, "a read and the modify: {lock:?}");
+    assert_eq!(lock.outcome, ChangeOutcome::Applied);
+    assert_eq!(lock.before["userAccountControl"], vec!["512".to_owned()]);
+    assert_eq!(lock.after["userAccountControl"], vec!["514".to_owned()]);
+    assert_eq!(uac(&dir.account_state(&u).await.expect("state")), "514");
+
+    // docs/FACTS.md (AD): the delete-old/add-new swap is refused when the value is neither
+    // (16, no such value) — but accepted, as a no-op, when the entry holds the new value
+    // already: not a strict compare-and-swap, so a before-state is only as fresh as its read
+    let swap = |old: &'static str, new: &'static str| {
+        vec![
+            Mod::Delete("userAccountControl", HashSet::from([old])),
+            Mod::Add("userAccountControl", HashSet::from([new])),
+        ]
+    };
+    let mut admin = lab.admin().await;
+    let r = admin
+        .modify(dn.as_str(), swap("66048", "66050"))
+        .await
+        .expect("modify");
+    assert_eq!(r.rc, 16, "{r:?}");
+    let r = admin
+        .modify(dn.as_str(), swap("512", "514"))
+        .await
+        .expect("modify");
+    assert_eq!(r.rc, 0, "taken although 512 is not the value: {r:?}");
+    assert_eq!(uac(&dir.account_state(&u).await.expect("state")), "514");
+}
+
+#[tokio::test]
 async fn bind_failures_map_to_typed_states_without_revealing_a_disabled_account() {
     let lab = AdLab::load();
     let dir = connect(&lab).await;

@@ -664,6 +664,75 @@ async fn a_user_the_directory_shows_contained_by_another_run_is_not_reset_silent
     assert_eq!(sink.0.lock().expect("lock").len(), 1);
 }
 
+#[tokio::test]
+async fn contain_sends_four_operations_per_openldap_account_and_two_per_ad_account_for_the_lock() {
+    // Per account: the find, the lock (one modify with Pre-Read and Post-Read), the RFC 3062
+    // set and the follow-up modify. The protected groups are read once for the run, and the
+    // reset starts from what the lock's Post-Read showed (no read of its own).
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "ops").await;
+    let n = 10;
+    let mut names = Vec::new();
+    for i in 0..n {
+        names.push(lab.fresh_user(&format!("inc-ops{i}")).await.0.to_string());
+    }
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock, Step::ResetPassword];
+    let sent = r.ldap_operations();
+    let report = r.contain(&names, opts).await.expect("contain");
+    let ops = r.ldap_operations() - sent;
+    assert_eq!(report.done, n, "{report:#?}");
+    // besides: the protected groups (one search for the entries holding members, one read
+    // per group — the lab's admins group, and one more group other tests may nest in it
+    // meanwhile), the password policy (once per pooled connection), one spare
+    assert!(ops <= 4 * n as u64 + 6, "{ops} LDAP operations for {n} accounts");
+    for u in &report.users {
+        let reset = u.steps[1].detail.change.as_ref().expect("reset change");
+        // the before-state the reset reports is the one the lock left: locked
+        assert_eq!(
+            reset.before.get("pwdAccountLockedTime"),
+            Some(&vec!["000001010000Z".to_owned()]),
+            "{reset:?}"
+        );
+        assert_eq!(
+            reset.after.get("pwdReset"),
+            Some(&vec!["TRUE".to_owned()]),
+            "{reset:?}"
+        );
+    }
+
+    // AD: the find reads userAccountControl, and the lock swaps it in one modify whose after
+    // is the value swapped in — two operations per account for the lock wave
+    let ad = AdLab::load();
+    let (r, _) = responder(&Config::from_file(&ad.config_path()).expect("config"), "ops-ad").await;
+    let mut names = Vec::new();
+    for i in 0..n {
+        names.push(ad.fresh_user_uac(&format!("adops{i}"), 512).await.0.to_string());
+    }
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock];
+    let sent = r.ldap_operations();
+    let report = r.contain(&names, opts).await.expect("contain");
+    let ops = r.ldap_operations() - sent;
+    assert_eq!(report.done, n, "{report:#?}");
+    // besides: the protected group's members, one in-chain search
+    assert!(ops <= 2 * n as u64 + 1, "{ops} LDAP operations for {n} accounts");
+    let dir = r.directory();
+    for u in &report.users {
+        let lock = u.steps[0].detail.change.as_ref().expect("lock change");
+        assert_eq!(lock.before["userAccountControl"], vec!["512".to_owned()]);
+        let found = dir
+            .find_user(&UserRef::parse(&u.user).expect("name"))
+            .await
+            .expect("find");
+        assert_eq!(
+            dir.account_state(&found).await.expect("state").attributes["userAccountControl"],
+            lock.after["userAccountControl"],
+            "the after reported is what the server holds"
+        );
+    }
+}
+
 /// Adds a group holding `member`, nested in `protected`, as the directory's administrator;
 /// returns the group's DN (remove it from `protected` with [`unnest`]).
 async fn nest(mut admin: ldap3::Ldap, container: &str, protected: &str, member: &str, ad: bool) -> String {
@@ -733,13 +802,29 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
         )
         .await
         .expect("contain");
-    unnest(lab.admin().await, &protected, &group).await;
     assert_eq!(
         report.users[0].refused.as_ref().map(|e| e.kind()),
         Some(ErrorKind::ProtectedAccount),
         "{report:#?}"
     );
     assert!(report.users[0].steps.is_empty());
+    // several accounts: the run reads the protected groups' members once, nested ones too
+    let (other, _) = lab.fresh_user("inc-nested-other").await;
+    let report = r
+        .contain(
+            &[other.to_string(), name.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    unnest(lab.admin().await, &protected, &group).await;
+    assert!(report.users[0].complete(), "{report:#?}");
+    assert_eq!(
+        report.users[1].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::ProtectedAccount),
+        "{report:#?}"
+    );
+    assert!(report.users[1].steps.is_empty());
 
     // Samba AD: a group nested in Domain Admins (the delegated helpdesk could reset it)
     let ad = AdLab::load();
@@ -755,9 +840,10 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
         true,
     )
     .await;
+    let (other, _) = ad.fresh_user_uac("nestado", 512).await;
     let report = r
         .contain(
-            &[sam.to_string()],
+            &[sam.to_string(), other.to_string()],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -768,6 +854,7 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
         Some(ErrorKind::ProtectedAccount),
         "{report:#?}"
     );
+    assert!(report.users[1].complete(), "{report:#?}");
 }
 
 #[tokio::test]
