@@ -413,6 +413,10 @@ impl Responder {
             return false;
         };
         let dn = going.u.dn.to_string();
+        // A step's outcome goes to the journal with the next step's intent, in one durable
+        // write (the outcome is durable before the next step changes anything, as if written
+        // alone); the last one alone, at the end.
+        let mut outcome: Option<Event> = None;
         for &step in steps {
             if let Some((status, detail)) = earlier.get(&step) {
                 report.steps.push(StepReport {
@@ -425,6 +429,9 @@ impl Responder {
             }
             if opts.cancelled() {
                 report.interrupted = true;
+                if let Some(o) = outcome {
+                    let _ = journal.append(incident, vec![o]).await;
+                }
                 return false;
             }
             let intent = Event::Intent {
@@ -432,7 +439,9 @@ impl Responder {
                 dn: dn.clone(),
                 step,
             };
-            if let Err(e) = journal.append(incident, vec![intent]).await {
+            let mut write: Vec<Event> = outcome.take().into_iter().collect();
+            write.push(intent);
+            if let Err(e) = journal.append(incident, write).await {
                 // Without a durable intent nothing may change.
                 report.steps.push(StepReport {
                     step,
@@ -485,25 +494,24 @@ impl Responder {
             {
                 detail.note = Some(format!("reset again: {reason}"));
             }
-            let outcome = Event::Outcome {
+            outcome = Some(Event::Outcome {
                 user: user.to_owned(),
                 dn: dn.clone(),
                 step,
                 status,
                 detail: detail.clone(),
-            };
-            let journaled = journal.append(incident, vec![outcome]).await;
+            });
             report.steps.push(StepReport {
                 step,
                 status,
                 detail,
                 from_earlier_run: false,
             });
-            if journaled.is_err() {
-                return false;
-            }
         }
-        true
+        match outcome {
+            Some(o) => journal.append(incident, vec![o]).await.is_ok(),
+            None => true,
+        }
     }
 
     /// Why the reset must not run again, when the user is contained already: by an earlier

@@ -94,7 +94,21 @@ impl Dovecot {
     }
 
     async fn call(&self, command: &str, params: Value) -> Result<Reply, Error> {
-        let body = json!([[command, params, "c"]]).to_string();
+        let mut replies = self.call_all(&[(command, params)]).await?;
+        Ok(replies.remove(0))
+    }
+
+    /// Sends `commands` in one request (the API runs them in order); one reply per command.
+    async fn call_all(&self, commands: &[(&str, Value)]) -> Result<Vec<Reply>, Error> {
+        let command = commands.iter().map(|(c, _)| *c).collect::<Vec<_>>().join("+");
+        let body = Value::Array(
+            commands
+                .iter()
+                .enumerate()
+                .map(|(i, (c, p))| json!([c, p, format!("c{i}")]))
+                .collect(),
+        )
+        .to_string();
         let auth = std::str::from_utf8(self.auth_header.expose_secret())
             .map_err(|_| Error::new(ErrorKind::Internal, "API key header is not UTF-8"))?;
         let resp = self
@@ -130,74 +144,75 @@ impl Dovecot {
             )
         };
         let v: Value = serde_json::from_slice(&resp.body).map_err(|_| protocol("not JSON"))?;
-        let first = v
+        let replies = v
             .as_array()
-            .and_then(|a| a.first())
-            .and_then(Value::as_array)
-            .ok_or_else(|| protocol("not [[...]]"))?;
-        match first.first().and_then(Value::as_str) {
-            Some("doveadmResponse") => Ok(Reply::Data(first.get(1).cloned().unwrap_or(Value::Null))),
-            Some("error") => {
-                let e = first.get(1).ok_or_else(|| protocol("error without details"))?;
-                let kind = e.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
-                if kind == "unAuthorized" {
-                    return Err(Error::new(
-                        ErrorKind::RevokerAuth,
-                        format!("the API key may not run {command} (doveadm_allowed_commands)"),
-                    ));
+            .filter(|a| a.len() == commands.len())
+            .ok_or_else(|| protocol("not one reply per command"))?;
+        let mut out = Vec::with_capacity(replies.len());
+        for (reply, (command, _)) in replies.iter().zip(commands) {
+            let reply = reply.as_array().ok_or_else(|| protocol("not [[...]]"))?;
+            out.push(match reply.first().and_then(Value::as_str) {
+                Some("doveadmResponse") => Reply::Data(reply.get(1).cloned().unwrap_or(Value::Null)),
+                Some("error") => {
+                    let e = reply.get(1).ok_or_else(|| protocol("error without details"))?;
+                    let kind = e.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+                    if kind == "unAuthorized" {
+                        return Err(Error::new(
+                            ErrorKind::RevokerAuth,
+                            format!("the API key may not run {command} (doveadm_allowed_commands)"),
+                        ));
+                    }
+                    let code = e
+                        .get("exitCode")
+                        .and_then(Value::as_i64)
+                        .ok_or_else(|| protocol("error without exitCode"))?;
+                    Reply::ExitCode(code, kind)
                 }
-                let code = e
-                    .get("exitCode")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| protocol("error without exitCode"))?;
-                Ok(Reply::ExitCode(code, kind))
-            }
-            _ => Err(protocol("unknown reply type")),
+                _ => return Err(protocol("unknown reply type")),
+            });
         }
+        Ok(out)
     }
 
     /// Lists live connections matching `mask` (one object per connection).
     async fn who(&self, mask: Option<&str>) -> Result<Vec<Session>, Error> {
-        let params = match mask {
-            Some(m) => json!({"separateConnections": true, "mask": [m]}),
-            None => json!({"separateConnections": true}),
-        };
-        match self.call("who", params).await? {
-            Reply::Data(Value::Array(items)) => items
-                .iter()
-                .map(|i| {
-                    let s = |k: &str| i.get(k).and_then(Value::as_str).map(str::to_owned);
-                    Ok(Session {
-                        user: s("username").ok_or_else(|| {
-                            Error::new(ErrorKind::RevokerProtocol, "doveadm who: entry without username")
-                        })?,
-                        service: s("service").unwrap_or_default(),
-                        pid: s("pid").and_then(|p| p.parse().ok()),
-                        ip: s("ip").unwrap_or_default(),
-                    })
-                })
-                .collect(),
-            Reply::Data(_) => Err(Error::new(
-                ErrorKind::RevokerProtocol,
-                "doveadm who: result is not a list",
-            )),
-            Reply::ExitCode(c, t) => Err(Error::new(
-                ErrorKind::RevokerFailed,
-                format!("doveadm who failed: exit code {c} {t}"),
-            )),
-        }
+        sessions_of(self.call("who", who_params(mask)).await?)
     }
 
     async fn run(&self, target: &RevocationTarget, out: &mut RevocationOutcome) -> Result<(), Error> {
         let login = checked_login(&target.login)?;
-        let mine = self.who(Some(login)).await?;
-        out.sessions_found = Some(mine.len());
-        let predicted = self
-            .predict_collateral(&mine, |s| s.user.eq_ignore_ascii_case(login))
-            .await?;
-
-        // 1. Cached credentials: without this the old password keeps working up to auth_cache_ttl.
-        match self.call("authCacheFlush", json!({"user": [login]})).await? {
+        // One request, run in this order: the user's sessions now; the cached credentials
+        // (without the flush the old password keeps working up to auth_cache_ttl); the kick.
+        // Users sharing a process with the user's sessions are in the kick's reply (pinned:
+        // `dovecot.rs` on_shared_processes_other_users_kicked_along_are_reported_as_collateral).
+        let mut replies = self
+            .call_all(&[
+                ("who", who_params(Some(login))),
+                ("authCacheFlush", json!({"user": [login]})),
+                ("kick", json!({"mask": [login]})),
+            ])
+            .await?
+            .into_iter();
+        let (Some(who), Some(flush), Some(kick)) = (replies.next(), replies.next(), replies.next()) else {
+            return Err(Error::new(ErrorKind::Internal, "doveadm: replies missing"));
+        };
+        // the flush and the kick ran whatever the who's result: what they did is recorded
+        let (mine, who_failed) = match sessions_of(who) {
+            Ok(m) => (m, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        out.sessions_found = who_failed.is_none().then_some(mine.len());
+        let kicked = self
+            .record_kick(
+                login,
+                &mine,
+                Vec::new(),
+                kick,
+                |s| s.user.eq_ignore_ascii_case(login),
+                out,
+            )
+            .await;
+        match flush {
             Reply::Data(v) => {
                 let n = v
                     .as_array()
@@ -219,16 +234,10 @@ impl Dovecot {
                 ))
             }
         }
-
-        // 2. Live sessions.
-        self.kick_and_confirm(
-            login,
-            &mine,
-            predicted,
-            |s| s.user.eq_ignore_ascii_case(login),
-            out,
-        )
-        .await
+        match who_failed {
+            Some(e) => Err(e),
+            None => kicked,
+        }
     }
 
     /// Users other than the targets that live in the processes a kick of `mine` will SIGTERM.
@@ -254,9 +263,7 @@ impl Dovecot {
         Ok(predicted)
     }
 
-    /// Kicks `mask`, records who else was disconnected (users kicked who are neither the mask
-    /// nor owners of `mine`), and checks with `who` until the sessions matching `is_target`
-    /// are gone (≤ 2 s: the reply can precede the sockets closing).
+    /// Kicks `mask`, then as [`record_kick`](Self::record_kick).
     async fn kick_and_confirm(
         &self,
         mask: &str,
@@ -265,8 +272,28 @@ impl Dovecot {
         is_target: impl Fn(&Session) -> bool,
         out: &mut RevocationOutcome,
     ) -> Result<(), Error> {
-        match self.call("kick", json!({"mask": [mask]})).await? {
+        let reply = self.call("kick", json!({"mask": [mask]})).await?;
+        self.record_kick(mask, mine, predicted, reply, is_target, out)
+            .await
+    }
+
+    /// From the `reply` to a kick of `mask`: records who else was disconnected (users kicked
+    /// who are neither the mask nor owners of `mine`), and checks with `who` until the
+    /// sessions matching `is_target` are gone (≤ 2 s: the reply can precede the sockets
+    /// closing; asked again after 5 ms, then twice as long each time).
+    async fn record_kick(
+        &self,
+        mask: &str,
+        mine: &[Session],
+        predicted: Vec<String>,
+        reply: Reply,
+        is_target: impl Fn(&Session) -> bool,
+        out: &mut RevocationOutcome,
+    ) -> Result<(), Error> {
+        let mut kicked_any = false;
+        match reply {
             Reply::Data(Value::Array(items)) => {
+                kicked_any = !items.is_empty();
                 for i in items {
                     let user = i.get("result").and_then(Value::as_str).unwrap_or("");
                     if !user.is_empty()
@@ -298,18 +325,25 @@ impl Dovecot {
             }
         }
         let found = mine.len();
-        let mut left = found;
-        for _ in 0..20 {
+        if found == 0 && !kicked_any {
+            // no session before the kick, none kicked: nothing to see closed
+            return Ok(());
+        }
+        let mut left;
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
             left = self
                 .who(Some(mask))
                 .await?
                 .iter()
                 .filter(|s| is_target(s))
                 .count();
-            if left == 0 {
+            if left == 0 || started.elapsed() >= Duration::from_secs(2) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(400));
         }
         out.sessions_closed = found.saturating_sub(left);
         if out.sessions_closed > 0 {
@@ -465,6 +499,42 @@ impl Revoker for Dovecot {
         target: &'a RevocationTarget,
     ) -> BoxFuture<'a, Result<Option<Vec<Session>>, Error>> {
         Box::pin(async move { Ok(Some(self.who(Some(checked_login(&target.login)?)).await?)) })
+    }
+}
+
+/// The parameters of `who` for `mask` (every connection without one).
+fn who_params(mask: Option<&str>) -> Value {
+    match mask {
+        Some(m) => json!({"separateConnections": true, "mask": [m]}),
+        None => json!({"separateConnections": true}),
+    }
+}
+
+/// The sessions in the reply to a `who`.
+fn sessions_of(reply: Reply) -> Result<Vec<Session>, Error> {
+    match reply {
+        Reply::Data(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                let s = |k: &str| i.get(k).and_then(Value::as_str).map(str::to_owned);
+                Ok(Session {
+                    user: s("username").ok_or_else(|| {
+                        Error::new(ErrorKind::RevokerProtocol, "doveadm who: entry without username")
+                    })?,
+                    service: s("service").unwrap_or_default(),
+                    pid: s("pid").and_then(|p| p.parse().ok()),
+                    ip: s("ip").unwrap_or_default(),
+                })
+            })
+            .collect(),
+        Reply::Data(_) => Err(Error::new(
+            ErrorKind::RevokerProtocol,
+            "doveadm who: result is not a list",
+        )),
+        Reply::ExitCode(c, t) => Err(Error::new(
+            ErrorKind::RevokerFailed,
+            format!("doveadm who failed: exit code {c} {t}"),
+        )),
     }
 }
 
