@@ -368,6 +368,7 @@ class Report:
                 "C: `cadenas_mfa_verify_at` (guard, throttling, encrypted store)",
                 "/s",
             ),
+            ("c", "cadenas_totp_verify_per_s", "C: `cadenas_totp_verify`, in memory", "/s"),
             ("mfa", "argon2id_rust_ms_per_hash", "argon2id m=19456,t=2,p=1: Cadenas (Rust `argon2`)", "ms"),
             ("python", "argon2_cffi_ms_per_hash", "argon2id m=19456,t=2,p=1: argon2-cffi", "ms"),
         ]

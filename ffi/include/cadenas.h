@@ -472,6 +472,21 @@ cadenas_result cadenas_totp_code(const uint8_t *secret,
                                  size_t len,
                                  size_t *out_n);
 
+// Checks `code` against the raw `secret` at Unix time `unix_time` and its neighbouring steps
+// (±1, constant time), in memory: `CADENAS_RESULT_OK` with the matching time step in
+// `*step_out`, or `CADENAS_RESULT_MFA_BAD_CODE` (also for a code that is not `digits`
+// digits). No replay guard and no throttling: a caller using it for logins must refuse a
+// step at or before the last one it accepted for that user, and count failures — what
+// `cadenas_mfa_verify` does, durably.
+cadenas_result cadenas_totp_verify(const uint8_t *secret,
+                                   size_t secret_len,
+                                   const char *code,
+                                   uint64_t unix_time,
+                                   uint32_t digits,
+                                   uint64_t period,
+                                   uint32_t algorithm,
+                                   uint64_t *step_out);
+
 // The operation the report comes from (a `cadenas_operation`); 0 if `report` is not a live report.
 uint32_t cadenas_report_kind(const cadenas_report *report);
 

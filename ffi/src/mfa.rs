@@ -5,7 +5,7 @@
 use std::ffi::c_char;
 
 use core_api::blocking::{Authenticator, Mfa};
-use core_api::mfa::totp::{self, Algorithm, TotpParams};
+use core_api::mfa::totp::{self, Algorithm, TotpCode, TotpParams};
 use core_api::mfa::{unix_now, EnrolmentState, NewEnrolment};
 use core_api::{AuthOutcome, Password, Secret};
 
@@ -401,6 +401,36 @@ pub extern "C" fn cadenas_authenticator_free(authenticator: *mut cadenas_authent
     guard_value((), || release::<Authenticator, _>(authenticator));
 }
 
+/// The TOTP parameters from the C arguments (`algorithm` a `cadenas_totp_algorithm`).
+fn totp_params(digits: u32, period: u64, algorithm: u32) -> Result<TotpParams, Failure> {
+    let algorithm = match algorithm {
+        1 => Algorithm::Sha1,
+        2 => Algorithm::Sha256,
+        3 => Algorithm::Sha512,
+        other => {
+            return Err(Failure::new(
+                cadenas_result::InvalidInput,
+                format!("{other} is not a cadenas_totp_algorithm"),
+            ))
+        }
+    };
+    let params = TotpParams {
+        algorithm,
+        digits,
+        period,
+    };
+    params.check()?;
+    Ok(params)
+}
+
+/// A copy of the `secret_len` bytes at `secret`, zeroized when dropped.
+fn secret_from(secret: *const u8, secret_len: usize) -> Result<Secret, Failure> {
+    not_null(secret, "secret")?;
+    // SAFETY: `secret` is non-NULL and, by the C contract, points to `secret_len` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(secret, secret_len) };
+    Ok(Secret::new(bytes.to_vec()))
+}
+
 /// The TOTP code (RFC 6238) of the raw `secret` at Unix time `unix_time`, with `digits` (6 to
 /// 8), `period` seconds and `algorithm` (a `cadenas_totp_algorithm`), into `buf`. For tests
 /// and tools; logins go through `cadenas_mfa_verify` or `cadenas_authenticate`.
@@ -417,28 +447,38 @@ pub extern "C" fn cadenas_totp_code(
     out_n: *mut usize,
 ) -> cadenas_result {
     guard(|| {
-        not_null(secret, "secret")?;
-        let algorithm = match algorithm {
-            1 => Algorithm::Sha1,
-            2 => Algorithm::Sha256,
-            3 => Algorithm::Sha512,
-            other => {
-                return Err(Failure::new(
-                    cadenas_result::InvalidInput,
-                    format!("{other} is not a cadenas_totp_algorithm"),
-                ))
-            }
-        };
-        let params = TotpParams {
-            algorithm,
-            digits,
-            period,
-        };
-        params.check()?;
-        // SAFETY: `secret` is non-NULL and, by the C contract, points to `secret_len` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(secret, secret_len) };
-        let key = Secret::new(bytes.to_vec());
+        let key = secret_from(secret, secret_len)?;
+        let params = totp_params(digits, period, algorithm)?;
         let code = zeroize::Zeroizing::new(totp::code_for_step(&key, params.step_at(unix_time), &params));
         copy_out(code.as_bytes(), buf, len, out_n)
+    })
+}
+
+/// Checks `code` against the raw `secret` at Unix time `unix_time` and its neighbouring steps
+/// (±1, constant time), in memory: `CADENAS_RESULT_OK` with the matching time step in
+/// `*step_out`, or `CADENAS_RESULT_MFA_BAD_CODE` (also for a code that is not `digits`
+/// digits). No replay guard and no throttling: a caller using it for logins must refuse a
+/// step at or before the last one it accepted for that user, and count failures — what
+/// `cadenas_mfa_verify` does, durably.
+#[unsafe(no_mangle)]
+pub extern "C" fn cadenas_totp_verify(
+    secret: *const u8,
+    secret_len: usize,
+    code: *const c_char,
+    unix_time: u64,
+    digits: u32,
+    period: u64,
+    algorithm: u32,
+    step_out: *mut u64,
+) -> cadenas_result {
+    guard(|| {
+        let key = secret_from(secret, secret_len)?;
+        let code = text(code, "code")?;
+        not_null(step_out, "step_out")?;
+        let params = totp_params(digits, period, algorithm)?;
+        let bad = || Failure::new(cadenas_result::MfaBadCode, "the code does not match");
+        let code = TotpCode::parse(code, params.digits).map_err(|_| bad())?;
+        let step = totp::matching_step(&key, &code, params.step_at(unix_time), &params).ok_or_else(bad)?;
+        write_out(step_out, step, "step_out")
     })
 }

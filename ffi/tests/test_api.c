@@ -195,6 +195,28 @@ static void test_totp_vectors(const char *fixture) {
            CADENAS_RESULT_CONFIG);
   CHECK_RC(cadenas_totp_code(NULL, 1, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, code, sizeof code, &n),
            CADENAS_RESULT_NULL_POINTER);
+
+  /* the in-memory check: the step of the code, within one step either side, nothing beyond */
+  const uint8_t key[] = "12345678901234567890";
+  const uint64_t t = 1111111109; /* RFC 6238 appendix B: 07081804 (8 digits, SHA-1) */
+  uint64_t step = 0;
+  OK(cadenas_totp_verify(key, 20, "07081804", t, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step));
+  CHECK(step == t / 30);
+  OK(cadenas_totp_verify(key, 20, "07081804", t + 30, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step));
+  CHECK(step == t / 30);
+  step = 0;
+  CHECK_RC(cadenas_totp_verify(key, 20, "07081804", t + 90, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step),
+           CADENAS_RESULT_MFA_BAD_CODE);
+  CHECK(step == 0);
+  CHECK_RC(cadenas_totp_verify(key, 20, "0708180x", t, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step),
+           CADENAS_RESULT_MFA_BAD_CODE);
+  CHECK_RC(cadenas_totp_verify(key, 20, "081804", t, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step),
+           CADENAS_RESULT_MFA_BAD_CODE);
+  CHECK_RC(cadenas_totp_verify(key, 20, NULL, t, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step),
+           CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_totp_verify(key, 20, "07081804", t, 8, 30, CADENAS_TOTP_ALGORITHM_SHA1, NULL),
+           CADENAS_RESULT_NULL_POINTER);
+  CHECK_RC(cadenas_totp_verify(key, 20, "07081804", t, 8, 30, 7, &step), CADENAS_RESULT_INVALID_INPUT);
   json_decref(root);
 }
 
