@@ -93,9 +93,9 @@ pub struct User {
     policy_subentry: Option<Option<String>>,
     /// Attribute values this process saw in the entry — when the search that found it read
     /// them (AD: `userAccountControl`), or in a change's own response (OpenLDAP: the lock's
-    /// Post-Read). Only a starting point: for a compare-and-swap modify, which the server
-    /// refuses when they are stale, and for what a reset reports as its before-state; never
-    /// a reason to send nothing.
+    /// Post-Read). Only a starting point, used by `contain` right after it saw them: for the
+    /// AD lock's delete-old/add-new swap (refused when the value changed since), and for what
+    /// a reset reports as its before-state; never a reason to send nothing.
     #[serde(skip)]
     seen: Option<Seen>,
 }

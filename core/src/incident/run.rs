@@ -367,12 +367,21 @@ impl Responder {
         contained: &HashMap<String, Contained>,
     ) -> UserReport {
         // checked by run() before any user starts
-        let steps: Vec<Step> = opts
+        let mut steps: Vec<Step> = opts
             .checked_steps()
             .unwrap_or_else(|_| Step::CONTAIN.to_vec())
             .into_iter()
             .filter(|s| *s != Step::Lock)
             .collect();
+        // A lock that failed in the first wave is tried again first (journaled like any try);
+        // the report keeps the last try, with the first one's error in a note.
+        let first_try = match report.steps.last() {
+            Some(s) if s.step == Step::Lock && s.status == StepStatus::Failed && !s.from_earlier_run => {
+                steps.insert(0, Step::Lock);
+                report.steps.pop()
+            }
+            _ => None,
+        };
         let user = report.user.clone();
         self.run_steps(
             incident,
@@ -385,6 +394,24 @@ impl Responder {
             &mut going,
         )
         .await;
+        if let Some(first) = first_try {
+            let why = first
+                .detail
+                .error
+                .as_ref()
+                .map_or_else(|| "no error recorded".to_owned(), |e| e.message().to_owned());
+            match report.steps.iter_mut().find(|s| s.step == Step::Lock) {
+                Some(again) => {
+                    let note = format!("tried again after the other accounts were locked; the first try failed: {why}");
+                    again.detail.note = Some(match again.detail.note.take() {
+                        Some(n) => format!("{n}; {note}"),
+                        None => note,
+                    });
+                }
+                // not tried again (cancelled, or the journal failed): the first try stands
+                None => report.steps.insert(0, first),
+            }
+        }
         // what the attacker may have changed (read-only, after the steps)
         if let Some(since) = opts.changes_since {
             match going.lent.dir.changes_since(&going.u, since.unix()).await {
@@ -564,7 +591,11 @@ impl Responder {
                     u.saw(seen);
                     (status_of(c.outcome), StepDetail::of_change(c))
                 }
-                Err(e) => failed(e),
+                Err(e) => {
+                    // a later try reads the entry again
+                    u.saw(None);
+                    failed(e)
+                }
             },
             Step::ResetPassword => {
                 let password = match self.inner.cfg.password.generate() {

@@ -733,6 +733,53 @@ async fn contain_sends_four_operations_per_openldap_account_and_two_per_ad_accou
     }
 }
 
+#[tokio::test]
+async fn a_lock_that_failed_in_the_lock_wave_is_tried_again_and_both_tries_are_journaled() {
+    // a policy without pwdLockout: the lock is refused (LockIneffective) — in the lock wave,
+    // and again when tried once more before the account's other steps
+    let lab = OpenLdapLab::load();
+    let (r, journal_path) = responder(&lab.config(), "lock-again").await;
+    let no_lockout = format!("cn=no-lockout,ou=policies,{}", lab.get("CADENAS_LAB_SUFFIX"));
+    let (refused, refused_dn) = lab
+        .fresh_user_with("inc-lockagain", &[("pwdPolicySubentry", &no_lockout)])
+        .await;
+    let (other, _) = lab.fresh_user("inc-lockagain-other").await;
+    let report = r
+        .contain(
+            &[refused.to_string(), other.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    assert!(report.users[1].complete(), "{report:#?}");
+    let u = &report.users[0];
+    assert!(!u.complete());
+    let locks: Vec<_> = u.steps.iter().filter(|s| s.step == Step::Lock).collect();
+    assert_eq!(locks.len(), 1, "the report keeps the last try: {u:#?}");
+    assert_eq!(locks[0].status, StepStatus::Failed);
+    assert_eq!(
+        locks[0].detail.error.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::LockIneffective)
+    );
+    assert!(
+        locks[0]
+            .detail
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("first try failed")),
+        "{u:#?}"
+    );
+    let tries = journal::read(&journal_path)
+        .expect("journal")
+        .iter()
+        .filter(|rec| {
+            matches!(&rec.event, Event::Intent { dn, step: Step::Lock, .. }
+                if Dn::parse(dn).is_ok_and(|d| d.same_entry(&refused_dn)))
+        })
+        .count();
+    assert_eq!(tries, 2, "the lock wave's try and the one after it");
+}
+
 /// Adds a group holding `member`, nested in `protected`, as the directory's administrator;
 /// returns the group's DN (remove it from `protected` with [`unnest`]).
 async fn nest(mut admin: ldap3::Ldap, container: &str, protected: &str, member: &str, ad: bool) -> String {
