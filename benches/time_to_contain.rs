@@ -12,6 +12,8 @@
 //!   ldapi for the run and back), where the server's CPU is not the limit.
 //!
 //! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts,
+//! `CADENAS_BENCH_CAPACITY_ONLY=1` measures only the server's hashing capacity, on a directory
+//! no containment has written to,
 //! `CADENAS_BENCH_PEERS=0` leaves the peers out, `CADENAS_BENCH_SCRIPT_MAX` (default 6000) the
 //! python-ldap3 script above that many accounts (60 000 would take it about 20 minutes);
 //! `CADENAS_BENCH_PYTHON` the interpreter with ldap3 (default: the project's venv).
@@ -176,6 +178,19 @@ fn main() {
         "{:>6}  {:<36} {:>14} {:>16}",
         "users", "method", "all locked", "all contained"
     );
+    // CADENAS_BENCH_CAPACITY_ONLY=1: the server's hashing capacity alone, on fresh users and a
+    // directory no containment has written to (how much of the growth with size is the server's)
+    if std::env::var("CADENAS_BENCH_CAPACITY_ONLY").is_ok_and(|v| v == "1") {
+        for n in sizes {
+            let users = lab::fresh_users(&env, &format!("ttk{tag}n{n}u"), n);
+            let capacity = rt.block_on(hashing_capacity(&env, &users));
+            println!(
+                "{n:>6}  the server's hashing capacity alone, no containment before: {capacity:.2} s ({:.2} ms per reset)",
+                capacity * 1000.0 / n as f64
+            );
+        }
+        return;
+    }
     for n in sizes {
         let floor_s = if peers {
             floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n))
