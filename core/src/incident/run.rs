@@ -402,7 +402,9 @@ impl Responder {
                 .map_or_else(|| "no error recorded".to_owned(), |e| e.message().to_owned());
             match report.steps.iter_mut().find(|s| s.step == Step::Lock) {
                 Some(again) => {
-                    let note = format!("tried again after the other accounts were locked; the first try failed: {why}");
+                    let note = format!(
+                        "tried again after the other accounts were locked; the first try failed: {why}"
+                    );
                     again.detail.note = Some(match again.detail.note.take() {
                         Some(n) => format!("{n}; {note}"),
                         None => note,
