@@ -31,6 +31,9 @@ USER_PW=Initial-Passw0rd
 PEOPLE=ou=people,$SUFFIX
 MFA_GROUP=cn=mfa-required,ou=groups,$SUFFIX
 ADMINS_GROUP=cn=directory-admins,ou=groups,$SUFFIX
+# a protected group whose members the responder may search for but not read (tests the rail
+# when the groups' members cannot be listed)
+SEALED_GROUP=cn=sealed-admins,ou=groups,$SUFFIX
 DEFAULT_POLICY=cn=default,ou=policies,$SUFFIX
 
 install_packages() {
@@ -176,9 +179,10 @@ olcAccess: {0}to attrs=pwdHistory by * none
 olcAccess: {1}to dn.subtree="$PEOPLE" attrs=userPassword by dn.exact="$RESPONDER_DN" manage by self write by anonymous auth by * none
 olcAccess: {2}to dn.subtree="$PEOPLE" attrs=pwdAccountLockedTime,pwdReset,pwdFailureTime by dn.exact="$RESPONDER_DN" manage by self read by * none
 olcAccess: {3}to dn.exact="$MFA_GROUP" attrs=member by dn.exact="$RESPONDER_DN" write by * read
-olcAccess: {4}to attrs=userPassword by self write by anonymous auth by * none
-olcAccess: {5}to dn.subtree="$PEOPLE" attrs=mobile,telephoneNumber,sshPublicKey by self write by * read
-olcAccess: {6}to * by * read
+olcAccess: {4}to dn.exact="$SEALED_GROUP" attrs=member by dn.exact="$RESPONDER_DN" search by * none
+olcAccess: {5}to attrs=userPassword by self write by anonymous auth by * none
+olcAccess: {6}to dn.subtree="$PEOPLE" attrs=mobile,telephoneNumber,sshPublicKey by self write by * read
+olcAccess: {7}to * by * read
 $role_db
 
 dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,cn=config
@@ -266,6 +270,11 @@ objectClass: groupOfNames
 cn: directory-admins
 member: uid=admin0001,$PEOPLE
 
+dn: $SEALED_GROUP
+objectClass: groupOfNames
+cn: sealed-admins
+member: cn=placeholder,ou=groups,$SUFFIX
+
 dn: uid=outsider,ou=elsewhere,$SUFFIX
 objectClass: inetOrgPerson
 uid: outsider
@@ -344,6 +353,7 @@ CADENAS_LAB_RESPONDER_PW_FILE=$dir/responder.pw
 CADENAS_LAB_USER_PW=$USER_PW
 CADENAS_LAB_MFA_GROUP=$MFA_GROUP
 CADENAS_LAB_ADMINS_GROUP=$ADMINS_GROUP
+CADENAS_LAB_SEALED_GROUP=$SEALED_GROUP
 CADENAS_LAB_DEFAULT_POLICY=$DEFAULT_POLICY
 CADENAS_LAB_CONFIG=$dir/cadenas.toml
 EOF

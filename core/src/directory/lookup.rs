@@ -263,6 +263,14 @@ impl Directory {
                     }
                 }
             }
+            // The group's own `member` values must all be there: if `memberOf` is not
+            // readable where `member` is, the in-chain search finds nobody and every
+            // administrator would pass the rail.
+            for m in self.member_values(group).await? {
+                if self.cfg.base_dns.iter().any(|b| m.is_within(b)) && !members.contains(&m.normalised()) {
+                    return Err(incomplete(group, &format!("{m} is a member, not found in chain")));
+                }
+            }
             return Ok(members);
         }
         let base = group.domain_suffix().unwrap_or_else(|| group.clone());
@@ -280,21 +288,18 @@ impl Directory {
             for g in &frontier {
                 // a group gone since it was listed (or a protected group that does not
                 // exist: noSuchObject) has no members
-                for (_, values) in self
-                    .search_raw(g.as_str(), Scope::Base, "(objectClass=*)", &["member"])
-                    .await?
-                    .into_iter()
-                    .flat_map(|e| e.attrs)
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("member"))
-                {
-                    for v in values {
-                        let Ok(m) = Dn::parse(&v) else { continue };
-                        let n = m.normalised();
-                        if groups.contains(&n) && visited.insert(n.clone()) {
-                            next.push(m);
-                        }
-                        members.insert(n);
+                let values = self.member_values(g).await?;
+                // listed as holding members (`member` searchable) but none readable: the
+                // rail would let every member pass
+                if values.is_empty() && groups.contains(&g.normalised()) {
+                    return Err(incomplete(g, "it holds members, none could be read"));
+                }
+                for m in values {
+                    let n = m.normalised();
+                    if groups.contains(&n) && visited.insert(n.clone()) {
+                        next.push(m);
                     }
+                    members.insert(n);
                 }
             }
             if next.is_empty() {
@@ -304,4 +309,26 @@ impl Directory {
         }
         Ok(members)
     }
+
+    /// The `member` values of `group` (none when it does not exist).
+    async fn member_values(&self, group: &Dn) -> Result<Vec<Dn>, Error> {
+        Ok(self
+            .search_raw(group.as_str(), Scope::Base, "(objectClass=*)", &["member"])
+            .await?
+            .into_iter()
+            .flat_map(|e| e.attrs)
+            .filter(|(k, _)| k.eq_ignore_ascii_case("member"))
+            .flat_map(|(_, values)| values)
+            .filter_map(|v| Dn::parse(&v).ok())
+            .collect())
+    }
+}
+
+/// The protected group's members could not all be read: the run checks each account on its
+/// own instead.
+fn incomplete(group: &Dn, why: &str) -> Error {
+    Error::new(
+        ErrorKind::UnexpectedResponse,
+        format!("the members of protected group {group} could not all be read: {why}"),
+    )
 }

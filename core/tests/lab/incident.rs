@@ -715,8 +715,9 @@ async fn contain_sends_four_operations_per_openldap_account_and_two_per_ad_accou
     let report = r.contain(&names, opts).await.expect("contain");
     let ops = r.ldap_operations() - sent;
     assert_eq!(report.done, n, "{report:#?}");
-    // besides: the protected group's members, one in-chain search
-    assert!(ops <= 2 * n as u64 + 1, "{ops} LDAP operations for {n} accounts");
+    // besides: the protected group's members — one in-chain search, and a read of the
+    // group's own members to check that the search found them all
+    assert!(ops <= 2 * n as u64 + 2, "{ops} LDAP operations for {n} accounts");
     let dir = r.directory();
     for u in &report.users {
         let lock = u.steps[0].detail.change.as_ref().expect("lock change");
@@ -778,6 +779,56 @@ async fn a_lock_that_failed_in_the_lock_wave_is_tried_again_and_both_tries_are_j
         })
         .count();
     assert_eq!(tries, 2, "the lock wave's try and the one after it");
+}
+
+#[tokio::test]
+async fn a_protected_group_whose_members_cannot_be_read_still_protects_them() {
+    // The lab's sealed group: the responder may search its `member` but not read it. Reading
+    // the members once for the run would find none and let every member pass; the run sees
+    // the group holds members it cannot read and checks each account on its own (a search
+    // for groups holding the account, which that right allows).
+    let lab = OpenLdapLab::load();
+    let sealed = lab.get("CADENAS_LAB_SEALED_GROUP").to_owned();
+    let admins = lab.get("CADENAS_LAB_ADMINS_GROUP").to_owned();
+    let cfg = lab.config_with(|t| t.replace(&admins, &sealed));
+    let (r, _) = responder(&cfg, "sealed").await;
+    let (member, member_dn) = lab.fresh_user("inc-sealed").await;
+    let (other, _) = lab.fresh_user("inc-sealed-other").await;
+    let mut admin = lab.admin().await;
+    admin
+        .modify(
+            &sealed,
+            vec![ldap3::Mod::Add(
+                "member",
+                std::collections::HashSet::from([member_dn.as_str()]),
+            )],
+        )
+        .await
+        .expect("modify")
+        .success()
+        .expect("add to the sealed group");
+    let report = r
+        .contain(
+            &[other.to_string(), member.to_string()],
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
+        .await
+        .expect("contain");
+    let _ = admin
+        .modify(
+            &sealed,
+            vec![ldap3::Mod::Delete(
+                "member",
+                std::collections::HashSet::from([member_dn.as_str()]),
+            )],
+        )
+        .await;
+    assert!(report.users[0].complete(), "{report:#?}");
+    assert_eq!(
+        report.users[1].refused.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::ProtectedAccount),
+        "{report:#?}"
+    );
 }
 
 /// Adds a group holding `member`, nested in `protected`, as the directory's administrator;
