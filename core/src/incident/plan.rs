@@ -57,7 +57,7 @@ pub(super) async fn plan(
                         _ => String::new(),
                     };
                     format!(
-                        "dovecot {:?} at {}: who, authCacheFlush user={login}, kick mask={login}{sieve}",
+                        "dovecot {:?} at {}: who, authCacheFlush user={login}, kick mask={login} (one request), then who until the sessions are gone{sieve}",
                         d.name, d.url
                     )
                 }
