@@ -178,8 +178,17 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         let step = p.step_at(T0) + i;
-        let code = TotpCode::parse(&code_for_step(&secret, step, &p), 6).expect("code");
-        assert_eq!(matching_step(&secret, &code, step, &p), Some(step));
+        let text = code_for_step(&secret, step, &p);
+        let code = TotpCode::parse(&text, 6).expect("code");
+        // a neighbouring step may have the same code (about once in 25 runs of 20 000): the
+        // match is then that step, rightly
+        let matched = matching_step(&secret, &code, step, &p);
+        if matched != Some(step) {
+            assert!(
+                matched.is_some_and(|s| s.abs_diff(step) <= 1 && code_for_step(&secret, s, &p) == text),
+                "{matched:?} for step {step}"
+            );
+        }
     }
     let mem = n as f64 / t.elapsed().as_secs_f64();
 
