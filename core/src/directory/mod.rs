@@ -570,15 +570,7 @@ impl Directory {
     /// the entry before and after it; an account locked already is written the same value
     /// again and reported [`ChangeOutcome::AlreadyInPlace`].
     pub async fn lock(&self, user: &User) -> Result<Change, Error> {
-        if let (Flavour::OpenLdap, true, Some(subentry)) =
-            (self.flavour, self.pre_read, &user.policy_subentry)
-        {
-            return Ok(openldap::lock_reading_before(self, user, subentry.as_deref())
-                .await?
-                .0);
-        }
-        self.send_deciding_again(user, || self.rules().plan(self, user, Wanted::Lock))
-            .await
+        Ok(self.lock_seeing(user, false).await?.0)
     }
 
     /// The lock as `contain` sends it, right after finding the user: [`lock`](Self::lock),
@@ -590,11 +582,17 @@ impl Directory {
     /// when the account already holds the new one (docs/FACTS.md), so what was seen stands
     /// for a read only as long as a read-then-modify's own window.
     pub(crate) async fn lock_after_find(&self, user: &User) -> Result<(Change, Option<Seen>), Error> {
+        self.lock_seeing(user, true).await
+    }
+
+    /// The lock, with what its response showed of the entry; on AD from the value the find
+    /// read when `after_find`, else from a read.
+    async fn lock_seeing(&self, user: &User, after_find: bool) -> Result<(Change, Option<Seen>), Error> {
         match (self.flavour, self.pre_read, &user.policy_subentry) {
             (Flavour::OpenLdap, true, Some(subentry)) => {
                 return openldap::lock_reading_before(self, user, subentry.as_deref()).await;
             }
-            (Flavour::ActiveDirectory, ..) => {
+            (Flavour::ActiveDirectory, ..) if after_find => {
                 if let Some(c) = ad::lock_from_seen(self, user).await? {
                     return Ok((c, None));
                 }

@@ -329,22 +329,21 @@ impl Dovecot {
             // no session before the kick, none kicked: nothing to see closed
             return Ok(());
         }
-        let mut left;
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(5);
-        loop {
-            left = self
+        let left = loop {
+            let listed = self
                 .who(Some(mask))
                 .await?
                 .iter()
                 .filter(|s| is_target(s))
                 .count();
-            if left == 0 || started.elapsed() >= Duration::from_secs(2) {
-                break;
+            if listed == 0 || started.elapsed() >= Duration::from_secs(2) {
+                break listed;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(400));
-        }
+        };
         out.sessions_closed = found.saturating_sub(left);
         if out.sessions_closed > 0 {
             out.status = RevocationStatus::Revoked;
