@@ -21,6 +21,8 @@ impl PasswordSink for Discard {
 
 /// One timed `Responder::contain`.
 pub struct Timed {
+    /// When the call was made.
+    pub started: Instant,
     /// Seconds until every account was locked (from the journal's record times).
     pub locked: f64,
     /// Seconds until the call returned: every account contained.
@@ -55,6 +57,7 @@ pub async fn contain_timed(cfg: &Config, users: &[String], journal_path: &std::p
     let locked = all_locked_after(journal_path);
     let _ = std::fs::remove_file(journal_path);
     Timed {
+        started: t,
         locked,
         contained,
         ops,
@@ -143,6 +146,34 @@ pub fn fresh_users(env: &HashMap<String, String>, prefix: &str, n: usize) -> Vec
     names
 }
 
+/// Logs `user` in over IMAP (plain, loopback) and keeps the session open.
+pub async fn imap_login(
+    addr: &str,
+    user: &str,
+    password: &str,
+) -> tokio::io::BufReader<tokio::net::TcpStream> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut s = tokio::io::BufReader::new(tokio::net::TcpStream::connect(addr).await.expect("imap connect"));
+    let mut line = String::new();
+    s.read_line(&mut line).await.expect("greeting");
+    assert!(line.starts_with("* OK"), "greeting: {line}");
+    s.get_mut()
+        .write_all(format!("a1 LOGIN \"{user}\" \"{password}\"\r\n").as_bytes())
+        .await
+        .expect("login");
+    loop {
+        line.clear();
+        assert!(
+            s.read_line(&mut line).await.expect("login answer") > 0,
+            "closed at login"
+        );
+        if line.starts_with("a1 ") {
+            assert!(line.starts_with("a1 OK"), "{user}: {line}");
+            return s;
+        }
+    }
+}
+
 /// The responder's own password (what Cadenas and the peers bind with).
 pub fn responder_password(env: &HashMap<String, String>) -> String {
     std::fs::read_to_string(&env["CADENAS_LAB_RESPONDER_PW_FILE"])
@@ -181,6 +212,32 @@ pub fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (`None`: this process), from
+/// `/proc/PID/stat`; 0 when it cannot be read.
+pub fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let ticks = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            // fields after the command name (which may hold spaces): utime is the 14th, stime the 15th
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0)
+}
+
+/// The lab slapd's process id (its pid file).
+pub fn slapd_pid() -> Option<u32> {
+    let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    std::fs::read_to_string(format!("{dir}/openldap/run/slapd.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Appends one measurement to the file `$CADENAS_BENCH_RESULTS` names (JSON lines, one per

@@ -1,8 +1,9 @@
 //! Revoking live IMAP sessions on the lab's real Dovecot, side by side in one run on disjoint
 //! fresh users, each logged in over IMAP first: what an administrator runs today — `doveadm
 //! auth cache flush USER` then `doveadm kick USER`, one process each — against Cadenas' Dovecot
-//! revoker over the doveadm HTTP API (`who`, flush, kick, `who` again to report collateral),
-//! one user after the other, and all at once as `contain` runs it. Every session is checked
+//! revoker over the doveadm HTTP API (`who`, flush and kick in one request, then `who` until the
+//! sessions are gone), one user after the other, and all at once as `contain` runs it (calls
+//! made together share requests). Every session is checked
 //! closed afterwards. Prints milliseconds per user and the ratio.
 //!
 //! `make bench`. `CADENAS_BENCH_REVOKE_USERS` (default 20) per method.
@@ -15,31 +16,8 @@ use std::time::{Duration, Instant};
 
 use cadenas::session::{build_revokers, revoke_all, RevocationStatus, RevocationTarget, Revokers};
 use cadenas::Config;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
-
-/// Logs `user` in over IMAP (plain, loopback) and keeps the session open.
-async fn imap_login(addr: &str, user: &str, password: &str) -> BufReader<TcpStream> {
-    let mut s = BufReader::new(TcpStream::connect(addr).await.expect("imap connect"));
-    let mut line = String::new();
-    s.read_line(&mut line).await.expect("greeting");
-    assert!(line.starts_with("* OK"), "greeting: {line}");
-    s.get_mut()
-        .write_all(format!("a1 LOGIN \"{user}\" \"{password}\"\r\n").as_bytes())
-        .await
-        .expect("login");
-    loop {
-        line.clear();
-        assert!(
-            s.read_line(&mut line).await.expect("login answer") > 0,
-            "closed at login"
-        );
-        if line.starts_with("a1 ") {
-            assert!(line.starts_with("a1 OK"), "{user}: {line}");
-            return s;
-        }
-    }
-}
 
 /// Whether the server closed the session (within 5 s): what a kick must do.
 async fn closed(mut s: BufReader<TcpStream>) -> bool {
@@ -101,7 +79,7 @@ fn main() {
         rt.block_on(async {
             let mut out = Vec::new();
             for u in users {
-                out.push(imap_login(imap, u, pw).await);
+                out.push(lab::imap_login(imap, u, pw).await);
             }
             out
         })

@@ -12,6 +12,8 @@
 //!   ldapi for the run and back), where the server's CPU is not the limit.
 //!
 //! `make bench`. `CADENAS_BENCH_SIZES` (default `600`) lists the account counts,
+//! `CADENAS_BENCH_SESSIONS_SIZE` (default 600, 0: left out) the run with the Dovecot revoker
+//! where 20 of the accounts hold live IMAP sessions (how soon the last is closed),
 //! `CADENAS_BENCH_CAPACITY_ONLY=1` measures only the server's hashing capacity, on a directory
 //! no containment has written to,
 //! `CADENAS_BENCH_PEERS=0` leaves the peers out, `CADENAS_BENCH_SCRIPT_MAX` (default 6000) the
@@ -207,12 +209,26 @@ fn main() {
             (f64::NAN, f64::NAN)
         };
         let users = lab::fresh_users(&env, &format!("ttc{tag}n{n}u"), n);
+        let slapd = lab::slapd_pid();
+        let cpu = || (lab::cpu_seconds(None), lab::cpu_seconds(slapd));
+        let before = cpu();
         let (c_lock, c_all, c_ops, rss) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
+        let after = cpu();
+        // CPU per account, milliseconds: this process (Cadenas and its journal) and slapd
+        let per = |a: f64, b: f64| (b - a) * 1000.0 / n as f64;
+        let (c_client, c_server) = (per(before.0, after.0), per(before.1, after.1));
         // the process's peak so far: the largest run sets it (sizes run smallest first)
         lab::record("time_to_contain", "peak_rss_mib", n, rss);
         lab::leave_mfa_group(&env, &users);
         // the same users again: only the resets, as the server can hash them
+        let before = cpu();
         let capacity = rt.block_on(hashing_capacity(&env, &users));
+        let after = cpu();
+        let (k_client, k_server) = (per(before.0, after.0), per(before.1, after.1));
+        lab::record("time_to_contain", "cadenas_client_cpu_ms", n, c_client);
+        lab::record("time_to_contain", "cadenas_server_cpu_ms", n, c_server);
+        lab::record("time_to_contain", "capacity_client_cpu_ms", n, k_client);
+        lab::record("time_to_contain", "capacity_server_cpu_ms", n, k_server);
         lab::record("time_to_contain", "cadenas_locked_s", n, c_lock);
         lab::record("time_to_contain", "cadenas_contained_s", n, c_all);
         lab::record("time_to_contain", "cadenas_ops_per_account", n, c_ops);
@@ -245,6 +261,9 @@ fn main() {
         println!(
             "        the server's hashing capacity: {n} resets alone in {capacity:.2} s; all contained is {:.2}x that",
             c_all / capacity
+        );
+        println!(
+            "        CPU per account: contain {c_client:.2} ms here + {c_server:.2} ms slapd; the resets alone {k_client:.2} ms here + {k_server:.2} ms slapd"
         );
     }
 
@@ -326,5 +345,60 @@ fn main() {
         ms[ms.len() / 2],
         ms[ms.len() * 95 / 100]
     );
+
+    // The attacker's sessions in a run of many accounts: CADENAS_BENCH_SESSIONS_SIZE (default
+    // 600) accounts contained with the Dovecot revoker (and the Sieve read), 20 of them —
+    // spread over the run's order — logged in over IMAP first. How soon is the last of those
+    // sessions closed, against all locked and all contained?
+    let n_sessions: usize = std::env::var("CADENAS_BENCH_SESSIONS_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    if n_sessions > 0 {
+        let users = lab::fresh_users(&env, &format!("ttv{tag}u"), n_sessions);
+        let dovecot = lab::env_of("dovecot");
+        let attacked: Vec<String> = users.iter().step_by((n_sessions / 20).max(1)).cloned().collect();
+        let (timed, closed) = rt.block_on(async {
+            let mut watchers = Vec::new();
+            for u in &attacked {
+                let mut s =
+                    lab::imap_login(&dovecot["CADENAS_LAB_IMAP"], u, &env["CADENAS_LAB_USER_PW"]).await;
+                // the instant the server closes the session
+                watchers.push(tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = Vec::new();
+                    let _ = s.read_to_end(&mut buf).await;
+                    Instant::now()
+                }));
+            }
+            let timed = lab::contain_timed(&full, &users, &tmp.join("journal-sessions.jsonl")).await;
+            let mut last = timed.started;
+            for w in watchers {
+                let at = tokio::time::timeout(std::time::Duration::from_secs(10), w)
+                    .await
+                    .expect("every attacked session closed by the containment")
+                    .expect("watcher");
+                last = last.max(at);
+            }
+            let closed = (last - timed.started).as_secs_f64();
+            (timed, closed)
+        });
+        lab::leave_mfa_group(&env, &users);
+        lab::record("time_to_contain", "sessions_locked_s", n_sessions, timed.locked);
+        lab::record("time_to_contain", "sessions_closed_s", n_sessions, closed);
+        lab::record(
+            "time_to_contain",
+            "sessions_contained_s",
+            n_sessions,
+            timed.contained,
+        );
+        println!(
+            "{n_sessions} accounts with the Dovecot revoker, {} of them logged in over IMAP: all locked {:.2} s, \
+             their sessions closed {closed:.2} s, all contained {:.2} s",
+            attacked.len(),
+            timed.locked,
+            timed.contained
+        );
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }

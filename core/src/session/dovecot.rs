@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::doveadm::{Doveadm, Reply};
 use super::http::{HttpClient, HttpUrl};
 use super::{
     read_key, BoxFuture, DovecotConfig, RevocationOutcome, RevocationStatus, RevocationTarget, Revoker,
@@ -29,24 +30,16 @@ use crate::tls::client_config_with_ca;
 /// Revokes IMAP/POP3 sessions and cached credentials through the doveadm HTTP API.
 pub struct Dovecot {
     name: String,
-    url: HttpUrl,
-    auth_header: Secret,
-    http: HttpClient,
+    api: Arc<Doveadm>,
 }
 
 impl std::fmt::Debug for Dovecot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dovecot")
             .field("name", &self.name)
-            .field("url", &self.url)
+            .field("url", self.api.url())
             .finish_non_exhaustive()
     }
-}
-
-/// One answer of the API: data or a Dovecot exit code.
-enum Reply {
-    Data(Value),
-    ExitCode(i64, String),
 }
 
 impl Dovecot {
@@ -87,91 +80,29 @@ impl Dovecot {
         );
         Ok(Self {
             name: name.to_owned(),
-            url,
-            auth_header: Secret::new(header.into_bytes()),
-            http: HttpClient::new(tls, timeout)?,
+            api: Arc::new(Doveadm::new(
+                url,
+                Secret::new(header.into_bytes()),
+                HttpClient::new(tls, timeout)?,
+            )),
         })
     }
 
-    async fn call(&self, command: &str, params: Value) -> Result<Reply, Error> {
-        let mut replies = self.call_all(&[(command, params)]).await?;
-        Ok(replies.remove(0))
+    /// doveadm HTTP requests sent so far. The commands of calls made at the same time share
+    /// a request (Dovecot starts a process for each): `contain`'s workers revoking users
+    /// together send fewer requests than users.
+    pub fn requests_sent(&self) -> u64 {
+        self.api.requests_sent()
     }
 
-    /// Sends `commands` in one request (the API runs them in order); one reply per command.
-    async fn call_all(&self, commands: &[(&str, Value)]) -> Result<Vec<Reply>, Error> {
-        let command = commands.iter().map(|(c, _)| *c).collect::<Vec<_>>().join("+");
-        let body = Value::Array(
-            commands
-                .iter()
-                .enumerate()
-                .map(|(i, (c, p))| json!([c, p, format!("c{i}")]))
-                .collect(),
-        )
-        .to_string();
-        let auth = std::str::from_utf8(self.auth_header.expose_secret())
-            .map_err(|_| Error::new(ErrorKind::Internal, "API key header is not UTF-8"))?;
-        let resp = self
-            .http
-            .post(
-                &self.url,
-                &[("Authorization", auth), ("Content-Type", "application/json")],
-                body.as_bytes(),
-            )
-            .await?;
-        match resp.status {
-            200 => {}
-            401 | 403 => {
-                return Err(Error::new(
-                    ErrorKind::RevokerAuth,
-                    format!("doveadm API refused the API key (HTTP {})", resp.status),
-                ))
-            }
-            s => {
-                return Err(Error::new(
-                    ErrorKind::RevokerFailed,
-                    format!(
-                        "doveadm API answered HTTP {s} to {command}: {}",
-                        snippet(&resp.body)
-                    ),
-                ))
-            }
-        }
-        let protocol = |why: &str| {
-            Error::new(
-                ErrorKind::RevokerProtocol,
-                format!("doveadm {command}: {why}: {}", snippet(&resp.body)),
-            )
-        };
-        let v: Value = serde_json::from_slice(&resp.body).map_err(|_| protocol("not JSON"))?;
-        let replies = v
-            .as_array()
-            .filter(|a| a.len() == commands.len())
-            .ok_or_else(|| protocol("not one reply per command"))?;
-        let mut out = Vec::with_capacity(replies.len());
-        for (reply, (command, _)) in replies.iter().zip(commands) {
-            let reply = reply.as_array().ok_or_else(|| protocol("not [[...]]"))?;
-            out.push(match reply.first().and_then(Value::as_str) {
-                Some("doveadmResponse") => Reply::Data(reply.get(1).cloned().unwrap_or(Value::Null)),
-                Some("error") => {
-                    let e = reply.get(1).ok_or_else(|| protocol("error without details"))?;
-                    let kind = e.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
-                    if kind == "unAuthorized" {
-                        return Err(Error::new(
-                            ErrorKind::RevokerAuth,
-                            format!("the API key may not run {command} (doveadm_allowed_commands)"),
-                        ));
-                    }
-                    let code = e
-                        .get("exitCode")
-                        .and_then(Value::as_i64)
-                        .ok_or_else(|| protocol("error without exitCode"))?;
-                    Reply::ExitCode(code, kind)
-                }
-                _ => return Err(protocol("unknown reply type")),
-            });
-        }
-        Ok(out)
+    /// One server-wide command (in a request shared with other calls of the moment).
+    async fn call(&self, command: &'static str, params: Value) -> Result<Reply, Error> {
+        only(self.api.call_all(vec![(command, params)]).await?)
+    }
+
+    /// One command run as a mail user (a request of its own).
+    async fn call_as_user(&self, command: &'static str, params: Value) -> Result<Reply, Error> {
+        only(self.api.call_alone(vec![(command, params)]).await?)
     }
 
     /// Lists live connections matching `mask` (one object per connection).
@@ -186,7 +117,8 @@ impl Dovecot {
         // Users sharing a process with the user's sessions are in the kick's reply (pinned:
         // `dovecot.rs` on_shared_processes_other_users_kicked_along_are_reported_as_collateral).
         let mut replies = self
-            .call_all(&[
+            .api
+            .call_all(vec![
                 ("who", who_params(Some(login))),
                 ("authCacheFlush", json!({"user": [login]})),
                 ("kick", json!({"mask": [login]})),
@@ -399,7 +331,7 @@ impl Dovecot {
     /// (assertion in its JSON parser, no answer) when it is given as an array.
     pub async fn sieve_scripts(&self, login: &str) -> Result<Vec<SieveScript>, Error> {
         let login = checked_login(login)?;
-        let list = match self.call("sieveList", json!({"user": login})).await? {
+        let list = match self.call_as_user("sieveList", json!({"user": login})).await? {
             Reply::Data(Value::Array(items)) => items,
             Reply::Data(_) => {
                 return Err(Error::new(
@@ -427,7 +359,7 @@ impl Dovecot {
                 .and_then(Value::as_str)
                 .is_some_and(|a| a.eq_ignore_ascii_case("ACTIVE"));
             let text = match self
-                .call("sieveGet", json!({"user": login, "scriptname": name.as_str()}))
+                .call_as_user("sieveGet", json!({"user": login, "scriptname": name.as_str()}))
                 .await?
             {
                 Reply::Data(v) => v
@@ -456,7 +388,10 @@ impl Dovecot {
     /// kept, inactive, for the investigation.
     pub async fn sieve_deactivate(&self, login: &str) -> Result<(), Error> {
         let login = checked_login(login)?;
-        match self.call("sieveDeactivate", json!({"user": login})).await? {
+        match self
+            .call_as_user("sieveDeactivate", json!({"user": login}))
+            .await?
+        {
             Reply::Data(_) => Ok(()),
             Reply::ExitCode(c, t) => Err(Error::new(
                 ErrorKind::RevokerFailed,
@@ -499,6 +434,14 @@ impl Revoker for Dovecot {
     ) -> BoxFuture<'a, Result<Option<Vec<Session>>, Error>> {
         Box::pin(async move { Ok(Some(self.who(Some(checked_login(&target.login)?)).await?)) })
     }
+}
+
+/// The reply to a call of one command.
+fn only(replies: Vec<Reply>) -> Result<Reply, Error> {
+    replies
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "doveadm: reply missing"))
 }
 
 /// The parameters of `who` for `mask` (every connection without one).
@@ -550,11 +493,6 @@ fn checked_login(login: &str) -> Result<&str, Error> {
         ));
     }
     Ok(login)
-}
-
-fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-    s.replace(['\r', '\n'], " ")
 }
 
 #[cfg(test)]

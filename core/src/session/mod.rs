@@ -26,6 +26,7 @@
 //! ```
 
 mod command;
+mod doveadm;
 mod dovecot;
 pub(crate) mod http;
 mod webhook;

@@ -201,6 +201,64 @@ async fn on_shared_processes_other_users_kicked_along_are_reported_as_collateral
 }
 
 #[tokio::test]
+async fn revocations_made_together_share_doveadm_requests_and_each_gets_its_own_outcome() {
+    let lab = lab();
+    let pw = lab.ldap.get("CADENAS_LAB_USER_PW").to_owned();
+    let mut attacked = Vec::new();
+    for i in 0..8 {
+        let (name, dn) = lab.ldap.fresh_user(&format!("together-{i}")).await;
+        let mut s = Imap::login(&lab.imap, name.as_str(), &pw).await.expect("login");
+        s.idle().await;
+        attacked.push((name, dn, s));
+    }
+    let (idle_a, dn_a) = lab.ldap.fresh_user("together-idle-a").await;
+    let (idle_b, dn_b) = lab.ldap.fresh_user("together-idle-b").await;
+    let mut targets: Vec<RevocationTarget> = attacked.iter().map(|(n, d, _)| target(n, d)).collect();
+    targets.push(target(&idle_a, &dn_a));
+    targets.push(target(&idle_b, &dn_b));
+    let before = lab.dovecot.requests_sent();
+    let outcomes = futures_util::future::join_all(targets.iter().map(|t| lab.dovecot.revoke(t))).await;
+    let sent = lab.dovecot.requests_sent() - before;
+    for (o, t) in outcomes.iter().zip(&targets).take(8) {
+        assert_eq!(o.status, RevocationStatus::Revoked, "{}: {o:?}", t.login);
+        assert_eq!(
+            (o.sessions_found, o.sessions_closed, o.collateral.len()),
+            (Some(1), 1, 0),
+            "{}: its own session, no one else's",
+            t.login
+        );
+    }
+    for o in &outcomes[8..] {
+        assert_eq!(o.status, RevocationStatus::NothingToRevoke, "{o:?}");
+        assert_eq!((o.sessions_found, o.sessions_closed), (Some(0), 0), "{o:?}");
+    }
+    for (n, _, mut s) in attacked {
+        assert!(s.closed_within(5).await, "{n}'s session closed");
+    }
+    // one request per user at least without sharing (and the sessions' confirmations on top)
+    assert!(sent < 10, "10 users revoked together in {sent} doveadm requests");
+}
+
+#[tokio::test]
+async fn doveadm_loses_a_request_whose_who_comes_after_a_command_run_as_a_user() {
+    // Why commands run as a mail user (sieve) go in requests of their own
+    // (core/src/session/doveadm.rs): the process has dropped to the user's privileges, `who`
+    // cannot reach the root-only anvil socket, the process dies, nothing is answered.
+    let lab = lab();
+    let (user, _) = lab.ldap.fresh_user("sieve-then-who").await;
+    let key = String::from_utf8(key().expose_secret().to_vec()).expect("key");
+    let who = r#"["who",{"separateConnections":true},"w"]"#;
+    let list = format!(r#"["sieveList",{{"user":"{user}"}},"s"]"#);
+    let after = raw_doveadm(&key, &format!("[{list},{who}]"), false, Duration::from_secs(5)).await;
+    assert!(!after.contains("HTTP/1.1 200"), "who after sieve list: {after:?}");
+    let before = raw_doveadm(&key, &format!("[{who},{list}]"), false, Duration::from_secs(5)).await;
+    assert!(
+        before.starts_with("HTTP/1.1 200") && before.contains(r#""w"]"#) && before.contains(r#""s"]"#),
+        "who before sieve list: {before:?}"
+    );
+}
+
+#[tokio::test]
 async fn nothing_to_kick_is_success_with_zero_sessions() {
     let lab = lab();
     let (idle_user, dn) = lab.ldap.fresh_user("imap-none").await;
