@@ -195,20 +195,6 @@ impl Dovecot {
         Ok(predicted)
     }
 
-    /// Kicks `mask`, then as [`record_kick`](Self::record_kick).
-    async fn kick_and_confirm(
-        &self,
-        mask: &str,
-        mine: &[Session],
-        predicted: Vec<String>,
-        is_target: impl Fn(&Session) -> bool,
-        out: &mut RevocationOutcome,
-    ) -> Result<(), Error> {
-        let reply = self.call("kick", json!({"mask": [mask]})).await?;
-        self.record_kick(mask, mine, predicted, reply, is_target, out)
-            .await
-    }
-
     /// From the `reply` to a kick of `mask`: records who else was disconnected (users kicked
     /// who are neither the mask nor owners of `mine`), and checks with `who` until the
     /// sessions matching `is_target` are gone (≤ 2 s: the reply can precede the sockets
@@ -314,7 +300,8 @@ impl Dovecot {
             out.sessions_found = Some(mine.len());
             let in_range = |s: &Session| range.contains_text(&s.ip);
             let predicted = self.predict_collateral(&mine, in_range).await?;
-            self.kick_and_confirm(&mask, &mine, predicted, in_range, &mut out)
+            let reply = self.call("kick", json!({"mask": [mask.as_str()]})).await?;
+            self.record_kick(&mask, &mine, predicted, reply, in_range, &mut out)
                 .await
         }
         .await;
