@@ -138,6 +138,11 @@ impl User {
             .then_some(&s.values)
     }
 
+    /// The login name, when the search that found the entry read it.
+    pub(crate) fn login_known(&self) -> Option<&str> {
+        self.login.as_deref()
+    }
+
     /// Replaces what this process saw of the entry (`None`: nothing known any more, e.g.
     /// after a change that did not show the entry).
     pub(crate) fn saw(&mut self, seen: Option<Seen>) {

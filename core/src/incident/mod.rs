@@ -14,6 +14,15 @@
 //! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). The
 //! progress callback fires when a user is finished, so not during the lock wave.
 //!
+//! **Live sessions first.** The second wave takes first the accounts holding a live session
+//! when the locks are done (a revoker that lists them all at once: Dovecot's `who`) — the
+//! attacker's, most likely: their reset and revocation come with the first resets, not when
+//! their turn in the list comes (`core/tests/lab/investigate.rs`
+//! `accounts_holding_live_sessions_are_reset_and_revoked_first_and_the_report_keeps_the_given_order`).
+//! Each account's steps keep their order — the sessions are revoked after the password
+//! changed, so a mail server that checks passwords itself (not by binding) lets no one back
+//! in with the old one — and the report keeps the order the users were given in.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
 //! use std::sync::Arc;

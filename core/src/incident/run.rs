@@ -1,7 +1,7 @@
 //! The run: users in parallel (bounded), each through the containment steps with an intent
 //! journaled before and an outcome after every change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -97,8 +97,27 @@ impl Responder {
                 Err(e) => ((worker_failed(&name, &e), None), EarlierSteps::new()),
             });
         }
+        // Wave 2 takes first the accounts that hold a live session now — the attacker's, most
+        // likely: those sessions close with the first resets, not when the account's turn in
+        // the list comes. The step order of each account stays; the report keeps the order the
+        // users were given in.
+        let live = self.live_logins(total, opts).await;
+        let mut order: Vec<usize> = (0..locked.len()).collect();
+        if !live.is_empty() {
+            order.sort_by_key(|&i| {
+                let ((_, going), _) = &locked[i];
+                !going
+                    .as_ref()
+                    .and_then(|g| g.u.login_known())
+                    .is_some_and(|l| live.contains(&l.to_lowercase()))
+            });
+        }
+        let mut locked: Vec<Option<_>> = locked.into_iter().map(Some).collect();
         let mut second = Vec::with_capacity(total);
-        for ((report, going), earlier) in locked {
+        for i in order {
+            let Some(((report, going), earlier)) = locked[i].take() else {
+                continue;
+            };
             // Wave 2: the other steps, as permits free up (a user the lock wave stopped has
             // nothing more to run).
             let (me, sem, opts, contained, counters) = (
@@ -114,6 +133,7 @@ impl Responder {
                 None => None,
             };
             second.push((
+                i,
                 report.user.clone(),
                 tokio::spawn(Box::pin(async move {
                     let _permit = permit;
@@ -130,14 +150,15 @@ impl Responder {
                 })),
             ));
         }
-        let mut users = Vec::with_capacity(total);
-        for (name, task) in second {
+        let mut users: Vec<Option<UserReport>> = (0..total).map(|_| None).collect();
+        for (i, name, task) in second {
             // A panic in one user's worker is that user's failure, not the whole run's.
-            users.push(
+            users[i] = Some(
                 task.await
                     .unwrap_or_else(|e| worker_failed(&name, &e).finish(expected)),
             );
         }
+        let users: Vec<UserReport> = users.into_iter().flatten().collect();
         let done = users.iter().filter(|u| u.complete()).count();
         tracing::info!(incident, done, failed = users.len() - done, "run ends");
         // notices about what stays valid concern users this run acted on
@@ -199,6 +220,29 @@ impl Responder {
             notifications,
             replicas,
         })
+    }
+
+    /// The logins holding a live session now (lower-cased), from every revoker that lists
+    /// them at once — only for runs of several accounts that revoke. A revoker that cannot
+    /// answer is left out: this only orders the work.
+    async fn live_logins(&self, total: usize, opts: &ContainOptions) -> HashSet<String> {
+        let mut out = HashSet::new();
+        let revokes = opts
+            .checked_steps()
+            .is_ok_and(|s| s.contains(&Step::RevokeSessions));
+        if total < 2 || !revokes || opts.cancelled() {
+            return out;
+        }
+        for r in &self.inner.revokers {
+            match r.live_logins().await {
+                Ok(Some(logins)) => out.extend(logins.into_iter().map(|l| l.to_lowercase())),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(revoker = r.name(), error = %e, "live sessions not listed: no priority for them");
+                }
+            }
+        }
+        out
     }
 
     /// A torn last record cut off when the journal was opened, said once.

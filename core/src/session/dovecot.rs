@@ -421,6 +421,11 @@ impl Revoker for Dovecot {
     ) -> BoxFuture<'a, Result<Option<Vec<Session>>, Error>> {
         Box::pin(async move { Ok(Some(self.who(Some(checked_login(&target.login)?)).await?)) })
     }
+
+    /// Every session's user (one `who`).
+    fn live_logins(&self) -> BoxFuture<'_, Result<Option<Vec<String>>, Error>> {
+        Box::pin(async move { Ok(Some(self.who(None).await?.into_iter().map(|s| s.user).collect())) })
+    }
 }
 
 /// The reply to a call of one command.

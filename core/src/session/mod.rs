@@ -165,6 +165,12 @@ pub trait Revoker: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Vec<Session>>, Error>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// The logins holding a live session now, listed at once where the backend can
+    /// (`Ok(None)` where it cannot). `contain` resets and revokes those accounts first.
+    fn live_logins(&self) -> BoxFuture<'_, Result<Option<Vec<String>>, Error>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Runs every revoker for `target`, in configuration order, and returns every outcome.

@@ -488,3 +488,52 @@ async fn a_resumed_pivot_run_still_kicks_the_attackers_address() {
         .count();
     assert_eq!(kicks, 1);
 }
+
+#[tokio::test]
+async fn accounts_holding_live_sessions_are_reset_and_revoked_first_and_the_report_keeps_the_given_order() {
+    let lab = OpenLdapLab::load();
+    let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(lab.fresh_user(&format!("live-first{i}")).await.0.to_string());
+    }
+    // the attacker holds the last two of the list
+    let mut sessions = Vec::new();
+    for u in &users[10..] {
+        let mut s = Imap::login(&imap, u, &pw(&lab)).await.expect("login");
+        s.idle().await;
+        sessions.push(s);
+    }
+    let journal_path = temp_journal("live-first");
+    let r = Responder::new(&config_with_mail(&lab, |t| t), &journal_path)
+        .await
+        .expect("responder");
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.concurrency = 2;
+    let report = r.contain(&users, opts).await.expect("contain");
+    assert_eq!((report.done(), report.failed()), (12, 0), "{report:?}");
+    let reported: Vec<&str> = report.users.iter().map(|u| u.user.as_str()).collect();
+    assert_eq!(
+        reported, users,
+        "the report keeps the order the users were given in"
+    );
+    // two in flight: the first two resets are the accounts with live sessions
+    let records = journal::read(&journal_path).expect("journal");
+    let mut first_resets: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Intent {
+                user,
+                step: Step::ResetPassword,
+                ..
+            } => Some(user.clone()),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    first_resets.sort();
+    assert_eq!(first_resets, users[10..].to_vec());
+    for mut s in sessions {
+        assert!(s.closed_within(5).await, "the attacker's session is closed");
+    }
+}
