@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
@@ -24,6 +24,26 @@ pub(super) struct Going {
     lent: super::pool::Lent,
     /// The lock step found the account locked already.
     locked_before: bool,
+    /// The account's place among those in flight (wave 2), given up when it reaches the
+    /// MFA-group add: waiting for the shared modify holds no place.
+    permit: Option<OwnedSemaphorePermit>,
+    /// The run's places, for the MFA-group add to see whether other accounts are on the way.
+    crowd: Option<Crowd>,
+}
+
+/// The places of a run's accounts in flight.
+#[derive(Clone)]
+pub(super) struct Crowd {
+    places: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Crowd {
+    /// Whether some account holds a place (its lock, reset or revocation under way): it may
+    /// queue its MFA-group add soon.
+    pub(super) fn busy(&self) -> bool {
+        self.places.available_permits() < self.size
+    }
 }
 
 /// The report of a user whose worker panicked: that user's failure, not the run's.
@@ -128,6 +148,10 @@ impl Responder {
                 counters.clone(),
             );
             let incident = incident.to_owned();
+            let crowd = Crowd {
+                places: sem.clone(),
+                size: opts.concurrency.max(1),
+            };
             let permit = match going {
                 Some(_) => sem.acquire_owned().await.ok(),
                 None => None,
@@ -136,9 +160,10 @@ impl Responder {
                 i,
                 report.user.clone(),
                 tokio::spawn(Box::pin(async move {
-                    let _permit = permit;
                     let report = match going {
-                        Some(going) => {
+                        Some(mut going) => {
+                            going.permit = permit;
+                            going.crowd = Some(crowd);
                             me.finish_user(&incident, report, going, &earlier, &opts, &contained)
                                 .await
                         }
@@ -384,6 +409,8 @@ impl Responder {
             u,
             lent,
             locked_before: false,
+            permit: None,
+            crowd: None,
         };
         let go_on = self
             .run_steps(
@@ -524,6 +551,10 @@ impl Responder {
                 });
                 return false;
             }
+            if step == Step::RequireMfa {
+                // the shared group modify may wait for other accounts: without holding a place
+                drop(going.permit.take());
+            }
             let skip = match step {
                 Step::ResetPassword if opts.reset_again.is_none() => {
                     self.already_contained(&going.lent.dir, &going.u, contained, going.locked_before)
@@ -535,8 +566,16 @@ impl Responder {
             let (mut status, mut detail) = match skip {
                 Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
                 None => {
-                    self.run_step(&going.lent.dir, &mut going.u, user, step, incident, opts)
-                        .await
+                    self.run_step(
+                        &going.lent.dir,
+                        &mut going.u,
+                        user,
+                        step,
+                        incident,
+                        opts,
+                        going.crowd.as_ref(),
+                    )
+                    .await
                 }
             };
             if status == StepStatus::Failed && detail.error.as_ref().is_some_and(connection_lost) {
@@ -546,7 +585,15 @@ impl Responder {
                     going.lent = l;
                     going.u.saw(None);
                     (status, detail) = self
-                        .run_step(&going.lent.dir, &mut going.u, user, step, incident, opts)
+                        .run_step(
+                            &going.lent.dir,
+                            &mut going.u,
+                            user,
+                            step,
+                            incident,
+                            opts,
+                            going.crowd.as_ref(),
+                        )
                         .await;
                 }
             }
@@ -629,6 +676,7 @@ impl Responder {
         step: Step,
         incident: &str,
         opts: &ContainOptions,
+        crowd: Option<&Crowd>,
     ) -> (StepStatus, StepDetail) {
         let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
         match step {
@@ -739,7 +787,7 @@ impl Responder {
                 let r = self
                     .inner
                     .member_adds
-                    .require_mfa(dir, self.inner.mfa.as_ref(), u)
+                    .require_mfa(dir, self.inner.mfa.as_ref(), u, crowd)
                     .await;
                 match r {
                     Ok(c) => {

@@ -665,6 +665,35 @@ async fn a_user_the_directory_shows_contained_by_another_run_is_not_reset_silent
 }
 
 #[tokio::test]
+async fn mfa_group_adds_wait_for_the_accounts_still_on_their_way_and_go_in_few_modifies() {
+    // slapd rewrites the whole group entry on every modify: the adds of accounts still being
+    // reset are waited for (briefly), not sent a few at a time as they happen to arrive
+    let lab = OpenLdapLab::load();
+    let (r, _) = responder(&lab.config(), "mfa-linger").await;
+    let n = 48;
+    let mut names = Vec::new();
+    for i in 0..n {
+        names.push(lab.fresh_user(&format!("inc-linger{i}")).await.0.to_string());
+    }
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock, Step::ResetPassword, Step::RequireMfa];
+    opts.concurrency = 8;
+    let sent = r.ldap_operations();
+    let report = r.contain(&names, opts).await.expect("contain");
+    let ops = r.ldap_operations() - sent;
+    assert_eq!(report.done, n, "{report:#?}");
+    // the four of each account (as above), the run's few reads, and the group modifies
+    let group_modifies = ops.saturating_sub(4 * n as u64 + 6);
+    assert!(
+        group_modifies <= 8,
+        "{ops} LDAP operations for {n} accounts: {group_modifies} or so MFA-group modifies"
+    );
+    for u in &report.users {
+        assert_eq!(u.steps[2].status, StepStatus::Changed, "{u:?}");
+    }
+}
+
+#[tokio::test]
 async fn contain_sends_four_operations_per_openldap_account_and_two_per_ad_account_for_the_lock() {
     // Per account: the find, the lock (one modify with Pre-Read and Post-Read), the RFC 3062
     // set and the follow-up modify. The protected groups are read once for the run, and the
