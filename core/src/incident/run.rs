@@ -565,18 +565,7 @@ impl Responder {
             let started = std::time::Instant::now();
             let (mut status, mut detail) = match skip {
                 Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
-                None => {
-                    self.run_step(
-                        &going.lent.dir,
-                        &mut going.u,
-                        user,
-                        step,
-                        incident,
-                        opts,
-                        going.crowd.as_ref(),
-                    )
-                    .await
-                }
+                None => self.run_step(going, user, step, incident, opts).await,
             };
             if status == StepStatus::Failed && detail.error.as_ref().is_some_and(connection_lost) {
                 // every step decides from what the server holds now: running it again on a
@@ -584,17 +573,7 @@ impl Responder {
                 if let Some(l) = self.inner.pool.reconnect(&going.lent).await {
                     going.lent = l;
                     going.u.saw(None);
-                    (status, detail) = self
-                        .run_step(
-                            &going.lent.dir,
-                            &mut going.u,
-                            user,
-                            step,
-                            incident,
-                            opts,
-                            going.crowd.as_ref(),
-                        )
-                        .await;
+                    (status, detail) = self.run_step(going, user, step, incident, opts).await;
                 }
             }
             tracing::debug!(
@@ -666,18 +645,17 @@ impl Responder {
         })
     }
 
-    /// Runs one step for `u`, noting in it what the step's own responses showed of the entry
+    /// Runs one step for the account, noting in it what the step's own responses showed of the entry
     /// (the lock's Post-Read is where the reset starts from).
     async fn run_step(
         &self,
-        dir: &Directory,
-        u: &mut User,
+        going: &mut Going,
         user: &str,
         step: Step,
         incident: &str,
         opts: &ContainOptions,
-        crowd: Option<&Crowd>,
     ) -> (StepStatus, StepDetail) {
+        let (dir, u, crowd) = (&going.lent.dir, &mut going.u, going.crowd.as_ref());
         let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
         match step {
             Step::Lock => match dir.lock_after_find(u).await {
