@@ -23,12 +23,13 @@ type Waiting = (User, Directory, oneshot::Sender<Result<Change, Error>>);
 /// [`Directory::require_mfa_many`] and hands each worker its own result. A worker alone sends
 /// its account alone, at once; while a modify is in flight, the next ones queue up behind it.
 ///
-/// While other accounts of the run are on their way (their lock, reset or revocation under
+/// While other accounts in flight are on their way to it (their reset or revocation under
 /// way), the turn waits up to [`LINGER`] for a fuller batch: slapd rewrites the whole group
 /// entry on every modify, so one add costs in proportion to the members already there (16 ms
 /// at 60 000 members on the lab, 0.7 ms at 1000; `docs/FACTS.md`), and batches of the few
 /// accounts that happen to arrive together made the group modifies half of slapd's work in a
-/// 60 000-account run. The waiting accounts hold no place among those in flight.
+/// 60 000-account run. The waiting accounts keep their place among those in flight (the
+/// run's concurrency means what it says); the others' resets go on meanwhile.
 #[derive(Default)]
 pub(super) struct MemberAdds {
     queue: Mutex<Vec<Waiting>>,
@@ -57,7 +58,7 @@ impl MemberAdds {
                     // nothing queued: an earlier turn took this account along
                     if queued == 0
                         || queued >= MEMBERS_PER_MODIFY
-                        || !crowd.busy()
+                        || !crowd.others_on_their_way(queued)
                         || started.elapsed() >= LINGER
                     {
                         break;

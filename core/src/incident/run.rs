@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
@@ -24,10 +24,8 @@ pub(super) struct Going {
     lent: super::pool::Lent,
     /// The lock step found the account locked already.
     locked_before: bool,
-    /// The account's place among those in flight (wave 2), given up when it reaches the
-    /// MFA-group add: waiting for the shared modify holds no place.
-    permit: Option<OwnedSemaphorePermit>,
-    /// The run's places, for the MFA-group add to see whether other accounts are on the way.
+    /// The run's places in flight (wave 2), for the MFA-group add to see whether other
+    /// accounts are on their way to it.
     crowd: Option<Crowd>,
 }
 
@@ -39,10 +37,10 @@ pub(super) struct Crowd {
 }
 
 impl Crowd {
-    /// Whether some account holds a place (its lock, reset or revocation under way): it may
-    /// queue its MFA-group add soon.
-    pub(super) fn busy(&self) -> bool {
-        self.places.available_permits() < self.size
+    /// Whether more accounts hold a place than the `queued` ones waiting for the MFA-group
+    /// add: the others' reset or revocation is under way, and their add may come soon.
+    pub(super) fn others_on_their_way(&self, queued: usize) -> bool {
+        self.size.saturating_sub(self.places.available_permits()) > queued
     }
 }
 
@@ -160,9 +158,9 @@ impl Responder {
                 i,
                 report.user.clone(),
                 tokio::spawn(Box::pin(async move {
+                    let _permit = permit;
                     let report = match going {
                         Some(mut going) => {
-                            going.permit = permit;
                             going.crowd = Some(crowd);
                             me.finish_user(&incident, report, going, &earlier, &opts, &contained)
                                 .await
@@ -409,7 +407,6 @@ impl Responder {
             u,
             lent,
             locked_before: false,
-            permit: None,
             crowd: None,
         };
         let go_on = self
@@ -550,10 +547,6 @@ impl Responder {
                     from_earlier_run: false,
                 });
                 return false;
-            }
-            if step == Step::RequireMfa {
-                // the shared group modify may wait for other accounts: without holding a place
-                drop(going.permit.take());
             }
             let skip = match step {
                 Step::ResetPassword if opts.reset_again.is_none() => {
