@@ -131,6 +131,10 @@ impl Responder {
             });
         }
         let mut locked: Vec<Option<_>> = locked.into_iter().map(Some).collect();
+        let crowd = Crowd {
+            places: sem.clone(),
+            size: opts.concurrency.max(1),
+        };
         let mut second = Vec::with_capacity(total);
         for i in order {
             let Some(((report, going), earlier)) = locked[i].take() else {
@@ -146,10 +150,7 @@ impl Responder {
                 counters.clone(),
             );
             let incident = incident.to_owned();
-            let crowd = Crowd {
-                places: sem.clone(),
-                size: opts.concurrency.max(1),
-            };
+            let crowd = crowd.clone();
             let permit = match going {
                 Some(_) => sem.acquire_owned().await.ok(),
                 None => None,

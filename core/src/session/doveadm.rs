@@ -13,9 +13,9 @@
 //! lost without an answer (seen on the lab) — and two users' mail commands could need two
 //! different users' privileges. Those go alone ([`Doveadm::call_alone`]).
 //!
-//! One shared request is out at a time per API. A caller's commands stay together and in order; each
-//! caller gets the replies to its own commands, parsed on their own (one caller's error reply
-//! is not another's). What fails the whole request (HTTP status, malformed body, time-out)
+//! One shared request is out at a time per API. A caller's commands stay together and in
+//! order; each caller gets the replies to its own commands, parsed on their own (one caller's
+//! error reply is not another's). What fails the whole request (HTTP status, malformed body, time-out)
 //! fails every caller in it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
