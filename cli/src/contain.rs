@@ -99,7 +99,8 @@ pub struct ContainArgs {
     /// Incident identifier (default: generated).
     #[arg(long)]
     pub incident: Option<String>,
-    /// Users in flight at once.
+    /// Accounts worked on at once (one waiting only for the shared MFA-group modify gives its
+    /// place to the next).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// Finish an interrupted containment recorded in this journal file (without a value: the

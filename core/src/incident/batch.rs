@@ -1,65 +1,88 @@
 //! MFA-group adds from many concurrent workers, combined into few modifies: the group entry
 //! (thousands of members) is rewritten once per batch instead of once per account.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::pool::connection_lost;
-use super::run::Crowd;
+use super::run::Place;
 use crate::directory::{Change, Directory, User, MEMBERS_PER_MODIFY};
 use crate::error::{Error, ErrorKind};
 use crate::mfa::Mfa;
 
-/// How long a turn waits for more accounts while others are on their way.
-const LINGER: Duration = Duration::from_millis(100);
+/// The shortest wait of a turn for more accounts while others are working.
+const LINGER_MIN: Duration = Duration::from_millis(100);
+/// The longest.
+const LINGER_MAX: Duration = Duration::from_secs(1);
+/// A turn waits this many times as long as the last group modify took (within the bounds
+/// above): the group's modifies then take about 1/25 of the server's time or less, however
+/// large the group has grown.
+const LINGER_PER_MODIFY: u32 = 25;
 
-/// An account queued for the group, with the connection of the worker that queued it.
-type Waiting = (User, Directory, oneshot::Sender<Result<Change, Error>>);
+/// An account queued for the group: the connection of the worker that queued it, and whether
+/// it kept its place among those in flight (it was working alone when it came).
+type Waiting = (User, Directory, bool, oneshot::Sender<Result<Change, Error>>);
 
 /// Flat combining, without a task of its own: a worker queues its account, then waits for
 /// its turn to send; whoever gets the turn sends everything queued by then as one
 /// [`Directory::require_mfa_many`] and hands each worker its own result. A worker alone sends
 /// its account alone, at once; while a modify is in flight, the next ones queue up behind it.
 ///
-/// While other accounts in flight are on their way to it (their reset or revocation under
-/// way), the turn waits up to [`LINGER`] for a fuller batch: slapd rewrites the whole group
-/// entry on every modify, so one add costs in proportion to the members already there (16 ms
-/// at 60 000 members on the lab, 0.7 ms at 1000; `docs/FACTS.md`), and batches of the few
-/// accounts that happen to arrive together made the group modifies half of slapd's work in a
-/// 60 000-account run. The waiting accounts keep their place among those in flight (the
-/// run's concurrency means what it says); the others' resets go on meanwhile.
+/// While other accounts are working (their reset or revocation under way), the turn waits for
+/// a fuller batch: slapd rewrites the whole group entry on every modify, so one add costs in
+/// proportion to the members already there (16 ms at 60 000 members on the lab, 0.7 ms at
+/// 1000; `docs/FACTS.md`), and batches of the few accounts that happen to arrive together made
+/// the group modifies half of slapd's work in a 60 000-account run. The wait is
+/// [`LINGER_PER_MODIFY`] times the last modify's duration, between [`LINGER_MIN`] and
+/// [`LINGER_MAX`], and ends early when nobody else is working or [`MEMBERS_PER_MODIFY`] are
+/// queued. A waiting account gives its place among those in flight to the next account
+/// ([`Place::park`]): the others' resets go on at full width meanwhile (when the waiting
+/// accounts kept their places, the resets in flight dwindled during every wait and the
+/// server's CPU sat idle 6–8 % of a 6000-account run).
 #[derive(Default)]
 pub(super) struct MemberAdds {
     queue: Mutex<Vec<Waiting>>,
     turn: tokio::sync::Mutex<()>,
+    /// Queued accounts that kept their place.
+    holding: AtomicUsize,
+    /// How long the last group modify took, microseconds.
+    last_modify_us: AtomicU64,
 }
 
 impl MemberAdds {
     /// Puts `user` in the MFA-required group and, with an MFA store, drops its enrolments —
     /// possibly in one modify and one store transaction with other workers' accounts; the
-    /// result is this account's own.
+    /// result is this account's own. With the account's `place` in a run, it waits for the
+    /// accounts still working, parked.
     pub(super) async fn require_mfa(
         &self,
         dir: &Directory,
         mfa: Option<&Arc<Mfa>>,
         user: &User,
-        crowd: Option<&Crowd>,
+        mut place: Option<&mut Place>,
     ) -> Result<Change, Error> {
         let (tx, rx) = oneshot::channel();
-        self.lock_queue().push((user.clone(), dir.clone(), tx));
+        let kept = place.as_deref_mut().is_some_and(|p| !p.park());
+        if kept {
+            self.holding.fetch_add(1, Ordering::SeqCst);
+        }
+        self.lock_queue().push((user.clone(), dir.clone(), kept, tx));
         {
             let _turn = self.turn.lock().await;
-            if let Some(crowd) = crowd {
+            if let Some(place) = place.as_deref() {
                 let started = Instant::now();
+                let linger = self.linger();
                 loop {
                     let queued = self.lock_queue().len();
-                    // nothing queued: an earlier turn took this account along
+                    // nothing queued: an earlier turn took this account along; nobody working
+                    // but the queued accounts that kept their place: no add is on its way
                     if queued == 0
                         || queued >= MEMBERS_PER_MODIFY
-                        || !crowd.others_on_their_way(queued)
-                        || started.elapsed() >= LINGER
+                        || place.working() <= self.holding.load(Ordering::SeqCst)
+                        || started.elapsed() >= linger
                     {
                         break;
                     }
@@ -72,13 +95,19 @@ impl MemberAdds {
                 let mut users = Vec::with_capacity(batch.len());
                 let mut dirs = Vec::with_capacity(batch.len());
                 let mut senders = Vec::with_capacity(batch.len());
-                for (u, d, tx) in batch {
+                for (u, d, kept, tx) in batch {
+                    if kept {
+                        self.holding.fetch_sub(1, Ordering::SeqCst);
+                    }
                     users.push(u);
                     dirs.push(d);
                     senders.push(tx);
                 }
                 tracing::debug!(members = users.len(), "MFA group add");
+                let sending = Instant::now();
                 let mut results = dir.require_mfa_many(&users).await;
+                let took = u64::try_from(sending.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.last_modify_us.store(took, Ordering::Relaxed);
                 // This turn's connection was lost: an account whose worker has another one (a
                 // worker that reconnected) is sent again on its own, so that its retry is not
                 // spent on a dead connection.
@@ -104,6 +133,13 @@ impl MemberAdds {
                 "the worker sending this MFA-group add stopped before it finished",
             ))
         })
+    }
+
+    /// How long a turn waits for fuller batches, from the last group modify's duration.
+    fn linger(&self) -> Duration {
+        let last = Duration::from_micros(self.last_modify_us.load(Ordering::Relaxed));
+        last.saturating_mul(LINGER_PER_MODIFY)
+            .clamp(LINGER_MIN, LINGER_MAX)
     }
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {

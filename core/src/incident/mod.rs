@@ -159,7 +159,9 @@ pub struct ContainOptions {
     pub incident: Option<String>,
     /// Act on members of protected groups too.
     pub allow_protected: bool,
-    /// Users in flight at once. Default 32.
+    /// Accounts worked on at once (their steps' operations on the directory and the
+    /// revokers). Default 32. An account whose only step left is waiting for a shared
+    /// MFA-group modify gives its place to the next account while others are working.
     pub concurrency: usize,
     /// Where new passwords go.
     pub sink: Arc<dyn PasswordSink>,

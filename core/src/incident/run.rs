@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
@@ -24,23 +24,39 @@ pub(super) struct Going {
     lent: super::pool::Lent,
     /// The lock step found the account locked already.
     locked_before: bool,
-    /// The run's places in flight (wave 2), for the MFA-group add to see whether other
-    /// accounts are on their way to it.
-    crowd: Option<Crowd>,
+    /// The account's place among those in flight (wave 2).
+    place: Option<Place>,
 }
 
-/// The places of a run's accounts in flight.
-#[derive(Clone)]
-pub(super) struct Crowd {
+/// An account's place among the run's accounts in flight (`ContainOptions::concurrency` of
+/// them), held while its steps work on the servers. An account that only waits for the shared
+/// MFA-group modify gives its place to the next account ([`Place::park`]).
+pub(super) struct Place {
+    permit: Option<OwnedSemaphorePermit>,
     places: Arc<Semaphore>,
     size: usize,
 }
 
-impl Crowd {
-    /// Whether more accounts hold a place than the `queued` ones waiting for the MFA-group
-    /// add: the others' reset or revocation is under way, and their add may come soon.
-    pub(super) fn others_on_their_way(&self, queued: usize) -> bool {
-        self.size.saturating_sub(self.places.available_permits()) > queued
+impl Place {
+    /// Accounts holding a place now (working, not parked).
+    pub(super) fn working(&self) -> usize {
+        self.size.saturating_sub(self.places.available_permits())
+    }
+
+    /// Gives the place to the next account when another account is working (whose MFA-group
+    /// add may join this one's); alone, the account keeps it. Whether it did.
+    pub(super) fn park(&mut self) -> bool {
+        if self.permit.is_some() && self.working() > 1 {
+            self.permit = None;
+        }
+        self.permit.is_none()
+    }
+
+    /// Takes a place again after [`Place::park`] (for work on the servers after the wait).
+    async fn take_back(&mut self) {
+        if self.permit.is_none() {
+            self.permit = self.places.clone().acquire_owned().await.ok();
+        }
     }
 }
 
@@ -131,10 +147,6 @@ impl Responder {
             });
         }
         let mut locked: Vec<Option<_>> = locked.into_iter().map(Some).collect();
-        let crowd = Crowd {
-            places: sem.clone(),
-            size: opts.concurrency.max(1),
-        };
         let mut second = Vec::with_capacity(total);
         for i in order {
             let Some(((report, going), earlier)) = locked[i].take() else {
@@ -150,26 +162,34 @@ impl Responder {
                 counters.clone(),
             );
             let incident = incident.to_owned();
-            let crowd = crowd.clone();
-            let permit = match going {
-                Some(_) => sem.acquire_owned().await.ok(),
+            let size = opts.concurrency.max(1);
+            let place = match going {
+                Some(_) => Some(Place {
+                    permit: sem.clone().acquire_owned().await.ok(),
+                    places: sem.clone(),
+                    size,
+                }),
                 None => None,
             };
             second.push((
                 i,
                 report.user.clone(),
                 tokio::spawn(Box::pin(async move {
-                    let _permit = permit;
-                    let report = match going {
+                    let (report, going) = match going {
                         Some(mut going) => {
-                            going.crowd = Some(crowd);
-                            me.finish_user(&incident, report, going, &earlier, &opts, &contained)
-                                .await
+                            going.place = place;
+                            let report = me
+                                .finish_user(&incident, report, &mut going, &earlier, &opts, &contained)
+                                .await;
+                            (report, Some(going))
                         }
-                        None => report,
-                    }
-                    .finish(expected);
+                        None => (report, None),
+                    };
+                    let report = report.finish(expected);
                     finished(&opts, &counters, &report);
+                    // the place is given back after the progress event (a callback that
+                    // cancels stops the next account before it starts)
+                    drop(going);
                     report
                 })),
             ));
@@ -408,7 +428,7 @@ impl Responder {
             u,
             lent,
             locked_before: false,
-            crowd: None,
+            place: None,
         };
         let go_on = self
             .run_steps(
@@ -430,7 +450,7 @@ impl Responder {
         &self,
         incident: &str,
         mut report: UserReport,
-        mut going: Going,
+        going: &mut Going,
         earlier: &EarlierSteps,
         opts: &ContainOptions,
         contained: &HashMap<String, Contained>,
@@ -460,7 +480,7 @@ impl Responder {
             opts,
             contained,
             &mut report,
-            &mut going,
+            going,
         )
         .await;
         if let Some(first) = first_try {
@@ -485,6 +505,10 @@ impl Responder {
         }
         // what the attacker may have changed (read-only, after the steps)
         if let Some(since) = opts.changes_since {
+            // work on the server again: with a place, like the steps
+            if let Some(place) = going.place.as_mut() {
+                place.take_back().await;
+            }
             match going.lent.dir.changes_since(&going.u, since.unix()).await {
                 Ok(c) => report.changes = Some(c),
                 Err(e) => report.changes_error = Some(e),
@@ -649,7 +673,7 @@ impl Responder {
         incident: &str,
         opts: &ContainOptions,
     ) -> (StepStatus, StepDetail) {
-        let (dir, u, crowd) = (&going.lent.dir, &mut going.u, going.crowd.as_ref());
+        let (dir, u, place) = (&going.lent.dir, &mut going.u, going.place.as_mut());
         let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
         match step {
             Step::Lock => match dir.lock_after_find(u).await {
@@ -759,7 +783,7 @@ impl Responder {
                 let r = self
                     .inner
                     .member_adds
-                    .require_mfa(dir, self.inner.mfa.as_ref(), u, crowd)
+                    .require_mfa(dir, self.inner.mfa.as_ref(), u, place)
                     .await;
                 match r {
                     Ok(c) => {

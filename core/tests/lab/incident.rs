@@ -694,6 +694,66 @@ async fn mfa_group_adds_wait_for_the_accounts_still_on_their_way_and_go_in_few_m
 }
 
 #[tokio::test]
+async fn an_account_waiting_for_the_mfa_group_gives_its_place_to_the_next_and_concurrency_still_bounds_the_work(
+) {
+    // The accounts waiting for a fuller MFA-group batch do nothing on the servers: the next
+    // accounts' resets start meanwhile (the server's hashing never starves), while the
+    // accounts working — between their reset's intent and their MFA intent, as journaled —
+    // never outnumber the concurrency.
+    let lab = OpenLdapLab::load();
+    let (r, journal_path) = responder(&lab.config(), "mfa-park").await;
+    let n = 40;
+    let mut names = Vec::new();
+    for i in 0..n {
+        names.push(lab.fresh_user(&format!("inc-park{i}")).await.0.to_string());
+    }
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock, Step::ResetPassword, Step::RequireMfa];
+    opts.concurrency = 4;
+    let report = r.contain(&names, opts).await.expect("contain");
+    assert_eq!(report.done, n, "{report:#?}");
+    let (mut working, mut open) = (HashSet::new(), HashSet::new());
+    let (mut most_working, mut most_open) = (0, 0);
+    for rec in journal::read(&journal_path).expect("journal") {
+        match rec.event {
+            Event::Intent {
+                user,
+                step: Step::ResetPassword,
+                ..
+            } => {
+                working.insert(user.clone());
+                open.insert(user);
+            }
+            Event::Intent {
+                user,
+                step: Step::RequireMfa,
+                ..
+            } => {
+                working.remove(&user);
+            }
+            Event::Outcome {
+                user,
+                step: Step::RequireMfa,
+                ..
+            } => {
+                open.remove(&user);
+            }
+            _ => {}
+        }
+        most_working = most_working.max(working.len());
+        most_open = most_open.max(open.len());
+    }
+    assert!(
+        most_working <= 4,
+        "{most_working} accounts working at once, concurrency 4"
+    );
+    assert!(
+        most_open > 4,
+        "the accounts waiting for the group kept their places: at most {most_open} between reset and MFA"
+    );
+}
+
+#[tokio::test]
 async fn contain_sends_four_operations_per_openldap_account_and_two_per_ad_account_for_the_lock() {
     // Per account: the find, the lock (one modify with Pre-Read and Post-Read), the RFC 3062
     // set and the follow-up modify. The protected groups are read once for the run, and the
