@@ -161,7 +161,8 @@ pub struct ContainOptions {
     pub allow_protected: bool,
     /// Accounts worked on at once (their steps' operations on the directory and the
     /// revokers). Default 32. An account whose only step left is waiting for a shared
-    /// MFA-group modify gives its place to the next account while others are working.
+    /// MFA-group modify gives its place to the next account while others are working (as
+    /// many may wait as work: at most twice this many accounts under way).
     pub concurrency: usize,
     /// Where new passwords go.
     pub sink: Arc<dyn PasswordSink>,

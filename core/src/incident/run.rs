@@ -30,11 +30,16 @@ pub(super) struct Going {
 
 /// An account's place among the run's accounts in flight (`ContainOptions::concurrency` of
 /// them), held while its steps work on the servers. An account that only waits for the shared
-/// MFA-group modify gives its place to the next account ([`Place::park`]).
+/// MFA-group modify may give its place to the next account ([`Place::park`]); no more wait
+/// than the run has places, so a run never has more than twice its concurrency under way.
 pub(super) struct Place {
     permit: Option<OwnedSemaphorePermit>,
     places: Arc<Semaphore>,
     size: usize,
+    /// The run's accounts parked now.
+    parked: Arc<AtomicUsize>,
+    /// This one is among them.
+    is_parked: bool,
 }
 
 impl Place {
@@ -44,19 +49,43 @@ impl Place {
     }
 
     /// Gives the place to the next account when another account is working (whose MFA-group
-    /// add may join this one's); alone, the account keeps it. Whether it did.
+    /// add may join this one's) and fewer than the concurrency wait parked already; otherwise
+    /// the account keeps it. Whether it did.
     pub(super) fn park(&mut self) -> bool {
-        if self.permit.is_some() && self.working() > 1 {
+        if self.permit.is_some()
+            && self.working() > 1
+            && self
+                .parked
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                    (p < self.size).then_some(p + 1)
+                })
+                .is_ok()
+        {
             self.permit = None;
+            self.is_parked = true;
         }
-        self.permit.is_none()
+        self.is_parked
+    }
+
+    /// The wait is over (the account's add was sent): it no longer counts as parked.
+    pub(super) fn unpark(&mut self) {
+        if std::mem::take(&mut self.is_parked) {
+            self.parked.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Takes a place again after [`Place::park`] (for work on the servers after the wait).
     async fn take_back(&mut self) {
+        self.unpark();
         if self.permit.is_none() {
             self.permit = self.places.clone().acquire_owned().await.ok();
         }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.unpark();
     }
 }
 
@@ -147,6 +176,7 @@ impl Responder {
             });
         }
         let mut locked: Vec<Option<_>> = locked.into_iter().map(Some).collect();
+        let parked = Arc::new(AtomicUsize::new(0));
         let mut second = Vec::with_capacity(total);
         for i in order {
             let Some(((report, going), earlier)) = locked[i].take() else {
@@ -162,12 +192,13 @@ impl Responder {
                 counters.clone(),
             );
             let incident = incident.to_owned();
-            let size = opts.concurrency.max(1);
             let place = match going {
                 Some(_) => Some(Place {
                     permit: sem.clone().acquire_owned().await.ok(),
                     places: sem.clone(),
-                    size,
+                    size: opts.concurrency.max(1),
+                    parked: parked.clone(),
+                    is_parked: false,
                 }),
                 None => None,
             };
