@@ -67,6 +67,11 @@ impl Place {
         self.is_parked
     }
 
+    /// As many of the run's accounts wait parked as the run has places: no more may join.
+    pub(super) fn parking_full(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) >= self.size
+    }
+
     /// The wait is over (the account's add was sent): it no longer counts as parked.
     pub(super) fn unpark(&mut self) {
         if std::mem::take(&mut self.is_parked) {
