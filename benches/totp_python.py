@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable, List
 
-import pyotp
-
 import cadenas
+import pyotp
 
 REPEATS = 7
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::pool::connection_lost;
-use super::run::Place;
+use super::run::{Parked, Place};
 use crate::directory::{Change, Directory, User, MEMBERS_PER_MODIFY};
 use crate::error::{Error, ErrorKind};
 use crate::mfa::Mfa;
@@ -22,9 +22,16 @@ const LINGER_MAX: Duration = Duration::from_secs(1);
 /// large the group has grown.
 const LINGER_PER_MODIFY: u32 = 25;
 
-/// An account queued for the group: the connection of the worker that queued it, and whether
-/// it kept its place among those in flight (it was working alone when it came).
-type Waiting = (User, Directory, bool, oneshot::Sender<Result<Change, Error>>);
+/// An account queued for the group: the connection of the worker that queued it, whether it
+/// kept its place among those in flight (in a run, working alone when it came), or its ticket
+/// as a parked account.
+type Waiting = (
+    User,
+    Directory,
+    bool,
+    Option<Parked>,
+    oneshot::Sender<Result<Change, Error>>,
+);
 
 /// Flat combining, without a task of its own: a worker queues its account, then waits for
 /// its turn to send; whoever gets the turn sends everything queued by then as one
@@ -67,11 +74,13 @@ impl MemberAdds {
         mut place: Option<&mut Place>,
     ) -> Result<Change, Error> {
         let (tx, rx) = oneshot::channel();
-        let kept = place.as_deref_mut().is_some_and(|p| !p.park());
+        let parked = place.as_deref_mut().and_then(Place::park);
+        let kept = place.is_some() && parked.is_none();
         if kept {
             self.holding.fetch_add(1, Ordering::SeqCst);
         }
-        self.lock_queue().push((user.clone(), dir.clone(), kept, tx));
+        self.lock_queue()
+            .push((user.clone(), dir.clone(), kept, parked, tx));
         {
             let _turn = self.turn.lock().await;
             if let Some(place) = place.as_deref() {
@@ -100,10 +109,12 @@ impl MemberAdds {
                 let mut users = Vec::with_capacity(batch.len());
                 let mut dirs = Vec::with_capacity(batch.len());
                 let mut senders = Vec::with_capacity(batch.len());
-                for (u, d, kept, tx) in batch {
+                for (u, d, kept, parked, tx) in batch {
                     if kept {
                         self.holding.fetch_sub(1, Ordering::SeqCst);
                     }
+                    // its wait for a fuller batch is over
+                    drop(parked);
                     users.push(u);
                     dirs.push(d);
                     senders.push(tx);
@@ -132,16 +143,12 @@ impl MemberAdds {
                 }
             }
         }
-        let result = rx.await.unwrap_or_else(|_| {
+        rx.await.unwrap_or_else(|_| {
             Err(Error::new(
                 ErrorKind::Internal,
                 "the worker sending this MFA-group add stopped before it finished",
             ))
-        });
-        if let Some(place) = place {
-            place.unpark();
-        }
-        result
+        })
     }
 
     /// How long a turn waits for fuller batches, from the last group modify's duration.

@@ -161,8 +161,8 @@ pub struct ContainOptions {
     pub allow_protected: bool,
     /// Accounts worked on at once (their steps' operations on the directory and the
     /// revokers). Default 32. An account whose only step left is waiting for a shared
-    /// MFA-group modify gives its place to the next account while others are working (as
-    /// many may wait as work: at most twice this many accounts under way).
+    /// MFA-group modify gives its place to the next account while others are working (no
+    /// more than this many wait so for a fuller batch).
     pub concurrency: usize,
     /// Where new passwords go.
     pub sink: Arc<dyn PasswordSink>,

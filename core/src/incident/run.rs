@@ -31,15 +31,23 @@ pub(super) struct Going {
 /// An account's place among the run's accounts in flight (`ContainOptions::concurrency` of
 /// them), held while its steps work on the servers. An account that only waits for the shared
 /// MFA-group modify may give its place to the next account ([`Place::park`]); no more wait
-/// than the run has places, so a run never has more than twice its concurrency under way.
+/// for a fuller batch than the run has places.
 pub(super) struct Place {
     permit: Option<OwnedSemaphorePermit>,
     places: Arc<Semaphore>,
     size: usize,
     /// The run's accounts parked now.
     parked: Arc<AtomicUsize>,
-    /// This one is among them.
-    is_parked: bool,
+}
+
+/// One of a run's accounts parked, waiting for a fuller MFA-group batch: counted until dropped
+/// (when a turn takes it into a modify).
+pub(super) struct Parked(Arc<AtomicUsize>);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Place {
@@ -49,22 +57,19 @@ impl Place {
     }
 
     /// Gives the place to the next account when another account is working (whose MFA-group
-    /// add may join this one's) and fewer than the concurrency wait parked already; otherwise
-    /// the account keeps it. Whether it did.
-    pub(super) fn park(&mut self) -> bool {
-        if self.permit.is_some()
-            && self.working() > 1
-            && self
-                .parked
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
-                    (p < self.size).then_some(p + 1)
-                })
-                .is_ok()
-        {
-            self.permit = None;
-            self.is_parked = true;
+    /// add may join this one's) and fewer accounts wait parked than the run has places;
+    /// otherwise the account keeps it (`None`).
+    pub(super) fn park(&mut self) -> Option<Parked> {
+        if self.permit.is_none() || self.working() <= 1 {
+            return None;
         }
-        self.is_parked
+        self.parked
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                (p < self.size).then_some(p + 1)
+            })
+            .ok()?;
+        self.permit = None;
+        Some(Parked(self.parked.clone()))
     }
 
     /// As many of the run's accounts wait parked as the run has places: no more may join.
@@ -72,25 +77,11 @@ impl Place {
         self.parked.load(Ordering::SeqCst) >= self.size
     }
 
-    /// The wait is over (the account's add was sent): it no longer counts as parked.
-    pub(super) fn unpark(&mut self) {
-        if std::mem::take(&mut self.is_parked) {
-            self.parked.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
     /// Takes a place again after [`Place::park`] (for work on the servers after the wait).
     async fn take_back(&mut self) {
-        self.unpark();
         if self.permit.is_none() {
             self.permit = self.places.clone().acquire_owned().await.ok();
         }
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.unpark();
     }
 }
 
@@ -203,7 +194,6 @@ impl Responder {
                     places: sem.clone(),
                     size: opts.concurrency.max(1),
                     parked: parked.clone(),
-                    is_parked: false,
                 }),
                 None => None,
             };

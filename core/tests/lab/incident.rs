@@ -747,11 +747,6 @@ async fn an_account_waiting_for_the_mfa_group_gives_its_place_to_the_next_and_co
         most_working <= 4,
         "{most_working} accounts working at once, concurrency 4"
     );
-    // no more wait than work: never more than twice the concurrency under way
-    assert!(
-        most_open <= 8,
-        "{most_open} accounts between reset and MFA, concurrency 4"
-    );
     assert!(
         most_open > 4,
         "the accounts waiting for the group kept their places: at most {most_open} between reset and MFA"
