@@ -201,6 +201,12 @@ pub fn leave_mfa_group(env: &HashMap<String, String>, users: &[String]) {
     );
 }
 
+/// Resets this process's peak resident set (`VmHWM`) to its current size (`clear_refs` 5), so
+/// that the next [`peak_rss_mib`] is the peak of what runs in between.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The peak resident set size of this process so far (`VmHWM`), in MiB.
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -247,7 +247,7 @@ class Report:
             ]
         self.lines += [
             "",
-            "Peak RSS of the process when the containment ended (sizes run smallest first): "
+            "Peak RSS of the process during the containment (its peak reset just before): "
             + ", ".join(peaks)
             + ".",
             "",

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Callable, List
 
-import cadenas
 import pyotp
+
+import cadenas
 
 REPEATS = 7
 

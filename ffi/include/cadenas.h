@@ -574,7 +574,8 @@ cadenas_result cadenas_contain_options_set_reset_again(cadenas_contain_options *
 cadenas_result cadenas_contain_options_set_allow_protected(cadenas_contain_options *options,
                                                            bool allow);
 
-// Users in flight at once (1 to 1024; default 32).
+// Accounts worked on at once (1 to 1024; default 32); one waiting only for the shared
+// MFA-group modify gives its place to the next.
 cadenas_result cadenas_contain_options_set_concurrency(cadenas_contain_options *options,
                                                        size_t concurrency);
 

@@ -221,7 +221,8 @@ pub extern "C" fn cadenas_contain_options_set_allow_protected(
     guard(|| edit(options, |o| o.allow_protected = allow))
 }
 
-/// Users in flight at once (1 to 1024; default 32).
+/// Accounts worked on at once (1 to 1024; default 32); one waiting only for the shared
+/// MFA-group modify gives its place to the next.
 #[unsafe(no_mangle)]
 pub extern "C" fn cadenas_contain_options_set_concurrency(
     options: *mut cadenas_contain_options,
