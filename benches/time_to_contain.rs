@@ -66,10 +66,13 @@ async fn hashing_capacity(env: &HashMap<String, String>, users: &[String]) -> f6
     let mut tasks = Vec::new();
     for (i, u) in users.iter().enumerate() {
         let mut ldap = conns[i % 2].clone();
-        let sem = sem.clone();
         let dn = format!("uid={u},{}", env["CADENAS_LAB_PEOPLE"]);
+        // the place is taken before the task exists (as `contain` does): 32 futures alive at
+        // once, not one per user (the allocator would keep that memory for the containment
+        // measured next)
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
         tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let _permit = permit;
             let new = format!("Capacity-Passw0rd-{i}-xyz");
             ldap.extended(ldap3::exop::PasswordModify {
                 user_id: Some(&dn),
