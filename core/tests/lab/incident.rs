@@ -31,6 +31,15 @@ pub fn temp_journal(tag: &str) -> PathBuf {
     p
 }
 
+/// `n` fresh OpenLDAP users, `{prefix}0`, `{prefix}1`… (made unique by the lab).
+async fn fresh_names(lab: &OpenLdapLab, prefix: &str, n: usize) -> Vec<String> {
+    let mut names = Vec::with_capacity(n);
+    for i in 0..n {
+        names.push(lab.fresh_user(&format!("{prefix}{i}")).await.0.to_string());
+    }
+    names
+}
+
 async fn responder(cfg: &Config, tag: &str) -> (Responder, PathBuf) {
     let j = temp_journal(tag);
     (Responder::new(cfg, &j).await.expect("responder"), j)
@@ -671,10 +680,7 @@ async fn mfa_group_adds_wait_for_the_accounts_still_on_their_way_and_go_in_few_m
     let lab = OpenLdapLab::load();
     let (r, _) = responder(&lab.config(), "mfa-linger").await;
     let n = 48;
-    let mut names = Vec::new();
-    for i in 0..n {
-        names.push(lab.fresh_user(&format!("inc-linger{i}")).await.0.to_string());
-    }
+    let names = fresh_names(&lab, "inc-linger", n).await;
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock, Step::ResetPassword, Step::RequireMfa];
     opts.concurrency = 8;
@@ -703,10 +709,7 @@ async fn an_account_waiting_for_the_mfa_group_gives_its_place_to_the_next_and_co
     let lab = OpenLdapLab::load();
     let (r, journal_path) = responder(&lab.config(), "mfa-park").await;
     let n = 40;
-    let mut names = Vec::new();
-    for i in 0..n {
-        names.push(lab.fresh_user(&format!("inc-park{i}")).await.0.to_string());
-    }
+    let names = fresh_names(&lab, "inc-park", n).await;
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock, Step::ResetPassword, Step::RequireMfa];
     opts.concurrency = 4;
@@ -761,10 +764,7 @@ async fn contain_sends_four_operations_per_openldap_account_and_two_per_ad_accou
     let lab = OpenLdapLab::load();
     let (r, _) = responder(&lab.config(), "ops").await;
     let n = 10;
-    let mut names = Vec::new();
-    for i in 0..n {
-        names.push(lab.fresh_user(&format!("inc-ops{i}")).await.0.to_string());
-    }
+    let names = fresh_names(&lab, "inc-ops", n).await;
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock, Step::ResetPassword];
     let sent = r.ldap_operations();
