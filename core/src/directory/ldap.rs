@@ -250,7 +250,7 @@ pub(crate) fn change(
 pub(crate) fn only(attrs: &Attributes, names: &[&str]) -> Attributes {
     names
         .iter()
-        .map(|n| ((*n).to_owned(), attrs.get(*n).cloned().unwrap_or_default()))
+        .map(|n| ((*n).to_owned(), attrs.get(n).cloned().unwrap_or_default()))
         .collect()
 }
 

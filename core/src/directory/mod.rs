@@ -19,6 +19,7 @@
 //! ```
 
 pub(crate) mod ad;
+mod attributes;
 mod changes;
 mod config;
 mod flavour;
@@ -29,12 +30,13 @@ mod openldap;
 pub(crate) mod ppolicy;
 mod replica;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ldap3::{Ldap, Mod, Scope};
 use serde::Serialize;
 
+pub use attributes::Attributes;
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub(crate) use lookup::ProtectedMembers;
@@ -48,9 +50,6 @@ pub(crate) use ldap::{change, first, ldap_error, only, refused, unchanged};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
 use crate::tls;
-
-/// Relevant attributes of an entry, by name, as text. Never holds passwords or hashes.
-pub type Attributes = BTreeMap<String, Vec<String>>;
 
 /// Which kind of directory server this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
