@@ -73,7 +73,7 @@ impl MemberAdds {
         user: &User,
         mut place: Option<&mut Place>,
     ) -> Result<Change, Error> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         let parked = place.as_deref_mut().and_then(Place::park);
         let kept = place.is_some() && parked.is_none();
         if kept {
@@ -82,7 +82,15 @@ impl MemberAdds {
         self.lock_queue()
             .push((user.clone(), dir.clone(), kept, parked, tx));
         {
-            let _turn = self.turn.lock().await;
+            // An account a turn took along is done when its result is in: it does not wait
+            // for a turn of its own (hundreds so waited, done, behind one another's turns).
+            // Holding the turn, its account is still queued: a turn sends its results before
+            // it ends.
+            let _turn = tokio::select! {
+                biased;
+                r = &mut rx => return r.unwrap_or_else(|_| Err(sender_gone())),
+                turn = self.turn.lock() => turn,
+            };
             if let Some(place) = place.as_deref() {
                 let started = Instant::now();
                 let linger = self.linger();
@@ -143,12 +151,7 @@ impl MemberAdds {
                 }
             }
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Internal,
-                "the worker sending this MFA-group add stopped before it finished",
-            ))
-        })
+        rx.await.unwrap_or_else(|_| Err(sender_gone()))
     }
 
     /// How long a turn waits for fuller batches, from the last group modify's duration.
@@ -161,6 +164,14 @@ impl MemberAdds {
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The error of an account whose turn's worker stopped before it sent the result.
+fn sender_gone() -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        "the worker sending this MFA-group add stopped before it finished",
+    )
 }
 
 /// The enrolments of the accounts now in the group (`Ok` results), dropped in one store

@@ -1,11 +1,12 @@
 //! The run: users in parallel (bounded), each through the containment steps with an intent
 //! journaled before and an outcome after every change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinError, JoinHandle};
 
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, StepReport, UserReport};
@@ -85,8 +86,22 @@ impl Place {
     }
 }
 
+/// Moves out, in order, the outputs of the tasks at the front of `tasks` that have finished:
+/// a finished task's output otherwise waits in the runtime's memory, with the task, until
+/// collected (wave 1's 6000 waited so, ~1.5 KiB each, until the last account was locked).
+async fn take_finished<K, T>(
+    tasks: &mut VecDeque<(K, JoinHandle<T>)>,
+    mut put: impl FnMut(K, Result<T, JoinError>),
+) {
+    while tasks.front().is_some_and(|(_, t)| t.is_finished()) {
+        if let Some((k, t)) = tasks.pop_front() {
+            put(k, t.await);
+        }
+    }
+}
+
 /// The report of a user whose worker panicked: that user's failure, not the run's.
-fn worker_failed(user: &str, e: &tokio::task::JoinError) -> UserReport {
+fn worker_failed(user: &str, e: &JoinError) -> UserReport {
     let mut r = UserReport::new(user);
     r.refused = Some(Error::new(ErrorKind::Internal, format!("worker failed: {e}")));
     r
@@ -129,7 +144,12 @@ impl Responder {
         };
         // Wave 1: every account is found, checked and locked first — the attacker is out of
         // all of them as soon as possible; the slower steps (the reset's hashing) come after.
-        let mut first = Vec::with_capacity(total);
+        let mut first = VecDeque::new();
+        let mut locked = Vec::with_capacity(total);
+        let lock_result = |name: String, r: Result<_, JoinError>| match r {
+            Ok(w) => w,
+            Err(e) => ((worker_failed(&name, &e), None), EarlierSteps::new()),
+        };
         for (i, (user, earlier)) in work.into_iter().enumerate() {
             let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
             let protected = protected.clone();
@@ -146,15 +166,12 @@ impl Responder {
                     .await;
                 (wave, earlier)
             }));
-            first.push((name, task));
+            first.push_back((name, task));
+            take_finished(&mut first, |name, r| locked.push(lock_result(name, r))).await;
         }
         // All of wave 1 ends before any of wave 2 starts.
-        let mut locked = Vec::with_capacity(total);
         for (name, t) in first {
-            locked.push(match t.await {
-                Ok(w) => w,
-                Err(e) => ((worker_failed(&name, &e), None), EarlierSteps::new()),
-            });
+            locked.push(lock_result(name, t.await));
         }
         // Wave 2 takes first the accounts that hold a live session now — the attacker's, most
         // likely: those sessions close with the first resets, not when the account's turn in
@@ -173,7 +190,12 @@ impl Responder {
         }
         let mut locked: Vec<Option<_>> = locked.into_iter().map(Some).collect();
         let parked = Arc::new(AtomicUsize::new(0));
-        let mut second = Vec::with_capacity(total);
+        let mut second = VecDeque::new();
+        let mut users: Vec<Option<UserReport>> = (0..total).map(|_| None).collect();
+        // A panic in one user's worker is that user's failure, not the whole run's.
+        let user_result = |(i, name): (usize, String), r: Result<UserReport, JoinError>| {
+            (i, r.unwrap_or_else(|e| worker_failed(&name, &e).finish(expected)))
+        };
         for i in order {
             let Some(((report, going), earlier)) = locked[i].take() else {
                 continue;
@@ -197,9 +219,8 @@ impl Responder {
                 }),
                 None => None,
             };
-            second.push((
-                i,
-                report.user.clone(),
+            second.push_back((
+                (i, report.user.clone()),
                 tokio::spawn(Box::pin(async move {
                     let (report, going) = match going {
                         Some(mut going) => {
@@ -219,14 +240,17 @@ impl Responder {
                     report
                 })),
             ));
+            take_finished(&mut second, |k, r| {
+                let (i, report) = user_result(k, r);
+                users[i] = Some(report);
+            })
+            .await;
         }
-        let mut users: Vec<Option<UserReport>> = (0..total).map(|_| None).collect();
-        for (i, name, task) in second {
-            // A panic in one user's worker is that user's failure, not the whole run's.
-            users[i] = Some(
-                task.await
-                    .unwrap_or_else(|e| worker_failed(&name, &e).finish(expected)),
-            );
+        // every account's state moved into its task: the slots go before the last reports
+        drop(locked);
+        for (k, task) in second {
+            let (i, report) = user_result(k, task.await);
+            users[i] = Some(report);
         }
         let users: Vec<UserReport> = users.into_iter().flatten().collect();
         let done = users.iter().filter(|u| u.complete()).count();
