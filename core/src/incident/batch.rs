@@ -34,8 +34,9 @@ type Waiting = (
 );
 
 /// Flat combining, without a task of its own: a worker queues its account, then waits for
-/// its turn to send; whoever gets the turn sends everything queued by then as one
-/// [`Directory::require_mfa_many`] and hands each worker its own result. A worker alone sends
+/// its result or its turn to send, whichever comes first; whoever gets the turn sends
+/// everything queued by then as one [`Directory::require_mfa_many`] and hands each worker its
+/// own result (those workers are done then, without a turn of their own). A worker alone sends
 /// its account alone, at once; while a modify is in flight, the next ones queue up behind it.
 ///
 /// While other accounts are working (their reset or revocation under way), the turn waits for

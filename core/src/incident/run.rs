@@ -88,7 +88,8 @@ impl Place {
 
 /// Moves out, in order, the outputs of the tasks at the front of `tasks` that have finished:
 /// a finished task's output otherwise waits in the runtime's memory, with the task, until
-/// collected (wave 1's 6000 waited so, ~1.5 KiB each, until the last account was locked).
+/// the run collects it (when both waves collected only after the last spawn, a 6000-account
+/// run peaked at 49 MiB instead of 40).
 async fn take_finished<K, T>(
     tasks: &mut VecDeque<(K, JoinHandle<T>)>,
     mut put: impl FnMut(K, Result<T, JoinError>),
