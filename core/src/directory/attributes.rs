@@ -63,8 +63,8 @@ impl Attributes {
     }
 
     /// The names and their values, sorted by name.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter(self.0.iter())
+    pub fn iter(&self) -> AttributesIter<'_> {
+        AttributesIter(self.0.iter())
     }
 
     /// The names, sorted.
@@ -124,9 +124,9 @@ impl IntoIterator for Attributes {
 
 /// The names of [`Attributes`] and their values, sorted by name.
 #[derive(Clone, Debug)]
-pub struct Iter<'a>(std::slice::Iter<'a, (String, Vec<String>)>);
+pub struct AttributesIter<'a>(std::slice::Iter<'a, (String, Vec<String>)>);
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a> Iterator for AttributesIter<'a> {
     type Item = (&'a String, &'a Vec<String>);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -138,13 +138,13 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-impl ExactSizeIterator for Iter<'_> {}
+impl ExactSizeIterator for AttributesIter<'_> {}
 
 impl<'a> IntoIterator for &'a Attributes {
     type Item = (&'a String, &'a Vec<String>);
-    type IntoIter = Iter<'a>;
+    type IntoIter = AttributesIter<'a>;
 
-    fn into_iter(self) -> Iter<'a> {
+    fn into_iter(self) -> AttributesIter<'a> {
         self.iter()
     }
 }

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use ldap3::{Ldap, Mod, Scope};
 use serde::Serialize;
 
-pub use attributes::Attributes;
+pub use attributes::{Attributes, AttributesIter};
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub(crate) use lookup::ProtectedMembers;
