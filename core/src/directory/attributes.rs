@@ -9,7 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Relevant attributes of an entry, by name, as text. Never holds passwords or hashes.
 ///
 /// A map sorted by name (as a `BTreeMap` would be, and serialized the same: a JSON object),
-/// kept in one exact-size allocation: a containment report holds six of them per account
+/// kept in one allocation (of exactly its size when collected, as the snapshots a report
+/// keeps are): a containment report holds six of them per account
 /// (before and after of the lock, the reset and the MFA group), most with one or two names,
 /// where a `BTreeMap` would take a half-KiB node each.
 ///
