@@ -128,11 +128,11 @@ impl MemberAdds {
                     dirs.push(d);
                     senders.push(tx);
                 }
-                tracing::debug!(members = users.len(), "MFA group add");
                 let sending = Instant::now();
                 let mut results = dir.require_mfa_many(&users).await;
                 let took = u64::try_from(sending.elapsed().as_micros()).unwrap_or(u64::MAX);
                 self.last_modify_us.store(took, Ordering::Relaxed);
+                tracing::debug!(members = users.len(), us = took, "MFA group add");
                 // This turn's connection was lost: an account whose worker has another one (a
                 // worker that reconnected) is sent again on its own, so that its retry is not
                 // spent on a dead connection.
