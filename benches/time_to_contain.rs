@@ -61,18 +61,19 @@ async fn hashing_capacity(env: &HashMap<String, String>, users: &[String]) -> f6
             .expect("bind ok");
         conns.push(ldap);
     }
-    let sem = Arc::new(tokio::sync::Semaphore::new(32));
     let t = Instant::now();
-    let mut tasks = Vec::new();
+    // 32 resets in flight, each a task; a place frees when a task ends and is collected (as
+    // `contain` collects its accounts' tasks): 32 tasks alive at once, not one per user — a
+    // finished task keeps its memory until collected, and the containment measured next in
+    // this process has its peak RSS measured from what is resident then
+    let mut tasks = tokio::task::JoinSet::new();
     for (i, u) in users.iter().enumerate() {
         let mut ldap = conns[i % 2].clone();
         let dn = format!("uid={u},{}", env["CADENAS_LAB_PEOPLE"]);
-        // the place is taken before the task exists (as `contain` does): 32 futures alive at
-        // once, not one per user (the allocator would keep that memory for the containment
-        // measured next)
-        let permit = sem.clone().acquire_owned().await.expect("semaphore");
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
+        if tasks.len() >= 32 {
+            tasks.join_next().await.expect("a task").expect("task");
+        }
+        tasks.spawn(async move {
             let new = format!("Capacity-Passw0rd-{i}-xyz");
             ldap.extended(ldap3::exop::PasswordModify {
                 user_id: Some(&dn),
@@ -83,10 +84,10 @@ async fn hashing_capacity(env: &HashMap<String, String>, users: &[String]) -> f6
             .expect("exop")
             .success()
             .expect("reset");
-        }));
+        });
     }
-    for t in tasks {
-        t.await.expect("task");
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task");
     }
     t.elapsed().as_secs_f64()
 }
