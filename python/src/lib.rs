@@ -4,8 +4,8 @@
 //!
 //! Every call that touches the network or disk goes through [`run`]: inputs are extracted and
 //! owned first, the GIL is released (`Python::detach`) while Rust works, callbacks re-take it
-//! on the same thread, and the `tracing` events gathered meanwhile are handed to Python's
-//! `logging` once the GIL is held again.
+//! on the same thread, and the `tracing` events gathered meanwhile (those some `cadenas`
+//! logger lets through) are handed to Python's `logging` once the GIL is held again.
 
 mod errors;
 mod logs;
@@ -22,6 +22,7 @@ where
     F: FnOnce() -> Result<T, cadenas::Error> + Send,
     T: Send,
 {
+    logs::refresh_level(py);
     let r = py.detach(f);
     logs::flush(py);
     r.map_err(|e| errors::to_py(py, &e))
@@ -44,7 +45,7 @@ pub(crate) fn to_report<'py, T: serde::Serialize>(
 
 #[pymodule]
 fn _cadenas(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    logs::install();
+    logs::install(m.py());
     m.add_class::<secret::PySecret>()?;
     m.add_class::<responder::PyResponder>()?;
     m.add_class::<mfa::PyMfa>()?;

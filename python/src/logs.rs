@@ -4,12 +4,19 @@
 //! [`flush`] on the thread that called into `cadenas`, once it holds the GIL again: a Rust
 //! thread never waits for the GIL to log (the deadlock of pyo3-log, vorner/pyo3-log#65), and
 //! Python handlers configured at any time are honoured. The core never logs a secret.
+//!
+//! Only events some `cadenas` logger would let through are queued: the lowest effective level
+//! of `cadenas` and of the loggers under it is read at every call ([`refresh_level`]). Before,
+//! every debug event was formatted and queued whatever Python's levels, and a run of a few
+//! thousand accounts ended with a warning that thousands of (unwanted) records were dropped.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -24,6 +31,10 @@ struct Record {
 }
 
 static QUEUE: Mutex<(VecDeque<Record>, usize)> = Mutex::new((VecDeque::new(), 0));
+
+/// The lowest Python level a `cadenas` logger lets through, as of the last call into
+/// `cadenas`: events below it are neither formatted nor queued.
+static LOWEST_LEVEL: AtomicU8 = AtomicU8::new(0);
 
 /// Python `logging` levels.
 fn py_level(l: &Level) -> u8 {
@@ -65,6 +76,9 @@ struct QueueLayer;
 impl<S: Subscriber> Layer<S> for QueueLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
+        if py_level(meta.level()) < LOWEST_LEVEL.load(Ordering::Relaxed) {
+            return;
+        }
         let mut m = Message::default();
         event.record(&mut m);
         let logger = meta.target().replace("::", ".");
@@ -88,9 +102,37 @@ impl<S: Subscriber> Layer<S> for QueueLayer {
 
 /// Installs the queueing layer as the global `tracing` subscriber (once; a host that installed
 /// its own keeps it).
-pub(crate) fn install() {
+pub(crate) fn install(py: Python<'_>) {
+    refresh_level(py);
     let subscriber = tracing_subscriber::registry().with(QueueLayer);
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Reads the lowest effective level of the `cadenas` logger and of every logger under it
+/// (`cadenas.incident.run`...) that exists now; events below it are not queued until the next
+/// call. When it cannot be read, every event is queued (Python filters them then).
+pub(crate) fn refresh_level(py: Python<'_>) {
+    let lowest = lowest_effective_level(py).unwrap_or(0);
+    LOWEST_LEVEL.store(u8::try_from(lowest.clamp(0, 255)).unwrap_or(0), Ordering::Relaxed);
+}
+
+fn lowest_effective_level(py: Python<'_>) -> PyResult<i64> {
+    let logging = py.import("logging")?;
+    let level =
+        |logger: &Bound<'_, PyAny>| -> PyResult<i64> { logger.call_method0("getEffectiveLevel")?.extract() };
+    let mut lowest = level(&logging.call_method1("getLogger", ("cadenas",))?)?;
+    let loggers = logging
+        .getattr("Logger")?
+        .getattr("manager")?
+        .getattr("loggerDict")?;
+    for (name, logger) in loggers.cast::<PyDict>()?.iter() {
+        // placeholders (a name only created as the parent of another) have no level
+        let under = name.extract::<String>().is_ok_and(|n| n.starts_with("cadenas."));
+        if under && logger.hasattr("getEffectiveLevel")? {
+            lowest = lowest.min(level(&logger)?);
+        }
+    }
+    Ok(lowest)
 }
 
 /// Emits the queued records through `logging.getLogger(<target>)`, on this thread.

@@ -94,6 +94,28 @@ class Lab:
     def fresh_users(self, n: int, tag: str = "b") -> list[str]:
         return [self.fresh_user(tag)[0] for _ in range(n)]
 
+    def fresh_users_without_password(self, n: int, tag: str = "n") -> list[str]:
+        """Adds ``n`` OpenLDAP users in one ``ldapadd``, without a password (nobody can bind as
+        them; the server hashes none): for runs of thousands of accounts that only lock."""
+        e = self.env
+        assert self.flavour == "openldap"
+        prefix = unique(tag)
+        uids = [f"{prefix}x{i:05d}" for i in range(n)]
+        ldif = "".join(
+            f"dn: uid={uid},{e['CADENAS_LAB_PEOPLE']}\nobjectClass: inetOrgPerson\nuid: {uid}\n"
+            f"cn: {uid}\nsn: Test\n\n"
+            for uid in uids
+        )
+        ldap(
+            "ldapadd",
+            e["CADENAS_LAB_LDAPS_URL"],
+            e["CADENAS_LAB_CA"],
+            e["CADENAS_LAB_ADMIN_DN"],
+            e["CADENAS_LAB_ADMIN_PW"],
+            ldif,
+        )
+        return uids
+
     @property
     def user_password(self) -> str:
         return self.env["CADENAS_LAB_USER_PW" if self.flavour == "openldap" else "CADENAS_LAB_AD_USER_PW"]

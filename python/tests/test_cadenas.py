@@ -208,6 +208,28 @@ def test_secrets_never_show_in_repr_str_logs_or_tracebacks(
         assert value not in traceback.format_exc()
 
 
+def test_a_run_of_thousands_queues_only_the_records_a_cadenas_logger_lets_through(
+    openldap: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 4000 locks make about 12 000 debug events; when every event was queued whatever the
+    # levels, 2000 of them were dropped and a warning said so
+    caplog.set_level(logging.INFO, logger="cadenas")
+    users = openldap.fresh_users_without_password(4000, "q")
+    r = cadenas.Responder.from_config(openldap.config)
+    report = r.contain(users, reset=False, revoke=False, require_mfa=False)
+    assert report.done == 4000
+    assert not [rec for rec in caplog.records if "dropped" in rec.getMessage()], caplog.text
+    assert any(rec.levelno == logging.INFO for rec in caplog.records), "INFO records still come through"
+    assert not [rec for rec in caplog.records if rec.levelno < logging.INFO]
+    # a logger under `cadenas` set lower than `cadenas` itself still gets its records
+    caplog.set_level(logging.DEBUG, logger="cadenas.incident.run")
+    caplog.clear()
+    user, _ = openldap.fresh_user("q")
+    r.contain([user], reset=False, revoke=False, require_mfa=False)
+    debug = [rec for rec in caplog.records if rec.levelno == logging.DEBUG]
+    assert debug and all(rec.name == "cadenas.incident.run" for rec in debug), caplog.text
+
+
 def test_the_gil_is_released_during_a_containment(openldap: Lab, tmp_path: Path) -> None:
     users = openldap.fresh_users(40, "g")
     r = cadenas.Responder.from_config(openldap.config)
