@@ -65,14 +65,7 @@ class Lab:
                 f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: Test\n"
                 f"mail: {uid}@example.test\nuserPassword: {e['CADENAS_LAB_USER_PW']}\n"
             )
-            ldap(
-                "ldapadd",
-                e["CADENAS_LAB_LDAPS_URL"],
-                e["CADENAS_LAB_CA"],
-                e["CADENAS_LAB_ADMIN_DN"],
-                e["CADENAS_LAB_ADMIN_PW"],
-                ldif,
-            )
+            self.add_openldap(ldif)
             return uid, dn
         sam = unique(tag)[:20]
         dn = f"CN={sam},{e['CADENAS_LAB_AD_PEOPLE']}"
@@ -106,6 +99,12 @@ class Lab:
             f"cn: {uid}\nsn: Test\n\n"
             for uid in uids
         )
+        self.add_openldap(ldif)
+        return uids
+
+    def add_openldap(self, ldif: str) -> None:
+        """``ldapadd`` of ``ldif`` on the lab OpenLDAP, as its administrator."""
+        e = self.env
         ldap(
             "ldapadd",
             e["CADENAS_LAB_LDAPS_URL"],
@@ -114,7 +113,6 @@ class Lab:
             e["CADENAS_LAB_ADMIN_PW"],
             ldif,
         )
-        return uids
 
     @property
     def user_password(self) -> str:
