@@ -1,10 +1,10 @@
 //! Finding users under the configured base DNs, scope checks, login names, group membership.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use ldap3::Scope;
 
-use super::{Attributes, Directory, Dn, Flavour, Seen, User, UserRef};
+use super::{Attributes, Directory, Dn, Flavour, Seen, User, UserName, UserRef};
 use crate::error::{Error, ErrorKind};
 
 /// OpenLDAP ppolicy: the entry's own password policy, when not the default.
@@ -37,19 +37,7 @@ impl Directory {
                 let value = name.filter_escaped();
                 let attrs = self.lookup_attributes();
                 let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
-                let filter = self.rules().user_filter(&any);
-                let mut found: Vec<ldap3::SearchEntry> = Vec::new();
-                let read = self.found_attributes();
-                for base in &self.cfg.base_dns {
-                    for e in self
-                        .search_raw(base.as_str(), Scope::Subtree, &filter, &read)
-                        .await?
-                    {
-                        if !found.iter().any(|d| d.dn.eq_ignore_ascii_case(&e.dn)) {
-                            found.push(e);
-                        }
-                    }
-                }
+                let found = self.search_users(&any, &self.found_attributes()).await?;
                 let dns: Vec<&str> = found.iter().map(|e| e.dn.as_str()).collect();
                 match dns.len() {
                     0 => Err(Error::new(
@@ -64,6 +52,147 @@ impl Directory {
                 }
             }
         }
+    }
+
+    /// Finds several users, with the same result for each as [`find_user`](Self::find_user)
+    /// — the same entry, or the same error — in fewer operations: on OpenLDAP with the default
+    /// lookup attributes, plain names (printable ASCII, no space) are looked up
+    /// [`NAMES_PER_SEARCH`] at a time, one search per base DN, and each entry is given to the
+    /// name its `uid` or `mail` equals, ignoring ASCII case — what slapd's `caseIgnoreMatch`
+    /// and `caseIgnoreIA5Match` compare for such strings. A name the batch cannot answer with
+    /// certainty (no entry, several, an entry with a value that is not plain ASCII or that
+    /// matches no name or several) is looked up alone, as is every DN and every other name;
+    /// so is a whole batch whose search fails.
+    ///
+    /// ```no_run
+    /// # async fn f(dir: &cadenas::Directory) -> Result<(), cadenas::Error> {
+    /// use cadenas::UserRef;
+    ///
+    /// let names = ["jdupont", "mmartin", "dn:uid=alee,ou=people,dc=example,dc=test"];
+    /// let users: Vec<UserRef> = names.iter().map(|n| UserRef::parse(n)).collect::<Result<_, _>>()?;
+    /// for (name, found) in names.iter().zip(dir.find_users(&users).await) {
+    ///     match found {
+    ///         Ok(u) => println!("{name}: {}", u.dn),
+    ///         Err(e) => println!("{name}: {e}"),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn find_users(&self, users: &[UserRef]) -> Vec<Result<User, Error>> {
+        let mut found: Vec<Option<Result<User, Error>>> = (0..users.len()).map(|_| None).collect();
+        let plain: Vec<(usize, &UserName)> = users
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| match u {
+                UserRef::Name(n) if self.finds_in_batches(n) => Some((i, n)),
+                _ => None,
+            })
+            .collect();
+        for chunk in plain.chunks(NAMES_PER_SEARCH) {
+            let names: Vec<UserName> = chunk.iter().map(|(_, n)| (*n).clone()).collect();
+            if let Ok(batch) = self.find_names(&names).await {
+                for ((i, _), u) in chunk.iter().zip(batch) {
+                    found[*i] = u.map(Ok);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(users.len());
+        for (u, f) in users.iter().zip(found) {
+            out.push(match f {
+                Some(r) => r,
+                None => self.find_user(u).await,
+            });
+        }
+        out
+    }
+
+    /// Whether `name` may be looked up together with others ([`find_names`](Self::find_names)):
+    /// OpenLDAP, the default lookup attributes (`uid`, `mail`: their matching rules compare
+    /// plain ASCII ignoring case, nothing more), and a plain name. AD's comparison of
+    /// `sAMAccountName` and `userPrincipalName` is Windows' own, not verifiable here: there
+    /// every name is looked up alone.
+    pub(crate) fn finds_in_batches(&self, name: &UserName) -> bool {
+        self.flavour == Flavour::OpenLdap && self.cfg.user_attributes.is_none() && plain(name.as_str())
+    }
+
+    /// Looks up `names` (each [`finds_in_batches`](Self::finds_in_batches)) in one search per
+    /// base DN. For each name: `Some` — the one entry that is certainly its own, as
+    /// [`find_user`](Self::find_user) would find it; `None` — look it up alone. Every name gets
+    /// `None` when any entry found cannot be given to exactly one name: a lookup value that is
+    /// not plain (the server's matching may fold it onto a plain name: Unicode
+    /// normalisation, insignificant spaces), no name equal to any value (a value the service
+    /// account may search but not read), or several.
+    pub(crate) async fn find_names(&self, names: &[UserName]) -> Result<Vec<Option<User>>, Error> {
+        let attrs = self.lookup_attributes();
+        let any: String = names
+            .iter()
+            .flat_map(|n| {
+                let v = n.filter_escaped();
+                attrs.iter().map(move |a| format!("({a}={v})"))
+            })
+            .collect();
+        let mut read = self.found_attributes();
+        for a in &attrs {
+            if !read.iter().any(|r| r.eq_ignore_ascii_case(a)) {
+                read.push(a);
+            }
+        }
+        let found = self.search_users(&any, &read).await?;
+        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, n) in names.iter().enumerate() {
+            index.entry(n.as_str().to_ascii_lowercase()).or_default().push(i);
+        }
+        let mut entries: Vec<Vec<&ldap3::SearchEntry>> = vec![Vec::new(); names.len()];
+        let undecided = || (0..names.len()).map(|_| None).collect();
+        for e in &found {
+            let mut owners: HashSet<usize> = HashSet::new();
+            for (k, values) in &e.attrs {
+                // `uid;lang-fr` is matched by `(uid=...)` too
+                let base = k.split(';').next().unwrap_or(k);
+                if !attrs.iter().any(|a| a.eq_ignore_ascii_case(base)) {
+                    continue;
+                }
+                for v in values {
+                    if !plain(v) {
+                        return Ok(undecided());
+                    }
+                    if let Some(is) = index.get(&v.to_ascii_lowercase()) {
+                        owners.extend(is);
+                    }
+                }
+            }
+            let mut owners = owners.into_iter();
+            match (owners.next(), owners.next()) {
+                (Some(i), None) => entries[i].push(e),
+                _ => return Ok(undecided()),
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .map(|es| match es.as_slice() {
+                [e] => self.user_from_entry(e).ok(),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The entries matching the OR of assertions `any` (with the flavour's filter around it)
+    /// under every base DN, each once, reading `read`.
+    async fn search_users(&self, any: &str, read: &[&str]) -> Result<Vec<ldap3::SearchEntry>, Error> {
+        let filter = self.rules().user_filter(any);
+        let mut found: Vec<ldap3::SearchEntry> = Vec::new();
+        for base in &self.cfg.base_dns {
+            for e in self
+                .search_raw(base.as_str(), Scope::Subtree, &filter, read)
+                .await?
+            {
+                if !found.iter().any(|d| d.dn.eq_ignore_ascii_case(&e.dn)) {
+                    found.push(e);
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn lookup_attributes(&self) -> Vec<String> {
@@ -202,6 +331,17 @@ impl Directory {
         }
         Ok(false)
     }
+}
+
+/// Names looked up in one search by [`Directory::find_users`] (two assertions each, `uid`
+/// and `mail`).
+pub const NAMES_PER_SEARCH: usize = 64;
+
+/// Printable ASCII without space: a string slapd's `caseIgnoreMatch` and `caseIgnoreIA5Match`
+/// compare as ASCII ignoring case, with nothing folded or dropped (RFC 4518's insignificant
+/// spaces, mapped-to-nothing and compatibility characters are all outside it).
+fn plain(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Nesting levels followed on OpenLDAP before giving up (a loop of groups ends earlier: every

@@ -40,6 +40,7 @@ pub use attributes::{Attributes, AttributesIter};
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub(crate) use lookup::ProtectedMembers;
+pub use lookup::NAMES_PER_SEARCH;
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 pub use replica::{ReplicaCheck, ReplicaState};
 

@@ -37,6 +37,7 @@
 //! ```
 
 mod batch;
+mod finds;
 mod notices;
 mod pivot;
 mod plan;
@@ -270,6 +271,8 @@ struct Inner {
     torn_reported: std::sync::atomic::AtomicBool,
     /// The MFA-group adds of concurrent workers, combined into few modifies.
     member_adds: batch::MemberAdds,
+    /// The lock wave's finds of concurrent workers, combined into few searches.
+    finds: finds::Finds,
 }
 
 /// The main entry point: built from the config, it owns the connection pool, the revokers,
@@ -363,6 +366,7 @@ impl Responder {
                 journal,
                 torn_reported: AtomicBool::new(false),
                 member_adds: batch::MemberAdds::default(),
+                finds: finds::Finds::default(),
             }),
         })
     }

@@ -401,7 +401,8 @@ impl Responder {
         allow_protected: bool,
         snapshot: Option<&ProtectedMembers>,
     ) -> Result<User, Error> {
-        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        // with the other workers' names, in one search when it can
+        let u = self.inner.finds.find(dir, &UserRef::parse(user)?).await?;
         if self.inner.cfg.directory.bind_dn.same_entry(&u.dn) {
             return Err(Error::new(
                 ErrorKind::ProtectedAccount,

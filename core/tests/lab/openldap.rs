@@ -507,6 +507,117 @@ async fn users_are_found_by_uid_mail_or_dn_and_ambiguity_is_an_error() {
     assert_eq!(e.kind(), ErrorKind::AmbiguousUser, "{e}");
 }
 
+/// `find_users` against `find_user` name by name: the same entry or the same error.
+async fn same_as_one_by_one(dir: &Directory, names: &[String]) -> Vec<Result<cadenas::User, cadenas::Error>> {
+    let refs: Vec<UserRef> = names.iter().map(|n| UserRef::parse(n).expect("name")).collect();
+    let together = dir.find_users(&refs).await;
+    assert_eq!(together.len(), names.len());
+    for (r, got) in refs.iter().zip(&together) {
+        match (dir.find_user(r).await, got) {
+            (Ok(alone), Ok(got)) => assert!(alone.dn.same_entry(&got.dn), "{r}: {} vs {}", alone.dn, got.dn),
+            (Err(alone), Err(got)) => {
+                assert_eq!(
+                    (alone.kind(), alone.message()),
+                    (got.kind(), got.message()),
+                    "{r}"
+                )
+            }
+            (alone, got) => panic!("{r}: alone {alone:?}, together {got:?}"),
+        }
+    }
+    together
+}
+
+#[tokio::test]
+async fn find_users_gives_each_name_what_find_user_gives_and_looks_up_plain_names_together() {
+    let lab = OpenLdapLab::load();
+    let dir = connect(&lab).await;
+    let pid = std::process::id();
+    let (a, a_dn) = lab.fresh_user("batch-a").await;
+    let (b, _) = lab.fresh_user("batch-b").await;
+    let (d, d_dn) = lab.fresh_user("batch-d").await;
+
+    // plain names, each with one entry: one search for all of them (a name in other case
+    // than its uid is the same name to slapd's caseIgnoreMatch)
+    let sent = dir.operations();
+    let found = same_as_one_by_one(
+        &dir,
+        &[a.to_string(), b.to_string(), d.to_string().to_uppercase()],
+    )
+    .await;
+    assert!(found[2].as_ref().expect("upper case").dn.same_entry(&d_dn));
+    // the three-name search, then the three single finds of the comparison
+    assert_eq!(dir.operations() - sent, 1 + 3, "one search for the three names");
+
+    // a name with no entry and one with two: the batch answers the others, these two are
+    // looked up alone (the same errors, from the same search as find_user's)
+    let shared = format!("shared-batch-{pid}@example.test");
+    lab.fresh_user_with("batch-e1", &[("mail", &shared)]).await;
+    lab.fresh_user_with("batch-e2", &[("mail", &shared)]).await;
+    let missing = format!("no-such-user-batch-{pid}");
+    let sent = dir.operations();
+    let found = same_as_one_by_one(&dir, &[a.to_string(), missing.clone(), shared.clone()]).await;
+    assert_eq!(dir.operations() - sent, (1 + 2) + 3);
+    assert_eq!(
+        found[1].as_ref().expect_err("missing").kind(),
+        ErrorKind::UserNotFound
+    );
+    assert_eq!(
+        found[2].as_ref().expect_err("shared").kind(),
+        ErrorKind::AmbiguousUser
+    );
+
+    // an entry whose mail is another name of the batch matches two names: nothing is decided
+    // from that search, every name is looked up alone (g is ambiguous: its own entry by uid,
+    // f's by mail)
+    let (g, _) = lab.fresh_user("batch-g").await;
+    let (f, _) = lab.fresh_user_with("batch-f", &[("mail", g.as_str())]).await;
+    let sent = dir.operations();
+    let found = same_as_one_by_one(&dir, &[f.to_string(), g.to_string()]).await;
+    assert_eq!(dir.operations() - sent, (1 + 2) + 2);
+    assert!(found[0].is_ok());
+    assert_eq!(found[1].as_ref().expect_err("g").kind(), ErrorKind::AmbiguousUser);
+
+    // slapd folds a full-width uid onto a plain name (Unicode compatibility normalisation):
+    // h's second uid, b's name in full-width letters, makes b ambiguous — the batch cannot
+    // see that, so an entry with a value that is not plain ASCII decides nothing
+    let (h, h_dn) = lab.fresh_user("batch-h").await;
+    let wide: String = b
+        .as_str()
+        .chars()
+        .map(|c| char::from_u32(c as u32 + 0xFEE0).expect("wide"))
+        .collect();
+    lab.admin_replace(&h_dn, "uid", &[h.as_str().as_bytes(), wide.as_bytes()])
+        .await;
+    let sent = dir.operations();
+    let found = same_as_one_by_one(&dir, &[b.to_string(), h.to_string()]).await;
+    assert_eq!(dir.operations() - sent, (1 + 2) + 2);
+    assert_eq!(found[0].as_ref().expect_err("b").kind(), ErrorKind::AmbiguousUser);
+    assert!(found[1].as_ref().expect("h").dn.same_entry(&h_dn));
+
+    // DNs and names that are not plain ASCII are looked up alone; a DN outside the base DNs is
+    // refused as find_user refuses it
+    // (mail's syntax is ASCII only)
+    let (e, _) = lab
+        .fresh_user_with("batch-élo", &[("mail", &format!("elo-batch-{pid}@example.test"))])
+        .await;
+    let sent = dir.operations();
+    let found = same_as_one_by_one(
+        &dir,
+        &[
+            format!("dn:{a_dn}"),
+            e.to_string(),
+            "dn:uid=x,ou=elsewhere,dc=other,dc=test".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(dir.operations() - sent, 2 + 2);
+    assert_eq!(
+        found[2].as_ref().expect_err("out of scope").kind(),
+        ErrorKind::OutOfScope
+    );
+}
+
 #[tokio::test]
 async fn protected_group_membership_shows_in_the_account_state() {
     let lab = OpenLdapLab::load();
