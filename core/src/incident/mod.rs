@@ -11,8 +11,10 @@
 //! **The lock wave.** A run first finds, checks and locks *every* account, and only then
 //! resets, revokes and requires MFA: the attacker is out of all the accounts as soon as the
 //! cheap lock modifies are done, not when the last (slow, hashed) reset is
-//! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). The
-//! progress callback fires when a user is finished, so not during the lock wave.
+//! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). On
+//! OpenLDAP the concurrent workers' finds share searches, as
+//! [`Directory::find_users`](crate::Directory::find_users) does. The progress callback fires
+//! when a user is finished, so not during the lock wave.
 //!
 //! **Live sessions first.** The second wave takes first the accounts holding a live session
 //! when the locks are done (a revoker that lists them all at once: Dovecot's `who`) — the
