@@ -34,9 +34,7 @@ impl Directory {
                 }
             }
             UserRef::Name(name) => {
-                let value = name.filter_escaped();
-                let attrs = self.lookup_attributes();
-                let any = attrs.iter().map(|a| format!("({a}={value})")).collect::<String>();
+                let any = any_attribute(&self.lookup_attributes(), name);
                 let found = self.search_users(&any, &self.found_attributes()).await?;
                 let dns: Vec<&str> = found.iter().map(|e| e.dn.as_str()).collect();
                 match dns.len() {
@@ -125,13 +123,7 @@ impl Directory {
     /// account may search but not read), or several.
     pub(crate) async fn find_names(&self, names: &[UserName]) -> Result<Vec<Option<User>>, Error> {
         let attrs = self.lookup_attributes();
-        let any: String = names
-            .iter()
-            .flat_map(|n| {
-                let v = n.filter_escaped();
-                attrs.iter().map(move |a| format!("({a}={v})"))
-            })
-            .collect();
+        let any: String = names.iter().map(|n| any_attribute(&attrs, n)).collect();
         let mut read = self.found_attributes();
         for a in &attrs {
             if !read.iter().any(|r| r.eq_ignore_ascii_case(a)) {
@@ -336,6 +328,12 @@ impl Directory {
 /// Names looked up in one search by [`Directory::find_users`] (two assertions each, `uid`
 /// and `mail`).
 pub const NAMES_PER_SEARCH: usize = 64;
+
+/// The assertions that `name` is the value of one of `attrs`, escaped, to go in an OR.
+fn any_attribute(attrs: &[String], name: &UserName) -> String {
+    let value = name.filter_escaped();
+    attrs.iter().map(|a| format!("({a}={value})")).collect()
+}
 
 /// Printable ASCII without space: a string slapd's `caseIgnoreMatch` and `caseIgnoreIA5Match`
 /// compare as ASCII ignoring case, with nothing folded or dropped (RFC 4518's insignificant
