@@ -234,12 +234,19 @@ class Report:
             )
             if cont and cap and cont / cap > 1.25 and (cpu := self.cpu(n)):
                 self.why.append(
-                    f"- **{n} contained ÷ capacity**: both sides share this machine's 2 cores and "
-                    f"the server's hashing keeps them busy, so every CPU-millisecond either side spends "
+                    f"- **{n} contained ÷ capacity**: both sides share this machine's {os.cpu_count()} cores "
+                    f"and the server's hashing keeps them busy, so every CPU-millisecond either side spends "
                     f"beyond the resets shows: per account, `contain` used {cpu[0]:.2f} ms of CPU here and "
                     f"{cpu[1]:.2f} ms in slapd, the resets alone {cpu[2]:.2f} ms here and {cpu[3]:.2f} ms "
                     f"in slapd ({(cpu[0] + cpu[1]) / (cpu[2] + cpu[3]):.2f}× the CPU for "
                     f"{cont / cap:.2f}× the time)."
+                    + (
+                        f" The lock wave, which ends before any reset starts, took {lock:.2f} s of it "
+                        f"({lock / cap * 100:.0f} % of the capacity's time); the rest of the run "
+                        f"{(cont - lock) / cap:.2f}× the capacity."
+                        if lock
+                        else ""
+                    )
                 )
             b = self.med(t, "server_hashing_capacity_before_s", n)
             a = self.med(t, "server_hashing_capacity_after_s", n)
