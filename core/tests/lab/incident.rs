@@ -116,12 +116,18 @@ async fn a_mixed_batch_reports_each_user_and_one_failure_never_stops_the_others(
     let (r, _) = responder(&lab.config(), "mixed").await;
     let (a, _) = lab.fresh_user("inc-mixa").await;
     let (b, _) = lab.fresh_user("inc-mixb").await;
+    // two entries with the same mail: that name is ambiguous, also when the run finds the
+    // accounts together (the names go in shared searches)
+    let shared = format!("inc-mix-shared-{}@example.test", std::process::id());
+    lab.fresh_user_with("inc-mixc", &[("mail", &shared)]).await;
+    lab.fresh_user_with("inc-mixd", &[("mail", &shared)]).await;
     let users: Vec<String> = vec![
         a.to_string(),
         "no-such-user-anywhere".into(),
         "admin0001".into(),
         "*)(uid=*".into(),
         format!("dn:uid=outsider,ou=elsewhere,{}", lab.get("CADENAS_LAB_SUFFIX")),
+        shared,
         b.to_string(),
     ];
     let seen = Arc::new(Mutex::new(Vec::<Progress>::new()));
@@ -144,15 +150,16 @@ async fn a_mixed_batch_reports_each_user_and_one_failure_never_stops_the_others(
             Some(ErrorKind::ProtectedAccount),
             Some(ErrorKind::InvalidUserName),
             Some(ErrorKind::OutOfScope),
+            Some(ErrorKind::AmbiguousUser),
             None
         ]
     );
-    assert!(report.users[0].complete() && report.users[5].complete());
-    assert_eq!((report.done(), report.failed()), (2, 4));
+    assert!(report.users[0].complete() && report.users[6].complete());
+    assert_eq!((report.done(), report.failed()), (2, 5));
     let p = seen.lock().expect("lock");
-    assert_eq!(p.len(), 6);
-    assert_eq!(p.iter().map(|x| x.finished).max(), Some(6));
-    assert_eq!(p.iter().map(|x| x.failed).max(), Some(4));
+    assert_eq!(p.len(), 7);
+    assert_eq!(p.iter().map(|x| x.finished).max(), Some(7));
+    assert_eq!(p.iter().map(|x| x.failed).max(), Some(5));
 }
 
 #[tokio::test]
