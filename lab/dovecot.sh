@@ -4,7 +4,8 @@
 # directory change unless the cache is flushed. Pigeonhole Sieve is on, with ManageSieve, so
 # a user (or an attacker with the password) can upload a redirect rule. The doveadm HTTP API
 # key may only run `kick`, `who`, `auth cache flush`, `sieve list`, `sieve get` and
-# `sieve deactivate`. Every login is logged (Login: user=<…>, rip=…) to dovecot.log.
+# `sieve deactivate`. Every login is logged (Login: user=<…>, rip=…) to dovecot.log. Every
+# mailbox belongs to the system user vmail but one, mailbox-other-uid (vmail-other's).
 #
 #   lab/dovecot.sh start     two instances (needs lab/openldap.sh start first):
 #                              dedicated: IMAP 127.0.0.1:10143, ManageSieve 14190, LMTP 10024,
@@ -27,6 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 D=$LAB/dovecot
 API_KEY=lab-doveadm-api-key-5b1e
 SMTP_PASSWORD=lab-smtp-secret-71c2
+OTHER_UID_USER=mailbox-other-uid
 
 install_packages() {
   apt_install /usr/sbin/dovecot:dovecot-core /usr/lib/dovecot/imap:dovecot-imapd \
@@ -39,14 +41,19 @@ install_packages() {
     kill "$(cat /run/dovecot/master.pid)"
   fi
   id vmail >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
+  id vmail-other >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail-other
 }
 
 # instance NAME IMAP_PORT HTTP_PORT SIEVE_PORT LMTP_PORT SASL_PORT EXTRA_SERVICE_CONFIG
 instance() {
   local name=$1 imap=$2 http=$3 sieve=$4 lmtp=$5 sasl=$6 extra=$7 dir=$D/$1
   stop_pid "$dir/run/master.pid"
-  rm -rf "$dir"; mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+  rm -rf "$dir"; mkdir -p "$dir/run" "$dir/state" "$dir/mail" "$dir/mail-other"
   chown vmail:vmail "$dir/mail"
+  # one mailbox owned by another system user, its home readable by that user only
+  chown vmail-other:vmail-other "$dir/mail-other"; chmod 700 "$dir/mail-other"
+  printf '%s::%s:%s::%s::\n' "$OTHER_UID_USER" "$(id -u vmail-other)" "$(id -g vmail-other)" \
+    "$dir/mail-other/$OTHER_UID_USER" > "$dir/users-other-uid"
   set -a; . "$LAB/openldap/lab.env"; set +a
   cat > "$dir/dovecot-ldap.conf.ext" <<EOF
 uris = ldaps://127.0.0.1:6360
@@ -88,6 +95,11 @@ passdb {
 passdb {
   driver = ldap
   args = $dir/dovecot-ldap.conf.ext
+}
+# $OTHER_UID_USER: another system uid (vmail-other) than every other user's (vmail)
+userdb {
+  driver = passwd-file
+  args = $dir/users-other-uid
 }
 userdb {
   driver = static
@@ -190,6 +202,7 @@ CADENAS_LAB_SMTP_USER=cadenas-notify
 CADENAS_LAB_SMTP_PASSWORD_FILE=$D/smtp.password
 CADENAS_LAB_DOVECOT_CONF=$D/dedicated/dovecot.conf
 CADENAS_LAB_DOVECOT_LOG=$D/dedicated/dovecot.log
+CADENAS_LAB_DOVECOT_OTHER_UID_USER=$OTHER_UID_USER
 CADENAS_LAB_DOVEADM_URL=http://127.0.0.1:18080/doveadm/v1
 CADENAS_LAB_IMAP_SHARED=127.0.0.1:10144
 CADENAS_LAB_DOVEADM_URL_SHARED=http://127.0.0.1:18081/doveadm/v1

@@ -100,8 +100,14 @@ impl Dovecot {
         only(self.api.call_all(vec![(command, params)]).await?)
     }
 
-    /// One command run as a mail user (a request of its own).
+    /// One read-only command run as a mail user (in a request shared with other users' of the
+    /// moment).
     async fn call_as_user(&self, command: &'static str, params: Value) -> Result<Reply, Error> {
+        only(self.api.call_as_users(vec![(command, params)]).await?)
+    }
+
+    /// One command that changes a user's mailbox (a request of its own).
+    async fn change_as_user(&self, command: &'static str, params: Value) -> Result<Reply, Error> {
         only(self.api.call_alone(vec![(command, params)]).await?)
     }
 
@@ -312,7 +318,8 @@ impl Dovecot {
     }
 
     /// The user's Sieve scripts with their text (doveadm `sieve list` and `sieve get`; the API
-    /// key must be allowed those commands). A user the server does not know has none.
+    /// key must be allowed those commands). A user the server does not know has none. Reads
+    /// made at the same moment, for other users, share doveadm requests.
     ///
     /// `scriptname` goes as a string: Dovecot 2.3.19's doveadm HTTP server aborts the request
     /// (assertion in its JSON parser, no answer) when it is given as an array.
@@ -376,7 +383,7 @@ impl Dovecot {
     pub async fn sieve_deactivate(&self, login: &str) -> Result<(), Error> {
         let login = checked_login(login)?;
         match self
-            .call_as_user("sieveDeactivate", json!({"user": login}))
+            .change_as_user("sieveDeactivate", json!({"user": login}))
             .await?
         {
             Reply::Data(_) => Ok(()),

@@ -241,7 +241,7 @@ async fn revocations_made_together_share_doveadm_requests_and_each_gets_its_own_
 
 #[tokio::test]
 async fn doveadm_loses_a_request_whose_who_comes_after_a_command_run_as_a_user() {
-    // Why commands run as a mail user (sieve) go in requests of their own
+    // Why commands run as a mail user (sieve) never share a request with server-wide ones
     // (core/src/session/doveadm.rs): the process has dropped to the user's privileges, `who`
     // cannot reach the root-only anvil socket, the process dies, nothing is answered.
     let lab = lab();
@@ -468,4 +468,134 @@ async fn doveadm_sieve_get_gives_no_answer_to_an_array_script_name_and_answers_a
         answer.starts_with("HTTP/1.1 200") && answer.contains(r#""sieve script":"keep;\n""#),
         "{answer}"
     );
+}
+
+/// Puts `script` as the user's active Sieve script, with `doveadm sieve put` as root (the lab's
+/// Dovecot, any user of its userdbs).
+fn put_active_sieve(user: &str, name: &str, script: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("doveadm")
+        .args(["-c", &dovecot_env()["CADENAS_LAB_DOVECOT_CONF"]])
+        .args(["sieve", "put", "-a", "-u", user, name])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("doveadm");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("script");
+    let out = child.wait_with_output().expect("doveadm sieve put");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn sieve_reads_of_users_together_share_requests_and_each_user_gets_its_own_scripts() {
+    // Users whose mailboxes belong to two system uids (lab/dovecot.sh: mailbox-other-uid's home
+    // is readable by vmail-other only), read at the same time: Dovecot runs each command of a
+    // shared request as its own user.
+    let lab = lab();
+    let mut users = Vec::new();
+    for i in 0..6 {
+        let (name, _) = lab.ldap.fresh_user(&format!("sieve-together-{i}")).await;
+        users.push(name.as_str().to_owned());
+    }
+    users.insert(3, dovecot_env()["CADENAS_LAB_DOVECOT_OTHER_UID_USER"].clone());
+    let script = |u: &str| format!("# {u}\nredirect \"{u}@elsewhere.test\";\n");
+    for u in &users {
+        put_active_sieve(u, "rules", &script(u));
+    }
+    let before = lab.dovecot.requests_sent();
+    let read = futures_util::future::join_all(users.iter().map(|u| lab.dovecot.sieve_scripts(u))).await;
+    let sent = lab.dovecot.requests_sent() - before;
+    for (u, r) in users.iter().zip(read) {
+        let scripts = r.unwrap_or_else(|e| panic!("{u}: {e}"));
+        assert_eq!(scripts.len(), 1, "{u}: {scripts:?}");
+        assert_eq!(
+            (
+                scripts[0].name.as_str(),
+                scripts[0].active,
+                scripts[0].text.as_str()
+            ),
+            ("rules", true, script(u).as_str()),
+            "{u}: its own script"
+        );
+    }
+    // alone, a list and a get per user: 14 requests
+    assert!(
+        sent <= 6,
+        "7 users' Sieve scripts read together in {sent} doveadm requests"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_request_of_several_users_sieve_reads_is_sent_again_user_by_user() {
+    // Fault injection: an endpoint on loopback that answers a request of one command (no
+    // script) and closes a request of several without an answer (the real server's lost
+    // request: `doveadm_loses_a_request_whose_who_comes_after_a_command_run_as_a_user`).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                // the headers, then the body to its Content-Length
+                let body = loop {
+                    let Ok(n) = s.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break body.to_owned();
+                    }
+                };
+                let commands: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+                if commands.as_array().map_or(0, Vec::len) == 1 {
+                    let answer = r#"[["doveadmResponse",[],"c0"]]"#;
+                    let _ = s
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                                answer.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    let r = revoker(&format!("http://127.0.0.1:{port}/doveadm/v1"), &key());
+    let users = ["lost-a", "lost-b", "lost-c", "lost-d"];
+    let read = futures_util::future::join_all(users.iter().map(|u| r.sieve_scripts(u))).await;
+    for (u, scripts) in users.iter().zip(&read) {
+        assert!(scripts.as_ref().is_ok_and(Vec::is_empty), "{u}: {scripts:?}");
+    }
+    // the first alone, the three others together (lost), then each of them alone
+    assert_eq!(r.requests_sent(), 5);
+    // and from then on alone, without losing a request first
+    let read = futures_util::future::join_all(users.iter().map(|u| r.sieve_scripts(u))).await;
+    assert!(
+        read.iter().all(|s| s.as_ref().is_ok_and(Vec::is_empty)),
+        "{read:?}"
+    );
+    assert_eq!(r.requests_sent(), 5 + users.len() as u64);
+    server.abort();
 }
