@@ -11,6 +11,10 @@
 #                          login: CADENAS_LAB_SMTP_USER / CADENAS_LAB_SMTP_PASSWORD_FILE (dovecot/lab.env)
 #   lab/smtp.sh stop | status
 #
+# Postfix asks the outbound policy service at 127.0.0.1:10040 (cadenas outbound serve, started
+# by the tests that need it; DUNNO while none listens) at every RCPT and end of message, and
+# keeps mail for outside domains in its queue (defer_transports = smtp).
+#
 # Writes $CADENAS_LAB_DIR/smtp/{etc/main.cf,etc/master.cf,postfix.log,lab.env,notify.toml}.
 # (OpenSMTPD 6.8 from Debian 12 was tried first: its TLS handshakes all end in "EVP lib"
 # under OpenSSL 3, whatever the key type.)
@@ -20,6 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 D=$LAB/smtp
+POLICY=127.0.0.1:10040
 
 running_postfix() { [ -f "$D/etc/main.cf" ] && postfix -c "$D/etc" status >/dev/null 2>&1; }
 
@@ -64,7 +69,16 @@ smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = inet:127.0.0.1:10026
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
-smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+# the outbound policy service (cadenas outbound serve; started by the tests that use it):
+# asked at every RCPT and at the end of every message. While it is down, DUNNO: mail flows
+# (the lab's other tests send notifications through this Postfix)
+smtpd_recipient_restrictions = check_policy_service inet:$POLICY, permit_sasl_authenticated, reject
+smtpd_end_of_data_restrictions = check_policy_service inet:$POLICY
+smtpd_policy_service_default_action = DUNNO
+smtpd_policy_service_try_limit = 1
+smtpd_policy_service_timeout = 10s
+# mail for outside domains stays in the queue (deferred): the lab never sends out
+defer_transports = smtp
 EOF
   # Debian's service table, without the port 25 listener, with the two lab ones
   sed -e '/^smtp      inet/d' /usr/share/postfix/master.cf.dist > "$D/etc/master.cf"
@@ -80,6 +94,15 @@ EOF
 CADENAS_LAB_SMTP_STARTTLS=127.0.0.1:10587
 CADENAS_LAB_SMTP_TLS=127.0.0.1:10465
 CADENAS_LAB_SMTP_LOG=$D/postfix.log
+CADENAS_LAB_SMTP_CONFIG_DIR=$D/etc
+CADENAS_LAB_POLICY=$POLICY
+CADENAS_LAB_OUTBOUND_CONFIG=$D/outbound.toml
+EOF
+      cat > "$D/outbound.toml" <<EOF
+# The outbound policy service the lab Postfix asks (written by lab/smtp.sh; tests append it).
+[outbound]
+listen = ["$POLICY"]
+journal_poll_ms = 50
 EOF
       quote_env "$D/lab.env"
       cat > "$D/notify.toml" <<EOF

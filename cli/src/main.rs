@@ -4,6 +4,7 @@
 //! cadenas --config FILE status USER      what the account looks like now
 //! cadenas --config FILE contain USER     lock → reset (forced change) → revoke → require MFA
 //! cadenas --config FILE mfa enroll|verify|reset|recovery-codes USER
+//! cadenas --config FILE outbound serve    the Postfix policy service
 //! ```
 //!
 //! Exit codes: 0 done; 2 bad usage; 3 configuration error; 4 the directory could not be
@@ -14,6 +15,7 @@
 mod contain;
 mod handover;
 mod mfa;
+mod outbound;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -87,6 +89,9 @@ enum Command {
     /// TOTP enrolment, verification, reset and recovery codes.
     #[command(subcommand)]
     Mfa(mfa::MfaCommand),
+    /// The attacker's outbound mail: the Postfix policy service.
+    #[command(subcommand)]
+    Outbound(outbound::OutboundCommand),
 }
 
 fn main() -> ExitCode {
@@ -206,6 +211,7 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
             journal,
         } => contain::release(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
+        Command::Outbound(o) => outbound::run(cli, &cfg, o).await,
         Command::Journal(_) => Ok(ExitCode::from(1)),
     }
 }

@@ -1,6 +1,6 @@
 //! The configuration file (TOML). This module only aggregates: each section's type lives with
 //! the module it configures ([`DirectoryConfig`], [`MfaConfig`], [`RevokerConfig`],
-//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`], [`NotifyConfig`]).
+//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`], [`NotifyConfig`], [`OutboundConfig`]).
 //!
 //! Secrets never come from the file itself or from command-line arguments: the service
 //! account's password is read from a file (`bind_password_file`) or an environment variable
@@ -31,6 +31,7 @@ use crate::investigate::MailConfig;
 use crate::journal::JournalConfig;
 use crate::mfa::MfaConfig;
 use crate::notify::NotifyConfig;
+use crate::outbound::OutboundConfig;
 use crate::password::PasswordPolicy;
 use crate::session::RevokerConfig;
 
@@ -57,6 +58,8 @@ pub struct Config {
     /// Who is told, and how (`[[notify]]`): after the directory steps, never blocking them.
     #[serde(default)]
     pub notify: Vec<NotifyConfig>,
+    /// The outbound mail policy service (`[outbound]`): Postfix asks it about every message.
+    pub outbound: Option<OutboundConfig>,
 }
 
 impl Config {
@@ -106,6 +109,10 @@ impl Config {
         for n in &mut cfg.notify {
             n.resolve_paths(base_dir);
             n.check()?;
+        }
+        if let Some(o) = &mut cfg.outbound {
+            o.resolve_paths(base_dir);
+            o.check()?;
         }
         cfg.password.check()?;
         Ok(cfg)

@@ -45,6 +45,7 @@ pub mod investigate;
 pub mod journal;
 pub mod mfa;
 pub mod notify;
+pub mod outbound;
 pub mod password;
 pub mod secret;
 pub mod session;

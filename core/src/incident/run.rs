@@ -731,7 +731,15 @@ impl Responder {
             Step::Lock => match dir.lock_after_find(u).await {
                 Ok((c, seen)) => {
                     u.saw(seen);
-                    (status_of(c.outcome), StepDetail::of_change(c))
+                    let status = status_of(c.outcome);
+                    let mut d = StepDetail::of_change(c);
+                    // journaled for the outbound policy service (read with the find, but
+                    // for an explicit `dn:`)
+                    d.login = match u.login_known() {
+                        Some(l) => Some(l.to_owned()),
+                        None => dir.login_name(u).await.ok(),
+                    };
+                    (status, d)
                 }
                 Err(e) => {
                     // a later try reads the entry again

@@ -450,10 +450,27 @@ pub(super) fn scan_lines(
     keep: bool,
     torn: impl Fn(u64) -> Result<bool, Error>,
 ) -> Result<(VerifyReport, Vec<Record>), Error> {
+    scan_lines_from(lines, key, keep, torn, 0, GENESIS)
+}
+
+/// [`scan_lines`] of lines that continue a chain whose first `seq` records end in `head`
+/// (what a [`Tail`](super::Tail) reads after what it read before). `report.records` counts
+/// the records of the whole chain; line numbers in `first_bad` too.
+pub(super) fn scan_lines_from(
+    lines: impl Iterator<Item = Result<Vec<u8>, Error>>,
+    key: Option<&Secret>,
+    keep: bool,
+    torn: impl Fn(u64) -> Result<bool, Error>,
+    seq: u64,
+    head: &str,
+) -> Result<(VerifyReport, Vec<Record>), Error> {
     let mut report = VerifyReport::empty(key.is_some());
+    report.records = seq as usize;
+    report.head = head.to_owned();
     let mut records = Vec::new();
     let mut offset: u64 = 0;
     for (i, line) in lines.enumerate() {
+        let i = i + seq as usize;
         let line = line?;
         let start = offset;
         offset += line.len() as u64 + 1;

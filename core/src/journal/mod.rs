@@ -16,12 +16,14 @@
 
 mod file;
 mod postgres;
+mod tail;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use file::{read, verify, verify_intact, verify_with_key, BadRecord, Journal, TornTail, VerifyReport};
+pub use tail::Tail;
 
 use crate::db::{Database, PgTarget};
 use crate::directory::{Change, ReplicaCheck};
@@ -304,6 +306,10 @@ pub struct StepDetail {
     /// each with its content hash and whether this step deactivated it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mail_rules: Vec<MailRule>,
+    /// Lock: the name services know the account by (`login_attribute`), as SMTP AUTH and
+    /// IMAP logins give it — what the outbound policy service refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 impl StepDetail {

@@ -43,6 +43,35 @@ fn read_lines(client: &mut PgClient, target: &PgTarget) -> Result<Vec<String>, E
         .map_err(|e| pg_err(target, "read", e))
 }
 
+/// The lines from `seq` on, in order (what a [`Tail`](super::Tail) has not read yet), over
+/// `client` — connected here when `None` or lost, kept for the next read.
+pub(super) fn lines_from(
+    target: &PgTarget,
+    client: &mut Option<PgClient>,
+    seq: u64,
+) -> Result<Vec<String>, Error> {
+    if client.as_ref().is_none_or(PgClient::is_closed) {
+        *client = Some(connect(target)?);
+    }
+    let Some(c) = client.as_mut() else {
+        return Err(Error::new(ErrorKind::Internal, "journal tail: no connection"));
+    };
+    let from = i64::try_from(seq).unwrap_or(i64::MAX);
+    let read = c.run(|c| {
+        c.query(
+            "SELECT line FROM journal_records WHERE seq >= $1 ORDER BY seq",
+            &[&from],
+        )
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+    });
+    read.map_err(|e| {
+        if e.lost_connection() {
+            *client = None;
+        }
+        pg_err(target, "read", e)
+    })
+}
+
 /// Every line, in order.
 pub(super) fn lines(target: &PgTarget) -> Result<Vec<String>, Error> {
     read_lines(&mut connect(target)?, target)

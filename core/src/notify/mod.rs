@@ -47,15 +47,18 @@ pub enum NotifyEvent {
     Released,
     /// A user's TOTP enrolment was dropped (`mfa reset`).
     MfaReset,
+    /// An account exceeded a sending limit of the outbound policy service.
+    SendingLimit,
 }
 
 impl NotifyEvent {
     /// Every event.
-    pub const ALL: [NotifyEvent; 4] = [
+    pub const ALL: [NotifyEvent; 5] = [
         NotifyEvent::Contained,
         NotifyEvent::NeedsAttention,
         NotifyEvent::Released,
         NotifyEvent::MfaReset,
+        NotifyEvent::SendingLimit,
     ];
 
     /// The snake_case name (`needs_attention`).
@@ -65,6 +68,7 @@ impl NotifyEvent {
             NotifyEvent::NeedsAttention => "needs_attention",
             NotifyEvent::Released => "released",
             NotifyEvent::MfaReset => "mfa_reset",
+            NotifyEvent::SendingLimit => "sending_limit",
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) fn default_subject(lang: Language, event: NotifyEvent) -> &'static st
         }
         (Language::En, NotifyEvent::Released) => "[Cadenas] {incident}: account released: {user}",
         (Language::En, NotifyEvent::MfaReset) => "[Cadenas] second factor reset: {user}",
+        (Language::En, NotifyEvent::SendingLimit) => "[Cadenas] sending limit exceeded: {user}",
+        (Language::Fr, NotifyEvent::SendingLimit) => "[Cadenas] limite d'envoi dépassée : {user}",
         (Language::Fr, NotifyEvent::Contained) => {
             "[Cadenas] {incident} : {count} compte(s) sécurisé(s) : {user}"
         }
@@ -98,6 +100,17 @@ pub(crate) fn default_body(lang: Language, event: NotifyEvent) -> &'static str {
             "{time}.\n\nLe second facteur (TOTP) du ou des comptes ci-dessous a été réinitialisé : \
              tout appareil enregistré auparavant ne fonctionne plus, l'utilisateur doit en \
              enregistrer un nouveau.\n\n{users}\n\n-- \nCadenas"
+        }
+        (Language::En, NotifyEvent::SendingLimit) => {
+            "{time}.\n\nThe account(s) below sent more mail than their limit allows. This is how a \
+             stolen mailbox password is usually used (phishing, spam from our own servers): check \
+             with the user, and contain the account if in doubt.\n\n{users}\n\n{details}-- \nCadenas"
+        }
+        (Language::Fr, NotifyEvent::SendingLimit) => {
+            "{time}.\n\nLe ou les comptes ci-dessous ont envoyé plus de courriels que leur limite ne \
+             le permet. C'est l'usage habituel d'un mot de passe de messagerie volé (hameçonnage, \
+             spam depuis nos propres serveurs) : vérifiez auprès de l'utilisateur, et mettez le \
+             compte en sécurité en cas de doute.\n\n{users}\n\n{details}-- \nCadenas"
         }
     }
 }
