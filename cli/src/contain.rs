@@ -367,6 +367,10 @@ fn print_user(u: &UserReport) {
         };
         let mut extra = String::new();
         for o in &s.detail.revocations {
+            if o.revoker == "outbound-policy" && o.status == cadenas::RevocationStatus::Revoked {
+                extra.push_str(" [SMTP: every new message refused by the outbound policy service]");
+                continue;
+            }
             let collateral = if o.collateral.is_empty() {
                 String::new()
             } else {
@@ -390,6 +394,9 @@ fn print_user(u: &UserReport) {
         }
         for m in &s.detail.mail_rules {
             extra.push_str(&format!(" [{}]", describe_rule(m)));
+        }
+        if let Some(h) = &s.detail.held_mail {
+            extra.push_str(&format!(" [{}]", describe_held(h)));
         }
         let earlier = if s.from_earlier_run { " (earlier run)" } else { "" };
         println!("      {:<16} {what}{earlier}{extra}", s.step.name());
@@ -459,6 +466,26 @@ pub fn describe_notification(n: &cadenas::notify::NotificationOutcome) -> String
 }
 
 /// One Sieve script that sends mail out, in words.
+/// One line for the mail a containment held in the queue: counts, IDs and outside domains.
+pub fn describe_held(h: &cadenas::outbound::HeldMail) -> String {
+    let mut s = format!(
+        "{} queued message(s) held, {} recipient(s)",
+        h.messages.len(),
+        h.recipients()
+    );
+    if !h.outside_domains.is_empty() {
+        s.push_str(&format!(", outside domains: {}", h.outside_domains.join(", ")));
+    }
+    if !h.messages.is_empty() {
+        let ids: Vec<&str> = h.messages.iter().map(|m| m.queue_id.as_str()).collect();
+        s.push_str(&format!(" (queue IDs {})", ids.join(" ")));
+    }
+    if !h.already_held.is_empty() {
+        s.push_str(&format!(", {} on hold already", h.already_held.len()));
+    }
+    s
+}
+
 pub fn describe_rule(m: &cadenas::investigate::MailRule) -> String {
     let targets: Vec<String> = m
         .redirects

@@ -31,7 +31,7 @@ use crate::investigate::MailConfig;
 use crate::journal::JournalConfig;
 use crate::mfa::MfaConfig;
 use crate::notify::NotifyConfig;
-use crate::outbound::OutboundConfig;
+use crate::outbound::{OutboundConfig, PostfixConfig};
 use crate::password::PasswordPolicy;
 use crate::session::RevokerConfig;
 
@@ -60,6 +60,8 @@ pub struct Config {
     pub notify: Vec<NotifyConfig>,
     /// The outbound mail policy service (`[outbound]`): Postfix asks it about every message.
     pub outbound: Option<OutboundConfig>,
+    /// The Postfix whose queue a containment searches for the account's mail (`[postfix]`).
+    pub postfix: Option<PostfixConfig>,
 }
 
 impl Config {
@@ -109,6 +111,9 @@ impl Config {
         for n in &mut cfg.notify {
             n.resolve_paths(base_dir);
             n.check()?;
+        }
+        if let Some(p) = &mut cfg.postfix {
+            p.resolve_paths(base_dir);
         }
         if let Some(o) = &mut cfg.outbound {
             o.resolve_paths(base_dir);

@@ -40,6 +40,7 @@
 
 mod batch;
 mod finds;
+mod mail;
 mod notices;
 mod pivot;
 mod plan;
@@ -175,8 +176,9 @@ pub struct ContainOptions {
     pub cancel: Option<CancelToken>,
     /// Why (an alert or ticket reference), journaled with the start of the run. No secrets.
     pub reason: Option<String>,
-    /// The containment steps to run, in [`Step::CONTAIN`] order; default all four. `Lock` is
-    /// always one of them. Without `ResetPassword` the sink is never called.
+    /// The containment steps to run, in [`Step::CONTAIN`] order; default all of them
+    /// (`HoldMail` runs only where `[postfix]` is configured). `Lock` is always one of them.
+    /// Without `ResetPassword` the sink is never called.
     pub steps: Vec<Step>,
     /// Reset the password even of a user already contained (by an earlier incident of the
     /// journal, or — as the directory shows — by a run elsewhere), for this journaled reason.
@@ -252,10 +254,17 @@ impl ContainOptions {
             .collect())
     }
 
-    /// The steps for the journal's start record: `None` when all four.
-    fn recorded_steps(&self) -> Result<Option<Vec<Step>>, Error> {
+    /// The steps for the journal's start record: `None` when all of them (`all`: how many
+    /// this responder runs).
+    fn recorded_steps(&self, all: usize) -> Result<Option<Vec<Step>>, Error> {
         let steps = self.checked_steps()?;
-        Ok((steps.len() < Step::CONTAIN.len()).then_some(steps))
+        Ok((steps.len() < all).then_some(steps))
+    }
+
+    /// Drops the steps this responder cannot run for want of configuration (hold mail
+    /// without `[postfix]`).
+    fn only_configured(&mut self, has_queue: bool) {
+        self.steps.retain(|s| *s != Step::HoldMail || has_queue);
     }
 }
 
@@ -275,6 +284,8 @@ struct Inner {
     member_adds: batch::MemberAdds,
     /// The lock wave's finds of concurrent workers, combined into few searches.
     finds: finds::Finds,
+    /// `[postfix]`: the queue the hold-mail step searches.
+    queue: Option<Arc<crate::outbound::Queue>>,
 }
 
 /// The main entry point: built from the config, it owns the connection pool, the revokers,
@@ -369,8 +380,18 @@ impl Responder {
                 torn_reported: AtomicBool::new(false),
                 member_adds: batch::MemberAdds::default(),
                 finds: finds::Finds::default(),
+                queue: cfg
+                    .postfix
+                    .as_ref()
+                    .map(|p| Arc::new(crate::outbound::Queue::new(p))),
             }),
         })
+    }
+
+    /// How many containment steps this responder runs by default (hold mail only with
+    /// `[postfix]`).
+    fn configured_steps(&self) -> usize {
+        Step::CONTAIN.len() - usize::from(self.inner.queue.is_none())
     }
 
     /// The journal, when opened with one.
@@ -408,7 +429,9 @@ impl Responder {
     /// Contains `users` (names, mail addresses or `dn:<DN>`). See the module documentation.
     pub async fn contain(&self, users: &[String], opts: ContainOptions) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
-        let steps = opts.recorded_steps()?;
+        let mut opts = opts;
+        opts.only_configured(self.inner.queue.is_some());
+        let steps = opts.recorded_steps(self.configured_steps())?;
         let incident = match &opts.incident {
             Some(i) => i.clone(),
             None => new_incident_id()?,
@@ -511,6 +534,7 @@ impl Responder {
         opts.incident = Some(incident.clone());
         // the steps the interrupted run was asked for, not the caller's; its kick by address
         opts.steps = asked.unwrap_or_else(|| Step::CONTAIN.to_vec());
+        opts.only_configured(self.inner.queue.is_some());
         opts.kick_from = kick_from;
         self.run(&incident, work, &opts, Arc::new(contained)).await
     }

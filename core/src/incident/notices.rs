@@ -25,8 +25,9 @@ fn summary(u: &UserReport) -> String {
     line
 }
 
-/// Lines about this account only: the mail rules its revoke step found, and the flagged
-/// attributes changed since the time asked for (not the containment's own changes).
+/// Lines about this account only: the mail rules its revoke step found, its mail held in the
+/// queue, its SMTP refused, and the flagged attributes changed since the time asked for (not
+/// the containment's own changes).
 fn details(u: &UserReport) -> Vec<String> {
     let changes = u
         .changes
@@ -57,7 +58,26 @@ fn details(u: &UserReport) -> Vec<String> {
             targets.join(", ")
         )
     });
-    rules.chain(changes).collect()
+    let held = u.steps.iter().filter_map(|s| s.detail.held_mail.as_ref()).map(|h| {
+        let outside = if h.outside_domains.is_empty() {
+            String::new()
+        } else {
+            format!(" (outside domains: {})", h.outside_domains.join(", "))
+        };
+        format!(
+            "{}: {} message(s) to {} recipient(s) held in the mail queue{outside}",
+            u.user,
+            h.messages.len(),
+            h.recipients()
+        )
+    });
+    let smtp = u
+        .steps
+        .iter()
+        .flat_map(|s| &s.detail.revocations)
+        .filter(|o| o.revoker == "outbound-policy" && o.status == crate::session::RevocationStatus::Revoked)
+        .map(|_| format!("{}: every new message refused by the outbound policy service", u.user));
+    rules.chain(held).chain(smtp).chain(changes).collect()
 }
 
 fn notice_user(u: &UserReport) -> NoticeUser {

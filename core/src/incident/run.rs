@@ -803,7 +803,8 @@ impl Responder {
                 }
             }
             Step::RevokeSessions => {
-                if self.inner.revokers.is_empty() {
+                let smtp = self.inner.cfg.outbound.is_some() || self.inner.cfg.mail.is_some();
+                if self.inner.revokers.is_empty() && !smtp {
                     return (
                         StepStatus::Partial,
                         StepDetail::default()
@@ -816,7 +817,12 @@ impl Responder {
                 };
                 let mut target = RevocationTarget::new(login, u.dn.to_string());
                 target.incident = Some(incident.to_owned());
-                let outcomes = revoke_all(&self.inner.revokers, &target).await;
+                let mut outcomes = revoke_all(&self.inner.revokers, &target).await;
+                // SMTP: sessions authenticated before the lock keep sending unless the policy
+                // service refuses their next message
+                if let Some(o) = self.smtp_outcome(user, &target.login).await {
+                    outcomes.push(o);
+                }
                 let mut status = if outcomes.iter().any(|o| o.status == RevocationStatus::Failed) {
                     StepStatus::Failed
                 } else if outcomes
@@ -855,6 +861,10 @@ impl Responder {
                     Err(e) => failed(e),
                 }
             }
+            Step::HoldMail => match dir.login_name(u).await {
+                Ok(login) => self.hold_mail(user, &login).await,
+                Err(e) => failed(e),
+            },
             _ => failed(Error::new(
                 ErrorKind::Internal,
                 format!("{} is not a containment step", step.name()),

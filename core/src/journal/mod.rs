@@ -215,6 +215,8 @@ pub enum Step {
     RevokeSessions,
     /// Require MFA and drop existing enrolments.
     RequireMfa,
+    /// Put the account's mail still in the Postfix queue on hold (`[postfix]`).
+    HoldMail,
     /// Restore the original lock flags (release).
     RestoreFlags,
 }
@@ -228,14 +230,17 @@ impl Step {
             Step::RevokeSessions => "revoke_sessions",
             Step::RequireMfa => "require_mfa",
             Step::RestoreFlags => "restore_flags",
+            Step::HoldMail => "hold_mail",
         }
     }
 
-    /// The containment steps, in order.
-    pub const CONTAIN: [Step; 4] = [
+    /// The containment steps, in order. `HoldMail` runs only where a `[postfix]` section is
+    /// configured.
+    pub const CONTAIN: [Step; 5] = [
         Step::Lock,
         Step::ResetPassword,
         Step::RevokeSessions,
+        Step::HoldMail,
         Step::RequireMfa,
     ];
 }
@@ -310,6 +315,10 @@ pub struct StepDetail {
     /// IMAP logins give it — what the outbound policy service refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+    /// Hold mail: the account's messages put on hold in the Postfix queue (queue IDs,
+    /// recipients, outside domains; never content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_mail: Option<crate::outbound::HeldMail>,
 }
 
 impl StepDetail {

@@ -1,0 +1,105 @@
+//! The containment's mail steps: what becomes of the account's SMTP sessions (the outbound
+//! policy service, part of the revoke step) and its mail still in the Postfix queue (the
+//! hold-mail step).
+
+use super::Responder;
+use crate::error::{Error, ErrorKind};
+use crate::journal::{StepDetail, StepStatus};
+use crate::session::{RevocationOutcome, RevocationStatus};
+
+impl Responder {
+    /// What happens to the account's SMTP sessions: with `[outbound]`, the policy service is
+    /// asked (as Postfix asks it) until it refuses the login — `revoked` from now on, or a
+    /// failure if it does not within `confirm_timeout_ms`; without it, on a mail site
+    /// (`[mail]`), that authenticated sessions may keep sending until they close.
+    pub(super) async fn smtp_outcome(&self, user: &str, login: &str) -> Option<RevocationOutcome> {
+        let Some(out) = &self.inner.cfg.outbound else {
+            self.inner.cfg.mail.as_ref()?;
+            let mut o = RevocationOutcome::new("smtp");
+            o.not_revoked.push(
+                "SMTP sessions authenticated before the containment may keep sending until they close: \
+                 no outbound policy service is configured ([outbound])"
+                    .into(),
+            );
+            return Some(o);
+        };
+        let mut o = RevocationOutcome::new("outbound-policy");
+        let addr = match out.addresses() {
+            Ok(mut a) if !a.is_empty() => a.remove(0),
+            Ok(_) => return Some(o.failed(Error::new(ErrorKind::Config, "outbound: no listen address"))),
+            Err(e) => return Some(o.failed(e)),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(out.confirm_timeout_ms);
+        let mut last_err: Option<Error>;
+        // the login Postfix sees, then the name the responder was given (a mail address)
+        for name in [login, user] {
+            let mut req = crate::outbound::PolicyRequest::default();
+            req.request = "smtpd_access_policy".into();
+            req.protocol_state = "RCPT".into();
+            req.sasl_username = name.to_owned();
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match crate::outbound::ask(&addr, &req, left.max(std::time::Duration::from_millis(100))).await {
+                    Ok(v) if matches!(v, crate::outbound::Verdict::Reject(_)) => break,
+                    Ok(_) => last_err = None,
+                    Err(e) => last_err = Some(e),
+                }
+                if std::time::Instant::now() >= deadline {
+                    let e = last_err.take().unwrap_or_else(|| {
+                        Error::new(
+                            ErrorKind::RevokerFailed,
+                            format!(
+                                "the outbound policy service at {addr} did not refuse {name:?} within {} ms \
+                                 (does it read this journal?): SMTP sessions authenticated before the \
+                                 containment may keep sending",
+                                out.confirm_timeout_ms
+                            ),
+                        )
+                    });
+                    return Some(o.failed(e));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        o.status = RevocationStatus::Revoked;
+        Some(o)
+    }
+
+    /// The hold-mail step: the account's messages still in the Postfix queue, found by the
+    /// SASL login that submitted them (the name given, or the login name), put on hold.
+    pub(super) async fn hold_mail(&self, user: &str, login: &str) -> (StepStatus, StepDetail) {
+        let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
+        let Some(queue) = &self.inner.queue else {
+            return failed(Error::new(ErrorKind::Config, "hold mail needs a [postfix] section"));
+        };
+        let logins = [user.to_owned(), login.to_owned()];
+        let local = self
+            .inner
+            .cfg
+            .mail
+            .as_ref()
+            .map(|m| m.local_domains.clone())
+            .unwrap_or_default();
+        match queue.hold_from(&logins, &local).await {
+            Ok(h) => {
+                let status = if !h.gone.is_empty() {
+                    StepStatus::Partial
+                } else if h.messages.is_empty() {
+                    StepStatus::AlreadySo
+                } else {
+                    StepStatus::Changed
+                };
+                let mut d = StepDetail::default();
+                if !h.gone.is_empty() {
+                    d.note = Some(format!(
+                        "{} message(s) left the queue (delivered or bounced) before they could be held",
+                        h.gone.len()
+                    ));
+                }
+                d.held_mail = Some(h);
+                (status, d)
+            }
+            Err(e) => failed(e),
+        }
+    }
+}
