@@ -75,7 +75,8 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = check_policy_service inet:$POLICY, permit_sasl_authenticated, reject
 smtpd_end_of_data_restrictions = check_policy_service inet:$POLICY
 smtpd_policy_service_default_action = DUNNO
-smtpd_policy_service_try_limit = 1
+smtpd_policy_service_try_limit = 2
+smtpd_policy_service_retry_delay = 1s
 smtpd_policy_service_timeout = 10s
 # mail for outside domains stays in the queue (deferred): the lab never sends out
 defer_transports = smtp

@@ -7,6 +7,10 @@ use crate::error::{Error, ErrorKind};
 use crate::journal::{StepDetail, StepStatus};
 use crate::session::{RevocationOutcome, RevocationStatus};
 
+/// What a mail site without an outbound policy service must know.
+pub(super) const SMTP_NOT_REFUSED: &str = "SMTP sessions authenticated before the containment may keep \
+     sending until they close: no outbound policy service is configured ([outbound])";
+
 impl Responder {
     /// What happens to the account's SMTP sessions: with `[outbound]`, the policy service is
     /// asked (as Postfix asks it) until it refuses the login — `revoked` from now on, or a
@@ -16,11 +20,7 @@ impl Responder {
         let Some(out) = &self.inner.cfg.outbound else {
             self.inner.cfg.mail.as_ref()?;
             let mut o = RevocationOutcome::new("smtp");
-            o.not_revoked.push(
-                "SMTP sessions authenticated before the containment may keep sending until they close: \
-                 no outbound policy service is configured ([outbound])"
-                    .into(),
-            );
+            o.not_revoked.push(SMTP_NOT_REFUSED.into());
             return Some(o);
         };
         let mut o = RevocationOutcome::new("outbound-policy");

@@ -365,6 +365,9 @@ impl Responder {
         if self.inner.revokers.is_empty() {
             v.push("no revokers configured: live sessions (IMAP, apps) were NOT revoked".into());
         }
+        if self.inner.cfg.mail.is_some() && self.inner.cfg.outbound.is_none() {
+            v.push(super::mail::SMTP_NOT_REFUSED.into());
+        }
         v
     }
 

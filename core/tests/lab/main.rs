@@ -16,5 +16,6 @@ mod mfa;
 mod mfa_stores;
 mod notify;
 mod openldap;
+mod outbound;
 mod replicas;
 mod revokers;

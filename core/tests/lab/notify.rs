@@ -30,7 +30,7 @@ fn smtp_settings(lab: &OpenLdapLab, url_key: &str, scheme: &str, password_file: 
 
 /// The INBOX of `user`, unfolded (header continuation lines, quoted-printable soft breaks),
 /// once it holds `want` messages (delivery over LMTP follows the SMTP answer).
-async fn inbox_of(lab: &OpenLdapLab, user: &str, want: usize) -> String {
+pub(crate) async fn inbox_of(lab: &OpenLdapLab, user: &str, want: usize) -> String {
     let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
     let mut last = String::new();
     for _ in 0..100 {

@@ -3,6 +3,8 @@
 //! The lab must be running: a missing lab is a test failure, not a skip.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -142,6 +144,25 @@ impl std::io::Write for CapturedLogs {
 pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
     LOCK.get_or_init(|| tokio::sync::Mutex::new(())).lock().await
+}
+
+/// Held while a test runs a policy service where the lab Postfix asks (`CADENAS_LAB_POLICY`):
+/// one at a time.
+pub async fn policy_address() -> (tokio::sync::MutexGuard<'static, ()>, String) {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    let guard = LOCK.get_or_init(|| tokio::sync::Mutex::new(())).lock().await;
+    (guard, smtp_env()["CADENAS_LAB_POLICY"].clone())
+}
+
+/// Waits until something listens at `addr` (a TCP address), for at most 10 s.
+pub async fn listening(addr: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens at {addr} after 10 s");
 }
 
 /// Runs `lab/NAME ARG` (e.g. `openldap.sh replica-stop`) and fails the test if it fails.
@@ -339,7 +360,7 @@ pub fn secret_from_uri(uri: &str) -> cadenas::Secret {
     )
 }
 
-fn read_env(rel: &str, hint: &str) -> HashMap<String, String> {
+pub fn read_env(rel: &str, hint: &str) -> HashMap<String, String> {
     let dir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
     let path = PathBuf::from(dir).join(rel);
     let text = std::fs::read_to_string(&path)

@@ -1,0 +1,338 @@
+//! The attacker's outbound mail, against the lab's real Postfix (SMTP AUTH through the lab
+//! Dovecot, `check_policy_service` at RCPT and end of data) and the policy service run here:
+//! SMTP clients bound to their own loopback addresses, real queue files, real notifications.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cadenas::incident::{ContainOptions, Responder};
+use cadenas::journal::{Step, StepStatus};
+use cadenas::outbound::{ask, ListenAddress, PolicyRequest, PolicyService, Verdict};
+use cadenas::{Config, RevocationStatus};
+
+use crate::incident::{temp_journal, MemorySink};
+use crate::support::smtp::{delete_queued, queue, Smtp};
+use crate::support::{dovecot_env, listening, policy_address, smtp_env, OpenLdapLab};
+
+/// The lab config with the Dovecot revoker and `[mail]`, `extra` TOML, and the journal at
+/// `journal`.
+pub fn mail_config(lab: &OpenLdapLab, journal: &std::path::Path, extra: &str) -> Config {
+    let revokers = std::fs::read_to_string(&dovecot_env()["CADENAS_LAB_REVOKERS"]).expect("revokers.toml");
+    lab.config_with(|t| {
+        let t = t.replace(
+            &t.lines()
+                .find(|l| l.starts_with("path = ") && l.contains("journal"))
+                .map(str::to_owned)
+                .unwrap_or_default(),
+            &format!("path = \"{}\"", journal.display()),
+        );
+        format!("{t}\n{revokers}\n{extra}\n")
+    })
+}
+
+/// `[outbound]` for the lab Postfix's policy address, and `[postfix]` for its queue.
+fn outbound_and_postfix(limits: &str) -> String {
+    let env = smtp_env();
+    format!(
+        "[outbound]\nlisten = [\"{}\"]\njournal_poll_ms = 50\n{limits}\n[postfix]\nconfig_dir = \"{}\"\n",
+        env["CADENAS_LAB_POLICY"], env["CADENAS_LAB_SMTP_CONFIG_DIR"]
+    )
+}
+
+/// The policy service for `cfg`, running until the handle is dropped.
+struct Running(tokio::task::JoinHandle<Result<(), cadenas::Error>>, PolicyService);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn start(cfg: &Config, at: &str) -> Running {
+    let service = PolicyService::new(cfg).expect("service");
+    let s = service.clone();
+    let handle = tokio::spawn(async move { s.run().await });
+    listening(at).await;
+    Running(handle, service)
+}
+
+fn pw(lab: &OpenLdapLab) -> String {
+    lab.get("CADENAS_LAB_USER_PW").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_authenticated_before_contain_is_refused_from_its_next_message_and_its_queued_mail_is_held() {
+    let lab = OpenLdapLab::load();
+    let (victim, _) = lab.fresh_user("smtp-victim").await;
+    let (bystander, _) = lab.fresh_user("smtp-bystander").await;
+    let (victim, bystander) = (victim.to_string(), bystander.to_string());
+    let journal = temp_journal("outbound-contain");
+    let cfg = mail_config(&lab, &journal, &outbound_and_postfix(""));
+    let (_port, at) = policy_address().await;
+    let _service = start(&cfg, &at).await;
+
+    // the attacker, from its own address, with the stolen password; a bystander at the same time
+    let mut attacker = Smtp::login_from("127.0.0.66", &victim, &pw(&lab)).await.expect("attacker login");
+    let mut other = Smtp::login_from("127.0.0.67", &bystander, &pw(&lab)).await.expect("bystander login");
+    let mut queued = Vec::new();
+    for i in 0..2 {
+        let to = format!("target{i}@phish-target.test");
+        queued.push(attacker.send("ceo@bank.test", &[&to, &format!("{bystander}@example.test")], "click here").await.expect("queued before"));
+    }
+    let theirs = other.send(&format!("{bystander}@example.test"), &["friend@outside.test"], "hello").await.expect("bystander queued");
+    let q = queue();
+    assert!(queued.iter().chain([&theirs]).all(|id| q.contains_key(id)), "all in the queue: {q:?}");
+
+    let responder = Responder::new(&cfg, &journal).await.expect("responder");
+    let sink = Arc::new(MemorySink::default());
+    let report = responder.contain(std::slice::from_ref(&victim), ContainOptions::new(sink)).await.expect("contain");
+    let returned = Instant::now();
+
+    // the same session, right after: every message refused
+    for i in 0..3 {
+        let r = attacker.send("ceo@bank.test", &[&format!("more{i}@phish-target.test")], "again").await;
+        let (code, text) = r.expect_err("refused after contain");
+        assert_eq!(code, 554, "{text}");
+        assert!(text.contains("5.7.1") && text.contains("suspended"), "{text}");
+        assert!(!text.contains(&victim) || text.contains("Recipient"), "no internal detail: {text}");
+    }
+    assert!(returned.elapsed() < Duration::from_secs(5));
+    // a new login with the old password: refused by the directory (and the flushed cache)
+    let again = Smtp::login_from("127.0.0.66", &victim, &pw(&lab)).await;
+    assert!(matches!(&again, Err(t) if t.starts_with("535")), "{:?}", again.err());
+    // the bystander is untouched
+    let still = other.send(&format!("{bystander}@example.test"), &["friend2@outside.test"], "hello again").await.expect("bystander still sends");
+
+    let u = &report.users[0];
+    let step = |s: Step| u.steps.iter().find(|x| x.step == s).unwrap_or_else(|| panic!("{s:?} in {u:?}"));
+    let revoke = step(Step::RevokeSessions);
+    let smtp = revoke.detail.revocations.iter().find(|o| o.revoker == "outbound-policy").expect("smtp outcome");
+    assert_eq!(smtp.status, RevocationStatus::Revoked, "{smtp:?}");
+    let hold = step(Step::HoldMail);
+    assert_eq!(hold.status, StepStatus::Changed, "{hold:?}");
+    let held = hold.detail.held_mail.as_ref().expect("held mail");
+    let mut held_ids: Vec<String> = held.messages.iter().map(|m| m.queue_id.clone()).collect();
+    held_ids.sort();
+    let mut want = queued.clone();
+    want.sort();
+    // the local recipient was delivered at once: only the outside ones keep a message queued
+    assert_eq!(held_ids, want, "{held:?}");
+    assert_eq!(held.outside_domains, ["phish-target.test"]);
+    assert!(held.messages.iter().all(|m| m.sasl_username.as_deref() == Some(victim.as_str())));
+    assert!(report.users[0].complete(), "{report:?}");
+    let q = queue();
+    for id in &queued {
+        assert_eq!(q.get(id).map(String::as_str), Some("hold"), "{id} held: {q:?}");
+    }
+    for id in [&theirs, &still] {
+        assert_ne!(q.get(id).map(String::as_str), Some("hold"), "bystander's {id} untouched: {q:?}");
+    }
+    // the journal says it, with no secret
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    assert!(text.contains("\"hold_mail\"") && text.contains(&queued[0]));
+    assert!(!text.contains(&pw(&lab)));
+
+    // release leaves held mail held
+    responder
+        .release(&victim, cadenas::incident::ReleaseOptions::default().with_override_reason("test"))
+        .await
+        .expect("release");
+    let q = queue();
+    assert!(queued.iter().all(|id| q.get(id).map(String::as_str) == Some("hold")), "{q:?}");
+    delete_queued(&[queued, vec![theirs, still]].concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_policy_service_the_revoke_step_says_smtp_sessions_keep_sending_and_they_do() {
+    let lab = OpenLdapLab::load();
+    let (victim, _) = lab.fresh_user("smtp-unwatched").await;
+    let victim = victim.to_string();
+    let journal = temp_journal("outbound-none");
+    let cfg = mail_config(&lab, &journal, "");
+    // nothing listens where Postfix asks: it goes on (DUNNO), as configured in the lab
+    let (_port, _) = policy_address().await;
+    let mut attacker = Smtp::login_from("127.0.0.68", &victim, &pw(&lab)).await.expect("login");
+    let responder = Responder::new(&cfg, &journal).await.expect("responder");
+    let report = responder
+        .contain(std::slice::from_ref(&victim), ContainOptions::new(Arc::new(MemorySink::default())))
+        .await
+        .expect("contain");
+    let u = &report.users[0];
+    let revoke = u.steps.iter().find(|s| s.step == Step::RevokeSessions).expect("revoke");
+    assert_eq!(revoke.status, StepStatus::Partial, "{revoke:?}");
+    assert!(
+        report.not_revoked.iter().any(|n| n.contains("SMTP sessions authenticated before")),
+        "{:?}",
+        report.not_revoked
+    );
+    assert!(u.complete(), "partial is done, with what it could not do said");
+    assert!(u.steps.iter().all(|s| s.step != Step::HoldMail), "no [postfix]: no hold step");
+    // what the report says is true: the session still sends
+    let id = attacker.send("x@bank.test", &["t@phish-target.test"], "spam").await.expect("still sending");
+    delete_queued(&[id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sending_limit_defers_the_next_message_and_tells_the_on_call_list_without_content() {
+    let lab = OpenLdapLab::load();
+    let (sender, _) = lab.fresh_user("smtp-bulk").await;
+    let (oncall, _) = lab.fresh_user("smtp-oncall").await;
+    let sender = sender.to_string();
+    let journal = temp_journal("outbound-limit");
+    let env = smtp_env();
+    let limits = "[[outbound.limits]]\ncounts = \"messages\"\nmax = 2\nwindow_secs = 600\naction = \"DEFER_IF_PERMIT\"\n";
+    let notify = format!(
+        "[[notify]]\nname = \"oncall-sms\"\ntype = \"smtp\"\nevents = [\"sending_limit\"]\nurl = \"smtp://{}\"\n\
+         ca_file = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\nfrom = \"Cadenas <cadenas@example.test>\"\n\
+         to = [\"{oncall}@example.test\"]\n",
+        env["CADENAS_LAB_SMTP_STARTTLS"],
+        lab.get("CADENAS_LAB_CA"),
+        dovecot_env()["CADENAS_LAB_SMTP_USER"],
+        dovecot_env()["CADENAS_LAB_SMTP_PASSWORD_FILE"],
+    );
+    let cfg = mail_config(&lab, &journal, &format!("{}\n{notify}", outbound_and_postfix(limits)));
+    let (_port, at) = policy_address().await;
+    let _service = start(&cfg, &at).await;
+    let mut s = Smtp::login_from("127.0.0.69", &sender, &pw(&lab)).await.expect("login");
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.push(s.send("a@bank.test", &[&format!("r{i}@bulk-target.test")], "SECRET-BODY-MARKER").await.expect("within the limit"));
+    }
+    let (code, text) = s.send("a@bank.test", &["r3@bulk-target.test"], "SECRET-BODY-MARKER").await.expect_err("deferred");
+    assert_eq!(code, 450, "{text}");
+    assert!(text.contains("4.7.1"), "{text}");
+    delete_queued(&ids);
+    let inbox = crate::notify::inbox_of(&lab, &oncall.to_string(), 1).await;
+    assert!(inbox.contains(&sender), "{inbox}");
+    assert!(inbox.contains("3 messages within 600 s (limit 2)"), "{inbox}");
+    assert!(inbox.contains("127.0.0.69"), "{inbox}");
+    assert!(!inbox.contains("SECRET-BODY-MARKER") && !inbox.contains(&pw(&lab)), "{inbox}");
+}
+
+/// A free loopback port for a service of a test's own.
+fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+fn request(user: &str) -> PolicyRequest {
+    let mut r = PolicyRequest::default();
+    r.request = "smtpd_access_policy".into();
+    r.protocol_state = "RCPT".into();
+    r.sasl_username = user.into();
+    r.client_address = "127.0.0.70".into();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_protocol_input_closes_that_connection_only_and_memory_stays_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lab = OpenLdapLab::load();
+    let journal = temp_journal("outbound-bad-input");
+    let at = free_address();
+    let sock = std::env::temp_dir().join(format!("cadenas-policy-{}.sock", std::process::id()));
+    let extra = format!(
+        "[outbound]\nlisten = [\"{at}\", \"unix:{}\"]\nmax_connections = 64\nrequest_timeout_secs = 2\n",
+        sock.display()
+    );
+    let cfg = mail_config(&lab, &journal, &extra);
+    let service = start(&cfg, &at).await;
+    let tcp = ListenAddress::parse(&at).expect("addr");
+    let quick = Duration::from_secs(2);
+    let ok = |v: Result<Verdict, cadenas::Error>| assert_eq!(v.expect("answered"), Verdict::Dunno);
+    ok(ask(&tcp, &request("someone"), quick).await);
+    ok(ask(&ListenAddress::parse(&format!("unix:{}", sock.display())).expect("unix"), &request("someone"), quick).await);
+
+    // closed by the service: oversized, garbage, not name=value
+    let oversized = vec![b'a'; 64 * 1024];
+    for bad in [oversized, b"\x00\xff\xfe binary\n\n".to_vec(), b"no equals sign\n\n".to_vec()] {
+        let mut c = tokio::net::TcpStream::connect(&at).await.expect("connect");
+        let _ = c.write_all(&bad).await;
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed, nothing answered: {n:?}");
+        ok(ask(&tcp, &request("someone"), quick).await);
+    }
+
+    // one byte a second: cut off after request_timeout_secs, others answered meanwhile
+    let slow = tokio::spawn({
+        let at = at.clone();
+        async move {
+            let mut c = tokio::net::TcpStream::connect(&at).await.expect("connect");
+            let started = Instant::now();
+            for b in request("slow").to_wire().bytes() {
+                if c.write_all(&[b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let mut buf = [0u8; 1];
+                if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), c.read(&mut buf)).await {
+                    break;
+                }
+            }
+            started.elapsed()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    ok(ask(&tcp, &request("someone"), quick).await);
+    assert!(t.elapsed() < Duration::from_millis(500), "answered while a slow client dribbles");
+    let cut = slow.await.expect("slow client");
+    assert!(cut < Duration::from_secs(5), "the slow client was cut off after {cut:?}");
+
+    // thousands of idle connections: at most max_connections kept, a new client still answered
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(tokio::net::TcpStream::connect(&at).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ok(ask(&tcp, &request("someone"), quick).await);
+    let st = service.1.status();
+    assert!(st.connections <= 64, "{st:?}");
+
+    // pipelined requests in one write are answered in order
+    let mut c = tokio::net::TcpStream::connect(&at).await.expect("connect");
+    let two = format!("{}{}", request("a").to_wire(), request("b").to_wire());
+    c.write_all(two.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    while got.windows(2).filter(|w| w == b"\n\n").count() < 2 {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.expect("in time").expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&got), "action=DUNNO\n\naction=DUNNO\n\n");
+    drop(idle);
+    let _ = std::fs::remove_file(&sock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_be_read_any_more_is_said_while_contained_accounts_stay_refused() {
+    let lab = OpenLdapLab::load();
+    let (victim, _) = lab.fresh_user("smtp-stale").await;
+    let victim = victim.to_string();
+    let journal = temp_journal("outbound-stale");
+    let at = free_address();
+    let cfg = mail_config(&lab, &journal, &format!("[outbound]\nlisten = [\"{at}\"]\njournal_poll_ms = 20\n"));
+    let responder = Responder::new(&cfg, &journal).await.expect("responder");
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock];
+    responder.contain(std::slice::from_ref(&victim), opts).await.expect("contain");
+    drop(responder);
+    // started after the containment: the journal is read before the first answer
+    let service = start(&cfg, &at).await;
+    let tcp = ListenAddress::parse(&at).expect("addr");
+    let v = ask(&tcp, &request(&victim), Duration::from_secs(2)).await.expect("answer");
+    assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
+    assert_eq!(service.1.status().contained, 1);
+    // the journal is replaced under it: said in the status, answers unchanged
+    let text = std::fs::read(&journal).expect("read");
+    std::fs::remove_file(&journal).expect("rm");
+    std::fs::write(&journal, text).expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = service.1.status();
+    assert!(st.journal_error.as_deref().is_some_and(|e| e.contains("replaced")), "{st:?}");
+    let v = ask(&tcp, &request(&victim), Duration::from_secs(2)).await.expect("answer");
+    assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
+    assert_eq!(ask(&tcp, &request("someone-else"), Duration::from_secs(2)).await.expect("answer"), Verdict::Dunno);
+}
