@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cadenas::incident::{ContainOptions, PasswordSink, Responder};
-use cadenas::journal::{self, Step};
+use cadenas::journal;
 use cadenas::{Error, LockState, Password, UserRef};
 use support::OpenLdapLab;
 
@@ -120,7 +120,7 @@ async fn sigkill_of_slapd_mid_run_then_resume_contains_everyone_and_no_step_is_d
     assert!(v.first_bad.is_none(), "{:?}", v.first_bad);
     let done = support::done_steps(&journal_path);
     for u in &users {
-        for s in Step::CONTAIN {
+        for s in r.containment_steps() {
             assert_eq!(done.get(&(u.clone(), s)), Some(&1), "{u} {s:?}");
         }
     }

@@ -388,10 +388,18 @@ impl Responder {
         })
     }
 
-    /// How many containment steps this responder runs by default (hold mail only with
-    /// `[postfix]`).
+    /// How many containment steps this responder runs by default.
     fn configured_steps(&self) -> usize {
-        Step::CONTAIN.len() - usize::from(self.inner.queue.is_none())
+        self.containment_steps().len()
+    }
+
+    /// The containment steps this responder runs by default, in order: [`Step::CONTAIN`],
+    /// without `HoldMail` where no `[postfix]` section is configured.
+    pub fn containment_steps(&self) -> Vec<Step> {
+        Step::CONTAIN
+            .into_iter()
+            .filter(|s| *s != Step::HoldMail || self.inner.queue.is_some())
+            .collect()
     }
 
     /// The journal, when opened with one.

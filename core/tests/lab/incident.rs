@@ -93,7 +93,7 @@ async fn contain_one_user_journals_intent_before_outcome_and_leaks_no_secret() {
             _ => {}
         }
     }
-    assert_eq!(order, Step::CONTAIN);
+    assert_eq!(order, r.containment_steps());
     let password = sink.0.lock().expect("lock")[name.as_str()].clone();
     assert_eq!(
         dir.check_password(&dn, &Password::new(password.clone()))
