@@ -40,6 +40,21 @@ pub struct LogLogin {
 /// Reads a Dovecot log file (plain or gzip'd) and returns its login lines from the pivot's
 /// range and inside its time window, in file order.
 pub fn read_auth_log(path: &Path, pivot: &Pivot) -> Result<Vec<LogLogin>, Error> {
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for_each_line(path, |text| {
+        if let Some(l) = parse_line(text, now) {
+            if pivot.range.contains_text(&l.ip) && pivot.in_window(l.time) {
+                out.push(l);
+            }
+        }
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with every line of the log file `path`, plain or gzip'd (found by its content,
+/// not its name), read as a stream.
+pub(crate) fn for_each_line(path: &Path, mut f: impl FnMut(&str)) -> Result<(), Error> {
     let io = |e: std::io::Error| {
         Error::new(
             ErrorKind::Io,
@@ -55,22 +70,14 @@ pub fn read_auth_log(path: &Path, pivot: &Pivot) -> Result<Vec<LogLogin>, Error>
     } else {
         Box::new(plain)
     };
-    let now = Instant::now();
-    let mut out = Vec::new();
     let mut line = Vec::with_capacity(512);
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
-            break;
+            return Ok(());
         }
-        let text = String::from_utf8_lossy(&line);
-        if let Some(l) = parse_line(&text, now) {
-            if pivot.range.contains_text(&l.ip) && pivot.in_window(l.time) {
-                out.push(l);
-            }
-        }
+        f(&String::from_utf8_lossy(&line));
     }
-    Ok(out)
 }
 
 /// Parses one log line; `None` for anything that is not a login or a failed login.
@@ -121,7 +128,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// The time stamp at the start of a line, in one of the forms of the module documentation.
-fn timestamp(prefix: &str, now: Instant) -> Option<Instant> {
+pub(crate) fn timestamp(prefix: &str, now: Instant) -> Option<Instant> {
     use time::format_description::well_known::Rfc3339;
     let first = prefix.split_whitespace().next()?;
     if let Ok(t) = time::OffsetDateTime::parse(first, &Rfc3339) {

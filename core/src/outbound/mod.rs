@@ -35,6 +35,7 @@
 
 mod contained;
 mod limits;
+mod maillog;
 mod policy;
 mod queue;
 mod service;
@@ -45,6 +46,7 @@ use serde::Deserialize;
 
 pub use contained::{ContainedAccount, ContainedSet};
 pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
+pub use maillog::{MailLog, SentMail, SmtpLogin};
 pub use policy::{PolicyRequest, ProtocolError, RequestReader, Verdict, MAX_ATTRIBUTES, MAX_REQUEST_BYTES};
 pub use queue::{outside_domains, HeldMail, PostfixConfig, Queue, QueueAction, QueuedMail};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};

@@ -1,0 +1,269 @@
+//! What an account sent, and from where: Postfix's log lines joined by queue ID.
+//!
+//! ```text
+//! Dec 07 14:58:55 mail postfix/smtpd[7541]: DA28298C773: client=unknown[127.0.0.66], sasl_method=PLAIN, sasl_username=user0001
+//! Dec 07 14:58:55 mail postfix/qmgr[6341]: DA28298C773: from=<spoof@bank.test>, size=174, nrcpt=2 (queue active)
+//! Dec 07 14:58:55 mail postfix/smtp[7559]: DA28298C773: to=<victim@outside.test>, relay=none, …, status=deferred (…)
+//! Dec 07 15:01:02 mail postfix/smtpd[7600]: warning: unknown[127.0.0.66]: SASL PLAIN authentication failed: …, sasl_username=user0002
+//! ```
+//!
+//! A message is the account's when the `client=` line of its queue ID names the account's SASL
+//! login (the envelope sender is the sender's choice, the login is not); its recipients are
+//! the `to=<…>` of its delivery lines (each counted once, whatever the retries). Files are read
+//! as a stream, gzip'd ones (rotated logs) found by their content; time stamps as in Dovecot's
+//! logs (syslog's, ISO, RFC 3339). Never a message's content: Postfix does not log it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::investigate::Instant;
+
+/// What one account sent in a time window (numbers and addresses, never content).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SentMail {
+    /// The SASL login, as Postfix logged it.
+    pub login: String,
+    /// Messages submitted.
+    pub messages: usize,
+    /// Distinct recipients of those messages.
+    pub recipients: usize,
+    /// The recipients' domains outside the local domains.
+    pub outside_domains: Vec<String>,
+    /// The client addresses the messages came from.
+    pub client_addresses: Vec<String>,
+    /// The first and last message's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Instant>,
+    /// The last message's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Instant>,
+    /// The messages' queue IDs.
+    pub queue_ids: Vec<String>,
+}
+
+impl SentMail {
+    /// "sent 4 message(s) to 6 recipient(s) (2 outside domain(s)) from 203.0.113.7 between …".
+    pub fn describe(&self) -> String {
+        let when = match (self.first, self.last) {
+            (Some(a), Some(b)) if a != b => format!(" between {} and {}", a.rfc3339(), b.rfc3339()),
+            (Some(a), _) => format!(" at {}", a.rfc3339()),
+            _ => String::new(),
+        };
+        format!(
+            "sent {} message(s) to {} recipient(s) ({} outside domain(s){}) from {}{when}",
+            self.messages,
+            self.recipients,
+            self.outside_domains.len(),
+            if self.outside_domains.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.outside_domains.join(", "))
+            },
+            self.client_addresses.join(", ")
+        )
+    }
+}
+
+/// An SMTP AUTH seen in Postfix's log: a message submitted after a login, or a failed login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmtpLogin {
+    /// When, if the time stamp could be read.
+    pub time: Option<Instant>,
+    /// The SASL login (for a failed one, when Postfix logged it).
+    pub user: String,
+    /// The client address.
+    pub ip: String,
+    /// A failed login.
+    pub failed: bool,
+}
+
+/// One message as the log tells it.
+#[derive(Debug, Default)]
+struct Message {
+    login: Option<String>,
+    ip: Option<String>,
+    time: Option<Instant>,
+    recipients: BTreeSet<String>,
+}
+
+/// Postfix's log files read once: messages by queue ID, and the SMTP AUTH lines.
+#[derive(Debug, Default)]
+pub struct MailLog {
+    messages: HashMap<String, Message>,
+    /// Queue IDs in the order their `client=` line came.
+    order: Vec<String>,
+    logins: Vec<SmtpLogin>,
+}
+
+impl MailLog {
+    /// Reads `paths` (plain or gzip'd) for the lines between `since` and `until`.
+    pub fn read(paths: &[impl AsRef<Path>], since: Option<Instant>, until: Option<Instant>) -> Result<Self, Error> {
+        let mut log = MailLog::default();
+        let now = Instant::now();
+        for p in paths {
+            crate::investigate::for_each_line(p.as_ref(), |line| log.take(line, now, since, until))?;
+        }
+        Ok(log)
+    }
+
+    fn take(&mut self, line: &str, now: Instant, since: Option<Instant>, until: Option<Instant>) {
+        let Some(at) = line.find("postfix") else { return };
+        let time = crate::investigate::log_time(&line[..at], now);
+        if time.is_some_and(|t| since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u)) {
+            return;
+        }
+        let Some((_, msg)) = line[at..].split_once("]: ") else { return };
+        let msg = msg.trim_end();
+        if let Some(rest) = msg.strip_prefix("warning: ") {
+            if let Some(l) = failed_login(rest, time) {
+                self.logins.push(l);
+            }
+            return;
+        }
+        let Some((qid, rest)) = msg.split_once(": ") else { return };
+        if !qid.bytes().all(|b| b.is_ascii_alphanumeric()) || qid.len() < 6 {
+            return;
+        }
+        if rest.starts_with("client=") {
+            let ip = bracketed(rest);
+            let login = attr(rest, "sasl_username=");
+            if let (Some(user), Some(ip)) = (&login, &ip) {
+                self.logins.push(SmtpLogin {
+                    time,
+                    user: user.clone(),
+                    ip: ip.clone(),
+                    failed: false,
+                });
+            }
+            let m = self.messages.entry(qid.to_owned()).or_default();
+            if m.login.is_none() {
+                self.order.push(qid.to_owned());
+            }
+            (m.login, m.ip, m.time) = (login, ip, time);
+        } else if let Some(to) = rest.strip_prefix("to=<") {
+            if let (Some(addr), Some(m)) = (to.split_once('>').map(|(a, _)| a), self.messages.get_mut(qid)) {
+                m.recipients.insert(addr.to_ascii_lowercase());
+            }
+        }
+    }
+
+    /// The SMTP AUTH lines (logins that submitted a message, and failed logins), in order.
+    pub fn logins(&self) -> &[SmtpLogin] {
+        &self.logins
+    }
+
+    /// What each login sent (keyed by the login, lower-cased).
+    pub fn sent(&self, local_domains: &[String]) -> HashMap<String, SentMail> {
+        let mut out: HashMap<String, SentMail> = HashMap::new();
+        let mut rcpts: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for qid in &self.order {
+            let Some(m) = self.messages.get(qid) else { continue };
+            let Some(login) = &m.login else { continue };
+            let key = login.to_ascii_lowercase();
+            let s = out.entry(key.clone()).or_insert_with(|| SentMail {
+                login: login.clone(),
+                ..SentMail::default()
+            });
+            s.messages += 1;
+            s.queue_ids.push(qid.clone());
+            if let Some(ip) = &m.ip {
+                if !s.client_addresses.contains(ip) {
+                    s.client_addresses.push(ip.clone());
+                }
+            }
+            s.first = s.first.min(m.time).or(s.first.or(m.time));
+            s.last = s.last.max(m.time);
+            rcpts.entry(key).or_default().extend(m.recipients.iter().cloned());
+        }
+        for (k, r) in rcpts {
+            if let Some(s) = out.get_mut(&k) {
+                s.recipients = r.len();
+                s.outside_domains = super::outside_domains(r.iter(), local_domains);
+            }
+        }
+        out
+    }
+}
+
+/// `SASL PLAIN authentication failed: …, sasl_username=x` after `unknown[ip]: `.
+fn failed_login(rest: &str, time: Option<Instant>) -> Option<SmtpLogin> {
+    if !rest.contains("authentication failed") {
+        return None;
+    }
+    Some(SmtpLogin {
+        time,
+        user: attr(rest, "sasl_username=").unwrap_or_default(),
+        ip: bracketed(rest)?,
+        failed: true,
+    })
+}
+
+/// The address between the first `[` and `]`.
+fn bracketed(s: &str) -> Option<String> {
+    let (_, r) = s.split_once('[')?;
+    let (ip, _) = r.split_once(']')?;
+    Some(ip.to_owned())
+}
+
+/// The value of `name=` up to the next `, ` or the end.
+fn attr(s: &str, name: &str) -> Option<String> {
+    let i = s.find(name)?;
+    let v = &s[i + name.len()..];
+    let v = v.split(", ").next().unwrap_or(v).trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+2026-12-07 14:58:55 mail postfix/submission/smtpd[7541]: DA28298C773: client=unknown[127.0.0.66], sasl_method=PLAIN, sasl_username=user0001
+2026-12-07 14:58:55 mail postfix/qmgr[6341]: DA28298C773: from=<spoof@bank.test>, size=174, nrcpt=2 (queue active)
+2026-12-07 14:58:55 mail postfix/smtp[7559]: DA28298C773: to=<victim@outside.test>, relay=none, delay=0.02, status=deferred (x)
+2026-12-07 14:58:55 mail postfix/lmtp[7560]: DA28298C773: to=<a@example.test>, relay=127.0.0.1[127.0.0.1]:10024, status=sent (250 ok)
+2026-12-07 15:30:00 mail postfix/smtp[7559]: DA28298C773: to=<victim@outside.test>, relay=none, delay=1800, status=deferred (x)
+2026-12-07 14:59:10 mail postfix/smtpd[7542]: E1A2B3C4D5: client=unknown[198.51.100.9], sasl_method=LOGIN, sasl_username=User0001
+2026-12-07 14:59:10 mail postfix/smtp[7561]: E1A2B3C4D5: to=<x@evil.test>, relay=none, status=deferred (x)
+2026-12-07 14:59:11 mail postfix/smtpd[7543]: F00F00F00F: client=unknown[127.0.0.9], sasl_method=PLAIN, sasl_username=other
+2026-12-07 15:01:02 mail postfix/smtpd[7600]: warning: unknown[127.0.0.66]: SASL PLAIN authentication failed: UGFzc3dvcmQ6, sasl_username=user0002
+2026-12-07 15:01:03 mail postfix/smtpd[7600]: connect from unknown[127.0.0.66]
+";
+
+    fn read(since: Option<&str>) -> MailLog {
+        let p = std::env::temp_dir().join(format!("cadenas-maillog-{}-{}", std::process::id(), since.is_some()));
+        std::fs::write(&p, LOG).expect("write");
+        let since = since.map(|s| Instant::parse(s).expect("t"));
+        let log = MailLog::read(&[&p], since, None).expect("read");
+        std::fs::remove_file(&p).ok();
+        log
+    }
+
+    #[test]
+    fn messages_are_joined_by_queue_id_and_counted_by_login() {
+        let log = read(None);
+        let sent = log.sent(&["example.test".to_owned()]);
+        let s = &sent["user0001"];
+        assert_eq!((s.messages, s.recipients), (2, 3), "{s:?}");
+        assert_eq!(s.outside_domains, ["evil.test", "outside.test"]);
+        assert_eq!(s.client_addresses, ["127.0.0.66", "198.51.100.9"]);
+        assert_eq!(s.queue_ids, ["DA28298C773", "E1A2B3C4D5"]);
+        assert!(s.describe().starts_with("sent 2 message(s) to 3 recipient(s) (2 outside domain(s): evil.test, outside.test) from 127.0.0.66, 198.51.100.9"), "{}", s.describe());
+        assert_eq!(sent["other"].messages, 1);
+        let failed: Vec<_> = log.logins().iter().filter(|l| l.failed).collect();
+        assert_eq!((failed.len(), failed[0].user.as_str(), failed[0].ip.as_str()), (1, "user0002", "127.0.0.66"));
+        assert_eq!(log.logins().iter().filter(|l| !l.failed).count(), 3);
+    }
+
+    #[test]
+    fn the_window_leaves_earlier_lines_out() {
+        let log = read(Some("2026-12-07T14:59:00Z"));
+        let sent = log.sent(&[]);
+        assert_eq!(sent["user0001"].messages, 1, "{sent:?}");
+    }
+}
