@@ -42,6 +42,10 @@ pub struct LogArgs {
     /// Dovecot log files to read for past logins (plain or gzip'd; default: [mail] auth_logs).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub auth_log: Vec<PathBuf>,
+    /// Postfix log files to read for SMTP AUTH logins (plain or gzip'd; default: [postfix]
+    /// log_files).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub smtp_log: Vec<PathBuf>,
     /// Leave out log lines before this: RFC 3339, a date, or a time ago (90m, 36h, 7d).
     #[arg(long, value_name = "TIME", value_parser = Instant::parse)]
     pub since: Option<Instant>,
@@ -55,6 +59,7 @@ impl LogArgs {
     pub fn pivot(&self, range: AddressRange) -> Pivot {
         let mut p = Pivot::new(range);
         p.auth_logs = self.auth_log.clone();
+        p.smtp_logs = self.smtp_log.clone();
         p.since = self.since;
         p.until = self.until;
         p
@@ -410,6 +415,9 @@ fn print_user(u: &UserReport) {
             println!("        {}", describe_change(c));
         }
     }
+    if let Some(s) = &u.sent_mail {
+        println!("      {}", s.describe());
+    }
     if let Some(e) = &u.changes_error {
         println!("      changes could not be read: {e}");
     }
@@ -546,7 +554,8 @@ pub async fn sessions(
 ) -> Result<ExitCode, Error> {
     let (_, dovecots) = cadenas::session::build_revokers_and_dovecots(&cfg.revokers)?;
     let default_logs = cfg.mail.as_ref().map(|m| m.auth_logs.clone()).unwrap_or_default();
-    let report = cadenas::incident::sightings(&dovecots, &default_logs, &logs.pivot(range)).await?;
+    let smtp_logs = cfg.postfix.as_ref().map(|p| p.log_files.clone()).unwrap_or_default();
+    let report = cadenas::incident::sightings(&dovecots, &default_logs, &smtp_logs, &logs.pivot(range)).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {

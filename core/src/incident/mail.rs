@@ -2,8 +2,11 @@
 //! policy service, part of the revoke step) and its mail still in the Postfix queue (the
 //! hold-mail step).
 
+use super::report::UserReport;
 use super::Responder;
 use crate::error::{Error, ErrorKind};
+use crate::investigate::Instant;
+use crate::outbound::{MailLog, SentMail};
 use crate::journal::{StepDetail, StepStatus};
 use crate::session::{RevocationOutcome, RevocationStatus};
 
@@ -12,6 +15,47 @@ pub(super) const SMTP_NOT_REFUSED: &str = "SMTP sessions authenticated before th
      sending until they close: no outbound policy service is configured ([outbound])";
 
 impl Responder {
+    /// What each account sent since `since`, from `[postfix] log_files` read once for the
+    /// whole run, put into its report (by the name given, or the login its lock journaled).
+    /// A log that cannot be read is a note of the run: it changes nothing done.
+    pub(super) async fn sent_mail(&self, users: &mut [UserReport], since: Instant, notes: &mut Vec<String>) {
+        let Some(files) = self.inner.cfg.postfix.as_ref().map(|p| p.log_files.clone()) else {
+            return;
+        };
+        if files.is_empty() {
+            return;
+        }
+        let read = tokio::task::spawn_blocking(move || MailLog::read(&files, Some(since), None)).await;
+        let log = match read {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => return notes.push(format!("what the accounts sent could not be read: {e}")),
+            Err(e) => return notes.push(format!("what the accounts sent could not be read: {e}")),
+        };
+        let local = self.local_domains();
+        let sent = log.sent(&local);
+        for u in users.iter_mut().filter(|u| u.refused.is_none()) {
+            let login = u.steps.iter().find_map(|s| s.detail.login.clone());
+            let names: Vec<String> = std::iter::once(u.user.clone()).chain(login).collect();
+            let found = sent
+                .values()
+                .filter(|s| crate::outbound::login_matches(&s.login, &names, &local))
+                .fold(None::<SentMail>, |acc, s| Some(acc.map_or_else(|| s.clone(), |a| a.merged(s))));
+            let mut s = found.unwrap_or_else(|| SentMail::nothing(names.last().cloned().unwrap_or_default()));
+            s.since = Some(since);
+            u.sent_mail = Some(s);
+        }
+    }
+
+    /// `[mail] local_domains`.
+    pub(super) fn local_domains(&self) -> Vec<String> {
+        self.inner
+            .cfg
+            .mail
+            .as_ref()
+            .map(|m| m.local_domains.clone())
+            .unwrap_or_default()
+    }
+
     /// What happens to the account's SMTP sessions: with `[outbound]`, the policy service is
     /// asked (as Postfix asks it) until it refuses the login — `revoked` from now on, or a
     /// failure if it does not within `confirm_timeout_ms`; without it, on a mail site
@@ -73,13 +117,7 @@ impl Responder {
             return failed(Error::new(ErrorKind::Config, "hold mail needs a [postfix] section"));
         };
         let logins = [user.to_owned(), login.to_owned()];
-        let local = self
-            .inner
-            .cfg
-            .mail
-            .as_ref()
-            .map(|m| m.local_domains.clone())
-            .unwrap_or_default();
+        let local = self.local_domains();
         match queue.hold_from(&logins, &local).await {
             Ok(h) => {
                 let status = if !h.gone.is_empty() {

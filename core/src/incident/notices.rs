@@ -77,7 +77,8 @@ fn details(u: &UserReport) -> Vec<String> {
         .flat_map(|s| &s.detail.revocations)
         .filter(|o| o.revoker == "outbound-policy" && o.status == crate::session::RevocationStatus::Revoked)
         .map(|_| format!("{}: every new message refused by the outbound policy service", u.user));
-    rules.chain(held).chain(smtp).chain(changes).collect()
+    let sent = u.sent_mail.iter().map(|s| format!("{}: {}", u.user, s.describe()));
+    rules.chain(sent).chain(held).chain(smtp).chain(changes).collect()
 }
 
 fn notice_user(u: &UserReport) -> NoticeUser {

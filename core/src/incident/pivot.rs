@@ -45,7 +45,14 @@ impl Responder {
             .as_ref()
             .map(|m| m.auth_logs.as_slice())
             .unwrap_or_default();
-        sightings(&self.inner.dovecots, default_logs, pivot).await
+        let smtp_logs = self
+            .inner
+            .cfg
+            .postfix
+            .as_ref()
+            .map(|p| p.log_files.as_slice())
+            .unwrap_or_default();
+        sightings(&self.inner.dovecots, default_logs, smtp_logs, pivot).await
     }
 
     /// The dry run of [`contain_from`](Self::contain_from): the pivot (who, from which
@@ -248,6 +255,7 @@ impl Responder {
 pub async fn sightings(
     dovecots: &[Arc<Dovecot>],
     default_logs: &[std::path::PathBuf],
+    default_smtp_logs: &[std::path::PathBuf],
     pivot: &Pivot,
 ) -> Result<PivotReport, Error> {
     let mut all: Vec<Sighting> = Vec::new();
@@ -297,6 +305,42 @@ pub async fn sightings(
                 SightingKind::LoggedIn
             },
             service: l.service,
+            source: path.display().to_string(),
+            count: 1,
+            first_seen: l.time,
+            last_seen: l.time,
+        }));
+    }
+    let smtp_logs = if pivot.smtp_logs.is_empty() {
+        default_smtp_logs.to_vec()
+    } else {
+        pivot.smtp_logs.clone()
+    };
+    for path in smtp_logs {
+        let (file, since, until) = (path.clone(), pivot.since, pivot.until);
+        let log = tokio::task::spawn_blocking(move || crate::outbound::MailLog::read(&[file], since, until))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("log reader failed: {e}")))??;
+        let lines: Vec<_> = log
+            .logins()
+            .iter()
+            .filter(|l| pivot.range.contains_text(&l.ip) && !l.user.is_empty())
+            .collect();
+        sources.push(format!(
+            "Postfix log {}: {} SMTP AUTH line(s) from {}",
+            path.display(),
+            lines.len(),
+            pivot.range
+        ));
+        all.extend(lines.into_iter().map(|l| Sighting {
+            user: l.user.clone(),
+            ip: l.ip.clone(),
+            kind: if l.failed {
+                SightingKind::FailedLogin
+            } else {
+                SightingKind::LoggedIn
+            },
+            service: "smtp".into(),
             source: path.display().to_string(),
             count: 1,
             first_seen: l.time,

@@ -62,6 +62,11 @@ pub struct UserReport {
     /// Why the changes could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes_error: Option<Error>,
+    /// What the account sent since [`ContainOptions::changes_since`](super::ContainOptions),
+    /// from `[postfix] log_files` (numbers and addresses, never content; `None`: not asked or
+    /// no Postfix log configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_mail: Option<crate::outbound::SentMail>,
 }
 
 impl UserReport {
@@ -75,6 +80,7 @@ impl UserReport {
             interrupted: false,
             changes: None,
             changes_error: None,
+            sent_mail: None,
         }
     }
 

@@ -253,7 +253,11 @@ impl Responder {
             let (i, report) = user_result(k, task.await);
             users[i] = Some(report);
         }
-        let users: Vec<UserReport> = users.into_iter().flatten().collect();
+        let mut users: Vec<UserReport> = users.into_iter().flatten().collect();
+        let mut run_notes = Vec::new();
+        if let Some(since) = opts.changes_since {
+            self.sent_mail(&mut users, since, &mut run_notes).await;
+        }
         let done = users.iter().filter(|u| u.complete()).count();
         tracing::info!(incident, done, failed = users.len() - done, "run ends");
         // notices about what stays valid concern users this run acted on
@@ -306,7 +310,7 @@ impl Responder {
             failed,
             cancelled,
             not_revoked,
-            notes: self.journal_notes(),
+            notes: [self.journal_notes(), run_notes].concat(),
             password_handover: opts.sink.describe(),
             journal: journal.location().to_string(),
             journal_head: head,

@@ -216,6 +216,9 @@ pub struct Pivot {
     pub range: AddressRange,
     /// Dovecot log files to read for past logins (plain or gzip'd, found by content).
     pub auth_logs: Vec<PathBuf>,
+    /// Postfix log files to read for SMTP AUTH (a message submitted after a login, failed
+    /// logins); default `[postfix] log_files`.
+    pub smtp_logs: Vec<PathBuf>,
     /// Logins before this are left out. Live sessions are always listed.
     pub since: Option<Instant>,
     /// Logins after this are left out.
@@ -228,6 +231,7 @@ impl Pivot {
         Self {
             range,
             auth_logs: Vec::new(),
+            smtp_logs: Vec::new(),
             since: None,
             until: None,
         }

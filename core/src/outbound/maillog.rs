@@ -27,6 +27,9 @@ use crate::investigate::Instant;
 pub struct SentMail {
     /// The SASL login, as Postfix logged it.
     pub login: String,
+    /// The start of the window the log was read for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Instant>,
     /// Messages submitted.
     pub messages: usize,
     /// Distinct recipients of those messages.
@@ -46,15 +49,50 @@ pub struct SentMail {
 }
 
 impl SentMail {
-    /// "sent 4 message(s) to 6 recipient(s) (2 outside domain(s)) from 203.0.113.7 between …".
+    /// Nothing sent, by `login`.
+    pub fn nothing(login: String) -> Self {
+        Self {
+            login,
+            ..Self::default()
+        }
+    }
+
+    /// Both counts together (the same account under two logins: `jdupont` and
+    /// `jdupont@example.test`). Recipients are added: a recipient of both counts twice.
+    pub fn merged(mut self, other: &SentMail) -> Self {
+        self.messages += other.messages;
+        self.recipients += other.recipients;
+        for d in &other.outside_domains {
+            if !self.outside_domains.contains(d) {
+                self.outside_domains.push(d.clone());
+            }
+        }
+        self.outside_domains.sort();
+        for a in &other.client_addresses {
+            if !self.client_addresses.contains(a) {
+                self.client_addresses.push(a.clone());
+            }
+        }
+        self.queue_ids.extend(other.queue_ids.iter().cloned());
+        self.first = self.first.min(other.first).or(self.first.or(other.first));
+        self.last = self.last.max(other.last);
+        self
+    }
+
+    /// "sent 4 message(s) to 6 recipient(s) (2 outside domain(s): …) since … from 203.0.113.7
+    /// between … and …", or "sent nothing since …".
     pub fn describe(&self) -> String {
+        let since = self.since.map(|s| format!(" since {}", s.rfc3339())).unwrap_or_default();
+        if self.messages == 0 {
+            return format!("sent nothing{since} (Postfix log)");
+        }
         let when = match (self.first, self.last) {
             (Some(a), Some(b)) if a != b => format!(" between {} and {}", a.rfc3339(), b.rfc3339()),
             (Some(a), _) => format!(" at {}", a.rfc3339()),
             _ => String::new(),
         };
         format!(
-            "sent {} message(s) to {} recipient(s) ({} outside domain(s){}) from {}{when}",
+            "sent {} message(s) to {} recipient(s) ({} outside domain(s){}){since} from {}{when}",
             self.messages,
             self.recipients,
             self.outside_domains.len(),
@@ -98,12 +136,16 @@ pub struct MailLog {
     /// Queue IDs in the order their `client=` line came.
     order: Vec<String>,
     logins: Vec<SmtpLogin>,
+    since: Option<Instant>,
 }
 
 impl MailLog {
     /// Reads `paths` (plain or gzip'd) for the lines between `since` and `until`.
     pub fn read(paths: &[impl AsRef<Path>], since: Option<Instant>, until: Option<Instant>) -> Result<Self, Error> {
-        let mut log = MailLog::default();
+        let mut log = MailLog {
+            since,
+            ..MailLog::default()
+        };
         let now = Instant::now();
         for p in paths {
             crate::investigate::for_each_line(p.as_ref(), |line| log.take(line, now, since, until))?;
@@ -167,6 +209,7 @@ impl MailLog {
             let key = login.to_ascii_lowercase();
             let s = out.entry(key.clone()).or_insert_with(|| SentMail {
                 login: login.clone(),
+                since: self.since,
                 ..SentMail::default()
             });
             s.messages += 1;

@@ -48,7 +48,7 @@ pub use contained::{ContainedAccount, ContainedSet};
 pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
 pub use maillog::{MailLog, SentMail, SmtpLogin};
 pub use policy::{PolicyRequest, ProtocolError, RequestReader, Verdict, MAX_ATTRIBUTES, MAX_REQUEST_BYTES};
-pub use queue::{outside_domains, HeldMail, PostfixConfig, Queue, QueueAction, QueuedMail};
+pub use queue::{login_matches, outside_domains, HeldMail, PostfixConfig, Queue, QueueAction, QueuedMail};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};
 
 use crate::error::{Error, ErrorKind};

@@ -40,6 +40,10 @@ pub struct PostfixConfig {
     /// Seconds per command. Default 30.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Postfix's log files (plain or gzip'd, rotated ones too): what an account sent, and SMTP
+    /// AUTH logins for `sessions --ip` and `contain --from-ip`. Read on this host.
+    #[serde(default)]
+    pub log_files: Vec<PathBuf>,
 }
 
 fn default_timeout() -> u64 {
@@ -48,7 +52,7 @@ fn default_timeout() -> u64 {
 
 impl PostfixConfig {
     pub(crate) fn resolve_paths(&mut self, base: &std::path::Path) {
-        if let Some(d) = &mut self.config_dir {
+        for d in self.config_dir.iter_mut().chain(self.log_files.iter_mut()) {
             if d.is_relative() {
                 *d = base.join(&*d);
             }
@@ -61,6 +65,7 @@ impl PostfixConfig {
             config_dir,
             command_prefix: Vec::new(),
             timeout_secs: default_timeout(),
+            log_files: Vec::new(),
         }
     }
 }
@@ -346,8 +351,9 @@ impl Queue {
     }
 }
 
-/// Whether a SASL login is one of `logins` (ASCII case ignored; `name@local` as `name`).
-pub(crate) fn login_matches(sasl: &str, logins: &[String], local_domains: &[String]) -> bool {
+/// Whether a SASL login is one of `logins` (ASCII case ignored; `name@local_domain` counts as
+/// `name`).
+pub fn login_matches(sasl: &str, logins: &[String], local_domains: &[String]) -> bool {
     let bare = sasl
         .rsplit_once('@')
         .filter(|(_, d)| local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)))

@@ -336,3 +336,80 @@ async fn a_journal_that_cannot_be_read_any_more_is_said_while_contained_accounts
     assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
     assert_eq!(ask(&tcp, &request("someone-else"), Duration::from_secs(2)).await.expect("answer"), Verdict::Dunno);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_logins_from_the_attackers_address_are_found_contained_and_what_they_sent_is_reported() {
+    use cadenas::investigate::{AddressRange, Instant, Pivot, SightingKind};
+    let lab = OpenLdapLab::load();
+    let (v1, _) = lab.fresh_user("smtp-pivot-a").await;
+    let (v2, _) = lab.fresh_user("smtp-pivot-b").await;
+    let (bystander, _) = lab.fresh_user("smtp-pivot-c").await;
+    let (v1, v2, bystander) = (v1.to_string(), v2.to_string(), bystander.to_string());
+    let journal = temp_journal("outbound-pivot");
+    let env = smtp_env();
+    let postfix = format!(
+        "[postfix]\nconfig_dir = \"{}\"\nlog_files = [\"{}\"]\n",
+        env["CADENAS_LAB_SMTP_CONFIG_DIR"], env["CADENAS_LAB_SMTP_LOG"]
+    );
+    let cfg = mail_config(&lab, &journal, &postfix);
+    // nothing listens where Postfix asks (it goes on): this test is about the log
+    let (_port, _) = policy_address().await;
+    let since = Instant::parse("10m").expect("since");
+    let attacker = "127.0.0.73";
+    let mut ids = Vec::new();
+    let mut a = Smtp::login_from(attacker, &v1, &pw(&lab)).await.expect("login a");
+    ids.push(a.send("x@bank.test", &["p1@phish-a.test", "p2@phish-a.test", &format!("{bystander}@example.test")], "x").await.expect("a1"));
+    ids.push(a.send("x@bank.test", &["p1@phish-a.test"], "x").await.expect("a2"));
+    let mut b = Smtp::login_from(attacker, &v2, &pw(&lab)).await.expect("login b");
+    ids.push(b.send("y@bank.test", &["q@phish-b.test"], "y").await.expect("b1"));
+    let mut c = Smtp::login_from("127.0.0.74", &bystander, &pw(&lab)).await.expect("login c");
+    ids.push(c.send(&format!("{bystander}@example.test"), &["friend@outside.test"], "z").await.expect("c1"));
+    // a failed SMTP login from the range: listed as tried, not contained
+    let tried = Smtp::login_from(attacker, &bystander, "not-the-password").await;
+    assert!(tried.is_err());
+
+    let responder = Responder::new(&cfg, &journal).await.expect("responder");
+    let mut pivot = Pivot::new(AddressRange::parse(attacker).expect("range"));
+    pivot.since = Some(since);
+    // Postfix writes its log through postlogd: wait for the lines
+    let mut seen = responder.sightings(&pivot).await.expect("sightings");
+    for _ in 0..50 {
+        if seen.users.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = responder.sightings(&pivot).await.expect("sightings");
+    }
+    let smtp: Vec<_> = seen.sightings.iter().filter(|s| s.service == "smtp").collect();
+    assert!(smtp.iter().any(|s| s.user == v1 && s.kind == SightingKind::LoggedIn && s.count == 2), "{smtp:?}");
+    assert!(smtp.iter().any(|s| s.user == v2 && s.kind == SightingKind::LoggedIn), "{smtp:?}");
+    assert_eq!(seen.users, [v1.clone(), v2.clone()], "{seen:?}");
+    assert!(!seen.users.contains(&bystander));
+
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.changes_since = Some(since);
+    let report = responder.contain_from(&pivot, opts).await.expect("contain_from");
+    assert_eq!(report.users.len(), 2, "{report:?}");
+    let sent = |u: &str| {
+        report
+            .users
+            .iter()
+            .find(|r| r.user == u)
+            .and_then(|r| r.sent_mail.clone())
+            .unwrap_or_else(|| panic!("sent mail of {u}: {report:?}"))
+    };
+    let s1 = sent(&v1);
+    assert_eq!((s1.messages, s1.recipients), (2, 3), "{s1:?}");
+    assert_eq!(s1.outside_domains, ["phish-a.test"]);
+    assert_eq!(s1.client_addresses, [attacker]);
+    assert!(s1.describe().starts_with("sent 2 message(s) to 3 recipient(s) (1 outside domain(s): phish-a.test) since "), "{}", s1.describe());
+    assert_eq!(sent(&v2).messages, 1);
+    // the hold step found their queued mail by login: only theirs
+    for u in &report.users {
+        let hold = u.steps.iter().find(|s| s.step == Step::HoldMail).expect("hold step");
+        let held = hold.detail.held_mail.as_ref().expect("held");
+        assert!(held.messages.iter().all(|m| m.sasl_username.as_deref() == Some(u.user.as_str())), "{held:?}");
+    }
+    assert_ne!(queue().get(&ids[3]).map(String::as_str), Some("hold"), "the bystander's mail is untouched");
+    delete_queued(&ids);
+}
