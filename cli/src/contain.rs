@@ -554,8 +554,13 @@ pub async fn sessions(
 ) -> Result<ExitCode, Error> {
     let (_, dovecots) = cadenas::session::build_revokers_and_dovecots(&cfg.revokers)?;
     let default_logs = cfg.mail.as_ref().map(|m| m.auth_logs.clone()).unwrap_or_default();
-    let smtp_logs = cfg.postfix.as_ref().map(|p| p.log_files.clone()).unwrap_or_default();
-    let report = cadenas::incident::sightings(&dovecots, &default_logs, &smtp_logs, &logs.pivot(range)).await?;
+    let smtp_logs = cfg
+        .postfix
+        .as_ref()
+        .map(|p| p.log_files.clone())
+        .unwrap_or_default();
+    let report =
+        cadenas::incident::sightings(&dovecots, &default_logs, &smtp_logs, &logs.pivot(range)).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {

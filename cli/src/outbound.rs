@@ -64,7 +64,10 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<ExitC
                     Verdict::Hold(t) => ("HOLD", t.as_str()),
                     _ => ("DUNNO", ""),
                 };
-                println!("{}", serde_json::json!({ "login": login, "action": action, "text": text }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "login": login, "action": action, "text": text })
+                );
             } else {
                 print!("{}", v.to_wire().trim_end());
                 println!();

@@ -333,7 +333,12 @@ async fn contain_with_the_full_lab_config_kicks_the_attackers_imap_session() {
     assert_eq!(j["users"][0]["steps"][2]["status"], "partial");
     let smtp = &j["users"][0]["steps"][2]["detail"]["revocations"][1];
     assert_eq!(smtp["revoker"], "smtp");
-    assert!(smtp["not_revoked"][0].as_str().is_some_and(|n| n.contains("SMTP sessions")), "{smtp}");
+    assert!(
+        smtp["not_revoked"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("SMTP sessions")),
+        "{smtp}"
+    );
     assert!(attacker.closed_within(5).await);
     let again = support::Imap::login(
         &env["CADENAS_LAB_IMAP"],

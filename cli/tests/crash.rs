@@ -214,7 +214,8 @@ fn serve(config: &std::path::Path, log: &std::path::Path) -> std::process::Child
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_policy_service_killed_mid_traffic_refuses_a_contained_account_from_its_first_answer_after_restart() {
+async fn the_policy_service_killed_mid_traffic_refuses_a_contained_account_from_its_first_answer_after_restart(
+) {
     use support::smtp::{delete_queued, Smtp};
     let lab = OpenLdapLab::load();
     let (_port, at) = support::policy_address().await;
@@ -230,27 +231,49 @@ async fn the_policy_service_killed_mid_traffic_refuses_a_contained_account_from_
     let journal = dir.join("journal.jsonl");
     let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
     let base = base.replace(
-        base.lines().find(|l| l.starts_with("path = ")).expect("journal path"),
+        base.lines()
+            .find(|l| l.starts_with("path = "))
+            .expect("journal path"),
         &format!("path = \"{}\"", journal.display()),
     );
-    let revokers = std::fs::read_to_string(&support::dovecot_env()["CADENAS_LAB_REVOKERS"]).expect("revokers");
-    let outbound = std::fs::read_to_string(&support::smtp_env()["CADENAS_LAB_OUTBOUND_CONFIG"]).expect("outbound");
+    let revokers =
+        std::fs::read_to_string(&support::dovecot_env()["CADENAS_LAB_REVOKERS"]).expect("revokers");
+    let outbound =
+        std::fs::read_to_string(&support::smtp_env()["CADENAS_LAB_OUTBOUND_CONFIG"]).expect("outbound");
     let config = dir.join("cadenas.toml");
     std::fs::write(&config, format!("{base}\n{revokers}\n{outbound}\n")).expect("config");
 
     let mut service = serve(&config, &dir.join("serve1.log"));
     support::listening(&at).await;
     // traffic: a legitimate sender keeps sending while the service is killed
-    let mut traffic = Smtp::login_from("127.0.0.71", &sender, &pw).await.expect("sender login");
-    let mut attacker = Smtp::login_from("127.0.0.72", &victim, &pw).await.expect("attacker login");
+    let mut traffic = Smtp::login_from("127.0.0.71", &sender, &pw)
+        .await
+        .expect("sender login");
+    let mut attacker = Smtp::login_from("127.0.0.72", &victim, &pw)
+        .await
+        .expect("attacker login");
     let mut ids = Vec::new();
-    ids.push(attacker.send("x@bank.test", &["a@kill-target.test"], "spam").await.expect("before"));
+    ids.push(
+        attacker
+            .send("x@bank.test", &["a@kill-target.test"], "spam")
+            .await
+            .expect("before"),
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
         .args(["--config", config.to_str().expect("utf8"), "contain", &victim])
-        .args(["--password-file", dir.join("pw.tsv").to_str().expect("utf8"), "--json"])
+        .args([
+            "--password-file",
+            dir.join("pw.tsv").to_str().expect("utf8"),
+            "--json",
+        ])
         .output()
         .expect("contain");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let smtp = report["users"][0]["steps"]
         .as_array()
@@ -261,18 +284,38 @@ async fn the_policy_service_killed_mid_traffic_refuses_a_contained_account_from_
         .expect("the policy service's outcome");
     assert_eq!(smtp["status"], "revoked", "{smtp}");
     for i in 0..3 {
-        ids.extend(traffic.send(&format!("{sender}@example.test"), &[&format!("t{i}@ok.test")], "fine").await.ok());
+        ids.extend(
+            traffic
+                .send(
+                    &format!("{sender}@example.test"),
+                    &[&format!("t{i}@ok.test")],
+                    "fine",
+                )
+                .await
+                .ok(),
+        );
     }
     service.kill().expect("SIGKILL");
     let _ = service.wait();
     // down: Postfix goes on without it (the lab's default_action is DUNNO)
-    ids.extend(traffic.send(&format!("{sender}@example.test"), &["t-down@ok.test"], "fine").await.ok());
+    ids.extend(
+        traffic
+            .send(&format!("{sender}@example.test"), &["t-down@ok.test"], "fine")
+            .await
+            .ok(),
+    );
 
     let mut service = serve(&config, &dir.join("serve2.log"));
     support::listening(&at).await;
     // its very first answer about the contained account is a refusal: the journal was read first
     let first = Command::new(env!("CARGO_BIN_EXE_cadenas"))
-        .args(["--config", config.to_str().expect("utf8"), "outbound", "check", &victim])
+        .args([
+            "--config",
+            config.to_str().expect("utf8"),
+            "outbound",
+            "check",
+            &victim,
+        ])
         .output()
         .expect("check");
     assert!(
@@ -281,9 +324,16 @@ async fn the_policy_service_killed_mid_traffic_refuses_a_contained_account_from_
         String::from_utf8_lossy(&first.stdout)
     );
     // and through the real Postfix, on the attacker's session opened before all this
-    let r = attacker.send("x@bank.test", &["b@kill-target.test"], "spam").await;
+    let r = attacker
+        .send("x@bank.test", &["b@kill-target.test"], "spam")
+        .await;
     assert_eq!(r.as_ref().err().map(|e| e.0), Some(554), "{r:?}");
-    ids.push(traffic.send(&format!("{sender}@example.test"), &["t-after@ok.test"], "fine").await.expect("others still send"));
+    ids.push(
+        traffic
+            .send(&format!("{sender}@example.test"), &["t-after@ok.test"], "fine")
+            .await
+            .expect("others still send"),
+    );
     let _ = service.kill();
     let _ = service.wait();
     delete_queued(&ids);

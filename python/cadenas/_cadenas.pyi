@@ -59,6 +59,7 @@ class Responder:
         reset: bool = True,
         revoke: bool = True,
         require_mfa: bool = True,
+        hold_mail: bool = True,
         password_file: _Path | None = None,
         on_password: Callable[[str, str, Secret], object] | None = None,
         progress: Callable[[Progress], object] | None = None,

@@ -25,6 +25,7 @@ class Step(str, enum.Enum):
     LOCK = "lock"
     RESET_PASSWORD = "reset_password"
     REVOKE_SESSIONS = "revoke_sessions"
+    HOLD_MAIL = "hold_mail"
     REQUIRE_MFA = "require_mfa"
     RESTORE_FLAGS = "restore_flags"
 
@@ -237,6 +238,7 @@ class NotifyEvent(str, enum.Enum):
     NEEDS_ATTENTION = "needs_attention"
     RELEASED = "released"
     MFA_RESET = "mfa_reset"
+    SENDING_LIMIT = "sending_limit"
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,84 @@ class PivotReport(_Dict):
 
 
 @dataclass(frozen=True)
+class QueuedMail(_Dict):
+    """One message in the Postfix queue, as its envelope says (never its content)."""
+
+    queue_id: str
+    queue: str
+    sender: str
+    recipients: list[str]
+    arrival_time: int
+    sasl_username: str | None = None
+    client_address: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QueuedMail:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            queue_id=d["queue_id"],
+            queue=d["queue"],
+            sender=d["sender"],
+            recipients=list(d.get("recipients", [])),
+            arrival_time=d["arrival_time"],
+            sasl_username=d.get("sasl_username"),
+            client_address=d.get("client_address"),
+        )
+
+
+@dataclass(frozen=True)
+class HeldMail(_Dict):
+    """What the hold-mail step did: the account\'s messages put on hold in the Postfix queue,
+    those on hold already, those gone before the hold, and the outside domains."""
+
+    messages: list[QueuedMail]
+    outside_domains: list[str]
+    already_held: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HeldMail:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            messages=[QueuedMail.from_dict(m) for m in d.get("messages", [])],
+            outside_domains=list(d.get("outside_domains", [])),
+            already_held=list(d.get("already_held", [])),
+            gone=list(d.get("gone", [])),
+        )
+
+
+@dataclass(frozen=True)
+class SentMail(_Dict):
+    """What an account sent since a time, from Postfix\'s log: numbers and addresses, never
+    content."""
+
+    login: str
+    messages: int
+    recipients: int
+    outside_domains: list[str]
+    client_addresses: list[str]
+    queue_ids: list[str]
+    since: str | None = None
+    first: str | None = None
+    last: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SentMail:
+        """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
+        return cls(
+            login=d["login"],
+            messages=d["messages"],
+            recipients=d["recipients"],
+            outside_domains=list(d.get("outside_domains", [])),
+            client_addresses=list(d.get("client_addresses", [])),
+            queue_ids=list(d.get("queue_ids", [])),
+            since=d.get("since"),
+            first=d.get("first"),
+            last=d.get("last"),
+        )
+
+
+@dataclass(frozen=True)
 class StepDetail(_Dict):
     """What one step did; fields that do not apply to the step are ``None`` or empty."""
 
@@ -380,11 +460,14 @@ class StepDetail(_Dict):
     error: ErrorInfo | None = None
     note: str | None = None
     mail_rules: list[MailRule] = field(default_factory=list)
+    login: str | None = None
+    held_mail: HeldMail | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepDetail:
         """Builds it from its JSON shape (the CLI\'s ``--json``, ``to_dict()``)."""
         change = d.get("change")
+        held = d.get("held_mail")
         return cls(
             change=Change.from_dict(change) if change else None,
             relocked=d.get("relocked"),
@@ -393,6 +476,8 @@ class StepDetail(_Dict):
             error=_error(d.get("error")),
             note=d.get("note"),
             mail_rules=[MailRule.from_dict(m) for m in d.get("mail_rules", [])],
+            login=d.get("login"),
+            held_mail=HeldMail.from_dict(held) if held else None,
         )
 
 
@@ -428,6 +513,7 @@ class UserReport(_Dict):
     interrupted: bool = False
     changes: list[AttributeChange] | None = None
     changes_error: ErrorInfo | None = None
+    sent_mail: SentMail | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserReport:
@@ -441,6 +527,7 @@ class UserReport(_Dict):
             interrupted=d.get("interrupted", False),
             changes=_changes(d.get("changes")),
             changes_error=_error(d.get("changes_error")),
+            sent_mail=SentMail.from_dict(d["sent_mail"]) if d.get("sent_mail") else None,
         )
 
     def step(self, step: Step) -> StepReport | None:

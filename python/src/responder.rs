@@ -234,12 +234,13 @@ impl PyResponder {
     }
 
     /// Contains `users` (names, mail addresses or `dn:<DN>`): lock, reset (random password,
-    /// forced change), revoke sessions, require MFA — journaled step by step; `reset`,
-    /// `revoke` and `require_mfa` can be turned off (the lock cannot). New passwords go to
+    /// forced change), revoke sessions, hold their queued mail (with `[postfix]`), require MFA
+    /// — journaled step by step; `reset`, `revoke`, `hold_mail` and `require_mfa` can be
+    /// turned off (the lock cannot). New passwords go to
     /// `password_file` (a new 0600 file) or `on_password(user, dn, Secret)`. `progress(p)` is
     /// called after each user, on this thread. Ctrl-C stops at a step boundary and raises
     /// `KeyboardInterrupt`; `resume()` finishes the run, with the same steps.
-    #[pyo3(signature = (users, *, reset=true, revoke=true, require_mfa=true, password_file=None, on_password=None, progress=None, reason=None, incident=None, allow_protected=false, concurrency=32))]
+    #[pyo3(signature = (users, *, reset=true, revoke=true, require_mfa=true, hold_mail=true, password_file=None, on_password=None, progress=None, reason=None, incident=None, allow_protected=false, concurrency=32))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn contain<'py>(
         &self,
@@ -248,6 +249,7 @@ impl PyResponder {
         reset: bool,
         revoke: bool,
         require_mfa: bool,
+        hold_mail: bool,
         password_file: Option<PathBuf>,
         on_password: Option<Py<PyAny>>,
         progress: Option<Py<PyAny>>,
@@ -273,6 +275,7 @@ impl PyResponder {
             (Step::Lock, true),
             (Step::ResetPassword, reset),
             (Step::RevokeSessions, revoke),
+            (Step::HoldMail, hold_mail),
             (Step::RequireMfa, require_mfa),
         ]
         .into_iter()

@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import socket
+import subprocess
 import threading
 import time
 import traceback
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from conftest import ROOT, Lab, ldap
+from conftest import ROOT, Lab, ldap, read_env
 
 import cadenas
 
@@ -399,6 +400,51 @@ def test_follow_the_attacker_from_its_address(mail: Lab, tmp_path: Path) -> None
     session.shutdown()
     assert r.status(victim).lock.state == "locked"
     assert r.status(victim).mail_rules == []
+
+
+def test_the_attackers_queued_mail_is_held_and_what_it_sent_is_counted(mail: Lab, tmp_path: Path) -> None:
+    """SMTP from the attacker's address with a stolen password: the pivot finds the login in
+    Postfix's log, the containment holds the queued message and says what the account sent."""
+    import smtplib
+    import ssl
+
+    smtp = read_env("smtp/lab.env")
+    attacker_ip = f"127.70.{os.getpid() % 250}.{1 + (os.getpid() // 250) % 250}"
+    config = tmp_path / "outbound.toml"
+    config.write_text(
+        mail.config.read_text()
+        + f'\n[postfix]\nconfig_dir = "{smtp["CADENAS_LAB_SMTP_CONFIG_DIR"]}"\n'
+        + f'log_files = ["{smtp["CADENAS_LAB_SMTP_LOG"]}"]\n'
+    )
+    victim, _ = mail.fresh_user("smtp")
+    host, port = smtp["CADENAS_LAB_SMTP_STARTTLS"].split(":")
+    with smtplib.SMTP(host, int(port), source_address=(attacker_ip, 0)) as s:
+        s.starttls(context=ssl.create_default_context(cafile=mail.env["CADENAS_LAB_CA"]))
+        s.login(victim, mail.user_password)
+        s.sendmail("ceo@bank.test", ["a@phish-py.test", "b@phish-py.test"], "Subject: x\r\n\r\nclick\r\n")
+    r = cadenas.Responder.from_config(config)
+    for _ in range(50):  # Postfix writes its log through postlogd
+        if r.sightings(attacker_ip, since="1h").users == [victim]:
+            break
+        time.sleep(0.1)
+    report = r.contain_from(attacker_ip, since="1h", password_file=tmp_path / "pw.tsv")
+    u = report.users[0]
+    assert u.user == victim
+    hold = u.step(cadenas.Step.HOLD_MAIL)
+    assert hold is not None and hold.detail.held_mail is not None
+    held = hold.detail.held_mail
+    assert isinstance(held, cadenas.HeldMail) and len(held.messages) == 1
+    assert held.outside_domains == ["phish-py.test"]
+    assert held.messages[0].sasl_username == victim
+    assert isinstance(u.sent_mail, cadenas.SentMail)
+    assert (u.sent_mail.messages, u.sent_mail.recipients) == (1, 2)
+    assert u.sent_mail.client_addresses == [attacker_ip]
+    assert u.to_dict()["sent_mail"]["outside_domains"] == ["phish-py.test"]
+    subprocess.run(
+        ["postsuper", "-c", smtp["CADENAS_LAB_SMTP_CONFIG_DIR"], "-d", held.messages[0].queue_id],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_notifications_are_in_the_reports(openldap: Lab, tmp_path: Path) -> None:

@@ -2,12 +2,12 @@
 //! policy service, part of the revoke step) and its mail still in the Postfix queue (the
 //! hold-mail step).
 
-use super::report::UserReport;
+use super::report::{PlannedStep, UserReport};
 use super::Responder;
 use crate::error::{Error, ErrorKind};
 use crate::investigate::Instant;
+use crate::journal::{Step, StepDetail, StepStatus};
 use crate::outbound::{MailLog, SentMail};
-use crate::journal::{StepDetail, StepStatus};
 use crate::session::{RevocationOutcome, RevocationStatus};
 
 /// What a mail site without an outbound policy service must know.
@@ -39,11 +39,66 @@ impl Responder {
             let found = sent
                 .values()
                 .filter(|s| crate::outbound::login_matches(&s.login, &names, &local))
-                .fold(None::<SentMail>, |acc, s| Some(acc.map_or_else(|| s.clone(), |a| a.merged(s))));
+                .fold(None::<SentMail>, |acc, s| {
+                    Some(acc.map_or_else(|| s.clone(), |a| a.merged(s)))
+                });
             let mut s = found.unwrap_or_else(|| SentMail::nothing(names.last().cloned().unwrap_or_default()));
             s.since = Some(since);
             u.sent_mail = Some(s);
         }
+    }
+
+    /// The hold-mail step of a plan: the account's messages in the queue now (read, never
+    /// changed), and the `postsuper` the step would run.
+    pub(super) async fn plan_hold_mail(&self, user: &str, login: &str) -> PlannedStep {
+        let mut step = PlannedStep {
+            step: Step::HoldMail,
+            predicted: StepStatus::AlreadySo,
+            actions: Vec::new(),
+        };
+        let Some(queue) = &self.inner.queue else {
+            return step;
+        };
+        let names = [user.to_owned(), login.to_owned()];
+        let local = self.local_domains();
+        match queue.messages().await {
+            Ok(all) => {
+                let mine: Vec<&crate::outbound::QueuedMail> = all
+                    .iter()
+                    .filter(|m| m.queue != "hold")
+                    .filter(|m| {
+                        m.sasl_username
+                            .as_deref()
+                            .is_some_and(|s| crate::outbound::login_matches(s, &names, &local))
+                    })
+                    .collect();
+                if mine.is_empty() {
+                    step.actions.push(format!(
+                        "no message submitted by {login} in the Postfix queue now"
+                    ));
+                } else {
+                    step.predicted = StepStatus::Changed;
+                    let ids: Vec<&str> = mine.iter().map(|m| m.queue_id.as_str()).collect();
+                    let domains =
+                        crate::outbound::outside_domains(mine.iter().flat_map(|m| &m.recipients), &local);
+                    step.actions.push(format!(
+                        "postsuper -h {} ({} message(s) submitted by {login}, outside domains: {})",
+                        ids.join(" "),
+                        mine.len(),
+                        if domains.is_empty() {
+                            "none".into()
+                        } else {
+                            domains.join(", ")
+                        }
+                    ));
+                }
+            }
+            Err(e) => {
+                step.predicted = StepStatus::Failed;
+                step.actions.push(format!("would fail: {e}"));
+            }
+        }
+        step
     }
 
     /// `[mail] local_domains`.
@@ -83,7 +138,8 @@ impl Responder {
             req.sasl_username = name.to_owned();
             loop {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match crate::outbound::ask(&addr, &req, left.max(std::time::Duration::from_millis(100))).await {
+                match crate::outbound::ask(&addr, &req, left.max(std::time::Duration::from_millis(100))).await
+                {
                     Ok(v) if matches!(v, crate::outbound::Verdict::Reject(_)) => break,
                     Ok(_) => last_err = None,
                     Err(e) => last_err = Some(e),
@@ -114,7 +170,10 @@ impl Responder {
     pub(super) async fn hold_mail(&self, user: &str, login: &str) -> (StepStatus, StepDetail) {
         let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
         let Some(queue) = &self.inner.queue else {
-            return failed(Error::new(ErrorKind::Config, "hold mail needs a [postfix] section"));
+            return failed(Error::new(
+                ErrorKind::Config,
+                "hold mail needs a [postfix] section",
+            ));
         };
         let logins = [user.to_owned(), login.to_owned()];
         let local = self.local_domains();

@@ -58,26 +58,38 @@ fn details(u: &UserReport) -> Vec<String> {
             targets.join(", ")
         )
     });
-    let held = u.steps.iter().filter_map(|s| s.detail.held_mail.as_ref()).map(|h| {
-        let outside = if h.outside_domains.is_empty() {
-            String::new()
-        } else {
-            format!(" (outside domains: {})", h.outside_domains.join(", "))
-        };
-        format!(
-            "{}: {} message(s) to {} recipient(s) held in the mail queue{outside}",
-            u.user,
-            h.messages.len(),
-            h.recipients()
-        )
-    });
+    let held = u
+        .steps
+        .iter()
+        .filter_map(|s| s.detail.held_mail.as_ref())
+        .map(|h| {
+            let outside = if h.outside_domains.is_empty() {
+                String::new()
+            } else {
+                format!(" (outside domains: {})", h.outside_domains.join(", "))
+            };
+            format!(
+                "{}: {} message(s) to {} recipient(s) held in the mail queue{outside}",
+                u.user,
+                h.messages.len(),
+                h.recipients()
+            )
+        });
     let smtp = u
         .steps
         .iter()
         .flat_map(|s| &s.detail.revocations)
         .filter(|o| o.revoker == "outbound-policy" && o.status == crate::session::RevocationStatus::Revoked)
-        .map(|_| format!("{}: every new message refused by the outbound policy service", u.user));
-    let sent = u.sent_mail.iter().map(|s| format!("{}: {}", u.user, s.describe()));
+        .map(|_| {
+            format!(
+                "{}: every new message refused by the outbound policy service",
+                u.user
+            )
+        });
+    let sent = u
+        .sent_mail
+        .iter()
+        .map(|s| format!("{}: {}", u.user, s.describe()));
     rules.chain(sent).chain(held).chain(smtp).chain(changes).collect()
 }
 

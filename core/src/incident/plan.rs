@@ -71,20 +71,41 @@ pub(super) async fn plan(
                 ),
             })
             .collect();
+        let mut calls = calls;
+        let smtp_refused = match (&r.inner.cfg.outbound, &r.inner.cfg.mail) {
+            (Some(o), _) => {
+                calls.push(format!(
+                    "outbound policy service at {}: ask as Postfix does (sasl_username={login}) until it \
+                     answers REJECT, for at most {} ms",
+                    o.listen.first().map(String::as_str).unwrap_or("-"),
+                    o.confirm_timeout_ms
+                ));
+                true
+            }
+            (None, Some(_)) => {
+                calls.push(super::mail::SMTP_NOT_REFUSED.to_owned());
+                false
+            }
+            (None, None) => true,
+        };
         // Revocation is always attempted; what it finds is only known when it runs.
+        let none = calls.is_empty();
         p.steps.push(PlannedStep {
             step: Step::RevokeSessions,
-            predicted: if calls.is_empty() {
+            predicted: if none || !smtp_refused {
                 StepStatus::Partial
             } else {
                 StepStatus::Changed
             },
-            actions: if calls.is_empty() {
+            actions: if none {
                 vec!["no revokers configured: live sessions would not be revoked".into()]
             } else {
                 calls
             },
         });
+        if r.inner.queue.is_some() {
+            p.steps.push(r.plan_hold_mail(user, &login).await);
+        }
         // The status follows the group membership, as in `contain`; dropping an enrolment is
         // listed but does not make the step "changed".
         let mut mfa_step = previewed(dir, &u, Step::RequireMfa, Action::RequireMfa).await;

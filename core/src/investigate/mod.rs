@@ -35,8 +35,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use authlog::{read_auth_log, LogLogin};
 pub(crate) use authlog::{for_each_line, timestamp as log_time};
+pub use authlog::{read_auth_log, LogLogin};
 pub use sieve::{find_external_redirects, Redirect};
 
 use crate::error::{Error, ErrorKind};

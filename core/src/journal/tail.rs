@@ -182,7 +182,9 @@ mod tests {
         let mut tail = Tail::new(Location::File(p.clone()), None);
         assert!(tail.read_new().expect("no file yet").is_empty());
         let j = Journal::open(&p).expect("open");
-        j.append("INC", vec![intent("a"), intent("b")]).await.expect("append");
+        j.append("INC", vec![intent("a"), intent("b")])
+            .await
+            .expect("append");
         let got = tail.read_new().expect("read");
         assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1]);
         assert!(tail.read_new().expect("again").is_empty());

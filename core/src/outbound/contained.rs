@@ -142,8 +142,18 @@ mod tests {
     #[test]
     fn contained_from_the_lock_until_the_release_by_every_name() {
         let mut s = ContainedSet::new(&["Example.test".into()]);
-        s.apply(&[outcome("JDupont@example.test", Some("jdupont"), Step::Lock, StepStatus::Changed)]);
-        for name in ["jdupont", "JDUPONT", "jdupont@example.test", "jdupont@EXAMPLE.TEST"] {
+        s.apply(&[outcome(
+            "JDupont@example.test",
+            Some("jdupont"),
+            Step::Lock,
+            StepStatus::Changed,
+        )]);
+        for name in [
+            "jdupont",
+            "JDUPONT",
+            "jdupont@example.test",
+            "jdupont@EXAMPLE.TEST",
+        ] {
             assert_eq!(s.get(name).map(|c| c.incident.as_str()), Some("INC-1"), "{name}");
         }
         assert!(s.get("jdupont@elsewhere.test").is_none());

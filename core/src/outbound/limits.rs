@@ -209,7 +209,11 @@ impl Limits {
             }
             let text = format!(
                 "{} sending limit reached for this account; try again later or contact the service desk",
-                if l.action == LimitAction::Reject { "5.7.1" } else { "4.7.1" }
+                if l.action == LimitAction::Reject {
+                    "5.7.1"
+                } else {
+                    "4.7.1"
+                }
             );
             let verdict = match l.action {
                 LimitAction::DeferIfPermit => Verdict::DeferIfPermit(text),
@@ -286,8 +290,16 @@ mod tests {
         )]);
         let t0 = Instant::now();
         for i in 0..2 {
-            assert_eq!(l.check(&req("u", "192.0.2.1", false, 0), t0).0, Verdict::Dunno, "{i}");
-            assert_eq!(l.check(&req("u", "192.0.2.1", true, 1), t0).0, Verdict::Dunno, "{i}");
+            assert_eq!(
+                l.check(&req("u", "192.0.2.1", false, 0), t0).0,
+                Verdict::Dunno,
+                "{i}"
+            );
+            assert_eq!(
+                l.check(&req("u", "192.0.2.1", true, 1), t0).0,
+                Verdict::Dunno,
+                "{i}"
+            );
         }
         let (v, rep) = l.check(&req("U", "192.0.2.1", false, 0), t0);
         assert!(matches!(v, Verdict::DeferIfPermit(_)), "{v:?}");
@@ -296,7 +308,10 @@ mod tests {
         let (v, rep) = l.check(&req("u", "192.0.2.1", false, 0), t0 + Duration::from_secs(1));
         assert!(v.refuses() && rep.is_none(), "refused again, not reported again");
         // other accounts are not affected, and the window slides
-        assert_eq!(l.check(&req("other", "192.0.2.1", false, 0), t0).0, Verdict::Dunno);
+        assert_eq!(
+            l.check(&req("other", "192.0.2.1", false, 0), t0).0,
+            Verdict::Dunno
+        );
         let later = t0 + Duration::from_secs(61);
         assert_eq!(l.check(&req("u", "192.0.2.1", false, 0), later).0, Verdict::Dunno);
     }
@@ -314,12 +329,18 @@ mod tests {
         let (v, rep) = l.check(&req("u", "192.0.2.1", true, 10), t);
         assert!(matches!(v, Verdict::Hold(_)), "{v:?}");
         assert_eq!(rep.expect("reported").count, 10);
-        assert_eq!(l.check(&req("newsletter", "192.0.2.1", true, 500), t).0, Verdict::Dunno);
+        assert_eq!(
+            l.check(&req("newsletter", "192.0.2.1", true, 500), t).0,
+            Verdict::Dunno
+        );
         // a third distinct address in the window is refused
         assert_eq!(l.check(&req("w", "192.0.2.1", true, 1), t).0, Verdict::Dunno);
         assert_eq!(l.check(&req("w", "192.0.2.2", true, 1), t).0, Verdict::Dunno);
         let (v, rep) = l.check(&req("w", "198.51.100.9", false, 0), t);
-        assert!(matches!(v, Verdict::Reject(ref t) if t.starts_with("5.7.1")), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Reject(ref t) if t.starts_with("5.7.1")),
+            "{v:?}"
+        );
         assert_eq!(rep.expect("reported").client_addresses.len(), 3);
     }
 }

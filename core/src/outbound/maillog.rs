@@ -82,7 +82,10 @@ impl SentMail {
     /// "sent 4 message(s) to 6 recipient(s) (2 outside domain(s): …) since … from 203.0.113.7
     /// between … and …", or "sent nothing since …".
     pub fn describe(&self) -> String {
-        let since = self.since.map(|s| format!(" since {}", s.rfc3339())).unwrap_or_default();
+        let since = self
+            .since
+            .map(|s| format!(" since {}", s.rfc3339()))
+            .unwrap_or_default();
         if self.messages == 0 {
             return format!("sent nothing{since} (Postfix log)");
         }
@@ -141,7 +144,11 @@ pub struct MailLog {
 
 impl MailLog {
     /// Reads `paths` (plain or gzip'd) for the lines between `since` and `until`.
-    pub fn read(paths: &[impl AsRef<Path>], since: Option<Instant>, until: Option<Instant>) -> Result<Self, Error> {
+    pub fn read(
+        paths: &[impl AsRef<Path>],
+        since: Option<Instant>,
+        until: Option<Instant>,
+    ) -> Result<Self, Error> {
         let mut log = MailLog {
             since,
             ..MailLog::default()
@@ -159,7 +166,9 @@ impl MailLog {
         if time.is_some_and(|t| since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u)) {
             return;
         }
-        let Some((_, msg)) = line[at..].split_once("]: ") else { return };
+        let Some((_, msg)) = line[at..].split_once("]: ") else {
+            return;
+        };
         let msg = msg.trim_end();
         if let Some(rest) = msg.strip_prefix("warning: ") {
             if let Some(l) = failed_login(rest, time) {
@@ -167,7 +176,9 @@ impl MailLog {
             }
             return;
         }
-        let Some((qid, rest)) = msg.split_once(": ") else { return };
+        let Some((qid, rest)) = msg.split_once(": ") else {
+            return;
+        };
         if !qid.bytes().all(|b| b.is_ascii_alphanumeric()) || qid.len() < 6 {
             return;
         }
@@ -279,7 +290,11 @@ mod tests {
 ";
 
     fn read(since: Option<&str>) -> MailLog {
-        let p = std::env::temp_dir().join(format!("cadenas-maillog-{}-{}", std::process::id(), since.is_some()));
+        let p = std::env::temp_dir().join(format!(
+            "cadenas-maillog-{}-{}",
+            std::process::id(),
+            since.is_some()
+        ));
         std::fs::write(&p, LOG).expect("write");
         let since = since.map(|s| Instant::parse(s).expect("t"));
         let log = MailLog::read(&[&p], since, None).expect("read");
@@ -299,7 +314,10 @@ mod tests {
         assert!(s.describe().starts_with("sent 2 message(s) to 3 recipient(s) (2 outside domain(s): evil.test, outside.test) from 127.0.0.66, 198.51.100.9"), "{}", s.describe());
         assert_eq!(sent["other"].messages, 1);
         let failed: Vec<_> = log.logins().iter().filter(|l| l.failed).collect();
-        assert_eq!((failed.len(), failed[0].user.as_str(), failed[0].ip.as_str()), (1, "user0002", "127.0.0.66"));
+        assert_eq!(
+            (failed.len(), failed[0].user.as_str(), failed[0].ip.as_str()),
+            (1, "user0002", "127.0.0.66")
+        );
         assert_eq!(log.logins().iter().filter(|l| !l.failed).count(), 3);
     }
 

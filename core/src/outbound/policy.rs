@@ -248,7 +248,8 @@ mod tests {
     #[test]
     fn bad_input_is_a_protocol_error_never_a_panic() {
         let mut r = RequestReader::new();
-        r.buffer().extend(std::iter::repeat_n(b'a', MAX_REQUEST_BYTES + 1));
+        r.buffer()
+            .extend(std::iter::repeat_n(b'a', MAX_REQUEST_BYTES + 1));
         assert_eq!(r.next_request(), Err(ProtocolError::TooLarge));
 
         let mut r = RequestReader::new();

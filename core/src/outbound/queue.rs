@@ -209,7 +209,12 @@ impl Queue {
                 )
             })?;
             let key = (e.queue_id.clone(), e.arrival_time);
-            let known = self.origins.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            let known = self
+                .origins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
             let origin = match known {
                 Some(o) => o,
                 None => match self.origin(&e.queue_id).await {
@@ -242,7 +247,9 @@ impl Queue {
         let out = self.run("postcat", &["-e", "-q", id], None).await.ok()?;
         let mut o = Origin::default();
         for line in out.lines() {
-            let Some(attr) = line.strip_prefix("named_attribute: ") else { continue };
+            let Some(attr) = line.strip_prefix("named_attribute: ") else {
+                continue;
+            };
             if let Some(v) = attr.strip_prefix("sasl_username=") {
                 o.sasl_username = Some(v.to_owned());
             } else if let Some(v) = attr.strip_prefix("client_address=") {
@@ -264,11 +271,16 @@ impl Queue {
             ));
         }
         let input = ids.join("\n") + "\n";
-        let out = self.run("postsuper", &[action.flag(), "-"], Some(input.as_bytes())).await?;
+        let out = self
+            .run("postsuper", &[action.flag(), "-"], Some(input.as_bytes()))
+            .await?;
         // "postsuper: Placed on hold: 3 messages" / "Released from hold" / "Deleted"
         Ok(out
             .lines()
-            .filter_map(|l| l.rsplit_once(": ").and_then(|(_, n)| n.split(' ').next()?.parse::<usize>().ok()))
+            .filter_map(|l| {
+                l.rsplit_once(": ")
+                    .and_then(|(_, n)| n.split(' ').next()?.parse::<usize>().ok())
+            })
             .sum())
     }
 
@@ -284,25 +296,43 @@ impl Queue {
         let fail = |what: String| Error::new(ErrorKind::RevokerFailed, format!("{tool}: {what}"));
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run {}: {e}", argv[0])))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| fail(format!("cannot run {}: {e}", argv[0])))?;
         if let (Some(input), Some(mut w)) = (stdin, child.stdin.take()) {
             w.write_all(input).await.map_err(|e| fail(e.to_string()))?;
         }
-        let out = tokio::time::timeout(Duration::from_secs(self.cfg.timeout_secs.max(1)), child.wait_with_output())
-            .await
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{tool}: no answer in {} s", self.cfg.timeout_secs)))?
-            .map_err(|e| fail(e.to_string()))?;
+        let out = tokio::time::timeout(
+            Duration::from_secs(self.cfg.timeout_secs.max(1)),
+            child.wait_with_output(),
+        )
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("{tool}: no answer in {} s", self.cfg.timeout_secs),
+            )
+        })?
+        .map_err(|e| fail(e.to_string()))?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         if !out.status.success() {
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_owned();
             return Err(fail(format!("exited with {}: {first}", out.status)));
         }
         Ok(text)
@@ -346,7 +376,8 @@ impl Queue {
                 held.gone.push(m.queue_id.clone());
             }
         }
-        held.outside_domains = outside_domains(held.messages.iter().flat_map(|m| &m.recipients), local_domains);
+        held.outside_domains =
+            outside_domains(held.messages.iter().flat_map(|m| &m.recipients), local_domains);
         Ok(held)
     }
 }
@@ -364,7 +395,10 @@ pub fn login_matches(sasl: &str, logins: &[String], local_domains: &[String]) ->
 }
 
 /// The distinct domains of `addresses` outside `local_domains`, sorted, lower-cased.
-pub fn outside_domains<'a>(addresses: impl Iterator<Item = &'a String>, local_domains: &[String]) -> Vec<String> {
+pub fn outside_domains<'a>(
+    addresses: impl Iterator<Item = &'a String>,
+    local_domains: &[String],
+) -> Vec<String> {
     addresses
         .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
         .filter(|d| !local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)))

@@ -143,7 +143,10 @@ impl PolicyService {
     /// (`[journal]`), the local domains (`[mail]`) and the notifiers told about limits.
     pub fn new(cfg: &crate::Config) -> Result<Self, Error> {
         let out = cfg.outbound.clone().ok_or_else(|| {
-            Error::new(ErrorKind::Config, "the policy service needs an [outbound] section")
+            Error::new(
+                ErrorKind::Config,
+                "the policy service needs an [outbound] section",
+            )
         })?;
         let journal = cfg
             .journal
@@ -156,7 +159,11 @@ impl PolicyService {
             })?
             .location()?;
         let key = cfg.journal.as_ref().map(|j| j.key()).transpose()?.flatten();
-        let domains = cfg.mail.as_ref().map(|m| m.local_domains.clone()).unwrap_or_default();
+        let domains = cfg
+            .mail
+            .as_ref()
+            .map(|m| m.local_domains.clone())
+            .unwrap_or_default();
         let notifiers = crate::notify::build_notifiers(&cfg.notify)?
             .into_iter()
             .filter(|n| n.wants(NotifyEvent::SendingLimit))
@@ -292,8 +299,13 @@ async fn follow_journal(service: PolicyService, mut tail: Tail) {
 /// Writes the status file (JSON, replaced atomically).
 fn write_status(path: &std::path::Path, st: &ServiceStatus) {
     let tmp = path.with_extension("tmp");
-    let Ok(json) = serde_json::to_vec_pretty(st) else { return };
-    if std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, path)).is_err() {
+    let Ok(json) = serde_json::to_vec_pretty(st) else {
+        return;
+    };
+    if std::fs::write(&tmp, json)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .is_err()
+    {
         tracing::debug!(path = %path.display(), "outbound: cannot write the status file");
     }
 }
@@ -369,7 +381,8 @@ fn limit_notice(x: &Exceeded) -> Notice {
         None,
         vec![NoticeUser::new(x.account.clone(), None, summary)],
     );
-    n.details.push(format!("client addresses: {}", x.client_addresses.join(", ")));
+    n.details
+        .push(format!("client addresses: {}", x.client_addresses.join(", ")));
     n
 }
 
@@ -453,11 +466,7 @@ async fn serve_connection(shared: Arc<Shared>, mut s: Box<dyn Stream>, (id, conn
     if let Err(why) = why {
         tracing::debug!(why, "outbound: connection closed");
     }
-    shared
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    shared.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
 async fn connection_loop(shared: &Arc<Shared>, s: &mut Box<dyn Stream>, conn: &Conn) -> Result<(), String> {
@@ -510,13 +519,28 @@ async fn connection_loop(shared: &Arc<Shared>, s: &mut Box<dyn Stream>, conn: &C
 /// Asks the policy service at `addr` about `req`, as Postfix would, and returns its verdict
 /// (`cadenas outbound check`, and the revoke step's check that a contained account is refused).
 pub async fn ask(addr: &ListenAddress, req: &PolicyRequest, timeout: Duration) -> Result<Verdict, Error> {
-    let fail = |what: String| Error::new(ErrorKind::RevokerUnreachable, format!("policy service {addr}: {what}"));
+    let fail = |what: String| {
+        Error::new(
+            ErrorKind::RevokerUnreachable,
+            format!("policy service {addr}: {what}"),
+        )
+    };
     let exchange = async {
         let mut s: Box<dyn Stream> = match addr {
-            ListenAddress::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await.map_err(|e| fail(e.to_string()))?),
-            ListenAddress::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a).await.map_err(|e| fail(e.to_string()))?),
+            ListenAddress::Unix(p) => Box::new(
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
+            ListenAddress::Tcp(a) => Box::new(
+                tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
         };
-        s.write_all(req.to_wire().as_bytes()).await.map_err(|e| fail(e.to_string()))?;
+        s.write_all(req.to_wire().as_bytes())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 512];
         while !buf.ends_with(b"\n\n") {
@@ -534,7 +558,10 @@ pub async fn ask(addr: &ListenAddress, req: &PolicyRequest, timeout: Duration) -
             )
         })
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| Error::new(ErrorKind::Timeout, format!("policy service {addr}: no answer in {timeout:?}")))?
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("policy service {addr}: no answer in {timeout:?}"),
+        )
+    })?
 }

@@ -61,7 +61,8 @@ fn pw(lab: &OpenLdapLab) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_authenticated_before_contain_is_refused_from_its_next_message_and_its_queued_mail_is_held() {
+async fn a_session_authenticated_before_contain_is_refused_from_its_next_message_and_its_queued_mail_is_held()
+{
     let lab = OpenLdapLab::load();
     let (victim, _) = lab.fresh_user("smtp-victim").await;
     let (bystander, _) = lab.fresh_user("smtp-bystander").await;
@@ -72,41 +73,93 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
     let _service = start(&cfg, &at).await;
 
     // the attacker, from its own address, with the stolen password; a bystander at the same time
-    let mut attacker = Smtp::login_from("127.0.0.66", &victim, &pw(&lab)).await.expect("attacker login");
-    let mut other = Smtp::login_from("127.0.0.67", &bystander, &pw(&lab)).await.expect("bystander login");
+    let mut attacker = Smtp::login_from("127.0.0.66", &victim, &pw(&lab))
+        .await
+        .expect("attacker login");
+    let mut other = Smtp::login_from("127.0.0.67", &bystander, &pw(&lab))
+        .await
+        .expect("bystander login");
     let mut queued = Vec::new();
     for i in 0..2 {
         let to = format!("target{i}@phish-target.test");
-        queued.push(attacker.send("ceo@bank.test", &[&to, &format!("{bystander}@example.test")], "click here").await.expect("queued before"));
+        queued.push(
+            attacker
+                .send(
+                    "ceo@bank.test",
+                    &[&to, &format!("{bystander}@example.test")],
+                    "click here",
+                )
+                .await
+                .expect("queued before"),
+        );
     }
-    let theirs = other.send(&format!("{bystander}@example.test"), &["friend@outside.test"], "hello").await.expect("bystander queued");
+    let theirs = other
+        .send(
+            &format!("{bystander}@example.test"),
+            &["friend@outside.test"],
+            "hello",
+        )
+        .await
+        .expect("bystander queued");
     let q = queue();
-    assert!(queued.iter().chain([&theirs]).all(|id| q.contains_key(id)), "all in the queue: {q:?}");
+    assert!(
+        queued.iter().chain([&theirs]).all(|id| q.contains_key(id)),
+        "all in the queue: {q:?}"
+    );
 
     let responder = Responder::new(&cfg, &journal).await.expect("responder");
     let sink = Arc::new(MemorySink::default());
-    let report = responder.contain(std::slice::from_ref(&victim), ContainOptions::new(sink)).await.expect("contain");
+    let report = responder
+        .contain(std::slice::from_ref(&victim), ContainOptions::new(sink))
+        .await
+        .expect("contain");
     let returned = Instant::now();
 
     // the same session, right after: every message refused
     for i in 0..3 {
-        let r = attacker.send("ceo@bank.test", &[&format!("more{i}@phish-target.test")], "again").await;
+        let r = attacker
+            .send("ceo@bank.test", &[&format!("more{i}@phish-target.test")], "again")
+            .await;
         let (code, text) = r.expect_err("refused after contain");
         assert_eq!(code, 554, "{text}");
         assert!(text.contains("5.7.1") && text.contains("suspended"), "{text}");
-        assert!(!text.contains(&victim) || text.contains("Recipient"), "no internal detail: {text}");
+        assert!(
+            !text.contains(&victim) || text.contains("Recipient"),
+            "no internal detail: {text}"
+        );
     }
     assert!(returned.elapsed() < Duration::from_secs(5));
     // a new login with the old password: refused by the directory (and the flushed cache)
     let again = Smtp::login_from("127.0.0.66", &victim, &pw(&lab)).await;
-    assert!(matches!(&again, Err(t) if t.starts_with("535")), "{:?}", again.err());
+    assert!(
+        matches!(&again, Err(t) if t.starts_with("535")),
+        "{:?}",
+        again.err()
+    );
     // the bystander is untouched
-    let still = other.send(&format!("{bystander}@example.test"), &["friend2@outside.test"], "hello again").await.expect("bystander still sends");
+    let still = other
+        .send(
+            &format!("{bystander}@example.test"),
+            &["friend2@outside.test"],
+            "hello again",
+        )
+        .await
+        .expect("bystander still sends");
 
     let u = &report.users[0];
-    let step = |s: Step| u.steps.iter().find(|x| x.step == s).unwrap_or_else(|| panic!("{s:?} in {u:?}"));
+    let step = |s: Step| {
+        u.steps
+            .iter()
+            .find(|x| x.step == s)
+            .unwrap_or_else(|| panic!("{s:?} in {u:?}"))
+    };
     let revoke = step(Step::RevokeSessions);
-    let smtp = revoke.detail.revocations.iter().find(|o| o.revoker == "outbound-policy").expect("smtp outcome");
+    let smtp = revoke
+        .detail
+        .revocations
+        .iter()
+        .find(|o| o.revoker == "outbound-policy")
+        .expect("smtp outcome");
     assert_eq!(smtp.status, RevocationStatus::Revoked, "{smtp:?}");
     let hold = step(Step::HoldMail);
     assert_eq!(hold.status, StepStatus::Changed, "{hold:?}");
@@ -118,14 +171,21 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
     // the local recipient was delivered at once: only the outside ones keep a message queued
     assert_eq!(held_ids, want, "{held:?}");
     assert_eq!(held.outside_domains, ["phish-target.test"]);
-    assert!(held.messages.iter().all(|m| m.sasl_username.as_deref() == Some(victim.as_str())));
+    assert!(held
+        .messages
+        .iter()
+        .all(|m| m.sasl_username.as_deref() == Some(victim.as_str())));
     assert!(report.users[0].complete(), "{report:?}");
     let q = queue();
     for id in &queued {
         assert_eq!(q.get(id).map(String::as_str), Some("hold"), "{id} held: {q:?}");
     }
     for id in [&theirs, &still] {
-        assert_ne!(q.get(id).map(String::as_str), Some("hold"), "bystander's {id} untouched: {q:?}");
+        assert_ne!(
+            q.get(id).map(String::as_str),
+            Some("hold"),
+            "bystander's {id} untouched: {q:?}"
+        );
     }
     // the journal says it, with no secret
     let text = std::fs::read_to_string(&journal).expect("journal");
@@ -134,11 +194,19 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
 
     // release leaves held mail held
     responder
-        .release(&victim, cadenas::incident::ReleaseOptions::default().with_override_reason("test"))
+        .release(
+            &victim,
+            cadenas::incident::ReleaseOptions::default().with_override_reason("test"),
+        )
         .await
         .expect("release");
     let q = queue();
-    assert!(queued.iter().all(|id| q.get(id).map(String::as_str) == Some("hold")), "{q:?}");
+    assert!(
+        queued
+            .iter()
+            .all(|id| q.get(id).map(String::as_str) == Some("hold")),
+        "{q:?}"
+    );
     delete_queued(&[queued, vec![theirs, still]].concat());
 }
 
@@ -151,24 +219,42 @@ async fn without_a_policy_service_the_revoke_step_says_smtp_sessions_keep_sendin
     let cfg = mail_config(&lab, &journal, "");
     // nothing listens where Postfix asks: it goes on (DUNNO), as configured in the lab
     let (_port, _) = policy_address().await;
-    let mut attacker = Smtp::login_from("127.0.0.68", &victim, &pw(&lab)).await.expect("login");
+    let mut attacker = Smtp::login_from("127.0.0.68", &victim, &pw(&lab))
+        .await
+        .expect("login");
     let responder = Responder::new(&cfg, &journal).await.expect("responder");
     let report = responder
-        .contain(std::slice::from_ref(&victim), ContainOptions::new(Arc::new(MemorySink::default())))
+        .contain(
+            std::slice::from_ref(&victim),
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
         .await
         .expect("contain");
     let u = &report.users[0];
-    let revoke = u.steps.iter().find(|s| s.step == Step::RevokeSessions).expect("revoke");
+    let revoke = u
+        .steps
+        .iter()
+        .find(|s| s.step == Step::RevokeSessions)
+        .expect("revoke");
     assert_eq!(revoke.status, StepStatus::Partial, "{revoke:?}");
     assert!(
-        report.not_revoked.iter().any(|n| n.contains("SMTP sessions authenticated before")),
+        report
+            .not_revoked
+            .iter()
+            .any(|n| n.contains("SMTP sessions authenticated before")),
         "{:?}",
         report.not_revoked
     );
     assert!(u.complete(), "partial is done, with what it could not do said");
-    assert!(u.steps.iter().all(|s| s.step != Step::HoldMail), "no [postfix]: no hold step");
+    assert!(
+        u.steps.iter().all(|s| s.step != Step::HoldMail),
+        "no [postfix]: no hold step"
+    );
     // what the report says is true: the session still sends
-    let id = attacker.send("x@bank.test", &["t@phish-target.test"], "spam").await.expect("still sending");
+    let id = attacker
+        .send("x@bank.test", &["t@phish-target.test"], "spam")
+        .await
+        .expect("still sending");
     delete_queued(&[id]);
 }
 
@@ -190,15 +276,32 @@ async fn a_sending_limit_defers_the_next_message_and_tells_the_on_call_list_with
         dovecot_env()["CADENAS_LAB_SMTP_USER"],
         dovecot_env()["CADENAS_LAB_SMTP_PASSWORD_FILE"],
     );
-    let cfg = mail_config(&lab, &journal, &format!("{}\n{notify}", outbound_and_postfix(limits)));
+    let cfg = mail_config(
+        &lab,
+        &journal,
+        &format!("{}\n{notify}", outbound_and_postfix(limits)),
+    );
     let (_port, at) = policy_address().await;
     let _service = start(&cfg, &at).await;
-    let mut s = Smtp::login_from("127.0.0.69", &sender, &pw(&lab)).await.expect("login");
+    let mut s = Smtp::login_from("127.0.0.69", &sender, &pw(&lab))
+        .await
+        .expect("login");
     let mut ids = Vec::new();
     for i in 0..2 {
-        ids.push(s.send("a@bank.test", &[&format!("r{i}@bulk-target.test")], "SECRET-BODY-MARKER").await.expect("within the limit"));
+        ids.push(
+            s.send(
+                "a@bank.test",
+                &[&format!("r{i}@bulk-target.test")],
+                "SECRET-BODY-MARKER",
+            )
+            .await
+            .expect("within the limit"),
+        );
     }
-    let (code, text) = s.send("a@bank.test", &["r3@bulk-target.test"], "SECRET-BODY-MARKER").await.expect_err("deferred");
+    let (code, text) = s
+        .send("a@bank.test", &["r3@bulk-target.test"], "SECRET-BODY-MARKER")
+        .await
+        .expect_err("deferred");
     assert_eq!(code, 450, "{text}");
     assert!(text.contains("4.7.1"), "{text}");
     delete_queued(&ids);
@@ -206,7 +309,10 @@ async fn a_sending_limit_defers_the_next_message_and_tells_the_on_call_list_with
     assert!(inbox.contains(&sender), "{inbox}");
     assert!(inbox.contains("3 messages within 600 s (limit 2)"), "{inbox}");
     assert!(inbox.contains("127.0.0.69"), "{inbox}");
-    assert!(!inbox.contains("SECRET-BODY-MARKER") && !inbox.contains(&pw(&lab)), "{inbox}");
+    assert!(
+        !inbox.contains("SECRET-BODY-MARKER") && !inbox.contains(&pw(&lab)),
+        "{inbox}"
+    );
 }
 
 /// A free loopback port for a service of a test's own.
@@ -241,16 +347,28 @@ async fn bad_protocol_input_closes_that_connection_only_and_memory_stays_bounded
     let quick = Duration::from_secs(2);
     let ok = |v: Result<Verdict, cadenas::Error>| assert_eq!(v.expect("answered"), Verdict::Dunno);
     ok(ask(&tcp, &request("someone"), quick).await);
-    ok(ask(&ListenAddress::parse(&format!("unix:{}", sock.display())).expect("unix"), &request("someone"), quick).await);
+    ok(ask(
+        &ListenAddress::parse(&format!("unix:{}", sock.display())).expect("unix"),
+        &request("someone"),
+        quick,
+    )
+    .await);
 
     // closed by the service: oversized, garbage, not name=value
     let oversized = vec![b'a'; 64 * 1024];
-    for bad in [oversized, b"\x00\xff\xfe binary\n\n".to_vec(), b"no equals sign\n\n".to_vec()] {
+    for bad in [
+        oversized,
+        b"\x00\xff\xfe binary\n\n".to_vec(),
+        b"no equals sign\n\n".to_vec(),
+    ] {
         let mut c = tokio::net::TcpStream::connect(&at).await.expect("connect");
         let _ = c.write_all(&bad).await;
         let mut buf = [0u8; 64];
         let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await;
-        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed, nothing answered: {n:?}");
+        assert!(
+            matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+            "closed, nothing answered: {n:?}"
+        );
         ok(ask(&tcp, &request("someone"), quick).await);
     }
 
@@ -276,9 +394,15 @@ async fn bad_protocol_input_closes_that_connection_only_and_memory_stays_bounded
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t = Instant::now();
     ok(ask(&tcp, &request("someone"), quick).await);
-    assert!(t.elapsed() < Duration::from_millis(500), "answered while a slow client dribbles");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "answered while a slow client dribbles"
+    );
     let cut = slow.await.expect("slow client");
-    assert!(cut < Duration::from_secs(5), "the slow client was cut off after {cut:?}");
+    assert!(
+        cut < Duration::from_secs(5),
+        "the slow client was cut off after {cut:?}"
+    );
 
     // thousands of idle connections: at most max_connections kept, a new client still answered
     let mut idle = Vec::new();
@@ -297,7 +421,10 @@ async fn bad_protocol_input_closes_that_connection_only_and_memory_stays_bounded
     let mut got = Vec::new();
     while got.windows(2).filter(|w| w == b"\n\n").count() < 2 {
         let mut buf = [0u8; 256];
-        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.expect("in time").expect("read");
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
         assert!(n > 0, "closed");
         got.extend_from_slice(&buf[..n]);
     }
@@ -313,16 +440,25 @@ async fn a_journal_that_cannot_be_read_any_more_is_said_while_contained_accounts
     let victim = victim.to_string();
     let journal = temp_journal("outbound-stale");
     let at = free_address();
-    let cfg = mail_config(&lab, &journal, &format!("[outbound]\nlisten = [\"{at}\"]\njournal_poll_ms = 20\n"));
+    let cfg = mail_config(
+        &lab,
+        &journal,
+        &format!("[outbound]\nlisten = [\"{at}\"]\njournal_poll_ms = 20\n"),
+    );
     let responder = Responder::new(&cfg, &journal).await.expect("responder");
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock];
-    responder.contain(std::slice::from_ref(&victim), opts).await.expect("contain");
+    responder
+        .contain(std::slice::from_ref(&victim), opts)
+        .await
+        .expect("contain");
     drop(responder);
     // started after the containment: the journal is read before the first answer
     let service = start(&cfg, &at).await;
     let tcp = ListenAddress::parse(&at).expect("addr");
-    let v = ask(&tcp, &request(&victim), Duration::from_secs(2)).await.expect("answer");
+    let v = ask(&tcp, &request(&victim), Duration::from_secs(2))
+        .await
+        .expect("answer");
     assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
     assert_eq!(service.1.status().contained, 1);
     // the journal is replaced under it: said in the status, answers unchanged
@@ -331,10 +467,22 @@ async fn a_journal_that_cannot_be_read_any_more_is_said_while_contained_accounts
     std::fs::write(&journal, text).expect("write");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let st = service.1.status();
-    assert!(st.journal_error.as_deref().is_some_and(|e| e.contains("replaced")), "{st:?}");
-    let v = ask(&tcp, &request(&victim), Duration::from_secs(2)).await.expect("answer");
+    assert!(
+        st.journal_error
+            .as_deref()
+            .is_some_and(|e| e.contains("replaced")),
+        "{st:?}"
+    );
+    let v = ask(&tcp, &request(&victim), Duration::from_secs(2))
+        .await
+        .expect("answer");
     assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
-    assert_eq!(ask(&tcp, &request("someone-else"), Duration::from_secs(2)).await.expect("answer"), Verdict::Dunno);
+    assert_eq!(
+        ask(&tcp, &request("someone-else"), Duration::from_secs(2))
+            .await
+            .expect("answer"),
+        Verdict::Dunno
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,12 +506,38 @@ async fn smtp_logins_from_the_attackers_address_are_found_contained_and_what_the
     let attacker = "127.0.0.73";
     let mut ids = Vec::new();
     let mut a = Smtp::login_from(attacker, &v1, &pw(&lab)).await.expect("login a");
-    ids.push(a.send("x@bank.test", &["p1@phish-a.test", "p2@phish-a.test", &format!("{bystander}@example.test")], "x").await.expect("a1"));
-    ids.push(a.send("x@bank.test", &["p1@phish-a.test"], "x").await.expect("a2"));
+    ids.push(
+        a.send(
+            "x@bank.test",
+            &[
+                "p1@phish-a.test",
+                "p2@phish-a.test",
+                &format!("{bystander}@example.test"),
+            ],
+            "x",
+        )
+        .await
+        .expect("a1"),
+    );
+    ids.push(
+        a.send("x@bank.test", &["p1@phish-a.test"], "x")
+            .await
+            .expect("a2"),
+    );
     let mut b = Smtp::login_from(attacker, &v2, &pw(&lab)).await.expect("login b");
     ids.push(b.send("y@bank.test", &["q@phish-b.test"], "y").await.expect("b1"));
-    let mut c = Smtp::login_from("127.0.0.74", &bystander, &pw(&lab)).await.expect("login c");
-    ids.push(c.send(&format!("{bystander}@example.test"), &["friend@outside.test"], "z").await.expect("c1"));
+    let mut c = Smtp::login_from("127.0.0.74", &bystander, &pw(&lab))
+        .await
+        .expect("login c");
+    ids.push(
+        c.send(
+            &format!("{bystander}@example.test"),
+            &["friend@outside.test"],
+            "z",
+        )
+        .await
+        .expect("c1"),
+    );
     // a failed SMTP login from the range: listed as tried, not contained
     let tried = Smtp::login_from(attacker, &bystander, "not-the-password").await;
     assert!(tried.is_err());
@@ -381,8 +555,16 @@ async fn smtp_logins_from_the_attackers_address_are_found_contained_and_what_the
         seen = responder.sightings(&pivot).await.expect("sightings");
     }
     let smtp: Vec<_> = seen.sightings.iter().filter(|s| s.service == "smtp").collect();
-    assert!(smtp.iter().any(|s| s.user == v1 && s.kind == SightingKind::LoggedIn && s.count == 2), "{smtp:?}");
-    assert!(smtp.iter().any(|s| s.user == v2 && s.kind == SightingKind::LoggedIn), "{smtp:?}");
+    assert!(
+        smtp.iter()
+            .any(|s| s.user == v1 && s.kind == SightingKind::LoggedIn && s.count == 2),
+        "{smtp:?}"
+    );
+    assert!(
+        smtp.iter()
+            .any(|s| s.user == v2 && s.kind == SightingKind::LoggedIn),
+        "{smtp:?}"
+    );
     assert_eq!(seen.users, [v1.clone(), v2.clone()], "{seen:?}");
     assert!(!seen.users.contains(&bystander));
 
@@ -402,14 +584,32 @@ async fn smtp_logins_from_the_attackers_address_are_found_contained_and_what_the
     assert_eq!((s1.messages, s1.recipients), (2, 3), "{s1:?}");
     assert_eq!(s1.outside_domains, ["phish-a.test"]);
     assert_eq!(s1.client_addresses, [attacker]);
-    assert!(s1.describe().starts_with("sent 2 message(s) to 3 recipient(s) (1 outside domain(s): phish-a.test) since "), "{}", s1.describe());
+    assert!(
+        s1.describe()
+            .starts_with("sent 2 message(s) to 3 recipient(s) (1 outside domain(s): phish-a.test) since "),
+        "{}",
+        s1.describe()
+    );
     assert_eq!(sent(&v2).messages, 1);
     // the hold step found their queued mail by login: only theirs
     for u in &report.users {
-        let hold = u.steps.iter().find(|s| s.step == Step::HoldMail).expect("hold step");
+        let hold = u
+            .steps
+            .iter()
+            .find(|s| s.step == Step::HoldMail)
+            .expect("hold step");
         let held = hold.detail.held_mail.as_ref().expect("held");
-        assert!(held.messages.iter().all(|m| m.sasl_username.as_deref() == Some(u.user.as_str())), "{held:?}");
+        assert!(
+            held.messages
+                .iter()
+                .all(|m| m.sasl_username.as_deref() == Some(u.user.as_str())),
+            "{held:?}"
+        );
     }
-    assert_ne!(queue().get(&ids[3]).map(String::as_str), Some("hold"), "the bystander's mail is untouched");
+    assert_ne!(
+        queue().get(&ids[3]).map(String::as_str),
+        Some("hold"),
+        "the bystander's mail is untouched"
+    );
     delete_queued(&ids);
 }

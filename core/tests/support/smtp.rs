@@ -54,9 +54,17 @@ impl Smtp {
         let mut plain = BufReader::new(tcp);
         let expect = |r: Reply, code: u16| if r.0 == code { Ok(()) } else { Err(r.1) };
         expect(read_reply(&mut plain).await?, 220)?;
-        plain.get_mut().write_all(b"EHLO attacker.test\r\n").await.map_err(|e| e.to_string())?;
+        plain
+            .get_mut()
+            .write_all(b"EHLO attacker.test\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
         expect(read_reply(&mut plain).await?, 250)?;
-        plain.get_mut().write_all(b"STARTTLS\r\n").await.map_err(|e| e.to_string())?;
+        plain
+            .get_mut()
+            .write_all(b"STARTTLS\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
         expect(read_reply(&mut plain).await?, 220)?;
         let connector = tokio_rustls::TlsConnector::from(super::tls_config(&ca));
         let host = addr.split(':').next().expect("host").to_owned();
