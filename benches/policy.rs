@@ -13,7 +13,6 @@
 //! `CADENAS_BENCH_PYTHON` the Python with policyd-rate-limit installed.
 
 #[path = "lab.rs"]
-#[allow(dead_code)]
 mod lab;
 
 use std::path::{Path, PathBuf};
@@ -156,6 +155,7 @@ fn journal_with_contained(path: &Path) {
 
 /// Starts Cadenas' policy service (the release CLI) at `addr`.
 fn start_cadenas(dir: &Path, addr: &str) -> Child {
+    std::fs::create_dir_all(dir).expect("dir");
     let journal = dir.join("journal.jsonl");
     journal_with_contained(&journal);
     let cfg = dir.join("cadenas.toml");
@@ -165,8 +165,8 @@ fn start_cadenas(dir: &Path, addr: &str) -> Child {
             "[directory]\nurl = \"ldaps://127.0.0.1:6360\"\nbind_dn = \"cn=x\"\nbind_password_env = \"UNUSED\"\n\
              base_dns = [\"ou=people,dc=example,dc=test\"]\n[journal]\npath = \"{}\"\n\
              [outbound]\nlisten = [\"{addr}\"]\n\
-             [[outbound.limits]]\ncounts = \"recipients\"\nmax = 200\nwindow_secs = 60\naction = \"DEFER_IF_PERMIT\"\n\
-             [[outbound.limits]]\ncounts = \"recipients\"\nmax = 2000\nwindow_secs = 3600\naction = \"DEFER_IF_PERMIT\"\n",
+             [[outbound.limits]]\ncounts = \"recipients\"\nmax = 20\nwindow_secs = 60\naction = \"DEFER_IF_PERMIT\"\n\
+             [[outbound.limits]]\ncounts = \"recipients\"\nmax = 200\nwindow_secs = 3600\naction = \"DEFER_IF_PERMIT\"\n",
             journal.display()
         ),
     )
@@ -195,7 +195,7 @@ fn start_peer(dir: &Path, addr: &str) -> Child {
         format!(
             "debug: False\nuser: \"nobody\"\ngroup: \"nogroup\"\npidfile: \"{s}/run/pid\"\n\
              sqlite_config:\n    database: \"{s}/db/db.sqlite3\"\nbackend: 0\nSOCKET: [\"{host}\", {port}]\n\
-             limits:\n    - [200, 60]\n    - [2000, 3600]\nlimits_by_id: {{}}\nsql_limits_by_id: \"\"\n\
+             limits:\n    - [20, 60]\n    - [200, 3600]\nlimits_by_id: {{}}\nsql_limits_by_id: \"\"\n\
              limit_by_sasl: True\nlimit_by_sender: False\nlimit_by_ip: False\nlimited_networks: []\n\
              success_action: \"dunno\"\nfail_action: \"defer_if_permit Rate limit reach, retry later\"\n\
              db_error_action: \"dunno\"\nreport: False\ndelay_to_close: 300\ncount_mode: 1\n",

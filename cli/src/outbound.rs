@@ -51,11 +51,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<ExitC
                     .addresses()?
                     .remove(0),
             };
-            let mut req = PolicyRequest::default();
-            req.request = "smtpd_access_policy".into();
-            req.protocol_state = "RCPT".into();
-            req.sasl_username = login.clone();
-            req.client_address = from.clone();
+            let req = PolicyRequest::rcpt(login, from);
             let v = ask(&addr, &req, Duration::from_secs(5)).await?;
             if cli.json {
                 let (action, text) = match &v {

@@ -132,15 +132,12 @@ impl Responder {
         let mut last_err: Option<Error>;
         // the login Postfix sees, then the name the responder was given (a mail address)
         for name in [login, user] {
-            let mut req = crate::outbound::PolicyRequest::default();
-            req.request = "smtpd_access_policy".into();
-            req.protocol_state = "RCPT".into();
-            req.sasl_username = name.to_owned();
+            let req = crate::outbound::PolicyRequest::rcpt(name, "");
             loop {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 match crate::outbound::ask(&addr, &req, left.max(std::time::Duration::from_millis(100))).await
                 {
-                    Ok(v) if matches!(v, crate::outbound::Verdict::Reject(_)) => break,
+                    Ok(crate::outbound::Verdict::Reject(_)) => break,
                     Ok(_) => last_err = None,
                     Err(e) => last_err = Some(e),
                 }

@@ -122,8 +122,10 @@ mod tests {
     use crate::journal::StepDetail;
 
     fn outcome(user: &str, login: Option<&str>, step: Step, status: StepStatus) -> Record {
-        let mut detail = StepDetail::default();
-        detail.login = login.map(str::to_owned);
+        let detail = StepDetail {
+            login: login.map(str::to_owned),
+            ..StepDetail::default()
+        };
         Record {
             seq: 0,
             prev: String::new(),

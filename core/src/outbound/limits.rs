@@ -134,6 +134,19 @@ impl Activity {
             .fold((0, 0), |(m, r), (_, n)| (m + 1, r.saturating_add(*n)))
     }
 
+    /// Distinct addresses within the window, `address` included.
+    fn distinct_with(&self, since: Option<Instant>, address: &str) -> u32 {
+        let mut n = 0;
+        let mut seen = address.is_empty();
+        for (t, a) in &self.addresses {
+            if since.is_none_or(|s| *t >= s) {
+                n += 1;
+                seen |= a == address;
+            }
+        }
+        n + u32::from(!seen)
+    }
+
     fn addresses_since(&self, since: Option<Instant>) -> Vec<String> {
         self.addresses
             .iter()
@@ -182,44 +195,72 @@ impl Limits {
     /// when the message ends. Returns the verdict of the first limit exceeded and, the first
     /// time in a window that this limit is exceeded by this account, what to report.
     pub fn check(&mut self, req: &PolicyRequest, now: Instant) -> (Verdict, Option<Exceeded>) {
-        if self.limits.is_empty() || req.sasl_username.is_empty() {
-            return (Verdict::Dunno, None);
+        let (i, report) = self.exceeded(req, now);
+        let verdict = i.map_or(Verdict::Dunno, |i| self.verdict(i));
+        (verdict, report)
+    }
+
+    /// What Postfix is told when limit `i` is exceeded.
+    pub(crate) fn verdict(&self, i: usize) -> Verdict {
+        let Some(l) = self.limits.get(i) else {
+            return Verdict::Dunno;
+        };
+        let text = format!(
+            "{} sending limit reached for this account; try again later or contact the service desk",
+            if l.action == LimitAction::Reject {
+                "5.7.1"
+            } else {
+                "4.7.1"
+            }
+        );
+        match l.action {
+            LimitAction::DeferIfPermit => Verdict::DeferIfPermit(text),
+            LimitAction::Hold => Verdict::Hold(text),
+            LimitAction::Reject => Verdict::Reject(text),
         }
-        let account = req.sasl_username.to_ascii_lowercase();
-        let act = self.accounts.entry(account.clone()).or_default();
+    }
+
+    /// How many limits there are.
+    pub(crate) fn len(&self) -> usize {
+        self.limits.len()
+    }
+
+    /// [`check`](Self::check), naming the limit exceeded by its index.
+    pub(crate) fn exceeded(
+        &mut self,
+        req: &PolicyRequest,
+        now: Instant,
+    ) -> (Option<usize>, Option<Exceeded>) {
+        if self.limits.is_empty() || req.sasl_username.is_empty() {
+            return (None, None);
+        }
+        let account = if req.sasl_username.bytes().any(|b| b.is_ascii_uppercase()) {
+            req.sasl_username.to_ascii_lowercase()
+        } else {
+            req.sasl_username.clone()
+        };
+        if !self.accounts.contains_key(&account) {
+            self.accounts.insert(account.clone(), Activity::default());
+        }
+        let Some(act) = self.accounts.get_mut(&account) else {
+            return (None, None);
+        };
         act.forget_before(now.checked_sub(self.longest));
-        let address = req.client_address.clone();
+        let address = req.client_address.as_str();
         let eom = req.at_end_of_message();
         for (i, l) in self.limits.iter().enumerate() {
             let since = now.checked_sub(Duration::from_secs(l.window_secs));
             let (messages, recipients) = act.counts_since(since);
-            let mut addresses = act.addresses_since(since);
-            if !address.is_empty() && !addresses.contains(&address) {
-                addresses.push(address.clone());
-            }
             let count = match (l.counts, eom) {
                 (Counted::Messages, _) => messages + 1,
                 (Counted::Recipients, true) => recipients.saturating_add(req.recipient_count.max(1)),
                 (Counted::Recipients, false) => recipients.saturating_add(1),
-                (Counted::ClientAddresses, _) => addresses.len() as u32,
+                (Counted::ClientAddresses, _) => act.distinct_with(since, address),
             };
             let max = l.max_for(&account);
             if count <= max {
                 continue;
             }
-            let text = format!(
-                "{} sending limit reached for this account; try again later or contact the service desk",
-                if l.action == LimitAction::Reject {
-                    "5.7.1"
-                } else {
-                    "4.7.1"
-                }
-            );
-            let verdict = match l.action {
-                LimitAction::DeferIfPermit => Verdict::DeferIfPermit(text),
-                LimitAction::Hold => Verdict::Hold(text),
-                LimitAction::Reject => Verdict::Reject(text),
-            };
             let window = Duration::from_secs(l.window_secs);
             let key = (account.clone(), i);
             let first = self
@@ -228,6 +269,10 @@ impl Limits {
                 .is_none_or(|t| now.duration_since(*t) >= window);
             let report = first.then(|| {
                 self.reported.insert(key, now);
+                let mut client_addresses = act.addresses_since(since);
+                if !address.is_empty() && !client_addresses.iter().any(|a| a == address) {
+                    client_addresses.push(address.to_owned());
+                }
                 Exceeded {
                     account: account.clone(),
                     counts: l.counts,
@@ -235,21 +280,21 @@ impl Limits {
                     window_secs: l.window_secs,
                     count,
                     action: l.action,
-                    client_addresses: addresses,
+                    client_addresses,
                     messages,
                     recipients,
                 }
             });
             // a held message is accepted: it counts
             if eom && l.action == LimitAction::Hold {
-                record(act, now, req, &address);
+                record(act, now, req, address);
             }
-            return (verdict, report);
+            return (Some(i), report);
         }
         if eom {
-            record(act, now, req, &address);
+            record(act, now, req, address);
         }
-        (Verdict::Dunno, None)
+        (None, None)
     }
 }
 

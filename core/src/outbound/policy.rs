@@ -35,6 +35,18 @@ pub struct PolicyRequest {
 }
 
 impl PolicyRequest {
+    /// A request as Postfix makes it at `RCPT TO`, of a session that `sasl_username` logged
+    /// in to from `client_address`.
+    pub fn rcpt(sasl_username: &str, client_address: &str) -> Self {
+        Self {
+            request: "smtpd_access_policy".into(),
+            protocol_state: "RCPT".into(),
+            sasl_username: sasl_username.into(),
+            client_address: client_address.into(),
+            ..Self::default()
+        }
+    }
+
     /// Whether this request is made at end of message (`smtpd_end_of_data_restrictions`).
     pub fn at_end_of_message(&self) -> bool {
         self.protocol_state.eq_ignore_ascii_case("END-OF-MESSAGE")

@@ -99,6 +99,9 @@ struct Shared {
     contained: RwLock<ContainedSet>,
     limits: Mutex<Limits>,
     reject_text: String,
+    /// The answers' bytes, made once: to a contained account, and per limit.
+    reject_wire: String,
+    limit_wires: Vec<String>,
     notifiers: Vec<Arc<Notifier>>,
     cfg: OutboundConfig,
     started: Instant,
@@ -168,10 +171,14 @@ impl PolicyService {
             .into_iter()
             .filter(|n| n.wants(NotifyEvent::SendingLimit))
             .collect();
+        let limits = Limits::new(out.limits.clone());
+        let limit_wires = (0..limits.len()).map(|i| limits.verdict(i).to_wire()).collect();
         Ok(Self {
             shared: Arc::new(Shared {
                 contained: RwLock::new(ContainedSet::new(&domains)),
-                limits: Mutex::new(Limits::new(out.limits.clone())),
+                limits: Mutex::new(limits),
+                reject_wire: Verdict::Reject(out.reject_text.clone()).to_wire(),
+                limit_wires,
                 reject_text: out.reject_text.clone(),
                 notifiers,
                 cfg: out,
@@ -191,7 +198,16 @@ impl PolicyService {
     /// The answer to one request, as the service gives it (contained → `REJECT`; then the
     /// sending limits; else `DUNNO`).
     pub fn decide(&self, req: &PolicyRequest) -> Verdict {
-        decide(&self.shared, req)
+        match decide(&self.shared, req) {
+            Answer::Dunno => Verdict::Dunno,
+            Answer::Contained => Verdict::Reject(self.shared.reject_text.clone()),
+            Answer::Limit(i) => self
+                .shared
+                .limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .verdict(i),
+        }
     }
 
     /// What the service knows now.
@@ -310,10 +326,31 @@ fn write_status(path: &std::path::Path, st: &ServiceStatus) {
     }
 }
 
-fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Verdict {
+/// An answer, before its bytes.
+enum Answer {
+    Dunno,
+    Contained,
+    /// Over the limit of this index.
+    Limit(usize),
+}
+
+impl Answer {
+    fn wire<'a>(&self, shared: &'a Shared) -> &'a str {
+        match self {
+            Answer::Dunno => "action=DUNNO\n\n",
+            Answer::Contained => &shared.reject_wire,
+            Answer::Limit(i) => shared
+                .limit_wires
+                .get(*i)
+                .map_or("action=DUNNO\n\n", String::as_str),
+        }
+    }
+}
+
+fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Answer {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     if req.sasl_username.is_empty() {
-        return Verdict::Dunno;
+        return Answer::Dunno;
     }
     let contained = shared
         .contained
@@ -330,14 +367,14 @@ fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Verdict {
             incident,
             "outbound: refused, the account is contained"
         );
-        return Verdict::Reject(shared.reject_text.clone());
+        return Answer::Contained;
     }
-    let (verdict, exceeded) = shared
+    let (over, exceeded) = shared
         .limits
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .check(req, Instant::now());
-    if verdict != Verdict::Dunno {
+        .exceeded(req, Instant::now());
+    if over.is_some() {
         shared.over_limit.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(x) = exceeded {
@@ -360,7 +397,7 @@ fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Verdict {
             });
         }
     }
-    verdict
+    over.map_or(Answer::Dunno, Answer::Limit)
 }
 
 /// The notice of a limit exceeded: account, counts and addresses, never content.
@@ -497,7 +534,7 @@ async fn connection_loop(shared: &Arc<Shared>, s: &mut Box<dyn Stream>, conn: &C
         out.clear();
         loop {
             match reader.next_request() {
-                Ok(Some(req)) => out.push_str(&decide(shared, &req).to_wire()),
+                Ok(Some(req)) => out.push_str(decide(shared, &req).wire(shared)),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbound: protocol error; closing the connection");

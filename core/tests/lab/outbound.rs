@@ -322,12 +322,7 @@ fn free_address() -> String {
 }
 
 fn request(user: &str) -> PolicyRequest {
-    let mut r = PolicyRequest::default();
-    r.request = "smtpd_access_policy".into();
-    r.protocol_state = "RCPT".into();
-    r.sasl_username = user.into();
-    r.client_address = "127.0.0.70".into();
-    r
+    PolicyRequest::rcpt(user, "127.0.0.70")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
