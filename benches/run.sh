@@ -12,6 +12,10 @@
 # median for them). A 60 000-account comparison takes about a quarter of an hour: with the
 # default sizes, 3 repeats take about an hour. The C bench (TOTP verification through
 # libcadenas) is compiled against the release library installed under target/bench-c.
+# The outbound policy service is compared with policyd-rate-limit (PyPI) and run end to end
+# against the lab Postfix (benches/policy.rs, benches/outbound_e2e.py: CADENAS_BENCH_E2E_RUNS,
+# default 20). CADENAS_BENCH_ONLY=outbound runs those two alone (a few minutes) and splices their
+# section into benches/RESULTS.md instead of writing it anew.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -23,8 +27,34 @@ CADENAS_BENCH_ONCE_SIZES=${CADENAS_BENCH_ONCE_SIZES:-}
 apt_install oathtool:oathtool pkg-config:pkg-config
 bash python/venv.sh --release
 PY=$ROOT/target/python-venv/bin/python
-"$PY" -m pip install -q --disable-pip-version-check ldap3 pyotp argon2-cffi
+"$PY" -m pip install -q --disable-pip-version-check ldap3 pyotp argon2-cffi policyd-rate-limit
 cargo build --release -q -p cadenas-benches --benches
+cargo build --release -q -p cadenas-cli
+export CADENAS_BENCH_CLI=$ROOT/target/release/cadenas
+E2E_RUNS=${CADENAS_BENCH_E2E_RUNS:-20}
+RESULTS=$ROOT/target/bench-results.jsonl
+if [ "${CADENAS_BENCH_ONLY:-}" = outbound ]; then
+  rm -f "$RESULTS"
+  for r in $(seq "$REPEATS"); do
+    echo "== repeat $r of $REPEATS (outbound only)"
+    bash lab/up.sh 300
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
+      cargo bench -q -p cadenas-benches --bench policy
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/outbound_e2e.py "$E2E_RUNS"
+  done
+  section=$("$PY" benches/report.py "$RESULTS" --outbound)
+  SECTION="$section" "$PY" - benches/RESULTS.md <<'EOF'
+import os, re, sys
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read()
+new = os.environ["SECTION"]
+pattern = re.compile(r"<!-- outbound:.*?<!-- /outbound -->", re.S)
+text = pattern.sub(lambda _: new, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + new + "\n"
+open(path, "w", encoding="utf-8").write(text)
+EOF
+  echo "== the outbound section of benches/RESULTS.md written ($REPEATS repeats)"
+  exit 0
+fi
 # TOTP verification from C: benches/totp_c.c against the release libcadenas, installed here
 CBENCH=$ROOT/target/bench-c
 make -s install PREFIX="$CBENCH" FFI_PROFILE=release
@@ -32,7 +62,6 @@ make -s install PREFIX="$CBENCH" FFI_PROFILE=release
 cc -std=c11 -O2 -Wall -Wextra -Werror $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --cflags cadenas) \
   benches/totp_c.c -o "$CBENCH/totp_c" $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --libs cadenas) \
   -Wl,-rpath,"$CBENCH/lib"
-RESULTS=$ROOT/target/bench-results.jsonl
 rm -f "$RESULTS"
 for r in $(seq "$REPEATS"); do
   echo "== repeat $r of $REPEATS: a fresh lab"
@@ -43,6 +72,7 @@ for r in $(seq "$REPEATS"); do
   CADENAS_BENCH_SIZES=$sizes CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
     cargo bench -q -p cadenas-benches
   CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/totp_python.py
+  CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/outbound_e2e.py "$E2E_RUNS"
   ctmp=$(mktemp -d)
   CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$CBENCH/totp_c" "$ctmp"
   rm -rf "$ctmp"
