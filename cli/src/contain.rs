@@ -475,7 +475,7 @@ pub fn describe_notification(n: &cadenas::notify::NotificationOutcome) -> String
 
 /// One Sieve script that sends mail out, in words.
 /// One line for the mail a containment held in the queue: counts, IDs and outside domains.
-pub fn describe_held(h: &cadenas::outbound::HeldMail) -> String {
+pub fn describe_held(h: &cadenas::postfix::HeldMail) -> String {
     let mut s = format!(
         "{} queued message(s) held, {} recipient(s)",
         h.messages.len(),

@@ -26,6 +26,19 @@ pub enum OutboundCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// The mail containments held in the Postfix queue ([postfix]) and where each message is
+    /// now; after review, `--release` (delivered after all) or `--delete` them, journaled.
+    Held {
+        /// Only this incident (needed with --release / --delete).
+        #[arg(long)]
+        incident: Option<String>,
+        /// Queue IDs to send on their way, or `all` (every one still on hold).
+        #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "delete")]
+        release: Vec<String>,
+        /// Queue IDs to delete, or `all` (every one still on hold).
+        #[arg(long, value_name = "ID", num_args = 1..)]
+        delete: Vec<String>,
+    },
 }
 
 /// Runs an `outbound` command.
@@ -41,6 +54,11 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<ExitC
                 }
             }
         }
+        OutboundCommand::Held {
+            incident,
+            release,
+            delete,
+        } => held(cli, cfg, incident.as_deref(), release, delete).await,
         OutboundCommand::Check { login, from, at } => {
             let addr = match at {
                 Some(a) => ListenAddress::parse(a)?,
@@ -71,6 +89,76 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `outbound held`: list, or release / delete after review.
+async fn held(
+    cli: &Cli,
+    cfg: &Config,
+    incident: Option<&str>,
+    release: &[String],
+    delete: &[String],
+) -> Result<ExitCode, Error> {
+    use cadenas::journal::{Journal, Location};
+    use cadenas::outbound::{held_messages, review_held};
+    use cadenas::postfix::{Queue, QueueAction};
+    let postfix = cfg
+        .postfix
+        .as_ref()
+        .ok_or_else(|| Error::new(ErrorKind::Config, "no [postfix] section: no queue to look in"))?;
+    let queue = Queue::new(postfix);
+    let location = Location::resolve(None, cfg.journal.as_ref())?
+        .ok_or_else(|| Error::new(ErrorKind::Config, "no [journal]: nothing says what was held"))?;
+    let key = cfg.journal.as_ref().map(|j| j.key()).transpose()?.flatten();
+    let (action, ids) = match (release.is_empty(), delete.is_empty()) {
+        (true, true) => {
+            let list = held_messages(&location.records(key.as_ref())?, incident, &queue).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            } else if list.is_empty() {
+                println!(
+                    "no mail held{}",
+                    incident.map(|i| format!(" by {i}")).unwrap_or_default()
+                );
+            }
+            for m in list.iter().filter(|_| !cli.json) {
+                println!(
+                    "{} {} {}  from <{}> to {}  held {}  now: {}{}",
+                    m.incident,
+                    m.user,
+                    m.queue_id,
+                    m.sender,
+                    m.recipients.join(", "),
+                    m.held_at,
+                    m.now,
+                    m.reviewed
+                        .as_ref()
+                        .map(|r| format!(" (reviewed: {r})"))
+                        .unwrap_or_default()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        (false, _) => (QueueAction::Release, release),
+        (_, false) => (QueueAction::Delete, delete),
+    };
+    let incident = incident
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "--release and --delete need --incident"))?;
+    let ids = (!(ids.len() == 1 && ids[0] == "all")).then_some(ids);
+    let journal = Journal::open_at(&location, key)?;
+    let review = review_held(&journal, &queue, incident, action, ids).await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&review).unwrap_or_default());
+    } else {
+        println!(
+            "{}: {} of {} message(s) ({}), journaled",
+            review.action,
+            review.done,
+            review.queue_ids.len(),
+            review.queue_ids.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,6 +1,6 @@
 //! The configuration file (TOML). This module only aggregates: each section's type lives with
 //! the module it configures ([`DirectoryConfig`], [`MfaConfig`], [`RevokerConfig`],
-//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`], [`NotifyConfig`], [`OutboundConfig`]).
+//! [`JournalConfig`], [`PasswordPolicy`], [`MailConfig`], [`NotifyConfig`], [`OutboundConfig`], [`PostfixConfig`]).
 //!
 //! Secrets never come from the file itself or from command-line arguments: the service
 //! account's password is read from a file (`bind_password_file`) or an environment variable
@@ -31,8 +31,9 @@ use crate::investigate::MailConfig;
 use crate::journal::JournalConfig;
 use crate::mfa::MfaConfig;
 use crate::notify::NotifyConfig;
-use crate::outbound::{OutboundConfig, PostfixConfig};
+use crate::outbound::OutboundConfig;
 use crate::password::PasswordPolicy;
+use crate::postfix::PostfixConfig;
 use crate::session::RevokerConfig;
 
 /// The whole configuration: each section's type lives with the module it configures.

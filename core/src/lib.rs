@@ -47,6 +47,7 @@ pub mod mfa;
 pub mod notify;
 pub mod outbound;
 pub mod password;
+pub mod postfix;
 pub mod secret;
 pub mod session;
 mod time;

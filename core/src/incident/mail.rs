@@ -7,7 +7,7 @@ use super::Responder;
 use crate::error::{Error, ErrorKind};
 use crate::investigate::Instant;
 use crate::journal::{Step, StepDetail, StepStatus};
-use crate::outbound::{MailLog, SentMail};
+use crate::postfix::{MailLog, SentMail};
 use crate::session::{RevocationOutcome, RevocationStatus};
 
 /// What a mail site without an outbound policy service must know.
@@ -38,7 +38,7 @@ impl Responder {
             let names: Vec<String> = std::iter::once(u.user.clone()).chain(login).collect();
             let found = sent
                 .values()
-                .filter(|s| crate::outbound::login_matches(&s.login, &names, &local))
+                .filter(|s| crate::postfix::login_matches(&s.login, &names, &local))
                 .fold(None::<SentMail>, |acc, s| {
                     Some(acc.map_or_else(|| s.clone(), |a| a.merged(s)))
                 });
@@ -63,13 +63,13 @@ impl Responder {
         let local = self.local_domains();
         match queue.messages().await {
             Ok(all) => {
-                let mine: Vec<&crate::outbound::QueuedMail> = all
+                let mine: Vec<&crate::postfix::QueuedMail> = all
                     .iter()
                     .filter(|m| m.queue != "hold")
                     .filter(|m| {
                         m.sasl_username
                             .as_deref()
-                            .is_some_and(|s| crate::outbound::login_matches(s, &names, &local))
+                            .is_some_and(|s| crate::postfix::login_matches(s, &names, &local))
                     })
                     .collect();
                 if mine.is_empty() {
@@ -80,7 +80,7 @@ impl Responder {
                     step.predicted = StepStatus::Changed;
                     let ids: Vec<&str> = mine.iter().map(|m| m.queue_id.as_str()).collect();
                     let domains =
-                        crate::outbound::outside_domains(mine.iter().flat_map(|m| &m.recipients), &local);
+                        crate::postfix::outside_domains(mine.iter().flat_map(|m| &m.recipients), &local);
                     step.actions.push(format!(
                         "postsuper -h {} ({} message(s) submitted by {login}, outside domains: {})",
                         ids.join(" "),

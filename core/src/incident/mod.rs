@@ -285,7 +285,7 @@ struct Inner {
     /// The lock wave's finds of concurrent workers, combined into few searches.
     finds: finds::Finds,
     /// `[postfix]`: the queue the hold-mail step searches.
-    queue: Option<Arc<crate::outbound::Queue>>,
+    queue: Option<Arc<crate::postfix::Queue>>,
 }
 
 /// The main entry point: built from the config, it owns the connection pool, the revokers,
@@ -383,7 +383,7 @@ impl Responder {
                 queue: cfg
                     .postfix
                     .as_ref()
-                    .map(|p| Arc::new(crate::outbound::Queue::new(p))),
+                    .map(|p| Arc::new(crate::postfix::Queue::new(p))),
             }),
         })
     }

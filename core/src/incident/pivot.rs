@@ -318,7 +318,7 @@ pub async fn sightings(
     };
     for path in smtp_logs {
         let (file, since, until) = (path.clone(), pivot.since, pivot.until);
-        let log = tokio::task::spawn_blocking(move || crate::outbound::MailLog::read(&[file], since, until))
+        let log = tokio::task::spawn_blocking(move || crate::postfix::MailLog::read(&[file], since, until))
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("log reader failed: {e}")))??;
         let lines: Vec<_> = log

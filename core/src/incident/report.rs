@@ -66,7 +66,7 @@ pub struct UserReport {
     /// from `[postfix] log_files` (numbers and addresses, never content; `None`: not asked or
     /// no Postfix log configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sent_mail: Option<crate::outbound::SentMail>,
+    pub sent_mail: Option<crate::postfix::SentMail>,
 }
 
 impl UserReport {

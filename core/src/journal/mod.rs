@@ -318,7 +318,7 @@ pub struct StepDetail {
     /// Hold mail: the account's messages put on hold in the Postfix queue (queue IDs,
     /// recipients, outside domains; never content).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_mail: Option<crate::outbound::HeldMail>,
+    pub held_mail: Option<crate::postfix::HeldMail>,
 }
 
 impl StepDetail {
@@ -417,6 +417,12 @@ pub enum Event {
     Notified {
         /// Who was told what, and whether it was delivered.
         outcomes: Vec<NotificationOutcome>,
+    },
+    /// Mail an incident held in the Postfix queue was reviewed: released (delivered after
+    /// all) or deleted.
+    MailReviewed {
+        /// What was done, to which messages.
+        review: crate::postfix::MailReview,
     },
     /// A run ended.
     IncidentEnd {

@@ -35,9 +35,8 @@
 
 mod contained;
 mod limits;
-mod maillog;
 mod policy;
-mod queue;
+mod review;
 mod service;
 
 use std::path::{Path, PathBuf};
@@ -46,9 +45,8 @@ use serde::Deserialize;
 
 pub use contained::{ContainedAccount, ContainedSet};
 pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
-pub use maillog::{MailLog, SentMail, SmtpLogin};
 pub use policy::{PolicyRequest, ProtocolError, RequestReader, Verdict, MAX_ATTRIBUTES, MAX_REQUEST_BYTES};
-pub use queue::{login_matches, outside_domains, HeldMail, PostfixConfig, Queue, QueueAction, QueuedMail};
+pub use review::{held_messages, review_held, HeldMessage};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};
 
 use crate::error::{Error, ErrorKind};

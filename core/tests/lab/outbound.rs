@@ -207,6 +207,79 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
             .all(|id| q.get(id).map(String::as_str) == Some("hold")),
         "{q:?}"
     );
+
+    // after review: one sent on its way, one deleted, journaled; another ID is never touched
+    use cadenas::outbound::{held_messages, review_held};
+    use cadenas::postfix::{Queue, QueueAction};
+    let postfix = Queue::new(cfg.postfix.as_ref().expect("[postfix]"));
+    let journal_w = responder.journal().expect("journal");
+    let listed = held_messages(
+        &journal_w.records().expect("records"),
+        Some(&report.incident),
+        &postfix,
+    )
+    .await
+    .expect("held");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed
+        .iter()
+        .all(|m| m.now == "hold" && m.user == victim && m.reviewed.is_none()));
+    let e = review_held(
+        journal_w,
+        &postfix,
+        &report.incident,
+        QueueAction::Delete,
+        Some(std::slice::from_ref(&theirs)),
+    )
+    .await
+    .expect_err("not held by this incident");
+    assert_eq!(e.kind(), cadenas::ErrorKind::InvalidInput, "{e}");
+    let r = review_held(
+        journal_w,
+        &postfix,
+        &report.incident,
+        QueueAction::Release,
+        Some(&queued[..1]),
+    )
+    .await
+    .expect("release");
+    assert_eq!(r.done, 1, "{r:?}");
+    let r = review_held(journal_w, &postfix, &report.incident, QueueAction::Delete, None)
+        .await
+        .expect("delete the rest");
+    assert_eq!(
+        (r.done, r.queue_ids.clone()),
+        (1, vec![queued[1].clone()]),
+        "{r:?}"
+    );
+    let listed = held_messages(
+        &journal_w.records().expect("records"),
+        Some(&report.incident),
+        &postfix,
+    )
+    .await
+    .expect("held");
+    let now = |id: &str| {
+        listed
+            .iter()
+            .find(|m| m.queue_id == id)
+            .map(|m| (m.now.clone(), m.reviewed.clone()))
+            .expect("listed")
+    };
+    assert_eq!(
+        now(&queued[1]),
+        ("gone".to_owned(), Some("delete".to_owned())),
+        "{listed:?}"
+    );
+    let (q0, r0) = now(&queued[0]);
+    assert!(
+        q0 != "hold" && q0 != "gone" && r0.as_deref() == Some("release"),
+        "{listed:?}"
+    );
+    assert!(
+        queue().contains_key(&theirs),
+        "the bystander's message is still there"
+    );
     delete_queued(&[queued, vec![theirs, still]].concat());
 }
 

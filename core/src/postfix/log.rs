@@ -237,7 +237,7 @@ impl MailLog {
         for (k, r) in rcpts {
             if let Some(s) = out.get_mut(&k) {
                 s.recipients = r.len();
-                s.outside_domains = super::outside_domains(r.iter(), local_domains);
+                s.outside_domains = super::queue::outside_domains(r.iter(), local_domains);
             }
         }
         out

@@ -116,6 +116,18 @@ impl HeldMail {
     }
 }
 
+/// What the reviews of an incident's held mail did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MailReview {
+    /// `release` (back to the queue: it will be delivered) or `delete`.
+    pub action: String,
+    /// The messages asked for.
+    pub queue_ids: Vec<String>,
+    /// How many Postfix says it released or deleted.
+    pub done: usize,
+}
+
 /// One line of `postqueue -j`.
 #[derive(Deserialize)]
 struct JsonEntry {
