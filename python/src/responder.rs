@@ -60,22 +60,6 @@ impl PasswordSink for CallableSink {
     }
 }
 
-/// The sink of a run that resets no password: never called.
-struct NoSink;
-
-impl PasswordSink for NoSink {
-    fn deliver(&self, _user: &str, _dn: &str, _password: &Password) -> Result<(), Error> {
-        Err(Error::new(
-            ErrorKind::Internal,
-            "no password hand-over for a run without reset",
-        ))
-    }
-
-    fn describe(&self) -> String {
-        "none (no reset)".into()
-    }
-}
-
 /// The users argument: one name, or an iterable of names (a `str` is never split in letters).
 fn user_list(users: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     if let Ok(s) = users.cast::<PyString>() {
@@ -140,7 +124,7 @@ fn options(
     resets: bool,
 ) -> PyResult<ContainOptions> {
     let sink: Arc<dyn PasswordSink> = match (password_file, on_password) {
-        (None, None) if !resets => Arc::new(NoSink),
+        (None, None) if !resets => Arc::new(cadenas::incident::NoPasswordSink),
         (Some(p), None) => Arc::new(FileSink::create(&p).map_err(|e| Python::attach(|py| crate::errors::to_py(py, &e)))?),
         (None, Some(f)) => Arc::new(CallableSink(f)),
         (None, None) => {

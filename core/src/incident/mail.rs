@@ -130,8 +130,10 @@ impl Responder {
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(out.confirm_timeout_ms);
         let mut last_err: Option<Error>;
-        // the login Postfix sees, then the name the responder was given (a mail address)
-        for name in [login, user] {
+        // the login Postfix sees, then the name the responder was given (a mail address; not
+        // an explicit `dn:`, which no SMTP client logs in with)
+        let names = std::iter::once(login).chain((user != login && !user.starts_with("dn:")).then_some(user));
+        for name in names {
             let req = crate::outbound::PolicyRequest::rcpt(name, "");
             loop {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -63,7 +63,7 @@ pub use report::{
     ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StatusReport, StepReport, UserPlan,
     UserReport,
 };
-pub use sink::{FileSink, PasswordSink};
+pub use sink::{FileSink, NoPasswordSink, PasswordSink};
 
 use crate::config::Config;
 use crate::directory::{AccountState, ChangeOutcome, Directory, UserRef};

@@ -25,6 +25,29 @@ pub trait PasswordSink: Send + Sync {
     }
 }
 
+/// The sink of a run that resets no password (its steps leave `ResetPassword` out): never
+/// called; if it were, the reset step fails and the account stays locked.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoPasswordSink;
+
+impl PasswordSink for NoPasswordSink {
+    fn deliver(
+        &self,
+        _user: &str,
+        _dn: &str,
+        _password: &crate::secret::Password,
+    ) -> Result<(), crate::error::Error> {
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::Internal,
+            "no password hand-over for a run without reset",
+        ))
+    }
+
+    fn describe(&self) -> String {
+        "none (no reset)".into()
+    }
+}
+
 /// Writes `user<TAB>password` lines to a new file created with mode 0600 (never overwritten),
 /// when the first password is handed over: a run that sets no password leaves no file.
 pub struct FileSink {

@@ -106,15 +106,9 @@ impl Tail {
         let meta = f.metadata().map_err(|e| err("stat", e))?;
         let id = (meta.dev(), meta.ino());
         if self.file_id.is_some_and(|old| old != id) || meta.len() < self.offset {
-            return Err(Error::new(
-                ErrorKind::Journal,
-                format!(
-                    "journal {}: the file was replaced or shortened after {} records were read; \
-                     restart to read it again from the start",
-                    path.display(),
-                    self.seq
-                ),
-            ));
+            // another file (restored, copied back): the same journal if its first records
+            // are the ones read so far — then go on after them
+            return self.read_again(path, id);
         }
         self.file_id = Some(id);
         if meta.len() == self.offset {
@@ -129,6 +123,33 @@ impl Tail {
         };
         let lines = buf[..end].split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
         self.take(lines, end as u64 + 1)
+    }
+
+    /// Reads the file at `path` (identity `id`) from its start: the records after those read
+    /// so far when it begins with them (the same chain up to the same head), else an error.
+    fn read_again(&mut self, path: &Path, id: (u64, u64)) -> Result<Vec<Record>, Error> {
+        let mut fresh = Tail::new(self.location.clone(), self.key.clone());
+        let all = fresh.read_file(path)?;
+        let same = fresh.seq >= self.seq
+            && (self.seq == 0
+                || all
+                    .get(self.seq as usize)
+                    .map_or(fresh.head == self.head, |r| r.prev == self.head));
+        if !same {
+            return Err(Error::new(
+                ErrorKind::Journal,
+                format!(
+                    "journal {}: the file was replaced by one that does not begin with the {} records \
+                     read so far; restart to read it from the start",
+                    path.display(),
+                    self.seq
+                ),
+            ));
+        }
+        let skip = self.seq as usize;
+        (self.seq, self.head, self.offset) = (fresh.seq, fresh.head, fresh.offset);
+        self.file_id = Some(id);
+        Ok(all.into_iter().skip(skip).collect())
     }
 
     /// Verifies `lines` as the continuation of what was read, then moves past them.
@@ -207,7 +228,13 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::JournalTampered, "{e}");
         assert_eq!(tail.records_read(), 3);
 
-        // a shortened file is said, not silently re-read
+        // the same journal copied back in place (another file): read on after what was read
+        std::fs::write(&p, &full).expect("write");
+        let copy = p.with_extension("copy");
+        std::fs::write(&copy, &full).expect("copy");
+        std::fs::rename(&copy, &p).expect("replace");
+        assert!(tail.read_new().expect("the same journal").is_empty());
+        // a shortened or different file is said, not silently re-read
         std::fs::write(&p, "").expect("truncate");
         assert_eq!(tail.read_new().expect_err("shrank").kind(), ErrorKind::Journal);
         std::fs::remove_file(&p).ok();

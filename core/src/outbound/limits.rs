@@ -63,6 +63,10 @@ pub struct LimitConfig {
     /// Other maximums for some accounts (SASL login → max), e.g. a newsletter account.
     #[serde(default)]
     pub overrides: HashMap<String, u32>,
+    /// An explicit rule: exceeding this limit contains the account automatically (lock,
+    /// revoke, hold its mail — no reset), within `[outbound.auto_contain]`'s rails.
+    #[serde(default)]
+    pub contain: bool,
 }
 
 impl LimitConfig {
@@ -74,6 +78,7 @@ impl LimitConfig {
             window_secs,
             action,
             overrides: HashMap::new(),
+            contain: false,
         }
     }
 
@@ -223,6 +228,11 @@ impl Limits {
     /// How many limits there are.
     pub(crate) fn len(&self) -> usize {
         self.limits.len()
+    }
+
+    /// Whether exceeding limit `i` contains the account automatically.
+    pub(crate) fn contains_on(&self, i: usize) -> bool {
+        self.limits.get(i).is_some_and(|l| l.contain)
     }
 
     /// [`check`](Self::check), naming the limit exceeded by its index.

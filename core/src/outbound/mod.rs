@@ -16,7 +16,10 @@
 //!   client addresses per sliding window, each with its action (`DEFER_IF_PERMIT`, `HOLD`,
 //!   `REJECT`) and per-account overrides; the first time an account exceeds a limit in a
 //!   window, the `sending_limit` notifiers are told the account, counts and addresses — never
-//!   message content. The windows are kept in memory: a restart starts them afresh;
+//!   message content. The windows are kept in memory: a restart starts them afresh. A limit
+//!   marked `contain = true` also contains the account automatically — lock, revoke, hold its
+//!   mail, no reset — within rails (`[outbound.auto_contain]`: at most `max_per_hour`, counted
+//!   in the journal; never a protected account; a dry run unless `dry_run = false`);
 //! - answers `DUNNO` otherwise (Postfix goes on with its own restrictions).
 //!
 //! **When the service is down**, Postfix answers the client with a temporary error (`451
@@ -33,6 +36,7 @@
 //! smtpd_policy_service_default_action = 451 4.3.5 Policy service unavailable
 //! ```
 
+mod auto;
 mod contained;
 mod limits;
 mod policy;
@@ -43,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auto::AutoContainConfig;
 pub use contained::{ContainedAccount, ContainedSet};
 pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
 pub use policy::{PolicyRequest, ProtocolError, RequestReader, Verdict, MAX_ATTRIBUTES, MAX_REQUEST_BYTES};
@@ -85,6 +90,10 @@ pub struct OutboundConfig {
     /// Default 3000.
     #[serde(default = "default_confirm_ms")]
     pub confirm_timeout_ms: u64,
+    /// The rails of automatic containments (`contain = true` on a limit): at most
+    /// `max_per_hour` (3), a dry run unless `dry_run = false`.
+    #[serde(default)]
+    pub auto_contain: AutoContainConfig,
 }
 
 fn default_reject_text() -> String {
@@ -119,6 +128,7 @@ impl OutboundConfig {
             status_file: None,
             limits: Vec::new(),
             confirm_timeout_ms: default_confirm_ms(),
+            auto_contain: AutoContainConfig::default(),
         }
     }
 

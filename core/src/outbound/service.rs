@@ -86,6 +86,10 @@ pub struct ServiceStatus {
     pub over_limit: u64,
     /// Connections open now.
     pub connections: usize,
+    /// Accounts contained automatically by a `contain = true` limit since the start.
+    pub auto_contained: u64,
+    /// Automatic containments not made: the hourly cap, a dry run, a refusal or a failure.
+    pub auto_not_contained: u64,
 }
 
 /// One open connection: when it was last active, and how to close it.
@@ -111,6 +115,15 @@ struct Shared {
     over_limit: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
+    /// The whole config: an automatic containment is a containment like any other.
+    full: crate::Config,
+    /// `needs_attention` notifiers, told of automatic containments.
+    attention: Vec<Arc<Notifier>>,
+    /// The automatic containments (incident → Unix time) the journal records or this process
+    /// made, and how many are under way.
+    auto: Mutex<(HashMap<String, i64>, usize)>,
+    auto_contained: AtomicU64,
+    auto_not: AtomicU64,
 }
 
 /// The outbound policy service. Build with [`PolicyService::new`], then [`run`](Self::run).
@@ -167,7 +180,13 @@ impl PolicyService {
             .as_ref()
             .map(|m| m.local_domains.clone())
             .unwrap_or_default();
-        let notifiers = crate::notify::build_notifiers(&cfg.notify)?
+        let all = crate::notify::build_notifiers(&cfg.notify)?;
+        let attention = all
+            .iter()
+            .filter(|n| n.wants(NotifyEvent::NeedsAttention))
+            .cloned()
+            .collect();
+        let notifiers = all
             .into_iter()
             .filter(|n| n.wants(NotifyEvent::SendingLimit))
             .collect();
@@ -189,6 +208,11 @@ impl PolicyService {
                 over_limit: AtomicU64::new(0),
                 conns: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(0),
+                full: cfg.clone(),
+                attention,
+                auto: Mutex::new((HashMap::new(), 0)),
+                auto_contained: AtomicU64::new(0),
+                auto_not: AtomicU64::new(0),
             }),
             journal,
             key,
@@ -251,6 +275,15 @@ impl PolicyService {
     }
 
     fn took(&self, records: &[crate::journal::Record], read: u64) {
+        let autos: Vec<(String, i64)> = super::auto::auto_starts(records).collect();
+        if !autos.is_empty() {
+            self.shared
+                .auto
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .extend(autos);
+        }
         let n = {
             let mut set = self.shared.contained.write().unwrap_or_else(|p| p.into_inner());
             set.apply(records);
@@ -270,6 +303,8 @@ fn status_now(shared: &Shared) -> ServiceStatus {
     st.refused_contained = shared.refused.load(Ordering::Relaxed);
     st.over_limit = shared.over_limit.load(Ordering::Relaxed);
     st.connections = shared.conns.lock().map(|c| c.len()).unwrap_or(0);
+    st.auto_contained = shared.auto_contained.load(Ordering::Relaxed);
+    st.auto_not_contained = shared.auto_not.load(Ordering::Relaxed);
     st
 }
 
@@ -377,6 +412,16 @@ fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Answer {
     if over.is_some() {
         shared.over_limit.fetch_add(1, Ordering::Relaxed);
     }
+    if let (Some(x), Some(i)) = (&exceeded, over) {
+        let contains = shared
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_on(i);
+        if contains {
+            start_auto_contain(shared, x.clone());
+        }
+    }
     if let Some(x) = exceeded {
         tracing::warn!(
             account = ?x.account,
@@ -398,6 +443,40 @@ fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Answer {
         }
     }
     over.map_or(Answer::Dunno, Answer::Limit)
+}
+
+/// Starts an automatic containment of `x.account`, a place among the hour's taken first (so
+/// that accounts exceeding at the same moment cannot pass the cap together).
+fn start_auto_contain(shared: &Arc<Shared>, x: Exceeded) {
+    let rails = shared.cfg.auto_contain.clone();
+    let recent = {
+        let mut a = shared.auto.lock().unwrap_or_else(|p| p.into_inner());
+        let hour_ago = crate::time::unix_now() as i64 - 3600;
+        a.0.retain(|_, t| *t >= hour_ago);
+        let recent = a.0.len() + a.1;
+        if recent < rails.max_per_hour && !rails.dry_run {
+            a.1 += 1;
+        }
+        recent
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let took_place = recent < rails.max_per_hour && !rails.dry_run;
+        let outcome = super::auto::auto_contain(&shared.full, &rails, recent, &x, &shared.attention).await;
+        if took_place {
+            let mut a = shared.auto.lock().unwrap_or_else(|p| p.into_inner());
+            a.1 = a.1.saturating_sub(1);
+            // counted now, whether or not the journal's own record of it was read yet
+            if let super::auto::AutoOutcome::Contained(incident) = &outcome {
+                a.0.insert(incident.clone(), crate::time::unix_now() as i64);
+            }
+        }
+        let counter = match outcome {
+            super::auto::AutoOutcome::Contained(_) => &shared.auto_contained,
+            _ => &shared.auto_not,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
 }
 
 /// The notice of a limit exceeded: account, counts and addresses, never content.

@@ -529,22 +529,27 @@ async fn a_journal_that_cannot_be_read_any_more_is_said_while_contained_accounts
         .expect("answer");
     assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
     assert_eq!(service.1.status().contained, 1);
-    // the journal is replaced under it: said in the status, answers unchanged
+    // the journal disappears (a disk unmounted, a wrong rotation): said in the status, the
+    // answers unchanged
     let text = std::fs::read(&journal).expect("read");
     std::fs::remove_file(&journal).expect("rm");
-    std::fs::write(&journal, text).expect("write");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let st = service.1.status();
     assert!(
         st.journal_error
             .as_deref()
-            .is_some_and(|e| e.contains("replaced")),
+            .is_some_and(|e| e.contains("cannot open")),
         "{st:?}"
     );
     let v = ask(&tcp, &request(&victim), Duration::from_secs(2))
         .await
         .expect("answer");
     assert!(matches!(v, Verdict::Reject(_)), "{v:?}");
+    // back: read again, the error gone
+    std::fs::write(&journal, text).expect("write back");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = service.1.status();
+    assert!(st.journal_error.is_none() && st.contained == 1, "{st:?}");
     assert_eq!(
         ask(&tcp, &request("someone-else"), Duration::from_secs(2))
             .await
@@ -682,5 +687,195 @@ async fn smtp_logins_from_the_attackers_address_are_found_contained_and_what_the
         Some("hold"),
         "the bystander's mail is untouched"
     );
+    delete_queued(&ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_service_follows_a_postgresql_journal_that_responders_on_other_hosts_write() {
+    use crate::support::{pg_shared_async, without_sections, PgDatabase};
+    let _shared = pg_shared_async().await;
+    let lab = OpenLdapLab::load();
+    let pg = PgDatabase::new("outbound-follow");
+    let at = free_address();
+    let cfg = lab.config_with(|text| {
+        format!(
+            "{}\n[journal]\n{}\n[outbound]\nlisten = [\"{at}\"]\njournal_poll_ms = 50\n",
+            without_sections(&text, &["journal"]),
+            pg.toml_keys()
+        )
+    });
+    let service = start(&cfg, &at).await;
+    let (victim, _) = lab.fresh_user("smtp-pg").await;
+    let victim = victim.to_string();
+    let tcp = ListenAddress::parse(&at).expect("addr");
+    let answer = |u: String| {
+        let tcp = tcp.clone();
+        async move {
+            ask(&tcp, &request(&u), Duration::from_secs(2))
+                .await
+                .expect("answer")
+        }
+    };
+    assert_eq!(answer(victim.clone()).await, Verdict::Dunno);
+    // a responder on "another host" (its own connection to the shared journal) contains it
+    let host = Responder::from_config(&cfg).await.expect("responder");
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock];
+    host.contain(std::slice::from_ref(&victim), opts)
+        .await
+        .expect("contain");
+    let returned = Instant::now();
+    while !matches!(answer(victim.clone()).await, Verdict::Reject(_)) {
+        assert!(
+            returned.elapsed() < Duration::from_secs(1),
+            "refused within 1 s of contain returning"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // released on that host: answered DUNNO again
+    host.release(
+        &victim,
+        cadenas::incident::ReleaseOptions::default().with_override_reason("test"),
+    )
+    .await
+    .expect("release");
+    let released = Instant::now();
+    while answer(victim.clone()).await != Verdict::Dunno {
+        assert!(
+            released.elapsed() < Duration::from_secs(1),
+            "forgotten within 1 s of the release"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let st = service.1.status();
+    assert!(
+        st.journal_error.is_none() && st.contained == 0 && st.records_read > 0,
+        "{st:?}"
+    );
+}
+
+/// Whether the directory shows `user` locked.
+async fn locked(cfg: &Config, user: &str) -> bool {
+    let dir = cadenas::Directory::connect(&cfg.directory)
+        .await
+        .expect("directory");
+    let u = dir
+        .find_user(&cadenas::UserRef::parse(user).expect("name"))
+        .await
+        .expect("find");
+    dir.account_state(&u).await.expect("state").lock == cadenas::LockState::Locked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contain_rule_locks_the_account_within_its_rails_and_a_dry_run_changes_nothing() {
+    let lab = OpenLdapLab::load();
+    let (a, _) = lab.fresh_user("smtp-auto-a").await;
+    let (b, _) = lab.fresh_user("smtp-auto-b").await;
+    let (c, _) = lab.fresh_user("smtp-auto-c").await;
+    let (a, b, c) = (a.to_string(), b.to_string(), c.to_string());
+    let rule = "[[outbound.limits]]\ncounts = \"messages\"\nmax = 1\nwindow_secs = 600\naction = \"DEFER_IF_PERMIT\"\ncontain = true\n";
+    let (_port, at) = policy_address().await;
+    let mut ids = Vec::new();
+
+    // the rule, for real, at most one an hour
+    let journal = temp_journal("outbound-auto");
+    let cfg = mail_config(
+        &lab,
+        &journal,
+        &format!(
+            "{}[outbound.auto_contain]\nmax_per_hour = 1\ndry_run = false\n",
+            outbound_and_postfix(rule)
+        ),
+    );
+    let service = start(&cfg, &at).await;
+    let mut s = Smtp::login_from("127.0.0.75", &a, &pw(&lab))
+        .await
+        .expect("login a");
+    ids.push(
+        s.send("x@bank.test", &["r1@auto-target.test"], "one")
+            .await
+            .expect("within the limit"),
+    );
+    let (code, _) = s
+        .send("x@bank.test", &["r2@auto-target.test"], "two")
+        .await
+        .expect_err("over");
+    assert_eq!(code, 450);
+    let t = Instant::now();
+    while !locked(&cfg, &a).await {
+        assert!(t.elapsed() < Duration::from_secs(15), "{a} contained by the rule");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // from now on refused as contained, not deferred
+    let mut refused = None;
+    for _ in 0..50 {
+        let r = s.send("x@bank.test", &["r3@auto-target.test"], "three").await;
+        if matches!(r, Err((554, _))) {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused.is_some(), "the contained account is refused");
+    let records = cadenas::journal::read(&journal).expect("journal");
+    let start_note = records.iter().find_map(|r| match &r.event {
+        cadenas::journal::Event::IncidentStart { note, steps, .. } => Some((note.clone(), steps.clone())),
+        _ => None,
+    });
+    let (note, steps) = start_note.expect("a containment in the journal");
+    assert!(
+        note.as_deref()
+            .is_some_and(|n| n.starts_with("automatic containment by the outbound policy service")),
+        "{note:?}"
+    );
+    assert_eq!(
+        steps,
+        Some(vec![Step::Lock, Step::RevokeSessions, Step::HoldMail])
+    );
+    // a second account over the limit within the hour: the cap holds
+    let mut s = Smtp::login_from("127.0.0.76", &b, &pw(&lab))
+        .await
+        .expect("login b");
+    ids.push(
+        s.send("x@bank.test", &["r1@auto-target.test"], "one")
+            .await
+            .expect("within the limit"),
+    );
+    assert!(s
+        .send("x@bank.test", &["r2@auto-target.test"], "two")
+        .await
+        .is_err());
+    let t = Instant::now();
+    while service.1.status().auto_not_contained == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", service.1.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!locked(&cfg, &b).await, "over the hourly cap: not contained");
+    assert_eq!(service.1.status().auto_contained, 1);
+    drop(service);
+
+    // a dry run (the default) says it, changes nothing
+    let journal = temp_journal("outbound-auto-dry");
+    let cfg = mail_config(&lab, &journal, &outbound_and_postfix(rule));
+    let service = start(&cfg, &at).await;
+    let mut s = Smtp::login_from("127.0.0.77", &c, &pw(&lab))
+        .await
+        .expect("login c");
+    ids.push(
+        s.send("x@bank.test", &["r1@auto-target.test"], "one")
+            .await
+            .expect("within the limit"),
+    );
+    assert!(s
+        .send("x@bank.test", &["r2@auto-target.test"], "two")
+        .await
+        .is_err());
+    let t = Instant::now();
+    while service.1.status().auto_not_contained == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", service.1.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!locked(&cfg, &c).await, "a dry run changes nothing");
+    assert!(!journal.exists() || cadenas::journal::read(&journal).expect("journal").is_empty());
     delete_queued(&ids);
 }
