@@ -607,7 +607,8 @@ mod tests {
         std::fs::remove_file(&p).ok();
     }
 
-    fn intent(u: &str) -> Event {
+    /// A lock intent for `u` (also for the tail's tests).
+    pub(super) fn intent(u: &str) -> Event {
         Event::Intent {
             user: u.into(),
             dn: format!("uid={u}"),

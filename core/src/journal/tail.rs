@@ -186,15 +186,8 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Event, Journal, Step};
-
-    fn intent(u: &str) -> Event {
-        Event::Intent {
-            user: u.into(),
-            dn: format!("uid={u}"),
-            step: Step::Lock,
-        }
-    }
+    use crate::journal::tests::intent;
+    use crate::journal::Journal;
 
     #[tokio::test]
     async fn a_tail_reads_what_was_appended_since_and_catches_an_edit_behind_it() {

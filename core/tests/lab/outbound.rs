@@ -754,6 +754,32 @@ async fn the_policy_service_follows_a_postgresql_journal_that_responders_on_othe
     );
 }
 
+/// `user` sends from `source` one message within a one-message limit and one over it (deferred),
+/// then waits for the policy service to have decided not to contain (cap or dry run).
+async fn over_the_limit_not_contained(
+    lab: &OpenLdapLab,
+    service: &Running,
+    source: &str,
+    user: &str,
+    ids: &mut Vec<String>,
+) {
+    let mut s = Smtp::login_from(source, user, &pw(lab)).await.expect("login");
+    ids.push(
+        s.send("x@bank.test", &["r1@auto-target.test"], "one")
+            .await
+            .expect("within the limit"),
+    );
+    assert!(s
+        .send("x@bank.test", &["r2@auto-target.test"], "two")
+        .await
+        .is_err());
+    let t = Instant::now();
+    while service.1.status().auto_not_contained == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", service.1.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Whether the directory shows `user` locked.
 async fn locked(cfg: &Config, user: &str) -> bool {
     let dir = cadenas::Directory::connect(&cfg.directory)
@@ -833,23 +859,7 @@ async fn a_contain_rule_locks_the_account_within_its_rails_and_a_dry_run_changes
         Some(vec![Step::Lock, Step::RevokeSessions, Step::HoldMail])
     );
     // a second account over the limit within the hour: the cap holds
-    let mut s = Smtp::login_from("127.0.0.76", &b, &pw(&lab))
-        .await
-        .expect("login b");
-    ids.push(
-        s.send("x@bank.test", &["r1@auto-target.test"], "one")
-            .await
-            .expect("within the limit"),
-    );
-    assert!(s
-        .send("x@bank.test", &["r2@auto-target.test"], "two")
-        .await
-        .is_err());
-    let t = Instant::now();
-    while service.1.status().auto_not_contained == 0 {
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", service.1.status());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    over_the_limit_not_contained(&lab, &service, "127.0.0.76", &b, &mut ids).await;
     assert!(!locked(&cfg, &b).await, "over the hourly cap: not contained");
     assert_eq!(service.1.status().auto_contained, 1);
     drop(service);
@@ -858,23 +868,7 @@ async fn a_contain_rule_locks_the_account_within_its_rails_and_a_dry_run_changes
     let journal = temp_journal("outbound-auto-dry");
     let cfg = mail_config(&lab, &journal, &outbound_and_postfix(rule));
     let service = start(&cfg, &at).await;
-    let mut s = Smtp::login_from("127.0.0.77", &c, &pw(&lab))
-        .await
-        .expect("login c");
-    ids.push(
-        s.send("x@bank.test", &["r1@auto-target.test"], "one")
-            .await
-            .expect("within the limit"),
-    );
-    assert!(s
-        .send("x@bank.test", &["r2@auto-target.test"], "two")
-        .await
-        .is_err());
-    let t = Instant::now();
-    while service.1.status().auto_not_contained == 0 {
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", service.1.status());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    over_the_limit_not_contained(&lab, &service, "127.0.0.77", &c, &mut ids).await;
     assert!(!locked(&cfg, &c).await, "a dry run changes nothing");
     assert!(!journal.exists() || cadenas::journal::read(&journal).expect("journal").is_empty());
     delete_queued(&ids);
