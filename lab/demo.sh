@@ -1,18 +1,26 @@
 #!/bin/bash
 # A demo incident against the lab: an attacker reads mail with stolen passwords from one
-# address and leaves a mail redirect rule; `cadenas sessions` finds who was used from that
-# address, and one `cadenas contain --from-ip` takes the attacker out of every account and
-# switches the rule off.      bash lab/demo.sh path/to/cadenas
+# address, leaves a mail redirect rule and sends phishing through the town's own Postfix;
+# `cadenas sessions` finds who was used from that address, and one `cadenas contain --from-ip`
+# takes the attacker out of every account, switches the rule off, refuses the open SMTP
+# session's next message and holds the phishing still queued.   bash lab/demo.sh path/to/cadenas
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 CADENAS=${1:-cadenas}
-set -a; . "$LAB/openldap/lab.env"; . "$LAB/dovecot/lab.env"; set +a
-CONFIG=$LAB/cadenas.toml
+set -a; . "$LAB/openldap/lab.env"; . "$LAB/dovecot/lab.env"; . "$LAB/smtp/lab.env"; set +a
 VICTIM=user0042
 COLLEAGUE=user0043
 OUT=$LAB/demo; rm -rf "$OUT"; mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# the lab config, with the outbound policy service the lab Postfix asks, and its queue and log
+CONFIG=$OUT/cadenas.toml
+cat "$LAB/cadenas.toml" "$CADENAS_LAB_OUTBOUND_CONFIG" > "$CONFIG"
+printf '\n[postfix]\nconfig_dir = "%s"\nlog_files = ["%s"]\n' "$CADENAS_LAB_SMTP_CONFIG_DIR" "$CADENAS_LAB_SMTP_LOG" >> "$CONFIG"
+"$CADENAS" --config "$CONFIG" outbound serve 2> "$OUT/policy.log" &
+POLICY=$!
+trap 'kill $POLICY 2>/dev/null || true' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/${CADENAS_LAB_POLICY%:*}/${CADENAS_LAB_POLICY#*:}") 2>/dev/null && break; sleep 0.1; done
 
 # The attacker, from 127.0.0.66: leaves a Sieve rule that copies VICTIM's mail out, then
 # reads mail over IMAP with two stolen passwords (the keylogger took a colleague's too), idling
@@ -43,10 +51,31 @@ for t in threads: t.start()
 for t in threads: t.join()
 PY
 ATTACKER=$!
+# ... and sends phishing to the victim's contacts through the town's submission server, on an
+# SMTP session it keeps open (its next messages go when the first ones are "delivered")
+python3 - "$VICTIM" "$CADENAS_LAB_USER_PW" "$CADENAS_LAB_SMTP_STARTTLS" "$CADENAS_LAB_CA" "$OUT/contained" \
+  > "$OUT/smtp.log" 2>&1 <<'PY' &
+import os, smtplib, ssl, sys, time
+user, pw, addr, ca, flag = sys.argv[1:6]
+host, port = addr.split(":")
+s = smtplib.SMTP(host, int(port), source_address=("127.0.0.66", 0))
+s.starttls(context=ssl.create_default_context(cafile=ca)); s.login(user, pw)
+def send(i):
+    try:
+        s.sendmail(f"{user}@example.test", [f"contact{i}@partner-town.example"], f"Subject: Invoice {i}\r\n\r\nPlease pay.\r\n")
+        print(f"attacker (127.0.0.66): phishing message {i} over SMTP: accepted", flush=True)
+    except smtplib.SMTPException as e:
+        print(f"attacker (127.0.0.66): phishing message {i} over SMTP: REFUSED ({e})", flush=True)
+send(1); send(2)
+while not os.path.exists(flag): time.sleep(0.05)
+send(3); send(4)
+PY
+SMTP_ATTACKER=$!
 for _ in $(seq 50); do [ "$(grep -c "logged in" "$OUT/attacker.log" 2>/dev/null)" = 2 ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(grep -c "message" "$OUT/smtp.log" 2>/dev/null)" = 2 ] && break; sleep 0.1; done
 
-say "Holiday morning: $VICTIM's password was keylogged. The attacker is reading mail over IMAP:"
-cat "$OUT/attacker.log"
+say "Holiday morning: $VICTIM's password was keylogged. The attacker reads mail over IMAP and sends phishing over SMTP:"
+cat "$OUT/attacker.log" "$OUT/smtp.log"
 
 say "On-call sysadmin: the alert names 127.0.0.66. Who is connected from there, or logged in from there?"
 "$CADENAS" --config "$CONFIG" sessions --ip 127.0.0.66 --since 2h
@@ -57,9 +86,17 @@ say "What does $VICTIM's account look like, and what changed on it this morning?
 say "Dry run first: what would containing everything seen from 127.0.0.66 change?"
 "$CADENAS" --config "$CONFIG" plan --from-ip 127.0.0.66
 
-say "Contain them: lock, reset (forced change), revoke (Dovecot cache flush + kick, the Sieve redirect off), require MFA; then kick 127.0.0.66"
-"$CADENAS" --config "$CONFIG" contain --from-ip 127.0.0.66 --password-file "$OUT/passwords.tsv"
+say "Contain them: lock, reset (forced change), revoke (Dovecot cache flush + kick, the Sieve redirect off, SMTP refused by the policy service), hold their queued mail, require MFA; then kick 127.0.0.66"
+"$CADENAS" --config "$CONFIG" contain --from-ip 127.0.0.66 --since 2h --password-file "$OUT/passwords.tsv"
 ls -l "$OUT/passwords.tsv"
+
+say "The attacker's SMTP session, opened before the containment, tries to send more:"
+touch "$OUT/contained"
+wait "$SMTP_ATTACKER" || true
+tail -2 "$OUT/smtp.log"
+
+say "The phishing still in the queue is on hold, for review (postqueue -p shows it with a '!'):"
+"$CADENAS" --config "$CONFIG" outbound held
 
 say "The on-call list was told (oncall@example.test, through the lab's Postfix and Dovecot; no password in it):"
 for _ in $(seq 50); do

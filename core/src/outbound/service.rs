@@ -260,18 +260,22 @@ impl PolicyService {
             listen = ?self.shared.cfg.listen,
             "outbound policy service ready"
         );
-        let follow = tokio::spawn(follow_journal(self.clone(), tail));
-        let mut accepts = tokio::task::JoinSet::new();
+        // every task of the service is in this set: dropping `run` (or its end) stops them all,
+        // the connections included
+        let mut tasks = tokio::task::JoinSet::new();
+        let me = self.clone();
+        tasks.spawn(async move {
+            follow_journal(me, tail).await;
+            Ok(())
+        });
         for l in listeners {
-            accepts.spawn(accept_loop(self.shared.clone(), l));
+            tasks.spawn(accept_loop(self.shared.clone(), l));
         }
-        let res = match accepts.join_next().await {
+        match tasks.join_next().await {
             Some(Ok(r)) => r,
             Some(Err(e)) => Err(Error::new(ErrorKind::Internal, format!("listener: {e}"))),
             None => Err(Error::new(ErrorKind::Config, "outbound: no listen address")),
-        };
-        follow.abort();
-        res
+        }
     }
 
     fn took(&self, records: &[crate::journal::Record], read: u64) {
@@ -527,7 +531,11 @@ async fn bind(a: &ListenAddress) -> Result<Bound, Error> {
 }
 
 async fn accept_loop(shared: Arc<Shared>, l: Bound) -> Result<(), Error> {
+    // the connections: aborted with this loop
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        // forget the connections that ended
+        while conns.try_join_next().is_some() {}
         let accepted = match &l {
             Bound::Unix(u) => u.accept().await.map(|(s, _)| Box::new(s) as Box<dyn Stream>),
             Bound::Tcp(t) => t.accept().await.map(|(s, _)| {
@@ -538,7 +546,7 @@ async fn accept_loop(shared: Arc<Shared>, l: Bound) -> Result<(), Error> {
         match accepted {
             Ok(s) => {
                 let conn = register(&shared);
-                tokio::spawn(serve_connection(shared.clone(), s, conn));
+                conns.spawn(serve_connection(shared.clone(), s, conn));
             }
             // out of descriptors and the like: wait a little, keep serving the others
             Err(e) => {
