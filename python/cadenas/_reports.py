@@ -25,9 +25,9 @@ class Step(str, enum.Enum):
     LOCK = "lock"
     RESET_PASSWORD = "reset_password"
     REVOKE_SESSIONS = "revoke_sessions"
-    HOLD_MAIL = "hold_mail"
     REQUIRE_MFA = "require_mfa"
     RESTORE_FLAGS = "restore_flags"
+    HOLD_MAIL = "hold_mail"
 
 
 class StepStatus(str, enum.Enum):
