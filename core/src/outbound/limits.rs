@@ -230,6 +230,32 @@ impl Limits {
         self.limits.len()
     }
 
+    /// The longest window, in seconds (how far back records matter).
+    pub(crate) fn longest_secs(&self) -> u64 {
+        self.longest.as_secs()
+    }
+
+    /// Counts a message `age` ago, as if it had just been let through then (the windows
+    /// rebuilt from the service's records at start).
+    pub(crate) fn replay(
+        &mut self,
+        login: &str,
+        client_address: &str,
+        recipients: u32,
+        age: Duration,
+        now: Instant,
+    ) {
+        let Some(at) = now.checked_sub(age) else { return };
+        let req = PolicyRequest {
+            sasl_username: login.to_ascii_lowercase(),
+            client_address: client_address.to_owned(),
+            recipient_count: recipients,
+            ..PolicyRequest::default()
+        };
+        let act = self.accounts.entry(req.sasl_username.clone()).or_default();
+        record(act, at, &req, client_address);
+    }
+
     /// Whether exceeding limit `i` contains the account automatically.
     pub(crate) fn contains_on(&self, i: usize) -> bool {
         self.limits.get(i).is_some_and(|l| l.contain)

@@ -16,7 +16,8 @@
 //!   client addresses per sliding window, each with its action (`DEFER_IF_PERMIT`, `HOLD`,
 //!   `REJECT`) and per-account overrides; the first time an account exceeds a limit in a
 //!   window, the `sending_limit` notifiers are told the account, counts and addresses — never
-//!   message content. The windows are kept in memory: a restart starts them afresh. A limit
+//!   message content. With `database`, every message let through is recorded there, and the
+//!   windows are rebuilt from those records at start (else a restart starts them afresh). A limit
 //!   marked `contain = true` also contains the account automatically — lock, revoke, hold its
 //!   mail, no reset — within rails (`[outbound.auto_contain]`: at most `max_per_hour`, counted
 //!   in the journal; never a protected account; a dry run unless `dry_run = false`);
@@ -40,6 +41,7 @@ mod auto;
 mod contained;
 mod limits;
 mod policy;
+mod records;
 mod review;
 mod service;
 
@@ -51,6 +53,7 @@ pub use auto::AutoContainConfig;
 pub use contained::{ContainedAccount, ContainedSet};
 pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
 pub use policy::{PolicyRequest, ProtocolError, RequestReader, Verdict, MAX_ATTRIBUTES, MAX_REQUEST_BYTES};
+pub use records::{read_records, MessageRecord};
 pub use review::{held_messages, review_held, HeldMessage};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};
 
@@ -83,6 +86,11 @@ pub struct OutboundConfig {
     /// A JSON file the service keeps up to date with its [`ServiceStatus`].
     #[serde(default)]
     pub status_file: Option<PathBuf>,
+    /// The service's own records (SQLite, created 0600): every message it let through, kept
+    /// 30 days. The sending windows are rebuilt from them at start, and reports count what an
+    /// account sent from them too.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
     /// Sending limits (`[[outbound.limits]]`).
     #[serde(default)]
     pub limits: Vec<LimitConfig>,
@@ -126,6 +134,7 @@ impl OutboundConfig {
             idle_timeout_secs: default_idle(),
             request_timeout_secs: default_request_timeout(),
             status_file: None,
+            database: None,
             limits: Vec::new(),
             confirm_timeout_ms: default_confirm_ms(),
             auto_contain: AutoContainConfig::default(),
@@ -138,7 +147,7 @@ impl OutboundConfig {
     }
 
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        if let Some(p) = &mut self.status_file {
+        for p in self.status_file.iter_mut().chain(self.database.iter_mut()) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

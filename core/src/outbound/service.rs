@@ -119,6 +119,8 @@ struct Shared {
     full: crate::Config,
     /// `needs_attention` notifiers, told of automatic containments.
     attention: Vec<Arc<Notifier>>,
+    /// The service's own records of the messages it let through (`database`).
+    records: Option<super::records::Records>,
     /// The automatic containments (incident → Unix time) the journal records or this process
     /// made, and how many are under way.
     auto: Mutex<(HashMap<String, i64>, usize)>,
@@ -190,8 +192,23 @@ impl PolicyService {
             .into_iter()
             .filter(|n| n.wants(NotifyEvent::SendingLimit))
             .collect();
-        let limits = Limits::new(out.limits.clone());
-        let limit_wires = (0..limits.len()).map(|i| limits.verdict(i).to_wire()).collect();
+        let mut limits = Limits::new(out.limits.clone());
+        // the windows, rebuilt from the service's own records
+        let records = match &out.database {
+            Some(path) => {
+                let now_unix = crate::time::unix_now() as i64;
+                let horizon = now_unix - limits.longest_secs() as i64;
+                let now = Instant::now();
+                let past = super::records::read_records(path, horizon)?;
+                for r in &past {
+                    let age = Duration::from_secs((now_unix - r.time).max(0) as u64);
+                    limits.replay(&r.login, &r.client_address, r.recipients, age, now);
+                }
+                Some(super::records::Records::open(path)?)
+            }
+            None => None,
+        };
+        let limit_wires: Vec<String> = (0..limits.len()).map(|i| limits.verdict(i).to_wire()).collect();
         Ok(Self {
             shared: Arc::new(Shared {
                 contained: RwLock::new(ContainedSet::new(&domains)),
@@ -209,6 +226,7 @@ impl PolicyService {
                 conns: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(0),
                 full: cfg.clone(),
+                records,
                 attention,
                 auto: Mutex::new((HashMap::new(), 0)),
                 auto_contained: AtomicU64::new(0),
@@ -621,7 +639,26 @@ async fn connection_loop(shared: &Arc<Shared>, s: &mut Box<dyn Stream>, conn: &C
         out.clear();
         loop {
             match reader.next_request() {
-                Ok(Some(req)) => out.push_str(decide(shared, &req).wire(shared)),
+                Ok(Some(req)) => {
+                    let answer = decide(shared, &req);
+                    let wire = answer.wire(shared);
+                    // a message let through (DUNNO, or HOLD: accepted into the queue) is recorded
+                    if req.at_end_of_message()
+                        && !req.sasl_username.is_empty()
+                        && (wire.starts_with("action=DUNNO") || wire.starts_with("action=HOLD"))
+                    {
+                        if let Some(r) = &shared.records {
+                            r.add(super::records::MessageRecord {
+                                time: crate::time::unix_now() as i64,
+                                login: req.sasl_username.clone(),
+                                client_address: req.client_address.clone(),
+                                recipients: req.recipient_count.max(1),
+                                queue_id: req.queue_id.clone(),
+                            });
+                        }
+                    }
+                    out.push_str(wire);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbound: protocol error; closing the connection");

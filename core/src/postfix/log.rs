@@ -57,6 +57,31 @@ impl SentMail {
         }
     }
 
+    /// Counts one more message (its queue ID, time, recipients, client address), unless a
+    /// message of that queue ID is counted already. Returns whether it was counted.
+    pub fn count(
+        &mut self,
+        queue_id: &str,
+        time: Option<Instant>,
+        recipients: usize,
+        client_address: &str,
+    ) -> bool {
+        if !queue_id.is_empty() && self.queue_ids.iter().any(|q| q == queue_id) {
+            return false;
+        }
+        self.messages += 1;
+        self.recipients += recipients;
+        if !queue_id.is_empty() {
+            self.queue_ids.push(queue_id.to_owned());
+        }
+        if !client_address.is_empty() && !self.client_addresses.iter().any(|a| a == client_address) {
+            self.client_addresses.push(client_address.to_owned());
+        }
+        self.first = self.first.min(time).or(self.first.or(time));
+        self.last = self.last.max(time);
+        true
+    }
+
     /// Both counts together (the same account under two logins: `jdupont` and
     /// `jdupont@example.test`). Recipients are added: a recipient of both counts twice.
     pub fn merged(mut self, other: &SentMail) -> Self {

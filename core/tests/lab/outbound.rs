@@ -873,3 +873,66 @@ async fn a_contain_rule_locks_the_account_within_its_rails_and_a_dry_run_changes
     assert!(!journal.exists() || cadenas::journal::read(&journal).expect("journal").is_empty());
     delete_queued(&ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_own_records_rebuild_its_windows_after_a_restart_and_count_what_was_sent() {
+    let lab = OpenLdapLab::load();
+    let (sender, _) = lab.fresh_user("smtp-records").await;
+    let sender = sender.to_string();
+    let journal = temp_journal("outbound-records");
+    let db = std::env::temp_dir().join(format!("cadenas-outbound-records-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let limits = format!(
+        "database = \"{}\"\n[[outbound.limits]]\ncounts = \"messages\"\nmax = 2\nwindow_secs = 600\naction = \"DEFER_IF_PERMIT\"\n",
+        db.display()
+    );
+    let cfg = mail_config(&lab, &journal, &outbound_and_postfix(&limits));
+    let (_port, at) = policy_address().await;
+    let service = start(&cfg, &at).await;
+    let mut ids = Vec::new();
+    let mut s = Smtp::login_from("127.0.0.78", &sender, &pw(&lab))
+        .await
+        .expect("login");
+    for i in 0..2 {
+        let to = [
+            format!("r{i}a@records-target.test"),
+            format!("r{i}b@records-target.test"),
+        ];
+        ids.push(
+            s.send("x@bank.test", &[&to[0], &to[1]], "x")
+                .await
+                .expect("within the limit"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(service);
+    // restarted: the window holds the two messages from before, the third is deferred
+    let _service = start(&cfg, &at).await;
+    let mut s = Smtp::login_from("127.0.0.78", &sender, &pw(&lab))
+        .await
+        .expect("login again");
+    let (code, text) = s
+        .send("x@bank.test", &["r3@records-target.test"], "x")
+        .await
+        .expect_err("over the limit");
+    assert_eq!(code, 450, "{text}");
+    // a containment says what the account sent, from the records (no Postfix log configured)
+    let responder = Responder::new(&cfg, &journal).await.expect("responder");
+    let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
+    opts.steps = vec![Step::Lock];
+    opts.changes_since = Some(cadenas::investigate::Instant::parse("10m").expect("since"));
+    let report = responder
+        .contain(std::slice::from_ref(&sender), opts)
+        .await
+        .expect("contain");
+    let sent = report.users[0].sent_mail.clone().expect("sent mail");
+    assert_eq!((sent.messages, sent.recipients), (2, 4), "{sent:?}");
+    assert_eq!(sent.client_addresses, ["127.0.0.78"]);
+    let mut want = ids.clone();
+    want.sort();
+    let mut got = sent.queue_ids.clone();
+    got.sort();
+    assert_eq!(got, want);
+    delete_queued(&ids);
+    let _ = std::fs::remove_file(&db);
+}
