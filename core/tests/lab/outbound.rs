@@ -936,3 +936,55 @@ async fn the_services_own_records_rebuild_its_windows_after_a_restart_and_count_
     delete_queued(&ids);
     let _ = std::fs::remove_file(&db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contain_rule_never_contains_a_protected_account() {
+    use std::collections::HashSet;
+    let lab = OpenLdapLab::load();
+    let (admin_user, dn) = lab.fresh_user("smtp-auto-protected").await;
+    let admin_user = admin_user.to_string();
+    let protected = lab.get("CADENAS_LAB_ADMINS_GROUP").to_owned();
+    let mut admin = lab.admin().await;
+    let member = dn.to_string();
+    admin
+        .modify(
+            &protected,
+            vec![ldap3::Mod::Add("member", HashSet::from([member.as_str()]))],
+        )
+        .await
+        .expect("modify")
+        .success()
+        .expect("member of the protected group");
+    let rule = "[[outbound.limits]]\ncounts = \"messages\"\nmax = 1\nwindow_secs = 600\naction = \"DEFER_IF_PERMIT\"\ncontain = true\n";
+    let journal = temp_journal("outbound-auto-protected");
+    let cfg = mail_config(
+        &lab,
+        &journal,
+        &format!(
+            "{}[outbound.auto_contain]\nmax_per_hour = 10\ndry_run = false\n",
+            outbound_and_postfix(rule)
+        ),
+    );
+    let (_port, at) = policy_address().await;
+    let service = start(&cfg, &at).await;
+    let mut ids = Vec::new();
+    over_the_limit_not_contained(&lab, &service, "127.0.0.79", &admin_user, &mut ids).await;
+    let unlocked = !locked(&cfg, &admin_user).await;
+    admin
+        .modify(
+            &protected,
+            vec![ldap3::Mod::Delete("member", HashSet::from([member.as_str()]))],
+        )
+        .await
+        .expect("modify")
+        .success()
+        .expect("left the protected group");
+    assert!(unlocked, "a protected account is never contained by a rule");
+    assert_eq!(service.1.status().auto_contained, 0);
+    let records = cadenas::journal::read(&journal).expect("journal");
+    assert!(
+        records.iter().any(|r| matches!(&r.event, cadenas::journal::Event::Refused { error, .. } if error.kind() == cadenas::ErrorKind::ProtectedAccount)),
+        "the refusal is journaled"
+    );
+    delete_queued(&ids);
+}
