@@ -400,7 +400,12 @@ fn print_user(u: &UserReport) {
         for m in &s.detail.mail_rules {
             extra.push_str(&format!(" [{}]", describe_rule(m)));
         }
-        if let Some(h) = &s.detail.held_mail {
+        if let Some(h) = s
+            .detail
+            .held_mail
+            .as_ref()
+            .filter(|h| !h.messages.is_empty() || !h.already_held.is_empty() || !h.gone.is_empty())
+        {
             extra.push_str(&format!(" [{}]", describe_held(h)));
         }
         let earlier = if s.from_earlier_run { " (earlier run)" } else { "" };

@@ -62,6 +62,7 @@ fn details(u: &UserReport) -> Vec<String> {
         .steps
         .iter()
         .filter_map(|s| s.detail.held_mail.as_ref())
+        .filter(|h| !h.messages.is_empty())
         .map(|h| {
             let outside = if h.outside_domains.is_empty() {
                 String::new()

@@ -32,7 +32,9 @@ impl Responder {
         let journal = self.journal_or_err()?;
         let dir = self.directory();
         let u = dir.find_user(&UserRef::parse(user)?).await?;
-        let original = original_flags(&journal.records()?, &u.dn)?.ok_or_else(|| {
+        let records = journal.records()?;
+        let held = held_count(&records, &u.dn);
+        let original = original_flags(&records, &u.dn)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::ReleaseRefused,
                 format!("the journal has no containment of {} to release", u.dn),
@@ -97,17 +99,41 @@ impl Responder {
         } else {
             Vec::new()
         };
+        let mut kept: Vec<String> = vec![
+            "the password set at containment, with its forced change".into(),
+            "the MFA requirement (group membership and the new enrolment)".into(),
+        ];
+        if held > 0 {
+            kept.push(format!(
+                "{held} message(s) held in the mail queue: review them with `cadenas outbound held`"
+            ));
+        }
         Ok(ReleaseReport {
             incident,
             dn,
             change,
-            kept: vec![
-                "the password set at containment, with its forced change".into(),
-                "the MFA requirement (group membership and the new enrolment)".into(),
-            ],
+            kept,
             notifications,
         })
     }
+}
+
+/// How many messages the hold-mail steps of the journal held for the entry `dn`.
+fn held_count(records: &[journal::Record], dn: &Dn) -> usize {
+    let key = dn.normalised();
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Outcome {
+                dn: d,
+                step: Step::HoldMail,
+                detail,
+                ..
+            } if Dn::parse(d).is_ok_and(|d| d.normalised() == key) => detail.held_mail.as_ref(),
+            _ => None,
+        })
+        .map(|h| h.messages.len())
+        .sum()
 }
 
 /// The lock flags recorded before containment of `dn`, from the journal's records: the

@@ -192,14 +192,19 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
     assert!(text.contains("\"hold_mail\"") && text.contains(&queued[0]));
     assert!(!text.contains(&pw(&lab)));
 
-    // release leaves held mail held
-    responder
+    // release leaves held mail held, and says so
+    let released = responder
         .release(
             &victim,
             cadenas::incident::ReleaseOptions::default().with_override_reason("test"),
         )
         .await
         .expect("release");
+    assert!(
+        released.kept.iter().any(|k| k.starts_with("2 message(s) held in the mail queue")),
+        "{:?}",
+        released.kept
+    );
     let q = queue();
     assert!(
         queued
