@@ -201,7 +201,10 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
         .await
         .expect("release");
     assert!(
-        released.kept.iter().any(|k| k.starts_with("2 message(s) held in the mail queue")),
+        released
+            .kept
+            .iter()
+            .any(|k| k.starts_with("2 message(s) held in the mail queue")),
         "{:?}",
         released.kept
     );
@@ -942,24 +945,31 @@ async fn the_services_own_records_rebuild_its_windows_after_a_restart_and_count_
     let _ = std::fs::remove_file(&db);
 }
 
+/// Adds `member` to `group` (or takes it out), as the lab's administrator.
+async fn member_of(admin: &mut ldap3::Ldap, group: &str, member: &str, add: bool) {
+    let values = std::collections::HashSet::from([member]);
+    let m = if add {
+        ldap3::Mod::Add("member", values)
+    } else {
+        ldap3::Mod::Delete("member", values)
+    };
+    admin
+        .modify(group, vec![m])
+        .await
+        .expect("modify")
+        .success()
+        .expect("group membership changed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contain_rule_never_contains_a_protected_account() {
-    use std::collections::HashSet;
     let lab = OpenLdapLab::load();
     let (admin_user, dn) = lab.fresh_user("smtp-auto-protected").await;
     let admin_user = admin_user.to_string();
     let protected = lab.get("CADENAS_LAB_ADMINS_GROUP").to_owned();
     let mut admin = lab.admin().await;
     let member = dn.to_string();
-    admin
-        .modify(
-            &protected,
-            vec![ldap3::Mod::Add("member", HashSet::from([member.as_str()]))],
-        )
-        .await
-        .expect("modify")
-        .success()
-        .expect("member of the protected group");
+    member_of(&mut admin, &protected, &member, true).await;
     let rule = "[[outbound.limits]]\ncounts = \"messages\"\nmax = 1\nwindow_secs = 600\naction = \"DEFER_IF_PERMIT\"\ncontain = true\n";
     let journal = temp_journal("outbound-auto-protected");
     let cfg = mail_config(
@@ -975,15 +985,7 @@ async fn a_contain_rule_never_contains_a_protected_account() {
     let mut ids = Vec::new();
     over_the_limit_not_contained(&lab, &service, "127.0.0.79", &admin_user, &mut ids).await;
     let unlocked = !locked(&cfg, &admin_user).await;
-    admin
-        .modify(
-            &protected,
-            vec![ldap3::Mod::Delete("member", HashSet::from([member.as_str()]))],
-        )
-        .await
-        .expect("modify")
-        .success()
-        .expect("left the protected group");
+    member_of(&mut admin, &protected, &member, false).await;
     assert!(unlocked, "a protected account is never contained by a rule");
     assert_eq!(service.1.status().auto_contained, 0);
     let records = cadenas::journal::read(&journal).expect("journal");
