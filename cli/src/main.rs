@@ -172,6 +172,13 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
         return contain::journal_command(cli, cfg.as_ref(), j);
     }
     let cfg = load()?;
+    if cfg.directory.allow_plaintext_passwords && !cfg.directory.is_encrypted() {
+        eprintln!(
+            "cadenas: WARNING: allow_plaintext_passwords = true and {} is neither ldaps:// nor StartTLS: \
+             the service account's password and every new password cross the network in clear",
+            cfg.directory.url
+        );
+    }
     match &cli.command {
         Command::Status { user, changes_since } => {
             UserRef::parse(user)?;

@@ -287,6 +287,32 @@ async fn status_shows_the_account_state() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(j["lock"]["state"], "unlocked");
     assert_eq!(j["flavour"], "open-ldap");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+
+    // the plaintext opt-in works, and says on stderr that passwords cross in clear
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-plain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("cadenas.toml");
+    let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let plain = base
+        .replace(lab.get("CADENAS_LAB_LDAPS_URL"), lab.get("CADENAS_LAB_LDAP_URL"))
+        .replace("[directory]\n", "[directory]\nallow_plaintext_passwords = true\n");
+    std::fs::write(&config, plain).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args([
+            "--config",
+            config.to_str().expect("utf8"),
+            "status",
+            name.as_str(),
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARNING: allow_plaintext_passwords = true") && err.contains("in clear"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@
  *  - Arguments: object, inputs, outputs. Outputs are written only on success; the one
  *    exception is *out_n on CADENAS_RESULT_BUFFER_TOO_SMALL, which gives the length needed.
  *  - Text out is copied into the caller's buffer, NUL-terminated, *out_n its length without
- *    the NUL; call with buf = NULL, len = 0 to ask for the length.
+ *    the NUL; call with buf = NULL, len = 0 to ask for the length (NULL with a length is
+ *    CADENAS_RESULT_NULL_POINTER).
  *  - Secrets (passwords, TOTP secrets and URIs, recovery codes) leave the library only by
  *    being copied into the caller's buffers; the library's copies are zeroized. Wipe yours
  *    with explicit_bzero() as soon as they are delivered.

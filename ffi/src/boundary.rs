@@ -201,6 +201,13 @@ pub(crate) fn copy_out(bytes: &[u8], buf: *mut c_char, len: usize, out_n: *mut u
             "the text holds a NUL byte and cannot be a C string",
         ));
     }
+    if buf.is_null() && len > 0 {
+        // a length for no buffer is a mistake, not a size query (NULL, 0)
+        return Err(Failure::new(
+            cadenas_result::NullPointer,
+            format!("buf is NULL but len is {len}: pass NULL and 0 to ask for the length"),
+        ));
+    }
     // SAFETY: `out_n` is non-NULL and points to a `size_t` (C contract).
     unsafe { out_n.write(bytes.len()) };
     if buf.is_null() || len < bytes.len() + 1 {

@@ -414,6 +414,13 @@ fn totp_params(digits: u32, period: u64, algorithm: u32) -> Result<TotpParams, F
             ))
         }
     };
+    // arguments, not configuration: out of range is invalid input
+    if !(6..=8).contains(&digits) || !(15..=300).contains(&period) {
+        return Err(Failure::new(
+            cadenas_result::InvalidInput,
+            format!("digits must be 6 to 8 and period 15 to 300 seconds ({digits} and {period} given)"),
+        ));
+    }
     let params = TotpParams {
         algorithm,
         digits,

@@ -192,7 +192,17 @@ static void test_totp_vectors(const char *fixture) {
            CADENAS_RESULT_INVALID_INPUT);
   CHECK_RC(cadenas_totp_code((const uint8_t *)"k", 1, 0, 5, 30, CADENAS_TOTP_ALGORITHM_SHA1, code,
                              sizeof code, &n),
-           CADENAS_RESULT_CONFIG);
+           CADENAS_RESULT_INVALID_INPUT);
+  CHECK_RC(cadenas_totp_code((const uint8_t *)"k", 1, 0, 6, 0, CADENAS_TOTP_ALGORITHM_SHA1, code,
+                             sizeof code, &n),
+           CADENAS_RESULT_INVALID_INPUT);
+  /* a NULL buffer with a length is a NULL pointer; NULL and 0 ask for the length */
+  CHECK_RC(cadenas_totp_code((const uint8_t *)"k", 1, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, NULL, 16, &n),
+           CADENAS_RESULT_NULL_POINTER);
+  n = 0;
+  CHECK_RC(cadenas_totp_code((const uint8_t *)"k", 1, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, NULL, 0, &n),
+           CADENAS_RESULT_BUFFER_TOO_SMALL);
+  CHECK(n == 6);
   CHECK_RC(cadenas_totp_code(NULL, 1, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, code, sizeof code, &n),
            CADENAS_RESULT_NULL_POINTER);
 

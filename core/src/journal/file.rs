@@ -409,6 +409,19 @@ fn mac_hex(key: &Secret, content: &[u8]) -> String {
     }
 }
 
+/// Whether `mac` (hex) is the HMAC-SHA256 of `content` under `key`, compared in constant time.
+fn mac_verifies(key: &Secret, content: &[u8], mac: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let (Ok(mut m), Ok(expected)) = (
+        Hmac::<Sha256>::new_from_slice(key.expose_secret()),
+        hex::decode(mac),
+    ) else {
+        return false;
+    };
+    m.update(content);
+    m.verify_slice(&expected).is_ok()
+}
+
 /// One pass over the file: the chain's report, and the records that verified (the ones read
 /// are the ones checked — no second read that could see another file). Keeps the records only
 /// when asked (`keep`): a verify of 48 000 records must not hold them all in memory.
@@ -513,7 +526,7 @@ pub(super) fn scan_lines_from(
                 }
                 if let Some(k) = key {
                     match mac {
-                        Some(m) if mac_hex(k, content.as_bytes()) == m => {}
+                        Some(m) if mac_verifies(k, content.as_bytes(), m) => {}
                         Some(_) => {
                             report.first_bad =
                                 bad("the MAC does not verify: forged, or written with another key".into());
