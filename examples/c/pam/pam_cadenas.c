@@ -121,13 +121,54 @@ static cadenas_result check(const cadenas_config *cfg, const char *user, const c
   return rc;
 }
 
+/* `in` made safe for one log line into `out` (always NUL-terminated): control characters
+ * and the backslash written as C escapes (\n, \r, \t, \\, \xHH), so that a value from
+ * outside (a user name, a server's message) can never start a line of its own in the log
+ * file (a forged line for fail2ban or a SIEM). Bytes of 0x80 and above (UTF-8) are kept. A
+ * value too long for `out` is cut, marked with "...". */
+static void log_safe(const char *in, char *out, size_t out_len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p != '\0'; p++) {
+    char esc[5] = {0};
+    if (*p == '\n') {
+      strcpy(esc, "\\n");
+    } else if (*p == '\r') {
+      strcpy(esc, "\\r");
+    } else if (*p == '\t') {
+      strcpy(esc, "\\t");
+    } else if (*p == '\\') {
+      strcpy(esc, "\\\\");
+    } else if (*p < 0x20 || *p == 0x7f) {
+      esc[0] = '\\';
+      esc[1] = 'x';
+      esc[2] = hex[*p >> 4];
+      esc[3] = hex[*p & 15];
+    } else {
+      esc[0] = (char)*p;
+    }
+    size_t n = strlen(esc);
+    if (o + n + 4 > out_len) {
+      if (out_len >= 4) {
+        strcpy(out + (o < out_len - 4 ? o : out_len - 4), "...");
+      }
+      return;
+    }
+    memcpy(out + o, esc, n);
+    o += n;
+  }
+  out[o] = '\0';
+}
+
 static void log_library_error(pam_handle_t *pamh, cadenas_result rc) {
   char msg[512];
+  char safe[1024];
   size_t n = 0;
   if (cadenas_last_error_message(msg, sizeof msg, &n) != CADENAS_RESULT_OK) {
     snprintf(msg, sizeof msg, "(details too long)");
   }
-  pam_syslog(pamh, LOG_ERR, "cadenas error %u: %s", (unsigned)rc, msg);
+  log_safe(msg, safe, sizeof safe);
+  pam_syslog(pamh, LOG_ERR, "cadenas error %u: %s", (unsigned)rc, safe);
 }
 
 /* Splits "password123456": true if the answer ends with `digits` digits after something. */
@@ -224,11 +265,13 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
   if (o.debug) {
     pam_syslog(pamh, LOG_DEBUG, "outcome %u", (unsigned)outcome);
   }
+  char safe_user[512];
+  log_safe(user, safe_user, sizeof safe_user);
   if (result == PAM_AUTH_ERR) {
     /* One line for every refusal: which case it was is not said (PAM convention). */
-    pam_syslog(pamh, LOG_NOTICE, "authentication failure; user=%s", user);
+    pam_syslog(pamh, LOG_NOTICE, "authentication failure; user=%s", safe_user);
   } else if (result == PAM_MAXTRIES) {
-    pam_syslog(pamh, LOG_NOTICE, "too many failed codes; user=%s", user);
+    pam_syslog(pamh, LOG_NOTICE, "too many failed codes; user=%s", safe_user);
   }
 
 out:

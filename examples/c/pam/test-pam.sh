@@ -77,6 +77,7 @@ expect refused "contained (locked) user, the password they had" "${TAG}pc" "$SER
 expect refused "contained user, the new password" "${TAG}pc" "$SERVICE" "$(cut -f2 "$WORK/pc.pw")" ""
 expect refused "unknown user" "no-such-user-$TAG" "$SERVICE" "$PW" ""
 expect refused "user name with filter syntax" "*)(uid=*" "$SERVICE" "$PW" ""
+expect refused "user name with a newline and a forged field" $'ch\xc3\xa9p\nevil user=root' "$SERVICE" "$PW" ""
 
 echo "== pam_cadenas.so one_prompt (password+code in one answer, as Dovecot sends)"
 # the step after the current one, computed now: the two-prompt tests above can take longer
@@ -97,6 +98,10 @@ fi
 unknown=$(grep -c "user=no-such-user-$TAG" "$SYSLOG" || true)
 wrong=$(grep -c "user=${TAG}pp\$" "$SYSLOG" || true)
 [ "$unknown" = 1 ] && [ "$wrong" = 1 ] || { echo "FAIL: want one line for the unknown user ($unknown) and one for the wrong password ($wrong)"; failed=1; }
+# a user name from outside never starts a line of its own: escaped on the one line
+if grep -q '^evil user=root' "$SYSLOG" || ! grep -qF $'user=ch\xc3\xa9p\\nevil user=root' "$SYSLOG"; then
+  echo "FAIL: a user name's newline reached the log as a line of its own"; failed=1
+fi
 if grep -qF -- "$PW" "$SYSLOG" || grep -qF -- "$CODE" "$SYSLOG"; then
   echo "FAIL: a password or a code reached the log"; failed=1
 fi
