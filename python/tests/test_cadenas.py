@@ -255,6 +255,40 @@ def test_the_gil_is_released_during_a_containment(openldap: Lab, tmp_path: Path)
     assert during > 20, f"the other thread ran only {during} times during the containment"
 
 
+def test_responders_opened_per_thread_on_one_journal_share_its_writer(openldap: Lab, tmp_path: Path) -> None:
+    """A daemon opens one responder per worker thread at start-up, all on one journal: none
+    is refused, each contains its user, and the journal holds one intact chain."""
+    users = openldap.fresh_users(4, "t")
+    journal = tmp_path / "shared.jsonl"
+    responders = [cadenas.Responder.from_config(openldap.config, journal=journal) for _ in users]
+    reports: list[cadenas.ContainReport] = []
+    errors: list[BaseException] = []
+
+    def work(r: cadenas.Responder, user: str, i: int) -> None:
+        try:
+            reports.append(
+                r.contain(
+                    user,
+                    password_file=tmp_path / f"pw{i}.tsv",
+                )
+            )
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=work, args=(r, u, i)) for i, (r, u) in enumerate(zip(responders, users))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(r.users[0].user for r in reports) == sorted(users)
+    assert all(r.done == 1 for r in reports)
+    v = cadenas.verify_journal(str(journal))
+    assert v.first_bad is None and v.records >= 4 * 9, v
+
+
 def test_ctrl_c_stops_at_a_step_boundary_and_resume_finishes(directory: Lab, tmp_path: Path) -> None:
     openldap = directory  # both flavours
     users = openldap.fresh_users(30, "k")

@@ -18,6 +18,12 @@ use crate::time::rfc3339_millis_now;
 /// Most records written per fsync.
 const MAX_BATCH: usize = 512;
 
+/// The journal files open in this process, by (process, device, inode): their writer, and a
+/// hash of the record key it seals with. The process id keeps a forked child from sharing
+/// its parent's writer (whose thread the child does not have).
+type OpenFiles = std::collections::BTreeMap<(u32, u64, u64), (std::sync::Weak<Writer>, Option<String>)>;
+static OPEN_FILES: std::sync::Mutex<OpenFiles> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -123,8 +129,16 @@ impl Journal {
     /// [`open`](Self::open), authenticating every record with HMAC-SHA256 under `key` (the
     /// `[journal] key_file`): a forger who rewrites the whole file cannot recompute the MACs.
     /// Existing records are verified with the key.
+    ///
+    /// In one process, every open of the same file shares one writer (responders made one per
+    /// thread append to one chain); another process waits for the file's lock (up to 5 s).
     pub fn open_with_key(path: &Path, key: Option<Secret>) -> Result<Self, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        // one open at a time in this process: two threads opening the same file share the
+        // writer the first one starts
+        let mut open = OPEN_FILES.lock().unwrap_or_else(|p| p.into_inner());
+        let me = std::process::id();
+        open.retain(|(pid, _, _), (w, _)| *pid == me && w.strong_count() > 0);
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -133,6 +147,25 @@ impl Journal {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| io_err(path, "cannot open", e))?;
+        let meta = file.metadata().map_err(|e| io_err(path, "stat", e))?;
+        let id = (std::process::id(), meta.dev(), meta.ino());
+        let key_id = key.as_ref().map(|k| sha256_hex(k.expose_secret()));
+        if let Some((w, k)) = open.get(&id) {
+            if let Some(writer) = w.upgrade() {
+                if *k != key_id {
+                    return Err(io_err(
+                        path,
+                        "already open in this process",
+                        "with another record key",
+                    ));
+                }
+                return Ok(Self {
+                    writer,
+                    location: Location::File(path.to_owned()),
+                    torn_tail: None,
+                });
+            }
+        }
         // The previous writer of this process may still be closing: wait a little for it.
         let mut tries = 0;
         while let Err(e) = file.try_lock() {
@@ -165,8 +198,10 @@ impl Journal {
         };
         let writer = Writer::start(Box::new(sink), report.head.clone())
             .map_err(|e| io_err(path, "cannot start the writer", e))?;
+        let writer = Arc::new(writer);
+        open.insert(id, (Arc::downgrade(&writer), key_id));
         Ok(Self {
-            writer: Arc::new(writer),
+            writer,
             location: Location::File(path.to_owned()),
             torn_tail: report.torn_tail,
         })
