@@ -9,7 +9,9 @@
 //! task, or a `block_on` of another runtime) is an error, [`ErrorKind::InvalidContext`], not a
 //! panic: use the async API there. A handle created before a `fork()` refuses to work in the
 //! child ([`ErrorKind::InvalidContext`]: tokio and open connections do not survive a fork);
-//! create a new handle after forking.
+//! create a new handle after forking. Dropping it in the child is safe for the parent: its
+//! runtime and connections are kept there, never torn down (the epoll instance and the
+//! sockets are the parent's too), and a journal's writer thread is never waited for.
 //!
 //! **Callbacks** (the [`PasswordSink`](crate::incident::PasswordSink) and the
 //! [`ProgressFn`](crate::incident::ProgressFn) of [`ContainOptions`]) are always called **on
@@ -56,8 +58,26 @@ pub use crate::mfa::Mfa;
 
 /// A current-thread runtime bound to the process that created it.
 struct Runtime {
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` but while dropped in a forked child (then leaked: see `Drop`).
+    rt: Option<tokio::runtime::Runtime>,
     pid: u32,
+}
+
+/// The runtimes of handles freed in a forked child: kept, never torn down (see `Drop`), and
+/// still reachable (a leak checker sees memory kept on purpose, not lost).
+static KEPT_AFTER_FORK: std::sync::Mutex<Vec<tokio::runtime::Runtime>> = std::sync::Mutex::new(Vec::new());
+
+impl Drop for Runtime {
+    /// In a forked child, the runtime and its tasks (the connections) are kept, never torn
+    /// down: its I/O driver's epoll instance is the parent's too, and deregistering the
+    /// sockets here would leave the parent's connections deaf (its next call timing out).
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            if let Some(rt) = self.rt.take() {
+                KEPT_AFTER_FORK.lock().unwrap_or_else(|p| p.into_inner()).push(rt);
+            }
+        }
+    }
 }
 
 impl Runtime {
@@ -68,7 +88,7 @@ impl Runtime {
             .build()
             .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start the I/O runtime: {e}")))?;
         Ok(Self {
-            rt,
+            rt: Some(rt),
             pid: std::process::id(),
         })
     }
@@ -81,7 +101,10 @@ impl Runtime {
                 "this handle was created before a fork(): create a new one in this process",
             ));
         }
-        Ok(self.rt.block_on(f))
+        match &self.rt {
+            Some(rt) => Ok(rt.block_on(f)),
+            None => Err(Error::new(ErrorKind::Internal, "the runtime is gone")),
+        }
     }
 }
 

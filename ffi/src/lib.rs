@@ -17,7 +17,9 @@
 //! while a call uses it. No call leaves a thread or a timer behind: each handle owns a
 //! current-thread runtime that runs only inside its calls (a PAM host may `dlclose` the
 //! library after `pam_end`). A handle made before `fork()` refuses to work in the child
-//! (`CADENAS_RESULT_INVALID_CONTEXT`): make handles after forking.
+//! (`CADENAS_RESULT_INVALID_CONTEXT`): make handles after forking. Freeing it in the child is
+//! safe and leaves the parent's handle working: the child keeps its copy of the connections
+//! and never tears them down (they share the parent's sockets and event queue).
 #![allow(non_camel_case_types)]
 // C cannot see Rust's `unsafe fn`; every exported function checks its pointers (NULL,
 // registry) before use, and documents what the rest of the contract is in cadenas.h.

@@ -587,6 +587,17 @@ static void test_fork(const char *config_path) {
       bad |= 4;
     }
     cadenas_mfa_free(fresh);
+    /* a fresh authenticator works in the child; freeing the pre-fork ones here must leave
+     * the parent's connections alone */
+    cadenas_authenticator *fresh_auth = NULL;
+    if (cadenas_authenticator_new(cfg, &fresh_auth) != CADENAS_RESULT_OK ||
+        cadenas_authenticate(fresh_auth, "no-such-user-here", "x", NULL, &o) != CADENAS_RESULT_OK) {
+      bad |= 8;
+    }
+    cadenas_authenticator_free(fresh_auth);
+    cadenas_authenticator_free(auth);
+    cadenas_mfa_free(mfa);
+    cadenas_config_free(cfg);
     _exit(bad);
   }
   int status = 0;

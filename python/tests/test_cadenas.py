@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import gc
 import imaplib
 import json
 import logging
@@ -330,7 +331,7 @@ def test_progress_accepts_any_callable_and_its_exception_stops_the_run(openldap:
     assert r.resume(on_password=lambda u, d, p: None).done == 6
 
 
-def test_a_handle_refuses_to_work_in_a_forked_child(openldap: Lab) -> None:
+def test_a_handle_refuses_to_work_in_a_forked_child(openldap: Lab, tmp_path: Path) -> None:
     r = cadenas.Responder.from_config(openldap.config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, Python >= 3.12
@@ -339,10 +340,21 @@ def test_a_handle_refuses_to_work_in_a_forked_child(openldap: Lab) -> None:
         try:
             r.status("someone")
         except cadenas.InvalidContext as e:
-            os._exit(0 if e.code == 104 else 3)
+            code = 0 if e.code == 104 else 3
         except BaseException:
             os._exit(2)
-        os._exit(1)
+        else:
+            os._exit(1)
+        try:  # a fresh handle works here; freeing the pre-fork one leaves the parent's alone
+            fresh = cadenas.Responder.from_config(openldap.config, journal=tmp_path / "child.jsonl")
+            fresh.status("nobody-here")
+        except cadenas.UserNotFound:
+            pass
+        except BaseException:
+            os._exit(4)
+        del r
+        gc.collect()
+        os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert r.status(openldap.fresh_user("f")[0]).lock.state == "unlocked", "the parent's handle still works"

@@ -18,6 +18,11 @@ use crate::time::rfc3339_millis_now;
 /// Most records written per fsync.
 const MAX_BATCH: usize = 512;
 
+/// The writer threads of journals dropped in a forked child (the parent's threads: never
+/// joined there).
+static THREADS_OF_THE_PARENT: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// The journal files open in this process, by (process, device, inode): their writer, and a
 /// hash of the record key it seals with. The process id keeps a forked child from sharing
 /// its parent's writer (whose thread the child does not have).
@@ -60,6 +65,8 @@ struct Writer {
     batches: Arc<std::sync::atomic::AtomicU64>,
     /// The hash of the last record on disk.
     head: Arc<std::sync::Mutex<String>>,
+    /// The process that started the thread (a forked child has no such thread to join).
+    pid: u32,
 }
 
 impl Writer {
@@ -96,6 +103,7 @@ impl Writer {
             thread: Some(thread),
             batches,
             head,
+            pid: std::process::id(),
         })
     }
 }
@@ -104,6 +112,17 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel ends the thread's loop once the queued batches are written.
         self.tx.take();
+        if std::process::id() != self.pid {
+            // a forked child: the thread is the parent's; never wait for it here (kept
+            // reachable, for leak checkers)
+            if let Some(t) = self.thread.take() {
+                THREADS_OF_THE_PARENT
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(t);
+            }
+            return;
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
