@@ -6,6 +6,7 @@
 #                                 (default 300; benches use 6000). Rebuilt from nothing on every start.
 #   lab/openldap.sh replica       syncrepl replica of the provider on :3891 / :6361
 #   lab/openldap.sh replica-stop | replica-start   stop it / start it again with its data
+#   lab/openldap.sh notls         a slapd without TLS on :3898 (refuses StartTLS; one CLI test)
 #   lab/openldap.sh restart       stop and start the provider keeping its data (crash tests)
 #   lab/openldap.sh crash         the same with SIGKILL instead of a graceful stop
 #   lab/openldap.sh stop          stop provider and replica (by PID)
@@ -403,10 +404,31 @@ case "${1:-}" in
     stop_pid "$LAB/openldap/run/slapd.pid"
     start_slapd "$LAB/openldap" 3890 6360
     echo "openldap provider restarted after $1: pid $(cat "$LAB/openldap/run/slapd.pid")" ;;
+  notls)
+    # a slapd with no TLS at all, on ldap://127.0.0.1:3898: it refuses StartTLS ("unsupported
+    # extended operation"), which the CLI must report as a TLS failure (exit 4)
+    d=$LAB/openldap-notls
+    stop_pid "$d/slapd.pid"
+    rm -rf "$d"; mkdir -p "$d/db"
+    cat > "$d/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $d/slapd.pid
+database mdb
+maxsize 10485760
+suffix "dc=notls,dc=test"
+rootdn "cn=admin,dc=notls,dc=test"
+directory $d/db
+EOF
+    slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:3898/"
+    for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:3898 " && break; sleep 0.05; done
+    echo "openldap without TLS: ldap://127.0.0.1:3898, pid $(cat "$d/slapd.pid")" ;;
   stop)
+    stop_pid "$LAB/openldap-notls/slapd.pid"
     stop_pid "$LAB/openldap-replica/run/slapd.pid"
     stop_pid "$LAB/openldap/run/slapd.pid"
     echo "openldap: stopped" ;;
   status) status ;;
-  *) echo "usage: $0 start [NUSERS] | replica | replica-stop | replica-start | restart | crash | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [NUSERS] | replica | replica-stop | replica-start | notls | restart | crash | stop | status" >&2; exit 2 ;;
 esac

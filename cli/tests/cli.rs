@@ -190,6 +190,32 @@ async fn contain_locks_resets_requires_mfa_and_hands_the_password_over_in_a_0600
 }
 
 #[tokio::test]
+async fn a_starttls_the_server_refuses_is_a_tls_failure_exit_4() {
+    let lab = OpenLdapLab::load();
+    // a real slapd with no TLS at all (lab/openldap.sh notls): it refuses StartTLS
+    support::lab_script("openldap.sh", "notls");
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-notls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("cadenas.toml");
+    let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let edited = base.replace(
+        &format!("url = \"{}\"", lab.get("CADENAS_LAB_LDAPS_URL")),
+        "url = \"ldap://127.0.0.1:3898\"\nstarttls = true",
+    );
+    std::fs::write(&config, edited).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", config.to_str().expect("utf8"), "status", "user0001"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused StartTLS") && err.contains("(E201)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn contain_refuses_to_print_a_password_into_a_pipe_and_changes_nothing() {
     let lab = OpenLdapLab::load();
     let (name, dn) = lab.fresh_user("cli-pipe").await;

@@ -295,7 +295,15 @@ pub(super) async fn open(
     }
     let (conn, ldap) = LdapConnAsync::with_settings(settings, cfg.url.as_str())
         .await
-        .map_err(|e| ldap_error(&format!("connecting to {}", cfg.url), e))?;
+        .map_err(|e| match e {
+            // the only operation before the connection is made: StartTLS, refused
+            LdapError::LdapResult { result } if cfg.starttls => Error::new(
+                ErrorKind::Tls,
+                format!("connecting to {}: the server refused StartTLS", cfg.url),
+            )
+            .with_ldap(result.rc, result.text, result.matched),
+            e => ldap_error(&format!("connecting to {}", cfg.url), e),
+        })?;
     ldap3::drive!(conn);
     Ok(ldap)
 }
