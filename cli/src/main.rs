@@ -14,6 +14,7 @@
 
 mod contain;
 mod handover;
+mod logline;
 mod mfa;
 mod outbound;
 
@@ -123,11 +124,17 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CADENAS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::io::stderr().is_terminal() {
+        // a person reads it: colours
+        builder.with_writer(std::io::stderr).with_ansi(true).init();
+    } else {
+        // a file or a log collector: one line per event, whatever a value holds
+        builder
+            .with_writer(|| logline::EscapedStderr)
+            .with_ansi(false)
+            .init();
+    }
 }
 
 fn exit_code(kind: ErrorKind) -> u8 {
