@@ -90,15 +90,10 @@ impl Responder {
         let local = self.local_domains();
         match queue.messages().await {
             Ok(all) => {
-                let mine: Vec<&crate::postfix::QueuedMail> = all
-                    .iter()
-                    .filter(|m| m.queue != "hold")
-                    .filter(|m| {
-                        m.sasl_username
-                            .as_deref()
-                            .is_some_and(|s| crate::postfix::login_matches(s, &names, &local))
-                    })
-                    .collect();
+                let mine: Vec<&crate::postfix::QueuedMail> =
+                    crate::postfix::submitted_by(&all, &names, &local)
+                        .filter(|m| m.queue != "hold")
+                        .collect();
                 if mine.is_empty() {
                     step.actions.push(format!(
                         "no message submitted by {login} in the Postfix queue now"

@@ -426,23 +426,16 @@ fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Answer {
         );
         return Answer::Contained;
     }
-    let (over, exceeded) = shared
-        .limits
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .exceeded(req, Instant::now());
+    let (over, exceeded, contains) = {
+        let mut limits = shared.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let (over, exceeded) = limits.exceeded(req, Instant::now());
+        (over, exceeded, over.is_some_and(|i| limits.contains_on(i)))
+    };
     if over.is_some() {
         shared.over_limit.fetch_add(1, Ordering::Relaxed);
     }
-    if let (Some(x), Some(i)) = (&exceeded, over) {
-        let contains = shared
-            .limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_on(i);
-        if contains {
-            start_auto_contain(shared, x.clone());
-        }
+    if let (Some(x), true) = (&exceeded, contains) {
+        start_auto_contain(shared, x.clone());
     }
     if let Some(x) = exceeded {
         tracing::warn!(

@@ -248,15 +248,8 @@ impl MailLog {
                 since: self.since,
                 ..SentMail::default()
             });
-            s.messages += 1;
-            s.queue_ids.push(qid.clone());
-            if let Some(ip) = &m.ip {
-                if !s.client_addresses.contains(ip) {
-                    s.client_addresses.push(ip.clone());
-                }
-            }
-            s.first = s.first.min(m.time).or(s.first.or(m.time));
-            s.last = s.last.max(m.time);
+            // recipients are counted once each over all the messages, below
+            s.count(qid, m.time, 0, m.ip.as_deref().unwrap_or(""));
             rcpts.entry(key).or_default().extend(m.recipients.iter().cloned());
         }
         for (k, r) in rcpts {

@@ -8,5 +8,6 @@ mod queue;
 
 pub use log::{MailLog, SentMail, SmtpLogin};
 pub use queue::{
-    login_matches, outside_domains, HeldMail, MailReview, PostfixConfig, Queue, QueueAction, QueuedMail,
+    login_matches, outside_domains, submitted_by, HeldMail, MailReview, PostfixConfig, Queue, QueueAction,
+    QueuedMail,
 };

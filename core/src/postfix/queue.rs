@@ -355,14 +355,7 @@ impl Queue {
     /// this call started.
     pub async fn hold_from(&self, logins: &[String], local_domains: &[String]) -> Result<HeldMail, Error> {
         let snap = self.messages().await?;
-        let mine: Vec<&QueuedMail> = snap
-            .iter()
-            .filter(|m| {
-                m.sasl_username
-                    .as_deref()
-                    .is_some_and(|s| login_matches(s, logins, local_domains))
-            })
-            .collect();
+        let mine: Vec<&QueuedMail> = submitted_by(&snap, logins, local_domains).collect();
         let mut held = HeldMail::default();
         let (on_hold, to_hold): (Vec<&QueuedMail>, Vec<&QueuedMail>) =
             mine.into_iter().partition(|m| m.queue == "hold");
@@ -392,6 +385,20 @@ impl Queue {
             outside_domains(held.messages.iter().flat_map(|m| &m.recipients), local_domains);
         Ok(held)
     }
+}
+
+/// The messages of `mails` that one of `logins` submitted (their SASL login, as
+/// [`login_matches`] compares it).
+pub fn submitted_by<'a>(
+    mails: &'a [QueuedMail],
+    logins: &'a [String],
+    local_domains: &'a [String],
+) -> impl Iterator<Item = &'a QueuedMail> + 'a {
+    mails.iter().filter(move |m| {
+        m.sasl_username
+            .as_deref()
+            .is_some_and(|s| login_matches(s, logins, local_domains))
+    })
 }
 
 /// Whether a SASL login is one of `logins` (ASCII case ignored; `name@local_domain` counts as

@@ -113,7 +113,6 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
         .contain(std::slice::from_ref(&victim), ContainOptions::new(sink))
         .await
         .expect("contain");
-    let returned = Instant::now();
 
     // the same session, right after: every message refused
     for i in 0..3 {
@@ -128,7 +127,6 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
             "no internal detail: {text}"
         );
     }
-    assert!(returned.elapsed() < Duration::from_secs(5));
     // a new login with the old password: refused by the directory (and the flushed cache)
     let again = Smtp::login_from("127.0.0.66", &victim, &pw(&lab)).await;
     assert!(
