@@ -25,6 +25,7 @@ demo: lab-up
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) run -q -p cadenas-codegen -- --check
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 
 test: lab-up

@@ -3,246 +3,106 @@
 //! Bindings (Python exceptions, C result codes) map by [`ErrorKind::code`]. Codes are grouped
 //! in hundred-blocks by area and are **never reused**; a new kind gets a new number.
 //!
-//! | code | kind | meaning |
-//! |---|---|---|
-//! | 100 | `Internal` | a bug or an OS facility failed (e.g. the random source) |
-//! | 101 | `Config` | the configuration is missing, unreadable or inconsistent |
-//! | 102 | `InvalidInput` | an argument was refused before anything was sent |
-//! | 103 | `Io` | a local file could not be read or written |
-//! | 104 | `InvalidContext` | a blocking call from inside an async runtime, or a handle used in a forked child |
-//! | 200 | `Connect` | the directory server could not be reached |
-//! | 201 | `Tls` | the TLS handshake or certificate verification failed |
-//! | 202 | `Timeout` | an operation did not complete in time |
-//! | 203 | `ServiceBind` | the responder's own service account could not bind |
-//! | 204 | `InsecureTransport` | a password would cross unencrypted LDAP without an explicit opt-in |
-//! | 205 | `InvalidUserName` | a user name contains filter or DN syntax, or control characters |
-//! | 206 | `UserNotFound` | no entry matches the user name under the configured base DNs |
-//! | 207 | `AmbiguousUser` | more than one entry matches the user name |
-//! | 208 | `OutOfScope` | the entry is outside every configured base DN |
-//! | 209 | `Refused` | the server refused an operation (result code and diagnostic kept) |
-//! | 210 | `UnexpectedResponse` | the server's answer could not be understood |
-//! | 211 | `UnsupportedDirectory` | the server's flavour does not support the operation |
-//! | 212 | `LockIneffective` | a lock would be silently ignored by the server's policy |
-//! | 213 | `ProtectedAccount` | the account is protected from automated response |
-//! | 300 | `RevokerUnreachable` | a revocation endpoint (doveadm API, webhook) could not be reached |
-//! | 301 | `RevokerAuth` | a revocation endpoint refused our credentials (API key, HTTP 401/403) |
-//! | 302 | `RevokerProtocol` | a revocation endpoint answered something that could not be understood |
-//! | 303 | `RevokerFailed` | a revocation endpoint or command reported failure |
-//! | 400 | `MfaNotEnrolled` | the user has no (active) TOTP enrolment |
-//! | 401 | `MfaBadCode` | the code is malformed or does not match |
-//! | 402 | `MfaReplayed` | the code's time step was already used (replay) |
-//! | 403 | `MfaThrottled` | too many failures: verification refused until the cool-down ends |
-//! | 404 | `MfaStore` | the MFA database is missing, locked, corrupted or unwritable |
-//! | 405 | `MfaKey` | the at-rest key file is missing, malformed, or not the database's key |
-//! | 406 | `MfaRecoveryCode` | the recovery code is not valid (or was already used) |
-//! | 500 | `ReleaseRefused` | release refused: no active MFA enrolment and no override, or no containment record |
-//! | 501 | `NothingToResume` | the journal holds no unfinished run to resume |
-//! | 600 | `Journal` | the journal could not be opened, locked, written or read |
-//! | 601 | `JournalTampered` | the journal's hash chain is broken |
-//! | 700 | `NotifyFailed` | a notification could not be delivered (the server refused it, or the channel failed) |
+//! The kinds, their codes, names and meanings are one table (`error_kinds!` below); the C
+//! `cadenas_result` values and the Python exception classes are generated from it by
+//! `cargo run -p cadenas-codegen`, and `make lint` fails when they are out of step.
 
 use std::fmt;
 use std::sync::Arc;
 
-/// What went wrong, as a closed set of kinds with stable codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A bug, or an OS facility (such as the random source) failed.
-    Internal,
-    /// The configuration is missing, unreadable or inconsistent.
-    Config,
-    /// An argument was refused before anything was sent.
-    InvalidInput,
-    /// A local file could not be read or written.
-    Io,
-    /// A blocking call was made from inside an async runtime, or a handle created before a
-    /// `fork()` was used in the child.
-    InvalidContext,
-    /// The directory server could not be reached.
-    Connect,
-    /// The TLS handshake or certificate verification failed.
-    Tls,
-    /// An operation did not complete in time.
-    Timeout,
-    /// The responder's own service account could not bind.
-    ServiceBind,
-    /// A password would cross unencrypted LDAP without an explicit opt-in.
-    InsecureTransport,
-    /// A user name contains filter or DN syntax, or control characters.
-    InvalidUserName,
-    /// No entry matches the user name under the configured base DNs.
-    UserNotFound,
-    /// More than one entry matches the user name.
-    AmbiguousUser,
-    /// The entry is outside every configured base DN.
-    OutOfScope,
-    /// The server refused an operation; the LDAP result is in [`Error::ldap`].
-    Refused,
-    /// The server's answer could not be understood.
-    UnexpectedResponse,
-    /// The server's flavour does not support the operation.
-    UnsupportedDirectory,
-    /// A lock would be silently ignored by the server's password policy.
-    LockIneffective,
-    /// The account is protected from automated response.
-    ProtectedAccount,
-    /// A revocation endpoint (doveadm API, webhook) could not be reached.
-    RevokerUnreachable,
-    /// A revocation endpoint refused our credentials (API key, HTTP 401/403).
-    RevokerAuth,
-    /// A revocation endpoint answered something that could not be understood.
-    RevokerProtocol,
-    /// A revocation endpoint or command reported failure.
-    RevokerFailed,
-    /// The user has no (active) TOTP enrolment.
-    MfaNotEnrolled,
-    /// The code is malformed or does not match.
-    MfaBadCode,
-    /// The code's time step was already used (replay).
-    MfaReplayed,
-    /// Too many failures: verification refused until the cool-down ends.
-    MfaThrottled,
-    /// The MFA database is missing, locked, corrupted or unwritable.
-    MfaStore,
-    /// The at-rest key file is missing, malformed, or not the database's key.
-    MfaKey,
-    /// The recovery code is not valid (or was already used).
-    MfaRecoveryCode,
-    /// Release refused: no active MFA enrolment and no override, or no containment record.
-    ReleaseRefused,
-    /// The journal holds no unfinished run to resume.
-    NothingToResume,
-    /// The journal could not be opened, locked, written or read.
-    Journal,
-    /// The journal's hash chain is broken.
-    JournalTampered,
-    /// A notification could not be delivered (the server refused it, or the channel failed).
-    NotifyFailed,
+/// The one table of error kinds: variant, stable code, stable name, meaning. Everything else
+/// is generated from it — the enum here, and (by `cargo run -p cadenas-codegen`) the C
+/// header's `cadenas_result` values and the Python exception classes, which a test keeps in
+/// step. Codes are grouped by area and never reused; a new kind gets a new number.
+macro_rules! error_kinds {
+    ($($variant:ident = $code:literal, $name:literal, $doc:literal;)*) => {
+        /// What went wrong, as a closed set of kinds with stable codes (`E` + [`code`](Self::code)).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $(
+                #[doc = concat!("`", $code, "` `", $name, "`: ", $doc)]
+                $variant,
+            )*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant),*];
+
+            /// The stable numeric code. Never reused.
+            pub const fn code(self) -> u32 {
+                match self {
+                    $(ErrorKind::$variant => $code,)*
+                }
+            }
+
+            /// A stable snake_case name, for JSON output, logs and the Python exception's
+            /// `kind`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => $name,)*
+                }
+            }
+
+            /// What the kind means, one English sentence (the C `cadenas_result_message` text
+            /// and the Python class's docstring).
+            pub const fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => $doc,)*
+                }
+            }
+
+            /// The variant's name in CamelCase (`"UserNotFound"`): the Python exception class
+            /// and, upper-cased with underscores, the C `CADENAS_RESULT_*` value.
+            pub const fn variant(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    Internal = 100, "internal", "A bug, or an OS facility (such as the random source) failed.";
+    Config = 101, "config", "The configuration is missing, unreadable or inconsistent.";
+    InvalidInput = 102, "invalid_input", "An argument was refused before anything was sent.";
+    Io = 103, "io", "A local file could not be read or written.";
+    InvalidContext = 104, "invalid_context", "A blocking call was made from inside an async runtime or one of the library's callbacks, or a handle created before a `fork()` was used in the child (create a new one).";
+    Connect = 200, "connect", "The directory server could not be reached.";
+    Tls = 201, "tls", "The TLS handshake or certificate verification failed.";
+    Timeout = 202, "timeout", "An operation did not complete in time.";
+    ServiceBind = 203, "service_bind", "The responder's own service account could not bind.";
+    InsecureTransport = 204, "insecure_transport", "A password would cross unencrypted LDAP without an explicit opt-in.";
+    InvalidUserName = 205, "invalid_user_name", "A user name contains filter or DN syntax, or control characters.";
+    UserNotFound = 206, "user_not_found", "No entry matches the user name under the configured base DNs.";
+    AmbiguousUser = 207, "ambiguous_user", "More than one entry matches the user name.";
+    OutOfScope = 208, "out_of_scope", "The entry is outside every configured base DN.";
+    Refused = 209, "refused", "The server refused an operation (its LDAP result code and diagnostic are kept).";
+    UnexpectedResponse = 210, "unexpected_response", "The server's answer could not be understood.";
+    UnsupportedDirectory = 211, "unsupported_directory", "The server's flavour does not support the operation.";
+    LockIneffective = 212, "lock_ineffective", "A lock would be silently ignored by the server's password policy.";
+    ProtectedAccount = 213, "protected_account", "The account is protected from automated response.";
+    RevokerUnreachable = 300, "revoker_unreachable", "A revocation endpoint (doveadm API, webhook) could not be reached.";
+    RevokerAuth = 301, "revoker_auth", "A revocation endpoint refused our credentials (API key, HTTP 401/403).";
+    RevokerProtocol = 302, "revoker_protocol", "A revocation endpoint answered something that could not be understood.";
+    RevokerFailed = 303, "revoker_failed", "A revocation endpoint or command reported failure.";
+    MfaNotEnrolled = 400, "mfa_not_enrolled", "The user has no (active) TOTP enrolment.";
+    MfaBadCode = 401, "mfa_bad_code", "The code is malformed or does not match.";
+    MfaReplayed = 402, "mfa_replayed", "The code's time step was already used (replay).";
+    MfaThrottled = 403, "mfa_throttled", "Too many failures: verification refused until the cool-down ends.";
+    MfaStore = 404, "mfa_store", "The MFA database is missing, locked, corrupted or unwritable.";
+    MfaKey = 405, "mfa_key", "The at-rest key file is missing, malformed, or not the database's key.";
+    MfaRecoveryCode = 406, "mfa_recovery_code", "The recovery code is not valid (or was already used).";
+    ReleaseRefused = 500, "release_refused", "Release refused: no active MFA enrolment and no override, or no containment record.";
+    NothingToResume = 501, "nothing_to_resume", "The journal holds no unfinished run to resume.";
+    Journal = 600, "journal", "The journal could not be opened, locked, written or read.";
+    JournalTampered = 601, "journal_tampered", "The journal's hash chain is broken.";
+    NotifyFailed = 700, "notify_failed", "A notification could not be delivered (the server refused it, or the channel failed).";
 }
 
 impl ErrorKind {
-    /// Every kind, in code order.
-    pub const ALL: &'static [ErrorKind] = &[
-        ErrorKind::Internal,
-        ErrorKind::Config,
-        ErrorKind::InvalidInput,
-        ErrorKind::Io,
-        ErrorKind::InvalidContext,
-        ErrorKind::Connect,
-        ErrorKind::Tls,
-        ErrorKind::Timeout,
-        ErrorKind::ServiceBind,
-        ErrorKind::InsecureTransport,
-        ErrorKind::InvalidUserName,
-        ErrorKind::UserNotFound,
-        ErrorKind::AmbiguousUser,
-        ErrorKind::OutOfScope,
-        ErrorKind::Refused,
-        ErrorKind::UnexpectedResponse,
-        ErrorKind::UnsupportedDirectory,
-        ErrorKind::LockIneffective,
-        ErrorKind::ProtectedAccount,
-        ErrorKind::RevokerUnreachable,
-        ErrorKind::RevokerAuth,
-        ErrorKind::RevokerProtocol,
-        ErrorKind::RevokerFailed,
-        ErrorKind::MfaNotEnrolled,
-        ErrorKind::MfaBadCode,
-        ErrorKind::MfaReplayed,
-        ErrorKind::MfaThrottled,
-        ErrorKind::MfaStore,
-        ErrorKind::MfaKey,
-        ErrorKind::MfaRecoveryCode,
-        ErrorKind::ReleaseRefused,
-        ErrorKind::NothingToResume,
-        ErrorKind::Journal,
-        ErrorKind::JournalTampered,
-        ErrorKind::NotifyFailed,
-    ];
-
-    /// The stable numeric code (see the module table). Never reused.
-    pub const fn code(self) -> u32 {
-        match self {
-            ErrorKind::Internal => 100,
-            ErrorKind::Config => 101,
-            ErrorKind::InvalidInput => 102,
-            ErrorKind::Io => 103,
-            ErrorKind::InvalidContext => 104,
-            ErrorKind::Connect => 200,
-            ErrorKind::Tls => 201,
-            ErrorKind::Timeout => 202,
-            ErrorKind::ServiceBind => 203,
-            ErrorKind::InsecureTransport => 204,
-            ErrorKind::InvalidUserName => 205,
-            ErrorKind::UserNotFound => 206,
-            ErrorKind::AmbiguousUser => 207,
-            ErrorKind::OutOfScope => 208,
-            ErrorKind::Refused => 209,
-            ErrorKind::UnexpectedResponse => 210,
-            ErrorKind::UnsupportedDirectory => 211,
-            ErrorKind::LockIneffective => 212,
-            ErrorKind::ProtectedAccount => 213,
-            ErrorKind::RevokerUnreachable => 300,
-            ErrorKind::RevokerAuth => 301,
-            ErrorKind::RevokerProtocol => 302,
-            ErrorKind::RevokerFailed => 303,
-            ErrorKind::MfaNotEnrolled => 400,
-            ErrorKind::MfaBadCode => 401,
-            ErrorKind::MfaReplayed => 402,
-            ErrorKind::MfaThrottled => 403,
-            ErrorKind::MfaStore => 404,
-            ErrorKind::MfaKey => 405,
-            ErrorKind::MfaRecoveryCode => 406,
-            ErrorKind::ReleaseRefused => 500,
-            ErrorKind::NothingToResume => 501,
-            ErrorKind::Journal => 600,
-            ErrorKind::JournalTampered => 601,
-            ErrorKind::NotifyFailed => 700,
-        }
-    }
-
-    /// A stable snake_case name, for JSON output and logs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ErrorKind::Internal => "internal",
-            ErrorKind::Config => "config",
-            ErrorKind::InvalidInput => "invalid_input",
-            ErrorKind::Io => "io",
-            ErrorKind::InvalidContext => "invalid_context",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ServiceBind => "service_bind",
-            ErrorKind::InsecureTransport => "insecure_transport",
-            ErrorKind::InvalidUserName => "invalid_user_name",
-            ErrorKind::UserNotFound => "user_not_found",
-            ErrorKind::AmbiguousUser => "ambiguous_user",
-            ErrorKind::OutOfScope => "out_of_scope",
-            ErrorKind::Refused => "refused",
-            ErrorKind::UnexpectedResponse => "unexpected_response",
-            ErrorKind::UnsupportedDirectory => "unsupported_directory",
-            ErrorKind::LockIneffective => "lock_ineffective",
-            ErrorKind::ProtectedAccount => "protected_account",
-            ErrorKind::RevokerUnreachable => "revoker_unreachable",
-            ErrorKind::RevokerAuth => "revoker_auth",
-            ErrorKind::RevokerProtocol => "revoker_protocol",
-            ErrorKind::RevokerFailed => "revoker_failed",
-            ErrorKind::MfaNotEnrolled => "mfa_not_enrolled",
-            ErrorKind::MfaBadCode => "mfa_bad_code",
-            ErrorKind::MfaReplayed => "mfa_replayed",
-            ErrorKind::MfaThrottled => "mfa_throttled",
-            ErrorKind::MfaStore => "mfa_store",
-            ErrorKind::MfaKey => "mfa_key",
-            ErrorKind::MfaRecoveryCode => "mfa_recovery_code",
-            ErrorKind::ReleaseRefused => "release_refused",
-            ErrorKind::NothingToResume => "nothing_to_resume",
-            ErrorKind::Journal => "journal",
-            ErrorKind::JournalTampered => "journal_tampered",
-            ErrorKind::NotifyFailed => "notify_failed",
-        }
-    }
-
     /// The kind with this code, if any.
     pub fn from_code(code: u32) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.code() == code)

@@ -36,9 +36,9 @@
 
 // What a fallible function returns. `CADENAS_RESULT_OK` (0) is success; every other value
 // is a failure, grouped in hundred-blocks by area (1xx general, 2xx directory, 3xx session
-// revocation, 4xx MFA, 5xx incident, 6xx journal, 9xx this C interface). Values are never
-// reused. `cadenas_result_message()` turns one into text; `cadenas_last_error_message()`
-// gives the details of the last failure on the calling thread.
+// revocation, 4xx MFA, 5xx incident, 6xx journal, 7xx notification, 9xx this C interface).
+// Values are never reused. `cadenas_result_message()` turns one into text;
+// `cadenas_last_error_message()` gives the details of the last failure on the calling thread.
 enum cadenas_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -54,8 +54,8 @@ enum cadenas_result
   CADENAS_RESULT_INVALID_INPUT = 102,
   // A local file could not be read or written.
   CADENAS_RESULT_IO = 103,
-  // A handle created before a fork() was used in the child (create a new one), or a call
-  // was made from inside one of this library's callbacks.
+  // A blocking call was made from inside an async runtime or one of the library's callbacks, or
+  // a handle created before a `fork()` was used in the child (create a new one).
   CADENAS_RESULT_INVALID_CONTEXT = 104,
   // The directory server could not be reached.
   CADENAS_RESULT_CONNECT = 200,
@@ -75,7 +75,7 @@ enum cadenas_result
   CADENAS_RESULT_AMBIGUOUS_USER = 207,
   // The entry is outside every configured base DN.
   CADENAS_RESULT_OUT_OF_SCOPE = 208,
-  // The server refused an operation.
+  // The server refused an operation (its LDAP result code and diagnostic are kept).
   CADENAS_RESULT_REFUSED = 209,
   // The server's answer could not be understood.
   CADENAS_RESULT_UNEXPECTED_RESPONSE = 210,
@@ -85,9 +85,9 @@ enum cadenas_result
   CADENAS_RESULT_LOCK_INEFFECTIVE = 212,
   // The account is protected from automated response.
   CADENAS_RESULT_PROTECTED_ACCOUNT = 213,
-  // A revocation endpoint could not be reached.
+  // A revocation endpoint (doveadm API, webhook) could not be reached.
   CADENAS_RESULT_REVOKER_UNREACHABLE = 300,
-  // A revocation endpoint refused our credentials.
+  // A revocation endpoint refused our credentials (API key, HTTP 401/403).
   CADENAS_RESULT_REVOKER_AUTH = 301,
   // A revocation endpoint answered something that could not be understood.
   CADENAS_RESULT_REVOKER_PROTOCOL = 302,
@@ -115,22 +115,22 @@ enum cadenas_result
   CADENAS_RESULT_JOURNAL = 600,
   // The journal's hash chain is broken.
   CADENAS_RESULT_JOURNAL_TAMPERED = 601,
-  // A notification could not be delivered.
+  // A notification could not be delivered (the server refused it, or the channel failed).
   CADENAS_RESULT_NOTIFY_FAILED = 700,
   // A required pointer argument was NULL.
   CADENAS_RESULT_NULL_POINTER = 900,
   // A text argument is not valid UTF-8.
   CADENAS_RESULT_INVALID_UTF8 = 901,
-  // The caller's buffer is too small: `*out_n` holds the length needed (without the
-  // terminating NUL); nothing was written to the buffer.
+  // The caller's buffer is too small: `*out_n` holds the length needed (without the terminating
+  // NUL); nothing was written to the buffer.
   CADENAS_RESULT_BUFFER_TOO_SMALL = 902,
-  // A bug inside the library was caught at the boundary (no state was changed by halves:
-  // the journal records every step in flight).
+  // A bug inside the library was caught at the boundary (no state was changed by halves: the
+  // journal records every step in flight).
   CADENAS_RESULT_PANIC = 903,
-  // The handle is not a live handle of the expected type (already freed, or of another
-  // type).
+  // The handle is not a live handle of the expected type (already freed, or of another type).
   CADENAS_RESULT_INVALID_HANDLE = 904,
-  // An index is past the end of the list.
+  // An argument is outside its range (an index past the end of a list, a number of digits or a
+  // period TOTP does not allow).
   CADENAS_RESULT_OUT_OF_RANGE = 905,
 };
 #ifndef __cplusplus

@@ -31,6 +31,7 @@ mod mfa;
 mod report;
 mod responder;
 mod result;
+mod result_values;
 
 use std::ffi::c_char;
 

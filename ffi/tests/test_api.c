@@ -100,7 +100,7 @@ static void test_boundary(void) {
   /* size query, then a buffer one byte short: nothing written */
   n = 0;
   CHECK_RC(cadenas_result_message(CADENAS_RESULT_OK, NULL, 0, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
-  CHECK(n == strlen("success"));
+  CHECK(n == strlen("Success."));
   memset(buf, 'z', sizeof buf);
   CHECK_RC(cadenas_result_message(CADENAS_RESULT_OK, buf, n, &n), CADENAS_RESULT_BUFFER_TOO_SMALL);
   CHECK(buf[0] == 'z');
