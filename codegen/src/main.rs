@@ -103,20 +103,14 @@ fn c_values() -> String {
         let _ = writeln!(out, "        Self::{variant},");
     }
     out.push_str(
-        "    ];\n\n    /// The core kind with the same number, if the value is one.\n    \
-         pub(crate) fn kind(self) -> Option<ErrorKind> {\n        match self {\n",
+        "    ];\n\n    /// The value for a core error kind (the same number; a kind newer than this file \
+         is `Internal`).\n    pub(crate) fn of_kind(kind: ErrorKind) -> Self {\n        match kind {\n",
     );
-    for (variant, kind) in &all {
-        if let Some(k) = kind {
-            let _ = writeln!(
-                out,
-                "            Self::{variant} => Some(ErrorKind::{}),",
-                k.variant()
-            );
-        }
+    for k in ErrorKind::ALL {
+        let _ = writeln!(out, "            ErrorKind::{0} => Self::{0},", k.variant());
     }
     out.push_str(
-        "            _ => None,\n        }\n    }\n\n    /// What the value means, one English sentence.\n    \
+        "            _ => Self::Internal,\n        }\n    }\n\n    /// What the value means, one English sentence.\n    \
          pub(crate) fn describe(self) -> &'static str {\n        match self {\n            \
          Self::Ok => \"Success.\",\n",
     );
