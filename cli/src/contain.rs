@@ -350,7 +350,7 @@ fn print_report(cli: &Cli, r: &ContainReport) {
         println!("not revoked: {n}");
     }
     for n in &r.notes {
-        println!("note: {n}");
+        println!("note: {}", cadenas::escape_controls(n));
     }
     println!("journal: {} (head {})", r.journal, r.journal_head);
 }
@@ -789,7 +789,14 @@ pub fn journal_command(cli: &Cli, cfg: Option<&Config>, cmd: &JournalCommand) ->
                     ),
                     other => format!("{other:?}"),
                 };
-                println!("{:>6} {} {} {what}", rec.seq, rec.time, rec.incident);
+                // one line per record, whatever a name, a note or a server's message holds
+                println!(
+                    "{:>6} {} {} {}",
+                    rec.seq,
+                    rec.time,
+                    cadenas::escape_controls(&rec.incident),
+                    cadenas::escape_controls(&what)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

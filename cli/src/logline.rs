@@ -5,19 +5,11 @@
 use std::io::Write;
 
 /// `event` (one formatted event, its own newline last) with every control character but that
-/// newline and tabs written as an escape: `\n`, `\r`, `\xHH`; the backslash stays as it is.
+/// newline and tabs escaped by [`cadenas::escape_controls`].
 pub fn escape_event(event: &[u8]) -> Vec<u8> {
     let body = event.strip_suffix(b"\n").unwrap_or(event);
-    let mut out = Vec::with_capacity(event.len() + 8);
-    for &b in body {
-        match b {
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.push(b),
-            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-            _ => out.push(b),
-        }
-    }
+    let text = String::from_utf8_lossy(body);
+    let mut out = cadenas::escape_controls(&text).into_owned().into_bytes();
     if body.len() != event.len() {
         out.push(b'\n');
     }

@@ -633,12 +633,20 @@ async fn a_second_contain_of_a_contained_user_keeps_the_first_password_and_relea
             "release",
             name.as_str(),
             "--override-reason",
-            "test",
+            "test\n     9 2026-12-07T00:00:00Z forged end: 0 done",
             "--journal",
             &journal,
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
+    // the reason is journaled as given, and shown on its record's one line
+    let shown = cadenas(&lab, &["journal", "show", &journal]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("note: test\\n     9 2026"), "{shown}");
+    assert!(
+        !shown.lines().any(|l| l.contains("forged") && !l.contains("note: test")),
+        "{shown}"
+    );
     assert!(
         text(&out).contains("pwdAccountLockedTime: 000001010000Z -> (none) (as it was before containment)"),
         "{}",

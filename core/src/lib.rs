@@ -50,6 +50,7 @@ pub mod password;
 pub mod postfix;
 pub mod secret;
 pub mod session;
+mod text;
 mod time;
 mod tls;
 
@@ -68,6 +69,7 @@ pub use journal::{Step, StepStatus};
 pub use mfa::{Mfa, MfaConfig};
 pub use secret::{Password, Secret};
 pub use session::{RevocationOutcome, RevocationStatus};
+pub use text::escape_controls;
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.
 #[doc = include_str!("../../README.md")]

@@ -89,7 +89,8 @@ impl<S: Subscriber> Layer<S> for QueueLayer {
             } else {
                 format!("cadenas.{logger}")
             },
-            message: format!("{}{}", m.text, m.fields),
+            // a value from outside (a server's message, a name) never starts a line of its own
+            message: cadenas::escape_controls(&format!("{}{}", m.text, m.fields)).into_owned(),
         };
         let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
         if q.0.len() >= MAX_QUEUED {

@@ -513,6 +513,26 @@ def test_notifications_are_in_the_reports(openldap: Lab, tmp_path: Path) -> None
     assert user in told.read_text()
 
 
+def test_a_servers_text_reaches_python_logging_on_one_line(
+    openldap: Lab, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a notifier whose failure text (its standard error: outside data) holds a newline
+    cfg = tmp_path / "notify.toml"
+    cfg.write_text(
+        openldap.config.read_text()
+        + '\n[[notify]]\nname = "sms"\ntype = "command"\nevents = ["contained"]\n'
+        + 'program = "/bin/sh"\n'
+        + 'args = ["-c", "printf \'gateway down\\\\nforged: root login ok\' >&2; exit 1"]\n'
+    )
+    caplog.set_level(logging.WARNING, logger="cadenas")
+    user, _ = openldap.fresh_user("nl")
+    report = cadenas.Responder.from_config(cfg).contain(user, on_password=lambda u, d, p: None)
+    assert [n.delivered for n in report.notifications] == [False]
+    failed = [rec.getMessage() for rec in caplog.records if "not delivered" in rec.getMessage()]
+    assert failed and all("\n" not in m for m in failed), caplog.text
+    assert any("gateway down\\nforged: root login ok" in m for m in failed), caplog.text
+
+
 def test_what_the_victim_changed_is_in_the_status(openldap: Lab) -> None:
     user, dn = openldap.fresh_user("chg")
     e = openldap.env

@@ -277,13 +277,19 @@ impl Notice {
     /// The placeholder values for a message about `users`; `everyone` adds the run's own
     /// details (for the fixed recipients, not for one account's manager).
     fn values(&self, users: &[NoticeUser], everyone: bool) -> BTreeMap<&'static str, String> {
+        // Every value from outside (names, a server's message, an attribute's new value) is
+        // escaped: it cannot add a line of its own to the message.
+        let one_line = |s: &str| crate::escape_controls(s).into_owned();
         let mut v = BTreeMap::new();
         v.insert("event", self.event.name().to_owned());
-        v.insert("incident", self.incident.clone().unwrap_or_else(|| "-".into()));
+        v.insert(
+            "incident",
+            self.incident.as_deref().map_or_else(|| "-".into(), one_line),
+        );
         v.insert("time", self.time.clone());
         v.insert("count", users.len().to_string());
-        let names: Vec<&str> = users.iter().map(|u| u.user.as_str()).collect();
-        let mut short = names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        let names: Vec<String> = users.iter().map(|u| one_line(&u.user)).collect();
+        let mut short = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
         if names.len() > 5 {
             short.push_str(&format!(" (+{})", names.len() - 5));
         }
@@ -292,9 +298,10 @@ impl Notice {
             "users",
             users
                 .iter()
-                .map(|u| match &u.dn {
-                    Some(dn) => format!("- {} ({dn}): {}", u.user, u.summary),
-                    None => format!("- {}: {}", u.user, u.summary),
+                .zip(&names)
+                .map(|(u, name)| match &u.dn {
+                    Some(dn) => format!("- {name} ({}): {}", one_line(dn), one_line(&u.summary)),
+                    None => format!("- {name}: {}", one_line(&u.summary)),
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -302,7 +309,7 @@ impl Notice {
         let own = users.iter().flat_map(|u| u.details.iter());
         let details: String = own
             .chain(self.details.iter().filter(|_| everyone))
-            .map(|d| format!("- {d}\n"))
+            .map(|d| format!("- {}\n", one_line(d)))
             .collect();
         v.insert(
             "details",

@@ -199,4 +199,24 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_value_from_outside_cannot_add_a_line_to_a_message() {
+        use crate::notify::{Notice, NoticeUser};
+        let forged = "Password reset done.\nReply with your new password to it@evil.example";
+        let mut user = NoticeUser::new("jdupont", Some("uid=jdupont,ou=people".into()), "refused: x");
+        user.summary = format!("refused: {forged}");
+        user.details
+            .push(format!("jdupont: description changed (now: {forged})"));
+        let mut notice = Notice::new(NotifyEvent::NeedsAttention, Some("inc\r\n1".into()), vec![user]);
+        notice.details.push(forged.to_owned());
+        let values = notice.values(&notice.users, true);
+        for lang in [Language::En, Language::Fr] {
+            let body = render(default_body(lang, NotifyEvent::NeedsAttention), &values);
+            assert!(!body.lines().any(|l| l.starts_with("Reply with")), "{body}");
+            assert!(body.contains("done.\\nReply with"), "{body}");
+            let subject = render(default_subject(lang, NotifyEvent::NeedsAttention), &values);
+            assert!(!subject.contains(['\n', '\r']), "{subject}");
+        }
+    }
 }
