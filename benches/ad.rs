@@ -132,7 +132,8 @@ fn main() {
         .build()
         .expect("runtime");
     let journal = std::env::temp_dir().join(format!("cadenas-bench-ad-{}.jsonl", std::process::id()));
-    let users: Vec<String> = (n + 1..=2 * n).map(|i| format!("user{i:04}")).collect();
+    let names: Vec<String> = (n + 1..=2 * n).map(|i| format!("user{i:04}")).collect();
+    let users = cadenas::directory::UserRef::parse_all(&names).expect("names");
     let cadenas = rt.block_on(async {
         let r = Responder::new(&cfg, &journal).await.expect("responder");
         let t = Instant::now();

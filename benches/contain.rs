@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cadenas::directory::PasswordHashing;
-use cadenas::{Config, Directory, Dn, Password, UserRef};
+use cadenas::directory::{Directory, Dn, UserRef};
+use cadenas::{Config, Password};
 use tokio::sync::Semaphore;
 
 /// What an operator types today, per account: three tool invocations over LDAPS.
@@ -78,7 +79,7 @@ async fn with_cadenas(cfg: &Config, users: &[String], in_flight: usize) -> f64 {
             dir.lock(&user).await.expect("lock");
             let pw: Password = policy.generate().expect("generate");
             dir.reset_password(&user, &pw, true).await.expect("reset");
-            dir.require_mfa(&user).await.expect("mfa");
+            dir.add_to_mfa_group(&user).await.expect("mfa");
         }));
     }
     for t in tasks {

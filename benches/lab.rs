@@ -40,9 +40,10 @@ pub async fn contain_timed(cfg: &Config, users: &[String], journal_path: &std::p
     let _ = std::fs::remove_file(journal_path);
     let r = Responder::new(cfg, journal_path).await.expect("responder");
     let ops_before = r.ldap_operations();
+    let users = cadenas::directory::UserRef::parse_all(users).expect("names");
     let t = Instant::now();
     let report = r
-        .contain(users, ContainOptions::new(Arc::new(Discard)))
+        .contain(&users, ContainOptions::new(Arc::new(Discard)))
         .await
         .expect("contain");
     let contained = t.elapsed().as_secs_f64();

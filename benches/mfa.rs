@@ -38,7 +38,7 @@ fn worker(spec: &str) {
     for i in 0..n {
         let now = T0 + i * 30;
         if mfa
-            .verify(user, &code_for_step(&secret, p.step_at(now), &p), now)
+            .verify_at(user, &code_for_step(&secret, p.step_at(now), &p), now)
             .is_ok()
         {
             ok += 1;
@@ -67,7 +67,7 @@ fn shared_store_rate(dir: &std::path::Path, tag: &str, mfa_toml: &str, n: u64) -
     let cfg = toml_mfa(&std::fs::read_to_string(&cfg_path).expect("cfg"));
     let mfa = Mfa::open(&cfg, true).expect("open");
     for w in 0..PROCESSES {
-        let e = mfa.enroll(&format!("gw{w}"), T0).expect("enroll");
+        let e = mfa.enroll(&format!("gw{w}")).expect("enroll");
         // the worker reads the secret enrolled here (a bench only: a gateway never could)
         std::fs::write(
             format!("{}.gw{w}.secret", cfg.key_file.display()),
@@ -169,7 +169,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("dir");
     let cfg = MfaConfig::new(dir.join("mfa.db"), dir.join("mfa.key"));
     let mfa = Mfa::open(&cfg, true).expect("open");
-    let new = mfa.enroll("bench", T0).expect("enroll");
+    let new = mfa.enroll("bench").expect("enroll");
     let secret = new.secret.clone();
     let b32 = String::from_utf8(new.secret_base32().expose_secret().to_vec()).expect("base32");
     let p = cfg.params();
@@ -197,7 +197,7 @@ fn main() {
     for i in 0..m {
         let now = T0 + i * 30;
         let code = code_for_step(&secret, p.step_at(now), &p);
-        mfa.verify("bench", &code, now).expect("verify");
+        mfa.verify_at("bench", &code, now).expect("verify");
     }
     let durable = m as f64 / t.elapsed().as_secs_f64();
 

@@ -353,11 +353,11 @@ fn main() {
         let journal_path = tmp.join("journal-single.jsonl");
         let r = Responder::new(&full, &journal_path).await.expect("responder");
         let mut out = Vec::new();
-        for u in &singles {
+        for u in cadenas::directory::UserRef::parse_all(&singles).expect("names") {
             let t = Instant::now();
             let report = r
                 .contain(
-                    std::slice::from_ref(u),
+                    std::slice::from_ref(&u),
                     ContainOptions::new(Arc::new(lab::Discard)),
                 )
                 .await

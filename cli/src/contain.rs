@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cadenas::directory::UserRef;
 use cadenas::incident::{
     ContainOptions, ContainReport, FileSink, PasswordSink, Progress, ReleaseOptions, Responder, UserReport,
 };
@@ -274,7 +275,7 @@ pub async fn contain(cli: &Cli, cfg: &Config, args: &ContainArgs) -> Result<Exit
     } else if let Some(pivot) = &pivot {
         responder.contain_from(pivot, opts).await?
     } else {
-        responder.contain(&users, opts).await?
+        responder.contain(&UserRef::parse_all(&users)?, opts).await?
     };
     print_report(cli, &report);
     Ok(contain_exit_code(&report))
@@ -372,7 +373,7 @@ fn print_user(u: &UserReport) {
         };
         let mut extra = String::new();
         for o in &s.detail.revocations {
-            if o.revoker == "outbound-policy" && o.status == cadenas::RevocationStatus::Revoked {
+            if o.revoker == "outbound-policy" && o.status == cadenas::session::RevocationStatus::Revoked {
                 extra.push_str(" [SMTP: every new message refused by the outbound policy service]");
                 continue;
             }
@@ -584,7 +585,11 @@ pub async fn plan(cli: &Cli, cfg: &Config, who: &UserArgs) -> Result<ExitCode, E
                 .plan_from(&who.window.pivot(range), who.allow_protected)
                 .await?
         }
-        None => responder.plan(&who.collect()?, who.allow_protected).await?,
+        None => {
+            responder
+                .plan(&UserRef::parse_all(&who.collect()?)?, who.allow_protected)
+                .await?
+        }
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -631,7 +636,7 @@ pub async fn release(
     if let Some(reason) = reason {
         opts = opts.with_override_reason(reason);
     }
-    let r = responder.release(user, opts).await?;
+    let r = responder.release(&UserRef::parse(user)?, opts).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {

@@ -18,7 +18,13 @@ impl Handover {
     pub fn prepare(path: Option<&Path>, flag: &str) -> Result<Self, Error> {
         match path {
             Some(p) => {
-                let f = cadenas::secret::create_private_file(p).map_err(|e| {
+                use std::os::unix::fs::OpenOptionsExt;
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(p);
+                let f = created.map_err(|e| {
                     Error::new(ErrorKind::Io, format!("cannot create new file {}: {e}", p.display()))
                 })?;
                 Ok(Self::File(p.to_owned(), f))

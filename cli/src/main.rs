@@ -22,7 +22,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cadenas::{AccountState, Config, Error, ErrorKind, LockState, UserRef};
+use cadenas::directory::{AccountState, LockState, UserRef};
+use cadenas::{Config, Error, ErrorKind};
 use clap::{Parser, Subcommand};
 
 /// Compromised-credential response for LDAP and Active Directory.
@@ -188,9 +189,9 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
     }
     match &cli.command {
         Command::Status { user, changes_since } => {
-            UserRef::parse(user)?;
-            let responder = cadenas::Responder::without_journal(&cfg).await?;
-            let state = responder.status_report(user, *changes_since).await?;
+            let who = UserRef::parse(user)?;
+            let responder = cadenas::incident::Responder::without_journal(&cfg).await?;
+            let state = responder.status_report(&who, *changes_since).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());
             } else {

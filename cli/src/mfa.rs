@@ -4,9 +4,10 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use cadenas::mfa::{unix_now, Mfa};
+use cadenas::directory::{Directory, UserRef};
+use cadenas::mfa::Mfa;
 use cadenas::notify::{build_notifiers, notify_all, Notice, NoticeUser, NotifyEvent};
-use cadenas::{Config, Directory, Error, ErrorKind, UserRef};
+use cadenas::{Config, Error, ErrorKind};
 use clap::Subcommand;
 
 use crate::handover::Handover;
@@ -81,7 +82,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
                 .transpose()?;
             let login = login_of(cfg, user).await?;
             let mfa = open(cfg, true)?;
-            let new = mfa.enroll(&login, unix_now())?;
+            let new = mfa.enroll(&login)?;
             let text = |s: &cadenas::Secret| String::from_utf8_lossy(s.expose_secret()).into_owned();
             let secret_shown = match handover {
                 Handover::Terminal => Handover::Terminal.deliver(
@@ -115,7 +116,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
             };
             let login = login_of(cfg, user).await?;
             let mfa = open(cfg, false)?;
-            match mfa.verify(&login, &code, unix_now()) {
+            match mfa.verify(&login, &code) {
                 Ok(v) => {
                     let msg = if v.activated {
                         "accepted; enrolment now active"

@@ -6,7 +6,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
-use cadenas::{BindOutcome, Directory, Password, UserRef};
+use cadenas::directory::{BindOutcome, Directory, UserRef};
+use cadenas::Password;
 use support::OpenLdapLab;
 
 fn cadenas(lab: &OpenLdapLab, args: &[&str]) -> Output {
@@ -443,7 +444,7 @@ async fn mfa_enrol_then_two_processes_racing_on_one_code_exactly_one_wins() {
     assert!(!text(&out).contains(&b32), "the secret only went to the file");
 
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
-    let now = cadenas::mfa::unix_now();
+    let now = support::unix_now();
     let code = cadenas::mfa::totp::code_for_step(&secret, p.step_at(now), &p);
     let results = race_mfa_verify(lab.get("CADENAS_LAB_CONFIG"), name.as_str(), &code, 4);
     let wins = results.iter().filter(|o| o.status.success()).count();
@@ -644,7 +645,9 @@ async fn a_second_contain_of_a_contained_user_keeps_the_first_password_and_relea
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("note: test\\n     9 2026"), "{shown}");
     assert!(
-        !shown.lines().any(|l| l.contains("forged") && !l.contains("note: test")),
+        !shown
+            .lines()
+            .any(|l| l.contains("forged") && !l.contains("note: test")),
         "{shown}"
     );
     assert!(
@@ -810,7 +813,7 @@ async fn racing_processes_guessing_codes_never_get_more_than_max_failures_checke
     assert!(out.status.success(), "{}", text(&out));
     let secret = support::secret_from_uri(std::fs::read_to_string(&uri_file).expect("uri").trim());
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
-    let right = cadenas::mfa::totp::code_for_step(&secret, p.step_at(cadenas::mfa::unix_now()), &p);
+    let right = cadenas::mfa::totp::code_for_step(&secret, p.step_at(support::unix_now()), &p);
     let wrong = if right == "000000" { "111111" } else { "000000" };
     let results = race_mfa_verify(cfg_path.to_str().expect("utf8"), name.as_str(), wrong, 8);
     assert!(
@@ -1115,7 +1118,7 @@ async fn mfa_and_journal_on_postgresql_race_contain_verify_and_export() {
     assert!(out.status.success(), "{}", text(&out));
     let secret = support::secret_from_uri(std::fs::read_to_string(&uri_file).expect("uri").trim());
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
-    let now = cadenas::mfa::unix_now();
+    let now = support::unix_now();
     let code = cadenas::mfa::totp::code_for_step(&secret, p.step_at(now), &p);
     let results = race_mfa_verify(config, name.as_str(), &code, 4);
     assert_eq!(

@@ -6,8 +6,8 @@ mod support;
 
 use std::process::{Command, Stdio};
 
+use cadenas::directory::{Directory, LockState, UserRef};
 use cadenas::journal::Step;
-use cadenas::{Directory, LockState, UserRef};
 use support::OpenLdapLab;
 
 #[tokio::test]
@@ -167,7 +167,7 @@ async fn sigkill_mid_run_then_resume_finishes_everyone_exactly_once() {
             d.check_password(&dn, &cadenas::Password::new(last.as_str()))
                 .await
                 .expect("bind"),
-            cadenas::BindOutcome::MustChange,
+            cadenas::directory::BindOutcome::MustChange,
             "{u}: the last password handed over is the live one"
         );
         for older in &mine[..mine.len() - 1] {
@@ -175,7 +175,7 @@ async fn sigkill_mid_run_then_resume_finishes_everyone_exactly_once() {
                 d.check_password(&dn, &cadenas::Password::new(older.as_str()))
                     .await
                     .expect("bind"),
-                cadenas::BindOutcome::InvalidCredentials,
+                cadenas::directory::BindOutcome::InvalidCredentials,
                 "{u}: an older hand-over no longer works"
             );
         }

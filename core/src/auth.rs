@@ -84,7 +84,7 @@ pub async fn authenticate(
         let Some(code) = code else {
             return Ok(AuthOutcome::MfaRequired);
         };
-        match mfa.verify(&login, &code, now) {
+        match mfa.verify_at(&login, &code, now) {
             Ok(_) => Ok(AuthOutcome::Ok),
             Err(e) => match e.kind() {
                 ErrorKind::MfaBadCode => Ok(AuthOutcome::BadCode),
@@ -102,7 +102,7 @@ pub async fn authenticate(
 /// Enforcement: puts the account in the MFA-required group **and** deletes any existing
 /// enrolment and recovery codes (the attacker may have enrolled their own device).
 pub async fn require_mfa(dir: &Directory, mfa: &Arc<Mfa>, user: &User) -> Result<Change, Error> {
-    let change = dir.require_mfa(user).await?;
+    let change = dir.add_to_mfa_group(user).await?;
     let login = dir.login_name(user).await?;
     let mfa = mfa.clone();
     tokio::task::spawn_blocking(move || mfa.reset(&login))

@@ -21,18 +21,20 @@
 //! stays locked; the report and the journal say so). To stop a long run, cancel the
 //! [`CancelToken`](crate::incident::CancelToken) of the options — from the progress callback
 //! (e.g. on Ctrl-C) or from another thread: steps in flight finish and are journaled, and
-//! [`Responder::resume`] finishes the rest.
+//! [`BlockingResponder::resume`] finishes the rest.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), cadenas::Error> {
 //! use std::sync::Arc;
-//! use cadenas::blocking::Responder;
+//! use cadenas::blocking::BlockingResponder;
+//! use cadenas::directory::UserRef;
 //! use cadenas::incident::{ContainOptions, FileSink};
 //!
 //! let cfg = cadenas::Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
-//! let responder = Responder::new(&cfg, "/var/lib/cadenas/journal.jsonl".as_ref())?;
+//! let responder = BlockingResponder::new(&cfg, "/var/lib/cadenas/journal.jsonl".as_ref())?;
 //! let sink = Arc::new(FileSink::create("/root/incident/passwords.tsv".as_ref())?);
-//! let report = responder.contain(&["jdupont".into()], ContainOptions::new(sink))?;
+//! let users = UserRef::parse_all(&["jdupont", "mmartin"])?;
+//! let report = responder.contain(&users, ContainOptions::new(sink))?;
 //! println!("{} contained, {} need attention", report.done(), report.failed());
 //! # Ok(()) }
 //! ```
@@ -49,12 +51,10 @@ use crate::incident::{
     self, ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport, StatusReport,
 };
 use crate::investigate::{Instant, Pivot, PivotReport};
-use crate::journal::{self, VerifyReport};
 use crate::secret::Password;
 use crate::time::unix_now;
 
-/// The MFA service is synchronous already (its store is SQLite); the bindings use it as is.
-pub use crate::mfa::Mfa;
+use crate::mfa::Mfa;
 
 /// A current-thread runtime bound to the process that created it.
 struct Runtime {
@@ -119,22 +119,22 @@ fn ensure_not_async() -> Result<(), Error> {
 }
 
 /// The blocking [`incident::Responder`]: contain, plan, release, resume, status.
-pub struct Responder {
+pub struct BlockingResponder {
     // Field order matters: the responder (connections, journal writer) is dropped inside
     // the runtime's lifetime, then the runtime.
     inner: incident::Responder,
     rt: Runtime,
 }
 
-impl std::fmt::Debug for Responder {
+impl std::fmt::Debug for BlockingResponder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("blocking::Responder")
+        f.debug_struct("blocking::BlockingResponder")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
 
-impl Responder {
+impl BlockingResponder {
     /// Blocking [`incident::Responder::new`].
     pub fn new(cfg: &Config, journal_path: &Path) -> Result<Self, Error> {
         let rt = Runtime::new()?;
@@ -158,7 +158,7 @@ impl Responder {
     }
 
     /// Blocking [`incident::Responder::contain`].
-    pub fn contain(&self, users: &[String], opts: ContainOptions) -> Result<ContainReport, Error> {
+    pub fn contain(&self, users: &[UserRef], opts: ContainOptions) -> Result<ContainReport, Error> {
         self.rt.block_on(self.inner.contain(users, opts))?
     }
 
@@ -168,22 +168,26 @@ impl Responder {
     }
 
     /// Blocking [`incident::Responder::plan`].
-    pub fn plan(&self, users: &[String], allow_protected: bool) -> Result<PlanReport, Error> {
+    pub fn plan(&self, users: &[UserRef], allow_protected: bool) -> Result<PlanReport, Error> {
         self.rt.block_on(self.inner.plan(users, allow_protected))?
     }
 
     /// Blocking [`incident::Responder::release`].
-    pub fn release(&self, user: &str, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
+    pub fn release(&self, user: &UserRef, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
         self.rt.block_on(self.inner.release(user, opts))?
     }
 
     /// Blocking [`incident::Responder::status`].
-    pub fn status(&self, user: &str) -> Result<AccountState, Error> {
+    pub fn status(&self, user: &UserRef) -> Result<AccountState, Error> {
         self.rt.block_on(self.inner.status(user))?
     }
 
     /// Blocking [`incident::Responder::status_report`]: the state and the mail rules found.
-    pub fn status_report(&self, user: &str, changes_since: Option<Instant>) -> Result<StatusReport, Error> {
+    pub fn status_report(
+        &self,
+        user: &UserRef,
+        changes_since: Option<Instant>,
+    ) -> Result<StatusReport, Error> {
         self.rt.block_on(self.inner.status_report(user, changes_since))?
     }
 
@@ -262,11 +266,6 @@ impl Authenticator {
     pub fn mfa(&self) -> &Mfa {
         &self.mfa
     }
-}
-
-/// Recomputes the journal's hash chain ([`journal::verify`]; synchronous already).
-pub fn verify_journal(path: &Path) -> Result<VerifyReport, Error> {
-    journal::verify(path)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! socket (`?host=/run/postgresql`) is local and used without TLS.
 //!
 //! ```
-//! use cadenas::db::{Database, PgTarget};
+//! use cadenas::{Database, PgTarget};
 //!
 //! let db: Database = "postgresql://cadenas@db.example.test:5432/cadenas".parse().unwrap();
 //! assert!(matches!(db, Database::Postgres(_)));

@@ -122,6 +122,7 @@ impl fmt::Display for ErrorKind {
 
 /// An LDAP result kept as data: result code, diagnostic text, matched DN.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct LdapDiagnostic {
     /// RFC 4511 result code (e.g. 49 invalid credentials, 50 insufficient access).
     pub rc: u32,

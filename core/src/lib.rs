@@ -5,30 +5,37 @@
 //! with a forced change, **revoke** live sessions and cached credentials, **require MFA**,
 //! **journal** every step, and later **release** the account to exactly its original flags.
 //!
-//! The main entry point is [`incident::Responder`] (contain / plan / release / resume, for one
-//! user or thousands). The building blocks, all async (tokio):
+//! The main entry point is [`incident::Responder`]: contain, plan (a dry run), release and
+//! resume, for one account or thousands, every step journaled. The blocking facade for
+//! scripts and embedders is [`blocking`]. The building blocks, all async (tokio):
 //!
-//! - [`Directory`]: connect over LDAPS/StartTLS as a least-privilege service account, find
-//!   users safely ([`UserRef`], [`UserName`], [`Dn`]), read [`AccountState`], and the
-//!   idempotent primitives, each returning a [`Change`] (before/after).
-//! - [`Password`] / [`Secret`]: zeroized, redacted, never displayed.
-//! - [`Error`]: one error type with stable codes ([`ErrorKind::code`]).
-//! - [`Config`]: the TOML configuration.
-//! - [`session`]: revokers (Dovecot, webhooks, commands); [`mfa`]: TOTP, recovery codes,
-//!   `authenticate`; [`journal`]: the hash-chained audit journal.
+//! - [`directory`]: connect over LDAPS/StartTLS as a least-privilege service account, find
+//!   users safely ([`directory::UserRef`]), read their state, and the idempotent primitives,
+//!   each returning a [`directory::Change`] (before/after).
+//! - [`auth`]: password + TOTP checks, and [`auth::require_mfa`] (the MFA group **and** any
+//!   enrolment dropped); [`mfa`]: TOTP enrolment, verification, recovery codes.
+//! - [`session`]: revokers (Dovecot, webhooks, commands); [`notify`]: who is told;
+//!   [`journal`]: the hash-chained audit journal; [`investigate`]: following the attacker;
+//!   [`outbound`] and [`postfix`]: the attacker's outbound mail.
+//! - [`Password`] / [`Secret`]: zeroized, redacted, never displayed. [`Error`]: one error
+//!   type with stable codes ([`ErrorKind::code`]). [`Config`]: the TOML configuration.
+//!
+//! Every item has one public path: the crate root holds what every module uses (errors,
+//! configuration, secrets); everything else is named by its module.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
-//! use cadenas::{Config, Directory, UserRef};
+//! use std::sync::Arc;
+//! use cadenas::directory::UserRef;
+//! use cadenas::incident::{ContainOptions, FileSink, Responder};
 //!
-//! let cfg = Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
-//! let dir = Directory::connect(&cfg.directory).await?;
-//! let user = dir.find_user(&UserRef::parse("jdupont")?).await?;
-//! dir.lock(&user).await?;
-//! let new_password = cfg.password.generate()?;
-//! dir.reset_password(&user, &new_password, true).await?;
-//! dir.require_mfa(&user).await?;
-//! // hand `new_password` to the user through a safe channel; never log it
+//! let cfg = cadenas::Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
+//! let responder = Responder::from_config(&cfg).await?;
+//! // the new passwords go to a new owner-only file, never to a log
+//! let sink = Arc::new(FileSink::create("/root/incident-passwords.tsv".as_ref())?);
+//! let users = [UserRef::parse("jdupont")?];
+//! let report = responder.contain(&users, ContainOptions::new(sink)).await?;
+//! println!("{} contained, {} need attention", report.done(), report.failed());
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -36,10 +43,10 @@
 
 pub mod auth;
 pub mod blocking;
-pub mod config;
-pub mod db;
+mod config;
+mod db;
 pub mod directory;
-pub mod error;
+mod error;
 pub mod incident;
 pub mod investigate;
 pub mod journal;
@@ -48,27 +55,16 @@ pub mod notify;
 pub mod outbound;
 pub mod password;
 pub mod postfix;
-pub mod secret;
+mod secret;
 pub mod session;
 mod text;
 mod time;
 mod tls;
 
-pub use auth::{authenticate, AuthOutcome};
 pub use config::Config;
-pub use directory::{
-    AccountState, Action, Attributes, BindOutcome, Change, ChangeOutcome, Directory, DirectoryConfig, Dn,
-    Flavour, LockState, Transport, User, UserName, UserRef,
-};
+pub use db::{Database, PgTarget};
 pub use error::{Error, ErrorKind, LdapDiagnostic, Result};
-pub use incident::{
-    ContainOptions, ContainReport, PlanReport, ReleaseOptions, ReleaseReport, Responder, StepDetail,
-    StepReport, UserReport,
-};
-pub use journal::{Step, StepStatus};
-pub use mfa::{Mfa, MfaConfig};
 pub use secret::{Password, Secret};
-pub use session::{RevocationOutcome, RevocationStatus};
 pub use text::escape_controls;
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.

@@ -146,7 +146,7 @@ impl PasswordPolicy {
 }
 
 /// Argon2id cost for client-side hashes: OWASP's minimum (m=19 MiB, t=2, p=1).
-pub const ARGON2_PARAMS: (u32, u32, u32) = (19_456, 2, 1);
+pub(crate) const ARGON2_PARAMS: (u32, u32, u32) = (19_456, 2, 1);
 
 /// Hashes `password` as OpenLDAP's argon2 module expects a `userPassword` value:
 /// `{ARGON2}` immediately followed by a PHC string with `v=19` and unpadded base64.
@@ -193,17 +193,6 @@ impl PhcString {
     }
     pub(crate) fn into_string(self) -> String {
         self.0
-    }
-}
-
-/// Cuts a `userPassword` value read back from OpenLDAP at its first NUL byte.
-///
-/// Debian 12's argon2 module stores server-made hashes 105 bytes long: the 103-byte PHC
-/// string, a NUL and one arbitrary byte (`docs/FACTS.md`; pinned by a lab test).
-pub fn trim_stored_hash(value: &[u8]) -> &[u8] {
-    match value.iter().position(|&b| b == 0) {
-        Some(i) => &value[..i],
-        None => value,
     }
 }
 
@@ -277,11 +266,5 @@ mod tests {
         assert!(!s.contains("Pässwörd"));
         let h2 = openldap_argon2_hash(&Password::new("Pässwörd-€")).expect("hash");
         assert_ne!(h.expose_secret(), h2.expose_secret(), "salted");
-    }
-
-    #[test]
-    fn stored_hash_is_cut_at_the_first_nul() {
-        assert_eq!(trim_stored_hash(b"{ARGON2}$argon2i$x\0z"), b"{ARGON2}$argon2i$x");
-        assert_eq!(trim_stored_hash(b"plain"), b"plain");
     }
 }

@@ -144,7 +144,7 @@ impl fmt::Debug for Secret {
 
 /// Creates a new file readable and writable by its owner only (mode 0600); fails if the
 /// path exists, so a secret is never written over another file or into one others can read.
-pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)

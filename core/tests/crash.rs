@@ -13,9 +13,10 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use cadenas::directory::{LockState, UserRef};
 use cadenas::incident::{ContainOptions, PasswordSink, Responder};
 use cadenas::journal;
-use cadenas::{Error, LockState, Password, UserRef};
+use cadenas::{Error, Password};
 use support::OpenLdapLab;
 
 /// Every password handed over, in order.
@@ -81,7 +82,7 @@ async fn sigkill_of_slapd_mid_run_then_resume_contains_everyone_and_no_step_is_d
             }
         }));
         let report = r
-            .contain(&users, opts)
+            .contain(&support::refs(&users), opts)
             .await
             .expect("the run itself completes and reports");
         assert!(restarted.load(Ordering::SeqCst));
@@ -95,7 +96,10 @@ async fn sigkill_of_slapd_mid_run_then_resume_contains_everyone_and_no_step_is_d
     }
     // wait for the restart script to finish (it waits for slapd to answer)
     for _ in 0..100 {
-        if cadenas::Directory::connect(&cfg.directory).await.is_ok() {
+        if cadenas::directory::Directory::connect(&cfg.directory)
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -163,13 +167,13 @@ async fn sigkill_of_slapd_mid_run_then_resume_contains_everyone_and_no_step_is_d
         let (last, earlier) = mine.split_last().expect("one at least");
         assert_eq!(
             dir.check_password(&user.dn, last).await.expect("bind"),
-            cadenas::BindOutcome::MustChange,
+            cadenas::directory::BindOutcome::MustChange,
             "{u}: the last password handed over is live"
         );
         for p in earlier {
             assert_eq!(
                 dir.check_password(&user.dn, p).await.expect("bind"),
-                cadenas::BindOutcome::InvalidCredentials,
+                cadenas::directory::BindOutcome::InvalidCredentials,
                 "{u}: an earlier hand-over is dead"
             );
         }

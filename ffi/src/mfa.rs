@@ -4,10 +4,11 @@
 
 use std::ffi::c_char;
 
-use core_api::blocking::{Authenticator, Mfa};
+use core_api::auth::AuthOutcome;
+use core_api::blocking::Authenticator;
 use core_api::mfa::totp::{self, Algorithm, TotpCode, TotpParams};
-use core_api::mfa::{unix_now, EnrolmentState, NewEnrolment};
-use core_api::{AuthOutcome, Password, Secret};
+use core_api::mfa::{EnrolmentState, Mfa, NewEnrolment};
+use core_api::{Password, Secret};
 
 use crate::boundary::{
     borrow, copy_out, guard, guard_value, hand_out, not_null, opt_text, release, text, write_out, Failure,
@@ -148,7 +149,7 @@ pub extern "C" fn cadenas_mfa_enroll(
         let m = mfa_ref(mfa)?;
         let user = text(user, "user")?;
         not_null(enrolment_out, "enrolment_out")?;
-        hand_out(enrolment_out, m.enroll(user, unix_now())?, "enrolment_out")
+        hand_out(enrolment_out, m.enroll(user)?, "enrolment_out")
     })
 }
 
@@ -209,12 +210,15 @@ fn verify_at(
     m: *const cadenas_mfa,
     user: *const c_char,
     code: *const c_char,
-    now: u64,
+    now: Option<u64>,
 ) -> Result<(), Failure> {
     let m = mfa_ref(m)?;
     let user = text(user, "user")?;
     let code = text(code, "code")?;
-    m.verify(user, code, now)?;
+    match now {
+        Some(now) => m.verify_at(user, code, now)?,
+        None => m.verify(user, code)?,
+    };
     Ok(())
 }
 
@@ -228,7 +232,7 @@ pub extern "C" fn cadenas_mfa_verify(
     user: *const c_char,
     code: *const c_char,
 ) -> cadenas_result {
-    guard(|| verify_at(mfa, user, code, unix_now()))
+    guard(|| verify_at(mfa, user, code, None))
 }
 
 /// `cadenas_mfa_verify` at Unix time `unix_time` (for tests and for replaying a log).
@@ -239,7 +243,7 @@ pub extern "C" fn cadenas_mfa_verify_at(
     code: *const c_char,
     unix_time: u64,
 ) -> cadenas_result {
-    guard(|| verify_at(mfa, user, code, unix_time))
+    guard(|| verify_at(mfa, user, code, Some(unix_time)))
 }
 
 /// Writes where `user`'s enrolment stands to `*state_out`.
@@ -313,7 +317,7 @@ pub extern "C" fn cadenas_mfa_use_recovery_code(
     guard(|| {
         let m = mfa_ref(mfa)?;
         let (user, code) = (text(user, "user")?, text(code, "code")?);
-        m.use_recovery_code(user, code, unix_now())?;
+        m.use_recovery_code(user, code)?;
         Ok(())
     })
 }
@@ -421,13 +425,7 @@ fn totp_params(digits: u32, period: u64, algorithm: u32) -> Result<TotpParams, F
             format!("digits must be 6 to 8 and period 15 to 300 seconds ({digits} and {period} given)"),
         ));
     }
-    let params = TotpParams {
-        algorithm,
-        digits,
-        period,
-    };
-    params.check()?;
-    Ok(params)
+    Ok(TotpParams::new(algorithm, digits, period)?)
 }
 
 /// A copy of the `secret_len` bytes at `secret`, zeroized when dropped.

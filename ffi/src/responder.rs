@@ -5,7 +5,8 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use core_api::blocking::Responder;
+use core_api::blocking::BlockingResponder;
+use core_api::directory::UserRef;
 use core_api::incident::{CancelToken, ContainOptions, FileSink, PasswordSink, Progress, ReleaseOptions};
 use core_api::journal;
 use core_api::{Error, ErrorKind, Password};
@@ -341,8 +342,8 @@ fn contain_options(o: *const cadenas_contain_options) -> Result<ContainOptions, 
     Ok(opts)
 }
 
-fn responder_ref<'a>(r: *const cadenas_responder) -> Result<&'a Responder, Failure> {
-    borrow::<Responder, _>(r, "responder")
+fn responder_ref<'a>(r: *const cadenas_responder) -> Result<&'a BlockingResponder, Failure> {
+    borrow::<BlockingResponder, _>(r, "responder")
 }
 
 /// A responder for `config`, journaling to the file `journal_path` (NULL: the journal the
@@ -359,8 +360,8 @@ pub extern "C" fn cadenas_responder_new(
         let journal = opt_text(journal_path, "journal_path")?.map(PathBuf::from);
         not_null(responder_out, "responder_out")?;
         let responder = match journal {
-            Some(p) => Responder::new(cfg, &p)?,
-            None => Responder::from_config(cfg)?,
+            Some(p) => BlockingResponder::new(cfg, &p)?,
+            None => BlockingResponder::from_config(cfg)?,
         };
         hand_out(responder_out, responder, "responder_out")
     })
@@ -375,7 +376,11 @@ pub extern "C" fn cadenas_responder_new_without_journal(
     guard(|| {
         let cfg = config_ref(config)?;
         not_null(responder_out, "responder_out")?;
-        hand_out(responder_out, Responder::without_journal(cfg)?, "responder_out")
+        hand_out(
+            responder_out,
+            BlockingResponder::without_journal(cfg)?,
+            "responder_out",
+        )
     })
 }
 
@@ -432,7 +437,7 @@ fn contain_users(
     let r = responder_ref(r)?;
     not_null(out, "report_out")?;
     let opts = default_options(o)?;
-    let report = r.contain(&users, opts)?;
+    let report = r.contain(&UserRef::parse_all(&users)?, opts)?;
     hand_report(out, Report::contain(&report)?)
 }
 
@@ -468,7 +473,7 @@ pub extern "C" fn cadenas_responder_plan(
         let r = responder_ref(responder)?;
         let users = texts(users, count, "users")?;
         not_null(report_out, "report_out")?;
-        let plan = r.plan(&users, allow_protected)?;
+        let plan = r.plan(&UserRef::parse_all(&users)?, allow_protected)?;
         hand_report(report_out, Report::plan(&plan)?)
     })
 }
@@ -492,7 +497,7 @@ pub extern "C" fn cadenas_responder_release(
             opts = opts.with_override_reason(reason);
         }
         not_null(report_out, "report_out")?;
-        let report = r.release(user, opts)?;
+        let report = r.release(&UserRef::parse(user)?, opts)?;
         hand_report(report_out, Report::release(&report)?)
     })
 }
@@ -508,7 +513,7 @@ pub extern "C" fn cadenas_responder_status(
         let r = responder_ref(responder)?;
         let user = text(user, "user")?;
         not_null(report_out, "report_out")?;
-        let state = r.status(user)?;
+        let state = r.status(&UserRef::parse(user)?)?;
         hand_report(report_out, Report::status(&state)?)
     })
 }
@@ -517,7 +522,7 @@ pub extern "C" fn cadenas_responder_status(
 /// connections before returning.
 #[unsafe(no_mangle)]
 pub extern "C" fn cadenas_responder_free(responder: *mut cadenas_responder) {
-    guard_value((), || release::<Responder, _>(responder));
+    guard_value((), || release::<BlockingResponder, _>(responder));
 }
 
 /// Recomputes the journal's hash chain — and, when `config` (may be NULL) has a `[journal]

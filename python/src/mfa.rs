@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use cadenas::blocking::{Authenticator, Mfa};
+use cadenas::blocking::Authenticator;
 use cadenas::mfa::totp::{self, Algorithm, TotpCode, TotpParams};
+use cadenas::mfa::Mfa;
 use cadenas::{Config, Error, ErrorKind, Password, Secret};
 use pyo3::prelude::*;
 
@@ -13,14 +14,10 @@ use crate::responder::{load_config, parse_config};
 use crate::run;
 use crate::secret::PySecret;
 
-fn mfa_config(cfg: &Config) -> Result<&cadenas::MfaConfig, Error> {
+fn mfa_config(cfg: &Config) -> Result<&cadenas::mfa::MfaConfig, Error> {
     cfg.mfa
         .as_ref()
         .ok_or_else(|| Error::new(ErrorKind::Config, "the config has no [mfa] section"))
-}
-
-fn now() -> u64 {
-    cadenas::mfa::unix_now()
 }
 
 /// TOTP enrolment and verification over the MFA store of a config (SQLite, encrypted at rest,
@@ -53,7 +50,7 @@ impl PyMfa {
     /// working). Returns an `Enrolment` whose `uri`, `qr_svg`, `qr_terminal` and `secret` are
     /// `Secret`s; the first verified code activates it.
     fn enroll<'py>(&self, py: Python<'py>, user: String) -> PyResult<Bound<'py, PyAny>> {
-        let e = run(py, || self.inner.enroll(&user, now()))?;
+        let e = run(py, || self.inner.enroll(&user))?;
         let text = |s: &Secret| String::from_utf8_lossy(s.expose_secret()).into_owned();
         let uri = zeroize::Zeroizing::new(text(&e.uri));
         let secret = zeroize::Zeroizing::new(text(&e.secret_base32()));
@@ -84,8 +81,10 @@ impl PyMfa {
         code: String,
         now: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let at = now.unwrap_or_else(self::now);
-        let v = run(py, || self.inner.verify(&user, &code, at))?;
+        let v = run(py, || match now {
+            Some(at) => self.inner.verify_at(&user, &code, at),
+            None => self.inner.verify(&user, &code),
+        })?;
         py.import("cadenas._reports")?
             .getattr("Verified")?
             .call1((v.step, v.activated))
@@ -108,7 +107,7 @@ impl PyMfa {
 
     /// Uses one recovery code (consumed atomically; raises `MfaRecoveryCode` otherwise).
     fn use_recovery_code(&self, py: Python<'_>, user: String, code: String) -> PyResult<()> {
-        run(py, || self.inner.use_recovery_code(&user, &code, now()))
+        run(py, || self.inner.use_recovery_code(&user, &code))
     }
 
     /// Drops the user's enrolment and recovery codes; `True` if there was one.
@@ -182,14 +181,7 @@ fn params(digits: u32, period: u64, algorithm: &str) -> PyResult<TotpParams> {
             )))
         }
     };
-    let p = TotpParams {
-        algorithm,
-        digits,
-        period,
-    };
-    p.check()
-        .map_err(|e| crate::errors::invalid_input(e.message().to_owned()))?;
-    Ok(p)
+    TotpParams::new(algorithm, digits, period).map_err(|e| Python::attach(|py| crate::errors::to_py(py, &e)))
 }
 
 /// The TOTP code of `secret` (raw bytes) at Unix time `time` (RFC 6238).

@@ -1,15 +1,17 @@
 //! `cadenas.Responder`: contain, plan, release, resume and status over
-//! `cadenas::blocking::Responder`, with Python callables as password sink and progress.
+//! `cadenas::blocking::BlockingResponder`, with Python callables as password sink and progress.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cadenas::blocking;
+use cadenas::directory::UserRef;
 use cadenas::incident::{
     CancelToken, ContainOptions, FileSink, PasswordSink, Progress, ProgressFn, ReleaseOptions,
 };
 use cadenas::investigate::{AddressRange, Instant, Pivot};
-use cadenas::{Config, Error, ErrorKind, Password, Step};
+use cadenas::journal::Step;
+use cadenas::{Config, Error, ErrorKind, Password};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -31,7 +33,7 @@ pub(crate) fn parse_config(py: Python<'_>, text: &str, base_dir: &Path) -> PyRes
 /// the journal. Build it with `from_config` or `from_toml`.
 #[pyclass(name = "Responder", module = "cadenas", frozen)]
 pub struct PyResponder {
-    inner: blocking::Responder,
+    inner: blocking::BlockingResponder,
     /// Where the journal is (a file, or a PostgreSQL URL), if there is one.
     journal: Option<String>,
 }
@@ -61,7 +63,19 @@ impl PasswordSink for CallableSink {
 }
 
 /// The users argument: one name, or an iterable of names (a `str` is never split in letters).
-fn user_list(users: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+/// `users` (a `str` or an iterable of `str`), parsed once, here: every name must be valid
+/// (`cadenas.InvalidUserName` naming each one that is not, before anything is done).
+fn user_list(users: &Bound<'_, PyAny>) -> PyResult<Vec<UserRef>> {
+    let names = user_names(users)?;
+    UserRef::parse_all(&names).map_err(|e| crate::errors::to_py(users.py(), &e))
+}
+
+/// One user name, parsed here.
+fn user_ref(py: Python<'_>, user: &str) -> PyResult<UserRef> {
+    UserRef::parse(user).map_err(|e| crate::errors::to_py(py, &e))
+}
+
+fn user_names(users: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     if let Ok(s) = users.cast::<PyString>() {
         return Ok(vec![s.extract::<String>()?]);
     }
@@ -165,9 +179,9 @@ fn options(
 impl PyResponder {
     fn open(py: Python<'_>, cfg: Config, journal: Option<PathBuf>) -> PyResult<Self> {
         let inner = match (&journal, &cfg.journal) {
-            (Some(j), _) => run(py, || blocking::Responder::new(&cfg, j))?,
-            (None, Some(_)) => run(py, || blocking::Responder::from_config(&cfg))?,
-            (None, None) => run(py, || blocking::Responder::without_journal(&cfg))?,
+            (Some(j), _) => run(py, || blocking::BlockingResponder::new(&cfg, j))?,
+            (None, Some(_)) => run(py, || blocking::BlockingResponder::from_config(&cfg))?,
+            (None, None) => run(py, || blocking::BlockingResponder::without_journal(&cfg))?,
         };
         let journal = inner.as_async().journal().map(|j| j.location().to_string());
         Ok(Self { inner, journal })
@@ -175,7 +189,7 @@ impl PyResponder {
 
     fn finish<'py>(
         py: Python<'py>,
-        report: PyResult<cadenas::ContainReport>,
+        report: PyResult<cadenas::incident::ContainReport>,
         interrupt: &Interrupt,
     ) -> PyResult<Bound<'py, PyAny>> {
         if let Some(e) = interrupt.take() {
@@ -325,6 +339,7 @@ impl PyResponder {
         if let Some(r) = override_reason {
             opts = opts.with_override_reason(r);
         }
+        let user = user_ref(py, &user)?;
         let report = run(py, || self.inner.release(&user, opts))?;
         to_report(py, "ReleaseReport", &report)
     }
@@ -343,6 +358,7 @@ impl PyResponder {
         let since = changes_since
             .map(|t| run(py, || Instant::parse(&t)))
             .transpose()?;
+        let user = user_ref(py, &user)?;
         let state = run(py, || self.inner.status_report(&user, since))?;
         to_report(py, "AccountState", &state)
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// where a `BTreeMap` would take a half-KiB node each.
 ///
 /// ```
-/// use cadenas::Attributes;
+/// use cadenas::directory::Attributes;
 ///
 /// let mut a = Attributes::new();
 /// a.insert("pwdReset".into(), vec!["TRUE".into()]);

@@ -55,7 +55,7 @@ impl Directory {
     /// Finds several users, with the same result for each as [`find_user`](Self::find_user)
     /// — the same entry, or the same error — in fewer operations: on OpenLDAP with the default
     /// lookup attributes, plain names (printable ASCII, no space) are looked up
-    /// [`NAMES_PER_SEARCH`] at a time, one search per base DN, and each entry is given to the
+    /// 64 at a time, one search per base DN, and each entry is given to the
     /// name its `uid` or `mail` equals, ignoring ASCII case — what slapd's `caseIgnoreMatch`
     /// and `caseIgnoreIA5Match` compare for such strings. A name the batch cannot answer with
     /// certainty (no entry, several, an entry with a value that is not plain ASCII or that
@@ -63,8 +63,8 @@ impl Directory {
     /// so is a whole batch whose search fails.
     ///
     /// ```no_run
-    /// # async fn f(dir: &cadenas::Directory) -> Result<(), cadenas::Error> {
-    /// use cadenas::UserRef;
+    /// # async fn f(dir: &cadenas::directory::Directory) -> Result<(), cadenas::Error> {
+    /// use cadenas::directory::UserRef;
     ///
     /// let names = ["jdupont", "mmartin", "dn:uid=alee,ou=people,dc=example,dc=test"];
     /// let users: Vec<UserRef> = names.iter().map(|n| UserRef::parse(n)).collect::<Result<_, _>>()?;

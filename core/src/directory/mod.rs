@@ -1,6 +1,7 @@
 //! The directory: connecting, finding users, reading account state, and the containment
-//! primitives (`lock`, `unlock`, `reset_password`, `force_change`, `require_mfa`,
-//! `clear_mfa_requirement`).
+//! primitives (`lock`, `unlock`, `reset_password`, `force_change`, `add_to_mfa_group`,
+//! `remove_from_mfa_group`). Requiring MFA — the group **and** any enrolment dropped — is
+//! [`crate::auth::require_mfa`].
 //!
 //! Every primitive is idempotent and returns a [`Change`] saying what it changed (the
 //! relevant attributes before and after — never a password or hash), so callers can journal
@@ -8,7 +9,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
-//! use cadenas::{Config, Directory, UserRef};
+//! use cadenas::Config;
+//! use cadenas::directory::{Directory, UserRef};
 //!
 //! let cfg = Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
 //! let dir = Directory::connect(&cfg.directory).await?;
@@ -40,7 +42,7 @@ pub use attributes::{Attributes, AttributesIter};
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub(crate) use lookup::ProtectedMembers;
-pub use lookup::NAMES_PER_SEARCH;
+pub(crate) use lookup::NAMES_PER_SEARCH;
 pub use names::{Dn, UserName, UserRef, MAX_USER_NAME_CHARS};
 pub use replica::{ReplicaCheck, ReplicaState};
 
@@ -281,8 +283,8 @@ pub enum BindOutcome {
     },
 }
 
-/// The most accounts [`Directory::require_mfa_many`] adds to the group in one modify.
-pub const MEMBERS_PER_MODIFY: usize = 256;
+/// The most accounts [`Directory::add_to_mfa_group_many`] adds to the group in one modify.
+pub(crate) const MEMBERS_PER_MODIFY: usize = 256;
 
 /// A connection to the directory, bound as the responder's service account.
 ///
@@ -651,8 +653,10 @@ impl Directory {
             .await
     }
 
-    /// Puts the account in the configured MFA-required group (idempotent).
-    pub async fn require_mfa(&self, user: &User) -> Result<Change, Error> {
+    /// Puts the account in the configured MFA-required group (idempotent). Only the group:
+    /// an enrolment the attacker made stays usable — [`crate::auth::require_mfa`] also drops
+    /// it, and is what a containment runs.
+    pub async fn add_to_mfa_group(&self, user: &User) -> Result<Change, Error> {
         let group = self.mfa_group()?;
         self.set_membership(&group, user, true).await
     }
@@ -663,13 +667,13 @@ impl Directory {
     ///
     /// The server applies such a modify entirely or not at all. When it refuses it — one
     /// account already a member (OpenLDAP 20, AD 68), an entry that vanished — nothing was
-    /// added, and every account is then sent alone as by [`require_mfa`](Self::require_mfa),
+    /// added, and every account is then sent alone as by [`add_to_mfa_group`](Self::add_to_mfa_group),
     /// so each gets its own outcome ("already in place", its own error). At most
-    /// [`MEMBERS_PER_MODIFY`] accounts go in one modify.
+    /// 256 accounts go in one modify.
     ///
     /// ```no_run
     /// # async fn f(dir: &cadenas::directory::Directory, users: &[cadenas::directory::User]) {
-    /// for (user, result) in users.iter().zip(dir.require_mfa_many(users).await) {
+    /// for (user, result) in users.iter().zip(dir.add_to_mfa_group_many(users).await) {
     ///     match result {
     ///         Ok(change) => println!("{}: {:?}", user.dn, change.outcome),
     ///         Err(e) => eprintln!("{}: {e}", user.dn),
@@ -677,7 +681,7 @@ impl Directory {
     /// }
     /// # }
     /// ```
-    pub async fn require_mfa_many(&self, users: &[User]) -> Vec<Result<Change, Error>> {
+    pub async fn add_to_mfa_group_many(&self, users: &[User]) -> Vec<Result<Change, Error>> {
         let group = match self.mfa_group() {
             Ok(g) => g,
             Err(e) => return users.iter().map(|_| Err(e.clone())).collect(),
@@ -689,7 +693,7 @@ impl Directory {
         out
     }
 
-    /// One modify adding `users` to `group`, else each alone (see [`Self::require_mfa_many`]).
+    /// One modify adding `users` to `group`, else each alone (see [`Self::add_to_mfa_group_many`]).
     async fn add_members(&self, group: &Dn, users: &[User]) -> Vec<Result<Change, Error>> {
         let values: HashSet<Vec<u8>> = users.iter().map(|u| u.dn.as_str().as_bytes().to_vec()).collect();
         // one account named twice gets "applied" once and "already in place" once, alone
@@ -724,7 +728,7 @@ impl Directory {
     }
 
     /// Takes the account out of the configured MFA-required group (idempotent).
-    pub async fn clear_mfa_requirement(&self, user: &User) -> Result<Change, Error> {
+    pub async fn remove_from_mfa_group(&self, user: &User) -> Result<Change, Error> {
         let group = self.mfa_group()?;
         self.set_membership(&group, user, false).await
     }

@@ -14,7 +14,7 @@ pub const MAX_USER_NAME_CHARS: usize = 256;
 /// A checked user name (uid, sAMAccountName, mail, userPrincipalName...).
 ///
 /// ```
-/// use cadenas::UserName;
+/// use cadenas::directory::UserName;
 ///
 /// assert!(UserName::parse("jdupont").is_ok());
 /// assert!(UserName::parse("élodie.müller@example.test").is_ok());
@@ -89,7 +89,7 @@ impl fmt::Display for UserName {
 /// A checked distinguished name, with a normalised form for scope comparisons.
 ///
 /// ```
-/// use cadenas::Dn;
+/// use cadenas::directory::Dn;
 ///
 /// let base = Dn::parse("ou=People,dc=example,dc=test").unwrap();
 /// let user = Dn::parse("uid=jdupont, OU=people, DC=Example, DC=test").unwrap();
@@ -262,6 +262,7 @@ impl<'de> serde::Deserialize<'de> for Dn {
 
 /// How the caller names the account to act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UserRef {
     /// A user name, looked up in the configured lookup attributes (uid, mail...).
     Name(UserName),
@@ -273,7 +274,7 @@ impl UserRef {
     /// Parses operator input: `dn:<DN>` names an entry by DN, anything else is a user name.
     ///
     /// ```
-    /// use cadenas::UserRef;
+    /// use cadenas::directory::UserRef;
     ///
     /// assert!(matches!(UserRef::parse("jdupont").unwrap(), UserRef::Name(_)));
     /// assert!(matches!(UserRef::parse("dn:uid=jdupont,ou=people,dc=example,dc=test").unwrap(), UserRef::Dn(_)));
@@ -284,6 +285,50 @@ impl UserRef {
             Some(dn) => Ok(Self::Dn(Dn::parse(dn)?)),
             None => Ok(Self::Name(UserName::parse(s)?)),
         }
+    }
+}
+
+impl UserRef {
+    /// Parses a list of operator input (a file of names, a script's list): every entry must
+    /// be valid, or nothing is returned — one [`ErrorKind::InvalidUserName`] error naming each
+    /// entry refused (by position, from 1, and escaped), so a typo is found before anything
+    /// is contained.
+    ///
+    /// ```
+    /// use cadenas::directory::UserRef;
+    ///
+    /// assert_eq!(UserRef::parse_all(&["jdupont", "dn:uid=x,dc=example,dc=test"]).unwrap().len(), 2);
+    /// let e = UserRef::parse_all(&["jdupont", "x*", "y)("]).unwrap_err();
+    /// assert!(e.message().contains("2 of 3") && e.message().contains("#2 \"x*\""));
+    /// ```
+    pub fn parse_all<S: AsRef<str>>(names: &[S]) -> Result<Vec<Self>, Error> {
+        let mut out = Vec::with_capacity(names.len());
+        let mut bad = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            match Self::parse(name.as_ref()) {
+                Ok(u) => out.push(u),
+                Err(e) => bad.push((i + 1, name.as_ref(), e)),
+            }
+        }
+        if bad.is_empty() {
+            return Ok(out);
+        }
+        let shown: Vec<String> = bad
+            .iter()
+            .take(10)
+            .map(|(i, n, _)| format!("#{i} {:?}", crate::escape_controls(n)))
+            .collect();
+        let more = if bad.len() > 10 { ", ..." } else { "" };
+        Err(Error::new(
+            ErrorKind::InvalidUserName,
+            format!(
+                "{} of {} user names are not valid (nothing was done): {}{more}; {}",
+                bad.len(),
+                names.len(),
+                shown.join(", "),
+                bad[0].2.message()
+            ),
+        ))
     }
 }
 

@@ -35,7 +35,7 @@ type Waiting = (
 
 /// Flat combining, without a task of its own: a worker queues its account, then waits for
 /// its result or its turn to send, whichever comes first; whoever gets the turn sends
-/// everything queued by then as one [`Directory::require_mfa_many`] and hands each worker its
+/// everything queued by then as one [`Directory::add_to_mfa_group_many`] and hands each worker its
 /// own result (those workers are done then, without a turn of their own). A worker alone sends
 /// its account alone, at once; while a modify is in flight, the next ones queue up behind it.
 ///
@@ -129,7 +129,7 @@ impl MemberAdds {
                     senders.push(tx);
                 }
                 let sending = Instant::now();
-                let mut results = dir.require_mfa_many(&users).await;
+                let mut results = dir.add_to_mfa_group_many(&users).await;
                 let took = u64::try_from(sending.elapsed().as_micros()).unwrap_or(u64::MAX);
                 self.last_modify_us.store(took, Ordering::Relaxed);
                 tracing::debug!(members = users.len(), us = took, "MFA group add");
@@ -138,7 +138,7 @@ impl MemberAdds {
                 // spent on a dead connection.
                 for (i, r) in results.iter_mut().enumerate() {
                     if r.as_ref().is_err_and(connection_lost) && !dirs[i].same_connection(dir) {
-                        if let Some(again) = dirs[i].require_mfa_many(&users[i..=i]).await.pop() {
+                        if let Some(again) = dirs[i].add_to_mfa_group_many(&users[i..=i]).await.pop() {
                             *r = again;
                         }
                     }

@@ -13,7 +13,7 @@
 //! cheap lock modifies are done, not when the last (slow, hashed) reset is
 //! (`core/tests/lab/incident.rs` `every_account_is_locked_before_any_reset_starts`). On
 //! OpenLDAP the concurrent workers' finds share searches, as
-//! [`Directory::find_users`](crate::Directory::find_users) does. The progress callback fires
+//! [`Directory::find_users`](crate::directory::Directory::find_users) does. The progress callback fires
 //! when a user is finished, so not during the lock wave.
 //!
 //! **Live sessions first.** The second wave takes first the accounts holding a live session
@@ -28,12 +28,14 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), cadenas::Error> {
 //! use std::sync::Arc;
+//! use cadenas::directory::UserRef;
 //! use cadenas::incident::{ContainOptions, FileSink, Responder};
 //!
 //! let cfg = cadenas::Config::from_file("/etc/cadenas/cadenas.toml".as_ref())?;
 //! let responder = Responder::new(&cfg, "/var/lib/cadenas/journal.jsonl".as_ref()).await?;
 //! let sink = Arc::new(FileSink::create("/root/incident/passwords.tsv".as_ref())?);
-//! let report = responder.contain(&["jdupont".into(), "mmartin".into()], ContainOptions::new(sink)).await?;
+//! let users = UserRef::parse_all(&["jdupont", "mmartin"])?;
+//! let report = responder.contain(&users, ContainOptions::new(sink)).await?;
 //! println!("{} contained, {} need attention", report.done(), report.failed());
 //! # Ok(()) }
 //! ```
@@ -56,7 +58,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub use crate::directory::{ReplicaCheck, ReplicaState};
 pub use pivot::sightings;
 pub use release::{original_flags, ReleaseOptions};
 pub use report::{
@@ -69,7 +70,6 @@ use crate::config::Config;
 use crate::directory::{AccountState, ChangeOutcome, Directory, UserRef};
 use crate::error::{Error, ErrorKind};
 use crate::investigate::{AddressRange, Instant};
-pub use crate::journal::StepDetail;
 use crate::journal::{self, Event, Journal, Step, StepStatus};
 use crate::mfa::Mfa;
 use crate::notify::{build_notifiers, Notifier};
@@ -77,7 +77,7 @@ use crate::session::{build_revokers_and_dovecots, Dovecot, Revoker};
 use crate::time::{rfc3339, unix_now};
 
 /// Steps an earlier run of the same incident finished: status and journaled detail.
-type EarlierSteps = BTreeMap<Step, (StepStatus, StepDetail)>;
+type EarlierSteps = BTreeMap<Step, (StepStatus, crate::journal::StepDetail)>;
 
 /// An entry contained by an earlier incident of the journal, not released since.
 #[derive(Clone, Debug)]
@@ -126,7 +126,7 @@ fn contained_entries(records: &[journal::Record], except: &str) -> HashMap<Strin
 ///
 /// **Contract.** With the async [`Responder`] it runs on a runtime worker thread, possibly
 /// several at once: it must be cheap and thread-safe. With
-/// the blocking facade (`cadenas::blocking::Responder`) it always runs on the thread that
+/// the blocking facade (`cadenas::blocking::BlockingResponder`) it always runs on the thread that
 /// called the method, one call at a time. It cannot fail; to stop the run, cancel the
 /// [`CancelToken`] of the options (from the callback or from anywhere else).
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
@@ -334,10 +334,11 @@ impl Responder {
     /// ```no_run
     /// # async fn demo() -> Result<(), cadenas::Error> {
     /// let cfg = cadenas::Config::from_file(std::path::Path::new("/etc/cadenas/cadenas.toml"))?;
-    /// let responder = cadenas::Responder::from_config(&cfg).await?;
+    /// let responder = cadenas::incident::Responder::from_config(&cfg).await?;
     /// let sink = cadenas::incident::FileSink::create(std::path::Path::new("/root/incident-passwords.tsv"))?;
     /// let opts = cadenas::incident::ContainOptions::new(std::sync::Arc::new(sink));
-    /// let report = responder.contain(&["jdupont".into()], opts).await?;
+    /// let users = [cadenas::directory::UserRef::parse("jdupont")?];
+    /// let report = responder.contain(&users, opts).await?;
     /// println!("journal {} head {}", report.journal, report.journal_head);
     /// # Ok(()) }
     /// ```
@@ -428,14 +429,25 @@ impl Responder {
     }
 
     /// The account's current state (lock, must-change, MFA requirement, protected groups).
-    pub async fn status(&self, user: &str) -> Result<AccountState, Error> {
+    pub async fn status(&self, user: &UserRef) -> Result<AccountState, Error> {
         let dir = self.directory();
-        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        let u = dir.find_user(user).await?;
         dir.account_state(&u).await
     }
 
-    /// Contains `users` (names, mail addresses or `dn:<DN>`). See the module documentation.
-    pub async fn contain(&self, users: &[String], opts: ContainOptions) -> Result<ContainReport, Error> {
+    /// Contains `users`. See the module documentation.
+    pub async fn contain(&self, users: &[UserRef], opts: ContainOptions) -> Result<ContainReport, Error> {
+        let names: Vec<String> = users.iter().map(ToString::to_string).collect();
+        self.contain_names(&names, opts).await
+    }
+
+    /// [`contain`](Self::contain) of names as the journal keeps them (`dn:<DN>` for a DN); a
+    /// name that is not valid is that user's refusal, as on a resume.
+    pub(crate) async fn contain_names(
+        &self,
+        users: &[String],
+        opts: ContainOptions,
+    ) -> Result<ContainReport, Error> {
         let journal = self.journal_or_err()?;
         let mut opts = opts;
         opts.only_configured(self.inner.queue.is_some());
@@ -549,7 +561,8 @@ impl Responder {
 
     /// A dry run: touches nothing, and shows per user the exact directory modifications and
     /// revoker calls `contain` would make, and what it would refuse. Needs no journal.
-    pub async fn plan(&self, users: &[String], allow_protected: bool) -> Result<PlanReport, Error> {
-        plan::plan(self, users, allow_protected).await
+    pub async fn plan(&self, users: &[UserRef], allow_protected: bool) -> Result<PlanReport, Error> {
+        let names: Vec<String> = users.iter().map(ToString::to_string).collect();
+        plan::plan(self, &names, allow_protected).await
     }
 }

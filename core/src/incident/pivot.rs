@@ -25,7 +25,7 @@ impl Responder {
     /// a pivot never silently leaves a source out.
     ///
     /// ```no_run
-    /// # async fn demo(responder: &cadenas::Responder) -> Result<(), cadenas::Error> {
+    /// # async fn demo(responder: &cadenas::incident::Responder) -> Result<(), cadenas::Error> {
     /// use cadenas::investigate::{AddressRange, Instant, Pivot};
     ///
     /// let mut pivot = Pivot::new(AddressRange::parse("203.0.113.0/24")?);
@@ -59,7 +59,7 @@ impl Responder {
     /// address, when, on which server), each account's plan, and the kick by address.
     pub async fn plan_from(&self, pivot: &Pivot, allow_protected: bool) -> Result<PlanReport, Error> {
         let seen = self.sightings(pivot).await?;
-        let mut plan = self.plan(&seen.users, allow_protected).await?;
+        let mut plan = super::plan::plan(self, &seen.users, allow_protected).await?;
         plan.address_actions = self
             .inner
             .dovecots
@@ -97,7 +97,7 @@ impl Responder {
             Some(r) => format!("{r}; {why}"),
             None => why,
         });
-        let mut report = self.contain(&seen.users, opts).await?;
+        let mut report = self.contain_names(&seen.users, opts).await?;
         for u in &report.users {
             if let Some(e) = &u.refused {
                 report.not_revoked.push(format!(
@@ -141,14 +141,14 @@ impl Responder {
     /// The account's state and, with `[mail]` configured, its Sieve scripts that send mail
     /// outside the local domains (read, never changed).
     /// With `changes_since`, also what changed on the entry since then (see
-    /// [`Directory::changes_since`](crate::Directory::changes_since)).
+    /// [`Directory::changes_since`](crate::directory::Directory::changes_since)).
     pub async fn status_report(
         &self,
-        user: &str,
+        user: &UserRef,
         changes_since: Option<Instant>,
     ) -> Result<StatusReport, Error> {
         let dir = self.directory();
-        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        let u = dir.find_user(user).await?;
         let account = dir.account_state(&u).await?;
         let mail_rules = if self.inner.cfg.mail.is_some() {
             self.mail_rules_of(&dir.login_name(&u).await?, false).await?

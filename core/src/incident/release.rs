@@ -28,10 +28,10 @@ impl Responder {
     /// containment in the journal — nothing more, nothing less (the new password, the forced
     /// change and the MFA requirement stay). Refused unless the user has an *active* MFA
     /// enrolment, or an override reason is given (journaled).
-    pub async fn release(&self, user: &str, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
+    pub async fn release(&self, user: &UserRef, opts: ReleaseOptions) -> Result<ReleaseReport, Error> {
         let journal = self.journal_or_err()?;
         let dir = self.directory();
-        let u = dir.find_user(&UserRef::parse(user)?).await?;
+        let u = dir.find_user(user).await?;
         let records = journal.records()?;
         let held = held_count(&records, &u.dn);
         let original = original_flags(&records, &u.dn)?.ok_or_else(|| {
@@ -51,6 +51,8 @@ impl Responder {
         }
         let incident = new_incident_id()?;
         let dn = u.dn.to_string();
+        let user = user.to_string();
+        let user = user.as_str();
         journal
             .append(
                 &incident,

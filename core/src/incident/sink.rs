@@ -11,7 +11,7 @@ use crate::secret::Password;
 ///
 /// **Contract.** `deliver` is called once per reset, before the reset's outcome is journaled.
 /// With the async [`Responder`](super::Responder) it runs on a runtime worker thread (hence
-/// `Send + Sync`); with the blocking facade (`cadenas::blocking::Responder`) always on the
+/// `Send + Sync`); with the blocking facade (`cadenas::blocking::BlockingResponder`) always on the
 /// thread that called `contain`, never concurrently. It may block (the run waits). An `Err`
 /// fails that user's reset step: the account stays locked, the journal and the report say the
 /// password could not be handed over, and a `resume` sets a fresh one.

@@ -372,6 +372,7 @@ impl Sink for FileSink {
 
 /// Where a chain breaks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BadRecord {
     /// 1-based line number.
     pub line: usize,
@@ -398,6 +399,7 @@ pub struct VerifyReport {
 
 /// A last record cut by a crash in the middle of its write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TornTail {
     /// 1-based line number.
     pub line: usize,

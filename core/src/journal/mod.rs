@@ -435,6 +435,7 @@ pub enum Event {
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Record {
     /// 0, 1, 2... across the whole file.
     pub seq: u64,

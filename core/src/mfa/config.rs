@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind};
 #[non_exhaustive]
 pub struct MfaConfig {
     /// Where the state lives: a SQLite file (one host), or a `postgresql://user@host/db` URL
-    /// shared by several hosts (see [`crate::db`]).
+    /// shared by several hosts (see [`crate::Database`]).
     pub database: Database,
     /// PostgreSQL only: the file holding the database user's password.
     #[serde(default)]
@@ -103,7 +103,7 @@ impl MfaConfig {
     }
 
     /// The PostgreSQL target, when the store is one (checked: no password in the URL, TLS).
-    pub fn postgres_target(&self) -> Result<Option<PgTarget>, Error> {
+    pub(crate) fn postgres_target(&self) -> Result<Option<PgTarget>, Error> {
         match &self.database {
             Database::Postgres(url) => PgTarget::parse(
                 url,

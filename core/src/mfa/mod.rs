@@ -2,17 +2,17 @@
 //! single-use recovery codes. What needs the directory too (password + code, enforcement) is
 //! in the `auth` module, above both.
 //!
-//! Time is a parameter (`now`, Unix seconds) everywhere, so tests control it.
+//! Verification reads the clock; the `_at` variants take the time (`now`, Unix seconds), so
+//! tests control it.
 //!
 //! ```no_run
 //! # fn demo(cfg: &cadenas::mfa::MfaConfig) -> Result<(), cadenas::Error> {
 //! use cadenas::mfa::Mfa;
 //!
 //! let mfa = Mfa::open(cfg, true)?;
-//! let now = cadenas::mfa::unix_now();
-//! let enrolment = mfa.enroll("jdupont", now)?;          // pending until proven
+//! let enrolment = mfa.enroll("jdupont")?;               // pending until proven
 //! // show enrolment.qr_terminal (or the SVG) to the user, who scans it, then types a code:
-//! mfa.verify("jdupont", "123456", now)?;                 // activates; the code can never be used again
+//! mfa.verify("jdupont", "123456")?;                      // activates; the code can never be used again
 //! let codes = mfa.new_recovery_codes("jdupont")?;        // shown once, stored as argon2id hashes
 //! # Ok(()) }
 //! ```
@@ -36,7 +36,7 @@ use totp::{matching_step, otpauth_uri, TotpCode, TotpParams};
 use crate::db::Database;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
-pub use crate::time::unix_now;
+use crate::time::unix_now;
 
 /// A new (pending) enrolment, to show to the user once. Everything here contains the secret.
 #[non_exhaustive]
@@ -100,7 +100,7 @@ impl Mfa {
     pub fn open(cfg: &MfaConfig, create: bool) -> Result<Self, Error> {
         cfg.check()?;
         let store: Arc<dyn MfaStore> = match (&cfg.database, cfg.postgres_target()?) {
-            (_, Some(target)) => Arc::new(PgStore::open(&target, &cfg.key_file, create)?),
+            (_, Some(target)) => Arc::new(PgStore::open_target(&target, &cfg.key_file, create)?),
             (Database::File(path), None) => Arc::new(SqliteStore::open(path, &cfg.key_file, create)?),
             (Database::Postgres(_), None) => {
                 return Err(Error::new(
@@ -127,7 +127,7 @@ impl Mfa {
 
     /// Generates a 160-bit secret and stores a *pending* enrolment, replacing any existing
     /// enrolment (pending or active) — never merging: an attacker's device stops working.
-    pub fn enroll(&self, user: &str, _now: u64) -> Result<NewEnrolment, Error> {
+    pub fn enroll(&self, user: &str) -> Result<NewEnrolment, Error> {
         check_user(user)?;
         let secret = Secret::random(20)?;
         let params = self.cfg.params();
@@ -174,7 +174,13 @@ impl Mfa {
     ///
     /// Errors: [`ErrorKind::MfaThrottled`], [`ErrorKind::MfaNotEnrolled`],
     /// [`ErrorKind::MfaBadCode`], [`ErrorKind::MfaReplayed`], store errors.
-    pub fn verify(&self, user: &str, code: &str, now: u64) -> Result<Verified, Error> {
+    pub fn verify(&self, user: &str, code: &str) -> Result<Verified, Error> {
+        self.verify_at(user, code, unix_now())
+    }
+
+    /// [`verify`](Self::verify) as if the clock read `now` (Unix seconds): for tests and for
+    /// judging a code received earlier.
+    pub fn verify_at(&self, user: &str, code: &str, now: u64) -> Result<Verified, Error> {
         check_user(user)?;
         self.ensure_not_throttled(user, now)?;
         let Some(e) = self.store.enrolment(user)? else {

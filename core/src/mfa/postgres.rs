@@ -91,7 +91,21 @@ impl PgStore {
     /// given the store's key. Without `create`, a database with no store is an
     /// [`ErrorKind::MfaStore`] error. A key that is not the store's is an [`ErrorKind::MfaKey`]
     /// error and nothing is written.
-    pub fn open(target: &PgTarget, key_file: &std::path::Path, create: bool) -> Result<Self, Error> {
+    pub fn open(cfg: &super::MfaConfig, create: bool) -> Result<Self, Error> {
+        match cfg.postgres_target()? {
+            Some(target) => Self::open_target(&target, &cfg.key_file, create),
+            None => Err(Error::new(
+                ErrorKind::Config,
+                "mfa.database is not a PostgreSQL URL: open a SqliteStore",
+            )),
+        }
+    }
+
+    pub(crate) fn open_target(
+        target: &PgTarget,
+        key_file: &std::path::Path,
+        create: bool,
+    ) -> Result<Self, Error> {
         let mut client = target.connect(ErrorKind::MfaStore)?;
         let err = |what: &str, e: PgFailure| store_err(target, what, e);
         client

@@ -49,7 +49,13 @@ impl Mfa {
 
     /// Uses one recovery code: valid codes are consumed atomically (exactly one of two
     /// concurrent uses succeeds). Throttled like TOTP codes.
-    pub fn use_recovery_code(&self, user: &str, code: &str, now: u64) -> Result<(), Error> {
+    pub fn use_recovery_code(&self, user: &str, code: &str) -> Result<(), Error> {
+        self.use_recovery_code_at(user, code, crate::time::unix_now())
+    }
+
+    /// [`use_recovery_code`](Self::use_recovery_code) as if the clock read `now` (Unix
+    /// seconds).
+    pub fn use_recovery_code_at(&self, user: &str, code: &str, now: u64) -> Result<(), Error> {
         check_user(user)?;
         self.ensure_not_throttled(user, now)?;
         let wanted = normalise_recovery(code);

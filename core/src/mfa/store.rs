@@ -31,6 +31,7 @@ pub enum EnrolmentState {
 
 /// A stored TOTP enrolment.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Enrolment {
     /// The shared secret.
     pub secret: Secret,
@@ -44,6 +45,7 @@ pub struct Enrolment {
 
 /// Failed-attempt bookkeeping for throttling.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Failures {
     /// Failures in the current window.
     pub count: u32,
@@ -55,6 +57,7 @@ pub struct Failures {
 
 /// Throttling policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ThrottlePolicy {
     /// Failures within `window` that trigger a cool-down.
     pub max_failures: u32,

@@ -35,7 +35,7 @@ fn a_new_store_is_private_and_processes_creating_it_at_once_share_one_key() {
                 scope.spawn(move || {
                     barrier.wait();
                     let mfa = Mfa::open(&cfg, true)?;
-                    mfa.enroll(&format!("user{i}"), T).map(|_| ())
+                    mfa.enroll(&format!("user{i}")).map(|_| ())
                 })
             })
             .collect();
@@ -58,7 +58,7 @@ fn a_new_store_is_private_and_processes_creating_it_at_once_share_one_key() {
 fn totp_parameters_read_back_from_the_store_are_checked() {
     let (_t, cfg) = tmp("params");
     let mfa = Mfa::open(&cfg, true).expect("open");
-    mfa.enroll("alice", T).expect("enroll");
+    mfa.enroll("alice").expect("enroll");
     let db = rusqlite::Connection::open(cfg.database.file().expect("file")).expect("db");
     for (digits, period) in [(10, 30), (6, 0), (5, 30)] {
         db.execute(
@@ -66,7 +66,7 @@ fn totp_parameters_read_back_from_the_store_are_checked() {
             (digits, period),
         )
         .expect("tamper");
-        let e = mfa.verify("alice", "123456", T).expect_err("refused");
+        let e = mfa.verify_at("alice", "123456", T).expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::MfaStore, "{digits} digits, {period} s: {e}");
     }
 }
@@ -76,7 +76,7 @@ fn a_wrong_or_missing_key_or_database_is_a_typed_error_and_nothing_is_overwritte
     let (t, cfg) = tmp("keys");
     Mfa::open(&cfg, true)
         .expect("open")
-        .enroll("alice", T)
+        .enroll("alice")
         .expect("enroll");
     let db_before = std::fs::read(cfg.database.file().expect("file")).expect("db");
 
@@ -156,12 +156,12 @@ fn a_wrong_or_missing_key_or_database_is_a_typed_error_and_nothing_is_overwritte
 fn a_store_locked_by_another_writer_is_a_typed_error_after_the_busy_timeout() {
     let (_t, cfg) = tmp("locked");
     let mfa = Mfa::open(&cfg, true).expect("open");
-    mfa.enroll("alice", T).expect("enroll");
+    mfa.enroll("alice").expect("enroll");
     let other = rusqlite::Connection::open(cfg.database.file().expect("file")).expect("second connection");
     other
         .execute_batch("BEGIN EXCLUSIVE")
         .expect("hold the write lock");
-    let e = mfa.verify("alice", "123456", T).expect_err("locked");
+    let e = mfa.verify_at("alice", "123456", T).expect_err("locked");
     assert_eq!(e.kind(), ErrorKind::MfaStore, "{e}");
     assert!(e.message().contains("locked"), "{e}");
     other.execute_batch("ROLLBACK").expect("release");

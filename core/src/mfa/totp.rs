@@ -32,6 +32,7 @@ impl Algorithm {
 
 /// TOTP parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct TotpParams {
     /// HMAC hash.
     pub algorithm: Algorithm,
@@ -52,7 +53,27 @@ impl Default for TotpParams {
 }
 
 impl TotpParams {
-    /// Checks the bounds (6..=8 digits, 15..=300 s period).
+    /// Parameters given as arguments: 6 to 8 digits and a period of 15 to 300 seconds, else
+    /// an [`ErrorKind::InvalidInput`] error.
+    ///
+    /// ```
+    /// use cadenas::mfa::totp::{Algorithm, TotpParams};
+    ///
+    /// assert_eq!(TotpParams::new(Algorithm::Sha1, 6, 30).unwrap(), TotpParams::default());
+    /// assert!(TotpParams::new(Algorithm::Sha1, 5, 30).is_err());
+    /// ```
+    pub fn new(algorithm: Algorithm, digits: u32, period: u64) -> Result<Self, Error> {
+        let p = Self {
+            algorithm,
+            digits,
+            period,
+        };
+        p.check()
+            .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("TOTP digits must be 6 to 8 and the period 15 to 300 seconds ({digits} and {period} given)")))?;
+        Ok(p)
+    }
+
+    /// Checks the bounds (6..=8 digits, 15..=300 s period) of a configuration.
     pub fn check(&self) -> Result<(), Error> {
         if !(6..=8).contains(&self.digits) || !(15..=300).contains(&self.period) {
             return Err(Error::new(

@@ -19,7 +19,7 @@
 //! time, and a failed one never changes the containment's result.
 
 mod smtp;
-pub mod template;
+mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,8 @@ pub struct NotifyConfig {
     /// The default texts' language: `en` (default) or `fr`.
     #[serde(default)]
     pub language: Language,
-    /// Subject template (mail) — placeholders: [`template::PLACEHOLDERS`].
+    /// Subject template (mail) — placeholders: `{event}`, `{incident}`, `{time}`, `{count}`,
+    /// `{users}`, `{user}`, `{details}`.
     pub subject: Option<String>,
     /// Body template.
     pub body: Option<String>,

@@ -130,7 +130,7 @@ async fn contain(cfg: &crate::Config, account: &str, why: &str) -> AutoOutcome {
     let mut opts = ContainOptions::new(Arc::new(NoPasswordSink));
     opts.steps = vec![Step::Lock, Step::RevokeSessions, Step::HoldMail];
     opts.reason = Some(why.to_owned());
-    match responder.contain(&[account.to_owned()], opts).await {
+    match responder.contain_names(&[account.to_owned()], opts).await {
         Ok(r) => match r.users.first() {
             Some(u)
                 if u.refused.is_none()

@@ -52,7 +52,7 @@ use serde::Deserialize;
 pub use auto::AutoContainConfig;
 pub use contained::{ContainedAccount, ContainedSet};
 pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
-pub use policy::{PolicyRequest, ProtocolError, RequestReader, Verdict, MAX_ATTRIBUTES, MAX_REQUEST_BYTES};
+pub use policy::{PolicyRequest, Verdict};
 pub use records::{read_records, MessageRecord};
 pub use review::{held_messages, review_held, HeldMessage};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};

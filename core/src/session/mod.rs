@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::Command;
 pub use dovecot::{Dovecot, SieveScript};
-pub use webhook::{sign, Webhook, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+pub use webhook::Webhook;
 
 use crate::error::{Error, ErrorKind};
 use crate::secret::{Password, Secret};

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use cadenas::{BindOutcome, ChangeOutcome, Directory, Dn, Flavour, Password, User, UserRef};
+use cadenas::directory::{BindOutcome, ChangeOutcome, Directory, Dn, Flavour, User, UserRef};
+use cadenas::Password;
 use ldap3::Mod;
 
 use crate::support::AdLab;
@@ -21,7 +22,7 @@ async fn user(dir: &Directory, dn: &Dn) -> User {
     dir.find_user(&UserRef::Dn(dn.clone())).await.expect("find")
 }
 
-fn uac(dir_state: &cadenas::AccountState) -> String {
+fn uac(dir_state: &cadenas::directory::AccountState) -> String {
     dir_state.attributes["userAccountControl"][0].clone()
 }
 
@@ -211,7 +212,7 @@ async fn group_edits_are_not_idempotent_on_ad_but_require_mfa_is() {
     let dir = connect(&lab).await;
     let (_, dn) = lab.fresh_user_uac("grp", 512).await;
     let u = user(&dir, &dn).await;
-    dir.require_mfa(&u).await.expect("require");
+    dir.add_to_mfa_group(&u).await.expect("require");
     let mut admin = lab.admin().await;
     let again = admin
         .modify(
@@ -222,7 +223,7 @@ async fn group_edits_are_not_idempotent_on_ad_but_require_mfa_is() {
         .expect("modify");
     assert_eq!(again.rc, 68);
     assert_eq!(
-        dir.require_mfa(&u).await.expect("again").outcome,
+        dir.add_to_mfa_group(&u).await.expect("again").outcome,
         ChangeOutcome::AlreadyInPlace
     );
 }

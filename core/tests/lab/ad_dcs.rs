@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use cadenas::directory::LockState;
 use cadenas::directory::{AdWriteDc, Directory};
 use cadenas::incident::{ContainOptions, Responder};
-use cadenas::LockState;
 
 use crate::incident::{temp_journal, MemorySink};
 use crate::support::{AdLab, AnyLab};
@@ -59,7 +59,7 @@ async fn writes_go_to_the_pdc_emulator_and_the_second_dc_is_checked_until_it_sho
     let r = Responder::new(&cfg, &path).await.expect("responder");
     let report = r
         .contain(
-            &[name.to_string()],
+            &[crate::support::one(&name.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -68,7 +68,7 @@ async fn writes_go_to_the_pdc_emulator_and_the_second_dc_is_checked_until_it_sho
     // the lock is on DC1 the moment contain returns (read there by another connection)
     let on_dc1 = Directory::connect(&lab.config().directory).await.expect("DC1");
     let user = on_dc1
-        .find_user(&cadenas::UserRef::Name(name.clone()))
+        .find_user(&cadenas::directory::UserRef::Name(name.clone()))
         .await
         .expect("find");
     assert_eq!(user.dn.as_str(), dn.as_str());
@@ -98,7 +98,7 @@ async fn writes_go_to_the_pdc_emulator_and_the_second_dc_is_checked_until_it_sho
     let r2 = Responder::new(&cfg_short, &path).await.expect("responder");
     let report = r2
         .contain(
-            &[other.to_string()],
+            &[crate::support::one(&other.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -118,7 +118,10 @@ async fn writes_go_to_the_pdc_emulator_and_the_second_dc_is_checked_until_it_sho
     samba_sh("dc2-start");
     let mut seen = None;
     for _ in 0..60 {
-        let st = r2.status_report(other.as_str(), None).await.expect("status");
+        let st = r2
+            .status_report(&crate::support::one(other.as_str()), None)
+            .await
+            .expect("status");
         if let Some(l) = st.replicas.first().and_then(|s| s.lock.clone()) {
             if l != LockState::Unlocked {
                 seen = Some(l);

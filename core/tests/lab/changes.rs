@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use cadenas::directory::AttributeChange;
+use cadenas::directory::{Dn, UserRef};
 use cadenas::incident::{ContainOptions, Responder};
 use cadenas::investigate::Instant;
-use cadenas::{Dn, UserRef};
 use ldap3::Mod;
 
 use crate::incident::{temp_journal, MemorySink};
@@ -32,7 +32,7 @@ async fn changes_once_logged(r: &Responder, user: &str, since: Instant, want: us
     let mut changes = Vec::new();
     for _ in 0..50 {
         changes = r
-            .status_report(user, Some(since))
+            .status_report(&crate::support::one(user), Some(since))
             .await
             .expect("status")
             .changes
@@ -100,7 +100,10 @@ async fn openldap_accesslog_shows_what_the_victims_own_bind_changed_with_old_and
     // nothing older than the window, nothing else
     assert_eq!(changes.len(), 2, "{changes:#?}");
     let later = Instant::from_unix(Instant::now().unix() + 3600);
-    let none = r.status_report(name.as_str(), Some(later)).await.expect("status");
+    let none = r
+        .status_report(&crate::support::one(name.as_str()), Some(later))
+        .await
+        .expect("status");
     assert_eq!(none.changes, Some(Vec::new()));
 
     // the contain report carries them too; the responder's own changes show, by the responder,
@@ -111,7 +114,10 @@ async fn openldap_accesslog_shows_what_the_victims_own_bind_changed_with_old_and
         .expect("responder");
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.changes_since = Some(before);
-    let report = r.contain(&[name.to_string()], opts).await.expect("contain");
+    let report = r
+        .contain(&[crate::support::one(&name.to_string())], opts)
+        .await
+        .expect("contain");
     let changes = report.users[0].changes.clone().expect("changes");
     assert_eq!(named(&changes, "mobile").len(), 1);
     let lock = named(&changes, "pwdAccountLockedTime");

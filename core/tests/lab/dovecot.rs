@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cadenas::directory::{Directory, Dn, UserName, UserRef};
 use cadenas::session::{Dovecot, RevocationStatus, RevocationTarget, Revoker};
-use cadenas::{Directory, Dn, ErrorKind, Password, Secret, UserName, UserRef};
+use cadenas::{ErrorKind, Password, Secret};
 
 use crate::support::{dovecot_env, Imap, OpenLdapLab};
 

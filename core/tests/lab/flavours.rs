@@ -1,7 +1,8 @@
 //! One suite, two flavours: every behaviour meant to be the same runs against the lab's real
 //! OpenLDAP and the lab's real Samba AD DC, acting as each lab's least-privilege account.
 
-use cadenas::{Action, BindOutcome, ChangeOutcome, Directory, Dn, ErrorKind, LockState, Password, UserRef};
+use cadenas::directory::{Action, BindOutcome, ChangeOutcome, Directory, Dn, LockState, UserRef};
+use cadenas::{ErrorKind, Password};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
 
 use crate::support::{AdLab, AnyLab, OpenLdapLab};
@@ -27,7 +28,7 @@ both_flavours!(
     reset_refuses_the_old_password_at_once_and_the_new_one_must_change,
     lock_refuses_the_right_password_and_unlock_and_restore_bring_it_back,
     require_mfa_is_idempotent_both_ways,
-    require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outcome,
+    add_to_mfa_group_many_adds_in_one_modify_and_each_account_keeps_its_own_outcome,
     plaintext_is_refused_and_starttls_works,
     injection_shaped_names_and_out_of_scope_dns_are_refused,
     non_ascii_passwords_give_an_account_the_user_can_log_in_to,
@@ -122,7 +123,7 @@ async fn lock_refuses_the_right_password_and_unlock_and_restore_bring_it_back(la
     );
 }
 
-async fn require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outcome(lab: AnyLab) {
+async fn add_to_mfa_group_many_adds_in_one_modify_and_each_account_keeps_its_own_outcome(lab: AnyLab) {
     let dir = connect(&lab).await;
     let group = Dn::parse(&lab.mfa_group()).expect("dn");
     let mut users = Vec::new();
@@ -133,7 +134,7 @@ async fn require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outc
     let (first, rest) = users.split_at(3);
     // all new: one modify for all three
     let sent = dir.operations();
-    let results = dir.require_mfa_many(first).await;
+    let results = dir.add_to_mfa_group_many(first).await;
     assert_eq!(dir.operations() - sent, 1, "one modify for the batch");
     for (u, r) in first.iter().zip(&results) {
         let c = r.as_ref().expect("added");
@@ -153,7 +154,7 @@ async fn require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outc
         first[2].clone(),
     ];
     let sent = dir.operations();
-    let results = dir.require_mfa_many(&mixed).await;
+    let results = dir.add_to_mfa_group_many(&mixed).await;
     assert_eq!(
         dir.operations() - sent,
         1 + 4,
@@ -174,7 +175,7 @@ async fn require_mfa_many_adds_in_one_modify_and_each_account_keeps_its_own_outc
     );
     for u in &users {
         assert!(dir.is_member(&group, &u.dn).await.expect("member"), "{}", u.dn);
-        dir.clear_mfa_requirement(u).await.expect("clear");
+        dir.remove_from_mfa_group(u).await.expect("clear");
     }
 }
 
@@ -183,11 +184,11 @@ async fn require_mfa_is_idempotent_both_ways(lab: AnyLab) {
     let (name, dn) = lab.fresh_user("mfa").await;
     let u = dir.find_user(&UserRef::Name(name)).await.expect("find");
     assert_eq!(
-        dir.require_mfa(&u).await.expect("require").outcome,
+        dir.add_to_mfa_group(&u).await.expect("require").outcome,
         ChangeOutcome::Applied
     );
     assert_eq!(
-        dir.require_mfa(&u).await.expect("again").outcome,
+        dir.add_to_mfa_group(&u).await.expect("again").outcome,
         ChangeOutcome::AlreadyInPlace
     );
     assert!(dir
@@ -199,11 +200,11 @@ async fn require_mfa_is_idempotent_both_ways(lab: AnyLab) {
         Some(true)
     );
     assert_eq!(
-        dir.clear_mfa_requirement(&u).await.expect("clear").outcome,
+        dir.remove_from_mfa_group(&u).await.expect("clear").outcome,
         ChangeOutcome::Applied
     );
     assert_eq!(
-        dir.clear_mfa_requirement(&u).await.expect("again").outcome,
+        dir.remove_from_mfa_group(&u).await.expect("again").outcome,
         ChangeOutcome::AlreadyInPlace
     );
     assert!(!dir

@@ -4,10 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use cadenas::directory::{BindOutcome, Dn, LockState, UserRef};
 use cadenas::incident::{ContainOptions, PasswordSink, Progress, ReleaseOptions, Responder};
 use cadenas::journal::{self, Event, Step, StepStatus};
 use cadenas::mfa::totp::code_for_step;
-use cadenas::{BindOutcome, Config, Dn, Error, ErrorKind, LockState, Password, UserRef};
+use cadenas::{Config, Error, ErrorKind, Password};
 
 use crate::support::{secret_from_uri, AdLab, CapturedLogs, OpenLdapLab};
 
@@ -54,7 +55,10 @@ async fn contain_one_user_journals_intent_before_outcome_and_leaks_no_secret() {
     let (name, dn) = lab.fresh_user("inc-one").await;
     let sink = Arc::new(MemorySink::default());
     let report = r
-        .contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .contain(
+            &[crate::support::one(&name.to_string())],
+            ContainOptions::new(sink.clone()),
+        )
         .await
         .expect("contain");
     assert_eq!((report.done(), report.failed()), (1, 0));
@@ -125,7 +129,6 @@ async fn a_mixed_batch_reports_each_user_and_one_failure_never_stops_the_others(
         a.to_string(),
         "no-such-user-anywhere".into(),
         "admin0001".into(),
-        "*)(uid=*".into(),
         format!("dn:uid=outsider,ou=elsewhere,{}", lab.get("CADENAS_LAB_SUFFIX")),
         shared,
         b.to_string(),
@@ -136,7 +139,10 @@ async fn a_mixed_batch_reports_each_user_and_one_failure_never_stops_the_others(
     opts.progress = Some(Arc::new(move |p: &Progress| {
         s.lock().expect("lock").push(p.clone())
     }));
-    let report = r.contain(&users, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&users), opts)
+        .await
+        .expect("contain");
     let kinds: Vec<Option<ErrorKind>> = report
         .users
         .iter()
@@ -148,18 +154,27 @@ async fn a_mixed_batch_reports_each_user_and_one_failure_never_stops_the_others(
             None,
             Some(ErrorKind::UserNotFound),
             Some(ErrorKind::ProtectedAccount),
-            Some(ErrorKind::InvalidUserName),
             Some(ErrorKind::OutOfScope),
             Some(ErrorKind::AmbiguousUser),
             None
         ]
     );
-    assert!(report.users[0].complete() && report.users[6].complete());
-    assert_eq!((report.done(), report.failed()), (2, 5));
+    assert!(report.users[0].complete() && report.users[5].complete());
+    assert_eq!((report.done(), report.failed()), (2, 4));
     let p = seen.lock().expect("lock");
-    assert_eq!(p.len(), 7);
-    assert_eq!(p.iter().map(|x| x.finished).max(), Some(7));
-    assert_eq!(p.iter().map(|x| x.failed).max(), Some(5));
+    assert_eq!(p.len(), 6);
+    assert_eq!(p.iter().map(|x| x.finished).max(), Some(6));
+    assert_eq!(p.iter().map(|x| x.failed).max(), Some(4));
+
+    // a name with filter syntax is refused with the list, before anything is done
+    let mut with_bad = users.clone();
+    with_bad.insert(3, "*)(uid=*".into());
+    let e = UserRef::parse_all(&with_bad).expect_err("an invalid name in the list");
+    assert_eq!(e.kind(), ErrorKind::InvalidUserName);
+    assert!(
+        e.message().contains("1 of 7") && e.message().contains("#4"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -171,10 +186,10 @@ async fn plan_predicts_exactly_what_contain_then_does_and_changes_nothing() {
     let dir = r.directory();
     let u = dir.find_user(&UserRef::Name(half.clone())).await.expect("find");
     dir.lock(&u).await.expect("already locked before the incident");
-    dir.require_mfa(&u).await.expect("already in the MFA group");
+    dir.add_to_mfa_group(&u).await.expect("already in the MFA group");
     let users = vec![fresh.to_string(), half.to_string(), "admin0001".into()];
 
-    let plan = r.plan(&users, false).await.expect("plan");
+    let plan = r.plan(&crate::support::refs(&users), false).await.expect("plan");
     assert!(plan.users[0].steps[0]
         .actions
         .iter()
@@ -192,7 +207,10 @@ async fn plan_predicts_exactly_what_contain_then_does_and_changes_nothing() {
     );
 
     let report = r
-        .contain(&users, ContainOptions::new(Arc::new(MemorySink::default())))
+        .contain(
+            &crate::support::refs(&users),
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
         .await
         .expect("contain");
     for (p, c) in plan.users.iter().zip(&report.users) {
@@ -213,22 +231,25 @@ async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flag
     let (r, journal_path) = responder(&cfg, "release").await;
     let (name, dn) = lab.fresh_user("inc-rel").await;
     let sink = Arc::new(MemorySink::default());
-    r.contain(&[name.to_string()], ContainOptions::new(sink.clone()))
-        .await
-        .expect("contain");
+    r.contain(
+        &[crate::support::one(&name.to_string())],
+        ContainOptions::new(sink.clone()),
+    )
+    .await
+    .expect("contain");
 
     let e = r
-        .release(name.as_str(), ReleaseOptions::default())
+        .release(&crate::support::one(name.as_str()), ReleaseOptions::default())
         .await
         .expect_err("no MFA yet");
     assert_eq!(e.kind(), ErrorKind::ReleaseRefused, "{e}");
 
     // The rightful user enrols at the helpdesk and proves it.
     let mfa = cadenas::mfa::Mfa::open(cfg.mfa.as_ref().expect("mfa"), false).expect("mfa");
-    let now = cadenas::mfa::unix_now();
-    let new = mfa.enroll(name.as_str(), now).expect("enrol");
+    let now = crate::support::unix_now();
+    let new = mfa.enroll(name.as_str()).expect("enrol");
     let secret = secret_from_uri(std::str::from_utf8(new.uri.expose_secret()).expect("utf8"));
-    mfa.verify(
+    mfa.verify_at(
         name.as_str(),
         &code_for_step(&secret, new.params.step_at(now), &new.params),
         now,
@@ -236,7 +257,7 @@ async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flag
     .expect("verify");
 
     let rel = r
-        .release(name.as_str(), ReleaseOptions::default())
+        .release(&crate::support::one(name.as_str()), ReleaseOptions::default())
         .await
         .expect("release");
     assert_eq!(
@@ -260,13 +281,13 @@ async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flag
     // With an override, release works without MFA, and the reason is in the journal.
     let (other, _) = lab.fresh_user("inc-rel2").await;
     r.contain(
-        &[other.to_string()],
+        &[crate::support::one(&other.to_string())],
         ContainOptions::new(Arc::new(MemorySink::default())),
     )
     .await
     .expect("contain");
     r.release(
-        other.as_str(),
+        &crate::support::one(other.as_str()),
         ReleaseOptions::default().with_override_reason("identity checked in person, ticket 4711"),
     )
     .await
@@ -277,7 +298,7 @@ async fn release_needs_mfa_or_an_override_and_restores_exactly_the_recorded_flag
     let (never, _) = lab.fresh_user("inc-rel3").await;
     let e = r
         .release(
-            never.as_str(),
+            &crate::support::one(never.as_str()),
             ReleaseOptions::default().with_override_reason("x"),
         )
         .await
@@ -293,14 +314,14 @@ async fn an_auto_locked_out_account_is_released_to_its_original_lockout_not_unlo
     lab.admin_replace(&dn, "pwdAccountLockedTime", &[b"20260101000000Z"])
         .await;
     r.contain(
-        &[name.to_string()],
+        &[crate::support::one(&name.to_string())],
         ContainOptions::new(Arc::new(MemorySink::default())),
     )
     .await
     .expect("contain");
     let rel = r
         .release(
-            name.as_str(),
+            &crate::support::one(name.as_str()),
             ReleaseOptions::default().with_override_reason("test"),
         )
         .await
@@ -325,7 +346,10 @@ async fn a_batch_on_active_directory_contains_and_releases_to_the_exact_user_acc
         "ghost-user".into(),
     ];
     let report = r
-        .contain(&users, ContainOptions::new(Arc::new(MemorySink::default())))
+        .contain(
+            &crate::support::refs(&users),
+            ContainOptions::new(Arc::new(MemorySink::default())),
+        )
         .await
         .expect("contain");
     assert!(
@@ -342,7 +366,10 @@ async fn a_batch_on_active_directory_contains_and_releases_to_the_exact_user_acc
     );
     assert!(report.not_revoked.iter().any(|n| n.contains("Kerberos")));
     let rel = r
-        .release(a.as_str(), ReleaseOptions::default().with_override_reason("test"))
+        .release(
+            &crate::support::one(a.as_str()),
+            ReleaseOptions::default().with_override_reason("test"),
+        )
         .await
         .expect("release");
     assert_eq!(rel.change.after["userAccountControl"], vec!["66048".to_owned()]);
@@ -414,7 +441,10 @@ async fn six_thousand_accounts_in_one_call() {
     let sink = Arc::new(MemorySink::default());
     let mut opts = ContainOptions::new(sink.clone());
     opts.concurrency = 64;
-    let report = r.contain(&users, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&users), opts)
+        .await
+        .expect("contain");
     assert_eq!((report.done(), report.failed()), (n, 0));
     assert_eq!(sink.0.lock().expect("lock").len(), n);
     let v = journal::verify(&journal_path).expect("verify");
@@ -506,7 +536,10 @@ async fn plan_on_active_directory_prints_the_modifications_contain_sends() {
     let (a, a_dn) = ad.fresh_user_uac("planad", 66048).await;
     // a dry run needs no journal
     let planner = Responder::without_journal(&cfg).await.expect("planner");
-    let plan = planner.plan(&[a.to_string()], false).await.expect("plan");
+    let plan = planner
+        .plan(&[crate::support::one(&a.to_string())], false)
+        .await
+        .expect("plan");
     let step = |s: Step| {
         plan.users[0]
             .steps
@@ -537,7 +570,7 @@ async fn plan_on_active_directory_prints_the_modifications_contain_sends() {
     );
     let e = planner
         .contain(
-            &[a.to_string()],
+            &[crate::support::one(&a.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -547,7 +580,7 @@ async fn plan_on_active_directory_prints_the_modifications_contain_sends() {
     let (r, _) = responder(&cfg, "planad").await;
     let report = r
         .contain(
-            &[a.to_string()],
+            &[crate::support::one(&a.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -575,7 +608,7 @@ async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for()
     let mut no_lock = ContainOptions::new(sink.clone());
     no_lock.steps = vec![Step::ResetPassword];
     let e = r
-        .contain(&[a.to_string()], no_lock)
+        .contain(&[crate::support::one(&a.to_string())], no_lock)
         .await
         .expect_err("lock is not optional");
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
@@ -593,7 +626,13 @@ async fn a_containment_can_skip_the_reset_and_resume_keeps_the_steps_asked_for()
     opts.progress = Some(Arc::new(move |_p: &Progress| c.cancel()));
     opts.concurrency = 1;
     let report = r
-        .contain(&[a.to_string(), b.to_string()], opts)
+        .contain(
+            &[
+                crate::support::one(&a.to_string()),
+                crate::support::one(&b.to_string()),
+            ],
+            opts,
+        )
         .await
         .expect("contain");
     let steps: Vec<Step> = report.users[0].steps.iter().map(|s| s.step).collect();
@@ -640,11 +679,14 @@ async fn a_user_the_directory_shows_contained_by_another_run_is_not_reset_silent
         .await
         .expect("reset");
     dir.lock(&u).await.expect("relock");
-    dir.require_mfa(&u).await.expect("mfa");
+    dir.add_to_mfa_group(&u).await.expect("mfa");
 
     let sink = Arc::new(MemorySink::default());
     let report = r
-        .contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .contain(
+            &[crate::support::one(&name.to_string())],
+            ContainOptions::new(sink.clone()),
+        )
         .await
         .expect("contain");
     let reset = &report.users[0].steps[1];
@@ -673,7 +715,10 @@ async fn a_user_the_directory_shows_contained_by_another_run_is_not_reset_silent
     let p = dir.find_user(&UserRef::Name(plain.clone())).await.expect("find");
     dir.lock(&p).await.expect("lock");
     let report = r
-        .contain(&[plain.to_string()], ContainOptions::new(sink.clone()))
+        .contain(
+            &[crate::support::one(&plain.to_string())],
+            ContainOptions::new(sink.clone()),
+        )
         .await
         .expect("contain");
     assert_eq!(report.users[0].steps[1].status, StepStatus::Changed);
@@ -692,7 +737,10 @@ async fn mfa_group_adds_wait_for_the_accounts_still_on_their_way_and_go_in_few_m
     opts.steps = vec![Step::Lock, Step::ResetPassword, Step::RequireMfa];
     opts.concurrency = 8;
     let sent = r.ldap_operations();
-    let report = r.contain(&names, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&names), opts)
+        .await
+        .expect("contain");
     let ops = r.ldap_operations() - sent;
     assert_eq!(report.done, n, "{report:#?}");
     // the four of each account (as above), the run's few reads, and the group modifies
@@ -720,7 +768,10 @@ async fn an_account_waiting_for_the_mfa_group_gives_its_place_to_the_next_and_co
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock, Step::ResetPassword, Step::RequireMfa];
     opts.concurrency = 4;
-    let report = r.contain(&names, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&names), opts)
+        .await
+        .expect("contain");
     assert_eq!(report.done, n, "{report:#?}");
     let (mut working, mut open, mut waiting) = (HashSet::new(), HashSet::new(), HashSet::new());
     let (mut most_working, mut most_open, mut most_waiting) = (0, 0, 0);
@@ -789,7 +840,10 @@ async fn contain_sends_three_operations_per_openldap_account_after_finding_them_
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock, Step::ResetPassword];
     let sent = r.ldap_operations();
-    let report = r.contain(&names, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&names), opts)
+        .await
+        .expect("contain");
     let ops = r.ldap_operations() - sent;
     assert_eq!(report.done, n, "{report:#?}");
     // besides: the finds (a handful of searches), the protected groups (one search for the
@@ -823,7 +877,10 @@ async fn contain_sends_three_operations_per_openldap_account_after_finding_them_
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock];
     let sent = r.ldap_operations();
-    let report = r.contain(&names, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&names), opts)
+        .await
+        .expect("contain");
     let ops = r.ldap_operations() - sent;
     assert_eq!(report.done, n, "{report:#?}");
     // besides: the protected group's members — one in-chain search, and a read of the
@@ -858,7 +915,10 @@ async fn a_lock_that_failed_in_the_lock_wave_is_tried_again_and_both_tries_are_j
     let (other, _) = lab.fresh_user("inc-lockagain-other").await;
     let report = r
         .contain(
-            &[refused.to_string(), other.to_string()],
+            &[
+                crate::support::one(&refused.to_string()),
+                crate::support::one(&other.to_string()),
+            ],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -920,7 +980,10 @@ async fn a_protected_group_whose_members_cannot_be_read_still_protects_them() {
         .expect("add to the sealed group");
     let report = r
         .contain(
-            &[other.to_string(), member.to_string()],
+            &[
+                crate::support::one(&other.to_string()),
+                crate::support::one(&member.to_string()),
+            ],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -1006,7 +1069,7 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
     let group = nest(lab.admin().await, &groups, &protected, dn.as_str(), false).await;
     let report = r
         .contain(
-            &[name.to_string()],
+            &[crate::support::one(&name.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -1021,7 +1084,10 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
     let (other, _) = lab.fresh_user("inc-nested-other").await;
     let report = r
         .contain(
-            &[other.to_string(), name.to_string()],
+            &[
+                crate::support::one(&other.to_string()),
+                crate::support::one(&name.to_string()),
+            ],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -1052,7 +1118,10 @@ async fn a_member_of_a_group_nested_in_a_protected_group_is_protected() {
     let (other, _) = ad.fresh_user_uac("nestado", 512).await;
     let report = r
         .contain(
-            &[sam.to_string(), other.to_string()],
+            &[
+                crate::support::one(&sam.to_string()),
+                crate::support::one(&other.to_string()),
+            ],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -1074,7 +1143,7 @@ async fn release_on_ad_restores_only_the_bits_containment_owns() {
     let (sam, sam_dn) = ad.fresh_user_uac("adbits", 66048).await;
     let report = r
         .contain(
-            &[sam.to_string()],
+            &[crate::support::one(&sam.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -1093,7 +1162,7 @@ async fn release_on_ad_restores_only_the_bits_containment_owns() {
 
     let rel = r
         .release(
-            sam.as_str(),
+            &crate::support::one(sam.as_str()),
             ReleaseOptions::default().with_override_reason("test"),
         )
         .await
@@ -1119,7 +1188,10 @@ async fn a_panic_in_one_users_worker_fails_that_user_only() {
     opts.progress = Some(Arc::new(move |p: &Progress| {
         assert!(p.user != victim, "injected panic");
     }));
-    let report = r.contain(&users, opts).await.expect("the run reports");
+    let report = r
+        .contain(&crate::support::refs(&users), opts)
+        .await
+        .expect("the run reports");
     assert_eq!(report.users.len(), 4);
     let e = report.users[1].refused.as_ref().expect("that user failed");
     assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
@@ -1139,7 +1211,7 @@ async fn resume_after_a_reset_cut_short_ends_with_the_account_locked() {
     let cfg = lab.config();
     let journal_path = temp_journal("lock-drop");
     let (name, dn) = lab.fresh_user("inc-lockdrop").await;
-    let dir = cadenas::Directory::connect(&cfg.directory)
+    let dir = cadenas::directory::Directory::connect(&cfg.directory)
         .await
         .expect("connect");
     let u = dir.find_user(&UserRef::Dn(dn.clone())).await.expect("find");
@@ -1234,7 +1306,10 @@ async fn every_account_is_locked_before_any_reset_starts() {
     }
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.concurrency = 8;
-    let report = r.contain(&users, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&users), opts)
+        .await
+        .expect("contain");
     assert_eq!((report.done(), report.failed()), (40, 0));
     let records = journal::read(&journal_path).expect("journal");
     let last_lock = records
@@ -1266,16 +1341,17 @@ async fn contain_drops_every_attackers_enrolment() {
     let lab = OpenLdapLab::load();
     let cfg = lab.config();
     let (r, _) = responder(&cfg, "mfa-wave").await;
-    let mfa = cadenas::Mfa::open(cfg.mfa.as_ref().expect("[mfa] in the lab config"), true).expect("store");
+    let mfa =
+        cadenas::mfa::Mfa::open(cfg.mfa.as_ref().expect("[mfa] in the lab config"), true).expect("store");
     let mut users = Vec::new();
     for i in 0..6 {
         let (name, _) = lab.fresh_user(&format!("inc-mfaw{i}")).await;
         if i < 4 {
             // the attacker enrolled their own device, and it works
-            let now = cadenas::mfa::unix_now();
-            let e = mfa.enroll(name.as_str(), now).expect("enrol");
+            let now = crate::support::unix_now();
+            let e = mfa.enroll(name.as_str()).expect("enrol");
             let secret = secret_from_uri(std::str::from_utf8(e.uri.expose_secret()).expect("utf8"));
-            mfa.verify(
+            mfa.verify_at(
                 name.as_str(),
                 &code_for_step(&secret, e.params.step_at(now), &e.params),
                 now,
@@ -1286,7 +1362,10 @@ async fn contain_drops_every_attackers_enrolment() {
     }
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.concurrency = 6;
-    let report = r.contain(&users, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&users), opts)
+        .await
+        .expect("contain");
     assert_eq!((report.done(), report.failed()), (6, 0), "{report:#?}");
     for (i, u) in users.iter().enumerate() {
         assert_eq!(mfa.enrolment_state(u).expect("state"), None, "{u}");

@@ -6,10 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cadenas::directory::{LockState, UserRef};
 use cadenas::incident::{ContainOptions, ReleaseOptions, Responder};
 use cadenas::investigate::{AddressRange, Instant, Pivot, SightingKind};
 use cadenas::journal::{self, Event, Step, StepStatus};
-use cadenas::{Config, ErrorKind, LockState, UserRef};
+use cadenas::{Config, ErrorKind};
 
 use crate::incident::{temp_journal, MemorySink};
 use crate::support::{dovecot_env, Imap, OpenLdapLab};
@@ -322,9 +323,9 @@ fn doveadm_sieve_list(user: &str) -> String {
 }
 
 /// Contains `user` alone (passwords to a memory sink).
-async fn contain_one(r: &Responder, user: &str) -> cadenas::ContainReport {
+async fn contain_one(r: &Responder, user: &str) -> cadenas::incident::ContainReport {
     r.contain(
-        &[user.to_owned()],
+        &[crate::support::one(user)],
         ContainOptions::new(Arc::new(MemorySink::default())),
     )
     .await
@@ -332,7 +333,7 @@ async fn contain_one(r: &Responder, user: &str) -> cadenas::ContainReport {
 }
 
 /// The revoke step of the first user of `report`.
-fn revoke_step(report: &cadenas::ContainReport) -> &cadenas::StepReport {
+fn revoke_step(report: &cadenas::incident::ContainReport) -> &cadenas::incident::StepReport {
     report.users[0]
         .steps
         .iter()
@@ -369,7 +370,10 @@ async fn the_attackers_redirect_rule_is_reported_then_deactivated_by_contain_and
     let r = Responder::new(&cfg, &journal_path).await.expect("responder");
 
     // status: both external rules named, nothing changed.
-    let st = r.status_report(victim.as_str(), None).await.expect("status");
+    let st = r
+        .status_report(&crate::support::one(victim.as_str()), None)
+        .await
+        .expect("status");
     let mut names: Vec<_> = st
         .mail_rules
         .iter()
@@ -409,7 +413,7 @@ async fn the_attackers_redirect_rule_is_reported_then_deactivated_by_contain_and
 
     // release does not bring it back.
     r.release(
-        victim.as_str(),
+        &crate::support::one(victim.as_str()),
         ReleaseOptions::default().with_override_reason("test: identity checked"),
     )
     .await
@@ -510,7 +514,10 @@ async fn accounts_holding_live_sessions_are_reset_and_revoked_first_and_the_repo
         .expect("responder");
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.concurrency = 2;
-    let report = r.contain(&users, opts).await.expect("contain");
+    let report = r
+        .contain(&crate::support::refs(&users), opts)
+        .await
+        .expect("contain");
     assert_eq!((report.done(), report.failed()), (12, 0), "{report:?}");
     let reported: Vec<&str> = report.users.iter().map(|u| u.user.as_str()).collect();
     assert_eq!(

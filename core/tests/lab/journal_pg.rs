@@ -162,14 +162,20 @@ async fn responders_on_two_hosts_share_the_incident_story_already_contained_and_
     let (name, dn) = lab.fresh_user("journal-pg").await;
     let sink = Arc::new(Kept::default());
     let first = host_a
-        .contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .contain(
+            &[crate::support::one(&name.to_string())],
+            ContainOptions::new(sink.clone()),
+        )
         .await
         .expect("contain on a");
     assert!(first.users[0].complete(), "{first:#?}");
     assert_eq!(sink.0.lock().expect("lock").len(), 1);
     // host b, asked to contain the same account: the shared journal says it is contained
     let second = host_b
-        .contain(&[name.to_string()], ContainOptions::new(sink.clone()))
+        .contain(
+            &[crate::support::one(&name.to_string())],
+            ContainOptions::new(sink.clone()),
+        )
         .await
         .expect("contain on b");
     let reset = &second.users[0].steps[1];
@@ -183,7 +189,7 @@ async fn responders_on_two_hosts_share_the_incident_story_already_contained_and_
     // host b releases what host a contained: the flags host a recorded
     let released = host_b
         .release(
-            name.as_str(),
+            &crate::support::one(name.as_str()),
             ReleaseOptions::default().with_override_reason("test: release from another host"),
         )
         .await

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use cadenas::auth::{authenticate, require_mfa, AuthOutcome};
+use cadenas::directory::{Directory, UserRef};
 use cadenas::mfa::totp::code_for_step;
 use cadenas::mfa::{EnrolmentState, Mfa};
-use cadenas::{Directory, Password, UserRef};
+use cadenas::Password;
 
 use crate::support::{secret_from_uri, OpenLdapLab};
 
@@ -63,11 +64,11 @@ async fn require_mfa_invalidates_an_attackers_enrolment_and_authenticate_then_ne
     let pw = f.lab.user_password();
 
     // The attacker, holding the password, enrolled their own device before containment.
-    let theirs = f.mfa.enroll(&login, NOW).expect("attacker enrols");
+    let theirs = f.mfa.enroll(&login).expect("attacker enrols");
     let theirs = secret_from_uri(std::str::from_utf8(theirs.uri.expose_secret()).expect("utf8"));
     let p = cadenas::mfa::MfaConfig::new("x", "y").params();
     f.mfa
-        .verify(&login, &code_for_step(&theirs, p.step_at(NOW), &p), NOW)
+        .verify_at(&login, &code_for_step(&theirs, p.step_at(NOW), &p), NOW)
         .expect("attacker's device active");
 
     require_mfa(&f.dir, &f.mfa, &u).await.expect("enforce");
@@ -89,7 +90,7 @@ async fn require_mfa_invalidates_an_attackers_enrolment_and_authenticate_then_ne
     );
 
     // The rightful user enrols at the helpdesk and proves it with a first code.
-    let mine = f.mfa.enroll(&login, NOW + 90).expect("enrol");
+    let mine = f.mfa.enroll(&login).expect("enrol");
     let mine = secret_from_uri(std::str::from_utf8(mine.uri.expose_secret()).expect("utf8"));
     assert_eq!(
         authenticate(
@@ -106,7 +107,7 @@ async fn require_mfa_invalidates_an_attackers_enrolment_and_authenticate_then_ne
         "a pending enrolment does not count until it is confirmed"
     );
     f.mfa
-        .verify(&login, &code_for_step(&mine, p.step_at(NOW + 90), &p), NOW + 90)
+        .verify_at(&login, &code_for_step(&mine, p.step_at(NOW + 90), &p), NOW + 90)
         .expect("confirm");
     assert_eq!(
         f.mfa.enrolment_state(&login).expect("state"),
@@ -210,10 +211,10 @@ async fn authenticate_against_active_directory() {
             .expect("auth"),
         AuthOutcome::MfaNotEnrolled
     );
-    let new = mfa.enroll(name.as_str(), NOW).expect("enrol");
+    let new = mfa.enroll(name.as_str()).expect("enrol");
     let secret = secret_from_uri(std::str::from_utf8(new.uri.expose_secret()).expect("utf8"));
     let p = new.params;
-    mfa.verify(name.as_str(), &code_for_step(&secret, p.step_at(NOW), &p), NOW)
+    mfa.verify_at(name.as_str(), &code_for_step(&secret, p.step_at(NOW), &p), NOW)
         .expect("confirm");
     let code = code_for_step(&secret, p.step_at(NOW + 30), &p);
     assert_eq!(

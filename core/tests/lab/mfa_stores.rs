@@ -75,14 +75,7 @@ impl Store {
     /// The store itself (for fault injection), opened like `Mfa::open` opens it.
     fn raw(&self) -> Box<dyn MfaStore> {
         match &self.pg {
-            Some(_) => Box::new(
-                PgStore::open(
-                    &self.cfg.postgres_target().expect("target").expect("pg"),
-                    &self.cfg.key_file,
-                    false,
-                )
-                .expect("pg store"),
-            ),
+            Some(_) => Box::new(PgStore::open(&self.cfg, false).expect("pg store")),
             None => Box::new(
                 SqliteStore::open(self.cfg.database.file().expect("file"), &self.cfg.key_file, false)
                     .expect("sqlite store"),
@@ -129,7 +122,7 @@ impl Store {
 }
 
 fn enrolled(mfa: &Mfa, user: &str) -> (Secret, TotpParams) {
-    let e = mfa.enroll(user, T).expect("enroll");
+    let e = mfa.enroll(user).expect("enroll");
     (e.secret.clone(), e.params)
 }
 
@@ -178,31 +171,31 @@ fn enrol_then_first_code_activates_and_replays_are_refused(st: Store) {
         Some(cadenas::mfa::EnrolmentState::Pending)
     );
     let code = code_for_step(&s, p.step_at(T), &p);
-    assert!(mfa.verify("alice", &code, T).expect("valid").activated);
+    assert!(mfa.verify_at("alice", &code, T).expect("valid").activated);
     assert_eq!(
         mfa.enrolment_state("alice").expect("state"),
         Some(cadenas::mfa::EnrolmentState::Active)
     );
     assert_eq!(
-        mfa.verify("alice", &code, T).expect_err("replay").kind(),
+        mfa.verify_at("alice", &code, T).expect_err("replay").kind(),
         ErrorKind::MfaReplayed
     );
     let older = code_for_step(&s, p.step_at(T) - 1, &p);
     assert_eq!(
-        mfa.verify("alice", &older, T + 5).expect_err("older").kind(),
+        mfa.verify_at("alice", &older, T + 5).expect_err("older").kind(),
         ErrorKind::MfaReplayed
     );
     let next = code_for_step(&s, p.step_at(T) + 1, &p);
-    assert!(!mfa.verify("alice", &next, T + 30).expect("next").activated);
+    assert!(!mfa.verify_at("alice", &next, T + 30).expect("next").activated);
     assert_eq!(
-        mfa.verify("bob", &next, T).expect_err("none").kind(),
+        mfa.verify_at("bob", &next, T).expect_err("none").kind(),
         ErrorKind::MfaNotEnrolled
     );
     // a second handle (another host) sees the same replay state
     let other = Mfa::open(&st.cfg, false).expect("second handle");
     assert_eq!(
         other
-            .verify("alice", &next, T + 30)
+            .verify_at("alice", &next, T + 30)
             .expect_err("replay elsewhere")
             .kind(),
         ErrorKind::MfaReplayed
@@ -212,12 +205,12 @@ fn enrol_then_first_code_activates_and_replays_are_refused(st: Store) {
 fn re_enrolment_replaces_the_old_secret(st: Store) {
     let mfa = Mfa::open(&st.cfg, true).expect("open");
     let (old, p) = enrolled(&mfa, "alice");
-    mfa.verify("alice", &code_for_step(&old, p.step_at(T), &p), T)
+    mfa.verify_at("alice", &code_for_step(&old, p.step_at(T), &p), T)
         .expect("ok");
-    mfa.enroll("alice", T + 60).expect("re-enroll");
+    mfa.enroll("alice").expect("re-enroll");
     let old_code = code_for_step(&old, p.step_at(T + 90), &p);
     assert_eq!(
-        mfa.verify("alice", &old_code, T + 90)
+        mfa.verify_at("alice", &old_code, T + 90)
             .expect_err("old device")
             .kind(),
         ErrorKind::MfaBadCode
@@ -236,16 +229,16 @@ fn throttling_starts_after_n_failures_and_expires_with_the_clock(mut st: Store) 
     let wrong = wrong_code(&s, &p, T);
     for _ in 0..3 {
         assert_eq!(
-            mfa.verify("alice", wrong, T).expect_err("bad").kind(),
+            mfa.verify_at("alice", wrong, T).expect_err("bad").kind(),
             ErrorKind::MfaBadCode
         );
     }
     let good = code_for_step(&s, p.step_at(T), &p);
-    let e = mfa.verify("alice", &good, T + 1).expect_err("throttled");
+    let e = mfa.verify_at("alice", &good, T + 1).expect_err("throttled");
     assert_eq!(e.kind(), ErrorKind::MfaThrottled);
     assert!(e.message().contains("599 s"), "{e}");
     let later = T + 601;
-    mfa.verify("alice", &code_for_step(&s, p.step_at(later), &p), later)
+    mfa.verify_at("alice", &code_for_step(&s, p.step_at(later), &p), later)
         .expect("cool-down over");
 }
 
@@ -254,10 +247,10 @@ fn recovery_codes_are_single_use_and_regeneration_invalidates_the_old_set(st: St
     let codes = mfa.new_recovery_codes("alice").expect("codes");
     assert_eq!(codes.len(), 10);
     let first = codes[0].expose_secret().to_owned();
-    mfa.use_recovery_code("alice", &first.to_uppercase(), T)
+    mfa.use_recovery_code_at("alice", &first.to_uppercase(), T)
         .expect("valid once");
     assert_eq!(
-        mfa.use_recovery_code("alice", &first, T)
+        mfa.use_recovery_code_at("alice", &first, T)
             .expect_err("used")
             .kind(),
         ErrorKind::MfaRecoveryCode
@@ -266,7 +259,7 @@ fn recovery_codes_are_single_use_and_regeneration_invalidates_the_old_set(st: St
     let second = codes[1].expose_secret().to_owned();
     mfa.new_recovery_codes("alice").expect("regenerate");
     assert_eq!(
-        mfa.use_recovery_code("alice", &second, T)
+        mfa.use_recovery_code_at("alice", &second, T)
             .expect_err("old set")
             .kind(),
         ErrorKind::MfaRecoveryCode
@@ -298,7 +291,7 @@ fn racing_wrong_guesses_never_get_more_than_max_failures_codes_checked(mut st: S
     let wrong = wrong_code(&s, &p, T);
     let kinds = race(
         8,
-        |mfa| mfa.verify("alice", wrong, T).expect_err("wrong").kind(),
+        |mfa| mfa.verify_at("alice", wrong, T).expect_err("wrong").kind(),
         &st.cfg,
     );
     let checked = kinds.iter().filter(|k| **k == ErrorKind::MfaBadCode).count();
@@ -313,7 +306,7 @@ fn a_code_raced_from_8_connections_is_accepted_once(mut st: Store) {
     let first = Mfa::open(&st.cfg, true).expect("open");
     let (s, p) = enrolled(&first, "alice");
     let code = code_for_step(&s, p.step_at(T), &p);
-    let results = race(8, |mfa| mfa.verify("alice", &code, T), &st.cfg);
+    let results = race(8, |mfa| mfa.verify_at("alice", &code, T), &st.cfg);
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     for e in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(e.kind(), ErrorKind::MfaReplayed, "{e}");
@@ -326,7 +319,7 @@ fn concurrent_recovery_code_use_from_separate_connections_succeeds_exactly_once(
         .expose_secret()
         .to_owned();
     // 4 racers: each loser counts as a failed attempt (5 allowed)
-    let results = race(4, |mfa| mfa.use_recovery_code("alice", &code, T), &st.cfg);
+    let results = race(4, |mfa| mfa.use_recovery_code_at("alice", &code, T), &st.cfg);
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     for e in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(e.kind(), ErrorKind::MfaRecoveryCode, "{e}");
@@ -430,7 +423,7 @@ fn two_users_of_one_code_who_both_read_the_enrolment_first_one_wins(st: Store) {
     let mfa = read_together(&st, Hold::Enrolment);
     let results: Vec<Result<Verified, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
-            .map(|_| scope.spawn(|| mfa.verify("alice", &code, T)))
+            .map(|_| scope.spawn(|| mfa.verify_at("alice", &code, T)))
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
@@ -447,7 +440,7 @@ fn two_users_of_one_recovery_code_who_both_read_the_codes_first_one_wins(st: Sto
     let mfa = read_together(&st, Hold::RecoveryCodes);
     let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
-            .map(|_| scope.spawn(|| mfa.use_recovery_code("alice", &code, T)))
+            .map(|_| scope.spawn(|| mfa.use_recovery_code_at("alice", &code, T)))
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
@@ -486,7 +479,7 @@ fn hex_lower(b: &[u8]) -> String {
 fn a_wrong_or_missing_key_is_a_typed_error_and_nothing_is_written(st: Store) {
     Mfa::open(&st.cfg, true)
         .expect("open")
-        .enroll("alice", T)
+        .enroll("alice")
         .expect("enroll");
     let before = st.stored_bytes();
     let other_key = st.dir.join("other.key");
@@ -523,7 +516,7 @@ fn handles_opening_a_new_store_at_once_share_one_key(st: Store) {
                 scope.spawn(move || {
                     barrier.wait();
                     let mfa = Mfa::open(&cfg, true)?;
-                    mfa.enroll(&format!("user{i}"), T).map(|_| ())
+                    mfa.enroll(&format!("user{i}")).map(|_| ())
                 })
             })
             .collect();
@@ -540,7 +533,7 @@ fn reset_deletes_enrolment_codes_and_failures(st: Store) {
     let mfa = Mfa::open(&st.cfg, true).expect("open");
     let (s, p) = enrolled(&mfa, "alice");
     mfa.new_recovery_codes("alice").expect("codes");
-    mfa.verify("alice", wrong_code(&s, &p, T), T).expect_err("bad");
+    mfa.verify_at("alice", wrong_code(&s, &p, T), T).expect_err("bad");
     assert!(mfa.reset("alice").expect("reset"));
     assert!(!mfa.reset("alice").expect("again"));
     assert_eq!(mfa.enrolment_state("alice").expect("state"), None);
@@ -604,7 +597,7 @@ fn child_process_entry() {
     {
         std::hint::spin_loop();
     }
-    let outcome = match mfa.verify("alice", code, now) {
+    let outcome = match mfa.verify_at("alice", code, now) {
         Ok(_) => "accepted".to_owned(),
         Err(e) => e.kind().name().to_owned(),
     };
@@ -679,9 +672,7 @@ fn eight_processes_with_separate_configs_race_one_code_and_wrong_guesses(mut st:
     );
     // wrong guesses from 8 hosts at once never get more than max_failures (3) codes checked
     st.cfg.max_failures = 3;
-    let e = mfa
-        .enroll("alice", T)
-        .expect("a fresh enrolment (failures cleared)");
+    let e = mfa.enroll("alice").expect("a fresh enrolment (failures cleared)");
     let wrong = wrong_code(&e.secret, &e.params, T);
     let bad = race_processes(&st, 8, wrong);
     assert_eq!(bad.iter().filter(|o| *o == "mfa_bad_code").count(), 3, "{bad:?}");
@@ -715,7 +706,7 @@ fn a_postgres_restart_mid_run_gives_typed_errors_then_recovers_and_nothing_is_ac
     while began.elapsed() < Duration::from_secs(60) {
         now += 30;
         let code = code_for_step(&s, p.step_at(now), &p);
-        match mfa.verify("alice", &code, now) {
+        match mfa.verify_at("alice", &code, now) {
             Ok(_) => accepted.push(now),
             Err(e) if e.kind() == ErrorKind::MfaStore => {
                 store_errors += 1;
@@ -746,7 +737,7 @@ fn a_postgres_restart_mid_run_gives_typed_errors_then_recovers_and_nothing_is_ac
     while t < now {
         t += 30;
         let code = code_for_step(&s, p.step_at(t), &p);
-        let again = fresh.verify("alice", &code, t).expect_err("replayed");
+        let again = fresh.verify_at("alice", &code, t).expect_err("replayed");
         assert_eq!(again.kind(), ErrorKind::MfaReplayed, "{again}");
     }
     let _ = std::fs::remove_dir_all(&dir);

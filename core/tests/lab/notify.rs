@@ -80,7 +80,7 @@ async fn the_on_call_list_is_told_without_a_secret_and_a_failing_channel_changes
     let sink = Arc::new(MemorySink::default());
     let report = r
         .contain(
-            &[victim.to_string(), "ghost-nobody".into()],
+            &crate::support::refs(&[victim.to_string(), "ghost-nobody".into()]),
             ContainOptions::new(sink.clone()),
         )
         .await
@@ -208,7 +208,10 @@ async fn the_manager_is_told_in_french_on_containment_and_release_and_the_sms_ga
         .expect("responder");
     let sink = Arc::new(MemorySink::default());
     let report = r
-        .contain(&[victim.to_string()], ContainOptions::new(sink.clone()))
+        .contain(
+            &[crate::support::one(&victim.to_string())],
+            ContainOptions::new(sink.clone()),
+        )
         .await
         .expect("contain");
     assert_eq!(report.done(), 1);
@@ -228,7 +231,7 @@ async fn the_manager_is_told_in_french_on_containment_and_release_and_the_sms_ga
     );
     let released = r
         .release(
-            victim.as_str(),
+            &crate::support::one(victim.as_str()),
             cadenas::incident::ReleaseOptions::default().with_override_reason("test: identity checked"),
         )
         .await
@@ -251,13 +254,12 @@ async fn the_manager_is_told_in_french_on_containment_and_release_and_the_sms_ga
     let got = received.lock().expect("received").clone();
     assert_eq!(got.len(), 1);
     let (headers, body) = &got[0];
-    let ts: u64 = headers[&cadenas::session::TIMESTAMP_HEADER.to_ascii_lowercase()]
+    let ts: u64 = headers[crate::support::TIMESTAMP_HEADER]
         .parse()
         .expect("timestamp");
-    let key = cadenas::Secret::new(b"sms-gateway-signing-key".to_vec());
     assert_eq!(
-        headers[&cadenas::session::SIGNATURE_HEADER.to_ascii_lowercase()],
-        cadenas::session::sign(&key, ts, body)
+        headers[crate::support::SIGNATURE_HEADER],
+        crate::support::webhook_signature("sms-gateway-signing-key", ts, body)
     );
     let v: serde_json::Value = serde_json::from_slice(body).expect("json");
     assert_eq!(v["event"], "cadenas.notify");

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use cadenas::incident::{ContainOptions, Responder};
 use cadenas::journal::{Step, StepStatus};
 use cadenas::outbound::{ask, ListenAddress, PolicyRequest, PolicyService, Verdict};
-use cadenas::{Config, RevocationStatus};
+use cadenas::session::RevocationStatus;
+use cadenas::Config;
 
 use crate::incident::{temp_journal, MemorySink};
 use crate::support::smtp::{delete_queued, queue, Smtp};
@@ -110,7 +111,10 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
     let responder = Responder::new(&cfg, &journal).await.expect("responder");
     let sink = Arc::new(MemorySink::default());
     let report = responder
-        .contain(std::slice::from_ref(&victim), ContainOptions::new(sink))
+        .contain(
+            std::slice::from_ref(&crate::support::one(&victim)),
+            ContainOptions::new(sink),
+        )
         .await
         .expect("contain");
 
@@ -193,7 +197,7 @@ async fn a_session_authenticated_before_contain_is_refused_from_its_next_message
     // release leaves held mail held, and says so
     let released = responder
         .release(
-            &victim,
+            &crate::support::one(&victim),
             cadenas::incident::ReleaseOptions::default().with_override_reason("test"),
         )
         .await
@@ -304,7 +308,7 @@ async fn without_a_policy_service_the_revoke_step_says_smtp_sessions_keep_sendin
     let responder = Responder::new(&cfg, &journal).await.expect("responder");
     let report = responder
         .contain(
-            std::slice::from_ref(&victim),
+            std::slice::from_ref(&crate::support::one(&victim)),
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -523,7 +527,7 @@ async fn a_journal_that_cannot_be_read_any_more_is_said_while_contained_accounts
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock];
     responder
-        .contain(std::slice::from_ref(&victim), opts)
+        .contain(std::slice::from_ref(&crate::support::one(&victim)), opts)
         .await
         .expect("contain");
     drop(responder);
@@ -727,7 +731,7 @@ async fn the_policy_service_follows_a_postgresql_journal_that_responders_on_othe
     let host = Responder::from_config(&cfg).await.expect("responder");
     let mut opts = ContainOptions::new(Arc::new(MemorySink::default()));
     opts.steps = vec![Step::Lock];
-    host.contain(std::slice::from_ref(&victim), opts)
+    host.contain(std::slice::from_ref(&crate::support::one(&victim)), opts)
         .await
         .expect("contain");
     let returned = Instant::now();
@@ -740,7 +744,7 @@ async fn the_policy_service_follows_a_postgresql_journal_that_responders_on_othe
     }
     // released on that host: answered DUNNO again
     host.release(
-        &victim,
+        &crate::support::one(&victim),
         cadenas::incident::ReleaseOptions::default().with_override_reason("test"),
     )
     .await
@@ -788,14 +792,14 @@ async fn over_the_limit_not_contained(
 
 /// Whether the directory shows `user` locked.
 async fn locked(cfg: &Config, user: &str) -> bool {
-    let dir = cadenas::Directory::connect(&cfg.directory)
+    let dir = cadenas::directory::Directory::connect(&cfg.directory)
         .await
         .expect("directory");
     let u = dir
-        .find_user(&cadenas::UserRef::parse(user).expect("name"))
+        .find_user(&cadenas::directory::UserRef::parse(user).expect("name"))
         .await
         .expect("find");
-    dir.account_state(&u).await.expect("state").lock == cadenas::LockState::Locked
+    dir.account_state(&u).await.expect("state").lock == cadenas::directory::LockState::Locked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -928,7 +932,7 @@ async fn the_services_own_records_rebuild_its_windows_after_a_restart_and_count_
     opts.steps = vec![Step::Lock];
     opts.changes_since = Some(cadenas::investigate::Instant::parse("10m").expect("since"));
     let report = responder
-        .contain(std::slice::from_ref(&sender), opts)
+        .contain(std::slice::from_ref(&crate::support::one(&sender)), opts)
         .await
         .expect("contain");
     let sent = report.users[0].sent_mail.clone().expect("sent mail");

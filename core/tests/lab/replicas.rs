@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use cadenas::directory::LockState;
 use cadenas::incident::{ContainOptions, Responder};
 use cadenas::journal::{self, Event};
-use cadenas::LockState;
 
 use crate::incident::{temp_journal, MemorySink};
 use crate::support::OpenLdapLab;
@@ -38,7 +38,7 @@ async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
     let (seen, _) = lab.fresh_user("repl-seen").await;
     let report = r
         .contain(
-            &[seen.to_string()],
+            &[crate::support::one(&seen.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await
@@ -51,7 +51,10 @@ async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
         check.seen.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(),
         [seen.as_str()]
     );
-    let st = r.status_report(seen.as_str(), None).await.expect("status");
+    let st = r
+        .status_report(&crate::support::one(seen.as_str()), None)
+        .await
+        .expect("status");
     assert_eq!(st.replicas[0].lock, Some(LockState::Locked), "{:?}", st.replicas);
 
     // stopped: the account is contained on the primary, pending on the replica
@@ -59,7 +62,7 @@ async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
     let (pending, _) = lab.fresh_user("repl-pending").await;
     let report = r
         .contain(
-            &[pending.to_string()],
+            &[crate::support::one(&pending.to_string())],
             ContainOptions::new(Arc::new(MemorySink::default())),
         )
         .await;
@@ -85,7 +88,7 @@ async fn a_stopped_replica_is_reported_pending_and_converges_once_started() {
     let mut lock = None;
     for _ in 0..150 {
         lock = r
-            .status_report(pending.as_str(), None)
+            .status_report(&crate::support::one(pending.as_str()), None)
             .await
             .expect("status")
             .replicas[0]

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cadenas::config::Config;
-use cadenas::{Dn, UserName};
+use cadenas::directory::{Dn, UserName};
+use cadenas::Config;
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod};
 
 /// Facts about the running OpenLDAP lab, from `$CADENAS_LAB_DIR/openldap/lab.env`.
@@ -745,4 +745,54 @@ pub fn pg_exclusive() -> tokio::sync::RwLockWriteGuard<'static, ()> {
 fn pg_lock() -> &'static tokio::sync::RwLock<()> {
     static LOCK: std::sync::OnceLock<tokio::sync::RwLock<()>> = std::sync::OnceLock::new();
     LOCK.get_or_init(|| tokio::sync::RwLock::new(()))
+}
+
+/// The clock, in Unix seconds (the tests judge TOTP codes at explicit times).
+#[allow(dead_code)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Operator input as the library takes it (every name must be valid).
+#[allow(dead_code)]
+pub fn refs<S: AsRef<str>>(names: &[S]) -> Vec<cadenas::directory::UserRef> {
+    cadenas::directory::UserRef::parse_all(names).expect("valid user names")
+}
+
+/// One user name as the library takes it.
+#[allow(dead_code)]
+pub fn one(name: &str) -> cadenas::directory::UserRef {
+    cadenas::directory::UserRef::parse(name).expect("a valid user name")
+}
+
+/// The headers a Cadenas webhook signs with (its documented protocol).
+#[allow(dead_code)]
+pub const SIGNATURE_HEADER: &str = "x-cadenas-signature";
+/// See [`SIGNATURE_HEADER`].
+#[allow(dead_code)]
+pub const TIMESTAMP_HEADER: &str = "x-cadenas-timestamp";
+
+/// The signature a receiver expects, computed independently of the code under test:
+/// `sha256=` + the hex HMAC-SHA256 of `"<timestamp>.<body>"` under `key`, by openssl.
+#[allow(dead_code)]
+pub fn webhook_signature(key: &str, ts: u64, body: &[u8]) -> String {
+    use std::io::Write;
+    let mut signed = format!("{ts}.").into_bytes();
+    signed.extend_from_slice(body);
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    openssl
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&signed)
+        .expect("write");
+    let digest = String::from_utf8(openssl.wait_with_output().expect("openssl").stdout).expect("utf8");
+    format!("sha256={}", digest.trim().rsplit(' ').next().expect("hex"))
 }
