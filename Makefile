@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
 
-.PHONY: help demo test lab-up lab-down lint bench header install
+.PHONY: help demo test lab-up lab-down lint bench header install public-api target/doc/cadenas.json
 
 help:
 	@echo "make demo   set up the lab (real OpenLDAP + Dovecot on loopback) and run a demo incident with the CLI"
@@ -12,6 +12,7 @@ help:
 	@echo "make lab-up / lab-down   start / stop the lab servers"
 	@echo "make install PREFIX=/usr/local   install libcadenas (.so, .a), cadenas.h and cadenas.pc"
 	@echo "make header   regenerate ffi/include/cadenas.h with cbindgen"
+	@echo "make public-api   regenerate core/public-api.txt (the Rust surface make lint checks)"
 
 lab-up:
 	bash lab/up.sh 300
@@ -23,9 +24,11 @@ demo: lab-up
 	$(CARGO) build -q -p cadenas-cli
 	bash lab/demo.sh target/debug/cadenas
 
-lint:
+lint: target/doc/cadenas.json
 	$(CARGO) fmt --all -- --check
 	$(CARGO) run -q -p cadenas-codegen -- --check
+	python3 tools/public_api.py target/doc/cadenas.json | diff -u core/public-api.txt - \
+		|| { echo "the public API changed: if that is meant, run make public-api and commit core/public-api.txt (and say so in CHANGELOG.md)"; exit 1; }
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 
 test: lab-up
@@ -38,6 +41,14 @@ test: lab-up
 
 bench:
 	bash benches/run.sh
+
+# The crate's public surface as rustdoc sees it (rustdoc's JSON output is unstable: asked for
+# with RUSTC_BOOTSTRAP=1 on the one stable toolchain), listed by tools/public_api.py.
+target/doc/cadenas.json:
+	RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" $(CARGO) doc -q -p cadenas --no-deps
+
+public-api: target/doc/cadenas.json
+	python3 tools/public_api.py target/doc/cadenas.json > core/public-api.txt
 
 # The C library. FFI_PROFILE=debug installs the test build (what `make test` uses).
 PREFIX ?= /usr/local
