@@ -21,7 +21,9 @@ mod config;
 mod key;
 mod postgres;
 mod recovery;
+mod sqlite;
 mod store;
+mod throttle;
 pub mod totp;
 
 use std::sync::Arc;
@@ -30,7 +32,9 @@ use serde::Serialize;
 
 pub use config::MfaConfig;
 pub use postgres::PgStore;
-pub use store::{Enrolment, EnrolmentState, Failures, MfaStore, SqliteStore, ThrottlePolicy};
+pub use sqlite::SqliteStore;
+pub use store::{Enrolment, EnrolmentState, MfaStore};
+pub use throttle::{Failures, ThrottlePolicy};
 use totp::{matching_step, otpauth_uri, TotpCode, TotpParams};
 
 use crate::db::Database;

@@ -16,7 +16,8 @@
 use std::sync::Mutex;
 
 use super::key::{load_or_create_key, AtRest};
-use super::store::{alg_name, confirmed, reserved, state_name, throttled, EnrolmentRow};
+use super::store::{alg_name, state_name, EnrolmentRow};
+use super::throttle::{confirmed, reserved, throttled};
 use super::{Enrolment, Failures, MfaStore, ThrottlePolicy};
 use crate::db::{migrate, PgClient, PgFailure, PgTarget};
 use crate::error::{Error, ErrorKind};
