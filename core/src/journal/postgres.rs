@@ -4,8 +4,9 @@
 //! line to chain from it, and inserts the batch: the chain never forks, and `seq` (the primary
 //! key) could not repeat even if it did.
 
-use super::file::{line_hash, scan_lines, seal_batch, Job, Sink};
-use super::{Record, VerifyReport, GENESIS};
+use super::chain::{line_hash, scan_lines, VerifyReport, GENESIS};
+use super::record::Record;
+use super::sink::{seal_batch, Job, Sink};
 use crate::db::{migrate, PgClient, PgFailure, PgTarget};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
@@ -110,7 +111,7 @@ impl PgSink {
             |_| Ok(false),
         )?;
         if let Some(bad) = &report.first_bad {
-            return Err(super::file::tampered(&target.url(), bad));
+            return Err(super::chain::tampered(&target.url(), bad));
         }
         Ok((
             Self {

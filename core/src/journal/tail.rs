@@ -5,8 +5,9 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::file::{scan_lines_from, tampered};
-use super::{Location, Record, GENESIS};
+use super::chain::{scan_lines_from, tampered, GENESIS};
+use super::location::Location;
+use super::record::Record;
 use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
 
