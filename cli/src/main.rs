@@ -12,19 +12,22 @@
 //! changed, or release refused); 6 containment incomplete for some users (the report says
 //! which steps); 7 an MFA code was refused; 8 the journal's hash chain is broken; 1 other.
 
-mod contain;
+mod args;
+mod commands;
+mod exit;
 mod handover;
 mod logline;
-mod mfa;
-mod outbound;
+mod show;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cadenas::directory::{AccountState, LockState, UserRef};
 use cadenas::{Config, Error, ErrorKind};
 use clap::{Parser, Subcommand};
+
+use commands::{journal, mfa, outbound};
+use exit::Exit;
 
 /// Compromised-credential response for LDAP and Active Directory.
 #[derive(Parser)]
@@ -58,11 +61,11 @@ enum Command {
     },
     /// Contain accounts: lock → reset (forced change) → revoke sessions → require MFA,
     /// journaled. `--resume JOURNAL` finishes an interrupted run.
-    Contain(contain::ContainArgs),
+    Contain(commands::contain::ContainArgs),
     /// Dry run: show what `contain` would change and what it would refuse; changes nothing.
     Plan {
         #[command(flatten)]
-        who: contain::UserArgs,
+        who: args::UserArgs,
     },
     /// Release a contained account: restore its original lock flags (needs an active MFA
     /// enrolment, or --override-reason).
@@ -83,11 +86,11 @@ enum Command {
         #[arg(long, value_name = "CIDR", value_parser = cadenas::investigate::AddressRange::parse)]
         ip: cadenas::investigate::AddressRange,
         #[command(flatten)]
-        logs: contain::LogArgs,
+        logs: args::LogArgs,
     },
     /// Verify or show the audit journal.
     #[command(subcommand)]
-    Journal(contain::JournalCommand),
+    Journal(journal::JournalCommand),
     /// TOTP enrolment, verification, reset and recovery codes.
     #[command(subcommand)]
     Mfa(mfa::MfaCommand),
@@ -109,7 +112,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(&cli)) {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(e) => {
             if cli.json {
                 let j = serde_json::json!({ "error": e });
@@ -117,7 +120,7 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("cadenas: {e}");
             }
-            ExitCode::from(exit_code(e.kind()))
+            Exit::of(e.kind()).into()
         }
     }
 }
@@ -138,33 +141,7 @@ fn init_logging() {
     }
 }
 
-fn exit_code(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::Config | ErrorKind::MfaStore | ErrorKind::MfaKey => 3,
-        ErrorKind::MfaBadCode
-        | ErrorKind::MfaReplayed
-        | ErrorKind::MfaThrottled
-        | ErrorKind::MfaNotEnrolled
-        | ErrorKind::MfaRecoveryCode => 7,
-        ErrorKind::JournalTampered => 8,
-        ErrorKind::ReleaseRefused | ErrorKind::NothingToResume => 5,
-        ErrorKind::Connect
-        | ErrorKind::Tls
-        | ErrorKind::Timeout
-        | ErrorKind::ServiceBind
-        | ErrorKind::InsecureTransport
-        | ErrorKind::UnsupportedDirectory => 4,
-        ErrorKind::InvalidUserName
-        | ErrorKind::UserNotFound
-        | ErrorKind::AmbiguousUser
-        | ErrorKind::OutOfScope
-        | ErrorKind::ProtectedAccount
-        | ErrorKind::InvalidInput => 5,
-        _ => 1,
-    }
-}
-
-async fn run(cli: &Cli) -> Result<ExitCode, Error> {
+async fn run(cli: &Cli) -> Result<Exit, Error> {
     let load = || -> Result<Config, Error> {
         let path = cli.config.as_deref().ok_or_else(|| {
             Error::new(
@@ -177,7 +154,7 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
     // `journal verify FILE` works without a config.
     if let Command::Journal(j) = &cli.command {
         let cfg = if cli.config.is_some() { Some(load()?) } else { None };
-        return contain::journal_command(cli, cfg.as_ref(), j);
+        return journal::run(cli, cfg.as_ref(), j);
     }
     let cfg = load()?;
     if cfg.directory.allow_plaintext_passwords && !cfg.directory.is_encrypted() {
@@ -189,73 +166,18 @@ async fn run(cli: &Cli) -> Result<ExitCode, Error> {
     }
     match &cli.command {
         Command::Status { user, changes_since } => {
-            let who = UserRef::parse(user)?;
-            let responder = cadenas::incident::Responder::without_journal(&cfg).await?;
-            let state = responder.status_report(&who, *changes_since).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());
-            } else {
-                print_state(user, &state.account);
-                for m in &state.mail_rules {
-                    println!("  mail rule:        {}", contain::describe_rule(m));
-                }
-                for r in &state.replicas {
-                    let lock = match (&r.lock, &r.error) {
-                        (Some(LockState::Unlocked), _) => "unlocked".to_owned(),
-                        (Some(LockState::Locked), _) => "LOCKED".to_owned(),
-                        (Some(other), _) => format!("{other:?}"),
-                        (None, Some(e)) => format!("NOT READ: {e}"),
-                        (None, None) => "-".to_owned(),
-                    };
-                    println!("  on replica {}: {lock}", r.url);
-                }
-                if let (Some(changes), Some(since)) = (&state.changes, changes_since) {
-                    let what = if changes.is_empty() { " nothing" } else { "" };
-                    println!("  changed since {}:{what}", since.rfc3339());
-                    for c in changes {
-                        println!("    {}", contain::describe_change(c));
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            commands::status::run(cli, &cfg, user, changes_since.as_ref()).await
         }
-        Command::Sessions { ip, logs } => contain::sessions(cli, &cfg, *ip, logs).await,
-        Command::Contain(args) => contain::contain(cli, &cfg, args).await,
-        Command::Plan { who } => contain::plan(cli, &cfg, who).await,
+        Command::Sessions { ip, logs } => commands::sessions::run(cli, &cfg, *ip, logs).await,
+        Command::Contain(args) => commands::contain::run(cli, &cfg, args).await,
+        Command::Plan { who } => commands::plan::run(cli, &cfg, who).await,
         Command::Release {
             user,
             override_reason,
             journal,
-        } => contain::release(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
+        } => commands::release::run(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
         Command::Outbound(o) => outbound::run(cli, &cfg, o).await,
-        Command::Journal(_) => Ok(ExitCode::from(1)),
+        Command::Journal(_) => Ok(Exit::Other),
     }
-}
-
-fn print_state(user: &str, s: &AccountState) {
-    let yes_no = |b: bool| if b { "yes" } else { "no" };
-    println!("{user}  {}", s.dn);
-    let lock = match &s.lock {
-        LockState::Unlocked => "unlocked".to_owned(),
-        LockState::Locked => "LOCKED (until unlocked by an administrator)".to_owned(),
-        LockState::LockedOut { since } => format!("locked out since {since}"),
-        other => format!("{other:?}"),
-    };
-    println!("  lock:             {lock}");
-    println!("  must change:      {}", yes_no(s.must_change));
-    match s.mfa_required {
-        Some(m) => println!("  MFA required:     {}", yes_no(m)),
-        None => println!("  MFA required:     (no MFA group configured)"),
-    }
-    println!(
-        "  password changed: {}",
-        s.password_changed_at.as_deref().unwrap_or("-")
-    );
-    let protected = if s.protected_groups.is_empty() {
-        "-".to_owned()
-    } else {
-        s.protected_groups.join(", ")
-    };
-    println!("  protected groups: {protected}");
 }

@@ -292,6 +292,34 @@ async fn protected_accounts_and_bad_names_are_refused_with_documented_exit_codes
     assert_eq!(j["error"]["kind"], "invalid_user_name");
     assert_eq!(j["error"]["code"], 205);
 
+    // a list with a name that is filter syntax: refused whole, before anything is created or
+    // contacted — the valid account stays as it was
+    let (good, _) = lab.fresh_user("cli-badlist").await;
+    let out = cadenas(
+        &lab,
+        &[
+            "--json",
+            "contain",
+            good.as_str(),
+            "*)(uid=*",
+            "--password-file",
+            pw_file.to_str().expect("utf8"),
+            "--journal",
+            &journal,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["error"]["kind"], "invalid_user_name");
+    assert!(
+        j["error"]["message"].as_str().expect("message").contains("#2"),
+        "{j}"
+    );
+    assert!(!pw_file.exists(), "no hand-over file for a refused list");
+    let state = cadenas(&lab, &["--json", "status", good.as_str()]);
+    let j: serde_json::Value = serde_json::from_slice(&state.stdout).expect("json");
+    assert_eq!(j["lock"]["state"], "unlocked", "{j}");
+
     let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
         .args(["--config", "/nonexistent/cadenas.toml", "status", "x"])
         .output()

@@ -1,12 +1,12 @@
 //! `cadenas outbound …`: the Postfix policy service and its checks.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use cadenas::outbound::{ask, ListenAddress, PolicyRequest, PolicyService, Verdict};
 use cadenas::{Config, Error, ErrorKind};
 use clap::Subcommand;
 
+use crate::exit::Exit;
 use crate::Cli;
 
 /// The outbound mail policy service.
@@ -42,15 +42,15 @@ pub enum OutboundCommand {
 }
 
 /// Runs an `outbound` command.
-pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<ExitCode, Error> {
+pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<Exit, Error> {
     match cmd {
         OutboundCommand::Serve => {
             let service = PolicyService::new(cfg)?;
             tokio::select! {
-                r = service.run() => r.map(|()| ExitCode::SUCCESS),
+                r = service.run() => r.map(|()| Exit::Done),
                 _ = shutdown() => {
                     tracing::info!("outbound policy service stopping");
-                    Ok(ExitCode::SUCCESS)
+                    Ok(Exit::Done)
                 }
             }
         }
@@ -86,7 +86,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &OutboundCommand) -> Result<ExitC
                 print!("{}", v.to_wire().trim_end());
                 println!();
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
     }
 }
@@ -98,7 +98,7 @@ async fn held(
     incident: Option<&str>,
     release: &[String],
     delete: &[String],
-) -> Result<ExitCode, Error> {
+) -> Result<Exit, Error> {
     use cadenas::journal::{Journal, Location};
     use cadenas::outbound::{held_messages, review_held};
     use cadenas::postfix::{Queue, QueueAction};
@@ -137,7 +137,7 @@ async fn held(
                         .unwrap_or_default()
                 );
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Exit::Done);
         }
         (false, _) => (QueueAction::Release, release),
         (_, false) => (QueueAction::Delete, delete),
@@ -158,7 +158,7 @@ async fn held(
             review.queue_ids.join(" ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Done)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -2,7 +2,6 @@
 //! user's login name as the directory knows it, as `authenticate` is.
 
 use std::io::BufRead;
-use std::process::ExitCode;
 
 use cadenas::directory::{Directory, UserRef};
 use cadenas::mfa::Mfa;
@@ -10,6 +9,7 @@ use cadenas::notify::{build_notifiers, notify_all, Notice, NoticeUser, NotifyEve
 use cadenas::{Config, Error, ErrorKind};
 use clap::Subcommand;
 
+use crate::exit::Exit;
 use crate::handover::Handover;
 use crate::Cli;
 
@@ -68,7 +68,7 @@ fn open(cfg: &Config, create: bool) -> Result<Mfa, Error> {
 }
 
 /// Runs one `mfa` subcommand.
-pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, Error> {
+pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<Exit, Error> {
     match cmd {
         MfaCommand::Enroll {
             user,
@@ -100,7 +100,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
                 "params": new.params}),
                 &format!("{login}: enrolment pending until a first code is verified"),
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         MfaCommand::Verify { user, code } => {
             let code = match code {
@@ -128,7 +128,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
                         &serde_json::json!({"user": login, "accepted": true, "activated": v.activated}),
                         &format!("{login}: {msg}"),
                     );
-                    Ok(ExitCode::SUCCESS)
+                    Ok(Exit::Done)
                 }
                 Err(e) if is_refusal(e.kind()) => {
                     report(
@@ -136,7 +136,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
                         &serde_json::json!({"user": login, "accepted": false, "error": e}),
                         &format!("{login}: refused: {e}"),
                     );
-                    Ok(ExitCode::from(7))
+                    Ok(Exit::MfaRefused)
                 }
                 Err(e) => Err(e),
             }
@@ -171,14 +171,14 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
             dir.close().await;
             let mut human = format!("{login}: {msg}");
             for n in &notifications {
-                human.push_str(&format!("\n{}", crate::contain::describe_notification(n)));
+                human.push_str(&format!("\n{}", crate::show::describe_notification(n)));
             }
             report(
                 cli,
                 &serde_json::json!({"user": login, "deleted": existed, "notifications": notifications}),
                 &human,
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
         MfaCommand::RecoveryCodes { user, output } => {
             let handover = Handover::prepare(output.as_deref(), "--output")?;
@@ -194,7 +194,7 @@ pub async fn run(cli: &Cli, cfg: &Config, cmd: &MfaCommand) -> Result<ExitCode, 
                 &serde_json::json!({"user": login, "count": codes.len(), "codes": shown}),
                 &format!("{login}: {} recovery codes issued", codes.len()),
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Done)
         }
     }
 }

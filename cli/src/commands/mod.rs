@@ -1,0 +1,40 @@
+//! One file per command; what several of them need to open a journal is here.
+
+pub mod contain;
+pub mod journal;
+pub mod mfa;
+pub mod outbound;
+pub mod plan;
+pub mod release;
+pub mod sessions;
+pub mod status;
+
+use std::path::Path;
+
+use cadenas::incident::Responder;
+use cadenas::{Config, Error, ErrorKind};
+
+/// The journal file given on the command line, or the one the config's `[journal]` names (a
+/// file, or PostgreSQL).
+pub fn journal_location(
+    cfg: Option<&Config>,
+    given: Option<&Path>,
+) -> Result<cadenas::journal::Location, Error> {
+    cadenas::journal::Location::resolve(given, cfg.and_then(|c| c.journal.as_ref()))?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            "no journal: pass --journal FILE or set [journal] path (or database) in the config",
+        )
+    })
+}
+
+/// A responder journaling to the file given, or to the config's journal.
+pub async fn responder_for(cfg: &Config, given: Option<&Path>) -> Result<Responder, Error> {
+    match given {
+        Some(p) => Responder::new(cfg, p).await,
+        None => {
+            journal_location(Some(cfg), None)?;
+            Responder::from_config(cfg).await
+        }
+    }
+}
