@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::place::{Parked, Place};
 use super::pool::connection_lost;
-use super::run::{Parked, Place};
 use crate::directory::{Change, Directory, User, MEMBERS_PER_MODIFY};
 use crate::error::{Error, ErrorKind};
 use crate::mfa::Mfa;

@@ -44,32 +44,37 @@ mod batch;
 mod finds;
 mod mail;
 mod notices;
+mod options;
 mod pivot;
+mod place;
 mod plan;
 mod pool;
 mod release;
 mod replicas;
 mod report;
+mod resume;
 mod run;
 mod sink;
+mod steps;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+pub use options::{CancelToken, ContainOptions, ProgressFn};
 pub use pivot::sightings;
 pub use release::{original_flags, ReleaseOptions};
 pub use report::{
     ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StatusReport, StepReport, UserPlan,
     UserReport,
 };
+use resume::{contained_entries, Contained};
 pub use sink::{FileSink, NoPasswordSink, PasswordSink};
 
 use crate::config::Config;
 use crate::directory::{AccountState, ChangeOutcome, Directory, UserRef};
 use crate::error::{Error, ErrorKind};
-use crate::investigate::{AddressRange, Instant};
 use crate::journal::{self, Event, Journal, Step, StepStatus};
 use crate::mfa::Mfa;
 use crate::notify::{build_notifiers, Notifier};
@@ -78,195 +83,6 @@ use crate::time::{rfc3339, unix_now};
 
 /// Steps an earlier run of the same incident finished: status and journaled detail.
 type EarlierSteps = BTreeMap<Step, (StepStatus, crate::journal::StepDetail)>;
-
-/// An entry contained by an earlier incident of the journal, not released since.
-#[derive(Clone, Debug)]
-struct Contained {
-    incident: String,
-    handed_over: Option<String>,
-}
-
-/// Entries (by normalised DN) whose password an incident other than `except` reset, with no
-/// release since.
-fn contained_entries(records: &[journal::Record], except: &str) -> HashMap<String, Contained> {
-    let mut out = HashMap::new();
-    for r in records.iter().filter(|r| r.incident != except) {
-        if let Event::Outcome {
-            dn,
-            step,
-            status,
-            detail,
-            ..
-        } = &r.event
-        {
-            let Ok(key) = crate::directory::Dn::parse(dn).map(|d| d.normalised()) else {
-                continue;
-            };
-            match step {
-                Step::ResetPassword if *status == StepStatus::Changed => {
-                    out.insert(
-                        key,
-                        Contained {
-                            incident: r.incident.clone(),
-                            handed_over: detail.handed_over.clone(),
-                        },
-                    );
-                }
-                Step::RestoreFlags if status.is_done() => {
-                    out.remove(&key);
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
-/// A progress callback, called once after each user.
-///
-/// **Contract.** With the async [`Responder`] it runs on a runtime worker thread, possibly
-/// several at once: it must be cheap and thread-safe. With
-/// the blocking facade (`cadenas::blocking::BlockingResponder`) it always runs on the thread that
-/// called the method, one call at a time. It cannot fail; to stop the run, cancel the
-/// [`CancelToken`] of the options (from the callback or from anywhere else).
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// Stops a run at the next step boundary: no new step starts once cancelled, steps in flight
-/// finish and are journaled, and [`Responder::resume`] finishes the rest. Clones share one flag.
-#[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    /// A token not yet cancelled.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Asks the run to stop at the next step boundary. Safe from any thread or signal-safe
-    /// context (one atomic store).
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`cancel`](Self::cancel) was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Options for [`Responder::contain`] and [`Responder::resume`]. Build with
-/// [`ContainOptions::new`], then set what differs from the defaults.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct ContainOptions {
-    /// Incident identifier; generated when absent.
-    pub incident: Option<String>,
-    /// Act on members of protected groups too.
-    pub allow_protected: bool,
-    /// Accounts worked on at once (their steps' operations on the directory and the
-    /// revokers). Default 32. An account whose only step left is waiting for a shared
-    /// MFA-group modify gives its place to the next account while others are working (no
-    /// more than this many wait so for a fuller batch).
-    pub concurrency: usize,
-    /// Where new passwords go.
-    pub sink: Arc<dyn PasswordSink>,
-    /// Progress callback.
-    pub progress: Option<ProgressFn>,
-    /// Stops the run at the next step boundary when cancelled.
-    pub cancel: Option<CancelToken>,
-    /// Why (an alert or ticket reference), journaled with the start of the run. No secrets.
-    pub reason: Option<String>,
-    /// The containment steps to run, in [`Step::CONTAIN`] order; default all of them
-    /// (`HoldMail` runs only where `[postfix]` is configured). `Lock` is always one of them.
-    /// Without `ResetPassword` the sink is never called.
-    pub steps: Vec<Step>,
-    /// Reset the password even of a user already contained (by an earlier incident of the
-    /// journal, or — as the directory shows — by a run elsewhere), for this journaled reason.
-    /// Without it such a user's reset is `already_so`: the password handed over then stays the
-    /// one that works.
-    pub reset_again: Option<String>,
-    /// After every user's steps, kick every session from this range on each configured
-    /// Dovecot — of accounts refused or out of scope too — journaled and reported in
-    /// [`ContainReport::address_kicks`]. Set by [`Responder::contain_from`].
-    pub kick_from: Option<AddressRange>,
-    /// Also read, for each user, what changed on the entry since this time
-    /// ([`UserReport::changes`]); `contain_from` defaults it to the pivot's `since`.
-    pub changes_since: Option<Instant>,
-}
-
-impl std::fmt::Debug for ContainOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContainOptions")
-            .field("incident", &self.incident)
-            .field("allow_protected", &self.allow_protected)
-            .field("concurrency", &self.concurrency)
-            .field("sink", &self.sink.describe())
-            .field("progress", &self.progress.is_some())
-            .field("cancel", &self.cancel)
-            .field("reason", &self.reason)
-            .field("steps", &self.steps)
-            .field("reset_again", &self.reset_again)
-            .field("kick_from", &self.kick_from)
-            .field("changes_since", &self.changes_since)
-            .finish()
-    }
-}
-
-impl ContainOptions {
-    /// Defaults with the given password sink.
-    pub fn new(sink: Arc<dyn PasswordSink>) -> Self {
-        Self {
-            incident: None,
-            allow_protected: false,
-            concurrency: 32,
-            sink,
-            progress: None,
-            cancel: None,
-            reason: None,
-            steps: Step::CONTAIN.to_vec(),
-            reset_again: None,
-            kick_from: None,
-            changes_since: None,
-        }
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
-    }
-
-    /// The steps to run, in order; refuses a set without `Lock` or with a non-containment step.
-    fn checked_steps(&self) -> Result<Vec<Step>, Error> {
-        if let Some(s) = self.steps.iter().find(|s| !Step::CONTAIN.contains(s)) {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{} is not a containment step", s.name()),
-            ));
-        }
-        if !self.steps.contains(&Step::Lock) {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "a containment always locks: the steps must include lock",
-            ));
-        }
-        Ok(Step::CONTAIN
-            .into_iter()
-            .filter(|s| self.steps.contains(s))
-            .collect())
-    }
-
-    /// The steps for the journal's start record: `None` when all of them (`all`: how many
-    /// this responder runs).
-    fn recorded_steps(&self, all: usize) -> Result<Option<Vec<Step>>, Error> {
-        let steps = self.checked_steps()?;
-        Ok((steps.len() < all).then_some(steps))
-    }
-
-    /// Drops the steps this responder cannot run for want of configuration (hold mail
-    /// without `[postfix]`).
-    fn only_configured(&mut self, has_queue: bool) {
-        self.steps.retain(|s| *s != Step::HoldMail || has_queue);
-    }
-}
 
 struct Inner {
     cfg: Config,
@@ -469,93 +285,13 @@ impl Responder {
             )
             .await?;
         let contained = contained_entries(&journal.records()?, &incident);
-        let work = users.iter().map(|u| (u.clone(), BTreeMap::new())).collect();
-        self.run(&incident, work, &opts, Arc::new(contained)).await
-    }
-
-    /// Finishes what an interrupted run of `incident` (default: the latest containment in the
-    /// journal) left: users never started, and steps with an intent but no outcome or a failed
-    /// outcome. Steps already done are not run again.
-    pub async fn resume(&self, incident: Option<&str>, opts: ContainOptions) -> Result<ContainReport, Error> {
-        let journal = self.journal_or_err()?;
-        let records = journal.records()?;
-        let incident = match incident {
-            Some(i) => i.to_owned(),
-            None => records
-                .iter()
-                .rev()
-                .find(|r| matches!(&r.event, Event::IncidentStart { action, .. } if action == "contain"))
-                .map(|r| r.incident.clone())
-                .ok_or_else(|| Error::new(ErrorKind::NothingToResume, "the journal holds no containment"))?,
-        };
-        let mut users: Vec<String> = Vec::new();
-        let mut asked: Option<Vec<Step>> = None;
-        let mut kick_from: Option<AddressRange> = None;
-        let mut done: HashMap<String, EarlierSteps> = HashMap::new();
-        let mut refused: BTreeSet<String> = BTreeSet::new();
-        for r in records.iter().filter(|r| r.incident == incident) {
-            match &r.event {
-                Event::IncidentStart {
-                    action,
-                    users: u,
-                    steps,
-                    kick_from: range,
-                    ..
-                } if action == "contain" && users.is_empty() => {
-                    users = u.clone();
-                    asked = steps.clone();
-                    kick_from = range.as_deref().map(AddressRange::parse).transpose()?;
-                }
-                Event::Outcome {
-                    user,
-                    step,
-                    status,
-                    detail,
-                    ..
-                } => {
-                    let steps = done.entry(user.clone()).or_default();
-                    if status.is_done() {
-                        steps.insert(*step, (*status, detail.clone()));
-                    } else {
-                        steps.remove(step);
-                    }
-                }
-                Event::Refused { user, .. } => {
-                    refused.insert(user.clone());
-                }
-                _ => {}
-            }
-        }
-        if users.is_empty() {
-            return Err(Error::new(
-                ErrorKind::NothingToResume,
-                format!("no containment {incident} in the journal"),
-            ));
-        }
-        let work: Vec<(String, EarlierSteps)> = users
+        let work = users
             .iter()
-            .filter(|u| !refused.contains(*u))
-            .map(|u| (u.clone(), done.remove(u).unwrap_or_default()))
+            .map(|u| run::Work {
+                user: u.clone(),
+                earlier: EarlierSteps::new(),
+            })
             .collect();
-        journal
-            .append(
-                &incident,
-                vec![Event::IncidentStart {
-                    action: "resume".into(),
-                    users: Vec::new(),
-                    note: None,
-                    steps: None,
-                    kick_from: None,
-                }],
-            )
-            .await?;
-        let contained = contained_entries(&records, &incident);
-        let mut opts = opts;
-        opts.incident = Some(incident.clone());
-        // the steps the interrupted run was asked for, not the caller's; its kick by address
-        opts.steps = asked.unwrap_or_else(|| Step::CONTAIN.to_vec());
-        opts.only_configured(self.inner.queue.is_some());
-        opts.kick_from = kick_from;
         self.run(&incident, work, &opts, Arc::new(contained)).await
     }
 

@@ -5,85 +5,44 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinHandle};
 
+use super::place::{Going, Place};
 use super::pool::connection_lost;
-use super::report::{ContainReport, Progress, StepReport, UserReport};
-use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
-use crate::directory::{ChangeOutcome, Directory, Flavour, LockState, ProtectedMembers, User, UserRef};
+use super::report::{ContainReport, Progress, UserReport};
+use super::steps::Steps;
+use super::{ContainOptions, Contained, EarlierSteps, Responder};
+use crate::directory::{Directory, Flavour, ProtectedMembers, User, UserRef};
 use crate::error::{Error, ErrorKind};
-use crate::journal::{Event, Journal, Step, StepDetail, StepStatus};
-use crate::session::{revoke_all, RevocationStatus, RevocationTarget};
+use crate::journal::{Event, Journal, Step};
 
 /// Users finished, and of those failed (for the progress callback).
-type Counters = (AtomicUsize, AtomicUsize);
-
-/// A user admitted by the lock wave, for the second wave.
-pub(super) struct Going {
-    u: User,
-    lent: super::pool::Lent,
-    /// The lock step found the account locked already.
-    locked_before: bool,
-    /// The account's place among those in flight (wave 2).
-    place: Option<Place>,
+#[derive(Default)]
+struct Counters {
+    finished: AtomicUsize,
+    failed: AtomicUsize,
 }
 
-/// An account's place among the run's accounts in flight (`ContainOptions::concurrency` of
-/// them), held while its steps work on the servers. An account that only waits for the shared
-/// MFA-group modify may give its place to the next account ([`Place::park`]); no more wait
-/// for a fuller batch than the run has places.
-pub(super) struct Place {
-    permit: Option<OwnedSemaphorePermit>,
-    places: Arc<Semaphore>,
-    size: usize,
-    /// The run's accounts parked now.
-    parked: Arc<AtomicUsize>,
+/// One account of a run: the name as given, and the steps an earlier run of the same
+/// incident finished (a resume's).
+pub(super) struct Work {
+    pub(super) user: String,
+    pub(super) earlier: EarlierSteps,
 }
 
-/// One of a run's accounts parked, waiting for a fuller MFA-group batch: counted until dropped
-/// (when a turn takes it into a modify).
-pub(super) struct Parked(Arc<AtomicUsize>);
-
-impl Drop for Parked {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+/// An account after wave 1: its report so far, and what wave 2 needs to go on (nothing when
+/// it stopped: refused, cancelled, or the journal failed).
+struct Locked {
+    report: UserReport,
+    going: Option<Going>,
+    earlier: EarlierSteps,
 }
 
-impl Place {
-    /// Accounts holding a place now (working, not parked).
-    pub(super) fn working(&self) -> usize {
-        self.size.saturating_sub(self.places.available_permits())
-    }
-
-    /// Gives the place to the next account when another account is working (whose MFA-group
-    /// add may join this one's) and fewer accounts wait parked than the run has places;
-    /// otherwise the account keeps it (`None`).
-    pub(super) fn park(&mut self) -> Option<Parked> {
-        if self.permit.is_none() || self.working() <= 1 {
-            return None;
-        }
-        self.parked
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
-                (p < self.size).then_some(p + 1)
-            })
-            .ok()?;
-        self.permit = None;
-        Some(Parked(self.parked.clone()))
-    }
-
-    /// As many of the run's accounts wait parked as the run has places: no more may join.
-    pub(super) fn parking_full(&self) -> bool {
-        self.parked.load(Ordering::SeqCst) >= self.size
-    }
-
-    /// Takes a place again after [`Place::park`] (for work on the servers after the wait).
-    async fn take_back(&mut self) {
-        if self.permit.is_none() {
-            self.permit = self.places.clone().acquire_owned().await.ok();
-        }
-    }
+/// Which account a wave-2 task works on: its place in the report, and its name.
+struct Slot {
+    index: usize,
+    user: String,
 }
 
 /// Moves out, in order, the outputs of the tasks at the front of `tasks` that have finished:
@@ -112,7 +71,7 @@ impl Responder {
     pub(super) async fn run(
         &self,
         incident: &str,
-        work: Vec<(String, EarlierSteps)>,
+        work: Vec<Work>,
         opts: &ContainOptions,
         contained: Arc<HashMap<String, Contained>>,
     ) -> Result<ContainReport, Error> {
@@ -121,7 +80,7 @@ impl Responder {
         let total = work.len();
         tracing::info!(incident, users = total, "run starts");
         let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let counters = Arc::new(Counters::default());
         let protected = self
             .protected_snapshot(total, opts.allow_protected)
             .await
@@ -130,9 +89,9 @@ impl Responder {
         // user's worker: a panicking callback fails that user only).
         let finished = move |opts: &ContainOptions, counters: &Counters, report: &UserReport| {
             if let Some(p) = &opts.progress {
-                let finished = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
+                let finished = counters.finished.fetch_add(1, Ordering::SeqCst) + 1;
                 let failed = counters
-                    .1
+                    .failed
                     .fetch_add(usize::from(!report.complete()), Ordering::SeqCst)
                     + usize::from(!report.complete());
                 p(&Progress {
@@ -147,11 +106,15 @@ impl Responder {
         // all of them as soon as possible; the slower steps (the reset's hashing) come after.
         let mut first = VecDeque::new();
         let mut locked = Vec::with_capacity(total);
-        let lock_result = |name: String, r: Result<_, JoinError>| match r {
-            Ok(w) => w,
-            Err(e) => ((worker_failed(&name, &e), None), EarlierSteps::new()),
+        let lock_result = |name: String, r: Result<Locked, JoinError>| match r {
+            Ok(l) => l,
+            Err(e) => Locked {
+                report: worker_failed(&name, &e),
+                going: None,
+                earlier: EarlierSteps::new(),
+            },
         };
-        for (i, (user, earlier)) in work.into_iter().enumerate() {
+        for (i, Work { user, earlier }) in work.into_iter().enumerate() {
             let (me, sem, opts) = (self.clone(), sem.clone(), opts.clone());
             let protected = protected.clone();
             let incident = incident.to_owned();
@@ -162,10 +125,14 @@ impl Responder {
             let permit = sem.acquire_owned().await.ok();
             let task = tokio::spawn(Box::pin(async move {
                 let _permit = permit;
-                let wave = me
+                let (report, going) = me
                     .lock_wave(&incident, i, &user, &earlier, &opts, protected.as_deref())
                     .await;
-                (wave, earlier)
+                Locked {
+                    report,
+                    going,
+                    earlier,
+                }
             }));
             first.push_back((name, task));
             take_finished(&mut first, |name, r| locked.push(lock_result(name, r))).await;
@@ -182,8 +149,8 @@ impl Responder {
         let mut order: Vec<usize> = (0..locked.len()).collect();
         if !live.is_empty() {
             order.sort_by_key(|&i| {
-                let ((_, going), _) = &locked[i];
-                !going
+                !locked[i]
+                    .going
                     .as_ref()
                     .and_then(|g| g.u.login_known())
                     .is_some_and(|l| live.contains(&l.to_lowercase()))
@@ -194,11 +161,19 @@ impl Responder {
         let mut second = VecDeque::new();
         let mut users: Vec<Option<UserReport>> = (0..total).map(|_| None).collect();
         // A panic in one user's worker is that user's failure, not the whole run's.
-        let user_result = |(i, name): (usize, String), r: Result<UserReport, JoinError>| {
-            (i, r.unwrap_or_else(|e| worker_failed(&name, &e).finish(expected)))
+        let user_result = |slot: Slot, r: Result<UserReport, JoinError>| {
+            (
+                slot.index,
+                r.unwrap_or_else(|e| worker_failed(&slot.user, &e).finish(expected)),
+            )
         };
         for i in order {
-            let Some(((report, going), earlier)) = locked[i].take() else {
+            let Some(Locked {
+                report,
+                going,
+                earlier,
+            }) = locked[i].take()
+            else {
                 continue;
             };
             // Wave 2: the other steps, as permits free up (a user the lock wave stopped has
@@ -212,16 +187,14 @@ impl Responder {
             );
             let incident = incident.to_owned();
             let place = match going {
-                Some(_) => Some(Place {
-                    permit: sem.clone().acquire_owned().await.ok(),
-                    places: sem.clone(),
-                    size: opts.concurrency.max(1),
-                    parked: parked.clone(),
-                }),
+                Some(_) => Some(Place::take(&sem, opts.concurrency.max(1), &parked).await),
                 None => None,
             };
             second.push_back((
-                (i, report.user.clone()),
+                Slot {
+                    index: i,
+                    user: report.user.clone(),
+                },
                 tokio::spawn(Box::pin(async move {
                     let (report, going) = match going {
                         Some(mut going) => {
@@ -489,393 +462,15 @@ impl Responder {
             locked_before: false,
             place: None,
         };
-        let go_on = self
-            .run_steps(
-                incident,
-                user,
-                &[Step::Lock],
-                earlier,
-                opts,
-                &HashMap::new(),
-                &mut report,
-                &mut going,
-            )
-            .await;
-        (report, go_on.then_some(going))
-    }
-
-    /// Wave 2 for one user: the containment steps after the lock.
-    async fn finish_user(
-        &self,
-        incident: &str,
-        mut report: UserReport,
-        going: &mut Going,
-        earlier: &EarlierSteps,
-        opts: &ContainOptions,
-        contained: &HashMap<String, Contained>,
-    ) -> UserReport {
-        // checked by run() before any user starts
-        let mut steps: Vec<Step> = opts
-            .checked_steps()
-            .unwrap_or_else(|_| Step::CONTAIN.to_vec())
-            .into_iter()
-            .filter(|s| *s != Step::Lock)
-            .collect();
-        // A lock that failed in the first wave is tried again first (journaled like any try);
-        // the report keeps the last try, with the first one's error in a note.
-        let first_try = match report.steps.last() {
-            Some(s) if s.step == Step::Lock && s.status == StepStatus::Failed && !s.from_earlier_run => {
-                steps.insert(0, Step::Lock);
-                report.steps.pop()
-            }
-            _ => None,
-        };
-        let user = report.user.clone();
-        self.run_steps(
+        let none_contained = HashMap::new();
+        let of = Steps {
             incident,
-            &user,
-            &steps,
+            user,
             earlier,
             opts,
-            contained,
-            &mut report,
-            going,
-        )
-        .await;
-        if let Some(first) = first_try {
-            let why = first
-                .detail
-                .error
-                .as_ref()
-                .map_or_else(|| "no error recorded".to_owned(), |e| e.message().to_owned());
-            match report.steps.iter_mut().find(|s| s.step == Step::Lock) {
-                Some(again) => {
-                    let note = format!(
-                        "tried again after the other accounts were locked; the first try failed: {why}"
-                    );
-                    again.detail.note = Some(match again.detail.note.take() {
-                        Some(n) => format!("{n}; {note}"),
-                        None => note,
-                    });
-                }
-                // not tried again (cancelled, or the journal failed): the first try stands
-                None => report.steps.insert(0, first),
-            }
-        }
-        // what the attacker may have changed (read-only, after the steps)
-        if let Some(since) = opts.changes_since {
-            // work on the server again: with a place, like the steps
-            if let Some(place) = going.place.as_mut() {
-                place.take_back().await;
-            }
-            match going.lent.dir.changes_since(&going.u, since.unix()).await {
-                Ok(c) => report.changes = Some(c),
-                Err(e) => report.changes_error = Some(e),
-            }
-        }
-        report
-    }
-
-    /// Runs `steps` for one user, each with an intent journaled before and an outcome after.
-    /// `false` when the user must stop (cancelled, or the journal could not be written).
-    #[allow(clippy::too_many_arguments)]
-    async fn run_steps(
-        &self,
-        incident: &str,
-        user: &str,
-        steps: &[Step],
-        earlier: &EarlierSteps,
-        opts: &ContainOptions,
-        contained: &HashMap<String, Contained>,
-        report: &mut UserReport,
-        going: &mut Going,
-    ) -> bool {
-        let Ok(journal) = self.journal_or_err() else {
-            return false;
+            contained: &none_contained,
         };
-        let dn = going.u.dn.to_string();
-        // A step's outcome goes to the journal with the next step's intent, in one durable
-        // write (the outcome is durable before the next step changes anything, as if written
-        // alone); the last one alone, at the end.
-        let mut outcome: Option<Event> = None;
-        for &step in steps {
-            if let Some((status, detail)) = earlier.get(&step) {
-                report.steps.push(StepReport {
-                    step,
-                    status: *status,
-                    detail: detail.clone(),
-                    from_earlier_run: true,
-                });
-                continue;
-            }
-            if opts.cancelled() {
-                report.interrupted = true;
-                if let Some(o) = outcome {
-                    let _ = journal.append(incident, vec![o]).await;
-                }
-                return false;
-            }
-            let intent = Event::Intent {
-                user: user.to_owned(),
-                dn: dn.clone(),
-                step,
-            };
-            let mut write: Vec<Event> = outcome.take().into_iter().collect();
-            write.push(intent);
-            if let Err(e) = journal.append(incident, write).await {
-                // Without a durable intent nothing may change.
-                report.steps.push(StepReport {
-                    step,
-                    status: StepStatus::Failed,
-                    detail: StepDetail::of_error(e),
-                    from_earlier_run: false,
-                });
-                return false;
-            }
-            let skip = match step {
-                Step::ResetPassword if opts.reset_again.is_none() => {
-                    self.already_contained(&going.lent.dir, &going.u, contained, going.locked_before)
-                        .await
-                }
-                _ => None,
-            };
-            let started = std::time::Instant::now();
-            let (mut status, mut detail) = match skip {
-                Some(note) => (StepStatus::AlreadySo, StepDetail::default().with_note(note)),
-                None => self.run_step(going, user, step, incident, opts).await,
-            };
-            if status == StepStatus::Failed && detail.error.as_ref().is_some_and(connection_lost) {
-                // every step decides from what the server holds now: running it again on a
-                // new connection is safe whether or not the lost modify was applied
-                if let Some(l) = self.inner.pool.reconnect(&going.lent).await {
-                    going.lent = l;
-                    going.u.saw(None);
-                    (status, detail) = self.run_step(going, user, step, incident, opts).await;
-                }
-            }
-            tracing::debug!(
-                incident,
-                user,
-                dn = %dn,
-                step = step.name(),
-                status = status.name(),
-                ms = started.elapsed().as_millis() as u64,
-                "step"
-            );
-            if step == Step::Lock {
-                going.locked_before = status == StepStatus::AlreadySo;
-            }
-            if let (Step::ResetPassword, Some(reason), StepStatus::Changed) =
-                (step, &opts.reset_again, status)
-            {
-                detail.note = Some(format!("reset again: {reason}"));
-            }
-            outcome = Some(Event::Outcome {
-                user: user.to_owned(),
-                dn: dn.clone(),
-                step,
-                status,
-                detail: detail.clone(),
-            });
-            report.steps.push(StepReport {
-                step,
-                status,
-                detail,
-                from_earlier_run: false,
-            });
-        }
-        match outcome {
-            Some(o) => journal.append(incident, vec![o]).await.is_ok(),
-            None => true,
-        }
-    }
-
-    /// Why the reset must not run again, when the user is contained already: by an earlier
-    /// incident of this journal (whose password hand-over would die), or — when the account was
-    /// locked before this run — as the directory shows it (locked, must change, MFA required:
-    /// a run this journal does not know, e.g. on another host).
-    async fn already_contained(
-        &self,
-        dir: &Directory,
-        u: &User,
-        contained: &HashMap<String, Contained>,
-        locked_before: bool,
-    ) -> Option<String> {
-        if let Some(c) = contained.get(&u.dn.normalised()) {
-            return Some(format!(
-                "already contained by incident {} (new password handed over to {}); not reset again, \
-                 so that password stays the one that works — reset again only with an explicit reason",
-                c.incident,
-                c.handed_over.as_deref().unwrap_or("an unrecorded place")
-            ));
-        }
-        if !locked_before {
-            return None;
-        }
-        let st = dir.account_state(u).await.ok()?;
-        let contained_here = st.lock == LockState::Locked && st.must_change && st.mfa_required == Some(true);
-        contained_here.then(|| {
-            "the directory shows this account contained already (locked, must change, MFA required) by a \
-             run this journal does not know (another host?); not reset — reset again only with an explicit \
-             reason"
-                .to_owned()
-        })
-    }
-
-    /// Runs one step for the account, noting in it what the step's own responses showed of the entry
-    /// (the lock's Post-Read is where the reset starts from).
-    async fn run_step(
-        &self,
-        going: &mut Going,
-        user: &str,
-        step: Step,
-        incident: &str,
-        opts: &ContainOptions,
-    ) -> (StepStatus, StepDetail) {
-        let (dir, u, place) = (&going.lent.dir, &mut going.u, going.place.as_mut());
-        let failed = |e: Error| (StepStatus::Failed, StepDetail::of_error(e));
-        match step {
-            Step::Lock => match dir.lock_after_find(u).await {
-                Ok((c, seen)) => {
-                    u.saw(seen);
-                    let status = status_of(c.outcome);
-                    let mut d = StepDetail::of_change(c);
-                    // journaled for the outbound policy service (read with the find, but
-                    // for an explicit `dn:`)
-                    d.login = match u.login_known() {
-                        Some(l) => Some(l.to_owned()),
-                        None => dir.login_name(u).await.ok(),
-                    };
-                    (status, d)
-                }
-                Err(e) => {
-                    // a later try reads the entry again
-                    u.saw(None);
-                    failed(e)
-                }
-            },
-            Step::ResetPassword => {
-                let password = match self.inner.cfg.password.generate() {
-                    Ok(p) => p,
-                    Err(e) => return failed(e),
-                };
-                let reset = dir.reset_password(u, &password, true).await;
-                // what was seen before is not the entry any more
-                u.saw(None);
-                let c = match reset {
-                    Ok(c) => c,
-                    Err(e) => return failed(e),
-                };
-                // The step ends with the lock in place: OpenLDAP's ppolicy deletes the lock on
-                // a password set, and a run killed between the two would otherwise resume with
-                // the lock step done and the account unlocked (found by the SIGKILL test).
-                // lock() is idempotent: normally "already in place".
-                // Where the reset's own after-state shows the lock (OpenLDAP's reset re-applies
-                // it), there is nothing to check again.
-                let lock_shown = crate::directory::shows_lock(&c);
-                let relock = match if lock_shown {
-                    Ok(None)
-                } else {
-                    dir.lock(u).await.map(Some)
-                } {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let d = StepDetail {
-                            change: Some(c),
-                            error: Some(e),
-                            ..StepDetail::default()
-                        };
-                        return (
-                            StepStatus::Failed,
-                            d.with_note("the password was set but the lock could not be confirmed"),
-                        );
-                    }
-                };
-                let mut d = StepDetail::of_change(c);
-                match opts.sink.deliver(user, u.dn.as_str(), &password) {
-                    Ok(()) => {
-                        d.relocked = Some(relock.is_some_and(|r| r.outcome == ChangeOutcome::Applied));
-                        d.handed_over = Some(opts.sink.describe());
-                        (StepStatus::Changed, d)
-                    }
-                    Err(e) => {
-                        d.error = Some(e);
-                        (
-                            StepStatus::Failed,
-                            d.with_note(
-                                "the password was set but could not be handed over; the account stays locked",
-                            ),
-                        )
-                    }
-                }
-            }
-            Step::RevokeSessions => {
-                let smtp = self.inner.cfg.outbound.is_some() || self.inner.cfg.mail.is_some();
-                if self.inner.revokers.is_empty() && !smtp {
-                    return (
-                        StepStatus::Partial,
-                        StepDetail::default()
-                            .with_note("no revokers configured: live sessions were not revoked"),
-                    );
-                }
-                let login = match dir.login_name(u).await {
-                    Ok(l) => l,
-                    Err(e) => return failed(e),
-                };
-                let mut target = RevocationTarget::new(login, u.dn.to_string());
-                target.incident = Some(incident.to_owned());
-                let mut outcomes = revoke_all(&self.inner.revokers, &target).await;
-                // SMTP: sessions authenticated before the lock keep sending unless the policy
-                // service refuses their next message
-                if let Some(o) = self.smtp_outcome(user, &target.login).await {
-                    outcomes.push(o);
-                }
-                let mut status = if outcomes.iter().any(|o| o.status == RevocationStatus::Failed) {
-                    StepStatus::Failed
-                } else if outcomes
-                    .iter()
-                    .any(|o| !o.not_revoked.is_empty() || !o.collateral.is_empty())
-                {
-                    StepStatus::Partial
-                } else if outcomes.iter().any(|o| o.status == RevocationStatus::Revoked) {
-                    StepStatus::Changed
-                } else {
-                    StepStatus::AlreadySo
-                };
-                let mut detail = StepDetail {
-                    revocations: outcomes,
-                    ..StepDetail::default()
-                };
-                // The way back in an attacker leaves in the mailbox: a redirect rule.
-                status = self.check_mail_rules(&target.login, status, &mut detail).await;
-                (status, detail)
-            }
-            Step::RequireMfa => {
-                // other workers' accounts may go in the same modify and store transaction;
-                // the result is this one's
-                let r = self
-                    .inner
-                    .member_adds
-                    .require_mfa(dir, self.inner.mfa.as_ref(), u, place)
-                    .await;
-                match r {
-                    Ok(c) => {
-                        let status = status_of(c.outcome);
-                        let mut d = StepDetail::of_change(c);
-                        d.enrolments_dropped = Some(self.inner.mfa.is_some());
-                        (status, d)
-                    }
-                    Err(e) => failed(e),
-                }
-            }
-            Step::HoldMail => match dir.login_name(u).await {
-                Ok(login) => self.hold_mail(user, &login).await,
-                Err(e) => failed(e),
-            },
-            _ => failed(Error::new(
-                ErrorKind::Internal,
-                format!("{} is not a containment step", step.name()),
-            )),
-        }
+        let go_on = self.run_steps(&of, &[Step::Lock], &mut report, &mut going).await;
+        (report, go_on.then_some(going))
     }
 }
