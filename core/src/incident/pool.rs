@@ -8,9 +8,12 @@ use std::time::Duration;
 use crate::directory::{Directory, DirectoryConfig};
 use crate::error::{Error, ErrorKind};
 
-/// Waits between reconnection attempts: about 6 s in all, then the users left fail and
-/// `resume` finishes them.
-const BACKOFF_MS: [u64; 6] = [100, 200, 400, 800, 1600, 3200];
+/// Reconnection: 6 tries, 100 ms after the loss then doubling — about 6 s in all, then the
+/// users left fail and `resume` finishes them.
+const RECONNECT: crate::retry::Backoff = crate::retry::Backoff {
+    first: Duration::from_millis(100),
+    retries: 5,
+};
 
 struct Slot {
     dir: RwLock<Directory>,
@@ -89,18 +92,24 @@ impl Pool {
         if s.generation.load(Ordering::SeqCst) != lent.generation {
             return Some(self.lend(lent.slot)); // already replaced by another worker
         }
-        for wait in BACKOFF_MS {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            match Directory::connect(&self.cfg).await {
-                Ok(dir) => {
-                    *s.dir.write().unwrap_or_else(|p| p.into_inner()) = dir;
-                    s.generation.fetch_add(1, Ordering::SeqCst);
-                    tracing::info!(slot = lent.slot, "directory connection replaced after a loss");
-                    return Some(self.lend(lent.slot));
-                }
-                Err(e) => tracing::debug!(slot = lent.slot, error = %e, "reconnect attempt failed"),
+        // the connection was just lost: a first wait, then tries with a doubling back-off
+        tokio::time::sleep(RECONNECT.first).await;
+        let backoff = crate::retry::Backoff {
+            first: RECONNECT.first * 2,
+            retries: RECONNECT.retries,
+        };
+        let connect = || async {
+            let r = Directory::connect(&self.cfg).await;
+            if let Err(e) = &r {
+                tracing::debug!(slot = lent.slot, error = %e, "reconnect attempt failed");
             }
-        }
-        None
+            r
+        };
+        let (r, _) = crate::retry::retry("directory reconnect", backoff, connect, Result::is_err).await;
+        let dir = r.ok()?;
+        *s.dir.write().unwrap_or_else(|p| p.into_inner()) = dir;
+        s.generation.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(slot = lent.slot, "directory connection replaced after a loss");
+        Some(self.lend(lent.slot))
     }
 }

@@ -529,18 +529,11 @@ impl Notifier {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(), Error>>,
     {
-        let mut backoff = Duration::from_millis(self.cfg.backoff_ms);
-        let mut attempts = 0;
-        let result = loop {
-            attempts += 1;
-            let r = attempt().await;
-            if r.is_ok() || attempts > self.cfg.retries {
-                break r;
-            }
-            tracing::debug!(notifier = %self.cfg.name, attempts, "notification retry");
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
+        let backoff = crate::retry::Backoff {
+            first: Duration::from_millis(self.cfg.backoff_ms),
+            retries: self.cfg.retries,
         };
+        let (result, attempts) = crate::retry::retry(&self.cfg.name, backoff, attempt, Result::is_err).await;
         if let Err(e) = &result {
             tracing::warn!(notifier = %self.cfg.name, event = notice.event.name(), error = %e, "notification not delivered");
         }

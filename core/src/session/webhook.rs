@@ -105,18 +105,11 @@ impl Webhook {
     /// POSTs the signed `body`, retrying network errors, timeouts, 429 and 5xx with doubling
     /// back-off; returns the last answer and the attempts made.
     async fn post_with_retries(&self, body: &[u8]) -> (Result<(u16, Vec<u8>), Error>, u32) {
-        let mut attempt = 0;
-        let mut backoff = self.backoff;
-        loop {
-            let r = self.attempt(body).await;
-            if attempt >= self.retries || !retryable(&r) {
-                return (r, attempt + 1);
-            }
-            attempt += 1;
-            tracing::debug!(webhook = %self.name, attempt, "webhook retry");
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
-        }
+        let backoff = crate::retry::Backoff {
+            first: self.backoff,
+            retries: self.retries,
+        };
+        crate::retry::retry(&self.name, backoff, || self.attempt(body), retryable).await
     }
 
     /// Delivers a signed JSON `body` (retried like a revocation); `Ok` on a 2xx answer. Used
