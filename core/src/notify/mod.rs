@@ -18,21 +18,22 @@
 //! the report and the journal. Notifications are sent after the directory steps, a few at a
 //! time, and a failed one never changes the containment's result.
 
+mod config;
 mod smtp;
 mod template;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use config::{ChannelConfig, CommandChannel, NotifyConfig, SmtpChannel, WebhookChannel};
 pub use template::Language;
 
 use crate::directory::{Directory, Dn};
 use crate::error::{Error, ErrorKind};
-use crate::session::{self, Command, CommandConfig, Webhook, WebhookConfig};
+use crate::session::{Command, CommandConfig, Webhook};
 
 /// What happened, for whom a notification is meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -70,154 +71,6 @@ impl NotifyEvent {
             NotifyEvent::MfaReset => "mfa_reset",
             NotifyEvent::SendingLimit => "sending_limit",
         }
-    }
-}
-
-/// A notification channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum ChannelKind {
-    /// Mail through an SMTP server.
-    Smtp,
-    /// A signed JSON POST.
-    Webhook,
-    /// A program, the text on its standard input.
-    Command,
-}
-
-/// One `[[notify]]` entry.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct NotifyConfig {
-    /// Name in reports and the journal.
-    pub name: String,
-    /// `smtp`, `webhook` or `command`.
-    #[serde(rename = "type")]
-    pub kind: ChannelKind,
-    /// The events it is sent for.
-    pub events: Vec<NotifyEvent>,
-    /// The default texts' language: `en` (default) or `fr`.
-    #[serde(default)]
-    pub language: Language,
-    /// Subject template (mail) — placeholders: `{event}`, `{incident}`, `{time}`, `{count}`,
-    /// `{users}`, `{user}`, `{details}`.
-    pub subject: Option<String>,
-    /// Body template.
-    pub body: Option<String>,
-    /// smtp: `smtp://host:port` (STARTTLS required) or `smtps://host:port` (implicit TLS);
-    /// webhook: `https://…` (or `http://` on loopback).
-    pub url: Option<String>,
-    /// CA that signs the server's certificate (smtp: default the system store; webhook https:
-    /// required).
-    pub ca_file: Option<PathBuf>,
-    /// smtp: login, with `password_file`.
-    pub username: Option<String>,
-    /// smtp: file holding the login's password.
-    pub password_file: Option<PathBuf>,
-    /// smtp: the sender (`Cadenas <cadenas@example.test>`).
-    pub from: Option<String>,
-    /// smtp: fixed recipients (the on-call list): one message per run.
-    #[serde(default)]
-    pub to: Vec<String>,
-    /// smtp: attributes of the user's entry holding recipients (a DN is followed to its
-    /// `mail`): one message per account.
-    #[serde(default)]
-    pub to_attributes: Vec<String>,
-    /// webhook: file holding the HMAC-SHA256 key.
-    pub secret_file: Option<PathBuf>,
-    /// webhook: environment variable holding the key.
-    pub secret_env: Option<String>,
-    /// command: absolute path of the program (no shell). Arguments `{event}`, `{incident}`,
-    /// `{count}` are replaced as whole arguments.
-    pub program: Option<PathBuf>,
-    /// command: its arguments.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Seconds per attempt. Default 10.
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Attempts after the first. Default 3.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// First back-off in milliseconds, doubled per retry. Default 500.
-    #[serde(default = "default_backoff")]
-    pub backoff_ms: u64,
-}
-
-fn default_timeout() -> u64 {
-    10
-}
-fn default_retries() -> u32 {
-    3
-}
-fn default_backoff() -> u64 {
-    500
-}
-
-impl NotifyConfig {
-    pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.ca_file, &mut self.password_file, &mut self.secret_file]
-            .into_iter()
-            .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        let err = |m: &str| {
-            Err(Error::new(
-                ErrorKind::Config,
-                format!("notify {:?}: {m}", self.name),
-            ))
-        };
-        if self.events.is_empty() {
-            return err("events is empty");
-        }
-        for t in self.subject.iter().chain(&self.body) {
-            let unknown = template::unknown_placeholders(t);
-            if !unknown.is_empty() {
-                return err(&format!(
-                    "unknown placeholder(s) {unknown:?}; known: {:?}",
-                    template::PLACEHOLDERS
-                ));
-            }
-        }
-        match self.kind {
-            ChannelKind::Smtp => {
-                smtp::Server::parse(self.url.as_deref().unwrap_or(""))?;
-                if self.from.is_none() {
-                    return err("an smtp notifier needs from");
-                }
-                if self.to.is_empty() && self.to_attributes.is_empty() {
-                    return err("an smtp notifier needs to and/or to_attributes");
-                }
-                if self.username.is_some() != self.password_file.is_some() {
-                    return err("set both username and password_file, or neither");
-                }
-            }
-            ChannelKind::Webhook => self.webhook_config().check()?,
-            ChannelKind::Command => match &self.program {
-                Some(p) if p.is_absolute() => {}
-                _ => return err("a command notifier needs program, an absolute path"),
-            },
-        }
-        Ok(())
-    }
-
-    fn webhook_config(&self) -> session::RevokerConfig {
-        let mut w = WebhookConfig::new(&self.name, self.url.clone().unwrap_or_default());
-        w.secret_file = self.secret_file.clone();
-        w.secret_env = self.secret_env.clone();
-        w.ca_file = self.ca_file.clone();
-        w.timeout_secs = self.timeout_secs;
-        w.retries = self.retries;
-        w.backoff_ms = self.backoff_ms;
-        session::RevokerConfig::Webhook(w)
     }
 }
 
@@ -359,22 +212,25 @@ enum Channel {
     Command(Command),
 }
 
+/// What a channel was configured with (recipients, arguments), for its messages.
+impl Notifier {
+    fn smtp(&self) -> Option<&SmtpChannel> {
+        match &self.cfg.channel {
+            ChannelConfig::Smtp(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl Notifier {
     /// Builds the notifier (reading its keys and passwords now: a missing one fails early).
     pub fn from_config(cfg: &NotifyConfig) -> Result<Self, Error> {
         cfg.check()?;
-        let channel = match cfg.kind {
-            ChannelKind::Smtp => Channel::Smtp(smtp::Smtp::from_config(cfg)?),
-            ChannelKind::Webhook => match cfg.webhook_config() {
-                session::RevokerConfig::Webhook(w) => Channel::Webhook(Webhook::from_config(&w)?),
-                _ => return Err(Error::new(ErrorKind::Internal, "webhook config")),
-            },
-            ChannelKind::Command => {
-                let mut c = CommandConfig::new(
-                    &cfg.name,
-                    cfg.program.clone().unwrap_or_default(),
-                    cfg.args.clone(),
-                );
+        let channel = match &cfg.channel {
+            ChannelConfig::Smtp(s) => Channel::Smtp(smtp::Smtp::from_config(cfg, s)?),
+            ChannelConfig::Webhook(w) => Channel::Webhook(Webhook::from_config(&cfg.webhook_config(w))?),
+            ChannelConfig::Command(c) => {
+                let mut c = CommandConfig::new(&cfg.name, c.program.clone(), c.args.clone());
                 c.timeout_secs = cfg.timeout_secs;
                 Channel::Command(Command::from_config(&c))
             }
@@ -421,18 +277,20 @@ impl Notifier {
         let all: Vec<String> = notice.users.iter().map(|u| u.user.clone()).collect();
         match &self.channel {
             Channel::Smtp(s) => {
-                if !self.cfg.to.is_empty() {
+                let (to, to_attributes) = match self.smtp() {
+                    Some(c) => (c.to.as_slice(), c.to_attributes.as_slice()),
+                    None => (&[][..], &[][..]),
+                };
+                if !to.is_empty() {
                     let (subject, body) = self.texts(notice, &notice.users, true);
                     out.push(
-                        self.outcome(notice, self.cfg.to.clone(), all.clone(), || {
-                            s.send(&self.cfg.to, &subject, &body)
-                        })
-                        .await,
+                        self.outcome(notice, to.to_vec(), all.clone(), || s.send(to, &subject, &body))
+                            .await,
                     );
                 }
-                if !self.cfg.to_attributes.is_empty() {
+                if !to_attributes.is_empty() {
                     for u in &notice.users {
-                        let to = match personal_recipients(dir, u, &self.cfg.to_attributes).await {
+                        let to = match personal_recipients(dir, u, to_attributes).await {
                             Ok(to) if to.is_empty() => continue,
                             Ok(to) => to,
                             Err(e) => {
@@ -467,7 +325,10 @@ impl Notifier {
                 out.push(NotificationOutcome {
                     notifier: self.cfg.name.clone(),
                     event: notice.event,
-                    recipients: vec![self.cfg.url.clone().unwrap_or_default()],
+                    recipients: match &self.cfg.channel {
+                        ChannelConfig::Webhook(c) => vec![c.url.clone()],
+                        _ => Vec::new(),
+                    },
                     users: all,
                     delivered: r.is_ok(),
                     attempts,
@@ -478,9 +339,11 @@ impl Notifier {
                 let (subject, text) = self.texts(notice, &notice.users, true);
                 let count = notice.users.len().to_string();
                 let incident = notice.incident.clone().unwrap_or_default();
-                let args: Vec<String> = self
-                    .cfg
-                    .args
+                let (program, configured) = match &self.cfg.channel {
+                    ChannelConfig::Command(c) => (c.program.display().to_string(), c.args.as_slice()),
+                    _ => (String::new(), &[][..]),
+                };
+                let args: Vec<String> = configured
                     .iter()
                     .map(|a| match a.as_str() {
                         "{event}" => notice.event.name().to_owned(),
@@ -496,20 +359,15 @@ impl Notifier {
                     ("CADENAS_USERS", all.join(" ")),
                 ];
                 out.push(
-                    self.outcome(
-                        notice,
-                        vec![self.cfg.program.clone().unwrap_or_default().display().to_string()],
-                        all,
-                        || async {
-                            c.run_with(&args, &env, input.as_bytes()).await.map_err(|e| {
-                                let kind = match e.kind() {
-                                    ErrorKind::Timeout => ErrorKind::Timeout,
-                                    _ => ErrorKind::NotifyFailed,
-                                };
-                                Error::new(kind, e.message().to_owned())
-                            })
-                        },
-                    )
+                    self.outcome(notice, vec![program], all, || async {
+                        c.run_with(&args, &env, input.as_bytes()).await.map_err(|e| {
+                            let kind = match e.kind() {
+                                ErrorKind::Timeout => ErrorKind::Timeout,
+                                _ => ErrorKind::NotifyFailed,
+                            };
+                            Error::new(kind, e.message().to_owned())
+                        })
+                    })
                     .await,
                 );
             }

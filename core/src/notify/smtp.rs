@@ -10,7 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::NotifyConfig;
+use super::{NotifyConfig, SmtpChannel};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
 
@@ -73,10 +73,10 @@ fn config_err(cfg: &NotifyConfig, m: impl std::fmt::Display) -> Error {
 }
 
 impl Smtp {
-    pub(crate) fn from_config(cfg: &NotifyConfig) -> Result<Self, Error> {
-        let server = Server::parse(cfg.url.as_deref().unwrap_or(""))?;
+    pub(crate) fn from_config(cfg: &NotifyConfig, channel: &SmtpChannel) -> Result<Self, Error> {
+        let server = Server::parse(&channel.url)?;
         let mut tls = TlsParameters::builder(server.host.clone());
-        if let Some(ca) = &cfg.ca_file {
+        if let Some(ca) = &channel.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| config_err(cfg, format!("cannot read ca_file {}: {e}", ca.display())))?;
             let cert = Certificate::from_pem(&pem)
@@ -96,14 +96,12 @@ impl Smtp {
                 Tls::Required(tls)
             })
             .timeout(Some(Duration::from_secs(cfg.timeout_secs.max(1))));
-        if let (Some(user), Some(file)) = (&cfg.username, &cfg.password_file) {
+        if let Some((user, file)) = &channel.login {
             let pw = Password::from_file(file)?;
             b = b.credentials(Credentials::new(user.clone(), pw.expose_secret().to_owned()));
         }
-        let from: Mailbox = cfg
+        let from: Mailbox = channel
             .from
-            .as_deref()
-            .unwrap_or("")
             .parse()
             .map_err(|e| config_err(cfg, format!("from: {e}")))?;
         Ok(Self {

@@ -21,7 +21,7 @@ pub enum Language {
 }
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 7] = ["event", "incident", "time", "count", "users", "user", "details"];
+pub(crate) const PLACEHOLDERS: [&str; 7] = ["event", "incident", "time", "count", "users", "user", "details"];
 
 /// The default subject for `event`.
 pub(crate) fn default_subject(lang: Language, event: NotifyEvent) -> &'static str {
