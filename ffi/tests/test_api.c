@@ -8,6 +8,7 @@
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -617,6 +618,145 @@ static void test_fork(const char *config_path) {
   cadenas_config_free(cfg);
 }
 
+/* Every entry point, each required pointer NULL in turn: CADENAS_RESULT_NULL_POINTER (a
+ * getter returning a count gives 0), never a crash; and the index and range arguments out of
+ * range: OUT_OF_RANGE or INVALID_INPUT. The handles are NULL here: a NULL handle is checked
+ * before anything else, and the live-handle cases with a NULL output are below. */
+static void test_every_entry_point_null_and_range(const char *config_path) {
+  char buf[64];
+  size_t n = 0;
+  const char *users[] = {"x"};
+  cadenas_config *cfg = NULL;
+  cadenas_mfa *mfa = NULL;
+  cadenas_enrolment *en = NULL;
+  cadenas_secret_list *codes = NULL;
+  cadenas_authenticator *auth = NULL;
+  cadenas_report *rep = NULL;
+  cadenas_contain_options *opts = NULL;
+  cadenas_responder *r = NULL;
+  cadenas_enrolment_state st;
+  cadenas_auth_outcome o;
+  cadenas_user_status us;
+  cadenas_result err;
+  bool had;
+  uint64_t step;
+  const uint8_t key[20] = {0};
+  const cadenas_result NP = CADENAS_RESULT_NULL_POINTER;
+  /* NULL handles and inputs */
+  CHECK_RC(cadenas_last_error_message(NULL, 4, &n), NP);
+  CHECK_RC(cadenas_config_from_toml(NULL, NULL, &cfg), NP);
+  CHECK_RC(cadenas_mfa_open(NULL, false, &mfa), NP);
+  CHECK_RC(cadenas_mfa_enroll(NULL, "x", &en), NP);
+  CHECK_RC(cadenas_enrolment_uri(NULL, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_enrolment_secret(NULL, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_enrolment_qr_svg(NULL, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_mfa_verify_at(NULL, "x", "123456", 0), NP);
+  CHECK_RC(cadenas_mfa_enrolment_state(NULL, "x", &st), NP);
+  CHECK_RC(cadenas_mfa_reset(NULL, "x", &had), NP);
+  CHECK_RC(cadenas_mfa_recovery_codes(NULL, "x", &codes), NP);
+  CHECK_RC(cadenas_mfa_use_recovery_code(NULL, "x", "abcd-efgh"), NP);
+  CHECK(cadenas_secret_list_len(NULL) == 0);
+  CHECK_RC(cadenas_secret_list_get(NULL, 0, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_authenticator_new(NULL, &auth), NP);
+  CHECK_RC(cadenas_authenticate(NULL, "x", "pw", NULL, &o), NP);
+  CHECK_RC(cadenas_totp_code(NULL, 20, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_totp_code(key, sizeof key, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, buf, sizeof buf, NULL), NP);
+  CHECK_RC(cadenas_totp_verify(NULL, 20, "123456", 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step), NP);
+  CHECK_RC(cadenas_totp_verify(key, sizeof key, NULL, 0, 6, 30, CADENAS_TOTP_ALGORITHM_SHA1, &step), NP);
+  CHECK(cadenas_report_done(NULL) == 0 && cadenas_report_failed(NULL) == 0);
+  CHECK_RC(cadenas_report_user_name(NULL, 0, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_report_user_status(NULL, 0, &us, &err), NP);
+  CHECK_RC(cadenas_report_incident(NULL, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_report_journal_head(NULL, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_contain_options_new(NULL), NP);
+  CHECK_RC(cadenas_contain_options_set_password_file(NULL, "/tmp/x"), NP);
+  CHECK_RC(cadenas_contain_options_set_password_callback(NULL, NULL, NULL), NP);
+  CHECK_RC(cadenas_contain_options_set_progress_callback(NULL, NULL, NULL), NP);
+  CHECK_RC(cadenas_contain_options_set_incident(NULL, "INC"), NP);
+  CHECK_RC(cadenas_contain_options_set_reason(NULL, "why"), NP);
+  CHECK_RC(cadenas_contain_options_set_reset_again(NULL, "why"), NP);
+  CHECK_RC(cadenas_contain_options_set_allow_protected(NULL, true), NP);
+  CHECK_RC(cadenas_contain_options_set_concurrency(NULL, 4), NP);
+  CHECK_RC(cadenas_handover_password(NULL, buf, sizeof buf, &n), NP);
+  CHECK_RC(cadenas_responder_new(NULL, "/tmp/j.jsonl", &r), NP);
+  CHECK_RC(cadenas_responder_new_without_journal(NULL, &r), NP);
+  CHECK_RC(cadenas_responder_contain(NULL, "x", NULL, &rep), NP);
+  CHECK_RC(cadenas_responder_contain_list(NULL, users, 1, NULL, &rep), NP);
+  CHECK_RC(cadenas_responder_resume(NULL, NULL, NULL, &rep), NP);
+  CHECK_RC(cadenas_responder_plan(NULL, users, 1, false, &rep), NP);
+  CHECK_RC(cadenas_responder_release(NULL, "x", NULL, &rep), NP);
+  /* optional pointers: NULL config and path is "no journal named", not a NULL pointer */
+  CHECK_RC(cadenas_journal_verify(NULL, NULL, &rep), CADENAS_RESULT_INVALID_INPUT);
+  /* live handles, NULL outputs and inputs */
+  OK(cadenas_config_from_file(config_path, &cfg));
+  CHECK_RC(cadenas_mfa_open(cfg, false, NULL), NP);
+  CHECK_RC(cadenas_authenticator_new(cfg, NULL), NP);
+  CHECK_RC(cadenas_responder_new(cfg, "/tmp/j.jsonl", NULL), NP);
+  CHECK_RC(cadenas_responder_new_without_journal(cfg, NULL), NP);
+  CHECK_RC(cadenas_journal_verify(cfg, NULL, NULL), NP);
+  OK(cadenas_contain_options_new(&opts));
+  CHECK_RC(cadenas_contain_options_set_password_file(opts, NULL), NP);
+  /* ranges */
+  CHECK_RC(cadenas_contain_options_set_concurrency(opts, 0), CADENAS_RESULT_INVALID_INPUT);
+  CHECK_RC(cadenas_totp_code(key, sizeof key, 0, 9, 30, CADENAS_TOTP_ALGORITHM_SHA1, buf, sizeof buf, &n), CADENAS_RESULT_INVALID_INPUT);
+  CHECK_RC(cadenas_totp_code(key, sizeof key, 0, 6, 0, CADENAS_TOTP_ALGORITHM_SHA1, buf, sizeof buf, &n), CADENAS_RESULT_INVALID_INPUT);
+  CHECK_RC(cadenas_totp_code(key, sizeof key, 0, 6, 30, 7, buf, sizeof buf, &n), CADENAS_RESULT_INVALID_INPUT);
+  CHECK_RC(cadenas_totp_verify(key, sizeof key, "123456", 0, 6, 301, CADENAS_TOTP_ALGORITHM_SHA1, &step), CADENAS_RESULT_INVALID_INPUT);
+  OK(cadenas_responder_new_without_journal(cfg, &r));
+  CHECK_RC(cadenas_responder_plan(r, NULL, 1, false, &rep), NP);
+  CHECK_RC(cadenas_responder_plan(r, users, 1, false, NULL), NP);
+  OK(cadenas_responder_plan(r, users, 1, false, &rep));
+  CHECK_RC(cadenas_report_user_name(rep, 1, buf, sizeof buf, &n), CADENAS_RESULT_OUT_OF_RANGE);
+  CHECK_RC(cadenas_report_user_status(rep, 1, &us, &err), CADENAS_RESULT_OUT_OF_RANGE);
+  CHECK_RC(cadenas_report_user_status(rep, 0, NULL, &err), NP);
+  cadenas_report_free(rep);
+  cadenas_responder_free(r);
+  cadenas_contain_options_free(opts);
+  cadenas_config_free(cfg);
+}
+
+/* Every descriptor the library opens (the journal, SQLite, LDAP and PostgreSQL sockets, the
+ * runtime's epoll and eventfd) is close-on-exec: a host that execs a helper (a PAM stack
+ * running a script, a RADIUS server spawning a program) never hands it the library's files. */
+enum { MAX_FD = 1024 };
+static void open_fds(unsigned char open[MAX_FD]) {
+  for (int fd = 0; fd < MAX_FD; fd++) {
+    open[fd] = fcntl(fd, F_GETFD) != -1;
+  }
+}
+
+static void test_cloexec(const char *config_path, const char *user) {
+  unsigned char before[MAX_FD], after[MAX_FD];
+  open_fds(before);
+  cadenas_config *cfg = NULL;
+  OK(cadenas_config_from_file(config_path, &cfg));
+  cadenas_mfa *mfa = NULL;
+  OK(cadenas_mfa_open(cfg, true, &mfa));
+  cadenas_authenticator *auth = NULL;
+  OK(cadenas_authenticator_new(cfg, &auth));
+  cadenas_auth_outcome o = CADENAS_AUTH_OUTCOME_OK;
+  OK(cadenas_authenticate(auth, user, "not the password", NULL, &o));
+  cadenas_responder *r = NULL;
+  OK(cadenas_responder_new(cfg, path_in_work("cloexec-journal.jsonl"), &r));
+  open_fds(after);
+  int opened = 0, inherited = 0;
+  for (int fd = 0; fd < MAX_FD; fd++) {
+    if (after[fd] && !before[fd]) {
+      opened++;
+      if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC)) {
+        inherited++;
+        fprintf(stderr, "fd %d opened by the library is not close-on-exec\n", fd);
+      }
+    }
+  }
+  CHECK(opened >= 3); /* the journal, the MFA database, the directory connection at least */
+  CHECK(inherited == 0);
+  cadenas_responder_free(r);
+  cadenas_authenticator_free(auth);
+  cadenas_mfa_free(mfa);
+  cadenas_config_free(cfg);
+}
+
 int main(int argc, char **argv) {
   if (argc != 8) {
     fprintf(stderr, "usage: %s RFC6238_JSON WORKDIR CONFIG USER_PASSWORD USER1 USER2 USER3\n", argv[0]);
@@ -628,6 +768,8 @@ int main(int argc, char **argv) {
   test_mfa();
   test_lab(argv[3], argv[4], argv[5], argv[6], argv[7]);
   test_fork(argv[3]);
+  test_cloexec(argv[3], argv[5]);
+  test_every_entry_point_null_and_range(argv[3]);
   printf("test_api: %d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -11,6 +11,7 @@ import os
 import pickle
 import socket
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -288,6 +289,34 @@ def test_responders_opened_per_thread_on_one_journal_share_its_writer(openldap: 
     assert all(r.done == 1 for r in reports)
     v = cadenas.verify_journal(str(journal))
     assert v.first_bad is None and v.records >= 4 * 9, v
+
+
+def test_two_processes_on_one_journal_write_one_intact_chain(openldap: Lab, tmp_path: Path) -> None:
+    """Two scripts started at once on one journal file: the second waits for the first's
+    writer (the file's lock), neither fails, and the journal holds both runs in one chain."""
+    users = openldap.fresh_users(2, "pp")
+    script = (
+        "import sys, cadenas\n"
+        "r = cadenas.Responder.from_config(sys.argv[1])\n"
+        "rep = r.contain(sys.argv[2], password_file=sys.argv[3])\n"
+        "sys.exit(0 if rep.done == 1 else 1)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(openldap.config), u, str(tmp_path / f"pw{i}.tsv")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i, u in enumerate(users)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+    v = cadenas.verify_journal(str(openldap.journal))
+    assert v.first_bad is None and v.records >= 2 * 9, v
+    records = [json.loads(line) for line in openldap.journal.read_text().splitlines()]
+    runs = {r["incident"] for r in records if r["event"] == "incident_start"}
+    assert len(runs) == 2, runs
 
 
 def test_ctrl_c_stops_at_a_step_boundary_and_resume_finishes(directory: Lab, tmp_path: Path) -> None:
