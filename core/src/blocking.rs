@@ -150,7 +150,9 @@ impl BlockingResponder {
         Ok(Self { inner, rt })
     }
 
-    /// Blocking [`incident::Responder::without_journal`]: for `plan` and `status` only.
+    /// Without a journal (what [`incident::Planner`] is in async Rust): for `plan` and
+    /// `status` only; `contain`, `resume` and `release` refuse with
+    /// [`ErrorKind::Journal`].
     pub fn without_journal(cfg: &Config) -> Result<Self, Error> {
         let rt = Runtime::new()?;
         let inner = rt.block_on(incident::Responder::without_journal(cfg))??;

@@ -703,6 +703,10 @@ static void test_every_entry_point_null_and_range(const char *config_path) {
   CHECK_RC(cadenas_totp_code(key, sizeof key, 0, 6, 30, 7, buf, sizeof buf, &n), CADENAS_RESULT_INVALID_INPUT);
   CHECK_RC(cadenas_totp_verify(key, sizeof key, "123456", 0, 6, 301, CADENAS_TOTP_ALGORITHM_SHA1, &step), CADENAS_RESULT_INVALID_INPUT);
   OK(cadenas_responder_new_without_journal(cfg, &r));
+  /* without a journal nothing changes: contain is refused before anything is contacted */
+  OK(cadenas_contain_options_set_password_file(opts, path_in_work("never-created.tsv")));
+  CHECK_RC(cadenas_responder_contain(r, "x", opts, &rep), CADENAS_RESULT_JOURNAL);
+  CHECK_RC(cadenas_responder_release(r, "x", "test", &rep), CADENAS_RESULT_JOURNAL);
   CHECK_RC(cadenas_responder_plan(r, NULL, 1, false, &rep), NP);
   CHECK_RC(cadenas_responder_plan(r, users, 1, false, NULL), NP);
   OK(cadenas_responder_plan(r, users, 1, false, &rep));

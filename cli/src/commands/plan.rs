@@ -1,7 +1,7 @@
 //! `cadenas plan`: the dry run — what `contain` would change and refuse; changes nothing.
 
 use cadenas::directory::UserRef;
-use cadenas::incident::Responder;
+use cadenas::incident::Planner;
 use cadenas::journal::StepStatus;
 use cadenas::{Config, Error};
 
@@ -13,7 +13,7 @@ use crate::Cli;
 /// `cadenas plan`.
 pub async fn run(cli: &Cli, cfg: &Config, who: &UserArgs) -> Result<Exit, Error> {
     // A dry run journals nothing and needs no journal.
-    let responder = Responder::without_journal(cfg).await?;
+    let responder = Planner::new(cfg).await?;
     let report = match who.from_ip {
         Some(range) => {
             responder

@@ -16,7 +16,7 @@ pub async fn run(
     changes_since: Option<&Instant>,
 ) -> Result<Exit, Error> {
     let who = UserRef::parse(user)?;
-    let responder = cadenas::incident::Responder::without_journal(cfg).await?;
+    let responder = cadenas::incident::Planner::new(cfg).await?;
     let state = responder.status_report(&who, changes_since.copied()).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());

@@ -48,6 +48,7 @@ mod options;
 mod pivot;
 mod place;
 mod plan;
+mod planner;
 mod pool;
 mod release;
 mod replicas;
@@ -64,6 +65,7 @@ use std::sync::Arc;
 
 pub use options::{CancelToken, ContainOptions, ProgressFn};
 pub use pivot::sightings;
+pub use planner::Planner;
 pub use release::{original_flags, ReleaseOptions};
 pub use report::{
     ContainReport, PlanReport, PlannedStep, Progress, ReleaseReport, StatusReport, StepReport, UserPlan,
@@ -167,14 +169,14 @@ impl Responder {
         Self::open(cfg, Some(location)).await
     }
 
-    /// Like [`new`](Self::new) without a journal: for [`plan`](Self::plan) and
-    /// [`status`](Self::status) only, which change nothing. `contain`, `resume` and `release`
-    /// refuse with [`ErrorKind::Journal`].
-    pub async fn without_journal(cfg: &Config) -> Result<Self, Error> {
+    /// Without a journal, for the bindings' one handle type (Python, C): `contain`, `resume`
+    /// and `release` refuse with [`ErrorKind::Journal`]. In Rust, [`Planner`] is the typed
+    /// form.
+    pub(crate) async fn without_journal(cfg: &Config) -> Result<Self, Error> {
         Self::open(cfg, None).await
     }
 
-    async fn open(cfg: &Config, journal: Option<journal::Location>) -> Result<Self, Error> {
+    pub(super) async fn open(cfg: &Config, journal: Option<journal::Location>) -> Result<Self, Error> {
         let (revokers, dovecots) = build_revokers_and_dovecots(&cfg.revokers)?;
         let notifiers = build_notifiers(&cfg.notify)?;
         let mfa = cfg

@@ -172,7 +172,9 @@ impl Responder {
                     (status, detail) = self.run_step(going, user, step, incident, opts).await;
                 }
             }
+            // the run's logger (`cadenas.incident.run` in Python), wherever the code lives
             tracing::debug!(
+                target: "cadenas::incident::run",
                 incident,
                 user,
                 dn = %dn,

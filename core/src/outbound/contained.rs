@@ -104,6 +104,7 @@ impl ContainedSet {
     }
 
     /// Whether none is.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.names_of.is_empty()
     }

@@ -191,14 +191,10 @@ impl Limits {
         }
     }
 
-    /// Whether any limit is configured.
-    pub fn is_empty(&self) -> bool {
-        self.limits.is_empty()
-    }
-
     /// Checks `req` (of an authenticated session) against every limit at `now`, counting it
     /// when the message ends. Returns the verdict of the first limit exceeded and, the first
     /// time in a window that this limit is exceeded by this account, what to report.
+    #[cfg(test)]
     pub fn check(&mut self, req: &PolicyRequest, now: Instant) -> (Verdict, Option<Exceeded>) {
         let (i, report) = self.exceeded(req, now);
         let verdict = i.map_or(Verdict::Dunno, |i| self.verdict(i));

@@ -50,10 +50,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use auto::AutoContainConfig;
-pub use contained::{ContainedAccount, ContainedSet};
-pub use limits::{Counted, Exceeded, LimitAction, LimitConfig, Limits};
+pub use limits::{LimitAction, LimitConfig};
 pub use policy::{PolicyRequest, Verdict};
-pub use records::{read_records, MessageRecord};
+pub(crate) use records::read_records;
 pub use review::{held_messages, review_held, HeldMessage};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};
 

@@ -28,7 +28,12 @@ async fn self_write(url: &str, ca: &str, dn: &Dn, password: &str, attr: &str, va
 
 /// The changes since `since`, once at least `want` are recorded (slapo-accesslog writes its
 /// record after the modify has answered).
-async fn changes_once_logged(r: &Responder, user: &str, since: Instant, want: usize) -> Vec<AttributeChange> {
+async fn changes_once_logged(
+    r: &cadenas::incident::Planner,
+    user: &str,
+    since: Instant,
+    want: usize,
+) -> Vec<AttributeChange> {
     let mut changes = Vec::new();
     for _ in 0..50 {
         changes = r
@@ -77,7 +82,7 @@ async fn openldap_accesslog_shows_what_the_victims_own_bind_changed_with_old_and
     )
     .await;
 
-    let r = Responder::without_journal(&lab.config())
+    let r = cadenas::incident::Planner::new(&lab.config())
         .await
         .expect("responder");
     let changes = changes_once_logged(&r, name.as_str(), before, 2).await;
@@ -155,7 +160,7 @@ async fn samba_replication_metadata_shows_which_attributes_the_victim_changed_an
     self_write(url, ca, &dn, &pw, "telephoneNumber", &["+44 20 7946 0000"]).await;
 
     let cfg = cadenas::Config::from_file(&lab.config_path()).expect("config");
-    let r = Responder::without_journal(&cfg).await.expect("responder");
+    let r = cadenas::incident::Planner::new(&cfg).await.expect("responder");
     let changes = changes_once_logged(&r, name.as_str(), before, 2).await;
     let mobile = named(&changes, "mobile");
     assert_eq!(mobile.len(), 1, "{changes:#?}");
