@@ -569,6 +569,10 @@ static void test_fork(const char *config_path) {
   OK(cadenas_mfa_open(cfg, true, &mfa));
   cadenas_authenticator *auth = NULL;
   OK(cadenas_authenticator_new(cfg, &auth));
+  cadenas_responder *resp = NULL;
+  OK(cadenas_responder_new_without_journal(cfg, &resp));
+  cadenas_report *rep = NULL;
+  CHECK_RC(cadenas_responder_status(resp, "no-such-user-here", &rep), CADENAS_RESULT_USER_NOT_FOUND);
   fflush(NULL);
   pid_t pid = fork();
   CHECK(pid >= 0);
@@ -596,6 +600,10 @@ static void test_fork(const char *config_path) {
       bad |= 8;
     }
     cadenas_authenticator_free(fresh_auth);
+    if (cadenas_responder_status(resp, "nobody", &rep) != CADENAS_RESULT_INVALID_CONTEXT) {
+      bad |= 16;
+    }
+    cadenas_responder_free(resp);
     cadenas_authenticator_free(auth);
     cadenas_mfa_free(mfa);
     cadenas_config_free(cfg);
@@ -613,6 +621,9 @@ static void test_fork(const char *config_path) {
   cadenas_auth_outcome o = CADENAS_AUTH_OUTCOME_OK;
   OK(cadenas_authenticate(auth, "no-such-user-here", "x", NULL, &o));
   CHECK(o == CADENAS_AUTH_OUTCOME_BAD_PASSWORD);
+  /* the parent's responder too: its connections were left alone by the child */
+  CHECK_RC(cadenas_responder_status(resp, "no-such-user-here", &rep), CADENAS_RESULT_USER_NOT_FOUND);
+  cadenas_responder_free(resp);
   cadenas_authenticator_free(auth);
   cadenas_mfa_free(mfa);
   cadenas_config_free(cfg);
