@@ -27,6 +27,7 @@ demo: lab-up
 lint: target/doc/cadenas.json
 	$(CARGO) fmt --all -- --check
 	$(CARGO) run -q -p cadenas-codegen -- --check
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q -p cadenas --no-deps
 	python3 tools/public_api.py target/doc/cadenas.json | diff -u core/public-api.txt - \
 		|| { echo "the public API changed: if that is meant, run make public-api and commit core/public-api.txt (and say so in CHANGELOG.md)"; exit 1; }
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings

@@ -9,7 +9,7 @@ use cadenas::ErrorKind;
 pub enum Exit {
     /// 0: done.
     Done = 0,
-    /// 1: anything else.
+    /// 1: anything else (`check`: warnings only).
     Other = 1,
     /// 2: bad usage, found before anything was contacted (clap's usage errors too).
     Usage = 2,
@@ -25,6 +25,8 @@ pub enum Exit {
     MfaRefused = 7,
     /// 8: the journal's hash chain (or a MAC, or the expected head) does not verify.
     Tampered = 8,
+    /// 9: `check`: a check failed (the lines marked FAIL say what to fix).
+    CheckFailed = 9,
 }
 
 impl Exit {

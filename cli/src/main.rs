@@ -10,7 +10,8 @@
 //! Exit codes: 0 done; 2 bad usage; 3 configuration error; 4 the directory could not be
 //! reached or refused the service account; 5 the user was refused or not found (nothing
 //! changed, or release refused); 6 containment incomplete for some users (the report says
-//! which steps); 7 an MFA code was refused; 8 the journal's hash chain is broken; 1 other.
+//! which steps); 7 an MFA code was refused; 8 the journal's hash chain is broken; 9 a
+//! `check` failed (1: its warnings only); 1 other.
 
 mod args;
 mod commands;
@@ -34,7 +35,8 @@ use exit::Exit;
 #[command(name = "cadenas", version, about, long_about = None)]
 #[command(
     after_help = "Exit codes: 0 done, 2 usage, 3 config, 4 directory unreachable or service \
-account refused, 5 user refused or not found (nothing changed), 6 partly applied, 1 other.\n\
+account refused, 5 user refused or not found (nothing changed), 6 partly applied, 7 MFA code \
+refused, 8 journal broken, 9 a check failed (1: warnings only), 1 other.\n\
 Logs go to stderr; set CADENAS_LOG=debug for more. Secrets never appear in them."
 )]
 pub struct Cli {
@@ -50,6 +52,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Preflight: whether everything a containment needs answers and is allowed (TLS, the
+    /// service account's rights on the [canary] account, revokers, notifiers, the journal);
+    /// one line per check with the fix. Exit 0 all ok, 1 warnings only, 9 a check failed.
+    Check,
     /// Show an account's state: lock, must-change, MFA requirement, protected groups.
     Status {
         /// User name (uid, mail...) or `dn:<DN>`.
@@ -165,6 +171,7 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         );
     }
     match &cli.command {
+        Command::Check => commands::check::run(cli, &cfg).await,
         Command::Status { user, changes_since } => {
             commands::status::run(cli, &cfg, user, changes_since.as_ref()).await
         }

@@ -1206,3 +1206,50 @@ async fn mfa_and_journal_on_postgresql_race_contain_verify_and_export() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn check_exits_0_when_all_is_well_1_on_warnings_and_9_when_a_check_fails() {
+    let lab = OpenLdapLab::load();
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let labdir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let full = std::fs::read_to_string(format!("{labdir}/cadenas.toml")).expect("lab config");
+    let check = |text: &str, json: bool| {
+        let path = dir.join("cadenas.toml");
+        std::fs::write(&path, text).expect("write");
+        let mut args = vec!["--config", path.to_str().expect("utf8")];
+        if json {
+            args.push("--json");
+        }
+        args.push("check");
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(&args)
+            .output()
+            .expect("run")
+    };
+    // no canary: the service account's rights are not tried, a warning
+    let out = check(&full, false);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("WARN directory: rights to lock"),
+        "{}",
+        text(&out)
+    );
+    // with a canary: every check ok
+    let (canary, _) = lab.fresh_user("cli-canary").await;
+    let with_canary = format!("{full}\n[canary]\naccounts = [\"{canary}\"]\n");
+    let out = check(&with_canary, true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["verdict"], "ok", "{j:#}");
+    // the doveadm API down (a port nothing listens on): that check fails, exit 9
+    let down = with_canary.replace("127.0.0.1:18080", "127.0.0.1:9");
+    let out = check(&down, false);
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out));
+    assert!(
+        text(&out).contains("FAIL revoker mail: doveadm answers"),
+        "{}",
+        text(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

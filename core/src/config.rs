@@ -34,6 +34,7 @@ use crate::notify::NotifyConfig;
 use crate::outbound::OutboundConfig;
 use crate::password::PasswordPolicy;
 use crate::postfix::PostfixConfig;
+use crate::preflight::CanaryConfig;
 use crate::session::RevokerConfig;
 
 /// The whole configuration: each section's type lives with the module it configures.
@@ -63,6 +64,8 @@ pub struct Config {
     pub outbound: Option<OutboundConfig>,
     /// The Postfix whose queue a containment searches for the account's mail (`[postfix]`).
     pub postfix: Option<PostfixConfig>,
+    /// Test accounts (`[canary]`): what `cadenas check` tries the service account's rights on.
+    pub canary: Option<CanaryConfig>,
 }
 
 impl Config {

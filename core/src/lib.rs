@@ -55,6 +55,7 @@ pub mod notify;
 pub mod outbound;
 pub mod password;
 pub mod postfix;
+pub mod preflight;
 mod retry;
 mod secret;
 pub mod session;

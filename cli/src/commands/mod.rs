@@ -1,5 +1,6 @@
 //! One file per command; what several of them need to open a journal is here.
 
+pub mod check;
 pub mod contain;
 pub mod journal;
 pub mod mfa;

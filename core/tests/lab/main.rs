@@ -17,5 +17,6 @@ mod mfa_stores;
 mod notify;
 mod openldap;
 mod outbound;
+mod preflight;
 mod replicas;
 mod revokers;

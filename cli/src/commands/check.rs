@@ -1,0 +1,39 @@
+//! `cadenas check`: the preflight — one line per check, ok / warn / fail with the fix.
+
+use cadenas::preflight::{preflight, PreflightOptions, Verdict};
+use cadenas::{Config, Error};
+
+use crate::exit::Exit;
+use crate::Cli;
+
+/// `cadenas check`: 0 every check ok, 1 warnings only, 9 a check failed.
+pub async fn run(cli: &Cli, cfg: &Config) -> Result<Exit, Error> {
+    let report = preflight(cfg, &PreflightOptions::default()).await;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for c in &report.checks {
+            let mark = match c.verdict {
+                Verdict::Ok => "ok  ",
+                Verdict::Warn => "WARN",
+                _ => "FAIL",
+            };
+            println!("{mark} {}: {}", c.name, cadenas::escape_controls(&c.detail));
+            if let Some(fix) = &c.fix {
+                println!("     fix: {fix}");
+            }
+        }
+        let count = |v: Verdict| report.checks.iter().filter(|c| c.verdict == v).count();
+        println!(
+            "{} ok, {} warning(s), {} failed",
+            count(Verdict::Ok),
+            count(Verdict::Warn),
+            count(Verdict::Fail)
+        );
+    }
+    Ok(match report.verdict {
+        Verdict::Ok => Exit::Done,
+        Verdict::Warn => Exit::Other,
+        _ => Exit::CheckFailed,
+    })
+}

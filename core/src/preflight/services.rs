@@ -1,0 +1,132 @@
+//! What a containment calls besides the directory: each revoker answers with its credentials,
+//! each notifier's server or program is there, and the outbound policy service answers.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use super::Check;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::notify::ChannelConfig;
+use crate::outbound::{ask, PolicyRequest};
+use crate::session::{Dovecot, Revoker, RevokerConfig};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a TCP connection to the URL's host and port opens (nothing is sent).
+async fn reachable(name: String, url: &str, default_port: u16) -> Check {
+    let parsed = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return Check::fail(name, format!("{url}: {e}"), "fix the URL"),
+    };
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(default_port);
+    match tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(_)) => Check::ok(name, format!("{host}:{port} answers")),
+        Ok(Err(e)) => Check::fail(
+            name,
+            format!("{host}:{port}: {e}"),
+            "start the service, or fix its URL",
+        ),
+        Err(_) => Check::fail(
+            name,
+            format!("{host}:{port}: no answer within {} s", TIMEOUT.as_secs()),
+            "check the firewall and the URL",
+        ),
+    }
+}
+
+/// Whether `program` is a file this user may run.
+fn runnable(name: String, program: &Path) -> Check {
+    match std::fs::metadata(program) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+            Check::ok(name, program.display().to_string())
+        }
+        Ok(_) => Check::fail(
+            name,
+            format!("{} is not an executable file", program.display()),
+            format!("chmod +x {}", program.display()),
+        ),
+        Err(e) => Check::fail(
+            name,
+            format!("{}: {e}", program.display()),
+            "install the program, or fix its path",
+        ),
+    }
+}
+
+/// What to do when a revoker refused or did not answer.
+fn revoker_fix(e: &Error) -> &'static str {
+    match e.kind() {
+        ErrorKind::RevokerAuth => "the API key does not match Dovecot's doveadm_api_key: fix api_key_file",
+        ErrorKind::RevokerUnreachable | ErrorKind::Timeout => {
+            "start Dovecot's doveadm HTTP API (service doveadm, inet_listener http), or fix the URL"
+        }
+        ErrorKind::Tls => "the CA file must sign Dovecot's certificate, for the URL's host",
+        _ => "see the detail",
+    }
+}
+
+/// The revokers', notifiers' and policy service's checks.
+pub(super) async fn checks(cfg: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    for r in &cfg.revokers {
+        out.push(match r {
+            RevokerConfig::Dovecot(c) => {
+                let name = format!("revoker {}: doveadm answers with its key", c.name);
+                let listed = match Dovecot::from_config(c) {
+                    Ok(d) => d.live_logins().await,
+                    Err(e) => Err(e),
+                };
+                match listed {
+                    Ok(l) => Check::ok(
+                        name,
+                        format!("{}: {} live session(s)", c.url, l.map_or(0, |l| l.len())),
+                    ),
+                    Err(e) => Check::fail(name, e.to_string(), revoker_fix(&e)),
+                }
+            }
+            RevokerConfig::Webhook(c) => {
+                reachable(format!("revoker {}: webhook reachable", c.name), &c.url, 443).await
+            }
+            RevokerConfig::Command(c) => {
+                runnable(format!("revoker {}: program runnable", c.name), &c.program)
+            }
+        });
+    }
+    for n in &cfg.notify {
+        out.push(match &n.channel {
+            ChannelConfig::Smtp(s) => {
+                reachable(format!("notify {}: mail server reachable", n.name), &s.url, 587).await
+            }
+            ChannelConfig::Webhook(w) => {
+                reachable(format!("notify {}: webhook reachable", n.name), &w.url, 443).await
+            }
+            ChannelConfig::Command(c) => runnable(format!("notify {}: program runnable", n.name), &c.program),
+        });
+    }
+    if let Some(o) = &cfg.outbound {
+        let name = "outbound: the policy service answers";
+        let addresses = o.addresses().unwrap_or_default();
+        out.push(match addresses.first() {
+            Some(addr) => {
+                match ask(addr, &PolicyRequest::rcpt("cadenas-check", "127.0.0.1"), TIMEOUT).await {
+                    Ok(v) => Check::ok(name, format!("{addr}: {v:?}")),
+                    Err(e) => Check::fail(
+                        name,
+                        e.to_string(),
+                        "start it (cadenas outbound serve, or its systemd unit): until then a contained \
+                     account's open SMTP session keeps sending",
+                    ),
+                }
+            }
+            None => Check::fail(name, "no listen address", "set [outbound] listen"),
+        });
+    }
+    out
+}

@@ -1,0 +1,199 @@
+//! The preflight against the lab: every check passes on the lab as it is, and each fault made
+//! for real fails (or warns) its own check with a fix — a secret file others can read, a
+//! journal on tmpfs, a wrong doveadm key, a mail server that is down, a service account
+//! without write rights, a skewed clock (given to the check, the host's is left alone).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use cadenas::directory::{Directory, LockState, UserRef};
+use cadenas::preflight::{preflight, PreflightOptions, PreflightReport, Verdict};
+use cadenas::Config;
+
+use crate::support::OpenLdapLab;
+
+/// The whole lab's config (every server), edited by `edit`, from a directory of the test's
+/// own (where it may put files).
+fn full_config(tag: &str, edit: impl Fn(String, &std::path::Path) -> String) -> Config {
+    let lab = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let dir = std::env::temp_dir().join(format!("cadenas-preflight-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let text = std::fs::read_to_string(PathBuf::from(lab).join("cadenas.toml")).expect("lab config");
+    let text = edit(text, &dir);
+    let path = dir.join("cadenas.toml");
+    std::fs::write(&path, text).expect("write config");
+    Config::from_file(&path).expect("edited config")
+}
+
+/// An owner-only file holding `content`.
+fn secret_file(dir: &std::path::Path, name: &str, content: &str, mode: u32) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    p
+}
+
+/// The verdict of the one check whose name contains `part`.
+fn verdict(r: &PreflightReport, part: &str) -> Verdict {
+    let found: Vec<_> = r.checks.iter().filter(|c| c.name.contains(part)).collect();
+    assert_eq!(found.len(), 1, "one check named like {part:?}: {r:#?}");
+    found[0].verdict
+}
+
+fn with_canary(text: String, canary: &str) -> String {
+    format!("{text}\n[canary]\naccounts = [\"{canary}\"]\n")
+}
+
+#[tokio::test]
+async fn the_lab_passes_every_check_and_the_canary_is_put_back() {
+    let lab = OpenLdapLab::load();
+    let (canary, _) = lab.fresh_user("canary").await;
+    let cfg = full_config("ok", |t, _| with_canary(t, canary.as_str()));
+    let report = preflight(&cfg, &PreflightOptions::default()).await;
+    assert_eq!(report.verdict, Verdict::Ok, "{report:#?}");
+    for part in [
+        "service account",
+        ": lock, and the flags put back",
+        "reset the password",
+        "MFA group, and take out",
+        "clock",
+        "doveadm answers",
+        "mail server reachable",
+        "journal: writable",
+    ] {
+        assert_eq!(verdict(&report, part), Verdict::Ok, "{part}");
+    }
+    // the canary: unlocked as before, out of the MFA group again, its password a random one
+    let dir = Directory::connect(&cfg.directory).await.expect("connect");
+    let u = dir
+        .find_user(&UserRef::parse(canary.as_str()).expect("name"))
+        .await
+        .expect("find");
+    let st = dir.account_state(&u).await.expect("state");
+    assert_eq!(st.lock, LockState::Unlocked);
+    assert_eq!(st.mfa_required, Some(false));
+    assert!(st.must_change, "reset with a forced change");
+}
+
+#[tokio::test]
+async fn a_secret_file_others_can_read_and_a_journal_on_tmpfs_fail_their_checks() {
+    let lab = OpenLdapLab::load();
+    let pw = std::fs::read_to_string(
+        lab.get("CADENAS_LAB_CONFIG")
+            .replace("cadenas.toml", "responder.pw"),
+    )
+    .expect("service password");
+    let shm = PathBuf::from(format!("/dev/shm/cadenas-preflight-{}.jsonl", std::process::id()));
+    let cfg = full_config("files", |t, dir| {
+        let open = secret_file(dir, "responder.pw", &pw, 0o644);
+        t.replace(
+            &format!(
+                "bind_password_file = \"{}\"",
+                lab.get("CADENAS_LAB_CONFIG")
+                    .replace("cadenas.toml", "responder.pw")
+            ),
+            &format!("bind_password_file = \"{}\"", open.display()),
+        )
+        .replace(
+            "path = \"/tmp/cadenas-lab/openldap/journal.jsonl\"",
+            &format!("path = \"{}\"", shm.display()),
+        )
+    });
+    let report = preflight(&cfg, &PreflightOptions::default()).await;
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(
+        verdict(&report, "bind_password_file"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
+    let c = report
+        .checks
+        .iter()
+        .find(|c| c.name.contains("bind_password_file"))
+        .expect("check");
+    assert!(
+        c.fix.as_deref().is_some_and(|f| f.starts_with("chmod 600")),
+        "{c:?}"
+    );
+    assert_eq!(
+        verdict(&report, "journal: writable"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
+    // the service account still binds: the file is readable, just not private
+    assert_eq!(verdict(&report, "service account"), Verdict::Ok);
+    let _ = std::fs::remove_file(shm);
+}
+
+#[tokio::test]
+async fn a_wrong_doveadm_key_and_a_mail_server_that_is_down_fail_their_checks() {
+    let cfg = full_config("services", |t, dir| {
+        let key = secret_file(dir, "wrong.key", "not-the-doveadm-key", 0o600);
+        t.replace(
+            "api_key_file = \"/tmp/cadenas-lab/dovecot/api.key\"",
+            &format!("api_key_file = \"{}\"", key.display()),
+        )
+        // a port nothing listens on: the mail server is down
+        .replace("url = \"smtp://127.0.0.1:10587\"", "url = \"smtp://127.0.0.1:9\"")
+    });
+    let report = preflight(&cfg, &PreflightOptions::default()).await;
+    assert_eq!(verdict(&report, "doveadm answers"), Verdict::Fail, "{report:#?}");
+    let c = report
+        .checks
+        .iter()
+        .find(|c| c.name.contains("doveadm"))
+        .expect("check");
+    assert!(
+        c.fix.as_deref().is_some_and(|f| f.contains("api_key_file")),
+        "{c:?}"
+    );
+    assert_eq!(
+        verdict(&report, "mail server reachable"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_account_without_write_rights_fails_on_the_canary_and_a_skewed_clock_warns() {
+    let lab = OpenLdapLab::load();
+    let (canary, _) = lab.fresh_user("canary-ro").await;
+    // an ordinary user as the "service account": it binds and reads, but may not lock others
+    let (weak, weak_dn) = lab.fresh_user("weak-svc").await;
+    let _ = weak;
+    let cfg = full_config("rights", |t, dir| {
+        let pw = secret_file(dir, "weak.pw", lab.user_password().expose_secret(), 0o600);
+        let svc = lab
+            .get("CADENAS_LAB_CONFIG")
+            .replace("cadenas.toml", "responder.pw");
+        let t = t
+            .replace(
+                "bind_dn = \"cn=responder,ou=services,dc=example,dc=test\"",
+                &format!("bind_dn = \"{}\"", weak_dn.as_str()),
+            )
+            .replace(
+                &format!("bind_password_file = \"{svc}\""),
+                &format!("bind_password_file = \"{}\"", pw.display()),
+            );
+        with_canary(t, canary.as_str())
+    });
+    let report = preflight(&cfg, &PreflightOptions::default()).await;
+    assert_eq!(verdict(&report, "service account"), Verdict::Ok, "{report:#?}");
+    assert_eq!(verdict(&report, ": lock"), Verdict::Fail, "{report:#?}");
+    assert_eq!(report.verdict, Verdict::Fail);
+
+    // the clock, faked 10 minutes ahead (the check is given the time; the host is left alone)
+    let cfg = full_config("clock", |t, _| with_canary(t, canary.as_str()));
+    let mut opts = PreflightOptions::default();
+    opts.now = Some(SystemTime::now() + Duration::from_secs(600));
+    let report = preflight(&cfg, &opts).await;
+    assert_eq!(verdict(&report, "clock"), Verdict::Warn, "{report:#?}");
+    let c = report
+        .checks
+        .iter()
+        .find(|c| c.name.contains("clock"))
+        .expect("check");
+    assert!(c.detail.contains("-60"), "about 600 s apart: {c:?}");
+}
