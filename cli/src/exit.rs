@@ -25,7 +25,7 @@ pub enum Exit {
     MfaRefused = 7,
     /// 8: the journal's hash chain (or a MAC, or the expected head) does not verify.
     Tampered = 8,
-    /// 9: `check`: a check failed (the lines marked FAIL say what to fix).
+    /// 9: `check` or `drill`: a check failed (the lines marked FAIL say what to fix).
     CheckFailed = 9,
 }
 

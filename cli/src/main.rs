@@ -1,6 +1,8 @@
 //! `cadenas` — the operator's tool on incident day.
 //!
 //! ```text
+//! cadenas --config FILE check            preflight: does everything answer, is it allowed
+//! cadenas --config FILE drill CANARY     a timed fire drill on a canary account
 //! cadenas --config FILE status USER      what the account looks like now
 //! cadenas --config FILE contain USER     lock → reset (forced change) → revoke → require MFA
 //! cadenas --config FILE mfa enroll|verify|reset|recovery-codes USER
@@ -56,6 +58,9 @@ enum Command {
     /// service account's rights on the [canary] account, revokers, notifiers, the journal);
     /// one line per check with the fix. Exit 0 all ok, 1 warnings only, 9 a check failed.
     Check,
+    /// Fire drill: contain a [canary] account for real through every configured step, verify
+    /// each on the servers, time it, and put the account back. Exit 0 passed, 9 failed.
+    Drill(commands::drill::DrillArgs),
     /// Show an account's state: lock, must-change, MFA requirement, protected groups.
     Status {
         /// User name (uid, mail...) or `dn:<DN>`.
@@ -172,6 +177,7 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
     }
     match &cli.command {
         Command::Check => commands::check::run(cli, &cfg).await,
+        Command::Drill(args) => commands::drill::run(cli, &cfg, args).await,
         Command::Status { user, changes_since } => {
             commands::status::run(cli, &cfg, user, changes_since.as_ref()).await
         }

@@ -1251,5 +1251,27 @@ async fn check_exits_0_when_all_is_well_1_on_warnings_and_9_when_a_check_fails()
         "{}",
         text(&out)
     );
+
+    // the monthly drill on the canary: passed, exit 0, every step timed; another account: refused
+    std::fs::write(dir.join("cadenas.toml"), &with_canary).expect("write");
+    let journal = dir.join("drill.jsonl");
+    let drill = |who: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(["--config", dir.join("cadenas.toml").to_str().expect("utf8")])
+            .args(["drill", who, "--journal", journal.to_str().expect("utf8")])
+            .output()
+            .expect("run")
+    };
+    let out = drill(canary.as_str());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("drill passed") && text(&out).contains(" ms"),
+        "{}",
+        text(&out)
+    );
+    let (other, _) = lab.fresh_user("cli-not-canary").await;
+    let out = drill(other.as_str());
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("not a [canary] account"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,7 @@
 //! ```
 
 mod batch;
+mod drill;
 mod finds;
 mod mail;
 mod notices;
@@ -63,6 +64,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+pub use drill::{DrillReport, DrillStep};
 pub use options::{CancelToken, ContainOptions, ProgressFn};
 pub use pivot::sightings;
 pub use planner::Planner;

@@ -13,6 +13,8 @@ use crate::mfa::EnrolmentState;
 pub struct ReleaseOptions {
     /// Release without an active MFA enrolment; the reason is journaled.
     pub override_reason: Option<String>,
+    /// Incident identifier of the release (default: generated).
+    pub incident: Option<String>,
 }
 
 impl ReleaseOptions {
@@ -49,7 +51,10 @@ impl Responder {
                 ));
             }
         }
-        let incident = new_incident_id()?;
+        let incident = match &opts.incident {
+            Some(i) => i.clone(),
+            None => new_incident_id()?,
+        };
         let dn = u.dn.to_string();
         let user = user.to_string();
         let user = user.as_str();

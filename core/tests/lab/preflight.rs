@@ -197,3 +197,58 @@ async fn a_service_account_without_write_rights_fails_on_the_canary_and_a_skewed
         .expect("check");
     assert!(c.detail.contains("-60"), "about 600 s apart: {c:?}");
 }
+
+#[tokio::test]
+async fn a_drill_contains_the_canary_verifies_each_step_and_puts_it_back() {
+    let lab = OpenLdapLab::load();
+    let (canary, _) = lab.fresh_user("drill").await;
+    let (bystander, _) = lab.fresh_user("drill-not").await;
+    let cfg = full_config("drill", |t, _| with_canary(t, canary.as_str()));
+    let journal = std::env::temp_dir().join(format!("cadenas-drill-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let r = cadenas::incident::Responder::new(&cfg, &journal)
+        .await
+        .expect("responder");
+
+    // not a canary: refused, nothing changed
+    let e = r
+        .drill(&UserRef::parse(bystander.as_str()).expect("name"))
+        .await
+        .expect_err("not a canary");
+    assert_eq!(e.kind(), cadenas::ErrorKind::InvalidInput);
+    assert!(e.message().contains("not a [canary] account"), "{e}");
+
+    let report = r
+        .drill(&UserRef::parse(canary.as_str()).expect("name"))
+        .await
+        .expect("drill");
+    assert_ne!(report.verdict, Verdict::Fail, "{report:#?}");
+    assert!(report.incident.starts_with("DRILL-"), "{}", report.incident);
+    let steps: Vec<_> = report.steps.iter().map(|s| s.step).collect();
+    // every configured step (no [postfix] here: no hold-mail step)
+    assert_eq!(steps, r.containment_steps());
+    assert!(report.steps.iter().all(|s| s.millis.is_some()), "{report:#?}");
+    for c in &report.checks {
+        assert_eq!(c.verdict, Verdict::Ok, "{c:?}");
+    }
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.name.contains("old password is wrong")));
+    // the journal says DRILL, and the canary is as it was (unlocked, out of the MFA group)
+    let records = cadenas::journal::read(&journal).expect("journal");
+    assert!(
+        records.iter().all(|r| r.incident == report.incident),
+        "one drill incident"
+    );
+    assert!(records.iter().any(|r| matches!(&r.event,
+        cadenas::journal::Event::IncidentStart { note: Some(n), .. } if n.contains("DRILL"))));
+    let dir = Directory::connect(&cfg.directory).await.expect("connect");
+    let u = dir
+        .find_user(&UserRef::parse(canary.as_str()).expect("name"))
+        .await
+        .expect("find");
+    let st = dir.account_state(&u).await.expect("state");
+    assert_eq!((st.lock, st.mfa_required), (LockState::Unlocked, Some(false)));
+    let _ = std::fs::remove_file(journal);
+}
