@@ -1275,3 +1275,116 @@ async fn check_exits_0_when_all_is_well_1_on_warnings_and_9_when_a_check_fails()
     assert!(text(&out).contains("not a [canary] account"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `cadenas` command lines of a runbook, in order (the ```sh blocks' lines, comments cut).
+fn runbook_commands(file: &str) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(format!("{}/../docs/{file}", env!("CARGO_MANIFEST_DIR"))).expect("runbook");
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        if in_sh && line.starts_with("cadenas ") {
+            out.push(line.split(" #").next().unwrap_or(line).trim().to_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_runbook_runs_against_the_lab() {
+    // both languages give the same commands, in the same order
+    let commands = runbook_commands("runbook.md");
+    assert_eq!(commands, runbook_commands("runbook.fr.md"));
+    assert!(commands.len() >= 9, "{commands:?}");
+
+    let lab = OpenLdapLab::load();
+    let pid = std::process::id();
+    let ip = format!("127.69.{}.{}", pid % 250, 1 + (pid / 250) % 250);
+    let (victim, _) = lab.fresh_user("runbook").await;
+    let imap = support::dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let mut attacker = support::Imap::login_from(&imap, &ip, victim.as_str(), lab.get("CADENAS_LAB_USER_PW"))
+        .await
+        .expect("attacker login");
+    attacker.idle().await;
+    let dir = std::env::temp_dir().join(format!("cadenas-runbook-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let labdir = std::env::var("CADENAS_LAB_DIR").unwrap_or_else(|_| "/tmp/cadenas-lab".into());
+    let config = std::fs::read_to_string(format!("{labdir}/cadenas.toml"))
+        .expect("lab config")
+        .replace(
+            "path = \"/tmp/cadenas-lab/openldap/journal.jsonl\"",
+            &format!("path = \"{}\"", dir.join("journal.jsonl").display()),
+        );
+    let config_path = dir.join("cadenas.toml");
+    std::fs::write(&config_path, config).expect("config");
+
+    let mut incident: Option<String> = None;
+    for line in &commands {
+        let mut cmd = line
+            .replace("jdupont", victim.as_str())
+            .replace("203.0.113.7", &ip)
+            .replace("/root/incident/", &format!("{}/", dir.display()));
+        if cmd.contains("INC-20261207T0930-1a2b3c") {
+            let inc = incident.as_deref().expect("the containment's incident");
+            cmd = cmd.replace("INC-20261207T0930-1a2b3c", inc);
+        }
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        // `mfa verify` reads the code the owner reads out from their phone
+        let stdin = if args.starts_with(&["mfa", "verify"]) {
+            let uri = std::fs::read_to_string(dir.join(format!("{victim}.uri"))).expect("uri file");
+            let secret = support::secret_from_uri(uri.trim());
+            let p = cadenas::mfa::totp::TotpParams::default();
+            cadenas::mfa::totp::code_for_step(&secret, p.step_at(support::unix_now()), &p)
+        } else {
+            String::new()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(&args)
+            .env("CADENAS_CONFIG", &config_path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cadenas");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().expect("stdin");
+            let _ = writeln!(input, "{stdin}");
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{cmd}\n{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if args.first() == Some(&"contain") {
+            incident = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("incident "))
+                .map(|s| s.trim().to_owned());
+            assert!(stdout.contains("1 contained, 0 need attention"), "{stdout}");
+            assert!(attacker.closed_within(5).await, "the attacker's session survived");
+        }
+        if args.first() == Some(&"sessions") {
+            assert!(stdout.contains(victim.as_str()), "{stdout}");
+        }
+        if args.first() == Some(&"journal") && args.get(1) == Some(&"show") {
+            assert!(
+                stdout.contains("start contain") && stdout.contains("end: 1 done"),
+                "{stdout}"
+            );
+        }
+    }
+    // released: unlocked again, with its new password and MFA
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--json", "status", victim.as_str()])
+        .env("CADENAS_CONFIG", &config_path)
+        .output()
+        .expect("status");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["lock"]["state"], "unlocked", "{j}");
+    assert_eq!(j["mfa_required"], true, "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
