@@ -108,6 +108,17 @@ enum Command {
     /// The attacker's outbound mail: the Postfix policy service.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (cadenas.1, cadenas-COMMAND.1) into a directory.
+    Man {
+        /// The directory (created if needed).
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -162,6 +173,12 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         })?;
         Config::from_file(path)
     };
+    // what a package builds needs no config
+    match &cli.command {
+        Command::Completions { shell } => return Ok(commands::docs::completions(*shell)),
+        Command::Man { output } => return commands::docs::man(output),
+        _ => {}
+    }
     // `journal verify FILE` works without a config.
     if let Command::Journal(j) = &cli.command {
         let cfg = if cli.config.is_some() { Some(load()?) } else { None };
@@ -191,6 +208,6 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         } => commands::release::run(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
         Command::Outbound(o) => outbound::run(cli, &cfg, o).await,
-        Command::Journal(_) => Ok(Exit::Other),
+        Command::Journal(_) | Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Other),
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use cadenas::directory::{BindOutcome, Directory, UserRef};
@@ -1386,5 +1387,59 @@ async fn the_runbook_runs_against_the_lab() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(j["lock"]["state"], "unlocked", "{j}");
     assert_eq!(j["mfa_required"], true, "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_commands_themselves() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(args)
+            .env_remove("CADENAS_CONFIG")
+            .output()
+            .expect("run")
+    };
+    for (shell, marker) in [
+        ("bash", "_cadenas()"),
+        ("zsh", "#compdef cadenas"),
+        ("fish", "complete -c cadenas"),
+    ] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script:.200}");
+        for sub in ["contain", "check", "drill", "release"] {
+            assert!(script.contains(sub), "{shell} completes {sub}");
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("cadenas-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = run(&["man", "--output", dir.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for page in [
+        "cadenas",
+        "cadenas-contain",
+        "cadenas-check",
+        "cadenas-drill",
+        "cadenas-mfa-verify",
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("{page}.1"))).expect(page);
+        assert!(text.contains(&format!(".TH {page} 1")), "{page}: {text:.200}");
+    }
+    let top = std::fs::read_to_string(dir.join("cadenas.1")).expect("cadenas.1");
+    assert!(top.contains("9 a check failed"), "the exit codes are in the page");
+    // rendered by man itself where it is installed
+    if Path::new("/usr/bin/man").exists() {
+        let out = Command::new("man")
+            .args(["-l", dir.join("cadenas-drill.1").to_str().expect("utf8")])
+            .env("MANPAGER", "cat")
+            .output()
+            .expect("man");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("canary"),
+            "{}",
+            text(&out)
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

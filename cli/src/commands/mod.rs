@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod contain;
+pub mod docs;
 pub mod drill;
 pub mod journal;
 pub mod mfa;
