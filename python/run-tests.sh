@@ -13,3 +13,4 @@ python -m mypy --strict cadenas ../examples/python ../tools/public_api.py ../ben
 ruff check --config pyproject.toml cadenas tests ../tools/public_api.py ../examples/python ../benches/totp_python.py ../benches/contain_ldap3.py ../benches/contain_ldap3_ad.py ../benches/report.py ../benches/outbound_e2e.py
 ruff format --config pyproject.toml --check cadenas tests ../tools/public_api.py ../examples/python ../benches/totp_python.py ../benches/contain_ldap3.py ../benches/contain_ldap3_ad.py ../benches/report.py ../benches/outbound_e2e.py
 python -m pytest -q -p no:cacheprovider "$@"
+bash "$HERE/package-test.sh"
