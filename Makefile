@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
 
-.PHONY: help demo test lab-up lab-down lint bench header install public-api target/doc/cadenas.json
+.PHONY: help demo test lab-up lab-down lint bench header install package public-api target/doc/cadenas.json
 
 help:
 	@echo "make demo   set up the lab (real OpenLDAP + Dovecot on loopback) and run a demo incident with the CLI"
@@ -12,6 +12,7 @@ help:
 	@echo "make lab-up / lab-down   start / stop the lab servers"
 	@echo "make install PREFIX=/usr/local   install libcadenas (.so, .a), cadenas.h and cadenas.pc"
 	@echo "make header   regenerate ffi/include/cadenas.h with cbindgen"
+	@echo "make package  build the Debian packages into target/deb/"
 	@echo "make public-api   regenerate core/public-api.txt (the Rust surface make lint checks)"
 
 lab-up:
@@ -39,6 +40,7 @@ test: lab-up
 	$(CARGO) run -q -p cadenas --example contain -- $(CADENAS_LAB_DIR)/openldap/cadenas.toml user0100 $(CADENAS_LAB_DIR)/example-user0100.pw
 	bash python/run-tests.sh
 	bash ffi/tests/run-c-tests.sh
+	bash packaging/deb/test.sh
 
 bench:
 	bash benches/run.sh
@@ -55,6 +57,10 @@ public-api: target/doc/cadenas.json
 PREFIX ?= /usr/local
 FFI_PROFILE ?= release
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+# The Debian packages (cadenas, libcadenas0, libcadenas-dev, libpam-cadenas) in target/deb/.
+package:
+	PROFILE=release bash packaging/deb/build.sh
 
 header:
 	cbindgen -q --config ffi/cbindgen.toml --crate cadenas-ffi --output ffi/include/cadenas.h ffi
