@@ -57,7 +57,11 @@ enum Command {
     /// Preflight: whether everything a containment needs answers and is allowed (TLS, the
     /// service account's rights on the [canary] account, revokers, notifiers, the journal);
     /// one line per check with the fix. Exit 0 all ok, 1 warnings only, 9 a check failed.
-    Check,
+    Check {
+        /// Also send every notifier a test message (marked TEST).
+        #[arg(long)]
+        notify_test: bool,
+    },
     /// Fire drill: contain a [canary] account for real through every configured step, verify
     /// each on the servers, time it, and put the account back. Exit 0 passed, 9 failed.
     Drill(commands::drill::DrillArgs),
@@ -193,7 +197,7 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         );
     }
     match &cli.command {
-        Command::Check => commands::check::run(cli, &cfg).await,
+        Command::Check { notify_test } => commands::check::run(cli, &cfg, *notify_test).await,
         Command::Drill(args) => commands::drill::run(cli, &cfg, args).await,
         Command::Status { user, changes_since } => {
             commands::status::run(cli, &cfg, user, changes_since.as_ref()).await

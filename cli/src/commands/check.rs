@@ -7,8 +7,10 @@ use crate::exit::Exit;
 use crate::Cli;
 
 /// `cadenas check`: 0 every check ok, 1 warnings only, 9 a check failed.
-pub async fn run(cli: &Cli, cfg: &Config) -> Result<Exit, Error> {
-    let report = preflight(cfg, &PreflightOptions::default()).await;
+pub async fn run(cli: &Cli, cfg: &Config, notify_test: bool) -> Result<Exit, Error> {
+    let mut opts = PreflightOptions::default();
+    opts.notify_test = notify_test;
+    let report = preflight(cfg, &opts).await;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {

@@ -50,16 +50,20 @@ pub enum NotifyEvent {
     MfaReset,
     /// An account exceeded a sending limit of the outbound policy service.
     SendingLimit,
+    /// A test message (`cadenas check --notify-test`): sent to every notifier whatever its
+    /// `events`, marked as a test, with the default texts.
+    Test,
 }
 
 impl NotifyEvent {
     /// Every event.
-    pub const ALL: [NotifyEvent; 5] = [
+    pub const ALL: [NotifyEvent; 6] = [
         NotifyEvent::Contained,
         NotifyEvent::NeedsAttention,
         NotifyEvent::Released,
         NotifyEvent::MfaReset,
         NotifyEvent::SendingLimit,
+        NotifyEvent::Test,
     ];
 
     /// The snake_case name (`needs_attention`).
@@ -70,6 +74,7 @@ impl NotifyEvent {
             NotifyEvent::Released => "released",
             NotifyEvent::MfaReset => "mfa_reset",
             NotifyEvent::SendingLimit => "sending_limit",
+            NotifyEvent::Test => "test",
         }
     }
 }
@@ -248,20 +253,20 @@ impl Notifier {
 
     /// Whether it is sent for `event`.
     pub fn wants(&self, event: NotifyEvent) -> bool {
-        self.cfg.events.contains(&event)
+        event == NotifyEvent::Test || self.cfg.events.contains(&event)
     }
 
     fn texts(&self, notice: &Notice, users: &[NoticeUser], everyone: bool) -> (String, String) {
         let lang = self.cfg.language;
         let values = notice.values(users, everyone);
-        let subject = self
-            .cfg
-            .subject
+        // a test always says it is one: the default texts, whatever the notifier's own
+        let own = |t: &Option<String>| t.clone().filter(|_| notice.event != NotifyEvent::Test);
+        let subject = own(&self.cfg.subject);
+        let subject = subject
             .as_deref()
             .unwrap_or_else(|| template::default_subject(lang, notice.event));
-        let body = self
-            .cfg
-            .body
+        let body = own(&self.cfg.body);
+        let body = body
             .as_deref()
             .unwrap_or_else(|| template::default_body(lang, notice.event));
         (

@@ -44,12 +44,28 @@ pub(crate) fn default_subject(lang: Language, event: NotifyEvent) -> &'static st
         }
         (Language::Fr, NotifyEvent::Released) => "[Cadenas] {incident} : compte rétabli : {user}",
         (Language::Fr, NotifyEvent::MfaReset) => "[Cadenas] double authentification réinitialisée : {user}",
+        (Language::En, NotifyEvent::Test) => "[Cadenas] TEST {incident}: a test message, nothing happened",
+        (Language::Fr, NotifyEvent::Test) => {
+            "[Cadenas] TEST {incident} : message d'essai, rien ne s'est passé"
+        }
     }
 }
 
 /// The default body for `event`.
 pub(crate) fn default_body(lang: Language, event: NotifyEvent) -> &'static str {
     match (lang, event) {
+        (Language::En, NotifyEvent::Test) => {
+            "TEST {incident}, {time}.\n\n\
+             This is a test message from `cadenas check --notify-test`: it checks that the \
+             notifications of a containment reach you. Nothing happened; no account was \
+             contained.\n\n-- \nCadenas"
+        }
+        (Language::Fr, NotifyEvent::Test) => {
+            "ESSAI {incident}, {time}.\n\n\
+             Ceci est un message d'essai de `cadenas check --notify-test` : il vérifie que les \
+             notifications d'un confinement vous parviennent. Rien ne s'est passé ; aucun \
+             compte n'a été sécurisé.\n\n-- \nCadenas"
+        }
         (Language::En, NotifyEvent::Contained) => {
             "Incident {incident}, {time}.\n\n\
              The password of the account(s) below was probably stolen. To keep the attacker out, \

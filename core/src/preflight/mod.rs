@@ -122,6 +122,9 @@ pub struct PreflightOptions {
     pub now: Option<SystemTime>,
     /// Most clock difference before a warning, in seconds (TOTP accepts ±1 step of 30 s).
     pub max_clock_skew_secs: u64,
+    /// Send every notifier a test message (marked TEST, the default texts; SMTP to its fixed
+    /// recipients only). Without it a notifier's server is only reached, nothing is sent.
+    pub notify_test: bool,
 }
 
 impl Default for PreflightOptions {
@@ -129,6 +132,7 @@ impl Default for PreflightOptions {
         Self {
             now: None,
             max_clock_skew_secs: 15,
+            notify_test: false,
         }
     }
 }
@@ -138,7 +142,7 @@ impl Default for PreflightOptions {
 pub async fn preflight(cfg: &Config, opts: &PreflightOptions) -> PreflightReport {
     let mut checks = files::checks(cfg);
     checks.extend(directory::checks(cfg, opts).await);
-    checks.extend(services::checks(cfg).await);
+    checks.extend(services::checks(cfg, opts).await);
     let verdict = checks.iter().map(|c| c.verdict).max().unwrap_or(Verdict::Ok);
     PreflightReport { checks, verdict }
 }

@@ -5,10 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::Check;
+use super::{Check, PreflightOptions};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::notify::ChannelConfig;
+use crate::notify::{ChannelConfig, Notice, Notifier, NotifyConfig, NotifyEvent};
 use crate::outbound::{ask, PolicyRequest};
 use crate::session::{Dovecot, Revoker, RevokerConfig};
 
@@ -72,8 +72,43 @@ fn revoker_fix(e: &Error) -> &'static str {
     }
 }
 
+/// A test message through the notifier `n`, and whether it was delivered.
+async fn test_message(n: &NotifyConfig) -> Check {
+    let name = format!("notify {}: a test message delivered", n.name);
+    let notifier = match Notifier::from_config(n) {
+        Ok(x) => x,
+        Err(e) => return Check::fail(name, e.to_string(), "fix the notifier's settings"),
+    };
+    let incident = format!("TEST-{}", crate::time::rfc3339(crate::time::unix_now()));
+    let notice = Notice::new(NotifyEvent::Test, Some(incident), Vec::new());
+    let outcomes = notifier.send(&notice, None).await;
+    if outcomes.is_empty() {
+        return Check::warn(
+            name,
+            "nothing sent: the notifier writes to each account's own addresses only",
+            "add fixed recipients (to) to test it, or test it on a drill",
+        );
+    }
+    match outcomes.iter().find(|o| !o.delivered) {
+        None => {
+            let to: Vec<&str> = outcomes
+                .iter()
+                .flat_map(|o| o.recipients.iter().map(String::as_str))
+                .collect();
+            Check::ok(name, format!("to {}", to.join(", ")))
+        }
+        Some(o) => Check::fail(
+            name,
+            o.error
+                .as_ref()
+                .map_or_else(|| "not delivered".to_owned(), ToString::to_string),
+            "check the notifier's server, its credentials and the recipients",
+        ),
+    }
+}
+
 /// The revokers', notifiers' and policy service's checks.
-pub(super) async fn checks(cfg: &Config) -> Vec<Check> {
+pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> {
     let mut out = Vec::new();
     for r in &cfg.revokers {
         out.push(match r {
@@ -109,6 +144,9 @@ pub(super) async fn checks(cfg: &Config) -> Vec<Check> {
             }
             ChannelConfig::Command(c) => runnable(format!("notify {}: program runnable", n.name), &c.program),
         });
+        if opts.notify_test {
+            out.push(test_message(n).await);
+        }
     }
     if let Some(o) = &cfg.outbound {
         let name = "outbound: the policy service answers";

@@ -18,7 +18,7 @@ fn config_with_notify(lab: &OpenLdapLab, notify: &str) -> Config {
 }
 
 /// The smtp notifier's connection settings for the lab MTA.
-fn smtp_settings(lab: &OpenLdapLab, url_key: &str, scheme: &str, password_file: &str) -> String {
+pub(crate) fn smtp_settings(lab: &OpenLdapLab, url_key: &str, scheme: &str, password_file: &str) -> String {
     format!(
         "url = \"{scheme}://{}\"\nca_file = \"{}\"\nusername = \"{}\"\npassword_file = \"{password_file}\"\n\
          from = \"Cadenas <cadenas@example.test>\"\n",

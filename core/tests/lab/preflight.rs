@@ -252,3 +252,54 @@ async fn a_drill_contains_the_canary_verifies_each_step_and_puts_it_back() {
     assert_eq!((st.lock, st.mfa_required), (LockState::Unlocked, Some(false)));
     let _ = std::fs::remove_file(journal);
 }
+
+#[tokio::test]
+async fn notify_test_sends_each_notifier_a_message_marked_test() {
+    let lab = OpenLdapLab::load();
+    let (oncall, _) = lab.fresh_user("oncall-test").await;
+    let pid = std::process::id();
+    let sms = std::env::temp_dir().join(format!("cadenas-test-sms-{pid}.txt"));
+    let _ = std::fs::remove_file(&sms);
+    let good = crate::support::dovecot_env()["CADENAS_LAB_SMTP_PASSWORD_FILE"].clone();
+    let notify = format!(
+        "[[notify]]\nname = \"mail\"\ntype = \"smtp\"\nevents = [\"contained\"]\n{}to = [\"{oncall}@example.test\"]\n\
+         subject = \"custom {{incident}}\"\n\n\
+         [[notify]]\nname = \"sms\"\ntype = \"command\"\nevents = [\"released\"]\nprogram = \"/usr/bin/tee\"\nargs = [\"{}\"]\n\n\
+         [[notify]]\nname = \"down\"\ntype = \"command\"\nevents = [\"contained\"]\nprogram = \"/bin/false\"\nretries = 0\n",
+        crate::notify::smtp_settings(&lab, "CADENAS_LAB_SMTP_STARTTLS", "smtp", &good),
+        sms.display(),
+    );
+    let cfg = lab.config_with(|t| format!("{t}\n{notify}"));
+    let mut opts = PreflightOptions::default();
+    // without the option nothing is sent
+    let report = preflight(&cfg, &opts).await;
+    assert!(!report.checks.iter().any(|c| c.name.contains("test message")));
+    assert!(!sms.exists());
+    opts.notify_test = true;
+    let report = preflight(&cfg, &opts).await;
+    assert_eq!(
+        verdict(&report, "notify mail: a test message"),
+        Verdict::Ok,
+        "{report:#?}"
+    );
+    assert_eq!(
+        verdict(&report, "notify sms: a test message"),
+        Verdict::Ok,
+        "{report:#?}"
+    );
+    assert_eq!(
+        verdict(&report, "notify down: a test message"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
+    // marked as a test, whatever the notifier's own templates and events
+    let text = std::fs::read_to_string(&sms).expect("sms");
+    assert!(
+        text.contains("[Cadenas] TEST TEST-") && text.contains("Nothing happened"),
+        "{text}"
+    );
+    let mail = crate::notify::inbox_of(&lab, oncall.as_str(), 1).await;
+    assert!(mail.contains("Subject: [Cadenas] TEST TEST-"), "{mail}");
+    assert!(!mail.contains("custom TEST"), "{mail}");
+    let _ = std::fs::remove_file(sms);
+}
