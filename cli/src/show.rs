@@ -290,3 +290,19 @@ pub fn print_state(user: &str, s: &AccountState) {
     };
     println!("  protected groups: {protected}");
 }
+
+/// Checks (of `check` and `drill`), one line each: `ok`, `WARN` or `FAIL`, then the fix.
+pub fn print_checks(checks: &[cadenas::preflight::Check]) {
+    use cadenas::preflight::Verdict;
+    for c in checks {
+        let mark = match c.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "WARN",
+            _ => "FAIL",
+        };
+        println!("{mark} {}: {}", c.name, cadenas::escape_controls(&c.detail));
+        if let Some(fix) = &c.fix {
+            println!("     fix: {fix}");
+        }
+    }
+}

@@ -14,17 +14,7 @@ pub async fn run(cli: &Cli, cfg: &Config, notify_test: bool) -> Result<Exit, Err
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        for c in &report.checks {
-            let mark = match c.verdict {
-                Verdict::Ok => "ok  ",
-                Verdict::Warn => "WARN",
-                _ => "FAIL",
-            };
-            println!("{mark} {}: {}", c.name, cadenas::escape_controls(&c.detail));
-            if let Some(fix) = &c.fix {
-                println!("     fix: {fix}");
-            }
-        }
+        crate::show::print_checks(&report.checks);
         let count = |v: Verdict| report.checks.iter().filter(|c| c.verdict == v).count();
         println!(
             "{} ok, {} warning(s), {} failed",

@@ -38,17 +38,7 @@ pub async fn run(cli: &Cli, cfg: &Config, args: &DrillArgs) -> Result<Exit, Erro
         if let Some(ms) = report.contain_millis {
             println!("  contained in {ms} ms (first intent to last outcome, journaled)");
         }
-        for c in &report.checks {
-            let mark = match c.verdict {
-                Verdict::Ok => "ok  ",
-                Verdict::Warn => "WARN",
-                _ => "FAIL",
-            };
-            println!("{mark} {}: {}", c.name, cadenas::escape_controls(&c.detail));
-            if let Some(fix) = &c.fix {
-                println!("     fix: {fix}");
-            }
-        }
+        crate::show::print_checks(&report.checks);
         println!(
             "drill {}",
             if report.verdict == Verdict::Fail {
