@@ -162,6 +162,94 @@ async fn canary(dir: &Directory, name: &str, cfg: &Config, opts: &PreflightOptio
     out
 }
 
+/// AD's own answer to "what may the service account write here": `allowedAttributesEffective`
+/// on one user entry under each base DN (the lock and forced-change attributes) and on the MFA
+/// group (`member`). The Reset Password right is a control access right this query does not
+/// show: the canary tries it.
+async fn ad_rights(dir: &Directory) -> Vec<Check> {
+    use ldap3::{Scope, SearchEntry, SearchOptions};
+    let mut out = Vec::new();
+    for base in &dir.config().base_dns {
+        let name = format!("directory: rights on users under {base} (AD's allowedAttributesEffective)");
+        let mut l = dir.handle();
+        l.with_search_options(SearchOptions::new().sizelimit(1));
+        let found = l
+            .search(
+                base.as_str(),
+                Scope::Subtree,
+                "(&(objectCategory=person)(objectClass=user))",
+                vec!["allowedAttributesEffective"],
+            )
+            .await;
+        let entry = match found {
+            Ok(ldap3::SearchResult(entries, _)) => entries
+                .into_iter()
+                .find(|e| !e.is_ref() && !e.is_intermediate())
+                .and_then(|e| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(e))).ok()
+                }),
+            Err(e) => {
+                out.push(Check::warn(
+                    name,
+                    e.to_string(),
+                    "try the rights on a [canary] account",
+                ));
+                continue;
+            }
+        };
+        let Some(entry) = entry else {
+            out.push(Check::warn(
+                name,
+                "no user entry to ask about",
+                "try the rights on a [canary] account",
+            ));
+            continue;
+        };
+        let allowed = entry
+            .attrs
+            .get("allowedAttributesEffective")
+            .cloned()
+            .unwrap_or_default();
+        let missing: Vec<&str> = ["userAccountControl", "pwdLastSet"]
+            .into_iter()
+            .filter(|a| !allowed.iter().any(|x| x.eq_ignore_ascii_case(a)))
+            .collect();
+        out.push(if missing.is_empty() {
+            Check::ok(
+                name,
+                format!("{} may write userAccountControl and pwdLastSet", entry.dn),
+            )
+        } else {
+            Check::fail(
+                name,
+                format!("may not write {} on {}", missing.join(", "), entry.dn),
+                "delegate to the service account on the base DN: write userAccountControl and \
+                 pwdLastSet, and the Reset Password right, on user objects",
+            )
+        });
+    }
+    if let Some(group) = &dir.config().mfa_group_dn {
+        let name = "directory: rights on the MFA group (AD's allowedAttributesEffective)";
+        out.push(
+            match dir.read_entry(group, &["allowedAttributesEffective"]).await {
+                Ok(a)
+                    if a.get("allowedAttributesEffective")
+                        .is_some_and(|v| v.iter().any(|x| x.eq_ignore_ascii_case("member"))) =>
+                {
+                    Check::ok(name, format!("may write member of {group}"))
+                }
+                Ok(_) => Check::fail(
+                    name,
+                    format!("may not write member of {group}"),
+                    "delegate write member on the MFA group to the service account",
+                ),
+                Err(e) => Check::warn(name, e.to_string(), "try it on a [canary] account"),
+            },
+        );
+    }
+    out
+}
+
 /// The directory's checks.
 pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> {
     let d = &cfg.directory;
@@ -227,6 +315,9 @@ pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> 
                 "name the default policy in directory.password_policy_dn",
             ),
         });
+    }
+    if dir.flavour() == Flavour::ActiveDirectory {
+        out.extend(ad_rights(&dir).await);
     }
     match cfg.canary.as_ref().and_then(|c| c.accounts.first()) {
         Some(name) => out.extend(canary(&dir, name, cfg, opts).await),

@@ -303,3 +303,49 @@ async fn notify_test_sends_each_notifier_a_message_marked_test() {
     assert!(!mail.contains("custom TEST"), "{mail}");
     let _ = std::fs::remove_file(sms);
 }
+
+#[tokio::test]
+async fn on_ad_the_directorys_own_rights_query_tells_what_the_service_account_may_write() {
+    let ad = crate::support::AdLab::load();
+    let helpdesk = ad.get("CADENAS_LAB_AD_HELPDESK_DN").to_owned();
+    let lab = crate::support::AnyLab::Ad(ad);
+    let report = preflight(&lab.config(), &PreflightOptions::default()).await;
+    assert_eq!(
+        verdict(&report, "rights on users under"),
+        Verdict::Ok,
+        "{report:#?}"
+    );
+    assert_eq!(
+        verdict(&report, "rights on the MFA group"),
+        Verdict::Ok,
+        "{report:#?}"
+    );
+    // an ordinary user as the service account: it binds, but may write none of it
+    let (_, weak_dn) = lab.fresh_user("ad-weak-svc").await;
+    let dir = std::env::temp_dir().join(format!("cadenas-preflight-ad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pw = secret_file(&dir, "weak.pw", lab.user_password().expose_secret(), 0o600);
+    let cfg = lab.config_with(|t| {
+        t.replace(
+            &format!("bind_dn = \"{helpdesk}\""),
+            &format!("bind_dn = \"{}\"", weak_dn.as_str()),
+        )
+        .replace(
+            "bind_password_file = \"/tmp/cadenas-lab/samba/helpdesk.pw\"",
+            &format!("bind_password_file = \"{}\"", pw.display()),
+        )
+    });
+    let report = preflight(&cfg, &PreflightOptions::default()).await;
+    assert_eq!(verdict(&report, "service account"), Verdict::Ok, "{report:#?}");
+    assert_eq!(
+        verdict(&report, "rights on users under"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
+    assert_eq!(
+        verdict(&report, "rights on the MFA group"),
+        Verdict::Fail,
+        "{report:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
