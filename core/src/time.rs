@@ -30,6 +30,13 @@ pub fn rfc3339_millis_now() -> String {
         .unwrap_or_else(|| rfc3339(unix_now()))
 }
 
+/// Unix milliseconds of an RFC 3339 timestamp (the journal's, or one made by
+/// `directory::from_generalized`).
+pub(crate) fn unix_millis(rfc3339: &str) -> Option<i128> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(t.unix_timestamp_nanos() / 1_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,7 +125,7 @@ fn generalized(unix: i64) -> String {
 }
 
 /// `20261202044641.123456Z` → RFC 3339 (whole seconds).
-fn from_generalized(t: &str) -> Option<String> {
+pub(crate) fn from_generalized(t: &str) -> Option<String> {
     let d = t.get(..14)?;
     if !d.bytes().all(|b| b.is_ascii_digit()) {
         return None;

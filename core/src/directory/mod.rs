@@ -39,6 +39,7 @@ use ldap3::{Ldap, Mod, Scope};
 use serde::Serialize;
 
 pub use attributes::{Attributes, AttributesIter};
+pub(crate) use changes::from_generalized;
 pub use changes::{AttributeChange, WATCHED_ATTRIBUTES};
 pub use config::{AdWriteDc, DirectoryConfig, FlavourSetting, LdapUrl, PasswordHashing};
 pub(crate) use lookup::ProtectedMembers;

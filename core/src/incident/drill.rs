@@ -62,12 +62,6 @@ impl PasswordSink for Discard {
     }
 }
 
-/// Unix milliseconds of a journal time (RFC 3339).
-fn millis(t: &str) -> Option<i128> {
-    let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(t.unix_timestamp_nanos() / 1_000_000)
-}
-
 impl Responder {
     /// Drills the containment on `canary`, which must be one of the config's `[canary]`
     /// accounts: sets it a known password and checks it works, contains it through every
@@ -206,7 +200,9 @@ impl Responder {
         let mut durations: Vec<(Step, u64)> = Vec::new();
         let (mut first, mut last) = (None, None);
         for r in records.iter().filter(|r| r.incident == incident) {
-            let Some(t) = millis(&r.time) else { continue };
+            let Some(t) = crate::time::unix_millis(&r.time) else {
+                continue;
+            };
             match &r.event {
                 Event::Intent { step, .. } => {
                     first.get_or_insert(t);

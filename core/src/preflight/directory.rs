@@ -28,20 +28,8 @@ fn connect_fix(e: &Error) -> &'static str {
 
 /// A generalized time (`20261207183000Z`, `20261207183000.0Z`) as Unix seconds.
 fn generalized_time(s: &str) -> Option<i64> {
-    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
-    if digits.len() < 14 {
-        return None;
-    }
-    let n = |a: usize, b: usize| digits[a..b].parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (n(0, 4)?, n(4, 6)?, n(6, 8)?, n(8, 10)?, n(10, 12)?, n(12, 14)?);
-    // days from civil (Howard Hinnant's algorithm)
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3_600 + mi * 60 + se)
+    let rfc3339 = crate::directory::from_generalized(s)?;
+    crate::time::unix_millis(&rfc3339).and_then(|ms| i64::try_from(ms / 1000).ok())
 }
 
 /// The canary's checks: lock (and the flags put back), reset, MFA group (put back), and the
