@@ -7,6 +7,8 @@
 #   lab/openldap.sh replica       syncrepl replica of the provider on :3891 / :6361
 #   lab/openldap.sh replica-stop | replica-start   stop it / start it again with its data
 #   lab/openldap.sh notls         a slapd without TLS on :3898 (refuses StartTLS; one CLI test)
+#   lab/openldap.sh tlsfaults     slapds with an expired (:6371), a wrong-host (:6372) and an
+#                                 expiring (:6373, 10 days) certificate (the preflight's tests)
 #   lab/openldap.sh restart       stop and start the provider keeping its data (crash tests)
 #   lab/openldap.sh crash         the same with SIGKILL instead of a graceful stop
 #   lab/openldap.sh stop          stop provider and replica (by PID)
@@ -46,6 +48,53 @@ install_packages() {
     echo "lab: stopping the system slapd the package started" >&2
     kill "$(cat /run/slapd/slapd.pid)"
   fi
+}
+
+# tls_fault_slapd KIND PORT — a slapd on ldaps://127.0.0.1:PORT whose certificate, signed by
+# the lab CA, is wrong in the way KIND says: expired (2024), wronghost (made out to
+# wrong-host.example.test only) or soon (expires in 10 days).
+tls_fault_slapd() {
+  local kind=$1 port=$2 d=$LAB/openldap-tls-$1
+  stop_pid "$d/slapd.pid"
+  rm -rf "$d"; mkdir -p "$d/db" "$d/ca"
+  lab_ca
+  local san="DNS:localhost,IP:127.0.0.1" days=3650
+  case $kind in
+    wronghost) san="DNS:wrong-host.example.test" ;;
+    soon) days=10 ;;
+  esac
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=tls-$kind" -keyout "$d/key.pem" -out "$d/req.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n' "$san" > "$d/ext.cnf"
+  if [ "$kind" = expired ]; then
+    # openssl x509 cannot date a certificate in the past; openssl ca can
+    : > "$d/ca/index.txt"; echo 1000 > "$d/ca/serial"
+    printf '[ca]\ndefault_ca=lab\n[lab]\ndatabase=%s\nnew_certs_dir=%s\nserial=%s\ndefault_md=sha256\npolicy=any\n[any]\ncommonName=supplied\n' \
+      "$d/ca/index.txt" "$d/ca" "$d/ca/serial" > "$d/ca/ca.cnf"
+    openssl ca -batch -notext -config "$d/ca/ca.cnf" -cert "$CA_DIR/ca.pem" -keyfile "$CA_DIR/ca.key" \
+      -startdate 20240101000000Z -enddate 20240201000000Z -extfile "$d/ext.cnf" \
+      -in "$d/req.csr" -out "$d/cert.pem" 2>/dev/null || die "openssl ca: no expired certificate"
+  else
+    openssl x509 -req -in "$d/req.csr" -CA "$CA_DIR/ca.pem" -CAkey "$CA_DIR/ca.key" -CAcreateserial \
+      -days "$days" -out "$d/cert.pem" -extfile "$d/ext.cnf" 2>/dev/null
+  fi
+  chmod 600 "$d/key.pem"
+  cat > "$d/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $d/slapd.pid
+TLSCACertificateFile $CA_DIR/ca.pem
+TLSCertificateFile $d/cert.pem
+TLSCertificateKeyFile $d/key.pem
+database mdb
+maxsize 10485760
+suffix "dc=tls,dc=test"
+rootdn "cn=admin,dc=tls,dc=test"
+directory $d/db
+EOF
+  slapd -f "$d/slapd.conf" -h "ldaps://127.0.0.1:$port/" || die "slapd ($kind certificate) did not start"
+  for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$port " && return 0; sleep 0.05; done
+  die "slapd ($kind certificate) does not listen on :$port"
 }
 
 # start_slapd DIR LDAP_PORT LDAPS_PORT — starts the slapd of DIR (its data kept) and waits
@@ -424,11 +473,19 @@ EOF
     slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:3898/"
     for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:3898 " && break; sleep 0.05; done
     echo "openldap without TLS: ldap://127.0.0.1:3898, pid $(cat "$d/slapd.pid")" ;;
+  tlsfaults)
+    # three slapds whose certificates are wrong for real (the preflight's certificate check):
+    # ldaps://127.0.0.1:6371 expired, :6372 made out to another host, :6373 expires in 10 days
+    tls_fault_slapd expired 6371
+    tls_fault_slapd wronghost 6372
+    tls_fault_slapd soon 6373
+    echo "openldap TLS faults: ldaps://127.0.0.1:6371 (expired), :6372 (wrong host), :6373 (expires in 10 days)" ;;
   stop)
+    for f in expired wronghost soon; do stop_pid "$LAB/openldap-tls-$f/slapd.pid"; done
     stop_pid "$LAB/openldap-notls/slapd.pid"
     stop_pid "$LAB/openldap-replica/run/slapd.pid"
     stop_pid "$LAB/openldap/run/slapd.pid"
     echo "openldap: stopped" ;;
   status) status ;;
-  *) echo "usage: $0 start [NUSERS] | replica | replica-stop | replica-start | notls | restart | crash | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [NUSERS] | replica | replica-stop | replica-start | notls | tlsfaults | restart | crash | stop | status" >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
-//! TLS client configuration for LDAPS and StartTLS.
+//! TLS client configuration for LDAPS and StartTLS (and the https, smtps peers), and the
+//! recording verifier the preflight reads certificates with.
 //!
 //! The rustls `ClientConfig` is built here, with an explicit crypto provider, rather than left
 //! to ldap3: ldap3 silently falls back to an *empty* trust store when loading the system store
@@ -8,14 +9,21 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::{Error, ErrorKind};
 
 /// Builds a client config that trusts exactly the CA certificates in `ca_file` (PEM).
 pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>, Error> {
+    trusting(roots_from_ca(ca_file)?).map(Arc::new)
+}
+
+/// The CA certificates in `ca_file` (PEM), at least one.
+fn roots_from_ca(ca_file: &Path) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
         Error::new(
@@ -46,13 +54,18 @@ pub(crate) fn client_config_with_ca(ca_file: &Path) -> Result<Arc<ClientConfig>,
             format!("CA file {} holds no certificate", ca_file.display()),
         ));
     }
-    trusting(roots).map(Arc::new)
+    Ok(roots)
 }
 
 /// A client config that trusts the system's CA certificates — only if they all loaded:
 /// ldap3's own fallback silently uses an *empty* store when any system certificate fails to
 /// load, which turns every connection into a confusing TLS failure. An error here says so.
 pub(crate) fn client_config_with_system_roots() -> Result<Arc<ClientConfig>, Error> {
+    trusting(system_roots()?).map(Arc::new)
+}
+
+/// The system's CA certificates, all of them loaded.
+fn system_roots() -> Result<RootCertStore, Error> {
     let loaded = rustls_native_certs::load_native_certs();
     if let Some(e) = loaded.errors.first() {
         return Err(Error::new(
@@ -71,7 +84,123 @@ pub(crate) fn client_config_with_system_roots() -> Result<Arc<ClientConfig>, Err
             "the system trust store holds no usable CA certificate; set directory.ca_file",
         ));
     }
-    trusting(roots).map(Arc::new)
+    Ok(roots)
+}
+
+/// What a server showed in a handshake made with a [`recording`] config: its end-entity
+/// certificate, and the verifier's verdict on it (`None`: accepted).
+#[derive(Debug, Clone)]
+pub(crate) struct Shown {
+    /// The end-entity certificate (DER).
+    pub(crate) certificate: CertificateDer<'static>,
+    /// Why the verifier refused it, if it did.
+    pub(crate) refused: Option<rustls::Error>,
+}
+
+/// Where a [`recording`] config keeps what the last handshake was shown.
+pub(crate) type ShownSlot = Arc<std::sync::Mutex<Option<Shown>>>;
+
+/// A client config that verifies exactly like [`client_config_with_ca`] (or the system
+/// roots, without a CA file) and also keeps the end-entity certificate it was shown and the
+/// verdict — an expired or wrong-host certificate too: the preflight reads its expiry and
+/// names.
+pub(crate) fn recording(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, ShownSlot), Error> {
+    let roots = match ca_file {
+        Some(f) => roots_from_ca(f)?,
+        None => system_roots()?,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?;
+    let shown = ShownSlot::default();
+    let verifier = Recording {
+        inner,
+        shown: shown.clone(),
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("TLS set-up: {e}")).with_source(e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok((Arc::new(config), shown))
+}
+
+/// rustls's WebPKI verifier, and a copy of what it was shown.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<WebPkiServerVerifier>,
+    shown: ShownSlot,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        if let Ok(mut slot) = self.shown.lock() {
+            *slot = Some(Shown {
+                certificate: end_entity.clone().into_owned(),
+                refused: verdict.as_ref().err().cloned(),
+            });
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A TLS handshake with `host:port` (implicit TLS: https, ldaps, smtps) through a
+/// [`recording`] config: what the server showed (`None` when it showed nothing, e.g. no
+/// answer), and the handshake's error if it failed.
+pub(crate) async fn handshake(
+    host: &str,
+    port: u16,
+    ca_file: Option<&Path>,
+    timeout: std::time::Duration,
+) -> Result<(Option<Shown>, Option<String>), Error> {
+    let (config, shown) = recording(ca_file)?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| Error::new(ErrorKind::Config, format!("{host}: not a host name: {e}")))?;
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+        tokio_rustls::TlsConnector::from(config).connect(name, tcp).await
+    };
+    let failed = match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(_stream)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {} s", timeout.as_secs())),
+    };
+    let seen = shown.lock().ok().and_then(|s| s.clone());
+    Ok((seen, failed))
 }
 
 /// A client config that trusts no certificate at all: for HTTP clients that must have one but

@@ -356,6 +356,27 @@ impl Directory {
         self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// A connection's TLS handshake with the directory (ldaps or StartTLS, as configured), no
+    /// bind: the certificate the server showed and the verifier's verdict, and the
+    /// connection's error if it failed. `None` over plain LDAP. For the preflight.
+    pub(crate) async fn show_certificate(
+        cfg: &DirectoryConfig,
+    ) -> Result<Option<(Option<tls::Shown>, Option<Error>)>, Error> {
+        if transport_of(cfg) == Transport::Plain {
+            return Ok(None);
+        }
+        let (config, shown) = tls::recording(cfg.ca_file.as_deref())?;
+        let failed = match open(cfg, Some(config)).await {
+            Ok(mut ldap) => {
+                ldap.unbind().await.ok();
+                None
+            }
+            Err(e) => Some(e),
+        };
+        let seen = shown.lock().ok().and_then(|s| s.clone());
+        Ok(Some((seen, failed)))
+    }
+
     /// Connects (LDAPS or StartTLS, verifying the server certificate), binds as the service
     /// account and detects the flavour from the rootDSE.
     ///

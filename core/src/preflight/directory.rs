@@ -243,6 +243,24 @@ pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> 
     let d = &cfg.directory;
     let mut out = Vec::new();
     let bind = "directory: connect over TLS and bind as the service account";
+    let cert = "directory: the server's TLS certificate";
+    match Directory::show_certificate(d).await {
+        Ok(Some((shown, failed))) => {
+            let host = url::Url::parse(d.url.as_str())
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+                .unwrap_or_default();
+            out.push(super::certs::judge(
+                cert.to_owned(),
+                &host,
+                shown.as_ref(),
+                failed.map(|e| e.to_string()),
+                opts.now.unwrap_or_else(SystemTime::now),
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => out.push(Check::fail(cert, e.to_string(), "fix directory.ca_file")),
+    }
     let dir = match Directory::connect(d).await {
         Ok(dir) => dir,
         Err(e) => {

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod certs;
 mod directory;
 mod files;
 mod services;

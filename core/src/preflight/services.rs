@@ -41,6 +41,28 @@ async fn reachable(name: String, url: &str, default_port: u16) -> Check {
     }
 }
 
+/// The certificate check of an implicit-TLS URL (https, smtps); `None` for others (plain http
+/// on loopback, STARTTLS mail servers: their certificate is checked by the test message).
+async fn certificate(
+    name: String,
+    url: &str,
+    ca_file: Option<&Path>,
+    opts: &PreflightOptions,
+) -> Option<Check> {
+    let parsed = url::Url::parse(url).ok()?;
+    let port = match parsed.scheme() {
+        "https" => parsed.port().unwrap_or(443),
+        "smtps" => parsed.port().unwrap_or(465),
+        _ => return None,
+    };
+    let host = parsed.host_str()?.trim_matches(['[', ']']).to_owned();
+    let now = opts.now.unwrap_or_else(std::time::SystemTime::now);
+    Some(match crate::tls::handshake(&host, port, ca_file, TIMEOUT).await {
+        Ok((shown, failed)) => super::certs::judge(name, &host, shown.as_ref(), failed, now),
+        Err(e) => Check::fail(name, e.to_string(), "fix the URL or its ca_file"),
+    })
+}
+
 /// Whether `program` is a file this user may run.
 fn runnable(name: String, program: &Path) -> Check {
     match std::fs::metadata(program) {
@@ -111,6 +133,13 @@ async fn test_message(n: &NotifyConfig) -> Check {
 pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> {
     let mut out = Vec::new();
     for r in &cfg.revokers {
+        let (url, ca_file, name) = match r {
+            RevokerConfig::Dovecot(c) => (c.url.as_str(), c.ca_file.as_deref(), &c.name),
+            RevokerConfig::Webhook(c) => (c.url.as_str(), c.ca_file.as_deref(), &c.name),
+            _ => ("", None, &String::new()),
+        };
+        let cert = format!("revoker {name}: TLS certificate");
+        out.extend(certificate(cert, url, ca_file, opts).await);
         out.push(match r {
             RevokerConfig::Dovecot(c) => {
                 let name = format!("revoker {}: doveadm answers with its key", c.name);
@@ -135,6 +164,13 @@ pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> 
         });
     }
     for n in &cfg.notify {
+        let (url, ca_file) = match &n.channel {
+            ChannelConfig::Smtp(s) => (s.url.as_str(), s.ca_file.as_deref()),
+            ChannelConfig::Webhook(w) => (w.url.as_str(), w.ca_file.as_deref()),
+            ChannelConfig::Command(_) => ("", None),
+        };
+        let cert = format!("notify {}: TLS certificate", n.name);
+        out.extend(certificate(cert, url, ca_file, opts).await);
         out.push(match &n.channel {
             ChannelConfig::Smtp(s) => {
                 reachable(format!("notify {}: mail server reachable", n.name), &s.url, 587).await

@@ -1,7 +1,8 @@
 //! The preflight against the lab: every check passes on the lab as it is, and each fault made
 //! for real fails (or warns) its own check with a fix — a secret file others can read, a
 //! journal on tmpfs, a wrong doveadm key, a mail server that is down, a service account
-//! without write rights, a skewed clock (given to the check, the host's is left alone).
+//! without write rights, a skewed clock (given to the check, the host's is left alone), an
+//! expired, a wrong-host and an expiring certificate (three real slapds).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -348,4 +349,57 @@ async fn on_ad_the_directorys_own_rights_query_tells_what_the_service_account_ma
         "{report:#?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_expired_a_wrong_host_and_an_expiring_certificate_each_say_what_is_wrong() {
+    // three real slapds (lab/openldap.sh tlsfaults), each certificate signed by the lab CA
+    crate::support::lab_script("openldap.sh", "tlsfaults");
+    let cert = "the server's TLS certificate";
+    let on = |port: u16| {
+        full_config(&format!("cert{port}"), move |t, _| {
+            t.replace("ldaps://127.0.0.1:6360", &format!("ldaps://127.0.0.1:{port}"))
+        })
+    };
+    let check = |r: &PreflightReport| {
+        r.checks
+            .iter()
+            .find(|c| c.name.contains(cert))
+            .cloned()
+            .expect("the certificate check")
+    };
+
+    let report = preflight(&on(6371), &PreflightOptions::default()).await;
+    let c = check(&report);
+    assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
+    assert!(c.detail.contains("expired on 2024-02-01"), "{c:?}");
+    assert_eq!(
+        verdict(&report, "service account"),
+        Verdict::Fail,
+        "the bind fails too"
+    );
+
+    let report = preflight(&on(6372), &PreflightOptions::default()).await;
+    let c = check(&report);
+    assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
+    assert!(
+        c.detail
+            .contains("made out to wrong-host.example.test, not to 127.0.0.1"),
+        "{c:?}"
+    );
+
+    let report = preflight(&on(6373), &PreflightOptions::default()).await;
+    let c = check(&report);
+    assert_eq!(c.verdict, Verdict::Warn, "{c:?}");
+    assert!(
+        c.detail.contains("in 9 day(s)") || c.detail.contains("in 10 day(s)"),
+        "{c:?}"
+    );
+    assert!(c.fix.as_deref().is_some_and(|f| f.contains("renew")), "{c:?}");
+
+    // the lab's own certificate: years left
+    let report = preflight(&on(6360), &PreflightOptions::default()).await;
+    let c = check(&report);
+    assert_eq!(c.verdict, Verdict::Ok, "{c:?}");
+    assert!(c.detail.contains("valid until"), "{c:?}");
 }
