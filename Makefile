@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CADENAS_LAB_DIR ?= /tmp/cadenas-lab
 
-.PHONY: help demo test lab-up lab-down lint bench header install package public-api target/doc/cadenas.json
+.PHONY: help demo test lab-up lab-down lint guide bench header install package public-api target/doc/cadenas.json
 
 help:
 	@echo "make demo   set up the lab (real OpenLDAP + Dovecot on loopback) and run a demo incident with the CLI"
@@ -14,6 +14,7 @@ help:
 	@echo "make header   regenerate ffi/include/cadenas.h with cbindgen"
 	@echo "make package  build the Debian packages into target/deb/"
 	@echo "make public-api   regenerate core/public-api.txt (the Rust surface make lint checks)"
+	@echo "make guide   check the docs' links and build the user guide into target/guide/"
 
 lab-up:
 	bash lab/up.sh 300
@@ -33,8 +34,21 @@ lint: target/doc/cadenas.json
 		|| { echo "the public API changed: if that is meant, run make public-api and commit core/public-api.txt (and say so in CHANGELOG.md)"; exit 1; }
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 
+# The user guide (docs/guide, mdBook): its links, chapters and configuration reference checked,
+# then built. mdbook is built once into target/tools (about a minute), without its server.
+MDBOOK_VERSION := 0.5.4
+MDBOOK := target/tools/bin/mdbook
+
+$(MDBOOK):
+	$(CARGO) install -q mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --root target/tools
+
+guide: $(MDBOOK)
+	python3 tools/check_docs.py
+	$(MDBOOK) build docs/guide
+
 test: lab-up
 	$(MAKE) lint
+	$(MAKE) guide
 	$(CARGO) test --workspace --no-fail-fast
 	rm -f $(CADENAS_LAB_DIR)/example-user0100.pw
 	$(CARGO) run -q -p cadenas --example contain -- $(CADENAS_LAB_DIR)/openldap/cadenas.toml user0100 $(CADENAS_LAB_DIR)/example-user0100.pw

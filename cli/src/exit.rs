@@ -1,4 +1,4 @@
-//! The exit codes: one meaning each, the README's table.
+//! The exit codes: one meaning each, as the README and the guide (docs/guide/src/cli.md) list them.
 
 use std::process::ExitCode;
 

@@ -134,6 +134,24 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn the_guides_configuration_reference_is_one_valid_configuration() {
+        // every TOML block of the reference, as one file: an unknown key, a wrong type or a
+        // section that does not fit with the others fails here (tools/check_docs.py checks the
+        // other way: every field of the types is in the reference)
+        let text = include_str!("../../docs/guide/src/configuration.md");
+        let mut toml = String::new();
+        for block in text.split("```toml\n").skip(1) {
+            toml.push_str(block.split("```").next().unwrap_or_default());
+        }
+        let cfg = Config::from_toml_str(&toml, Path::new("/etc/cadenas"))
+            .unwrap_or_else(|e| panic!("the reference does not parse: {e}"));
+        assert!(cfg.journal.is_some() && cfg.mfa.is_some() && cfg.outbound.is_some());
+        assert!(cfg.mail.is_some() && cfg.postfix.is_some() && cfg.canary.is_some());
+        assert_eq!(cfg.revokers.len(), 3);
+        assert_eq!(cfg.notify.len(), 2);
+    }
     use crate::directory::{FlavourSetting, PasswordHashing};
 
     const MINIMAL: &str = r#"

@@ -73,3 +73,8 @@ pub use text::escape_controls;
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The user guide's Rust chapter, compiled as doc tests so it cannot rot.
+#[doc = include_str!("../../docs/guide/src/rust.md")]
+#[cfg(doctest)]
+pub struct GuideRustDoctests;

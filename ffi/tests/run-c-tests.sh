@@ -43,16 +43,19 @@ CADENAS_STATIC=("$PREFIX/lib/libcadenas.a" $(pkg-config --libs-only-l --static c
   cc "${CFLAGS[@]}" -fPIC -shared $CADENAS_CFLAGS examples/c/pam/pam_cadenas.c -o "$WORK/pam_cadenas.so" \
     -Wl,--version-script=examples/c/pam/exports.map $CADENAS_LIBS -lpam
 }
-# The README's C example compiles as it is written.
-{
-  printf '#include <stdio.h>\n'
-  awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' README.md | sed -n '1p'
-  printf 'int main(void) {\n'
-  awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' README.md | sed '1d'
-  printf 'return 0; }\n'
-} > "$WORK/readme_example.c"
-# shellcheck disable=SC2086
-cc "${CFLAGS[@]}" $CADENAS_CFLAGS "$WORK/readme_example.c" -o "$WORK/readme_example" $CADENAS_LIBS
+# The C example of the README and of the user guide compiles as it is written.
+for doc in README.md docs/guide/src/c.md; do
+  {
+    printf '#include <stdio.h>\n'
+    awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' "$doc" | sed -n '1p'
+    printf 'int main(void) {\n'
+    awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' "$doc" | sed '1d'
+    printf 'return 0; }\n'
+  } > "$WORK/doc_example.c"
+  grep -q cadenas_responder_contain "$WORK/doc_example.c" || { echo "no C example in $doc" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  cc "${CFLAGS[@]}" $CADENAS_CFLAGS "$WORK/doc_example.c" -o "$WORK/doc_example" $CADENAS_LIBS
+done
 if nm -D --defined-only "$WORK/pam_cadenas.so" | awk '{print $3}' | grep -v '^pam_sm_' | grep -q .; then
   echo "pam_cadenas.so exports more than the PAM entry points" >&2; exit 1
 fi

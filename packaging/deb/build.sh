@@ -77,7 +77,7 @@ install -d "$P/usr/share/bash-completion/completions" "$P/usr/share/zsh/vendor-c
 install -D -m 640 packaging/cadenas.toml "$P/etc/cadenas/cadenas.toml"
 install -D -m 644 packaging/systemd/cadenas-outbound.service "$P/lib/systemd/system/cadenas-outbound.service"
 install -d "$P/usr/share/doc/cadenas"
-for f in README.md CHANGELOG.md docs/runbook.md docs/runbook.fr.md; do
+for f in README.md CHANGELOG.md docs/runbook.md docs/runbook.fr.md docs/guide/src/configuration.md; do
   gzip -9n < "$f" > "$P/usr/share/doc/cadenas/$(basename "$f").gz"
 done
 copyright "$P"

@@ -1,4 +1,4 @@
-"""The README's Python examples and examples/python/, run against the lab."""
+"""The Python examples of the README and the user guide, and examples/python/, run against the lab."""
 
 from __future__ import annotations
 
@@ -15,20 +15,26 @@ from conftest import ROOT, Lab
 import cadenas
 
 
-def readme_python_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), re.DOTALL)
 
 
-def test_the_readme_python_examples_run(openldap: Lab, tmp_path: Path) -> None:
-    blocks = readme_python_blocks()
-    assert len(blocks) >= 2
-    user, _ = openldap.fresh_user("readme")
-    ns: dict[str, Any] = {"CONFIG": str(openldap.config), "PASSWORDS": str(tmp_path / "pw.tsv")}
+def run_blocks(path: Path, lab: Lab, tag: str, tmp_path: Path) -> dict[str, Any]:
+    blocks = python_blocks(path)
+    assert blocks, path
+    user, _ = lab.fresh_user(tag)
+    ns: dict[str, Any] = {"CONFIG": str(lab.config), "PASSWORDS": str(tmp_path / f"{tag}.tsv")}
     # the user types the code their app shows for the enrolment just made
     ns["input"] = lambda prompt: pyotp.parse_uri(ns["enrolment"].uri.reveal()).now()
     for block in blocks:
-        exec(compile(block.replace("jdupont", user), "README.md", "exec"), ns)  # noqa: S102
+        exec(compile(block.replace("jdupont", user), str(path), "exec"), ns)  # noqa: S102
+    return ns
+
+
+def test_the_readme_and_guide_python_examples_run(openldap: Lab, tmp_path: Path) -> None:
+    ns = run_blocks(ROOT / "README.md", openldap, "readme", tmp_path)
+    assert ns["report"].done == 1
+    ns = run_blocks(ROOT / "docs" / "guide" / "src" / "python.md", openldap, "guide", tmp_path)
     assert ns["report"].done == 1
     assert ns["verified"].activated
     assert isinstance(ns["auth"], cadenas.Authenticator)
