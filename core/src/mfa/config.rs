@@ -49,6 +49,28 @@ pub struct MfaConfig {
     /// Recovery codes per set. Default 10.
     #[serde(default = "default_recovery")]
     pub recovery_codes: usize,
+    /// When an accepted code is on disk. Default [`Synchronous::Full`].
+    #[serde(default)]
+    pub synchronous: Synchronous,
+}
+
+/// When a verification's record (the replay guard, the failure count) is on disk before
+/// `verify` returns — what a crash can take back. `synchronous = "full"` or `"normal"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// Durable before `Ok` returns: flushed to the disk (SQLite `synchronous = FULL` in WAL
+    /// mode; PostgreSQL `synchronous_commit = on`). Neither a crash of the process nor a
+    /// power loss lets a code be accepted a second time. The default.
+    #[default]
+    Full,
+    /// Handed to the operating system (SQLite `synchronous = NORMAL`) or to the server's
+    /// WAL writer (PostgreSQL `synchronous_commit = off`) before `Ok` returns: a crash of
+    /// this process loses nothing, but a power loss (SQLite) or a crash of the database
+    /// server (PostgreSQL, up to three `wal_writer_delay`s) can take back the last
+    /// verifications — a code then used again within its 30 s would be accepted once more.
+    Normal,
 }
 
 fn default_issuer() -> String {
@@ -90,6 +112,7 @@ impl MfaConfig {
             failure_window_secs: default_window(),
             lockout_secs: default_lockout(),
             recovery_codes: default_recovery(),
+            synchronous: Synchronous::Full,
         }
     }
 

@@ -30,9 +30,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use config::MfaConfig;
+pub use config::{MfaConfig, Synchronous};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+use store::throttled;
 pub use store::{Enrolment, EnrolmentState, MfaStore};
 pub use throttle::{Failures, ThrottlePolicy};
 use totp::{matching_step, otpauth_uri, TotpCode, TotpParams};
@@ -104,8 +105,18 @@ impl Mfa {
     pub fn open(cfg: &MfaConfig, create: bool) -> Result<Self, Error> {
         cfg.check()?;
         let store: Arc<dyn MfaStore> = match (&cfg.database, cfg.postgres_target()?) {
-            (_, Some(target)) => Arc::new(PgStore::open_target(&target, &cfg.key_file, create)?),
-            (Database::File(path), None) => Arc::new(SqliteStore::open(path, &cfg.key_file, create)?),
+            (_, Some(target)) => Arc::new(PgStore::open_target(
+                &target,
+                &cfg.key_file,
+                create,
+                cfg.synchronous,
+            )?),
+            (Database::File(path), None) => Arc::new(SqliteStore::open_with(
+                path,
+                &cfg.key_file,
+                create,
+                cfg.synchronous,
+            )?),
             (Database::Postgres(_), None) => {
                 return Err(Error::new(
                     ErrorKind::Internal,
@@ -186,41 +197,13 @@ impl Mfa {
     /// judging a code received earlier.
     pub fn verify_at(&self, user: &str, code: &str, now: u64) -> Result<Verified, Error> {
         check_user(user)?;
-        self.ensure_not_throttled(user, now)?;
-        let Some(e) = self.store.enrolment(user)? else {
-            return Err(Error::new(
-                ErrorKind::MfaNotEnrolled,
-                format!("{user} has no TOTP enrolment"),
-            ));
-        };
-        let checked = TotpCode::parse(code, e.params.digits)
-            .and_then(|c| {
+        let mut judge = |e: &Enrolment| {
+            TotpCode::parse(code, e.params.digits).and_then(|c| {
                 matching_step(&e.secret, &c, e.params.step_at(now), &e.params)
                     .ok_or_else(|| Error::new(ErrorKind::MfaBadCode, "the code does not match"))
             })
-            .and_then(|step| {
-                if e.last_step.is_some_and(|l| step <= l) || !self.store.advance_step(user, step)? {
-                    Err(Error::new(
-                        ErrorKind::MfaReplayed,
-                        "this code (or a later one) was already used",
-                    ))
-                } else {
-                    Ok(step)
-                }
-            });
-        match checked {
-            Ok(step) => {
-                self.store.clear_failures(user)?;
-                Ok(Verified {
-                    step,
-                    activated: e.state == EnrolmentState::Pending,
-                })
-            }
-            Err(err) => {
-                self.record_failure(user, now)?;
-                Err(err)
-            }
-        }
+        };
+        self.store.verify_attempt(user, now, &self.policy(), &mut judge)
     }
 
     /// Counts this attempt before the code is checked, in one transaction with the check of
@@ -254,16 +237,6 @@ impl Mfa {
         }
         self.store.delete_enrolments(users)
     }
-}
-
-fn throttled(until: u64, now: u64) -> Error {
-    Error::new(
-        ErrorKind::MfaThrottled,
-        format!(
-            "too many failed attempts: try again in {} s",
-            until.saturating_sub(now)
-        ),
-    )
 }
 
 pub(super) fn check_user(user: &str) -> Result<(), Error> {

@@ -16,9 +16,11 @@
 use std::sync::Mutex;
 
 use super::key::{load_or_create_key, AtRest};
-use super::store::{alg_name, state_name, EnrolmentRow};
+use postgres::types::Type;
+
+use super::store::{alg_name, decide, state_name, EnrolmentRow, FailuresRow};
 use super::throttle::{confirmed, reserved, throttled};
-use super::{Enrolment, Failures, MfaStore, ThrottlePolicy};
+use super::{Enrolment, Failures, MfaStore, Synchronous, ThrottlePolicy, Verified};
 use crate::db::{migrate, PgClient, PgFailure, PgTarget};
 use crate::error::{Error, ErrorKind};
 
@@ -35,6 +37,18 @@ pub struct PgStore {
     at_rest: AtRest,
     /// The process that connected: a connection must not be used on both sides of a `fork()`.
     pid: u32,
+    synchronous: Synchronous,
+}
+
+/// A connection to the store's database, its commits as durable as `synchronous` says.
+fn connect(target: &PgTarget, synchronous: Synchronous) -> Result<PgClient, Error> {
+    let mut client = target.connect(ErrorKind::MfaStore)?;
+    if synchronous == Synchronous::Normal {
+        client
+            .run(|c| c.batch_execute("SET synchronous_commit = off"))
+            .map_err(|e| store_err(target, "synchronous_commit", e))?;
+    }
+    Ok(client)
 }
 
 impl std::fmt::Debug for PgStore {
@@ -56,13 +70,16 @@ fn read_failures(tx: &mut postgres::Transaction<'_>, user: &str) -> Result<Failu
         "SELECT count, window_start, locked_until FROM mfa_failures WHERE login = $1 FOR UPDATE",
         &[&user],
     )?;
-    Ok(row
-        .map(|r| Failures {
-            count: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
-            window_start: r.get::<_, i64>(1).max(0) as u64,
-            locked_until: r.get::<_, Option<i64>>(2).map(|l| l.max(0) as u64),
-        })
-        .unwrap_or_default())
+    Ok(row.map(|r| failures_of(&r)).unwrap_or_default())
+}
+
+/// A failures row (`count, window_start, locked_until`).
+fn failures_of(r: &postgres::Row) -> Failures {
+    Failures {
+        count: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
+        window_start: r.get::<_, i64>(1).max(0) as u64,
+        locked_until: r.get::<_, Option<i64>>(2).map(|l| l.max(0) as u64),
+    }
 }
 
 fn write_failures(
@@ -94,7 +111,7 @@ impl PgStore {
     /// error and nothing is written.
     pub fn open(cfg: &super::MfaConfig, create: bool) -> Result<Self, Error> {
         match cfg.postgres_target()? {
-            Some(target) => Self::open_target(&target, &cfg.key_file, create),
+            Some(target) => Self::open_target(&target, &cfg.key_file, create, cfg.synchronous),
             None => Err(Error::new(
                 ErrorKind::Config,
                 "mfa.database is not a PostgreSQL URL: open a SqliteStore",
@@ -106,8 +123,9 @@ impl PgStore {
         target: &PgTarget,
         key_file: &std::path::Path,
         create: bool,
+        synchronous: Synchronous,
     ) -> Result<Self, Error> {
-        let mut client = target.connect(ErrorKind::MfaStore)?;
+        let mut client = connect(target, synchronous)?;
         let err = |what: &str, e: PgFailure| store_err(target, what, e);
         client
             .run(|c| migrate(c, "cadenas_mfa_migrations", MIGRATION_LOCK, MIGRATIONS))
@@ -156,6 +174,7 @@ impl PgStore {
             client: Mutex::new(Some(client)),
             at_rest,
             pid: std::process::id(),
+            synchronous,
         })
     }
 
@@ -183,7 +202,7 @@ impl PgStore {
         })?;
         if slot.as_ref().is_none_or(PgClient::is_closed) {
             *slot = None;
-            *slot = Some(self.target.connect(ErrorKind::MfaStore)?);
+            *slot = Some(connect(&self.target, self.synchronous)?);
         }
         let Some(client) = slot.as_mut() else {
             return Err(Error::new(ErrorKind::Internal, "no MFA store connection"));
@@ -272,6 +291,81 @@ impl MfaStore for PgStore {
             })
         })
         .transpose()
+    }
+
+    /// One transaction, five round trips on the common path: `BEGIN`; the enrolment row
+    /// `FOR UPDATE` (racing hosts queue on it); the failures row; the replay guard's `UPDATE`
+    /// (and the failures row's write or delete, when there is one); `COMMIT`. Statements are sent typed (no separate prepare round trip). A user with
+    /// no enrolment is counted on the failures row, locked as before.
+    fn verify_attempt(
+        &self,
+        user: &str,
+        now: u64,
+        policy: &ThrottlePolicy,
+        judge: &mut (dyn FnMut(&Enrolment) -> Result<u64, Error> + Send),
+    ) -> Result<Verified, Error> {
+        let at_rest = &self.at_rest;
+        let url = self.target.url();
+        self.db("verify", |c| {
+            let mut tx = c.transaction()?;
+            let row = tx.query_typed_opt(
+                "SELECT nonce, secret, algorithm, digits, period, state, last_step
+                 FROM mfa_totp WHERE login = $1 FOR UPDATE",
+                &[(&user, Type::TEXT)],
+            )?;
+            let (failures, enrolment) = match row {
+                Some(r) => {
+                    // read after the lock, in its own statement: under READ COMMITTED a row
+                    // joined to the locked one would be the snapshot's from before the wait
+                    let failures = tx
+                        .query_typed_opt(
+                            "SELECT count, window_start, locked_until FROM mfa_failures WHERE login = $1",
+                            &[(&user, Type::TEXT)],
+                        )?
+                        .map(|f| failures_of(&f));
+                    let row = EnrolmentRow {
+                        nonce: r.get(0),
+                        secret: r.get(1),
+                        algorithm: r.get(2),
+                        digits: r.get(3),
+                        period: r.get(4),
+                        state: r.get(5),
+                        last_step: r.get(6),
+                    };
+                    let e = row.decode(user, at_rest, |why| {
+                        Error::new(
+                            ErrorKind::MfaStore,
+                            format!("MFA store {url}: corrupted row: {why}"),
+                        )
+                    });
+                    (failures, Some(e))
+                }
+                // no enrolment: the failures row is the one to lock
+                None => (Some(read_failures(&mut tx, user)?), None),
+            };
+            let d = match decide(user, now, policy, failures, enrolment, judge) {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Some(step) = d.advance {
+                tx.execute_typed(
+                    "UPDATE mfa_totp SET last_step = $1, state = 'active' WHERE login = $2",
+                    &[(&(step as i64), Type::INT8), (&user, Type::TEXT)],
+                )?;
+            }
+            match d.failures {
+                FailuresRow::Keep => {}
+                FailuresRow::Write(f) => write_failures(&mut tx, user, &f)?,
+                FailuresRow::Delete => {
+                    tx.execute_typed(
+                        "DELETE FROM mfa_failures WHERE login = $1",
+                        &[(&user, Type::TEXT)],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(d.outcome)
+        })?
     }
 
     fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {

@@ -14,38 +14,59 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::key::{load_or_create_key, AtRest};
-use super::store::{alg_name, state_name, Enrolment, EnrolmentRow, MfaStore};
+use super::store::{alg_name, decide, state_name, Enrolment, EnrolmentRow, FailuresRow, MfaStore};
 use super::throttle::{confirmed, reserved, throttled, Failures, ThrottlePolicy};
+use super::{Synchronous, Verified};
 use crate::error::{Error, ErrorKind};
 
 fn read_failures(tx: &rusqlite::Transaction<'_>, user: &str) -> rusqlite::Result<Failures> {
+    Ok(failures_row(tx, user)?.unwrap_or_default())
+}
+
+/// The user's failures row, if there is one. Statements here are prepared once per
+/// connection (`prepare_cached`).
+fn failures_row(tx: &rusqlite::Transaction<'_>, user: &str) -> rusqlite::Result<Option<Failures>> {
     let row: Option<(u32, i64, Option<i64>)> = tx
-        .query_row(
-            "SELECT count, window_start, locked_until FROM failures WHERE user = ?1",
-            params![user],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT count, window_start, locked_until FROM failures WHERE user = ?1")?
+        .query_row(params![user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    Ok(row
-        .map(|(count, ws, lu)| Failures {
-            count,
-            window_start: ws.max(0) as u64,
-            locked_until: lu.map(|l| l.max(0) as u64),
+    Ok(row.map(|(count, ws, lu)| Failures {
+        count,
+        window_start: ws.max(0) as u64,
+        locked_until: lu.map(|l| l.max(0) as u64),
+    }))
+}
+
+/// The user's enrolment row, if there is one.
+fn enrolment_row(c: &Connection, user: &str) -> rusqlite::Result<Option<EnrolmentRow>> {
+    c.prepare_cached(
+        "SELECT nonce, secret, algorithm, digits, period, state, last_step FROM totp WHERE user = ?1",
+    )?
+    .query_row(params![user], |r| {
+        Ok(EnrolmentRow {
+            nonce: r.get(0)?,
+            secret: r.get(1)?,
+            algorithm: r.get(2)?,
+            digits: r.get(3)?,
+            period: r.get(4)?,
+            state: r.get(5)?,
+            last_step: r.get(6)?,
         })
-        .unwrap_or_default())
+    })
+    .optional()
 }
 
 fn write_failures(tx: &rusqlite::Transaction<'_>, user: &str, f: &Failures) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO failures (user, count, window_start, locked_until) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(user) DO UPDATE SET count = ?2, window_start = ?3, locked_until = ?4",
-        params![
-            user,
-            f.count,
-            f.window_start as i64,
-            f.locked_until.map(|l| l as i64)
-        ],
-    )
+    )?
+    .execute(params![
+        user,
+        f.count,
+        f.window_start as i64,
+        f.locked_until.map(|l| l as i64)
+    ])
     .map(|_| ())
 }
 
@@ -85,6 +106,16 @@ impl SqliteStore {
     /// Without `create`, a missing database is an [`ErrorKind::MfaStore`] error. A key that
     /// does not decrypt the database is an [`ErrorKind::MfaKey`] error and nothing is written.
     pub fn open(path: &Path, key_file: &Path, create: bool) -> Result<Self, Error> {
+        Self::open_with(path, key_file, create, Synchronous::Full)
+    }
+
+    /// [`open`](Self::open), its commits as durable as `synchronous` says.
+    pub fn open_with(
+        path: &Path,
+        key_file: &Path,
+        create: bool,
+        synchronous: Synchronous,
+    ) -> Result<Self, Error> {
         let exists = path.exists();
         if !exists && !create {
             return Err(Error::new(
@@ -108,6 +139,13 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| store_err(path, "cannot open", e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| store_err(path, "busy timeout", e))?;
+        // set, not left to the build's default: FULL syncs the WAL at every commit
+        let level = match synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", level)
+            .map_err(|e| store_err(path, "synchronous", e))?;
         let store = Self {
             conn: Mutex::new(conn),
             at_rest: AtRest::new(&key),
@@ -198,6 +236,13 @@ impl SqliteStore {
         })
     }
 
+    /// An enrolment row decoded and its secret decrypted.
+    fn decode(&self, user: &str, row: EnrolmentRow) -> Result<Enrolment, Error> {
+        row.decode(user, &self.at_rest, |why| {
+            store_err(&self.path, "corrupted row", why)
+        })
+    }
+
     fn db<T>(&self, what: &str, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
         let mut conn = self.lock()?;
         f(&mut conn).map_err(|e| store_err(&self.path, what, e))
@@ -230,30 +275,55 @@ impl MfaStore for SqliteStore {
     }
 
     fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error> {
-        let row = self.db("read enrolment", |c| {
-            c.query_row(
-                "SELECT nonce, secret, algorithm, digits, period, state, last_step FROM totp WHERE user = ?1",
-                params![user],
-                |r| {
-                    Ok(EnrolmentRow {
-                        nonce: r.get(0)?,
-                        secret: r.get(1)?,
-                        algorithm: r.get(2)?,
-                        digits: r.get(3)?,
-                        period: r.get(4)?,
-                        state: r.get(5)?,
-                        last_step: r.get(6)?,
-                    })
-                },
-            )
-            .optional()
-        })?;
-        row.map(|r| {
-            r.decode(user, &self.at_rest, |why| {
-                store_err(&self.path, "corrupted row", why)
-            })
-        })
-        .transpose()
+        let row = self.db("read enrolment", |c| enrolment_row(c, user))?;
+        row.map(|r| self.decode(user, r)).transpose()
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: the two rows read, the attempt judged, at most two
+    /// rows written, one commit (one WAL sync with `synchronous = FULL`). Writers wait for
+    /// each other, so racing processes judge one attempt at a time.
+    fn verify_attempt(
+        &self,
+        user: &str,
+        now: u64,
+        policy: &ThrottlePolicy,
+        judge: &mut (dyn FnMut(&Enrolment) -> Result<u64, Error> + Send),
+    ) -> Result<Verified, Error> {
+        let mut conn = self.lock()?;
+        let err = |e| store_err(&self.path, "verify", e);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let failures = failures_row(&tx, user).map_err(err)?;
+        let row = enrolment_row(&tx, user).map_err(err)?;
+        let enrolment = row.map(|r| self.decode(user, r));
+        let d = decide(user, now, policy, failures, enrolment, judge)?;
+        if let Some(step) = d.advance {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE totp SET last_step = ?1, state = 'active'
+                     WHERE user = ?2 AND (last_step IS NULL OR last_step < ?1)",
+                )
+                .and_then(|mut st| st.execute(params![step as i64, user]))
+                .map_err(err)?;
+            if n != 1 {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "MFA replay guard: the row changed inside its own transaction",
+                ));
+            }
+        }
+        match d.failures {
+            FailuresRow::Keep => {}
+            FailuresRow::Write(f) => write_failures(&tx, user, &f).map_err(err)?,
+            FailuresRow::Delete => {
+                tx.prepare_cached("DELETE FROM failures WHERE user = ?1")
+                    .and_then(|mut st| st.execute(params![user]))
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        d.outcome
     }
 
     fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {
@@ -357,5 +427,31 @@ impl MfaStore for SqliteStore {
             )
         })?;
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_durability_asked_for_is_the_connections_setting() {
+        let dir = std::env::temp_dir().join(format!("cadenas-mfa-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = dir.join("mfa.key");
+        for (sync, want) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+            let store = SqliteStore::open_with(&dir.join("mfa.db"), &key, true, sync).expect("open");
+            let conn = store.lock().expect("connection");
+            let level: i64 = conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .expect("pragma");
+            assert_eq!(level, want, "{sync:?}");
+            let mode: String = conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .expect("pragma");
+            assert_eq!(mode, "wal");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -3,9 +3,10 @@
 //! codec both stores share. The throttling rules are in `throttle`.
 
 use super::key::AtRest;
-use super::throttle::ThrottlePolicy;
+use super::throttle::{confirmed, reserved, Failures, ThrottlePolicy};
 use super::totp::{Algorithm, TotpParams};
-use crate::error::Error;
+use super::Verified;
+use crate::error::{Error, ErrorKind};
 use crate::secret::Secret;
 
 /// Whether an enrolment has been confirmed with a first valid code.
@@ -73,6 +74,51 @@ pub trait MfaStore: Send + Sync {
     }
     /// Forgets the user's failures (after a success).
     fn clear_failures(&self, user: &str) -> Result<(), Error>;
+    /// One verification attempt, in one transaction where the store can: the throttling
+    /// decision (the attempt counted), the enrolment read, `judge` (the code checked against
+    /// it: `Ok(step)` when it matches one), the replay guard, and the failure recorded or the
+    /// failures forgotten — committed together. A verify is then one durable write, and
+    /// racing attempts (processes, hosts) are serialised per user: a code is accepted at most
+    /// once and at most `max_failures` codes are judged per window.
+    ///
+    /// The default (for a store that cannot) runs the separate calls above in that order:
+    /// [`reserve_attempt`](Self::reserve_attempt), [`enrolment`](Self::enrolment),
+    /// [`advance_step`](Self::advance_step), then [`clear_failures`](Self::clear_failures) or
+    /// [`confirm_failure`](Self::confirm_failure).
+    fn verify_attempt(
+        &self,
+        user: &str,
+        now: u64,
+        policy: &ThrottlePolicy,
+        judge: &mut (dyn FnMut(&Enrolment) -> Result<u64, Error> + Send),
+    ) -> Result<Verified, Error> {
+        if let Some(until) = self.reserve_attempt(user, now, policy)? {
+            return Err(throttled(until, now));
+        }
+        let Some(e) = self.enrolment(user)? else {
+            return Err(not_enrolled(user));
+        };
+        let checked = judge(&e).and_then(|step| {
+            if e.last_step.is_some_and(|l| step <= l) || !self.advance_step(user, step)? {
+                Err(replayed())
+            } else {
+                Ok(step)
+            }
+        });
+        match checked {
+            Ok(step) => {
+                self.clear_failures(user)?;
+                Ok(Verified {
+                    step,
+                    activated: e.state == EnrolmentState::Pending,
+                })
+            }
+            Err(err) => {
+                self.confirm_failure(user, now, policy)?;
+                Err(err)
+            }
+        }
+    }
     /// Replaces the user's recovery codes with these hashes.
     fn replace_recovery_codes(&self, user: &str, hashes: &[String]) -> Result<(), Error>;
     /// The user's unused recovery code hashes, with their ids.
@@ -141,4 +187,104 @@ impl EnrolmentRow {
             last_step: self.last_step.map(|s| s.max(0) as u64),
         })
     }
+}
+
+/// The error of an attempt refused while the user is throttled.
+pub(super) fn throttled(until: u64, now: u64) -> Error {
+    Error::new(
+        ErrorKind::MfaThrottled,
+        format!(
+            "too many failed attempts: try again in {} s",
+            until.saturating_sub(now)
+        ),
+    )
+}
+
+fn not_enrolled(user: &str) -> Error {
+    Error::new(ErrorKind::MfaNotEnrolled, format!("{user} has no TOTP enrolment"))
+}
+
+fn replayed() -> Error {
+    Error::new(
+        ErrorKind::MfaReplayed,
+        "this code (or a later one) was already used",
+    )
+}
+
+/// What a store writes for one attempt, decided by [`decide`] from the rows read in the
+/// attempt's transaction.
+pub(super) struct Decision {
+    /// What the caller is told.
+    pub outcome: Result<Verified, Error>,
+    /// The replay guard's new step (and the enrolment made active), on success.
+    pub advance: Option<u64>,
+    /// The user's failures row afterwards.
+    pub failures: FailuresRow,
+}
+
+/// The user's failures row after an attempt.
+pub(super) enum FailuresRow {
+    /// Unchanged.
+    Keep,
+    /// Written (the attempt counted, a lockout started).
+    Write(Failures),
+    /// Deleted (a success forgets the failures).
+    Delete,
+}
+
+/// One attempt judged over the rows its transaction read — the user's failures row, if any,
+/// and enrolment row, if any — by the same rules as the default
+/// [`MfaStore::verify_attempt`]: the attempt is counted unless it succeeds, a window used up
+/// starts the lockout, a step at or before the last accepted one is a replay. An enrolment
+/// row that does not decode is the store's error (nothing is written).
+pub(super) fn decide(
+    user: &str,
+    now: u64,
+    policy: &ThrottlePolicy,
+    failures: Option<Failures>,
+    enrolment: Option<Result<Enrolment, Error>>,
+    judge: &mut (dyn FnMut(&Enrolment) -> Result<u64, Error> + Send),
+) -> Result<Decision, Error> {
+    let had_failures = failures.is_some();
+    let (locked, counted) = reserved(failures.unwrap_or_default(), now, policy);
+    let refuse = |outcome: Error, row: Option<Failures>| Decision {
+        outcome: Err(outcome),
+        advance: None,
+        failures: row.map_or(FailuresRow::Keep, FailuresRow::Write),
+    };
+    if let Some(until) = locked {
+        // a lockout starting now is written; one already running is not touched
+        return Ok(refuse(throttled(until, now), counted));
+    }
+    let Some(counted) = counted else {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "throttling: an attempt not counted",
+        ));
+    };
+    let Some(e) = enrolment.transpose()? else {
+        return Ok(refuse(not_enrolled(user), Some(counted)));
+    };
+    let checked = judge(&e).and_then(|step| {
+        if e.last_step.is_some_and(|l| step <= l) {
+            Err(replayed())
+        } else {
+            Ok(step)
+        }
+    });
+    Ok(match checked {
+        Ok(step) => Decision {
+            outcome: Ok(Verified {
+                step,
+                activated: e.state == EnrolmentState::Pending,
+            }),
+            advance: Some(step),
+            failures: if had_failures {
+                FailuresRow::Delete
+            } else {
+                FailuresRow::Keep
+            },
+        },
+        Err(err) => refuse(err, Some(confirmed(counted, now, policy).unwrap_or(counted))),
+    })
 }
