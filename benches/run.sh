@@ -24,10 +24,11 @@ export CADENAS_BENCH_SIZES=${CADENAS_BENCH_SIZES:-600,6000,60000}
 CADENAS_BENCH_ONCE_SIZES=${CADENAS_BENCH_ONCE_SIZES:-}
 # shellcheck source=lab/lib.sh
 . lab/lib.sh
-apt_install oathtool:oathtool pkg-config:pkg-config
+apt_install oathtool:oathtool pkg-config:pkg-config /usr/include/liboath/oath.h:liboath-dev \
+  /usr/include/sqlite3.h:libsqlite3-dev
 bash python/venv.sh --release
 PY=$ROOT/target/python-venv/bin/python
-"$PY" -m pip install -q --disable-pip-version-check ldap3 pyotp argon2-cffi policyd-rate-limit
+"$PY" -m pip install -q --disable-pip-version-check ldap3 pyotp argon2-cffi policyd-rate-limit "psycopg[binary]"
 cargo build --release -q -p cadenas-benches --benches
 cargo build --release -q -p cadenas-cli
 export CADENAS_BENCH_CLI=$ROOT/target/release/cadenas
@@ -61,7 +62,7 @@ make -s install PREFIX="$CBENCH" FFI_PROFILE=release
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -Wall -Wextra -Werror $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --cflags cadenas) \
   benches/totp_c.c -o "$CBENCH/totp_c" $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --libs cadenas) \
-  -Wl,-rpath,"$CBENCH/lib"
+  -loath -lsqlite3 -Wl,-rpath,"$CBENCH/lib"
 rm -f "$RESULTS"
 for r in $(seq "$REPEATS"); do
   echo "== repeat $r of $REPEATS: a fresh lab"

@@ -3,12 +3,18 @@
  * RADIUS plugin makes — on codes of successive steps for one enrolled user. The median of 3
  * runs of 500 verifications, as `benches/totp_python.py` measures `cadenas.Mfa.verify`; then
  * `cadenas_totp_verify` in memory, as it measures `cadenas.totp_verify` (3 runs of 200 000).
- * Appends {"bench": "c", ...} to $CADENAS_BENCH_RESULTS (see benches/report.py).
+ * Side by side, the peer a C programmer writes: liboath's `oath_totp_validate` (±1 step)
+ * and the replay guard as one conditional UPDATE on SQLite (prepared once), with SQLite's
+ * defaults (rollback journal, synchronous FULL) and tuned to WAL (synchronous FULL) — the
+ * durability of Cadenas' default. Appends {"bench": "c", ...} to $CADENAS_BENCH_RESULTS
+ * (see benches/report.py).
  *
  *   benches/run.sh builds it against the release library:  totp_c TMPDIR
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cadenas.h>
+#include <liboath/oath.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +62,42 @@ static double now_s(void) {
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
+}
+
+/* The peer: liboath + a SQLite conditional UPDATE in `path`, WAL or SQLite's defaults. The
+ * median rate of RUNS runs of VERIFIES, or a negative value on failure. */
+static double oath_peer(const char *path, const uint8_t *raw, size_t raw_len, int wal) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open(path, &db) != SQLITE_OK) return -1;
+  if (wal && sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) return -1;
+  if (sqlite3_exec(db,
+                   "CREATE TABLE guard(user TEXT PRIMARY KEY, last_step INTEGER);"
+                   "INSERT INTO guard VALUES ('bench', -1);",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    return -1;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, "UPDATE guard SET last_step = ?1 WHERE user = 'bench' AND last_step < ?1", -1, &st,
+                         NULL) != SQLITE_OK)
+    return -1;
+  time_t t = time(NULL);
+  double rates[RUNS];
+  for (int r = 0; r < RUNS; r++) {
+    double start = now_s();
+    for (int i = 0; i < VERIFIES; i++) {
+      char otp[16];
+      t += 30;
+      if (oath_totp_generate((const char *)raw, raw_len, t, 30, 0, 6, otp) != OATH_OK) return -1;
+      if (oath_totp_validate((const char *)raw, raw_len, t, 30, 0, 1, otp) < 0) return -1;
+      sqlite3_bind_int64(st, 1, (sqlite3_int64)(t / 30));
+      if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(db) != 1) return -1;
+      sqlite3_reset(st);
+    }
+    rates[r] = VERIFIES / (now_s() - start);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  qsort(rates, RUNS, sizeof rates[0], cmp);
+  return rates[RUNS / 2];
 }
 
 int main(int argc, char **argv) {
@@ -123,6 +165,19 @@ int main(int argc, char **argv) {
   printf("C: cadenas_totp_verify (in memory): %.0f/s (%.0f-%.0f)\n", mem_rates[RUNS / 2], mem_rates[0],
          mem_rates[RUNS - 1]);
   memset(code, 0, sizeof code);
+
+  if (oath_init() != OATH_OK) return fail("oath_init", CADENAS_RESULT_OK);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/oath-default.db", argv[1]);
+  double oath_default = oath_peer(path, raw, raw_len, 0);
+  snprintf(path, sizeof path, "%s/oath-wal.db", argv[1]);
+  double oath_wal = oath_peer(path, raw, raw_len, 1);
+  oath_done();
+  if (oath_default < 0 || oath_wal < 0) return fail("the liboath peer", CADENAS_RESULT_OK);
+  printf("C: liboath + SQLite conditional UPDATE, SQLite defaults (rollback journal, FULL): %.0f/s (cadenas %.2fx)\n",
+         oath_default, rates[RUNS / 2] / oath_default);
+  printf("C: liboath + SQLite conditional UPDATE, WAL (FULL): %.0f/s (cadenas %.2fx)\n", oath_wal,
+         rates[RUNS / 2] / oath_wal);
   const char *results = getenv("CADENAS_BENCH_RESULTS");
   if (results != NULL) {
     FILE *f = fopen(results, "a");
@@ -132,6 +187,10 @@ int main(int argc, char **argv) {
             rates[RUNS / 2], repeat ? repeat : "");
     fprintf(f, "{\"bench\": \"c\", \"what\": \"cadenas_totp_verify_per_s\", \"n\": 0, \"value\": %f, \"repeat\": \"%s\"}\n",
             mem_rates[RUNS / 2], repeat ? repeat : "");
+    fprintf(f, "{\"bench\": \"c\", \"what\": \"oath_sqlite_default_guard_per_s\", \"n\": 0, \"value\": %f, \"repeat\": \"%s\"}\n",
+            oath_default, repeat ? repeat : "");
+    fprintf(f, "{\"bench\": \"c\", \"what\": \"oath_sqlite_wal_guard_per_s\", \"n\": 0, \"value\": %f, \"repeat\": \"%s\"}\n",
+            oath_wal, repeat ? repeat : "");
     fclose(f);
   }
   memset(b32, 0, sizeof b32);

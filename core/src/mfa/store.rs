@@ -74,12 +74,14 @@ pub trait MfaStore: Send + Sync {
     }
     /// Forgets the user's failures (after a success).
     fn clear_failures(&self, user: &str) -> Result<(), Error>;
-    /// One verification attempt, in one transaction where the store can: the throttling
+    /// One verification attempt, as one durable write where the store can: the throttling
     /// decision (the attempt counted), the enrolment read, `judge` (the code checked against
     /// it: `Ok(step)` when it matches one), the replay guard, and the failure recorded or the
-    /// failures forgotten — committed together. A verify is then one durable write, and
-    /// racing attempts (processes, hosts) are serialised per user: a code is accepted at most
-    /// once and at most `max_failures` codes are judged per window.
+    /// failures forgotten. Whatever the store, of racing attempts (processes, hosts) a code is
+    /// accepted at most once, at most `max_failures` failures are answered as such per window
+    /// (the others are answered [`ErrorKind::MfaThrottled`]), and a right code is accepted only
+    /// while no lockout runs. The SQLite store runs it as one transaction (racing attempts
+    /// wait for each other); the PostgreSQL store as one statement.
     ///
     /// The default (for a store that cannot) runs the separate calls above in that order:
     /// [`reserve_attempt`](Self::reserve_attempt), [`enrolment`](Self::enrolment),

@@ -148,6 +148,7 @@ macro_rules! both_backends {
 both_backends!(
     enrol_then_first_code_activates_and_replays_are_refused,
     re_enrolment_replaces_the_old_secret,
+    a_re_enrolment_on_another_host_is_seen_by_a_host_that_verified_before,
     throttling_starts_after_n_failures_and_expires_with_the_clock,
     recovery_codes_are_single_use_and_regeneration_invalidates_the_old_set,
     racing_wrong_guesses_never_get_more_than_max_failures_codes_checked,
@@ -218,6 +219,45 @@ fn re_enrolment_replaces_the_old_secret(st: Store) {
     assert_eq!(
         mfa.enrolment_state("alice").expect("state"),
         Some(cadenas::mfa::EnrolmentState::Pending)
+    );
+}
+
+/// Two handles, as two hosts: the first has verified (and, on PostgreSQL, keeps its copy of
+/// the enrolment); the second re-enrols the user. The first judges the next codes against the
+/// new secret: the new device's code is accepted (it activates), the old device's refused.
+fn a_re_enrolment_on_another_host_is_seen_by_a_host_that_verified_before(st: Store) {
+    let gateway = Mfa::open(&st.cfg, true).expect("open");
+    let (old, p) = enrolled(&gateway, "alice");
+    gateway
+        .verify_at("alice", &code_for_step(&old, p.step_at(T), &p), T)
+        .expect("ok");
+    let helpdesk = Mfa::open(&st.cfg, false).expect("open");
+    let (new, _) = enrolled(&helpdesk, "alice");
+    let later = T + 90;
+    let old_code = code_for_step(&old, p.step_at(later), &p);
+    let new_code = code_for_step(&new, p.step_at(later), &p);
+    if old_code != new_code {
+        assert_eq!(
+            gateway
+                .verify_at("alice", &old_code, later)
+                .expect_err("the old device")
+                .kind(),
+            ErrorKind::MfaBadCode
+        );
+    }
+    let v = gateway
+        .verify_at("alice", &new_code, later)
+        .expect("the new device");
+    assert!(v.activated, "{v:?}");
+    // and a reset elsewhere: no enrolment any more
+    helpdesk.reset("alice").expect("reset");
+    let next = code_for_step(&new, p.step_at(later + 30), &p);
+    assert_eq!(
+        gateway
+            .verify_at("alice", &next, later + 30)
+            .expect_err("reset")
+            .kind(),
+        ErrorKind::MfaNotEnrolled
     );
 }
 

@@ -13,19 +13,21 @@
 //! - A lost connection (server restart) fails the call in progress with an
 //!   [`ErrorKind::MfaStore`] error; the next call connects again.
 
-use std::sync::Mutex;
+mod verify;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::key::{load_or_create_key, AtRest};
-use postgres::types::Type;
 
-use super::store::{alg_name, decide, state_name, EnrolmentRow, FailuresRow};
+use super::store::{alg_name, state_name, EnrolmentRow};
 use super::throttle::{confirmed, reserved, throttled};
 use super::{Enrolment, Failures, MfaStore, Synchronous, ThrottlePolicy, Verified};
 use crate::db::{migrate, PgClient, PgFailure, PgTarget};
 use crate::error::{Error, ErrorKind};
 
 /// The versioned schema: migration N is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/mfa/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/mfa/0001_init.sql")];
 
 /// Advisory lock id serialising migrations of the MFA schema ("CADMFA01").
 const MIGRATION_LOCK: i64 = 0x4341_444d_4641_3031;
@@ -33,11 +35,21 @@ const MIGRATION_LOCK: i64 = 0x4341_444d_4641_3031;
 /// The MFA store in a PostgreSQL database shared by several hosts.
 pub struct PgStore {
     target: PgTarget,
-    client: Mutex<Option<PgClient>>,
+    client: Mutex<Option<Conn>>,
     at_rest: AtRest,
+    /// Enrolments read by this process, their secrets decrypted once (zeroized when dropped):
+    /// a verify judges the code here, then one statement checks that the row is still the
+    /// same one (its nonce) while it records the step.
+    enrolments: Mutex<HashMap<String, Arc<verify::Cached>>>,
     /// The process that connected: a connection must not be used on both sides of a `fork()`.
     pid: u32,
     synchronous: Synchronous,
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: PgClient,
+    statements: verify::Statements,
 }
 
 /// A connection to the store's database, its commits as durable as `synchronous` says.
@@ -171,8 +183,12 @@ impl PgStore {
         };
         Ok(Self {
             target: target.clone(),
-            client: Mutex::new(Some(client)),
+            client: Mutex::new(Some(Conn {
+                client,
+                statements: verify::Statements::default(),
+            })),
             at_rest,
+            enrolments: Mutex::default(),
             pid: std::process::id(),
             synchronous,
         })
@@ -184,6 +200,15 @@ impl PgStore {
         &self,
         what: &str,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send,
+    ) -> Result<T, Error> {
+        self.db_with(what, |c, _| f(c))
+    }
+
+    /// [`db`](Self::db), with the statements prepared on the connection.
+    fn db_with<T: Send>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut postgres::Client, &mut verify::Statements) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, Error> {
         if std::process::id() != self.pid {
             return Err(Error::new(
@@ -200,14 +225,18 @@ impl PgStore {
                 "MFA store handle poisoned by an earlier panic",
             )
         })?;
-        if slot.as_ref().is_none_or(PgClient::is_closed) {
+        if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
             *slot = None;
-            *slot = Some(connect(&self.target, self.synchronous)?);
+            *slot = Some(Conn {
+                client: connect(&self.target, self.synchronous)?,
+                statements: verify::Statements::default(),
+            });
         }
-        let Some(client) = slot.as_mut() else {
+        let Some(conn) = slot.as_mut() else {
             return Err(Error::new(ErrorKind::Internal, "no MFA store connection"));
         };
-        client.run(f).map_err(|e| {
+        let statements = &mut conn.statements;
+        conn.client.run(|c| f(c, statements)).map_err(|e| {
             let lost = e.lost_connection();
             let err = store_err(&self.target, what, e);
             if lost {
@@ -215,6 +244,13 @@ impl PgStore {
             }
             err
         })
+    }
+
+    /// Forgets what this process read of `user`'s enrolment.
+    fn forget(&self, user: &str) {
+        if let Ok(mut m) = self.enrolments.lock() {
+            m.remove(user);
+        }
     }
 }
 
@@ -245,6 +281,7 @@ fn store_err(target: &PgTarget, what: &str, e: PgFailure) -> Error {
 impl MfaStore for PgStore {
     fn put_enrolment(&self, user: &str, e: &Enrolment) -> Result<(), Error> {
         let (nonce, ct) = self.at_rest.encrypt(e.secret.expose_secret(), user.as_bytes())?;
+        self.forget(user);
         self.db("store enrolment", |c| {
             c.execute(
                 "INSERT INTO mfa_totp (login, nonce, secret, algorithm, digits, period, state, last_step)
@@ -293,10 +330,10 @@ impl MfaStore for PgStore {
         .transpose()
     }
 
-    /// One transaction, five round trips on the common path: `BEGIN`; the enrolment row
-    /// `FOR UPDATE` (racing hosts queue on it); the failures row; the replay guard's `UPDATE`
-    /// (and the failures row's write or delete, when there is one); `COMMIT`. Statements are sent typed (no separate prepare round trip). A user with
-    /// no enrolment is counted on the failures row, locked as before.
+    /// One statement on the common path (see `verify`): the code judged against this
+    /// process's copy of the enrolment, then the replay guard, the lockout check and the
+    /// failures' reset (or the failure's count) in one statement, prepared once per
+    /// connection — one round trip, one commit.
     fn verify_attempt(
         &self,
         user: &str,
@@ -304,68 +341,7 @@ impl MfaStore for PgStore {
         policy: &ThrottlePolicy,
         judge: &mut (dyn FnMut(&Enrolment) -> Result<u64, Error> + Send),
     ) -> Result<Verified, Error> {
-        let at_rest = &self.at_rest;
-        let url = self.target.url();
-        self.db("verify", |c| {
-            let mut tx = c.transaction()?;
-            let row = tx.query_typed_opt(
-                "SELECT nonce, secret, algorithm, digits, period, state, last_step
-                 FROM mfa_totp WHERE login = $1 FOR UPDATE",
-                &[(&user, Type::TEXT)],
-            )?;
-            let (failures, enrolment) = match row {
-                Some(r) => {
-                    // read after the lock, in its own statement: under READ COMMITTED a row
-                    // joined to the locked one would be the snapshot's from before the wait
-                    let failures = tx
-                        .query_typed_opt(
-                            "SELECT count, window_start, locked_until FROM mfa_failures WHERE login = $1",
-                            &[(&user, Type::TEXT)],
-                        )?
-                        .map(|f| failures_of(&f));
-                    let row = EnrolmentRow {
-                        nonce: r.get(0),
-                        secret: r.get(1),
-                        algorithm: r.get(2),
-                        digits: r.get(3),
-                        period: r.get(4),
-                        state: r.get(5),
-                        last_step: r.get(6),
-                    };
-                    let e = row.decode(user, at_rest, |why| {
-                        Error::new(
-                            ErrorKind::MfaStore,
-                            format!("MFA store {url}: corrupted row: {why}"),
-                        )
-                    });
-                    (failures, Some(e))
-                }
-                // no enrolment: the failures row is the one to lock
-                None => (Some(read_failures(&mut tx, user)?), None),
-            };
-            let d = match decide(user, now, policy, failures, enrolment, judge) {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-            if let Some(step) = d.advance {
-                tx.execute_typed(
-                    "UPDATE mfa_totp SET last_step = $1, state = 'active' WHERE login = $2",
-                    &[(&(step as i64), Type::INT8), (&user, Type::TEXT)],
-                )?;
-            }
-            match d.failures {
-                FailuresRow::Keep => {}
-                FailuresRow::Write(f) => write_failures(&mut tx, user, &f)?,
-                FailuresRow::Delete => {
-                    tx.execute_typed(
-                        "DELETE FROM mfa_failures WHERE login = $1",
-                        &[(&user, Type::TEXT)],
-                    )?;
-                }
-            }
-            tx.commit()?;
-            Ok(d.outcome)
-        })?
+        verify::attempt(self, user, now, policy, judge)
     }
 
     fn advance_step(&self, user: &str, step: u64) -> Result<bool, Error> {
@@ -384,6 +360,9 @@ impl MfaStore for PgStore {
     }
 
     fn delete_enrolments(&self, users: &[&str]) -> Result<Vec<bool>, Error> {
+        for u in users {
+            self.forget(u);
+        }
         self.db("delete enrolment", |c| {
             let mut tx = c.transaction()?;
             let mut had = Vec::with_capacity(users.len());
