@@ -489,7 +489,8 @@ class Report:
             (
                 "python",
                 "pyotp_sqlite_default_guard_per_s",
-                "Python: pyotp + a sqlite3 conditional UPDATE, sqlite3's defaults (rollback journal, synchronous FULL)",
+                "Python: pyotp + a sqlite3 conditional UPDATE, sqlite3's defaults "
+                "(rollback journal, synchronous FULL)",
                 "/s",
             ),
             (
@@ -510,14 +511,24 @@ class Report:
                 "Python, 4 processes, PostgreSQL: pyotp + a psycopg conditional UPDATE (autocommit)",
                 "/s",
             ),
-            ("python", "cadenas_pg_4proc_per_s", "Python, 4 processes, PostgreSQL: `cadenas.Mfa.verify`", "/s"),
+            (
+                "python",
+                "cadenas_pg_4proc_per_s",
+                "Python, 4 processes, PostgreSQL: `cadenas.Mfa.verify`",
+                "/s",
+            ),
             (
                 "c",
                 "oath_sqlite_default_guard_per_s",
                 "C: liboath + a SQLite conditional UPDATE, SQLite's defaults (rollback journal, FULL)",
                 "/s",
             ),
-            ("c", "oath_sqlite_wal_guard_per_s", "C: liboath + a SQLite conditional UPDATE, WAL (FULL)", "/s"),
+            (
+                "c",
+                "oath_sqlite_wal_guard_per_s",
+                "C: liboath + a SQLite conditional UPDATE, WAL (FULL)",
+                "/s",
+            ),
             (
                 "c",
                 "cadenas_mfa_verify_per_s",
@@ -542,7 +553,12 @@ class Report:
         for lang, cad, peer, what in (
             ("python", "cadenas_mfa_verify_per_s", "pyotp_sqlite_default_guard_per_s", "Python"),
             ("c", "cadenas_mfa_verify_per_s", "oath_sqlite_default_guard_per_s", "C"),
-            ("python", "cadenas_pg_4proc_per_s", "pyotp_psycopg_4proc_per_s", "Python, PostgreSQL, 4 processes"),
+            (
+                "python",
+                "cadenas_pg_4proc_per_s",
+                "pyotp_psycopg_4proc_per_s",
+                "Python, PostgreSQL, 4 processes",
+            ),
         ):
             c, p = self.med(lang, cad), self.med(lang, peer)
             self.target(

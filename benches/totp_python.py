@@ -67,7 +67,9 @@ def in_memory() -> tuple[tuple[float, float, float], tuple[float, float, float]]
     return median_rate(20_000, with_pyotp), median_rate(200_000, with_cadenas)
 
 
-def durable(tmp: Path) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]:
+def durable(
+    tmp: Path,
+) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]:
     cfg = tmp / "cadenas.toml"
     cfg.write_text(
         '[directory]\nurl = "ldaps://127.0.0.1:6360"\nbind_dn = "cn=x,dc=test"\n'
@@ -255,14 +257,21 @@ def main() -> int:
     print("| what | median | min–max |\n|---|---|---|")
     print(row("pyotp.TOTP.verify (±1 step)", py_mem))
     print(row("cadenas.totp_verify (±1 step)", rs_mem))
-    print(row("pyotp + sqlite3 replay guard, sqlite3 defaults (rollback journal, synchronous FULL)", py_default))
+    print(
+        row("pyotp + sqlite3 replay guard, sqlite3 defaults (rollback journal, synchronous FULL)", py_default)
+    )
     print(row("pyotp + sqlite3 replay guard, WAL (synchronous FULL)", py_wal))
     print(row("cadenas.Mfa.verify (WAL, synchronous FULL; throttling, encrypted store)", rs_dur))
     print(f"ratio in memory: {rs_mem[0] / py_mem[0]:.1f}x (target >= 10x)")
-    print(f"ratio durable: {rs_dur[0] / py_default[0]:.2f}x the sqlite3 defaults, {rs_dur[0] / py_wal[0]:.2f}x WAL")
+    print(
+        f"ratio durable: {rs_dur[0] / py_default[0]:.2f}x the sqlite3 defaults, "
+        f"{rs_dur[0] / py_wal[0]:.2f}x WAL"
+    )
     if shared:
-        print(f"4 processes, PostgreSQL: pyotp + psycopg {shared[0]:,.0f}/s, cadenas {shared[1]:,.0f}/s "
-              f"({shared[1] / shared[0]:.2f}x)")
+        print(
+            f"4 processes, PostgreSQL: pyotp + psycopg {shared[0]:,.0f}/s, cadenas {shared[1]:,.0f}/s "
+            f"({shared[1] / shared[0]:.2f}x)"
+        )
         record("pyotp_psycopg_4proc_per_s", shared[0])
         record("cadenas_pg_4proc_per_s", shared[1])
     a2 = argon2_ms()

@@ -116,9 +116,7 @@ def check_config_reference() -> list[str]:
             as_table = re.search(rf"^#?\s*\[\[?([\w.]+\.)?{field}\]\]?", toml, re.MULTILINE)
             if not (as_key or as_table):
                 name = f"[{section}] {field}" if section else f"[{field}]"
-                problems.append(
-                    f"docs/guide/src/configuration.md: {name} ({ty}) is not in the reference"
-                )
+                problems.append(f"docs/guide/src/configuration.md: {name} ({ty}) is not in the reference")
     return problems
 
 
