@@ -15,7 +15,8 @@
 # The outbound policy service is compared with policyd-rate-limit (PyPI) and run end to end
 # against the lab Postfix (benches/policy.rs, benches/outbound_e2e.py: CADENAS_BENCH_E2E_RUNS,
 # default 20). CADENAS_BENCH_ONLY=outbound runs those two alone (a few minutes) and splices their
-# section into benches/RESULTS.md instead of writing it anew.
+# section into benches/RESULTS.md instead of writing it anew; CADENAS_BENCH_ONLY=mfa likewise runs
+# the TOTP verifications alone (Rust, Python, C, and their peers; a few minutes).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -34,6 +35,27 @@ cargo build --release -q -p cadenas-cli
 export CADENAS_BENCH_CLI=$ROOT/target/release/cadenas
 E2E_RUNS=${CADENAS_BENCH_E2E_RUNS:-20}
 RESULTS=$ROOT/target/bench-results.jsonl
+# splice SECTION: replaces benches/RESULTS.md's <!-- SECTION … --> … <!-- /SECTION --> (or, the
+# first time, its "## HEADING" section) with report.py's --SECTION output
+splice() {
+  local name=$1 heading=$2 section
+  section=$("$PY" benches/report.py "$RESULTS" "--$name")
+  SECTION="$section" NAME="$name" HEADING="$heading" "$PY" - benches/RESULTS.md <<'EOF'
+import os, re, sys
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read()
+new, name, heading = os.environ["SECTION"], os.environ["NAME"], os.environ["HEADING"]
+marked = re.compile(rf"<!-- {name}:.*?<!-- /{name} -->", re.S)
+plain = re.compile(rf"^## {re.escape(heading)}.*?(?=^## |^<!-- |\Z)", re.S | re.M)
+if marked.search(text):
+    text = marked.sub(lambda _: new, text)
+elif plain.search(text):
+    text = plain.sub(lambda _: new + "\n\n", text)
+else:
+    text = text.rstrip("\n") + "\n\n" + new + "\n"
+open(path, "w", encoding="utf-8").write(text)
+EOF
+}
 if [ "${CADENAS_BENCH_ONLY:-}" = outbound ]; then
   rm -f "$RESULTS"
   for r in $(seq "$REPEATS"); do
@@ -43,16 +65,7 @@ if [ "${CADENAS_BENCH_ONLY:-}" = outbound ]; then
       cargo bench -q -p cadenas-benches --bench policy
     CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/outbound_e2e.py "$E2E_RUNS"
   done
-  section=$("$PY" benches/report.py "$RESULTS" --outbound)
-  SECTION="$section" "$PY" - benches/RESULTS.md <<'EOF'
-import os, re, sys
-path = sys.argv[1]
-text = open(path, encoding="utf-8").read()
-new = os.environ["SECTION"]
-pattern = re.compile(r"<!-- outbound:.*?<!-- /outbound -->", re.S)
-text = pattern.sub(lambda _: new, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + new + "\n"
-open(path, "w", encoding="utf-8").write(text)
-EOF
+  splice outbound "Outbound policy service"
   echo "== the outbound section of benches/RESULTS.md written ($REPEATS repeats)"
   exit 0
 fi
@@ -63,6 +76,21 @@ make -s install PREFIX="$CBENCH" FFI_PROFILE=release
 cc -std=c11 -O2 -Wall -Wextra -Werror $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --cflags cadenas) \
   benches/totp_c.c -o "$CBENCH/totp_c" $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --libs cadenas) \
   -loath -lsqlite3 -Wl,-rpath,"$CBENCH/lib"
+if [ "${CADENAS_BENCH_ONLY:-}" = mfa ]; then
+  rm -f "$RESULTS"
+  for r in $(seq "$REPEATS"); do
+    echo "== repeat $r of $REPEATS (MFA only)"
+    bash lab/up.sh 300
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r cargo bench -q -p cadenas-benches --bench mfa
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/totp_python.py
+    ctmp=$(mktemp -d)
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$CBENCH/totp_c" "$ctmp"
+    rm -rf "$ctmp"
+  done
+  splice mfa "TOTP verification and argon2id"
+  echo "== the MFA section of benches/RESULTS.md written ($REPEATS repeats)"
+  exit 0
+fi
 rm -f "$RESULTS"
 for r in $(seq "$REPEATS"); do
   echo "== repeat $r of $REPEATS: a fresh lab"
