@@ -283,13 +283,46 @@ pub(super) fn refuse_plaintext(cfg: &DirectoryConfig, transport: Transport, what
     Ok(())
 }
 
+/// The TCP connection to the directory, with `TCP_NODELAY`: ldap3's own connection leaves
+/// Nagle's algorithm on, and a bind or modify written in more than one segment then waits
+/// for the server's delayed ACK (40 ms on Linux) — measured at about 36 ms of a 49 ms
+/// connect and bind on the lab, per connection.
+async fn tcp(cfg: &DirectoryConfig) -> Result<std::net::TcpStream, Error> {
+    let url = url::Url::parse(cfg.url.as_str())
+        .map_err(|e| Error::new(ErrorKind::Config, format!("directory.url: {e}")))?;
+    let host = url
+        .host_str()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = url.port().unwrap_or(if cfg.url.is_ldaps() { 636 } else { 389 });
+    let failed = |e: std::io::Error| {
+        Error::new(ErrorKind::Connect, format!("connecting to {}: {e}", cfg.url)).with_source(e)
+    };
+    let stream = tokio::time::timeout(
+        cfg.connect_timeout(),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("connecting to {}: timed out", cfg.url),
+        )
+    })?
+    .map_err(failed)?;
+    stream.set_nodelay(true).map_err(failed)?;
+    stream.into_std().map_err(failed)
+}
+
 pub(super) async fn open(
     cfg: &DirectoryConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Ldap, Error> {
     let mut settings = LdapConnSettings::new()
         .set_conn_timeout(cfg.connect_timeout())
-        .set_starttls(cfg.starttls);
+        .set_starttls(cfg.starttls)
+        .set_std_stream(ldap3::StdStream::Tcp(tcp(cfg).await?));
     if let Some(tls) = tls {
         settings = settings.set_config(tls);
     }
