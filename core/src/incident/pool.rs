@@ -41,16 +41,21 @@ pub(crate) fn connection_lost(e: &Error) -> bool {
 }
 
 impl Pool {
-    /// Opens `cfg.pool_size` connections.
+    /// Opens `cfg.pool_size` connections, at the same time (each is a TLS handshake and a
+    /// bind the server checks: the first lock waits for the slowest, not for the sum).
     pub async fn connect(cfg: &DirectoryConfig) -> Result<Self, Error> {
-        let mut slots = Vec::with_capacity(cfg.pool_size.max(1));
-        for _ in 0..cfg.pool_size.max(1) {
-            slots.push(Slot {
-                dir: RwLock::new(Directory::connect(cfg).await?),
+        let dirs = futures_util::future::try_join_all(
+            (0..cfg.pool_size.max(1)).map(|_| Directory::connect(cfg)),
+        )
+        .await?;
+        let slots = dirs
+            .into_iter()
+            .map(|dir| Slot {
+                dir: RwLock::new(dir),
                 generation: AtomicU64::new(0),
                 reconnecting: tokio::sync::Mutex::new(()),
-            });
-        }
+            })
+            .collect();
         Ok(Self {
             slots,
             cfg: cfg.clone(),
