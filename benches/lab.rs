@@ -286,7 +286,7 @@ fn all_locked_after(journal_path: &std::path::Path) -> f64 {
 
 /// Seconds since midnight UTC of an RFC 3339 `...THH:MM:SS(.mmm)Z` (the bench's runs last
 /// seconds; a run across midnight is reported as such).
-fn seconds_of_day(t: &str) -> f64 {
+pub fn seconds_of_day(t: &str) -> f64 {
     let clock = t.split('T').nth(1).expect("time").trim_end_matches('Z');
     let mut parts = clock.split(':');
     let h: f64 = parts.next().and_then(|v| v.parse().ok()).expect("h");

@@ -16,7 +16,8 @@
 # against the lab Postfix (benches/policy.rs, benches/outbound_e2e.py: CADENAS_BENCH_E2E_RUNS,
 # default 20). CADENAS_BENCH_ONLY=outbound runs those two alone (a few minutes) and splices their
 # section into benches/RESULTS.md instead of writing it anew; CADENAS_BENCH_ONLY=mfa likewise runs
-# the TOTP verifications alone (Rust, Python, C, and their peers; a few minutes).
+# the TOTP verifications alone (Rust, Python, C, and their peers; a few minutes), and
+# CADENAS_BENCH_ONLY=cli the CLI seen from outside (benches/cli.rs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -76,6 +77,17 @@ make -s install PREFIX="$CBENCH" FFI_PROFILE=release
 cc -std=c11 -O2 -Wall -Wextra -Werror $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --cflags cadenas) \
   benches/totp_c.c -o "$CBENCH/totp_c" $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --libs cadenas) \
   -loath -lsqlite3 -Wl,-rpath,"$CBENCH/lib"
+if [ "${CADENAS_BENCH_ONLY:-}" = cli ]; then
+  rm -f "$RESULTS"
+  for r in $(seq "$REPEATS"); do
+    echo "== repeat $r of $REPEATS (the CLI from outside only)"
+    bash lab/up.sh 300
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r cargo bench -q -p cadenas-benches --bench cli
+  done
+  splice cli "The CLI from outside"
+  echo "== the CLI section of benches/RESULTS.md written ($REPEATS repeats)"
+  exit 0
+fi
 if [ "${CADENAS_BENCH_ONLY:-}" = mfa ]; then
   rm -f "$RESULTS"
   for r in $(seq "$REPEATS"); do

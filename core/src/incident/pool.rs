@@ -44,10 +44,9 @@ impl Pool {
     /// Opens `cfg.pool_size` connections, at the same time (each is a TLS handshake and a
     /// bind the server checks: the first lock waits for the slowest, not for the sum).
     pub async fn connect(cfg: &DirectoryConfig) -> Result<Self, Error> {
-        let dirs = futures_util::future::try_join_all(
-            (0..cfg.pool_size.max(1)).map(|_| Directory::connect(cfg)),
-        )
-        .await?;
+        let dirs =
+            futures_util::future::try_join_all((0..cfg.pool_size.max(1)).map(|_| Directory::connect(cfg)))
+                .await?;
         let slots = dirs
             .into_iter()
             .map(|dir| Slot {
