@@ -17,7 +17,8 @@
 # default 20). CADENAS_BENCH_ONLY=outbound runs those two alone (a few minutes) and splices their
 # section into benches/RESULTS.md instead of writing it anew; CADENAS_BENCH_ONLY=mfa likewise runs
 # the TOTP verifications alone (Rust, Python, C, and their peers; a few minutes), and
-# CADENAS_BENCH_ONLY=cli the CLI seen from outside (benches/cli.rs).
+# CADENAS_BENCH_ONLY=cli the CLI seen from outside (benches/cli.rs), CADENAS_BENCH_ONLY=ad the lock
+# wave on AD with the DC's reset capacity (benches/ad.rs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -86,6 +87,18 @@ if [ "${CADENAS_BENCH_ONLY:-}" = cli ]; then
   done
   splice cli "The CLI from outside"
   echo "== the CLI section of benches/RESULTS.md written ($REPEATS repeats)"
+  exit 0
+fi
+if [ "${CADENAS_BENCH_ONLY:-}" = ad ]; then
+  rm -f "$RESULTS"
+  for r in $(seq "$REPEATS"); do
+    echo "== repeat $r of $REPEATS (AD only)"
+    bash lab/up.sh 1000
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
+      cargo bench -q -p cadenas-benches --bench ad
+  done
+  splice ad_wave "The lock wave on AD"
+  echo "== the AD section of benches/RESULTS.md written ($REPEATS repeats)"
   exit 0
 fi
 if [ "${CADENAS_BENCH_ONLY:-}" = mfa ]; then

@@ -13,7 +13,9 @@ use ldap3::Mod;
 use zeroize::Zeroizing;
 
 use super::flavour::Planned;
-use super::{first, only, AccountState, Action, Attributes, Change, Directory, Flavour, LockState, User};
+use super::{
+    first, only, AccountState, Action, Attributes, Change, Directory, Flavour, LockState, Seen, User,
+};
 use crate::error::{Error, ErrorKind};
 use crate::secret::Password;
 
@@ -28,7 +30,10 @@ pub const UF_PASSWORD_EXPIRED: u32 = 0x80_0000;
 
 pub(super) const UAC: &str = "userAccountControl";
 const COMPUTED: &str = "msDS-User-Account-Control-Computed";
-const PWD_LAST_SET: &str = "pwdLastSet";
+pub(super) const PWD_LAST_SET: &str = "pwdLastSet";
+/// What the search that finds a user reads of its entry on AD: the lock starts from its
+/// `userAccountControl`, the reset that follows from the locked value and `pwdLastSet`.
+pub(super) const FOUND: &[&str] = &[UAC, PWD_LAST_SET];
 const LOCKOUT_TIME: &str = "lockoutTime";
 
 fn uac_of(attrs: &Attributes, dn: &str) -> Result<u32, Error> {
@@ -160,8 +165,13 @@ fn plan_lock_from(user: &User, attrs: &Attributes) -> Result<Planned, Error> {
 /// The lock from the `userAccountControl` read when the user was found: one modify, no read
 /// first. `None` when there is nothing seen to start from, when what was seen shows the
 /// account disabled already (only a read confirms that), or when the value changed since
-/// (the swap refused): the caller then reads and decides.
-pub(super) async fn lock_from_seen(dir: &Directory, user: &User) -> Result<Option<Change>, Error> {
+/// (the swap refused): the caller then reads and decides. With the lock comes what the entry
+/// holds after it as far as the reset needs (the locked `userAccountControl`, the
+/// `pwdLastSet` seen), when the find read both.
+pub(super) async fn lock_from_seen(
+    dir: &Directory,
+    user: &User,
+) -> Result<Option<(Change, Option<Seen>)>, Error> {
     let Some(seen) = user.seen(&[UAC]) else {
         return Ok(None);
     };
@@ -169,12 +179,19 @@ pub(super) async fn lock_from_seen(dir: &Directory, user: &User) -> Result<Optio
     if p.mods.is_empty() {
         return Ok(None);
     }
+    let after_lock = user.seen(FOUND).zip(p.after.as_ref()).map(|(found, locked)| {
+        let mut a = found.clone();
+        for (k, v) in locked.clone() {
+            a.insert(k, v);
+        }
+        Seen::of(FOUND, &a)
+    });
     match dir.execute(user, p).await {
         Err(e) if e.ldap().is_some_and(|l| UAC_CONFLICT.contains(&l.rc)) => {
             tracing::debug!(dn = %user.dn, "userAccountControl changed since the user was found; reading it");
             Ok(None)
         }
-        r => r.map(Some),
+        r => r.map(|c| Some((c, after_lock))),
     }
 }
 
@@ -244,28 +261,55 @@ pub(super) async fn plan_reset(
     new: &Password,
     force_change: bool,
 ) -> Result<Planned, Error> {
-    const SHOWN: &[&str] = &[UAC, PWD_LAST_SET];
-    let attrs = dir.read_entry(&user.dn, SHOWN).await?;
-    let uac = uac_of(&attrs, user.dn.as_str())?;
+    let attrs = dir.read_entry(&user.dn, FOUND).await?;
+    plan_reset_from(user, &attrs, new, force_change)
+}
+
+/// The reset decided from `attrs` (`userAccountControl`, `pwdLastSet`). With a forced change
+/// the entry after it is known without reading it back: `pwdLastSet: 0`, and the
+/// `userAccountControl` the modify leaves (`DONT_EXPIRE_PASSWD` cleared by its swap).
+fn plan_reset_from(
+    user: &User,
+    attrs: &Attributes,
+    new: &Password,
+    force_change: bool,
+) -> Result<Planned, Error> {
+    let uac = uac_of(attrs, user.dn.as_str())?;
     let mut p = Planned::of_user(
         Action::ResetPassword,
         user,
         "reset_password (unicodePwd)",
-        only(&attrs, SHOWN),
-        SHOWN,
+        only(attrs, FOUND),
+        FOUND,
     );
     p.mods = reset_mods(uac, new, force_change);
     p.conflict = UAC_CONFLICT;
+    if force_change {
+        p.after = Some(Attributes::from([
+            (UAC.to_owned(), vec![uac_value(uac & !UF_DONT_EXPIRE_PASSWD)]),
+            (PWD_LAST_SET.to_owned(), vec!["0".to_owned()]),
+        ]));
+    }
     Ok(p)
 }
 
-/// Resets in one modify ([`plan_reset`]), then reads back.
+/// Resets in one modify: from what the lock right before left (in `contain`), else from a
+/// read; when the `userAccountControl` changed since (the swap refused), read and decide again.
 pub(super) async fn reset_password(
     dir: &Directory,
     user: &User,
     new: &Password,
     force_change: bool,
 ) -> Result<crate::directory::Change, Error> {
+    if let Some(seen) = user.seen(FOUND) {
+        let p = plan_reset_from(user, seen, new, force_change)?;
+        match dir.execute(user, p).await {
+            Err(e) if e.ldap().is_some_and(|l| UAC_CONFLICT.contains(&l.rc)) => {
+                tracing::debug!(dn = %user.dn, "userAccountControl changed since the lock; reading it");
+            }
+            r => return r,
+        }
+    }
     dir.send_deciding_again(user, || plan_reset(dir, user, new, force_change))
         .await
 }

@@ -203,7 +203,7 @@ impl Directory {
     fn found_attributes(&self) -> Vec<&str> {
         match self.flavour {
             Flavour::OpenLdap => vec![self.login_attribute(), POLICY_SUBENTRY],
-            Flavour::ActiveDirectory => vec![self.login_attribute(), super::ad::UAC],
+            Flavour::ActiveDirectory => vec![self.login_attribute(), super::ad::UAC, super::ad::PWD_LAST_SET],
         }
     }
 
@@ -222,13 +222,16 @@ impl Directory {
             login: value(self.login_attribute()),
             policy_subentry: (self.flavour == Flavour::OpenLdap).then(|| value(POLICY_SUBENTRY)),
             seen: (self.flavour == Flavour::ActiveDirectory).then(|| {
-                let values: Attributes = e
-                    .attrs
+                let values: Attributes = super::ad::FOUND
                     .iter()
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(super::ad::UAC))
-                    .map(|(_, v)| (super::ad::UAC.to_owned(), v.clone()))
+                    .filter_map(|a| {
+                        e.attrs
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(a))
+                            .map(|(_, v)| ((*a).to_owned(), v.clone()))
+                    })
                     .collect();
-                Seen::of(&[super::ad::UAC], &values)
+                Seen::of(super::ad::FOUND, &values)
             }),
         })
     }

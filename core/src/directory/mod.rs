@@ -622,8 +622,8 @@ impl Directory {
                 return openldap::lock_reading_before(self, user, subentry.as_deref()).await;
             }
             (Flavour::ActiveDirectory, ..) if after_find => {
-                if let Some(c) = ad::lock_from_seen(self, user).await? {
-                    return Ok((c, None));
+                if let Some(locked) = ad::lock_from_seen(self, user).await? {
+                    return Ok(locked);
                 }
             }
             _ => {}
