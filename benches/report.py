@@ -422,7 +422,7 @@ class Report:
                 f"AD: {n} contained with ≤ 4 LDAP operations per account",
                 ops,
                 lambda r: r <= 4.0,
-                "{:.1f}",
+                "{:.2f}",
             )
             self.target(
                 f"AD: {n} contained ≥ 2× faster than the python-ldap3 script",

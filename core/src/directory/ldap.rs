@@ -39,6 +39,7 @@ impl Directory {
         tracing::trace!(
             base,
             filter,
+            attrs = attrs.join(","),
             rc = result.1.rc,
             entries = result.0.len(),
             ms = started.elapsed().as_millis() as u64,

@@ -162,12 +162,18 @@ impl PartialEq for User {
 
 impl Eq for User {}
 
-/// Whether a change's after-state shows the OpenLDAP containment lock in place (its reset
-/// re-applies the lock ppolicy drops, and says so in the after-state).
+/// Whether a change's after-state shows the containment lock in place: OpenLDAP's reset
+/// re-applies the lock ppolicy drops, and says so in its after-state; AD's leaves
+/// ACCOUNTDISABLE set (a password set does not clear it) and its after-state shows the value.
 pub(crate) fn shows_lock(c: &Change) -> bool {
-    c.after
-        .get("pwdAccountLockedTime")
-        .is_some_and(|v| v.iter().any(|l| l == openldap::LOCKED_FOREVER))
+    let ad_disabled = c.after.get(ad::UAC).is_some_and(|v| {
+        v.iter()
+            .any(|u| u.parse::<u32>().is_ok_and(|u| u & ad::UF_ACCOUNTDISABLE != 0))
+    });
+    ad_disabled
+        || c.after
+            .get("pwdAccountLockedTime")
+            .is_some_and(|v| v.iter().any(|l| l == openldap::LOCKED_FOREVER))
 }
 
 /// What a primitive does. Verbs in the active voice.
