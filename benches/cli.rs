@@ -8,7 +8,7 @@
 //! taken right before it is spawned. `ldapmodify` exits after its last modify's answer.
 
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[path = "lab.rs"]
 mod lab;
@@ -54,26 +54,6 @@ fn cli_locked(cli: &str, cfg: &std::path::Path, dir: &std::path::Path, users: &[
     last_lock - start
 }
 
-/// Seconds for one `ldapmodify` process of the lock modifications of `users`.
-fn floor(env: &std::collections::HashMap<String, String>, users: &[String]) -> f64 {
-    let mut ldif = String::new();
-    for u in users {
-        ldif.push_str(&format!(
-            "dn: uid={u},{}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n\n",
-            env["CADENAS_LAB_PEOPLE"]
-        ));
-    }
-    let t = Instant::now();
-    lab::ldap_tool(
-        env,
-        "ldapmodify",
-        &env["CADENAS_LAB_RESPONDER_DN"],
-        &lab::responder_password(env),
-        &ldif,
-    );
-    t.elapsed().as_secs_f64()
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -99,7 +79,7 @@ fn main() {
     let tag = std::process::id() % 10_000;
     for n in sizes {
         let floor_users = lab::fresh_users(&env, &format!("clif{tag}n{n}u"), n);
-        let f = floor(&env, &floor_users);
+        let f = lab::ldapmodify_locks(&env, &floor_users);
         let cli_users = lab::fresh_users(&env, &format!("clic{tag}n{n}u"), n);
         let _ = std::fs::remove_file(dir.join("journal.jsonl"));
         let c = cli_locked(&cli, &cfg, &dir, &cli_users);

@@ -175,6 +175,28 @@ pub async fn imap_login(
     }
 }
 
+/// Seconds for one `ldapmodify` process of the lock modifications of `users` (as the
+/// responder, over LDAPS): the floor of a lock wave — a process, a connection, a bind and the
+/// locks, nothing else.
+pub fn ldapmodify_locks(env: &HashMap<String, String>, users: &[String]) -> f64 {
+    let mut ldif = String::new();
+    for u in users {
+        ldif.push_str(&format!(
+            "dn: uid={u},{}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n\n",
+            env["CADENAS_LAB_PEOPLE"]
+        ));
+    }
+    let t = Instant::now();
+    ldap_tool(
+        env,
+        "ldapmodify",
+        &env["CADENAS_LAB_RESPONDER_DN"],
+        &responder_password(env),
+        &ldif,
+    );
+    t.elapsed().as_secs_f64()
+}
+
 /// The responder's own password (what Cadenas and the peers bind with).
 pub fn responder_password(env: &HashMap<String, String>) -> String {
     std::fs::read_to_string(&env["CADENAS_LAB_RESPONDER_PW_FILE"])

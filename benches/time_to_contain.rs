@@ -114,25 +114,6 @@ fn server_hash(hash: &str) {
     assert!(c.wait().expect("wait").success(), "olcPasswordHash {hash}");
 }
 
-fn floor(env: &HashMap<String, String>, users: &[String]) -> f64 {
-    let mut ldif = String::new();
-    for u in users {
-        ldif.push_str(&format!(
-            "dn: uid={u},{}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n\n",
-            env["CADENAS_LAB_PEOPLE"]
-        ));
-    }
-    let t = Instant::now();
-    lab::ldap_tool(
-        env,
-        "ldapmodify",
-        &env["CADENAS_LAB_RESPONDER_DN"],
-        &lab::responder_password(env),
-        &ldif,
-    );
-    t.elapsed().as_secs_f64()
-}
-
 /// (all locked after, all contained after), seconds.
 fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
     let list = tmp.join("ldap3-users.txt");
@@ -202,7 +183,7 @@ fn main() {
     }
     for n in sizes {
         let floor_s = if peers {
-            floor(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n))
+            lab::ldapmodify_locks(&env, &lab::fresh_users(&env, &format!("ttf{tag}n{n}u"), n))
         } else {
             f64::NAN
         };

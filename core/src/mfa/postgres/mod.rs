@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use super::key::{load_or_create_key, AtRest};
 
-use super::store::{alg_name, state_name, EnrolmentRow};
+use super::store::{alg_name, state_name};
 use super::throttle::{confirmed, reserved, throttled};
 use super::{Enrolment, Failures, MfaStore, Synchronous, ThrottlePolicy, Verified};
 use crate::db::{migrate, PgClient, PgFailure, PgTarget};
@@ -304,30 +304,8 @@ impl MfaStore for PgStore {
     }
 
     fn enrolment(&self, user: &str) -> Result<Option<Enrolment>, Error> {
-        let row = self.db("read enrolment", |c| {
-            c.query_opt(
-                "SELECT nonce, secret, algorithm, digits, period, state, last_step FROM mfa_totp WHERE login = $1",
-                &[&user],
-            )
-        })?;
-        row.map(|r| {
-            EnrolmentRow {
-                nonce: r.get(0),
-                secret: r.get(1),
-                algorithm: r.get(2),
-                digits: r.get(3),
-                period: r.get(4),
-                state: r.get(5),
-                last_step: r.get(6),
-            }
-            .decode(user, &self.at_rest, |why| {
-                Error::new(
-                    ErrorKind::MfaStore,
-                    format!("MFA store {}: corrupted row: {why}", self.target.url()),
-                )
-            })
-        })
-        .transpose()
+        // always read (the process's copy is for judging codes; its state and step go stale)
+        Ok(self.load(user)?.map(|c| c.enrolment))
     }
 
     /// One statement on the common path (see `verify`): the code judged against this

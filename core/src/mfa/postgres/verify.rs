@@ -33,7 +33,7 @@ use crate::mfa::{Enrolment, ThrottlePolicy, Verified};
 pub(super) struct Cached {
     /// The row's nonce: which encryption of which secret it is.
     nonce: Vec<u8>,
-    enrolment: Enrolment,
+    pub(super) enrolment: Enrolment,
 }
 
 /// The statements of a verification, prepared on a connection at first use.
@@ -122,11 +122,8 @@ fn int(v: u64) -> i64 {
 }
 
 impl PgStore {
-    /// The user's enrolment: this process's copy, or read now (and kept).
-    fn cached(&self, user: &str) -> Result<Option<Arc<Cached>>, Error> {
-        if let Some(c) = self.enrolments.lock().ok().and_then(|m| m.get(user).cloned()) {
-            return Ok(Some(c));
-        }
+    /// The user's enrolment read now, its secret decrypted.
+    pub(super) fn load(&self, user: &str) -> Result<Option<Cached>, Error> {
         let row = self.db_with("read enrolment", |c, st| {
             let load = prepared(c, &mut st.load, LOAD, &[Type::TEXT])?;
             c.query_opt(&load, &[&user])
@@ -148,7 +145,17 @@ impl PgStore {
                 format!("MFA store {}: corrupted row: {why}", self.target.url()),
             )
         })?;
-        let cached = Arc::new(Cached { nonce, enrolment });
+        Ok(Some(Cached { nonce, enrolment }))
+    }
+
+    /// The user's enrolment: this process's copy, or read now (and kept).
+    fn cached(&self, user: &str) -> Result<Option<Arc<Cached>>, Error> {
+        if let Some(c) = self.enrolments.lock().ok().and_then(|m| m.get(user).cloned()) {
+            return Ok(Some(c));
+        }
+        let Some(cached) = self.load(user)?.map(Arc::new) else {
+            return Ok(None);
+        };
         if let Ok(mut m) = self.enrolments.lock() {
             if m.len() >= CACHED_MAX {
                 m.clear();
