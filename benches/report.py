@@ -795,8 +795,14 @@ class Report:
 
 def main() -> int:
     values, repeats = load(sys.argv[1])
-    if len(sys.argv) > 2 and sys.argv[2] in ("--outbound", "--mfa", "--cli", "--ad_wave"):
-        # one section alone (CADENAS_BENCH_ONLY=outbound or mfa): spliced into RESULTS.md
+    if len(sys.argv) > 2 and sys.argv[2] in (
+        "--outbound",
+        "--mfa",
+        "--cli",
+        "--ad_wave",
+        "--time_to_contain",
+    ):
+        # one section alone (CADENAS_BENCH_ONLY=NAME): spliced into RESULTS.md
         name = sys.argv[2][2:]
         r = Report(values)
         getattr(r, name)()

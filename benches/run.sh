@@ -18,7 +18,8 @@
 # section into benches/RESULTS.md instead of writing it anew; CADENAS_BENCH_ONLY=mfa likewise runs
 # the TOTP verifications alone (Rust, Python, C, and their peers; a few minutes), and
 # CADENAS_BENCH_ONLY=cli the CLI seen from outside (benches/cli.rs), CADENAS_BENCH_ONLY=ad the lock
-# wave on AD with the DC's reset capacity (benches/ad.rs).
+# wave on AD with the DC's reset capacity (benches/ad.rs), CADENAS_BENCH_ONLY=time_to_contain the
+# OpenLDAP containment at CADENAS_BENCH_SIZES (e.g. 600,6000) with its peers and the Dovecot runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -99,6 +100,18 @@ if [ "${CADENAS_BENCH_ONLY:-}" = ad ]; then
   done
   splice ad_wave "The lock wave on AD"
   echo "== the AD section of benches/RESULTS.md written ($REPEATS repeats)"
+  exit 0
+fi
+if [ "${CADENAS_BENCH_ONLY:-}" = time_to_contain ]; then
+  rm -f "$RESULTS"
+  for r in $(seq "$REPEATS"); do
+    echo "== repeat $r of $REPEATS (time to contain only: $CADENAS_BENCH_SIZES)"
+    bash lab/up.sh 1000
+    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
+      cargo bench -q -p cadenas-benches --bench time_to_contain
+  done
+  splice time_to_contain "Time to contain"
+  echo "== the time-to-contain section of benches/RESULTS.md written ($REPEATS repeats)"
   exit 0
 fi
 if [ "${CADENAS_BENCH_ONLY:-}" = mfa ]; then
