@@ -178,6 +178,14 @@ impl ServerCertVerifier for Recording {
     }
 }
 
+/// The host (IPv6 without its brackets) and port of `url` — its own, the scheme's known one,
+/// or `default_port` — as a connection to it is made. `None` without a host.
+pub(crate) fn host_port(url: &url::Url, default_port: u16) -> Option<(String, u16)> {
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    let port = url.port_or_known_default().unwrap_or(default_port);
+    Some((host.trim_matches(['[', ']']).to_owned(), port))
+}
+
 /// A TLS handshake with `host:port` (implicit TLS: https, ldaps, smtps) through a
 /// [`recording`] config: what the server showed (`None` when it showed nothing, e.g. no
 /// answer), and the handshake's error if it failed.

@@ -36,6 +36,11 @@ pub(super) const PWD_LAST_SET: &str = "pwdLastSet";
 pub(super) const FOUND: &[&str] = &[UAC, PWD_LAST_SET];
 const LOCKOUT_TIME: &str = "lockoutTime";
 
+/// Whether `attrs` hold a `userAccountControl` with ACCOUNTDISABLE set.
+pub(super) fn shows_disabled(attrs: &Attributes) -> bool {
+    uac_of(attrs, "").is_ok_and(|uac| uac & UF_ACCOUNTDISABLE != 0)
+}
+
 fn uac_of(attrs: &Attributes, dn: &str) -> Result<u32, Error> {
     let raw = first(attrs, UAC).ok_or_else(|| {
         Error::new(

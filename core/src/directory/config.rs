@@ -103,6 +103,16 @@ impl LdapUrl {
         Self::parse(u.as_str().trim_end_matches('/'))
     }
 
+    /// The host (IPv6 without brackets) and port connections go to (636 for `ldaps://`, 389
+    /// for `ldap://` unless the URL says).
+    pub(crate) fn host_port(&self) -> (String, u16) {
+        let default = if self.ldaps { 636 } else { 389 };
+        url::Url::parse(&self.raw)
+            .ok()
+            .and_then(|u| crate::tls::host_port(&u, default))
+            .unwrap_or_else(|| ("localhost".to_owned(), default))
+    }
+
     /// Whether TLS starts with the first byte (`ldaps://`).
     pub fn is_ldaps(&self) -> bool {
         self.ldaps

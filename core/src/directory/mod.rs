@@ -166,11 +166,7 @@ impl Eq for User {}
 /// re-applies the lock ppolicy drops, and says so in its after-state; AD's leaves
 /// ACCOUNTDISABLE set (a password set does not clear it) and its after-state shows the value.
 pub(crate) fn shows_lock(c: &Change) -> bool {
-    let ad_disabled = c.after.get(ad::UAC).is_some_and(|v| {
-        v.iter()
-            .any(|u| u.parse::<u32>().is_ok_and(|u| u & ad::UF_ACCOUNTDISABLE != 0))
-    });
-    ad_disabled
+    ad::shows_disabled(&c.after)
         || c.after
             .get("pwdAccountLockedTime")
             .is_some_and(|v| v.iter().any(|l| l == openldap::LOCKED_FOREVER))

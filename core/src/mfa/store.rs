@@ -202,11 +202,13 @@ pub(super) fn throttled(until: u64, now: u64) -> Error {
     )
 }
 
-fn not_enrolled(user: &str) -> Error {
+/// The error of an attempt for a user with no enrolment.
+pub(super) fn not_enrolled(user: &str) -> Error {
     Error::new(ErrorKind::MfaNotEnrolled, format!("{user} has no TOTP enrolment"))
 }
 
-fn replayed() -> Error {
+/// The error of a code at or before the last accepted step.
+pub(super) fn replayed() -> Error {
     Error::new(
         ErrorKind::MfaReplayed,
         "this code (or a later one) was already used",

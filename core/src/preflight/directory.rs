@@ -246,10 +246,7 @@ pub(super) async fn checks(cfg: &Config, opts: &PreflightOptions) -> Vec<Check> 
     let cert = "directory: the server's TLS certificate";
     match Directory::show_certificate(d).await {
         Ok(Some((shown, failed))) => {
-            let host = url::Url::parse(d.url.as_str())
-                .ok()
-                .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
-                .unwrap_or_default();
+            let (host, _) = d.url.host_port();
             out.push(super::certs::judge(
                 cert.to_owned(),
                 &host,

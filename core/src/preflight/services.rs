@@ -16,16 +16,10 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether a TCP connection to the URL's host and port opens (nothing is sent).
 async fn reachable(name: String, url: &str, default_port: u16) -> Check {
-    let parsed = match url::Url::parse(url) {
-        Ok(u) => u,
+    let (host, port) = match url::Url::parse(url) {
+        Ok(u) => crate::tls::host_port(&u, default_port).unwrap_or_default(),
         Err(e) => return Check::fail(name, format!("{url}: {e}"), "fix the URL"),
     };
-    let host = parsed
-        .host_str()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(default_port);
     match tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
         Ok(Ok(_)) => Check::ok(name, format!("{host}:{port} answers")),
         Ok(Err(e)) => Check::fail(
@@ -50,12 +44,10 @@ async fn certificate(
     opts: &PreflightOptions,
 ) -> Option<Check> {
     let parsed = url::Url::parse(url).ok()?;
-    let port = match parsed.scheme() {
-        "https" => parsed.port().unwrap_or(443),
-        "smtps" => parsed.port().unwrap_or(465),
+    let (host, port) = match parsed.scheme() {
+        "https" | "smtps" => crate::tls::host_port(&parsed, 465)?,
         _ => return None,
     };
-    let host = parsed.host_str()?.trim_matches(['[', ']']).to_owned();
     let now = opts.now.unwrap_or_else(std::time::SystemTime::now);
     Some(match crate::tls::handshake(&host, port, ca_file, TIMEOUT).await {
         Ok((shown, failed)) => super::certs::judge(name, &host, shown.as_ref(), failed, now),

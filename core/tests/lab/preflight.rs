@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use cadenas::directory::{Directory, LockState, UserRef};
-use cadenas::preflight::{preflight, PreflightOptions, PreflightReport, Verdict};
+use cadenas::preflight::{preflight, Check, PreflightOptions, PreflightReport, Verdict};
 use cadenas::Config;
 
 use crate::support::OpenLdapLab;
@@ -36,11 +36,16 @@ fn secret_file(dir: &std::path::Path, name: &str, content: &str, mode: u32) -> P
     p
 }
 
-/// The verdict of the one check whose name contains `part`.
-fn verdict(r: &PreflightReport, part: &str) -> Verdict {
+/// The one check whose name contains `part`.
+fn the_check<'a>(r: &'a PreflightReport, part: &str) -> &'a Check {
     let found: Vec<_> = r.checks.iter().filter(|c| c.name.contains(part)).collect();
     assert_eq!(found.len(), 1, "one check named like {part:?}: {r:#?}");
-    found[0].verdict
+    found[0]
+}
+
+/// The verdict of the one check whose name contains `part`.
+fn verdict(r: &PreflightReport, part: &str) -> Verdict {
+    the_check(r, part).verdict
 }
 
 fn with_canary(text: String, canary: &str) -> String {
@@ -109,11 +114,7 @@ async fn a_secret_file_others_can_read_and_a_journal_on_tmpfs_fail_their_checks(
         Verdict::Fail,
         "{report:#?}"
     );
-    let c = report
-        .checks
-        .iter()
-        .find(|c| c.name.contains("bind_password_file"))
-        .expect("check");
+    let c = the_check(&report, "bind_password_file");
     assert!(
         c.fix.as_deref().is_some_and(|f| f.starts_with("chmod 600")),
         "{c:?}"
@@ -141,11 +142,7 @@ async fn a_wrong_doveadm_key_and_a_mail_server_that_is_down_fail_their_checks() 
     });
     let report = preflight(&cfg, &PreflightOptions::default()).await;
     assert_eq!(verdict(&report, "doveadm answers"), Verdict::Fail, "{report:#?}");
-    let c = report
-        .checks
-        .iter()
-        .find(|c| c.name.contains("doveadm"))
-        .expect("check");
+    let c = the_check(&report, "doveadm");
     assert!(
         c.fix.as_deref().is_some_and(|f| f.contains("api_key_file")),
         "{c:?}"
@@ -191,11 +188,7 @@ async fn a_service_account_without_write_rights_fails_on_the_canary_and_a_skewed
     opts.now = Some(SystemTime::now() + Duration::from_secs(600));
     let report = preflight(&cfg, &opts).await;
     assert_eq!(verdict(&report, "clock"), Verdict::Warn, "{report:#?}");
-    let c = report
-        .checks
-        .iter()
-        .find(|c| c.name.contains("clock"))
-        .expect("check");
+    let c = the_check(&report, "clock");
     assert!(c.detail.contains("-60"), "about 600 s apart: {c:?}");
 }
 
@@ -361,16 +354,9 @@ async fn an_expired_a_wrong_host_and_an_expiring_certificate_each_say_what_is_wr
             t.replace("ldaps://127.0.0.1:6360", &format!("ldaps://127.0.0.1:{port}"))
         })
     };
-    let check = |r: &PreflightReport| {
-        r.checks
-            .iter()
-            .find(|c| c.name.contains(cert))
-            .cloned()
-            .expect("the certificate check")
-    };
 
     let report = preflight(&on(6371), &PreflightOptions::default()).await;
-    let c = check(&report);
+    let c = the_check(&report, cert);
     assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
     assert!(c.detail.contains("expired on 2024-02-01"), "{c:?}");
     assert_eq!(
@@ -380,7 +366,7 @@ async fn an_expired_a_wrong_host_and_an_expiring_certificate_each_say_what_is_wr
     );
 
     let report = preflight(&on(6372), &PreflightOptions::default()).await;
-    let c = check(&report);
+    let c = the_check(&report, cert);
     assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
     assert!(
         c.detail
@@ -389,7 +375,7 @@ async fn an_expired_a_wrong_host_and_an_expiring_certificate_each_say_what_is_wr
     );
 
     let report = preflight(&on(6373), &PreflightOptions::default()).await;
-    let c = check(&report);
+    let c = the_check(&report, cert);
     assert_eq!(c.verdict, Verdict::Warn, "{c:?}");
     assert!(
         c.detail.contains("in 9 day(s)") || c.detail.contains("in 10 day(s)"),
@@ -399,7 +385,7 @@ async fn an_expired_a_wrong_host_and_an_expiring_certificate_each_say_what_is_wr
 
     // the lab's own certificate: years left
     let report = preflight(&on(6360), &PreflightOptions::default()).await;
-    let c = check(&report);
+    let c = the_check(&report, cert);
     assert_eq!(c.verdict, Verdict::Ok, "{c:?}");
     assert!(c.detail.contains("valid until"), "{c:?}");
 }

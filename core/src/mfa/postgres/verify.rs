@@ -26,7 +26,7 @@ use postgres::Statement;
 
 use super::PgStore;
 use crate::error::{Error, ErrorKind};
-use crate::mfa::store::{throttled, EnrolmentRow};
+use crate::mfa::store::{not_enrolled, replayed, throttled, EnrolmentRow};
 use crate::mfa::{Enrolment, ThrottlePolicy, Verified};
 
 /// An enrolment as this process read it.
@@ -194,10 +194,10 @@ impl PgStore {
         })
     }
 
-    /// Counts a failed attempt: `refusal` when it is one of the window's first
-    /// `max_failures`, "throttled" after them.
-    fn fail(&self, user: &str, now: u64, p: &ThrottlePolicy, refusal: Error) -> Result<Verified, Error> {
-        let row = self.db_with("record failure", |c, st| {
+    /// Counts a failed attempt; the error to answer: `refusal` when it is one of the window's
+    /// first `max_failures`, "throttled" after them (or the store's, when it cannot count).
+    fn fail(&self, user: &str, now: u64, p: &ThrottlePolicy, refusal: Error) -> Error {
+        let counted = self.db_with("record failure", |c, st| {
             let fail = prepared(
                 c,
                 &mut st.fail,
@@ -214,12 +214,16 @@ impl PgStore {
                     &int(p.lockout),
                 ],
             )
-        })?;
+        });
+        let row = match counted {
+            Ok(row) => row,
+            Err(e) => return e,
+        };
         let count: i64 = row.get(0);
         let locked: Option<i64> = row.get(1);
         match locked {
-            Some(until) if count > i64::from(p.max_failures) => Err(throttled(until.max(0) as u64, now)),
-            _ => Err(refusal),
+            Some(until) if count > i64::from(p.max_failures) => throttled(until.max(0) as u64, now),
+            _ => refusal,
         }
     }
 }
@@ -235,31 +239,16 @@ pub(super) fn attempt(
     // twice at most: once more when the copy turns out stale (re-enrolled on another host)
     for _ in 0..2 {
         let Some(c) = store.cached(user)? else {
-            return store.fail(
-                user,
-                now,
-                policy,
-                Error::new(ErrorKind::MfaNotEnrolled, format!("{user} has no TOTP enrolment")),
-            );
+            return Err(store.fail(user, now, policy, not_enrolled(user)));
         };
         let step = match judge(&c.enrolment) {
             Ok(step) => step,
-            Err(e) => return store.fail(user, now, policy, e),
+            Err(e) => return Err(store.fail(user, now, policy, e)),
         };
         match store.accept(user, step, &c.nonce, now)? {
             Accept::Accepted { activated } => return Ok(Verified { step, activated }),
             Accept::Locked { until } => return Err(throttled(until, now)),
-            Accept::Replayed => {
-                return store.fail(
-                    user,
-                    now,
-                    policy,
-                    Error::new(
-                        ErrorKind::MfaReplayed,
-                        "this code (or a later one) was already used",
-                    ),
-                )
-            }
+            Accept::Replayed => return Err(store.fail(user, now, policy, replayed())),
             Accept::Stale => store.forget(user),
         }
     }
