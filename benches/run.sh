@@ -59,18 +59,42 @@ else:
 open(path, "w", encoding="utf-8").write(text)
 EOF
 }
-if [ "${CADENAS_BENCH_ONLY:-}" = outbound ]; then
+# every measurement appends to $RESULTS (CADENAS_BENCH_REPEAT says which repeat)
+export CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_PYTHON=$PY
+# the measurements run by more than one mode
+measure_outbound() {
+  cargo bench -q -p cadenas-benches --bench policy
+  "$PY" benches/outbound_e2e.py "$E2E_RUNS"
+}
+measure_totp() { # from Python and from C (the Rust side is benches/mfa.rs)
+  local dir
+  "$PY" benches/totp_python.py
+  dir=$(mktemp -d)
+  "$CBENCH/totp_c" "$dir"
+  rm -rf "$dir"
+}
+measure_mfa() {
+  cargo bench -q -p cadenas-benches --bench mfa
+  measure_totp
+}
+# only NAME HEADING USERS COMMAND...: REPEATS times a fresh lab of USERS users and COMMAND, then
+# NAME's section of benches/RESULTS.md made anew from them (report.py --NAME, spliced); exits
+only() {
+  local name=$1 heading=$2 users=$3 r
+  shift 3
   rm -f "$RESULTS"
   for r in $(seq "$REPEATS"); do
-    echo "== repeat $r of $REPEATS (outbound only)"
-    bash lab/up.sh 300
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
-      cargo bench -q -p cadenas-benches --bench policy
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/outbound_e2e.py "$E2E_RUNS"
+    echo "== repeat $r of $REPEATS ($name only)"
+    bash lab/up.sh "$users"
+    export CADENAS_BENCH_REPEAT=$r
+    "$@"
   done
-  splice outbound "Outbound policy service"
-  echo "== the outbound section of benches/RESULTS.md written ($REPEATS repeats)"
+  splice "$name" "$heading"
+  echo "== the $name section of benches/RESULTS.md written ($REPEATS repeats)"
   exit 0
+}
+if [ "${CADENAS_BENCH_ONLY:-}" = outbound ]; then
+  only outbound "Outbound policy service" 300 measure_outbound
 fi
 # TOTP verification from C: benches/totp_c.c against the release libcadenas, installed here
 CBENCH=$ROOT/target/bench-c
@@ -79,70 +103,23 @@ make -s install PREFIX="$CBENCH" FFI_PROFILE=release
 cc -std=c11 -O2 -Wall -Wextra -Werror $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --cflags cadenas) \
   benches/totp_c.c -o "$CBENCH/totp_c" $(PKG_CONFIG_PATH=$CBENCH/lib/pkgconfig pkg-config --libs cadenas) \
   -loath -lsqlite3 -Wl,-rpath,"$CBENCH/lib"
-if [ "${CADENAS_BENCH_ONLY:-}" = cli ]; then
-  rm -f "$RESULTS"
-  for r in $(seq "$REPEATS"); do
-    echo "== repeat $r of $REPEATS (the CLI from outside only)"
-    bash lab/up.sh 300
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r cargo bench -q -p cadenas-benches --bench cli
-  done
-  splice cli "The CLI from outside"
-  echo "== the CLI section of benches/RESULTS.md written ($REPEATS repeats)"
-  exit 0
-fi
-if [ "${CADENAS_BENCH_ONLY:-}" = ad ]; then
-  rm -f "$RESULTS"
-  for r in $(seq "$REPEATS"); do
-    echo "== repeat $r of $REPEATS (AD only)"
-    bash lab/up.sh 1000
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
-      cargo bench -q -p cadenas-benches --bench ad
-  done
-  splice ad_wave "The lock wave on AD"
-  echo "== the AD section of benches/RESULTS.md written ($REPEATS repeats)"
-  exit 0
-fi
-if [ "${CADENAS_BENCH_ONLY:-}" = time_to_contain ]; then
-  rm -f "$RESULTS"
-  for r in $(seq "$REPEATS"); do
-    echo "== repeat $r of $REPEATS (time to contain only: $CADENAS_BENCH_SIZES)"
-    bash lab/up.sh 1000
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
-      cargo bench -q -p cadenas-benches --bench time_to_contain
-  done
-  splice time_to_contain "Time to contain"
-  echo "== the time-to-contain section of benches/RESULTS.md written ($REPEATS repeats)"
-  exit 0
-fi
-if [ "${CADENAS_BENCH_ONLY:-}" = mfa ]; then
-  rm -f "$RESULTS"
-  for r in $(seq "$REPEATS"); do
-    echo "== repeat $r of $REPEATS (MFA only)"
-    bash lab/up.sh 300
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r cargo bench -q -p cadenas-benches --bench mfa
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/totp_python.py
-    ctmp=$(mktemp -d)
-    CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$CBENCH/totp_c" "$ctmp"
-    rm -rf "$ctmp"
-  done
-  splice mfa "TOTP verification and argon2id"
-  echo "== the MFA section of benches/RESULTS.md written ($REPEATS repeats)"
-  exit 0
-fi
+case "${CADENAS_BENCH_ONLY:-}" in
+  cli) only cli "The CLI from outside" 300 cargo bench -q -p cadenas-benches --bench cli ;;
+  ad) only ad_wave "The lock wave on AD" 1000 cargo bench -q -p cadenas-benches --bench ad ;;
+  time_to_contain) only time_to_contain "Time to contain" 1000 cargo bench -q -p cadenas-benches --bench time_to_contain ;;
+  mfa) only mfa "TOTP verification and argon2id" 300 measure_mfa ;;
+esac
 rm -f "$RESULTS"
 for r in $(seq "$REPEATS"); do
   echo "== repeat $r of $REPEATS: a fresh lab"
   bash lab/up.sh 1000
+  export CADENAS_BENCH_REPEAT=$r
   sizes=$CADENAS_BENCH_SIZES
   # sizes asked for once: in the last repeat only
   [ "$r" = "$REPEATS" ] && [ -n "${CADENAS_BENCH_ONCE_SIZES:-}" ] && sizes=$sizes,$CADENAS_BENCH_ONCE_SIZES
-  CADENAS_BENCH_SIZES=$sizes CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r CADENAS_BENCH_PYTHON=$PY \
-    cargo bench -q -p cadenas-benches
-  CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/totp_python.py
-  CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$PY" benches/outbound_e2e.py "$E2E_RUNS"
-  ctmp=$(mktemp -d)
-  CADENAS_BENCH_RESULTS=$RESULTS CADENAS_BENCH_REPEAT=$r "$CBENCH/totp_c" "$ctmp"
-  rm -rf "$ctmp"
+  CADENAS_BENCH_SIZES=$sizes cargo bench -q -p cadenas-benches
+  measure_totp
+  "$PY" benches/outbound_e2e.py "$E2E_RUNS"
 done
 "$PY" benches/report.py "$RESULTS" > benches/RESULTS.md
 echo "== benches/RESULTS.md written ($REPEATS repeats)"
