@@ -9,6 +9,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  'maturin>=1.9,<2' 'pytest>=8' 'pytest-timeout>=2' 'pyotp>=2.9' 'argon2-cffi>=23' 'mypy>=1.10' 'ruff>=0.6' 'tqdm>=4.66'
+  'maturin>=1.9,<2' 'pytest>=8' 'pytest-timeout>=2' 'pyotp>=2.9' 'argon2-cffi>=23' 'mypy>=1.10' 'ruff>=0.6' 'tqdm>=4.66' 'psycopg[binary]>=3.1'
 cd "$HERE"
 VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop -q "$@"
