@@ -276,6 +276,12 @@ pub fn record(bench: &str, what: &str, n: usize, value: f64) {
     let Ok(path) = std::env::var("CADENAS_BENCH_RESULTS") else {
         return;
     };
+    // the pinned method (CADENAS_BENCH_PINNED=1: slapd on one core, this process on the
+    // other) records apart, as `<bench>_pinned`
+    let bench = match std::env::var("CADENAS_BENCH_PINNED").as_deref() {
+        Ok("1") => format!("{bench}_pinned"),
+        _ => bench.to_owned(),
+    };
     let line = serde_json::json!({
         "bench": bench,
         "what": what,

@@ -366,8 +366,21 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
-    if n_sessions > 0 {
-        let users = lab::fresh_users(&env, &format!("ttv{tag}u"), n_sessions);
+    // The revoker alone (the config without its [mail] section: no Sieve read), then with the
+    // Sieve read, each on its own fresh users.
+    let revoker_only = Config::from_toml_str(&without_mail(&text), &base).expect("config");
+    assert!(
+        revoker_only.mail.is_none() && full.mail.is_some(),
+        "the lab's [mail] section"
+    );
+    for (cfg, prefix, label) in [
+        (&revoker_only, "revoker_", "the Dovecot revoker (no Sieve read)"),
+        (&full, "", "the Dovecot revoker and the Sieve read"),
+    ] {
+        if n_sessions == 0 {
+            break;
+        }
+        let users = lab::fresh_users(&env, &format!("ttv{prefix}{tag}u"), n_sessions);
         let dovecot = lab::env_of("dovecot");
         let attacked: Vec<String> = users.iter().step_by((n_sessions / 20).max(1)).cloned().collect();
         let (timed, closed) = rt.block_on(async {
@@ -383,7 +396,8 @@ fn main() {
                     Instant::now()
                 }));
             }
-            let timed = lab::contain_timed(&full, &users, &tmp.join("journal-sessions.jsonl")).await;
+            let journal = tmp.join(format!("journal-{prefix}sessions.jsonl"));
+            let timed = lab::contain_timed(cfg, &users, &journal).await;
             let mut last = timed.started;
             for w in watchers {
                 let at = tokio::time::timeout(std::time::Duration::from_secs(10), w)
@@ -396,16 +410,12 @@ fn main() {
             (timed, closed)
         });
         lab::leave_mfa_group(&env, &users);
-        lab::record("time_to_contain", "sessions_locked_s", n_sessions, timed.locked);
-        lab::record("time_to_contain", "sessions_closed_s", n_sessions, closed);
-        lab::record(
-            "time_to_contain",
-            "sessions_contained_s",
-            n_sessions,
-            timed.contained,
-        );
+        let what = |w: &str| format!("{prefix}sessions_{w}_s");
+        lab::record("time_to_contain", &what("locked"), n_sessions, timed.locked);
+        lab::record("time_to_contain", &what("closed"), n_sessions, closed);
+        lab::record("time_to_contain", &what("contained"), n_sessions, timed.contained);
         println!(
-            "{n_sessions} accounts with the Dovecot revoker, {} of them logged in over IMAP: all locked {:.2} s, \
+            "{n_sessions} accounts with {label}, {} of them logged in over IMAP: all locked {:.2} s, \
              their sessions closed {closed:.2} s, all contained {:.2} s",
             attacked.len(),
             timed.locked,
@@ -413,4 +423,21 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The config text without its `[mail]` section (what the Sieve read needs).
+fn without_mail(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_mail = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            in_mail = t.starts_with("[mail]");
+        }
+        if !in_mail {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }

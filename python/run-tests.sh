@@ -5,6 +5,10 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 VENV=${CADENAS_VENV:-$HERE/../target/python-venv}
+# the report page is opened in a real headless browser (Debian's Chromium)
+# shellcheck source=../lab/lib.sh
+. "$HERE/../lab/lib.sh"
+apt_install chromium:chromium
 bash "$HERE/venv.sh"
 export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
 cd "$HERE"

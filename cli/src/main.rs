@@ -7,6 +7,7 @@
 //! cadenas --config FILE contain USER     lock → reset (forced change) → revoke → require MFA
 //! cadenas --config FILE mfa enroll|verify|reset|recovery-codes USER
 //! cadenas --config FILE outbound serve    the Postfix policy service
+//! cadenas --config FILE report INCIDENT  the incident record (HTML, Markdown, JSON)
 //! ```
 //!
 //! Exit codes: 0 done; 2 bad usage; 3 configuration error; 4 the directory could not be
@@ -106,6 +107,10 @@ enum Command {
     /// Verify or show the audit journal.
     #[command(subcommand)]
     Journal(journal::JournalCommand),
+    /// The incident record from the journal: one self-contained HTML page (or Markdown, or
+    /// --json) with the summary, the timeline, every account and the proof. Exit 8 when the
+    /// journal does not verify (the page says so on its first screen).
+    Report(commands::report::ReportArgs),
     /// TOTP enrolment, verification, reset and recovery codes.
     #[command(subcommand)]
     Mfa(mfa::MfaCommand),
@@ -183,10 +188,14 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Man { output } => return commands::docs::man(output),
         _ => {}
     }
-    // `journal verify FILE` works without a config.
+    // `journal verify FILE` and `report INCIDENT --journal FILE` work without a config.
     if let Command::Journal(j) = &cli.command {
         let cfg = if cli.config.is_some() { Some(load()?) } else { None };
         return journal::run(cli, cfg.as_ref(), j);
+    }
+    if let Command::Report(args) = &cli.command {
+        let cfg = if cli.config.is_some() { Some(load()?) } else { None };
+        return commands::report::run(cli, cfg.as_ref(), args);
     }
     let cfg = load()?;
     if cfg.directory.allow_plaintext_passwords && !cfg.directory.is_encrypted() {
@@ -212,6 +221,8 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         } => commands::release::run(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
         Command::Outbound(o) => outbound::run(cli, &cfg, o).await,
-        Command::Journal(_) | Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Other),
+        Command::Journal(_) | Command::Report(_) | Command::Completions { .. } | Command::Man { .. } => {
+            Ok(Exit::Other)
+        }
     }
 }

@@ -193,6 +193,15 @@ impl BlockingResponder {
         self.rt.block_on(self.inner.status_report(user, changes_since))?
     }
 
+    /// Blocking [`incident::Responder::report`]: the incident record from the journal.
+    pub fn report(
+        &self,
+        incident: &str,
+        opts: &crate::report::ReportOptions,
+    ) -> Result<crate::report::IncidentReport, Error> {
+        self.rt.block_on(self.inner.report(incident, opts))?
+    }
+
     /// Blocking [`incident::Responder::sightings`].
     pub fn sightings(&self, pivot: &Pivot) -> Result<PivotReport, Error> {
         self.rt.block_on(self.inner.sightings(pivot))?

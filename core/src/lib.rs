@@ -56,6 +56,7 @@ pub mod outbound;
 pub mod password;
 pub mod postfix;
 pub mod preflight;
+pub mod report;
 mod retry;
 mod secret;
 pub mod session;

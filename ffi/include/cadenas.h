@@ -260,6 +260,8 @@ enum cadenas_operation
   CADENAS_OPERATION_STATUS = 4,
   // `cadenas_journal_verify`.
   CADENAS_OPERATION_JOURNAL_VERIFY = 5,
+  // `cadenas_incident_report`.
+  CADENAS_OPERATION_INCIDENT_REPORT = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -537,6 +539,23 @@ cadenas_result cadenas_report_journal_head(const cadenas_report *report,
 
 // Frees a report (NULL and a report freed already are ignored).
 void cadenas_report_free(cadenas_report *report);
+
+// The incident record of `incident`, read from the journal `path` names (a file), or else
+// from the one `config` (may be NULL) names — checked with the config's journal key, when it
+// has one. The report's JSON (`cadenas_report_json`) is what `cadenas report --json` prints
+// and Python's `IncidentReport.to_dict()` holds: summary, runs, timeline, every account, the
+// attacker's addresses, notifications and the proof. `cadenas_report_done` counts the
+// accounts contained, `cadenas_report_failed` those that need attention or were refused;
+// `cadenas_report_incident` and `cadenas_report_journal_head` read it too.
+//
+// A journal whose chain does not verify still gives its report (its JSON's
+// `proof.broken_at` names the first bad record; every figure is unproven), with the result
+// `CADENAS_RESULT_JOURNAL_TAMPERED`. An incident the journal does not hold is
+// `CADENAS_RESULT_INVALID_INPUT`.
+cadenas_result cadenas_incident_report(const cadenas_config *config,
+                                       const char *path,
+                                       const char *incident,
+                                       cadenas_report **report_out);
 
 // New containment options with the defaults: all four steps, 32 users in flight, protected
 // accounts refused, no password hand-over (set one before a containment that resets).

@@ -6,6 +6,7 @@ use std::ffi::c_char;
 use core_api::directory::AccountState;
 use core_api::incident::{ContainReport, PlanReport, ReleaseReport};
 use core_api::journal::VerifyReport;
+use core_api::report::{IncidentReport, ReportOptions};
 
 use crate::boundary::{borrow, copy_out, guard, guard_value, not_null, release, Failure};
 use crate::result::cadenas_result;
@@ -29,6 +30,8 @@ pub enum cadenas_operation {
     Status = 4,
     /// `cadenas_journal_verify`.
     JournalVerify = 5,
+    /// `cadenas_incident_report`.
+    IncidentReport = 6,
 }
 
 /// How one user of a containment ended.
@@ -149,6 +152,16 @@ impl Report {
 
     pub(crate) fn status(s: &AccountState) -> Result<Self, Failure> {
         Ok(Self::empty(cadenas_operation::Status, json_of(s)?))
+    }
+
+    pub(crate) fn incident(r: &IncidentReport) -> Result<Self, Failure> {
+        Ok(Self {
+            done: r.summary.contained,
+            failed: r.summary.needs_attention + r.summary.refused,
+            incident: r.incident.clone(),
+            journal_head: r.proof.head.clone(),
+            ..Self::empty(cadenas_operation::IncidentReport, json_of(r)?)
+        })
     }
 
     pub(crate) fn verify(v: &VerifyReport) -> Result<Self, Failure> {
@@ -274,4 +287,44 @@ pub extern "C" fn cadenas_report_journal_head(
 #[unsafe(no_mangle)]
 pub extern "C" fn cadenas_report_free(report: *mut cadenas_report) {
     guard_value((), || release::<Report, _>(report));
+}
+
+/// The incident record of `incident`, read from the journal `path` names (a file), or else
+/// from the one `config` (may be NULL) names — checked with the config's journal key, when it
+/// has one. The report's JSON (`cadenas_report_json`) is what `cadenas report --json` prints
+/// and Python's `IncidentReport.to_dict()` holds: summary, runs, timeline, every account, the
+/// attacker's addresses, notifications and the proof. `cadenas_report_done` counts the
+/// accounts contained, `cadenas_report_failed` those that need attention or were refused;
+/// `cadenas_report_incident` and `cadenas_report_journal_head` read it too.
+///
+/// A journal whose chain does not verify still gives its report (its JSON's
+/// `proof.broken_at` names the first bad record; every figure is unproven), with the result
+/// `CADENAS_RESULT_JOURNAL_TAMPERED`. An incident the journal does not hold is
+/// `CADENAS_RESULT_INVALID_INPUT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cadenas_incident_report(
+    config: *const crate::config::cadenas_config,
+    path: *const c_char,
+    incident: *const c_char,
+    report_out: *mut *mut cadenas_report,
+) -> cadenas_result {
+    guard(|| {
+        not_null(report_out, "report_out")?;
+        let incident = crate::boundary::text(incident, "incident")?;
+        let (location, key) = crate::responder::journal_of(config, path)?;
+        let report =
+            IncidentReport::from_journal(&location, key.as_ref(), incident, &ReportOptions::default())?;
+        let broken = report.proof.broken_at.clone();
+        crate::boundary::hand_out(report_out, Report::incident(&report)?, "report_out")?;
+        match broken {
+            Some(bad) => Err(Failure::new(
+                cadenas_result::JournalTampered,
+                format!(
+                    "journal {location} is broken at line {}: {} (the report names it)",
+                    bad.line, bad.reason
+                ),
+            )),
+            None => Ok(()),
+        }
+    })
 }

@@ -537,28 +537,8 @@ pub extern "C" fn cadenas_journal_verify(
     report_out: *mut *mut cadenas_report,
 ) -> cadenas_result {
     guard(|| {
-        let journal_cfg = if config.is_null() {
-            None
-        } else {
-            config_ref(config)?.journal.as_ref()
-        };
-        let key = journal_cfg.map(|j| j.key()).transpose()?.flatten();
-        let given = opt_text(path, "path")?.map(PathBuf::from);
-        let location = journal::Location::resolve(given.as_deref(), journal_cfg)?.ok_or_else(|| {
-            Failure::new(
-                cadenas_result::InvalidInput,
-                "path is NULL and config has no [journal]",
-            )
-        })?;
         not_null(report_out, "report_out")?;
-        if let journal::Location::File(p) = &location {
-            if !p.exists() {
-                return Err(Failure::new(
-                    cadenas_result::Journal,
-                    format!("no journal at {}", p.display()),
-                ));
-            }
-        }
+        let (location, key) = journal_of(config, path)?;
         let v = location.verify(key.as_ref())?;
         if let Some(bad) = &v.first_bad {
             return Err(Failure::new(
@@ -571,4 +551,35 @@ pub extern "C" fn cadenas_journal_verify(
         }
         hand_report(report_out, Report::verify(&v)?)
     })
+}
+
+/// The journal `path` names (a file), or else the one `config` (may be NULL) names, with the
+/// config's journal key: what `cadenas_journal_verify` and `cadenas_incident_report` read. A
+/// file that does not exist is `CADENAS_RESULT_JOURNAL`.
+pub(crate) fn journal_of(
+    config: *const cadenas_config,
+    path: *const c_char,
+) -> Result<(journal::Location, Option<core_api::Secret>), Failure> {
+    let journal_cfg = if config.is_null() {
+        None
+    } else {
+        config_ref(config)?.journal.as_ref()
+    };
+    let key = journal_cfg.map(|j| j.key()).transpose()?.flatten();
+    let given = opt_text(path, "path")?.map(PathBuf::from);
+    let location = journal::Location::resolve(given.as_deref(), journal_cfg)?.ok_or_else(|| {
+        Failure::new(
+            cadenas_result::InvalidInput,
+            "path is NULL and config has no [journal]",
+        )
+    })?;
+    if let journal::Location::File(p) = &location {
+        if !p.exists() {
+            return Err(Failure::new(
+                cadenas_result::Journal,
+                format!("no journal at {}", p.display()),
+            ));
+        }
+    }
+    Ok((location, key))
 }

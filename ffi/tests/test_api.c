@@ -552,6 +552,35 @@ static void test_lab(const char *config_path, const char *user_pw, const char *u
   CHECK(rep == NULL);
   CHECK_RC(cadenas_journal_verify(NULL, NULL, &rep), CADENAS_RESULT_INVALID_INPUT);
 
+  /* the incident record: the same JSON as `cadenas report --json`, from the journal alone */
+  OK(cadenas_incident_report(cfg, path_in_work("journal.jsonl"), "c-test-2", &rep));
+  CHECK(cadenas_report_kind(rep) == CADENAS_OPERATION_INCIDENT_REPORT);
+  CHECK(cadenas_report_done(rep) == 2 && cadenas_report_failed(rep) == 0);
+  OK(cadenas_report_journal_head(rep, buf, sizeof buf, &n));
+  CHECK(strcmp(buf, head) == 0);
+  OK(cadenas_report_incident(rep, buf, sizeof buf, &n));
+  CHECK(strcmp(buf, "c-test-2") == 0);
+  char *record = report_json(rep);
+  CHECK(record != NULL);
+  if (record != NULL) {
+    CHECK(strstr(record, "\"summary\"") != NULL && strstr(record, "\"proof\"") != NULL);
+    CHECK(strstr(record, "\"accounts\": 2") != NULL && strstr(record, "\"all_locked\": true") != NULL);
+    CHECK(strstr(record, user_pw) == NULL);
+    free(record);
+  }
+  cadenas_report_free(rep);
+  rep = NULL;
+  /* a tampered journal still gives its report, and says so */
+  CHECK_RC(cadenas_incident_report(NULL, path_in_work("tampered.jsonl"), "c-test-2", &rep),
+           CADENAS_RESULT_JOURNAL_TAMPERED);
+  CHECK(rep != NULL && cadenas_report_kind(rep) == CADENAS_OPERATION_INCIDENT_REPORT);
+  cadenas_report_free(rep);
+  rep = NULL;
+  CHECK_RC(cadenas_incident_report(cfg, path_in_work("journal.jsonl"), "no-such-incident", &rep),
+           CADENAS_RESULT_INVALID_INPUT);
+  CHECK(rep == NULL);
+  CHECK_RC(cadenas_incident_report(cfg, path_in_work("journal.jsonl"), NULL, &rep), CADENAS_RESULT_NULL_POINTER);
+
   cadenas_contain_options_free(opts);
   cadenas_contain_options_free(opts2);
   cadenas_responder_free(r);
@@ -705,6 +734,7 @@ static void test_every_entry_point_null_and_range(const char *config_path) {
   CHECK_RC(cadenas_responder_new(cfg, "/tmp/j.jsonl", NULL), NP);
   CHECK_RC(cadenas_responder_new_without_journal(cfg, NULL), NP);
   CHECK_RC(cadenas_journal_verify(cfg, NULL, NULL), NP);
+  CHECK_RC(cadenas_incident_report(cfg, NULL, "x", NULL), NP);
   OK(cadenas_contain_options_new(&opts));
   CHECK_RC(cadenas_contain_options_set_password_file(opts, NULL), NP);
   /* ranges */

@@ -35,12 +35,48 @@ pub(crate) fn to_report<'py, T: serde::Serialize>(
     class_name: &str,
     value: &T,
 ) -> PyResult<Bound<'py, PyAny>> {
+    to_class(py, "cadenas._reports", class_name, value)
+}
+
+/// `value` as the dataclass `module.class_name` (built by its `from_dict`).
+pub(crate) fn to_class<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    module: &str,
+    class_name: &str,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
     let text = serde_json::to_string(value)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("report serialisation: {e}")))?;
     let data = py.import("json")?.call_method1("loads", (text,))?;
-    py.import("cadenas._reports")?
+    py.import(module)?
         .getattr(class_name)?
         .call_method1("from_dict", (data,))
+}
+
+/// `IncidentReport.to_html()` / `to_markdown()` / `accounts_csv()`: the report's dict (its
+/// JSON shape) rendered by the library, `format` html, md or csv, `lang` en or fr.
+#[pyfunction]
+fn _render_report(py: Python<'_>, report: &Bound<'_, PyAny>, format: &str, lang: &str) -> PyResult<String> {
+    let text: String = py.import("json")?.call_method1("dumps", (report,))?.extract()?;
+    let report: cadenas::report::IncidentReport = serde_json::from_str(&text)
+        .map_err(|e| errors::invalid_input(format!("not an incident report: {e}")))?;
+    let lang = match lang {
+        "en" => cadenas::notify::Language::En,
+        "fr" => cadenas::notify::Language::Fr,
+        other => {
+            return Err(errors::invalid_input(format!(
+                "{other:?}: the languages are \"en\" and \"fr\""
+            )))
+        }
+    };
+    match format {
+        "html" => Ok(report.to_html(lang)),
+        "md" => Ok(report.to_markdown(lang)),
+        "csv" => Ok(report.accounts_csv()),
+        other => Err(errors::invalid_input(format!(
+            "{other:?}: the formats are html, md and csv"
+        ))),
+    }
 }
 
 #[pymodule]
@@ -51,6 +87,7 @@ fn _cadenas(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mfa::PyMfa>()?;
     m.add_class::<mfa::PyAuthenticator>()?;
     m.add_function(wrap_pyfunction!(responder::verify_journal, m)?)?;
+    m.add_function(wrap_pyfunction!(_render_report, m)?)?;
     m.add_function(wrap_pyfunction!(mfa::totp_code, m)?)?;
     m.add_function(wrap_pyfunction!(mfa::totp_verify, m)?)?;
     m.add_function(wrap_pyfunction!(mfa::hotp, m)?)?;

@@ -363,6 +363,25 @@ impl PyResponder {
         to_report(py, "AccountState", &state)
     }
 
+    /// The incident record of `incident`, from this responder's journal: summary, runs,
+    /// timeline, every account, the attacker's addresses, notifications and the proof
+    /// (`report.proof.intact`). `alert_at` (RFC 3339, a date, or a time ago: `"3h"`) is when
+    /// the alert came. `report.to_html()` writes the page.
+    #[pyo3(signature = (incident, *, alert_at=None))]
+    fn report<'py>(
+        &self,
+        py: Python<'py>,
+        incident: String,
+        alert_at: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut opts = cadenas::report::ReportOptions::default();
+        if let Some(t) = alert_at {
+            opts = opts.with_alert_at(run(py, || Instant::parse(&t))?);
+        }
+        let report = run(py, || self.inner.report(&incident, &opts))?;
+        crate::to_class(py, "cadenas._incident", "IncidentReport", &report)
+    }
+
     /// Who was seen from `ip` (an address or CIDR range): live sessions on every configured
     /// Dovecot, and logins in `auth_logs` (default `[mail] auth_logs`; plain or gzip'd) between
     /// `since` and `until` (RFC 3339, a date, or a time ago: `"36h"`). Changes nothing.

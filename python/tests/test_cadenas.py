@@ -605,3 +605,140 @@ def test_mfa_and_journal_shared_in_postgresql(postgres: Lab, tmp_path: Path) -> 
     assert report.journal.startswith("postgresql://")
     v = cadenas.verify_journal(config=str(postgres.config))
     assert v.first_bad is None and v.records > 0 and v.head == report.journal_head
+
+
+def _contain_for_report(openldap: Lab) -> tuple[cadenas.Responder, cadenas.ContainReport, list[str]]:
+    """One contained account, one unknown, one protected: an incident to report on."""
+    user, _ = openldap.fresh_user("rp")
+    secrets: list[str] = [openldap.user_password]
+    r = cadenas.Responder.from_config(openldap.config)
+    report = r.contain(
+        [user, "ghost-nobody", "admin0001"],
+        on_password=lambda u, d, p: secrets.append(p.reveal()),
+    )
+    assert report.done == 1
+    return r, report, secrets
+
+
+def test_the_incident_report_is_typed_renders_and_holds_no_secret(openldap: Lab, tmp_path: Path) -> None:
+    r, contained, secrets = _contain_for_report(openldap)
+    report = r.report(contained.incident, alert_at="10m")
+    assert isinstance(report, cadenas.IncidentReport)
+    s = report.summary
+    assert (s.accounts, s.contained, s.refused, s.needs_attention) == (3, 1, 2, 0)
+    assert not s.all_locked and s.alert_at is not None
+    assert s.alert_to_last_lock_ms is not None and s.alert_to_last_lock_ms >= 600_000
+    assert report.proof.intact and report.proof.head == contained.journal_head
+    refused = {u for p in s.problems if p.outcome is cadenas.AccountOutcome.REFUSED for u in p.users}
+    assert refused == {"ghost-nobody", "admin0001"}
+    assert [a.user for a in report.accounts][:1] == [contained.users[0].user]
+    assert report.accounts[0].steps[0].step is cadenas.Step.LOCK
+    # the same data back and forth: what `cadenas report --json` prints
+    assert cadenas.IncidentReport.from_dict(report.to_dict()) == report
+    html, md_fr, csv = report.to_html(), report.to_markdown("fr"), report.accounts_csv()
+    assert report.proof.head in html and contained.incident in html and "<script" not in html
+    assert md_fr.startswith("# Rapport d'incident") and csv.splitlines()[0].startswith("user,dn,outcome")
+    for text in (html, report.to_html("fr"), md_fr, csv, json.dumps(report.to_dict())):
+        for secret in secrets:
+            assert secret not in text
+    with pytest.raises(cadenas.InvalidInput):
+        report.to_html("de")
+    with pytest.raises(cadenas.InvalidInput):
+        r.report("no-such-incident")
+
+
+class _Proxy(threading.Thread):
+    """An HTTP proxy that answers nothing and records the first line of every request."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    first = conn.recv(4096).split(b"\r\n", 1)[0]
+                except OSError:
+                    first = b"?"
+                self.requests.append(first.decode(errors="replace"))
+        self.sock.close()
+
+
+# Chromium's own background services (time, component updates, accounts), which it calls at
+# start whatever the page: not requests of the page.
+_BROWSER_SERVICES = ("google.com", "googleapis.com", "gstatic.com", "gvt1.com")
+
+
+def _chromium(*args: str, proxy: int) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "chromium",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        f"--proxy-server=http://127.0.0.1:{proxy}",
+        "--proxy-bypass-list=<-loopback>",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    return subprocess.run([*flags, *args], capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_the_report_page_in_a_real_browser(openldap: Lab, tmp_path: Path) -> None:
+    """Chromium from Debian's packages opens the page offline: a screenshot, no console
+    message, no request of the page's own; the text it shows carries the figures and the
+    head hash."""
+    from html.parser import HTMLParser
+
+    r, contained, secrets = _contain_for_report(openldap)
+    report = r.report(contained.incident)
+    page = tmp_path / "incident.html"
+    page.write_text(report.to_html())
+    proxy = _Proxy()
+    proxy.start()
+    try:
+        shot = tmp_path / "incident.png"
+        out = _chromium(f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri(), proxy=proxy.port)
+        dom = _chromium("--dump-dom", page.as_uri(), proxy=proxy.port).stdout
+    finally:
+        proxy.stop.set()
+        proxy.join()
+    assert shot.stat().st_size > 20_000, "a screenshot of a rendered page"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+    own = [q for q in proxy.requests if not any(s in q for s in _BROWSER_SERVICES)]
+    assert own == [], own
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    text = Text()
+    text.feed(dom)
+    shown = " ".join(" ".join(text.parts).split())
+    assert "3 — 1 contained, 0 need attention, 2 refused" in shown, shown[:2000]
+    assert report.proof.head in shown and contained.incident in shown
+    assert "Not every account was locked" in shown
+    for secret in secrets:
+        assert secret not in dom

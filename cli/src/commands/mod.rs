@@ -9,6 +9,7 @@ pub mod mfa;
 pub mod outbound;
 pub mod plan;
 pub mod release;
+pub mod report;
 pub mod sessions;
 pub mod status;
 

@@ -40,12 +40,16 @@ impl Directory {
                 match dns.len() {
                     0 => Err(Error::new(
                         ErrorKind::UserNotFound,
-                        format!("no user {name:?} under {}", self.cfg.base_dns_text(" or ")),
+                        format!(
+                            "no user {:?} under {}",
+                            name.as_str(),
+                            self.cfg.base_dns_text(" or ")
+                        ),
                     )),
                     1 => self.user_from_entry(&found[0]),
                     n => Err(Error::new(
                         ErrorKind::AmbiguousUser,
-                        format!("{n} entries match user {name:?}: {}", dns.join("; ")),
+                        format!("{n} entries match user {:?}: {}", name.as_str(), dns.join("; ")),
                     )),
                 }
             }

@@ -228,6 +228,38 @@ impl Responder {
         self.inner.journal.as_ref()
     }
 
+    /// The incident record of `incident` from this responder's journal (checked with the
+    /// config's journal key, when it has one): see
+    /// [`IncidentReport::from_journal`](crate::report::IncidentReport::from_journal). Read on a
+    /// blocking thread; a journal being written meanwhile is read up to its last whole record.
+    ///
+    /// ```no_run
+    /// # async fn demo(responder: &cadenas::incident::Responder) -> Result<(), cadenas::Error> {
+    /// use cadenas::notify::Language;
+    /// use cadenas::report::ReportOptions;
+    ///
+    /// let report = responder.report("INC-20261207T091403-5e2a1c", &ReportOptions::default()).await?;
+    /// std::fs::write("incident.html", report.to_html(Language::En)).expect("written");
+    /// # Ok(()) }
+    /// ```
+    pub async fn report(
+        &self,
+        incident: &str,
+        opts: &crate::report::ReportOptions,
+    ) -> Result<crate::report::IncidentReport, Error> {
+        let location = self.journal_or_err()?.location().clone();
+        let key = match &self.inner.cfg.journal {
+            Some(j) => j.key()?,
+            None => None,
+        };
+        let (incident, opts) = (incident.to_owned(), opts.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::report::IncidentReport::from_journal(&location, key.as_ref(), &incident, &opts)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("report task failed: {e}")))?
+    }
+
     fn journal_or_err(&self) -> Result<&Journal, Error> {
         self.inner.journal.as_ref().ok_or_else(|| {
             Error::new(

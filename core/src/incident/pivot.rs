@@ -206,45 +206,51 @@ impl Responder {
         Ok(out)
     }
 
-    /// The revoke step's mail-rule part: adds the rules found to `detail` and lowers `status`
-    /// where a rule stays active or could not be checked.
-    pub(super) async fn check_mail_rules(
-        &self,
-        login: &str,
-        status: StepStatus,
-        detail: &mut StepDetail,
-    ) -> StepStatus {
-        let Some(mail) = &self.inner.cfg.mail else {
-            return status;
-        };
-        match self.mail_rules_of(login, mail.disable_external_redirects).await {
-            Ok(rules) => {
-                let left_active = rules.iter().filter(|r| r.active && !r.deactivated).count();
-                let deactivated = rules.iter().any(|r| r.deactivated);
-                detail.mail_rules = rules;
-                if left_active > 0 {
-                    detail.note = Some(
-                        "an active Sieve script sends mail outside the local domains and was left active \
-                         ([mail] disable_external_redirects = false)"
-                            .into(),
-                    );
-                    return match status {
-                        StepStatus::Failed => StepStatus::Failed,
-                        _ => StepStatus::Partial,
-                    };
-                }
-                if deactivated && status == StepStatus::AlreadySo {
-                    return StepStatus::Changed;
-                }
-                status
+    /// The revoke step's mail-rule part, read (and deactivated where configured): `None`
+    /// without a `[mail]` section.
+    pub(super) async fn read_mail_rules(&self, login: &str) -> Option<Result<Vec<MailRule>, Error>> {
+        let mail = self.inner.cfg.mail.as_ref()?;
+        Some(self.mail_rules_of(login, mail.disable_external_redirects).await)
+    }
+}
+
+/// The revoke step's mail-rule part, judged: adds the rules `read` to `detail` and lowers
+/// `status` where a rule stays active or could not be checked.
+pub(super) fn judge_mail_rules(
+    read: Option<Result<Vec<MailRule>, Error>>,
+    status: StepStatus,
+    detail: &mut StepDetail,
+) -> StepStatus {
+    let Some(read) = read else {
+        return status;
+    };
+    match read {
+        Ok(rules) => {
+            let left_active = rules.iter().filter(|r| r.active && !r.deactivated).count();
+            let deactivated = rules.iter().any(|r| r.deactivated);
+            detail.mail_rules = rules;
+            if left_active > 0 {
+                detail.note = Some(
+                    "an active Sieve script sends mail outside the local domains and was left active \
+                     ([mail] disable_external_redirects = false)"
+                        .into(),
+                );
+                return match status {
+                    StepStatus::Failed => StepStatus::Failed,
+                    _ => StepStatus::Partial,
+                };
             }
-            Err(e) => {
-                detail.note = Some("the user's Sieve scripts could not be checked".into());
-                if detail.error.is_none() {
-                    detail.error = Some(e);
-                }
-                StepStatus::Failed
+            if deactivated && status == StepStatus::AlreadySo {
+                return StepStatus::Changed;
             }
+            status
+        }
+        Err(e) => {
+            detail.note = Some("the user's Sieve scripts could not be checked".into());
+            if detail.error.is_none() {
+                detail.error = Some(e);
+            }
+            StepStatus::Failed
         }
     }
 }

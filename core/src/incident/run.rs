@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinHandle};
 
-use super::place::{Going, Place};
+use super::place::{Going, Parking, Place};
 use super::pool::connection_lost;
 use super::report::{ContainReport, Progress, UserReport};
 use super::steps::Steps;
@@ -157,7 +157,7 @@ impl Responder {
             });
         }
         let mut locked: Vec<Option<_>> = locked.into_iter().map(Some).collect();
-        let parked = Arc::new(AtomicUsize::new(0));
+        let parked = Parking::default();
         let mut second = VecDeque::new();
         let mut users: Vec<Option<UserReport>> = (0..total).map(|_| None).collect();
         // A panic in one user's worker is that user's failure, not the whole run's.
@@ -230,6 +230,21 @@ impl Responder {
         let mut run_notes = Vec::new();
         if let Some(since) = opts.changes_since {
             self.sent_mail(&mut users, since, &mut run_notes).await;
+            // what was found goes in the journal too: the incident record is built from it
+            let findings: Vec<Event> = users
+                .iter()
+                .filter(|u| u.changes.is_some() || u.changes_error.is_some() || u.sent_mail.is_some())
+                .map(|u| Event::Findings {
+                    user: u.user.clone(),
+                    dn: u.dn.clone().unwrap_or_default(),
+                    changes: u.changes.clone(),
+                    changes_error: u.changes_error.clone(),
+                    sent_mail: u.sent_mail.clone(),
+                })
+                .collect();
+            if !findings.is_empty() {
+                journal.append(incident, findings).await?;
+            }
         }
         let done = users.iter().filter(|u| u.complete()).count();
         tracing::info!(incident, done, failed = users.len() - done, "run ends");

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::place::Going;
+use super::pivot::judge_mail_rules;
+use super::place::{Going, Place};
 use super::pool::connection_lost;
 use super::report::{StepReport, UserReport};
 use super::{status_of, ContainOptions, Contained, EarlierSteps, Responder};
@@ -345,7 +346,17 @@ impl Responder {
                 };
                 let mut target = RevocationTarget::new(login, u.dn.to_string());
                 target.incident = Some(incident.to_owned());
-                let mut outcomes = revoke_all(&self.inner.revokers, &target).await;
+                // The revokers' requests are shared by the accounts that reach them close
+                // together: while this one waits, its place goes to the next account, whose
+                // reset keeps the directory busy and whose revocations join the same requests.
+                let mut place = place;
+                let parked = place.as_deref_mut().and_then(Place::park_for_revokers);
+                // The mail rules are read at the same time (their own requests): neither
+                // waits for the other.
+                let (mut outcomes, rules) = tokio::join!(
+                    revoke_all(&self.inner.revokers, &target),
+                    self.read_mail_rules(&target.login)
+                );
                 // SMTP: sessions authenticated before the lock keep sending unless the policy
                 // service refuses their next message
                 if let Some(o) = self.smtp_outcome(user, &target.login).await {
@@ -368,7 +379,13 @@ impl Responder {
                     ..StepDetail::default()
                 };
                 // The way back in an attacker leaves in the mailbox: a redirect rule.
-                status = self.check_mail_rules(&target.login, status, &mut detail).await;
+                status = judge_mail_rules(rules, status, &mut detail);
+                if parked.is_some() {
+                    drop(parked);
+                    if let Some(place) = place {
+                        place.take_back().await;
+                    }
+                }
                 (status, detail)
             }
             Step::RequireMfa => {

@@ -17,7 +17,7 @@ pub(super) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Where a chain breaks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct BadRecord {
     /// 1-based line number.
@@ -141,18 +141,48 @@ pub(super) fn scan_lines_from(
     seq: u64,
     head: &str,
 ) -> Result<(VerifyReport, Vec<Record>), Error> {
+    let mut records = Vec::new();
+    let report = visit_lines(lines, key, &torn, seq, head, false, &mut |rec, _| {
+        if keep {
+            records.push(rec);
+        }
+    })?;
+    Ok((report, records))
+}
+
+/// Verifies lines in order, giving each record that verified to `visit` with `true`; with
+/// `past_break`, the records after the first bad line (that line included, when it parses)
+/// go on to `visit` with `false` instead of ending the read — what a report of a broken
+/// journal still shows, marked unproven. Nothing is kept here: memory stays flat however long
+/// the journal.
+pub(super) fn visit_lines(
+    lines: impl Iterator<Item = Result<Vec<u8>, Error>>,
+    key: Option<&Secret>,
+    torn: &dyn Fn(u64) -> Result<bool, Error>,
+    seq: u64,
+    head: &str,
+    past_break: bool,
+    visit: &mut dyn FnMut(Record, bool),
+) -> Result<VerifyReport, Error> {
     let mut report = VerifyReport::empty(key.is_some());
     report.records = seq as usize;
     report.head = head.to_owned();
-    let mut records = Vec::new();
     let mut offset: u64 = 0;
     for (i, line) in lines.enumerate() {
         let i = i + seq as usize;
         let line = line?;
         let start = offset;
         offset += line.len() as u64 + 1;
+        let parsed = serde_json::from_slice::<Record>(&line);
+        if report.first_bad.is_some() {
+            // past the break: what still parses, unproven
+            if let Ok(rec) = parsed {
+                visit(rec, false);
+            }
+            continue;
+        }
         let bad = |reason: String| Some(BadRecord { line: i + 1, reason });
-        let rec: Record = match serde_json::from_slice(&line) {
+        let rec = match parsed {
             Ok(r) => r,
             Err(e) => {
                 if e.is_eof() && torn(offset)? {
@@ -163,61 +193,72 @@ pub(super) fn scan_lines_from(
                     break;
                 }
                 report.first_bad = bad(format!("not a journal record ({e})"));
+                if past_break {
+                    continue;
+                }
                 break;
             }
         };
-        if rec.seq != i as u64 {
-            report.first_bad = bad(format!(
-                "seq {} where {i} was expected (a record was removed or inserted)",
-                rec.seq
-            ));
-            break;
-        }
-        if rec.prev != report.head {
-            report.first_bad = bad(
-                "prev does not match the previous line (a record was edited, removed or inserted)".into(),
-            );
-            break;
-        }
-        // a sealed record carries its own hash (and MAC): an edit is named on its own line
-        let text = String::from_utf8_lossy(&line);
-        let own = match unseal(&text) {
-            Some((content, hash, mac)) => {
-                if sha256_hex(content.as_bytes()) != hash {
-                    report.first_bad =
-                        bad("this record was edited: its content does not match its own hash".into());
+        match check_line(&rec, &line, i, &report.head, key) {
+            Ok(own) => {
+                report.head = own;
+                report.records += 1;
+                visit(rec, true);
+            }
+            Err(reason) => {
+                report.first_bad = bad(reason);
+                if !past_break {
                     break;
                 }
-                if let Some(k) = key {
-                    match mac {
-                        Some(m) if mac_verifies(k, content.as_bytes(), m) => {}
-                        Some(_) => {
-                            report.first_bad =
-                                bad("the MAC does not verify: forged, or written with another key".into());
-                            break;
-                        }
-                        None => {
-                            report.first_bad = bad("no MAC: written without the journal key".into());
-                            break;
-                        }
-                    }
-                }
-                hash.to_owned()
+                visit(rec, false);
             }
-            None if key.is_some() => {
-                report.first_bad = bad("no MAC: written without the journal key".into());
-                break;
-            }
-            // a record of an older writer: chained by the hash of the whole line
-            None => sha256_hex(&line),
-        };
-        report.head = own;
-        report.records += 1;
-        if keep {
-            records.push(rec);
         }
     }
-    Ok((report, records))
+    Ok(report)
+}
+
+/// A parsed line's place in the chain: its own hash when it verifies (`seq` = its index `i`,
+/// `prev` = `head`, its hash and MAC), else why not.
+fn check_line(
+    rec: &Record,
+    line: &[u8],
+    i: usize,
+    head: &str,
+    key: Option<&Secret>,
+) -> Result<String, String> {
+    if rec.seq != i as u64 {
+        return Err(format!(
+            "seq {} where {i} was expected (a record was removed or inserted)",
+            rec.seq
+        ));
+    }
+    if rec.prev != head {
+        return Err(
+            "prev does not match the previous line (a record was edited, removed or inserted)".into(),
+        );
+    }
+    // a sealed record carries its own hash (and MAC): an edit is named on its own line
+    let text = String::from_utf8_lossy(line);
+    match unseal(&text) {
+        Some((content, hash, mac)) => {
+            if sha256_hex(content.as_bytes()) != hash {
+                return Err("this record was edited: its content does not match its own hash".into());
+            }
+            if let Some(k) = key {
+                match mac {
+                    Some(m) if mac_verifies(k, content.as_bytes(), m) => {}
+                    Some(_) => {
+                        return Err("the MAC does not verify: forged, or written with another key".into())
+                    }
+                    None => return Err("no MAC: written without the journal key".into()),
+                }
+            }
+            Ok(hash.to_owned())
+        }
+        None if key.is_some() => Err("no MAC: written without the journal key".into()),
+        // a record of an older writer: chained by the hash of the whole line
+        None => Ok(sha256_hex(line)),
+    }
 }
 
 /// The hash a line chains to (its own sealed hash, or the whole line's for older records).

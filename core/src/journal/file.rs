@@ -146,6 +146,32 @@ fn scan(path: &Path, key: Option<&Secret>, keep: bool) -> Result<(VerifyReport, 
     scan_lines(lines, key, keep, |end| line_is_last_and_unterminated(path, end))
 }
 
+/// Every record of the file in order to `visit`, read line by line (see
+/// [`visit_lines`](super::chain::visit_lines): after a break, what still parses, unproven).
+pub(super) fn visit_file(
+    path: &Path,
+    key: Option<&Secret>,
+    visit: &mut dyn FnMut(Record, bool),
+) -> Result<VerifyReport, Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(VerifyReport::empty(key.is_some())),
+        Err(e) => return Err(io_err(path, "cannot read", e)),
+    };
+    let lines = BufReader::with_capacity(1 << 20, file)
+        .split(b'\n')
+        .map(|l| l.map_err(|e| io_err(path, "read", e)));
+    super::chain::visit_lines(
+        lines,
+        key,
+        &|end| line_is_last_and_unterminated(path, end),
+        0,
+        super::chain::GENESIS,
+        true,
+        visit,
+    )
+}
+
 /// [`verify`], with a broken chain as an [`ErrorKind::JournalTampered`] error.
 pub fn verify_intact(path: &Path) -> Result<VerifyReport, Error> {
     let report = verify(path)?;

@@ -167,6 +167,29 @@ impl Location {
         }
     }
 
+    /// Every record in order to `visit`, with whether the chain (and the MACs, with `key`)
+    /// verified up to it; after a break, the records that still parse go on unproven
+    /// (`false`). Returns the chain's report. A file is read line by line, memory flat however
+    /// long the journal; a database's lines are fetched at once.
+    pub(crate) fn visit(
+        &self,
+        key: Option<&crate::secret::Secret>,
+        visit: &mut dyn FnMut(Record, bool),
+    ) -> Result<VerifyReport, Error> {
+        match self {
+            Location::File(p) => super::file::visit_file(p, key, visit),
+            Location::Postgres(t) => super::chain::visit_lines(
+                super::postgres::lines(t)?.into_iter().map(|l| Ok(l.into_bytes())),
+                key,
+                &|_| Ok(false),
+                0,
+                super::chain::GENESIS,
+                true,
+                visit,
+            ),
+        }
+    }
+
     /// Writes the journal's lines to a new file `to` (0600; an existing file is refused):
     /// the file form of a database journal, for the incident ticket or an offline `verify`.
     /// Only the lines up to a bad one are written; the report says whether there was one.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::{Change, ReplicaCheck};
+use crate::directory::{AttributeChange, Change, ReplicaCheck};
 use crate::error::Error;
 use crate::investigate::MailRule;
 use crate::notify::NotificationOutcome;
@@ -52,7 +52,7 @@ impl Step {
 }
 
 /// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum StepStatus {
@@ -229,6 +229,24 @@ pub enum Event {
     MailReviewed {
         /// What was done, to which messages.
         review: crate::postfix::MailReview,
+    },
+    /// What was found on an account after its steps, with `--changes-since`: the entry's
+    /// changes since then and the mail the account sent (numbers and addresses, never
+    /// content). One per account, at the end of the run.
+    Findings {
+        /// User as given.
+        user: String,
+        /// Entry.
+        dn: String,
+        /// What changed on the entry (the containment's own changes included).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        changes: Option<Vec<AttributeChange>>,
+        /// Why the changes could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        changes_error: Option<Error>,
+        /// What the account sent (`[postfix] log_files`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_mail: Option<crate::postfix::SentMail>,
     },
     /// A run ended.
     IncidentEnd {

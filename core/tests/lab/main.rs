@@ -19,4 +19,5 @@ mod openldap;
 mod outbound;
 mod preflight;
 mod replicas;
+mod report;
 mod revokers;
