@@ -32,6 +32,9 @@ pub struct Timed {
     /// The process's peak RSS (MiB) when the containment ended, before the journal is read
     /// back (reading it is the bench's own work).
     pub rss: f64,
+    /// The incident's identifier (its records stay in the journal file, which the caller
+    /// removes).
+    pub incident: String,
 }
 
 /// `Responder::contain` of `users` with `cfg`, journaled at `journal_path` (removed after);
@@ -56,13 +59,13 @@ pub async fn contain_timed(cfg: &Config, users: &[String], journal_path: &std::p
         report.users.iter().find(|u| !u.complete())
     );
     let locked = all_locked_after(journal_path);
-    let _ = std::fs::remove_file(journal_path);
     Timed {
         started: t,
         locked,
         contained,
         ops,
         rss,
+        incident: report.incident,
     }
 }
 

@@ -125,17 +125,93 @@ fn ldap3_script(users: &[String], tmp: &std::path::Path) -> (f64, f64) {
     lab::python_peer("contain_ldap3.py", &[lab_env.as_os_str(), list.as_os_str()])
 }
 
-/// (all locked after, all contained after, LDAP operations per account, peak RSS).
-async fn cadenas(cfg: &Config, users: &[String], tmp: &std::path::Path, n: usize) -> (f64, f64, f64, f64) {
+/// (all locked after, all contained after, LDAP operations per account, peak RSS); with
+/// `report`, the incident record of the run is measured after it.
+async fn cadenas(
+    cfg: &Config,
+    users: &[String],
+    tmp: &std::path::Path,
+    n: usize,
+    report: bool,
+) -> (f64, f64, f64, f64) {
     // the containment's own peak (not the capacity run's before it, nor a larger size's)
     lab::reset_peak_rss();
     let rss_before = lab::peak_rss_mib();
-    let t = lab::contain_timed(cfg, users, &tmp.join(format!("journal-{n}.jsonl"))).await;
+    let journal = tmp.join(format!("journal-{n}.jsonl"));
+    let t = lab::contain_timed(cfg, users, &journal).await;
     println!(
         "        peak RSS after containing {n} accounts: {:.1} MiB ({rss_before:.1} MiB before)",
         t.rss
     );
+    if report {
+        incident_report(&journal, &t.incident, n);
+    }
+    let _ = std::fs::remove_file(&journal);
     (t.locked, t.contained, t.ops, t.rss)
+}
+
+/// The incident record of the containment just run, from its real journal: how long the
+/// report takes to build (one pass over the journal, chain verified) and to render as HTML,
+/// its peak memory, against `jq` computing the summary's main figures from the same lines
+/// (what an admin would run instead; it checks no chain and draws nothing).
+fn incident_report(journal: &std::path::Path, incident: &str, n: usize) {
+    use cadenas::report::{IncidentReport, ReportOptions};
+    let size_mib = std::fs::metadata(journal).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+    lab::reset_peak_rss();
+    let before = lab::peak_rss_mib();
+    let t = Instant::now();
+    let location = cadenas::journal::Location::File(journal.to_owned());
+    let report =
+        IncidentReport::from_journal(&location, None, incident, &ReportOptions::default()).expect("report");
+    let built = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let html = report.to_html(cadenas::notify::Language::En);
+    let csv = report.accounts_csv();
+    let rendered = t.elapsed().as_secs_f64();
+    let peak = lab::peak_rss_mib();
+    assert_eq!(report.summary.contained, n, "{:?}", report.summary);
+    assert!(report.proof.intact());
+    // the peer: jq, one streaming pass, the accounts and the first and last lock
+    let t = Instant::now();
+    let out = Command::new("jq")
+        .args([
+            "-n",
+            "-c",
+            "--arg",
+            "inc",
+            incident,
+            r#"reduce (inputs | select(.incident == $inc)) as $r ({users: {}, lock: {}};
+                if $r.event == "incident_start" and $r.action != "release"
+                then .start //= $r.time | reduce $r.users[] as $u (.; .users[$u] = true)
+                elif $r.event == "outcome" and $r.step == "lock"
+                     and ($r.status | IN("changed", "already_so", "partial"))
+                then .lock[$r.user] //= $r.time
+                else . end)
+              | {accounts: (.users | length), locked: (.lock | length),
+                 first: ([.lock[]] | min), last: ([.lock[]] | max), start}"#,
+        ])
+        .arg(journal)
+        .output()
+        .expect("jq (Debian's jq package)");
+    let jq = t.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("jq output");
+    assert_eq!(v["accounts"], n, "jq and the report count the same accounts");
+    assert_eq!(v["locked"], n);
+    lab::record("incident_report", "build_s", n, built);
+    lab::record("incident_report", "render_s", n, rendered);
+    lab::record("incident_report", "peak_rss_mib", n, peak);
+    lab::record("incident_report", "rss_before_mib", n, before);
+    lab::record("incident_report", "journal_mib", n, size_mib);
+    lab::record("incident_report", "jq_s", n, jq);
+    println!(
+        "        the incident record of {n} accounts from its {size_mib:.0} MiB journal: built in {built:.2} s, \
+         HTML ({:.1} MiB) and CSV in {rendered:.2} s, peak RSS {peak:.0} MiB ({before:.0} before); \
+         jq's summary figures {jq:.2} s ({:.2}x the report's build)",
+        html.len() as f64 / 1048576.0,
+        jq / built,
+    );
+    drop(csv);
 }
 
 fn main() {
@@ -207,7 +283,7 @@ fn main() {
         let after = cpu();
         let k_before = (after.0 - before.0, after.1 - before.1);
         let before = cpu();
-        let (c_lock, c_all, c_ops, rss) = rt.block_on(cadenas(&cfg, &users, &tmp, n));
+        let (c_lock, c_all, c_ops, rss) = rt.block_on(cadenas(&cfg, &users, &tmp, n, true));
         let after = cpu();
         // CPU per account, milliseconds: this process (Cadenas and its journal) and slapd
         let per = |a: f64, b: f64| (b - a) * 1000.0 / n as f64;
@@ -295,7 +371,7 @@ fn main() {
             (f64::NAN, f64::NAN)
         };
         let users = lab::fresh_users(&env, &format!("tsc{tag}u"), n_ssha);
-        let (c_lock, c_all, c_ops, _) = rt.block_on(cadenas(&cfg, &users, &tmp, n_ssha));
+        let (c_lock, c_all, c_ops, _) = rt.block_on(cadenas(&cfg, &users, &tmp, n_ssha, false));
         lab::leave_mfa_group(&env, &users);
         server_hash("{ARGON2}");
         lab::record("time_to_contain", "ssha_cadenas_locked_s", n_ssha, c_lock);

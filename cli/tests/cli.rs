@@ -968,6 +968,8 @@ async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
         pw_file.to_str().expect("path"),
         "--journal",
         &journal,
+        "--changes-since",
+        "1h",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -982,6 +984,80 @@ async fn sessions_plan_and_contain_from_ip_follow_the_attackers_address() {
         "{}",
         text(&out)
     );
+
+    // the incident record: the attacker's address and the account seen from it, the session
+    // closed, the head the run printed
+    let incident = v["incident"].as_str().expect("incident").to_owned();
+    let head = v["journal_head"].as_str().expect("head").to_owned();
+    let out = run(&["--json", "report", &incident, "--journal", &journal]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["attacker"][0]["range"], range.as_str(), "{r:#}");
+    assert_eq!(r["attacker"][0]["accounts"], serde_json::json!([victim.as_str()]));
+    assert!(r["summary"]["sessions_closed"].as_u64() >= Some(1), "{r:#}");
+    assert_eq!(r["proof"]["head"], head.as_str());
+    assert!(
+        r["accounts"][0]["changes"].is_array(),
+        "--changes-since journaled: {r:#}"
+    );
+    let page = std::env::temp_dir().join(format!("cadenas-cli-report-{pid}.html"));
+    let out = run(&[
+        "report",
+        &incident,
+        "--journal",
+        &journal,
+        "--lang",
+        "fr",
+        "--alert-at",
+        "1h",
+        "--expect-head",
+        &head,
+        "--out",
+        page.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(html.contains(&range) && html.contains("Les adresses de l&#39;attaquant"));
+    let out = run(&["report", &incident, "--journal", &journal, "--format", "md"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("# Incident record"));
+    // another head than the one kept, an edited record: exit 8, and the page says why
+    let out = run(&[
+        "report",
+        &incident,
+        "--journal",
+        &journal,
+        "--expect-head",
+        &"0".repeat(64),
+        "--out",
+        page.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    let edited = format!("{journal}.edited");
+    std::fs::write(
+        &edited,
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .replacen(victim.as_str(), "someone-else", 1),
+    )
+    .expect("write");
+    let out = run(&[
+        "report",
+        &incident,
+        "--journal",
+        &edited,
+        "--out",
+        page.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert!(text(&out).contains("BROKEN at line"), "{}", text(&out));
+    assert!(std::fs::read_to_string(&page)
+        .expect("page")
+        .contains("THE JOURNAL DOES NOT VERIFY"));
+    let out = run(&["report", "no-such-incident", "--journal", &journal]);
+    assert_eq!(out.status.code(), Some(5), "an argument refused: {}", text(&out));
+    for f in [page.display().to_string(), edited] {
+        let _ = std::fs::remove_file(f);
+    }
     let _ = std::fs::remove_file(pw_file);
     let _ = std::fs::remove_file(config);
 }
