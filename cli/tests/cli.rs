@@ -1447,6 +1447,13 @@ async fn the_runbook_runs_against_the_lab() {
         if args.first() == Some(&"sessions") {
             assert!(stdout.contains(victim.as_str()), "{stdout}");
         }
+        if args.first() == Some(&"report") {
+            let page = std::fs::read_to_string(dir.join("record.html")).expect("the record");
+            assert!(
+                page.contains(victim.as_str()) && page.contains("release"),
+                "the release run too"
+            );
+        }
         if args.first() == Some(&"journal") && args.get(1) == Some(&"show") {
             assert!(
                 stdout.contains("start contain") && stdout.contains("end: 1 done"),

@@ -608,9 +608,17 @@ def test_mfa_and_journal_shared_in_postgresql(postgres: Lab, tmp_path: Path) -> 
 
 
 def _contain_for_report(openldap: Lab) -> tuple[cadenas.Responder, cadenas.ContainReport, list[str]]:
-    """One contained account, one unknown, one protected: an incident to report on."""
+    """One contained account — enrolled in TOTP first, a code used, recovery codes made: all
+    secrets the report must never hold — one unknown, one protected: an incident to report
+    on."""
     user, _ = openldap.fresh_user("rp")
-    secrets: list[str] = [openldap.user_password]
+    mfa = cadenas.Mfa.from_config(openldap.config)
+    enrolment = mfa.enroll(user)
+    now = int(time.time())
+    code = pyotp.parse_uri(enrolment.uri.reveal()).at(now)
+    mfa.verify(user, code, now=now)
+    secrets: list[str] = [openldap.user_password, enrolment.secret.reveal(), code]
+    secrets += [c.reveal() for c in mfa.recovery_codes(user)]
     r = cadenas.Responder.from_config(openldap.config)
     report = r.contain(
         [user, "ghost-nobody", "admin0001"],
@@ -739,6 +747,10 @@ def test_the_report_page_in_a_real_browser(openldap: Lab, tmp_path: Path) -> Non
     shown = " ".join(" ".join(text.parts).split())
     assert "3 — 1 contained, 0 need attention, 2 refused" in shown, shown[:2000]
     assert report.proof.head in shown and contained.incident in shown
+    # the times, as the page writes them
+    last_lock = report.summary.last_lock_at
+    assert last_lock is not None
+    assert last_lock.replace("T", " ").rstrip("Z") + " UTC" in shown, shown[:2000]
     assert "Not every account was locked" in shown
     for secret in secrets:
         assert secret not in dom

@@ -36,6 +36,7 @@ def test_the_readme_and_guide_python_examples_run(openldap: Lab, tmp_path: Path)
     assert ns["report"].done == 1
     ns = run_blocks(ROOT / "docs" / "guide" / "src" / "python.md", openldap, "guide", tmp_path)
     assert ns["report"].done == 1
+    assert ns["record"].proof.intact and ns["record"].incident in ns["page"]
     assert ns["verified"].activated
     assert isinstance(ns["auth"], cadenas.Authenticator)
 

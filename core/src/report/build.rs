@@ -121,6 +121,8 @@ struct Fold {
     seq_ranges: Vec<(u64, u64)>,
     accounts: Vec<Acc>,
     index: HashMap<String, usize>,
+    /// The accounts by entry (lower-cased DN).
+    by_dn: HashMap<String, usize>,
     runs: Vec<Run>,
     attacker: Vec<AttackerAddress>,
     notifications: Vec<NotificationLine>,
@@ -136,6 +138,7 @@ impl Fold {
             seq_ranges: Vec::new(),
             accounts: Vec::new(),
             index: HashMap::new(),
+            by_dn: HashMap::new(),
             runs: Vec::new(),
             attacker: Vec::new(),
             notifications: Vec::new(),
@@ -170,18 +173,25 @@ impl Fold {
         &mut self.accounts[i]
     }
 
+    /// `user`'s entry is `dn`.
+    fn entry(&mut self, user: &str, dn: String) {
+        let key = dn.to_ascii_lowercase();
+        let a = self.account(user);
+        if a.dn.as_ref() != Some(&dn) {
+            a.dn = Some(dn);
+            let i = self.index[user];
+            self.by_dn.insert(key, i);
+        }
+    }
+
     fn record(&mut self, rec: Record, proven: bool) {
         if rec.incident != self.incident {
+            // a release is a run of its own (its own incident): the accounts of this one
+            // released later are part of its record
+            self.release_elsewhere(rec, proven);
             return;
         }
-        self.records += 1;
-        if !proven {
-            self.unproven += 1;
-        }
-        match self.seq_ranges.last_mut() {
-            Some((_, end)) if *end + 1 == rec.seq => *end = rec.seq,
-            _ => self.seq_ranges.push((rec.seq, rec.seq)),
-        }
+        self.count(&rec, proven);
         let ms = unix_millis(&rec.time);
         if let Some(run) = self.runs.last_mut() {
             if run.summary.ended_at.is_none() {
@@ -244,8 +254,8 @@ impl Fold {
                 });
             }
             Event::Intent { user, dn, step } => {
+                self.entry(&user, dn);
                 let a = self.account(&user);
-                a.dn = Some(dn);
                 let s = a.steps.entry(step).or_insert_with(|| StepAcc::new(&rec.time));
                 s.intent_ms = ms;
                 // started: until its outcome, the step is pending
@@ -259,8 +269,8 @@ impl Fold {
                 status,
                 detail,
             } => {
+                self.entry(&user, dn);
                 let a = self.account(&user);
-                a.dn = Some(dn);
                 if step == Step::HoldMail && in_containment && !a.expected.contains(&Step::HoldMail) {
                     a.expected.push(Step::HoldMail);
                 }
@@ -338,6 +348,39 @@ impl Fold {
             }
             // read by other commands; nothing on the page
             _ => {}
+        }
+    }
+
+    /// A record the report is made from: counted, and its `seq` in the ranges.
+    fn count(&mut self, rec: &Record, proven: bool) {
+        self.records += 1;
+        if !proven {
+            self.unproven += 1;
+        }
+        match self.seq_ranges.last_mut() {
+            Some((_, end)) if *end + 1 == rec.seq => *end = rec.seq,
+            _ => self.seq_ranges.push((rec.seq, rec.seq)),
+        }
+    }
+
+    /// A record of another incident: a release of one of this incident's accounts (by its
+    /// entry) is taken, the rest left.
+    fn release_elsewhere(&mut self, rec: Record, proven: bool) {
+        let Event::Outcome {
+            dn,
+            step: Step::RestoreFlags,
+            status,
+            ..
+        } = &rec.event
+        else {
+            return;
+        };
+        let Some(&i) = self.by_dn.get(&dn.to_ascii_lowercase()) else {
+            return;
+        };
+        if status.is_done() {
+            self.accounts[i].released_at = Some(rec.time.clone());
+            self.count(&rec, proven);
         }
     }
 

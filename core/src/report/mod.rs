@@ -13,7 +13,7 @@
 //! Renderings: [`IncidentReport::to_html`] (one self-contained file: inline CSS and SVG, no
 //! script, no external resource, printable), [`IncidentReport::to_markdown`], and the report
 //! itself as JSON (serde: the same shape for Rust, `--json`, Python and C), in English or
-//! French ([`Language`]). Beyond [`ACCOUNTS_INLINE`] accounts, the page lists those that need
+//! French ([`Language`](crate::notify::Language)). Beyond [`ACCOUNTS_INLINE`] accounts, the page lists those that need
 //! attention and [`IncidentReport::accounts_csv`] writes the full table beside it.
 //!
 //! No secret is ever in a report: the journal holds none (no password, code, hash or

@@ -234,6 +234,26 @@ async fn the_report_of_one_account_equals_what_the_journal_says_and_holds_no_sec
     let back: IncidentReport =
         serde_json::from_str(&serde_json::to_string(&report).expect("json")).expect("parse");
     assert_eq!(back, report);
+
+    // released later (a run of its own, its own incident): part of this incident's record
+    let released = r
+        .release(
+            &crate::support::one(name.as_str()),
+            cadenas::incident::ReleaseOptions::default().with_override_reason("report test"),
+        )
+        .await
+        .expect("release");
+    assert_ne!(released.incident, contained.incident);
+    let after = report_of(&journal, &contained.incident);
+    assert_eq!(after.summary.released, 1);
+    assert_eq!(after.accounts[0].outcome, AccountOutcome::Released);
+    assert!(after.accounts[0].released_at.is_some());
+    assert_eq!(
+        after.proof.records,
+        report.proof.records + 1,
+        "the release's outcome"
+    );
+    assert_eq!(after.summary.contained, 1, "released accounts were contained");
 }
 
 #[tokio::test]
