@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use super::texts::{
-    code, duration, outcome, problem_status, some_users, status, step as step_name, texts, when, Texts,
+    code, duration, figures, outcome, problem_status, some_users, status, step as step_name, texts, when,
+    Texts,
 };
 use super::types::{AccountOutcome, AccountRecord, IncidentReport, ACCOUNTS_INLINE};
 use crate::notify::Language;
@@ -140,45 +141,9 @@ impl IncidentReport {
             }
         }
         h.push_str("<dl class=\"figures\">");
-        let mut row = |label: &str, value: String| {
+        for (label, value) in figures(s, w) {
             let _ = write!(h, "<dt>{}</dt><dd>{}</dd>", escape(label), escape(&value));
-        };
-        if let Some(a) = &s.alert_at {
-            row(w.alert, when(a));
         }
-        for (label, t) in [
-            (w.started, &s.started_at),
-            (w.first_lock, &s.first_lock_at),
-            (w.last_lock, &s.last_lock_at),
-            (w.ended, &s.ended_at),
-        ] {
-            if let Some(t) = t {
-                row(label, when(t));
-            }
-        }
-        if let Some(ms) = s.to_end_ms {
-            row(w.all_done_after, duration(ms));
-        }
-        let mut accounts = format!(
-            "{} — {} {}, {} {}, {} {}",
-            s.accounts, s.contained, w.contained, s.needs_attention, w.needs_attention, s.refused, w.refused
-        );
-        if s.released > 0 {
-            let _ = write!(accounts, ", {} {}", s.released, w.released);
-        }
-        row(w.accounts, accounts);
-        row(w.sessions_closed, s.sessions_closed.to_string());
-        if s.mail_rules_deactivated > 0 {
-            row(w.rules_deactivated, s.mail_rules_deactivated.to_string());
-        }
-        if s.mail_held > 0 {
-            row(w.mail_held, s.mail_held.to_string());
-        }
-        let mut n = s.notifications_delivered.to_string();
-        if s.notifications_failed > 0 {
-            let _ = write!(n, " (+{} {})", s.notifications_failed, w.not_delivered);
-        }
-        row(w.notifications, n);
         h.push_str("</dl>");
         let _ = write!(h, "<h3 id=\"problems\">{}</h3>", escape(w.problems));
         if s.problems.is_empty() {

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use super::texts::{duration, outcome, problem_status, some_users, status, step as step_name, texts, when};
+use super::texts::{
+    duration, figures, outcome, problem_status, some_users, status, step as step_name, texts, when,
+};
 use super::types::{AccountOutcome, IncidentReport, ACCOUNTS_INLINE};
 use crate::notify::Language;
 
@@ -84,50 +86,9 @@ impl IncidentReport {
             }
         }
         let colon = w.colon;
-        let mut line = |label: &str, value: String| {
+        for (label, value) in figures(s, w) {
             let _ = writeln!(m, "- {label}{colon}{value}");
-        };
-        if let Some(a) = &s.alert_at {
-            line(w.alert, when(a));
         }
-        for (label, t) in [
-            (w.started, &s.started_at),
-            (w.first_lock, &s.first_lock_at),
-            (w.last_lock, &s.last_lock_at),
-            (w.ended, &s.ended_at),
-        ] {
-            if let Some(t) = t {
-                line(label, when(t));
-            }
-        }
-        if let Some(ms) = s.to_end_ms {
-            line(w.all_done_after, duration(ms));
-        }
-        line(
-            w.accounts,
-            format!(
-                "{} — {} {}, {} {}, {} {}, {} {}",
-                s.accounts,
-                s.contained,
-                w.contained,
-                s.needs_attention,
-                w.needs_attention,
-                s.refused,
-                w.refused,
-                s.released,
-                w.released
-            ),
-        );
-        line(w.sessions_closed, s.sessions_closed.to_string());
-        line(w.rules_deactivated, s.mail_rules_deactivated.to_string());
-        line(w.mail_held, s.mail_held.to_string());
-        line(
-            w.notifications,
-            format!(
-                "{} (+{} {})",
-                s.notifications_delivered, s.notifications_failed, w.not_delivered
-            ),
-        );
         let _ = writeln!(m, "\n### {}\n", w.problems);
         if s.problems.is_empty() {
             let _ = writeln!(m, "{}", w.no_problems);

@@ -1,6 +1,6 @@
 //! The page's words, in English and French, and how durations and counts read.
 
-use super::types::AccountOutcome;
+use super::types::{AccountOutcome, Summary};
 use crate::journal::{Step, StepStatus};
 use crate::notify::Language;
 
@@ -287,6 +287,50 @@ pub(super) fn some_users(users: &[String]) -> (Vec<&str>, usize) {
         .collect();
     let more = users.len() - shown.len();
     (shown, more)
+}
+
+/// The summary's figures as (label, value), in the page's order: the times, the durations,
+/// the accounts, what was closed, held and sent (mail rules and held messages only when
+/// there were some).
+pub(super) fn figures(s: &Summary, w: &Texts) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(a) = &s.alert_at {
+        out.push((w.alert, when(a)));
+    }
+    for (label, t) in [
+        (w.started, &s.started_at),
+        (w.first_lock, &s.first_lock_at),
+        (w.last_lock, &s.last_lock_at),
+        (w.ended, &s.ended_at),
+    ] {
+        if let Some(t) = t {
+            out.push((label, when(t)));
+        }
+    }
+    if let Some(ms) = s.to_end_ms {
+        out.push((w.all_done_after, duration(ms)));
+    }
+    let mut accounts = format!(
+        "{} — {} {}, {} {}, {} {}",
+        s.accounts, s.contained, w.contained, s.needs_attention, w.needs_attention, s.refused, w.refused
+    );
+    if s.released > 0 {
+        accounts.push_str(&format!(", {} {}", s.released, w.released));
+    }
+    out.push((w.accounts, accounts));
+    out.push((w.sessions_closed, s.sessions_closed.to_string()));
+    if s.mail_rules_deactivated > 0 {
+        out.push((w.rules_deactivated, s.mail_rules_deactivated.to_string()));
+    }
+    if s.mail_held > 0 {
+        out.push((w.mail_held, s.mail_held.to_string()));
+    }
+    let mut n = s.notifications_delivered.to_string();
+    if s.notifications_failed > 0 {
+        n.push_str(&format!(" (+{} {})", s.notifications_failed, w.not_delivered));
+    }
+    out.push((w.notifications, n));
+    out
 }
 
 /// A duration for readers: `850 ms`, `4.2 s`, `3 min 05 s`, `2 h 10 min`.
