@@ -359,7 +359,8 @@ class Report:
                 "logged in over IMAP first, as the attacker would be), against `contain` without revokers "
                 "above:",
                 "",
-                "| revokers | all locked after | the attacker's sessions all closed after | all contained after |",
+                "| revokers | all locked after | the attacker's sessions all closed after "
+                "| all contained after |",
                 "|---|---|---|---|",
             ]
             if self.med(t, "revoker_sessions_contained_s", n) is not None:
@@ -425,7 +426,8 @@ class Report:
             "`jq` computing only the summary's main figures (accounts, first and last lock) from the "
             "same lines in one streaming pass, checking no chain and drawing nothing.",
             "",
-            "| accounts | journal | report built | HTML + CSV | peak RSS (before) | `jq`, main figures only |",
+            "| accounts | journal | report built | HTML + CSV | peak RSS (before) "
+            "| `jq`, main figures only |",
             "|---|---|---|---|---|---|",
         ]
         for n in sizes:

@@ -84,11 +84,17 @@ only() {
   local name=$1 heading=$2 users=$3 r
   shift 3
   rm -f "$RESULTS"
+  local sizes=$CADENAS_BENCH_SIZES
   for r in $(seq "$REPEATS"); do
     echo "== repeat $r of $REPEATS ($name only)"
     bash lab/up.sh "$users"
     export CADENAS_BENCH_REPEAT=$r
-    "$@"
+    # sizes asked for once (CADENAS_BENCH_ONCE_SIZES): in the last repeat only
+    if [ "$r" = "$REPEATS" ] && [ -n "${CADENAS_BENCH_ONCE_SIZES:-}" ]; then
+      CADENAS_BENCH_SIZES=$sizes,$CADENAS_BENCH_ONCE_SIZES "$@"
+    else
+      CADENAS_BENCH_SIZES=$sizes "$@"
+    fi
   done
   splice "$name" "$heading"
   # a second section measured by the same runs (ALSO_NAME, ALSO_HEADING)

@@ -735,6 +735,32 @@ async fn journal_verify_checks_the_head_kept_elsewhere_and_the_records_mac() {
     let out = run(&["journal", "verify", j, "--expect-head", &other]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(text(&out).contains("not the expected"), "{}", text(&out));
+    // the record checks the MACs too, with the config's key
+    let incident = serde_json::from_slice::<serde_json::Value>(
+        &run(&["--json", "journal", "show", j])
+            .stdout
+            .split(|b| *b == b'\n')
+            .next()
+            .unwrap_or_default()
+            .to_vec(),
+    )
+    .expect("a record")["incident"]
+        .as_str()
+        .expect("incident")
+        .to_owned();
+    let out = run(&[
+        "--json",
+        "report",
+        &incident,
+        "--journal",
+        j,
+        "--expect-head",
+        &head,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["proof"]["macs_checked"], true, "{r:#}");
+    assert_eq!(r["summary"]["contained"], 1, "{r:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1281,6 +1307,20 @@ async fn mfa_and_journal_on_postgresql_race_contain_verify_and_export() {
         "{}",
         text(&out)
     );
+    // the incident record from the database, its MACs checked
+    let incident = report["incident"].as_str().expect("incident");
+    let out = run(&["--json", "report", incident, "--expect-head", &head]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        r["proof"]["journal"]
+            .as_str()
+            .expect("journal")
+            .starts_with("postgresql://"),
+        "{r:#}"
+    );
+    assert_eq!(r["proof"]["macs_checked"], true, "{r:#}");
+    assert_eq!(r["summary"]["contained"], 1, "{r:#}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

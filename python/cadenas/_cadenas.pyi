@@ -25,6 +25,7 @@ __all__ = [
     "Mfa",
     "Responder",
     "Secret",
+    "_render_report",
     "error_kinds",
     "hotp",
     "totp_code",

@@ -325,7 +325,9 @@ class AttackerAddress(_Dict):
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AttackerAddress:
         """Builds it from its JSON shape."""
-        return cls(range=d["range"], accounts=list(d.get("accounts", [])), sessions_closed=d["sessions_closed"])
+        return cls(
+            range=d["range"], accounts=list(d.get("accounts", [])), sessions_closed=d["sessions_closed"]
+        )
 
 
 @dataclass(frozen=True)

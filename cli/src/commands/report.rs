@@ -59,9 +59,10 @@ fn parse_language(s: &str) -> Result<Language, String> {
 /// first screen) or its head is not the expected one.
 pub fn run(cli: &Cli, cfg: Option<&Config>, args: &ReportArgs) -> Result<Exit, Error> {
     let location = journal_location(cfg, args.journal.as_deref())?;
+    // the config's key checks the MACs, of the file given too (as `journal verify` does)
     let key = match cfg.and_then(|c| c.journal.as_ref()) {
-        Some(j) if args.journal.is_none() => j.key()?,
-        _ => None,
+        Some(j) => j.key()?,
+        None => None,
     };
     let mut opts = ReportOptions::default();
     if let Some(at) = args.alert_at {
