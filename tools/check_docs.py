@@ -40,6 +40,7 @@ CONFIG_TYPES = {
     "cadenas::notify::WebhookChannel": "notify",
     "cadenas::notify::CommandChannel": "notify",
     "cadenas::preflight::CanaryConfig": "canary",
+    "cadenas::watch::WatchConfig": "watch",
 }
 
 # Public fields that are not a key of their own in the file, and what stands for them.

@@ -117,6 +117,10 @@ enum Command {
     /// The attacker's outbound mail: the Postfix policy service.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// Follow Dovecot's login log ([watch]) and print an alert, with the command that
+    /// contains it, when a rule fires (a new network for an account, one address on many
+    /// accounts, failure bursts); --replay FILE… runs the rules over old logs.
+    Watch(commands::watch::WatchArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -221,6 +225,7 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         } => commands::release::run(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
         Command::Outbound(o) => outbound::run(cli, &cfg, o).await,
+        Command::Watch(args) => commands::watch::run(cli, &cfg, args),
         Command::Journal(_) | Command::Report(_) | Command::Completions { .. } | Command::Man { .. } => {
             Ok(Exit::Other)
         }

@@ -736,15 +736,9 @@ async fn journal_verify_checks_the_head_kept_elsewhere_and_the_records_mac() {
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert!(text(&out).contains("not the expected"), "{}", text(&out));
     // the record checks the MACs too, with the config's key
-    let incident = serde_json::from_slice::<serde_json::Value>(
-        &run(&["--json", "journal", "show", j])
-            .stdout
-            .split(|b| *b == b'\n')
-            .next()
-            .unwrap_or_default()
-            .to_vec(),
-    )
-    .expect("a record")["incident"]
+    let shown = run(&["--json", "journal", "show", j]).stdout;
+    let first = shown.split(|b| *b == b'\n').next().unwrap_or_default();
+    let incident = serde_json::from_slice::<serde_json::Value>(first).expect("a record")["incident"]
         .as_str()
         .expect("incident")
         .to_owned();
@@ -1564,5 +1558,115 @@ fn completions_and_man_pages_come_from_the_commands_themselves() {
             text(&out)
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn watch_killed_and_restarted_neither_misses_nor_repeats_an_alert() {
+    use std::io::BufRead;
+    let lab = OpenLdapLab::load();
+    let imap = support::dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let log = support::dovecot_env()["CADENAS_LAB_DOVECOT_LOG"].clone();
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("cadenas-cli-watch-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = format!(
+        "{}\n[watch]\ndovecot_logs = [\"{log}\"]\nstate = \"{}\"\nmany_accounts = 3\n",
+        std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config"),
+        dir.join("watch.db").display()
+    );
+    let cfg_path = dir.join("cadenas.toml");
+    std::fs::write(&cfg_path, cfg).expect("write");
+    let config = cfg_path.to_str().expect("utf8").to_owned();
+    // password spraying from `ip` on 3 fresh accounts, at once
+    let spray = |ip: String, tag: &'static str| {
+        let (lab, imap) = (&lab, imap.clone());
+        async move {
+            let mut users = Vec::new();
+            for i in 0..3 {
+                users.push(lab.fresh_user(&format!("{tag}{i}")).await.0.to_string());
+            }
+            let tries = users
+                .iter()
+                .map(|u| support::Imap::login_from(&imap, &ip, u, "Winter2026!"));
+            for r in futures_util::future::join_all(tries).await {
+                assert!(support::Imap::refused(&r));
+            }
+        }
+    };
+    let a = format!("127.{}.{}.31", 60 + pid % 40, 1 + (pid / 40) % 250);
+    let b = format!("127.{}.{}.32", 60 + pid % 40, 1 + (pid / 40) % 250);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", &config, "--json", "watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("watch");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // its first poll keeps the log's end: wait for the state to exist
+    for _ in 0..50 {
+        if dir.join("watch.db").exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    spray(a.clone(), "cli-watch-a").await;
+    let mut seen_a = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen_a.is_empty() && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("an alert as JSON");
+            if v["ip"] == a.as_str() {
+                seen_a.push(v);
+            }
+        }
+    }
+    assert_eq!(seen_a.len(), 1, "the spray from {a} alerted once");
+    assert_eq!(seen_a[0]["rule"], "many_accounts");
+    assert_eq!(seen_a[0]["command"], format!("cadenas contain --from-ip {a}/32"));
+    // SIGKILL, and a spray while it is down
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    spray(b.clone(), "cli-watch-b").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let once = |config: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+            .args(["--config", config, "--json", "watch", "--once"])
+            .output()
+            .expect("watch --once");
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let restarted = once(&config);
+    assert!(
+        restarted.contains(&format!("\"ip\":\"{b}\"")),
+        "written while it was down: {restarted}"
+    );
+    assert!(
+        !restarted.contains(&format!("\"ip\":\"{a}\"")),
+        "already alerted: {restarted}"
+    );
+    let again = once(&config);
+    assert!(
+        !again.contains(&format!("\"ip\":\"{a}\"")) && !again.contains(&format!("\"ip\":\"{b}\"")),
+        "{again}"
+    );
+    // the replay of the log finds both, from a state of its own
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", &config, "watch", "--replay", &log, "--since", "1h"])
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "{}", text(&out));
+    let replayed = String::from_utf8_lossy(&out.stdout);
+    assert!(replayed.contains(&a) && replayed.contains(&b), "{replayed}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -66,6 +66,8 @@ pub struct Config {
     pub postfix: Option<PostfixConfig>,
     /// Test accounts (`[canary]`): what `cadenas check` tries the service account's rights on.
     pub canary: Option<CanaryConfig>,
+    /// Noticing an attack (`[watch]`): the logs followed, the rules' thresholds, the state.
+    pub watch: Option<crate::watch::WatchConfig>,
 }
 
 impl Config {
@@ -122,6 +124,10 @@ impl Config {
         if let Some(o) = &mut cfg.outbound {
             o.resolve_paths(base_dir);
             o.check()?;
+        }
+        if let Some(w) = &mut cfg.watch {
+            w.resolve_paths(base_dir);
+            w.check()?;
         }
         cfg.password.check()?;
         Ok(cfg)

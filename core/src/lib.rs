@@ -63,6 +63,7 @@ pub mod session;
 mod text;
 mod time;
 mod tls;
+pub mod watch;
 
 pub use config::Config;
 pub use db::{Database, PgTarget};

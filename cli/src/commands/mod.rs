@@ -12,6 +12,7 @@ pub mod release;
 pub mod report;
 pub mod sessions;
 pub mod status;
+pub mod watch;
 
 use std::path::Path;
 

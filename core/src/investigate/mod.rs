@@ -35,6 +35,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use authlog::parse_line;
 pub(crate) use authlog::{for_each_line, timestamp as log_time};
 pub use authlog::{read_auth_log, LogLogin};
 pub use sieve::{find_external_redirects, Redirect};

@@ -21,3 +21,4 @@ mod preflight;
 mod replicas;
 mod report;
 mod revokers;
+mod watch;

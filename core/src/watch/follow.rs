@@ -1,0 +1,302 @@
+//! Following a log file as it is written, across both kinds of rotation, from a position kept
+//! elsewhere (the watcher's state): a restart neither misses nor repeats a line.
+//!
+//! - **rename and create** (logrotate's default): the path names a new file. The rest of the
+//!   old one is read first — through the handle kept open, or, after a restart, from the file
+//!   in the same directory that still has the old inode (`dovecot.log.1`) — then the new one
+//!   from its start.
+//! - **copytruncate**: the same file, shorter than the position: read from its start.
+//!
+//! Only whole lines are returned (a line still being written waits for its newline). A line
+//! longer than [`MAX_LINE`] is returned cut, marked; bytes that are not UTF-8 are replaced.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind};
+
+/// The longest line returned whole; a longer one is cut there (and marked).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Most bytes read from one file per [`Follower::read_new`].
+const CHUNK: usize = 4 * 1024 * 1024;
+
+/// Where a file was read up to: its inode and the offset after the last whole line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The file's inode.
+    pub inode: u64,
+    /// Bytes read (whole lines only).
+    pub offset: u64,
+}
+
+/// One line read, and the position after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// The text (without its newline; cut at [`MAX_LINE`]).
+    pub text: String,
+    /// The line was longer than [`MAX_LINE`].
+    pub cut: bool,
+}
+
+/// A follower of one log file.
+#[derive(Debug)]
+pub struct Follower {
+    path: PathBuf,
+    pos: Option<Position>,
+    /// The file read, kept open: after a rename its rest is still readable.
+    file: Option<File>,
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("log {}: {what}: {e}", path.display())).with_source(e)
+}
+
+impl Follower {
+    /// A follower of `path`, from `pos` (the state kept from an earlier run), or — without one
+    /// — from the file's current end (`from_start`: its start).
+    pub fn new(path: PathBuf, pos: Option<Position>, from_start: bool) -> Result<Self, Error> {
+        let pos = match pos {
+            Some(p) => Some(p),
+            None => match std::fs::metadata(&path) {
+                Ok(m) => Some(Position {
+                    inode: m.ino(),
+                    offset: if from_start { 0 } else { m.len() },
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io(&path, "cannot stat", e)),
+            },
+        };
+        Ok(Self {
+            path,
+            pos,
+            file: None,
+        })
+    }
+
+    /// The file followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where it was read up to (`None`: the file did not exist yet).
+    pub fn position(&self) -> Option<Position> {
+        self.pos
+    }
+
+    /// The whole lines written since the last read, in order, and moves the position past
+    /// them. A missing file is no line (it may come back).
+    pub fn read_new(&mut self) -> Result<Vec<Line>, Error> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.path, "cannot stat", e)),
+        };
+        let mut out = Vec::new();
+        match self.pos {
+            Some(p) if p.inode != meta.ino() => {
+                // renamed away: the rest of the old file, then the new one from its start
+                if let Some(mut old) = self.old_file(p.inode)? {
+                    let mut pos = p;
+                    read_lines(&mut old, &mut pos, &self.path, &mut out)?;
+                }
+                self.file = None;
+                self.pos = Some(Position {
+                    inode: meta.ino(),
+                    offset: 0,
+                });
+            }
+            Some(p) if meta.len() < p.offset => {
+                // copied and truncated: from the start
+                self.pos = Some(Position {
+                    inode: p.inode,
+                    offset: 0,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.pos = Some(Position {
+                    inode: meta.ino(),
+                    offset: 0,
+                });
+            }
+        }
+        if self.file.is_none() {
+            self.file = Some(File::open(&self.path).map_err(|e| io(&self.path, "cannot open", e))?);
+        }
+        if let (Some(file), Some(pos)) = (self.file.as_mut(), self.pos.as_mut()) {
+            // the handle may be of a file renamed since it was opened: only read it for the
+            // inode the position names
+            let ino = file
+                .metadata()
+                .map_err(|e| io(&self.path, "cannot stat", e))?
+                .ino();
+            if ino == pos.inode {
+                read_lines(file, pos, &self.path, &mut out)?;
+            } else {
+                self.file = None;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The old file of inode `inode`: the handle kept open, or (after a restart) the file of
+    /// that inode in the same directory (`dovecot.log.1`).
+    fn old_file(&mut self, inode: u64) -> Result<Option<File>, Error> {
+        if let Some(f) = self.file.take() {
+            if f.metadata().map(|m| m.ino()).ok() == Some(inode) {
+                return Ok(Some(f));
+            }
+        }
+        let Some(dir) = self.path.parent() else {
+            return Ok(None);
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| io(dir, "cannot list", e))?;
+        for entry in entries.flatten() {
+            if entry.metadata().map(|m| m.ino()).ok() == Some(inode) {
+                return File::open(entry.path())
+                    .map(Some)
+                    .map_err(|e| io(&entry.path(), "cannot open", e));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads the whole lines of `file` from `pos` (at most [`CHUNK`] bytes), appends them to
+/// `out`, and moves `pos` past them.
+fn read_lines(file: &mut File, pos: &mut Position, path: &Path, out: &mut Vec<Line>) -> Result<(), Error> {
+    file.seek(SeekFrom::Start(pos.offset))
+        .map_err(|e| io(path, "cannot seek", e))?;
+    let mut buf = Vec::new();
+    file.take(CHUNK as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| io(path, "cannot read", e))?;
+    let mut start = 0;
+    while start < buf.len() {
+        match buf[start..].iter().position(|&b| b == b'\n') {
+            Some(n) => {
+                out.push(line(&buf[start..start + n]));
+                start += n + 1;
+            }
+            // no newline yet: wait for it, unless the line is already too long to keep
+            None if buf.len() - start > MAX_LINE => {
+                out.push(line(&buf[start..]));
+                start = buf.len();
+            }
+            None => break,
+        }
+    }
+    pos.offset += start as u64;
+    Ok(())
+}
+
+fn line(bytes: &[u8]) -> Line {
+    let cut = bytes.len() > MAX_LINE;
+    let bytes = &bytes[..bytes.len().min(MAX_LINE)];
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    Line {
+        text: String::from_utf8_lossy(bytes).into_owned(),
+        cut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cadenas-follow-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    }
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("append");
+    }
+
+    fn texts(lines: Vec<Line>) -> Vec<String> {
+        lines.into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn whole_lines_only_then_the_rest_once_written() {
+        let d = dir("whole");
+        let log = d.join("dovecot.log");
+        append(&log, "one\ntwo\nthr");
+        let mut f = Follower::new(log.clone(), None, true).expect("follower");
+        assert_eq!(texts(f.read_new().expect("read")), ["one", "two"]);
+        assert!(f.read_new().expect("read").is_empty());
+        append(&log, "ee\n");
+        assert_eq!(texts(f.read_new().expect("read")), ["three"]);
+    }
+
+    #[test]
+    fn rename_and_create_reads_the_old_files_rest_then_the_new_one() {
+        let d = dir("rename");
+        let log = d.join("dovecot.log");
+        append(&log, "a\n");
+        let mut f = Follower::new(log.clone(), None, true).expect("follower");
+        assert_eq!(texts(f.read_new().expect("read")), ["a"]);
+        append(&log, "b\n");
+        std::fs::rename(&log, d.join("dovecot.log.1")).expect("rotate");
+        append(&log, "c\n");
+        assert_eq!(texts(f.read_new().expect("read")), ["b", "c"]);
+        // after a restart (no handle kept): the rotated file is found by its inode
+        append(&log, "d\n");
+        let pos = f.position();
+        std::fs::rename(&log, d.join("dovecot.log.1")).expect("rotate again");
+        append(&log, "e\n");
+        let mut again = Follower::new(log.clone(), pos, false).expect("follower");
+        assert_eq!(texts(again.read_new().expect("read")), ["d", "e"]);
+    }
+
+    #[test]
+    fn copytruncate_starts_over_and_a_missing_file_is_no_line() {
+        let d = dir("truncate");
+        let log = d.join("dovecot.log");
+        append(&log, "a\nb\n");
+        let mut f = Follower::new(log.clone(), None, true).expect("follower");
+        assert_eq!(f.read_new().expect("read").len(), 2);
+        std::fs::write(&log, "").expect("truncate");
+        append(&log, "c\n");
+        assert_eq!(texts(f.read_new().expect("read")), ["c"]);
+        std::fs::remove_file(&log).expect("rm");
+        assert!(f.read_new().expect("read").is_empty());
+        append(&log, "d\n");
+        assert_eq!(texts(f.read_new().expect("read")), ["d"]);
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_and_binary_is_replaced_never_a_panic() {
+        let d = dir("huge");
+        let log = d.join("dovecot.log");
+        let huge = "x".repeat(1024 * 1024);
+        append(&log, &format!("{huge}\n"));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(b"\xff\xfe\x00bin\n"))
+            .expect("binary");
+        let mut f = Follower::new(log.clone(), None, true).expect("follower");
+        let lines = f.read_new().expect("read");
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].cut && lines[0].text.len() == MAX_LINE);
+        assert!(!lines[1].cut && lines[1].text.ends_with("bin"));
+    }
+}

@@ -1,0 +1,488 @@
+//! Noticing an attack before anyone calls: Dovecot's login log followed as it is written, rules
+//! over each login (a new network for an account, one address on many accounts, bursts of
+//! failures), and alerts — deduplicated per rule and account (or address) and rate-limited —
+//! each carrying the containment to run.
+//!
+//! The watcher's state lives in a database of its own ([`State`]: SQLite): where each log was
+//! read up to (inode and offset), each account's networks, the recent logins and failures the
+//! windows count, and the alerts raised. A batch of lines is one transaction, so a restart, a
+//! crash (SIGKILL) or a rotation (rename-and-create or copytruncate: [`follow`]) neither misses
+//! nor repeats a line, nor alerts twice.
+//!
+//! [`Watcher::replay`] runs the same rules over old logs (plain or gzip'd), in a state of its
+//! own: what would have been alerted, for tuning thresholds and for the incident record.
+//!
+//! ```no_run
+//! # fn demo(cfg: &cadenas::watch::WatchConfig) -> Result<(), cadenas::Error> {
+//! use cadenas::watch::Watcher;
+//!
+//! let mut watcher = Watcher::open(cfg)?;
+//! loop {
+//!     for alert in watcher.poll()? {
+//!         println!("{}", alert.sms_text(cadenas::notify::Language::En));
+//!     }
+//!     std::thread::sleep(std::time::Duration::from_secs(1));
+//! }
+//! # }
+//! ```
+
+pub mod follow;
+mod rules;
+mod state;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+use crate::investigate::{AddressRange, Instant};
+use crate::notify::Language;
+use follow::Follower;
+pub use state::State;
+
+/// The `[watch]` config section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WatchConfig {
+    /// Dovecot's log files to follow (login lines).
+    pub dovecot_logs: Vec<PathBuf>,
+    /// The watcher's state database (SQLite), created if missing.
+    pub state: PathBuf,
+    /// The organisation's own networks: never a "new network", never counted as an attacker's
+    /// address.
+    #[serde(default)]
+    pub own_networks: Vec<AddressRange>,
+    /// How far back an account's networks count as known, days. Default 30.
+    #[serde(default = "default_baseline_days")]
+    pub baseline_days: i64,
+    /// Distinct accounts from one address (logins and failures) that raise an alert. Default 5.
+    #[serde(default = "default_many_accounts")]
+    pub many_accounts: u64,
+    /// Within this many minutes. Default 10.
+    #[serde(default = "default_window")]
+    pub many_accounts_window_mins: i64,
+    /// Failed logins on one account that raise an alert. Default 10.
+    #[serde(default = "default_failures_per_account")]
+    pub failures_per_account: u64,
+    /// Failed logins from one address that raise an alert. Default 20.
+    #[serde(default = "default_failures_per_address")]
+    pub failures_per_address: u64,
+    /// Within this many minutes. Default 10.
+    #[serde(default = "default_window")]
+    pub failures_window_mins: i64,
+    /// One alert per rule and account (or address) within this many minutes (0: every
+    /// time). Default 60.
+    #[serde(default = "default_dedupe")]
+    pub dedupe_mins: i64,
+    /// At most this many alerts per hour, all rules. Default 20.
+    #[serde(default = "default_max_alerts")]
+    pub max_alerts_per_hour: u64,
+}
+
+fn default_baseline_days() -> i64 {
+    30
+}
+fn default_many_accounts() -> u64 {
+    5
+}
+fn default_window() -> i64 {
+    10
+}
+fn default_failures_per_account() -> u64 {
+    10
+}
+fn default_failures_per_address() -> u64 {
+    20
+}
+fn default_dedupe() -> i64 {
+    60
+}
+fn default_max_alerts() -> u64 {
+    20
+}
+
+impl WatchConfig {
+    /// A config following `dovecot_logs`, its state in `state`, every threshold at its default.
+    pub fn new(dovecot_logs: Vec<PathBuf>, state: PathBuf) -> Self {
+        Self {
+            dovecot_logs,
+            state,
+            own_networks: Vec::new(),
+            baseline_days: default_baseline_days(),
+            many_accounts: default_many_accounts(),
+            many_accounts_window_mins: default_window(),
+            failures_per_account: default_failures_per_account(),
+            failures_per_address: default_failures_per_address(),
+            failures_window_mins: default_window(),
+            dedupe_mins: default_dedupe(),
+            max_alerts_per_hour: default_max_alerts(),
+        }
+    }
+
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for p in self
+            .dovecot_logs
+            .iter_mut()
+            .chain(std::iter::once(&mut self.state))
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let bad = |why: &str| Error::new(ErrorKind::Config, format!("watch: {why}"));
+        if self.dovecot_logs.is_empty() {
+            return Err(bad("dovecot_logs names no file"));
+        }
+        if self.baseline_days < 1
+            || self.many_accounts_window_mins < 1
+            || self.failures_window_mins < 1
+            || self.dedupe_mins < 0
+        {
+            return Err(bad("the windows are at least 1 (minutes, days)"));
+        }
+        if self.many_accounts < 2 || self.failures_per_account < 1 || self.failures_per_address < 1 {
+            return Err(bad(
+                "many_accounts is at least 2, the failure thresholds at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertRule {
+    /// A login from a network the account has not used in its baseline window.
+    NewNetwork,
+    /// One address logged into, or failed on, many accounts.
+    ManyAccounts,
+    /// A burst of failed logins on one account.
+    FailuresOnAccount,
+    /// A burst of failed logins from one address.
+    FailuresFromAddress,
+}
+
+impl AlertRule {
+    /// The stable snake_case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AlertRule::NewNetwork => "new_network",
+            AlertRule::ManyAccounts => "many_accounts",
+            AlertRule::FailuresOnAccount => "failures_on_account",
+            AlertRule::FailuresFromAddress => "failures_from_address",
+        }
+    }
+
+    fn words(self, lang: Language) -> &'static str {
+        let fr = lang == Language::Fr;
+        match self {
+            AlertRule::NewNetwork if fr => "nouveau réseau",
+            AlertRule::NewNetwork => "new network",
+            AlertRule::ManyAccounts if fr => "nombreux comptes",
+            AlertRule::ManyAccounts => "many accounts",
+            AlertRule::FailuresOnAccount if fr => "échecs répétés",
+            AlertRule::FailuresOnAccount => "failure burst",
+            AlertRule::FailuresFromAddress if fr => "échecs depuis une adresse",
+            AlertRule::FailuresFromAddress => "failures from one address",
+        }
+    }
+}
+
+/// An alert: the rule, the account (for the per-account rules), the address, when (the log
+/// line's time), what was seen, and the command that contains it. Never a password or a
+/// message's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Alert {
+    /// The rule.
+    pub rule: AlertRule,
+    /// The account, for the per-account rules.
+    pub account: Option<String>,
+    /// The client address.
+    pub ip: String,
+    /// When (RFC 3339 UTC, the log line's time).
+    pub at: String,
+    /// What was seen, in words.
+    pub detail: String,
+    /// The containment to run.
+    pub command: String,
+}
+
+impl Alert {
+    fn new(rule: AlertRule, account: Option<&str>, ip: &str, at: i64, detail: String) -> Self {
+        let range = match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("{ip}/128"),
+            _ => format!("{ip}/32"),
+        };
+        let command = match (rule, account) {
+            (AlertRule::FailuresOnAccount, Some(a)) => format!("cadenas plan {a}"),
+            _ => format!("cadenas contain --from-ip {range}"),
+        };
+        Self {
+            rule,
+            account: account.map(str::to_owned),
+            ip: ip.to_owned(),
+            at: Instant::from_unix(at).rfc3339(),
+            detail,
+            command,
+        }
+    }
+
+    /// What deduplicates it: the account for per-account rules, else the address.
+    fn subject(&self) -> String {
+        self.account.clone().unwrap_or_else(|| self.ip.clone())
+    }
+
+    /// The alert as an SMS: at most 160 characters, in `lang`, with the command (names and
+    /// addresses made printable, a long account name shortened).
+    pub fn sms_text(&self, lang: Language) -> String {
+        let who: String = crate::text::escape_controls(self.account.as_deref().unwrap_or(""))
+            .chars()
+            .take(24)
+            .collect();
+        let from = if lang == Language::Fr { "depuis" } else { "from" };
+        let text = format!(
+            "Cadenas: {}{}{from} {} ({}) - {}",
+            who,
+            if who.is_empty() { "" } else { " " },
+            crate::text::escape_controls(&self.ip),
+            self.rule.words(lang),
+            crate::text::escape_controls(&self.command)
+        );
+        text.chars().take(160).collect()
+    }
+}
+
+/// The watcher: the followers of the configured logs and its state.
+#[derive(Debug)]
+pub struct Watcher {
+    cfg: WatchConfig,
+    state: State,
+    followers: Vec<Follower>,
+}
+
+impl Watcher {
+    /// Opens the state and follows each log from where the state says it was read up to — a
+    /// log never read before from its current end (what was written before the watcher
+    /// started is [`replay`](Self::replay)'s).
+    pub fn open(cfg: &WatchConfig) -> Result<Self, Error> {
+        cfg.check()?;
+        let state = State::open(&cfg.state)?;
+        let mut followers = Vec::with_capacity(cfg.dovecot_logs.len());
+        for log in &cfg.dovecot_logs {
+            followers.push(Follower::new(log.clone(), state.position(log)?, false)?);
+        }
+        Ok(Self {
+            cfg: cfg.clone(),
+            state,
+            followers,
+        })
+    }
+
+    /// Reads what was written since the last poll, runs the rules, and returns the alerts
+    /// raised (recorded as unsent: [`Watcher::unsent`], [`Watcher::mark_sent`]). Each log's
+    /// new lines, their alerts and its position are committed together.
+    pub fn poll(&mut self) -> Result<Vec<Alert>, Error> {
+        let now = Instant::now();
+        let mut raised = Vec::new();
+        for f in &mut self.followers {
+            let lines = f.read_new()?;
+            let Some(pos) = f.position() else {
+                continue;
+            };
+            let path = f.path().to_owned();
+            let cfg = &self.cfg;
+            let alerts = self.state.batch(|b| {
+                let mut out = Vec::new();
+                for l in &lines {
+                    if let Some(login) = crate::investigate::parse_line(&l.text, now) {
+                        out.extend(rules::judge(b, cfg, &login, now)?);
+                    }
+                }
+                let keep = cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60;
+                b.prune(now.unix() - keep)?;
+                b.set_position(&path, pos)?;
+                Ok(out)
+            })?;
+            raised.extend(alerts);
+        }
+        Ok(raised)
+    }
+
+    /// Alerts raised and not yet delivered (a crash between the two), with their ids.
+    pub fn unsent(&self) -> Result<Vec<(i64, Alert)>, Error> {
+        self.state.unsent()
+    }
+
+    /// Marks alert `id` delivered.
+    pub fn mark_sent(&self, id: i64) -> Result<(), Error> {
+        self.state.mark_sent(id)
+    }
+
+    /// Runs the rules over `logs` (plain or gzip'd, in the order given) from `since`, in a
+    /// fresh state of its own at `state` (created; an existing file is refused), and returns
+    /// what would have been alerted, in order.
+    pub fn replay(
+        cfg: &WatchConfig,
+        logs: &[PathBuf],
+        since: Option<Instant>,
+        state: &Path,
+    ) -> Result<Vec<Alert>, Error> {
+        cfg.check()?;
+        if state.exists() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{}: exists; a replay starts from a state of its own",
+                    state.display()
+                ),
+            ));
+        }
+        let mut st = State::open(state)?;
+        let now = Instant::now();
+        let mut alerts = Vec::new();
+        for log in logs {
+            let mut logins = Vec::new();
+            crate::investigate::for_each_line(log, |text| {
+                if let Some(l) = crate::investigate::parse_line(text, now) {
+                    if since.is_none_or(|s| l.time.is_some_and(|t| t >= s)) {
+                        logins.push(l);
+                    }
+                }
+            })?;
+            // one transaction per 10 000 lines
+            for chunk in logins.chunks(10_000) {
+                alerts.extend(st.batch(|b| {
+                    let mut out = Vec::new();
+                    for login in chunk {
+                        out.extend(rules::judge(b, cfg, login, now)?);
+                    }
+                    Ok(out)
+                })?);
+            }
+        }
+        Ok(alerts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(t: &str, user: &str, ip: &str) -> String {
+        format!("2026-12-07 {t} imap-login: Info: Login: user=<{user}>, method=PLAIN, rip={ip}, lip=127.0.0.1, mpid=1\n")
+    }
+
+    fn failed(t: &str, user: &str, ip: &str) -> String {
+        format!(
+            "2026-12-07 {t} imap-login: Info: Disconnected: Aborted login by logging out (auth failed, 1 attempts in 2 secs): \
+             user=<{user}>, method=PLAIN, rip={ip}, lip=127.0.0.1\n"
+        )
+    }
+
+    fn replay(tag: &str, lines: &str, cfg: impl FnOnce(&mut WatchConfig)) -> Vec<Alert> {
+        let dir = std::env::temp_dir().join(format!("cadenas-rules-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let log = dir.join("dovecot.log");
+        std::fs::write(&log, lines).expect("log");
+        let mut c = WatchConfig::new(vec![log.clone()], dir.join("state.db"));
+        cfg(&mut c);
+        let out = Watcher::replay(&c, &[log], None, &dir.join("replay.db")).expect("replay");
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[test]
+    fn a_new_network_after_a_baseline_once_and_never_for_an_own_network() {
+        let lines = [
+            login("08:00:00", "alice", "192.0.2.10"),
+            login("08:05:00", "alice", "192.0.2.11"), // same /24: known
+            login("09:00:00", "alice", "203.0.113.7"), // new
+            login("09:01:00", "alice", "203.0.113.7"), // deduplicated
+            login("09:02:00", "alice", "10.1.2.3"),   // the organisation's own
+            login("09:03:00", "bob", "203.0.113.7"),  // bob's first login: learned
+        ]
+        .concat();
+        let alerts = replay("net", &lines, |c| {
+            c.own_networks = vec![AddressRange::parse("10.0.0.0/8").expect("range")]
+        });
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = &alerts[0];
+        assert_eq!(
+            (a.rule, a.account.as_deref(), a.ip.as_str()),
+            (AlertRule::NewNetwork, Some("alice"), "203.0.113.7")
+        );
+        assert_eq!(a.at, "2026-12-07T09:00:00Z");
+        assert_eq!(a.command, "cadenas contain --from-ip 203.0.113.7/32");
+        assert_eq!(
+            a.sms_text(Language::En),
+            "Cadenas: alice from 203.0.113.7 (new network) - cadenas contain --from-ip 203.0.113.7/32"
+        );
+    }
+
+    #[test]
+    fn spraying_and_failure_bursts_each_alert_once_within_their_windows() {
+        let mut lines = String::new();
+        for i in 0..5 {
+            lines += &failed(&format!("10:00:0{i}"), &format!("user{i}"), "198.51.100.9");
+        }
+        for i in 0..10 {
+            lines += &failed(
+                &format!("10:01:{i:02}"),
+                "carol",
+                &format!("198.51.100.{}", 20 + i),
+            );
+        }
+        // outside the window: counted apart
+        for i in 0..4 {
+            lines += &failed(&format!("11:00:0{i}"), &format!("late{i}"), "198.51.100.200");
+        }
+        let alerts = replay("spray", &lines, |_| {});
+        let rules: Vec<(AlertRule, String)> = alerts
+            .iter()
+            .map(|a| (a.rule, a.account.clone().unwrap_or(a.ip.clone())))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                (AlertRule::ManyAccounts, "198.51.100.9".to_owned()),
+                (AlertRule::FailuresOnAccount, "carol".to_owned())
+            ],
+            "{alerts:?}"
+        );
+        assert_eq!(alerts[1].command, "cadenas plan carol");
+    }
+
+    #[test]
+    fn the_overall_rate_limit_holds_and_a_long_name_keeps_the_sms_short() {
+        let long = "x".repeat(300);
+        let mut lines = login("07:00:00", &long, "192.0.2.1");
+        for i in 0..30 {
+            lines += &login("08:00:00", &long, &format!("203.0.{i}.1"));
+        }
+        let alerts = replay("limit", &lines, |c| {
+            c.dedupe_mins = 0;
+            c.max_alerts_per_hour = 3;
+        });
+        assert_eq!(alerts.len(), 3, "{alerts:?}");
+        assert!(alerts
+            .iter()
+            .all(|a| a.sms_text(Language::Fr).chars().count() <= 160));
+    }
+
+    #[test]
+    fn thresholds_that_make_no_sense_are_config_errors() {
+        let mut c = WatchConfig::new(vec!["/var/log/dovecot.log".into()], "/tmp/w.db".into());
+        c.many_accounts = 1;
+        assert_eq!(c.check().expect_err("1 account").kind(), ErrorKind::Config);
+        let c = WatchConfig::new(Vec::new(), "/tmp/w.db".into());
+        assert_eq!(c.check().expect_err("no log").kind(), ErrorKind::Config);
+    }
+}

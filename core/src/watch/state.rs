@@ -1,0 +1,228 @@
+//! The watcher's state, in SQLite: where each log was read up to, the networks each account
+//! logged in from, the recent logins and failures the windows count, and the alerts raised.
+//!
+//! A batch of lines is one transaction: the positions after it, what it taught, and the alerts
+//! it raised are written together — a crash (SIGKILL) before the commit re-reads the batch,
+//! after it never reads it again, so no line is missed or alerted twice. An alert is marked
+//! sent once delivered; alerts left unsent by a crash go out at the next start.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::follow::Position;
+use super::Alert;
+use crate::error::{Error, ErrorKind};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS watch_positions (path TEXT PRIMARY KEY, inode INTEGER NOT NULL, offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watch_networks (account TEXT NOT NULL, network TEXT NOT NULL, last_seen INTEGER NOT NULL,
+  PRIMARY KEY (account, network));
+CREATE TABLE IF NOT EXISTS watch_events (kind TEXT NOT NULL, key TEXT NOT NULL, other TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS watch_events_by_key ON watch_events (kind, key, at);
+CREATE TABLE IF NOT EXISTS watch_alerts (id INTEGER PRIMARY KEY, rule TEXT NOT NULL, subject TEXT NOT NULL,
+  at INTEGER NOT NULL, alert TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS watch_alerts_by_subject ON watch_alerts (rule, subject, at);
+";
+
+/// The watcher's state database.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("path", &self.path).finish()
+    }
+}
+
+pub(super) fn db_err(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!("watch state {}: {what}: {e}", path.display()),
+    )
+}
+
+impl State {
+    /// Opens (creating) the state database at `path`: WAL, fsync at every commit.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let conn = Connection::open(path).map_err(|e| db_err(path, "cannot open", e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|()| conn.execute_batch(SCHEMA))
+            .map_err(|e| db_err(path, "cannot set up", e))?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Where `log` was read up to, if it was.
+    pub fn position(&self, log: &Path) -> Result<Option<Position>, Error> {
+        self.conn
+            .query_row(
+                "SELECT inode, offset FROM watch_positions WHERE path = ?1",
+                params![log.to_string_lossy()],
+                |r| {
+                    Ok(Position {
+                        inode: r.get::<_, i64>(0)? as u64,
+                        offset: r.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| db_err(&self.path, "cannot read a position", e))
+    }
+
+    /// One batch: `f` reads and writes through the transaction; committed (durably) when it
+    /// returns `Ok`.
+    pub(super) fn batch<T>(&mut self, f: impl FnOnce(&Batch<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, "cannot begin", e))?;
+        let out = f(&Batch { tx: &tx, path: &path })?;
+        tx.commit().map_err(|e| db_err(&path, "cannot commit", e))?;
+        Ok(out)
+    }
+
+    /// The alerts raised but not yet delivered, oldest first (with their ids).
+    pub fn unsent(&self) -> Result<Vec<(i64, Alert)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, alert FROM watch_alerts WHERE sent = 0 ORDER BY id")
+            .map_err(|e| db_err(&self.path, "cannot read alerts", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| db_err(&self.path, "cannot read alerts", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, text) = row.map_err(|e| db_err(&self.path, "cannot read alerts", e))?;
+            if let Ok(a) = serde_json::from_str(&text) {
+                out.push((id, a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks alert `id` delivered.
+    pub fn mark_sent(&self, id: i64) -> Result<(), Error> {
+        self.conn
+            .execute("UPDATE watch_alerts SET sent = 1 WHERE id = ?1", params![id])
+            .map(|_| ())
+            .map_err(|e| db_err(&self.path, "cannot mark an alert sent", e))
+    }
+}
+
+/// A batch's view of the state, inside its transaction.
+pub(super) struct Batch<'a> {
+    tx: &'a Transaction<'a>,
+    path: &'a Path,
+}
+
+impl Batch<'_> {
+    fn err(&self, what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        let what = what.to_owned();
+        move |e| db_err(self.path, &what, e)
+    }
+
+    pub(super) fn set_position(&self, log: &Path, p: Position) -> Result<(), Error> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO watch_positions (path, inode, offset) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(path) DO UPDATE SET inode = ?2, offset = ?3",
+            )
+            .and_then(|mut s| s.execute(params![log.to_string_lossy(), p.inode as i64, p.offset as i64]))
+            .map(|_| ())
+            .map_err(self.err("cannot write a position"))
+    }
+
+    /// The networks `account` logged in from since `since` (Unix seconds).
+    pub(super) fn networks(&self, account: &str, since: i64) -> Result<Vec<String>, Error> {
+        let mut s = self
+            .tx
+            .prepare_cached("SELECT network FROM watch_networks WHERE account = ?1 AND last_seen >= ?2")
+            .map_err(self.err("cannot read networks"))?;
+        let rows = s
+            .query_map(params![account, since], |r| r.get::<_, String>(0))
+            .map_err(self.err("cannot read networks"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("cannot read networks"))
+    }
+
+    pub(super) fn saw_network(&self, account: &str, network: &str, at: i64) -> Result<(), Error> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO watch_networks (account, network, last_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(account, network) DO UPDATE SET last_seen = max(last_seen, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![account, network, at]))
+            .map(|_| ())
+            .map_err(self.err("cannot write a network"))
+    }
+
+    /// Records an event of `kind` for `key` (with `other`: the account of a login from an
+    /// address) at `at`.
+    pub(super) fn event(&self, kind: &str, key: &str, other: &str, at: i64) -> Result<(), Error> {
+        self.tx
+            .prepare_cached("INSERT INTO watch_events (kind, key, other, at) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![kind, key, other, at]))
+            .map(|_| ())
+            .map_err(self.err("cannot write an event"))
+    }
+
+    /// Events of `kind` for `key` since `since`: how many, and how many distinct `other`s.
+    pub(super) fn count(&self, kind: &str, key: &str, since: i64) -> Result<(u64, u64), Error> {
+        self.tx
+            .prepare_cached(
+                "SELECT count(*), count(DISTINCT other) FROM watch_events WHERE kind = ?1 AND key = ?2 AND at >= ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![kind, key, since], |r| {
+                    Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64))
+                })
+            })
+            .map_err(self.err("cannot count events"))
+    }
+
+    /// Forgets events older than `before`.
+    pub(super) fn prune(&self, before: i64) -> Result<(), Error> {
+        self.tx
+            .execute("DELETE FROM watch_events WHERE at < ?1", params![before])
+            .map(|_| ())
+            .map_err(self.err("cannot prune events"))
+    }
+
+    /// Whether an alert of `rule` about `subject` was raised since `since`.
+    pub(super) fn alerted(&self, rule: &str, subject: &str, since: i64) -> Result<bool, Error> {
+        self.tx
+            .prepare_cached(
+                "SELECT 1 FROM watch_alerts WHERE rule = ?1 AND subject = ?2 AND at >= ?3 LIMIT 1",
+            )
+            .and_then(|mut s| s.exists(params![rule, subject, since]))
+            .map_err(self.err("cannot read alerts"))
+    }
+
+    /// Alerts raised since `since`, all rules.
+    pub(super) fn alerts_since(&self, since: i64) -> Result<u64, Error> {
+        self.tx
+            .prepare_cached("SELECT count(*) FROM watch_alerts WHERE at >= ?1")
+            .and_then(|mut s| s.query_row(params![since], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(self.err("cannot count alerts"))
+    }
+
+    pub(super) fn raise(&self, alert: &Alert, subject: &str, at: i64) -> Result<(), Error> {
+        let text = serde_json::to_string(alert)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("alert to JSON: {e}")))?;
+        self.tx
+            .prepare_cached("INSERT INTO watch_alerts (rule, subject, at, alert) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![alert.rule.name(), subject, at, text]))
+            .map(|_| ())
+            .map_err(self.err("cannot write an alert"))
+    }
+}
