@@ -171,6 +171,40 @@ fn incident_report(journal: &std::path::Path, incident: &str, n: usize) {
     let peak = lab::peak_rss_mib();
     assert_eq!(report.summary.contained, n, "{:?}", report.summary);
     assert!(report.proof.intact());
+    // the same as a sysadmin runs it: `cadenas report`, a fresh process writing the page and
+    // the CSV; its peak resident set sampled from /proc until it exits (VmHWM only grows)
+    let cli = std::env::var("CADENAS_BENCH_CLI").unwrap_or_else(|_| "target/release/cadenas".into());
+    let page = journal.with_extension("html");
+    let t = Instant::now();
+    let mut child = Command::new(&cli)
+        .args(["report", incident, "--journal"])
+        .arg(journal)
+        .arg("--out")
+        .arg(&page)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("cadenas report");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut cli_peak_kib = 0.0_f64;
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        }) {
+            cli_peak_kib = cli_peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let cli_s = t.elapsed().as_secs_f64();
+    assert!(status.success(), "cadenas report: {status}");
+    let _ = std::fs::remove_file(&page);
+    let _ = std::fs::remove_file(page.with_file_name(report.csv_file_name()));
+    let cli_peak = cli_peak_kib / 1024.0;
     // the peer: jq, one streaming pass, the accounts and the first and last lock
     let t = Instant::now();
     let out = Command::new("jq")
@@ -204,10 +238,13 @@ fn incident_report(journal: &std::path::Path, incident: &str, n: usize) {
     lab::record("incident_report", "rss_before_mib", n, before);
     lab::record("incident_report", "journal_mib", n, size_mib);
     lab::record("incident_report", "jq_s", n, jq);
+    lab::record("incident_report", "cli_s", n, cli_s);
+    lab::record("incident_report", "cli_peak_rss_mib", n, cli_peak);
     println!(
         "        the incident record of {n} accounts from its {size_mib:.0} MiB journal: built in {built:.2} s, \
          HTML ({:.1} MiB) and CSV in {rendered:.2} s, peak RSS {peak:.0} MiB ({before:.0} before); \
-         jq's summary figures {jq:.2} s ({:.2}x the report's build)",
+         jq's summary figures {jq:.2} s ({:.2}x the report's build); `cadenas report` (a process of its own, \
+         page and CSV written) {cli_s:.2} s, peak RSS {cli_peak:.0} MiB",
         html.len() as f64 / 1048576.0,
         jq / built,
     );
