@@ -1572,7 +1572,7 @@ async fn watch_killed_and_restarted_neither_misses_nor_repeats_an_alert() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let cfg = format!(
-        "{}\n[watch]\ndovecot_logs = [\"{log}\"]\nstate = \"{}\"\nmany_accounts = 3\n",
+        "{}\n[watch]\ndovecot_logs = [\"{log}\"]\nstate = \"{}\"\nmany_accounts = 3\nmax_alerts_per_hour = 1000000\n",
         std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config"),
         dir.join("watch.db").display()
     );
