@@ -6,7 +6,7 @@ use cadenas::journal::Event;
 use cadenas::{Config, Error};
 use clap::Subcommand;
 
-use super::journal_location;
+use super::{journal_key, journal_location};
 use crate::exit::Exit;
 use crate::Cli;
 
@@ -40,14 +40,6 @@ pub enum JournalCommand {
         #[arg(long)]
         incident: Option<String>,
     },
-}
-
-fn journal_key(cfg: Option<&Config>) -> Result<Option<cadenas::Secret>, Error> {
-    Ok(cfg
-        .and_then(|c| c.journal.as_ref())
-        .map(|j| j.key())
-        .transpose()?
-        .flatten())
 }
 
 /// `cadenas journal …`.

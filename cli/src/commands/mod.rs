@@ -33,6 +33,16 @@ pub fn journal_location(
     })
 }
 
+/// The config's journal key (`[journal] key_file`), when it has one: what checks the MACs of
+/// the journal a command reads, the config's or a file given.
+pub fn journal_key(cfg: Option<&Config>) -> Result<Option<cadenas::Secret>, Error> {
+    Ok(cfg
+        .and_then(|c| c.journal.as_ref())
+        .map(|j| j.key())
+        .transpose()?
+        .flatten())
+}
+
 /// A responder journaling to the file given, or to the config's journal.
 pub async fn responder_for(cfg: &Config, given: Option<&Path>) -> Result<Responder, Error> {
     match given {

@@ -9,7 +9,7 @@ use cadenas::report::{IncidentReport, ReportOptions};
 use cadenas::{Config, Error, ErrorKind};
 use clap::{Args, ValueEnum};
 
-use super::journal_location;
+use super::{journal_key, journal_location};
 use crate::exit::Exit;
 use crate::Cli;
 
@@ -60,10 +60,7 @@ fn parse_language(s: &str) -> Result<Language, String> {
 pub fn run(cli: &Cli, cfg: Option<&Config>, args: &ReportArgs) -> Result<Exit, Error> {
     let location = journal_location(cfg, args.journal.as_deref())?;
     // the config's key checks the MACs, of the file given too (as `journal verify` does)
-    let key = match cfg.and_then(|c| c.journal.as_ref()) {
-        Some(j) => j.key()?,
-        None => None,
-    };
+    let key = journal_key(cfg)?;
     let mut opts = ReportOptions::default();
     if let Some(at) = args.alert_at {
         opts = opts.with_alert_at(at);

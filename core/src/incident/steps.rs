@@ -380,11 +380,10 @@ impl Responder {
                 };
                 // The way back in an attacker leaves in the mailbox: a redirect rule.
                 status = judge_mail_rules(rules, status, &mut detail);
-                if parked.is_some() {
-                    drop(parked);
-                    if let Some(place) = place {
-                        place.take_back().await;
-                    }
+                // back to work on the servers: with a place (kept, or taken again)
+                drop(parked);
+                if let Some(place) = place {
+                    place.take_back().await;
                 }
                 (status, detail)
             }

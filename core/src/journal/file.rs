@@ -131,19 +131,13 @@ fn line_is_last_and_unterminated(path: &Path, end: u64) -> Result<bool, Error> {
 /// are the ones checked — no second read that could see another file). Keeps the records only
 /// when asked (`keep`): a verify of 48 000 records must not hold them all in memory.
 fn scan(path: &Path, key: Option<&Secret>, keep: bool) -> Result<(VerifyReport, Vec<Record>), Error> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((VerifyReport::empty(key.is_some()), Vec::new()))
+    let mut records = Vec::new();
+    let report = visit_path(path, key, false, &mut |rec, _| {
+        if keep {
+            records.push(rec);
         }
-        Err(e) => return Err(io_err(path, "cannot read", e)),
-    };
-    let lines = BufReader::new(file)
-        .split(b'\n')
-        .map(|l| l.map_err(|e| io_err(path, "read", e)));
-    // the last line, unterminated and unreadable: a write cut by a crash, not an edit (every
-    // record is written whole with its newline)
-    scan_lines(lines, key, keep, |end| line_is_last_and_unterminated(path, end))
+    })?;
+    Ok((report, records))
 }
 
 /// Every record of the file in order to `visit`, read line by line (see
@@ -151,6 +145,17 @@ fn scan(path: &Path, key: Option<&Secret>, keep: bool) -> Result<(VerifyReport, 
 pub(super) fn visit_file(
     path: &Path,
     key: Option<&Secret>,
+    visit: &mut dyn FnMut(Record, bool),
+) -> Result<VerifyReport, Error> {
+    visit_path(path, key, true, visit)
+}
+
+/// The file's lines, read as a stream, through [`visit_lines`](super::chain::visit_lines). A
+/// missing file is an empty journal.
+fn visit_path(
+    path: &Path,
+    key: Option<&Secret>,
+    past_break: bool,
     visit: &mut dyn FnMut(Record, bool),
 ) -> Result<VerifyReport, Error> {
     let file = match File::open(path) {
@@ -161,13 +166,15 @@ pub(super) fn visit_file(
     let lines = BufReader::with_capacity(1 << 20, file)
         .split(b'\n')
         .map(|l| l.map_err(|e| io_err(path, "read", e)));
+    // the last line, unterminated and unreadable: a write cut by a crash, not an edit (every
+    // record is written whole with its newline)
     super::chain::visit_lines(
         lines,
         key,
         &|end| line_is_last_and_unterminated(path, end),
         0,
         super::chain::GENESIS,
-        true,
+        past_break,
         visit,
     )
 }

@@ -83,7 +83,8 @@ struct StepAcc {
     took_ms: Option<u64>,
     tries: u32,
     note: Option<String>,
-    /// When the step was first done (the timeline's time).
+    /// When the step was first done (the timeline's time): as the record says it, and in ms.
+    done_at: Option<String>,
     done_ms: Option<i128>,
 }
 
@@ -282,11 +283,12 @@ impl Fold {
                     (Some(i), Some(o)) if o >= i => u64::try_from(o - i).ok(),
                     _ => None,
                 };
-                s.at = rec.time;
                 s.note = note_of(&detail);
-                if status.is_done() && s.done_ms.is_none() {
+                if status.is_done() && s.done_at.is_none() {
+                    s.done_at = Some(rec.time.clone());
                     s.done_ms = ms;
                 }
+                s.at = rec.time;
             }
             Event::Refused { user, error } => {
                 self.account(&user).refused = Some(error);
@@ -424,9 +426,12 @@ impl Fold {
                         summary.needs_attention += 1
                     }
                 }
-                match a.steps.get(&Step::Lock).and_then(|s| s.done_ms.map(|m| (m, s))) {
-                    Some((m, s)) => {
-                        let at = s.first_done_at(m);
+                match a
+                    .steps
+                    .get(&Step::Lock)
+                    .and_then(|s| Some((s.done_ms?, s.done_at.clone()?)))
+                {
+                    Some((m, at)) => {
                         if first_lock.as_ref().is_none_or(|(f, _)| m < *f) {
                             first_lock = Some((m, at.clone()));
                         }
@@ -484,7 +489,7 @@ impl Fold {
         let timeline = timeline(
             &accounts,
             &times,
-            started_ms,
+            summary.started_at.as_deref().zip(started_ms),
             alert_ms,
             ended_ms,
             first_lock.map(|l| l.0),
@@ -512,17 +517,9 @@ impl StepAcc {
             took_ms: None,
             tries: 0,
             note: None,
+            done_at: None,
             done_ms: None,
         }
-    }
-
-    /// The time the step was first done, as RFC 3339 (the last outcome's text when it is
-    /// that one, else rebuilt from the milliseconds).
-    fn first_done_at(&self, ms: i128) -> String {
-        if unix_millis(&self.at) == Some(ms) {
-            return self.at.clone();
-        }
-        rfc3339_millis(ms)
     }
 }
 
@@ -631,7 +628,7 @@ impl Acc {
             .map(|(step, s)| StepLine {
                 step,
                 status: s.status,
-                done_at: s.done_ms.map(|m| s.first_done_at(m)),
+                done_at: s.done_at,
                 at: s.at,
                 took_ms: s.took_ms,
                 tries: s.tries,
@@ -677,18 +674,10 @@ fn note_of(d: &StepDetail) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-/// RFC 3339 UTC with milliseconds for Unix milliseconds.
-fn rfc3339_millis(ms: i128) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 fn timeline(
     accounts: &[AccountRecord],
     times: &BTreeMap<Step, Vec<i128>>,
-    started_ms: Option<i128>,
+    started: Option<(&str, i128)>,
     alert_ms: Option<i128>,
     ended_ms: Option<i128>,
     first_lock: Option<i128>,
@@ -696,7 +685,7 @@ fn timeline(
 ) -> Timeline {
     // from the start: an alert long before would squeeze the run into the picture's edge (the
     // summary says how long after the alert)
-    let Some(origin) = started_ms else {
+    let Some((started, origin)) = started else {
         return Timeline::default();
     };
     let alert_ms = alert_ms.filter(|a| *a >= origin);
@@ -756,7 +745,7 @@ fn timeline(
         });
     }
     Timeline {
-        origin: Some(rfc3339_millis(origin)),
+        origin: Some(started.to_owned()),
         span_ms: span,
         first_lock_ms: first_lock.map(off),
         last_lock_ms: last_lock.map(off),
