@@ -41,6 +41,7 @@ CONFIG_TYPES = {
     "cadenas::notify::CommandChannel": "notify",
     "cadenas::preflight::CanaryConfig": "canary",
     "cadenas::watch::WatchConfig": "watch",
+    "cadenas::watch::AutoContain": "watch.auto_contain",
 }
 
 # Public fields that are not a key of their own in the file, and what stands for them.

@@ -225,7 +225,7 @@ async fn run(cli: &Cli) -> Result<Exit, Error> {
         } => commands::release::run(cli, &cfg, user, override_reason.as_deref(), journal.as_deref()).await,
         Command::Mfa(m) => mfa::run(cli, &cfg, m).await,
         Command::Outbound(o) => outbound::run(cli, &cfg, o).await,
-        Command::Watch(args) => commands::watch::run(cli, &cfg, args),
+        Command::Watch(args) => commands::watch::run(cli, &cfg, args).await,
         Command::Journal(_) | Command::Report(_) | Command::Completions { .. } | Command::Man { .. } => {
             Ok(Exit::Other)
         }

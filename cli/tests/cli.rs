@@ -1571,9 +1571,17 @@ async fn watch_killed_and_restarted_neither_misses_nor_repeats_an_alert() {
     let dir = std::env::temp_dir().join(format!("cadenas-cli-watch-{pid}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
+    // a journal of its own: every alert is journaled
+    let journal = dir.join("journal.jsonl");
+    let base = std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config");
+    let base = base.replace(
+        base.lines()
+            .find(|l| l.starts_with("path = ") && l.contains("journal"))
+            .expect("the journal's path"),
+        &format!("path = \"{}\"", journal.display()),
+    );
     let cfg = format!(
-        "{}\n[watch]\ndovecot_logs = [\"{log}\"]\nstate = \"{}\"\nmany_accounts = 3\nmax_alerts_per_hour = 1000000\n",
-        std::fs::read_to_string(lab.get("CADENAS_LAB_CONFIG")).expect("config"),
+        "{base}\n[watch]\ndovecot_logs = [\"{log}\"]\nstate = \"{}\"\nmany_accounts = 3\nmax_alerts_per_hour = 1000000\n",
         dir.join("watch.db").display()
     );
     let cfg_path = dir.join("cadenas.toml");
@@ -1625,8 +1633,8 @@ async fn watch_killed_and_restarted_neither_misses_nor_repeats_an_alert() {
     while seen_a.is_empty() && std::time::Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
             let v: serde_json::Value = serde_json::from_str(&line).expect("an alert as JSON");
-            if v["ip"] == a.as_str() {
-                seen_a.push(v);
+            if v["alert"]["ip"] == a.as_str() {
+                seen_a.push(v["alert"].clone());
             }
         }
     }
@@ -1660,6 +1668,24 @@ async fn watch_killed_and_restarted_neither_misses_nor_repeats_an_alert() {
         !again.contains(&format!("\"ip\":\"{a}\"")) && !again.contains(&format!("\"ip\":\"{b}\"")),
         "{again}"
     );
+    // each alert journaled once, under its own identifier
+    let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
+        .args(["--config", &config, "--json", "journal", "show"])
+        .output()
+        .expect("journal show");
+    assert!(out.status.success(), "{}", text(&out));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect();
+    for ip in [&a, &b] {
+        let mine: Vec<&serde_json::Value> = records
+            .iter()
+            .filter(|r| r["event"] == "alert" && r["alert"]["ip"] == ip.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "{records:#?}");
+        assert_eq!(mine[0]["incident"], mine[0]["alert"]["id"]);
+    }
     // the replay of the log finds both, from a state of its own
     let out = Command::new(env!("CARGO_BIN_EXE_cadenas"))
         .args(["--config", &config, "watch", "--replay", &log, "--since", "1h"])

@@ -239,6 +239,7 @@ class NotifyEvent(str, enum.Enum):
     RELEASED = "released"
     MFA_RESET = "mfa_reset"
     SENDING_LIMIT = "sending_limit"
+    ALERT = "alert"
     TEST = "test"
 
 

@@ -162,7 +162,7 @@ async fn held(
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
     match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut t), Ok(mut i)) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cadenas::investigate::Instant;
 use cadenas::notify::Language;
-use cadenas::watch::{Alert, Watcher};
+use cadenas::watch::{Alert, HandledAlert, WatchService, Watcher};
 use cadenas::{Config, Error, ErrorKind};
 use clap::Args;
 
@@ -32,17 +32,54 @@ fn print(cli: &Cli, alert: &Alert) {
     if cli.json {
         println!("{}", serde_json::to_string(alert).unwrap_or_default());
     } else {
+        println!("{}", line(alert));
+    }
+}
+
+fn line(alert: &Alert) -> String {
+    format!(
+        "{} {:<22} {}",
+        alert.at,
+        alert.rule.name(),
+        alert.sms_text(Language::En)
+    )
+}
+
+/// What the service did about an alert: the alert, then its automatic containment and the
+/// messages sent, one line each (`--json`: one object per alert).
+fn print_handled(cli: &Cli, h: &HandledAlert) {
+    if cli.json {
+        println!("{}", serde_json::to_string(h).unwrap_or_default());
+        return;
+    }
+    println!("{} [{}]", line(&h.alert), h.alert.id);
+    if let Some(a) = &h.automatic {
+        println!("    {}", a.said());
+    }
+    for n in &h.notifications {
         println!(
-            "{} {:<22} {}",
-            alert.at,
-            alert.rule.name(),
-            alert.sms_text(Language::En)
+            "    notified {}: {}",
+            cadenas::escape_controls(&n.notifier),
+            if n.delivered {
+                "delivered".to_owned()
+            } else {
+                format!(
+                    "NOT delivered ({})",
+                    n.error
+                        .as_ref()
+                        .map(|e| e.message().to_owned())
+                        .unwrap_or_default()
+                )
+            }
         );
     }
 }
 
-/// `cadenas watch …`: exit 0; a config without `[watch]` is exit 3.
-pub fn run(cli: &Cli, cfg: &Config, args: &WatchArgs) -> Result<Exit, Error> {
+/// `cadenas watch …`: exit 0 (stopped by SIGTERM or SIGINT, or `--once` done); a config
+/// without `[watch]` or `[journal]` is exit 3. A round that fails (the state database locked,
+/// the journal unreachable) is said on standard error and tried again the next second; with
+/// `--once` it is the exit code.
+pub async fn run(cli: &Cli, cfg: &Config, args: &WatchArgs) -> Result<Exit, Error> {
     let watch = cfg
         .watch
         .as_ref()
@@ -59,18 +96,24 @@ pub fn run(cli: &Cli, cfg: &Config, args: &WatchArgs) -> Result<Exit, Error> {
         }
         return Ok(Exit::Done);
     }
-    let mut watcher = Watcher::open(watch)?;
-    loop {
-        watcher.poll()?;
-        // raised now, or left unsent by a crash: printed (the notifiers' turn comes with the
-        // service's notification step), then marked
-        for (id, alert) in watcher.unsent()? {
-            print(cli, &alert);
-            watcher.mark_sent(id)?;
+    let mut service = WatchService::new(cfg)?;
+    if args.once {
+        for h in service.poll().await? {
+            print_handled(cli, &h);
         }
-        if args.once {
-            return Ok(Exit::Done);
+        return Ok(Exit::Done);
+    }
+    let rounds = async {
+        loop {
+            match service.poll().await {
+                Ok(handled) => handled.iter().for_each(|h| print_handled(cli, h)),
+                Err(e) => tracing::error!(error = %e, "watch: this round failed; trying again"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        std::thread::sleep(Duration::from_secs(1));
+    };
+    tokio::select! {
+        () = rounds => Ok(Exit::Done),
+        () = super::outbound::shutdown() => Ok(Exit::Done),
     }
 }

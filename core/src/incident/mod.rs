@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod auto;
 mod batch;
 mod drill;
 mod finds;
@@ -64,6 +65,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+pub use auto::AutoOutcome;
 pub use drill::{DrillReport, DrillStep};
 pub use options::{CancelToken, ContainOptions, ProgressFn};
 pub use pivot::sightings;

@@ -248,6 +248,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sent_mail: Option<crate::postfix::SentMail>,
     },
+    /// The watcher raised an alert (filed under the alert's identifier, `ALR-…`): the alert,
+    /// what its automatic containment came to, and who was told.
+    Alert {
+        /// The alert.
+        alert: crate::watch::Alert,
+        /// The automatic containment, when its rule may contain.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        automatic: Option<crate::incident::AutoOutcome>,
+        /// One outcome per message sent about it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notifications: Vec<NotificationOutcome>,
+    },
     /// A run ended.
     IncidentEnd {
         /// Users fully done.

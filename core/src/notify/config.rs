@@ -23,7 +23,7 @@ pub struct NotifyConfig {
     /// The default texts' language: `en` (default) or `fr`.
     pub language: Language,
     /// Subject template (mail) — placeholders: `{event}`, `{incident}`, `{time}`, `{count}`,
-    /// `{users}`, `{user}`, `{details}`.
+    /// `{users}`, `{user}`, `{details}`, `{alert}` (a watcher's alert: its SMS line).
     pub subject: Option<String>,
     /// Body template.
     pub body: Option<String>,

@@ -50,6 +50,9 @@ pub enum NotifyEvent {
     MfaReset,
     /// An account exceeded a sending limit of the outbound policy service.
     SendingLimit,
+    /// The watcher raised an alert (`cadenas watch`): its text is the alert's SMS line (at
+    /// most 160 characters, with the command that contains it).
+    Alert,
     /// A test message (`cadenas check --notify-test`): sent to every notifier whatever its
     /// `events`, marked as a test, with the default texts.
     Test,
@@ -57,12 +60,13 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event.
-    pub const ALL: [NotifyEvent; 6] = [
+    pub const ALL: [NotifyEvent; 7] = [
         NotifyEvent::Contained,
         NotifyEvent::NeedsAttention,
         NotifyEvent::Released,
         NotifyEvent::MfaReset,
         NotifyEvent::SendingLimit,
+        NotifyEvent::Alert,
         NotifyEvent::Test,
     ];
 
@@ -74,6 +78,7 @@ impl NotifyEvent {
             NotifyEvent::Released => "released",
             NotifyEvent::MfaReset => "mfa_reset",
             NotifyEvent::SendingLimit => "sending_limit",
+            NotifyEvent::Alert => "alert",
             NotifyEvent::Test => "test",
         }
     }
@@ -107,6 +112,10 @@ pub struct Notice {
     pub users: Vec<NoticeUser>,
     /// Lines an operator must read (what was not revoked, rules switched off). No secrets.
     pub details: Vec<String>,
+    /// The watcher's alert ([`NotifyEvent::Alert`]): the `{alert}` placeholder is its SMS line
+    /// in the notifier's language; a webhook's payload carries it whole (`alert`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<crate::watch::Alert>,
 }
 
 impl NoticeUser {
@@ -130,17 +139,36 @@ impl Notice {
             time: crate::time::rfc3339(crate::time::unix_now()),
             users,
             details: Vec::new(),
+            alert: None,
         }
+    }
+
+    /// The notice of a watcher's alert: about its account (or its address), the alert's
+    /// detail as the summary, the command to run as a detail.
+    pub fn of_alert(alert: &crate::watch::Alert) -> Self {
+        let who = alert.account.clone().unwrap_or_else(|| alert.ip.clone());
+        let mut n = Self::new(
+            NotifyEvent::Alert,
+            None,
+            vec![NoticeUser::new(who, None, alert.detail.clone())],
+        );
+        n.details.push(format!("run: {}", alert.command));
+        n.alert = Some(alert.clone());
+        n
     }
 
     /// The placeholder values for a message about `users`; `everyone` adds the run's own
     /// details (for the fixed recipients, not for one account's manager).
-    fn values(&self, users: &[NoticeUser], everyone: bool) -> BTreeMap<&'static str, String> {
+    fn values(&self, users: &[NoticeUser], everyone: bool, lang: Language) -> BTreeMap<&'static str, String> {
         // Every value from outside (names, a server's message, an attribute's new value) is
         // escaped: it cannot add a line of its own to the message.
         let one_line = |s: &str| crate::escape_controls(s).into_owned();
         let mut v = BTreeMap::new();
         v.insert("event", self.event.name().to_owned());
+        v.insert(
+            "alert",
+            self.alert.as_ref().map(|a| a.sms_text(lang)).unwrap_or_default(),
+        );
         v.insert(
             "incident",
             self.incident.as_deref().map_or_else(|| "-".into(), one_line),
@@ -258,7 +286,7 @@ impl Notifier {
 
     fn texts(&self, notice: &Notice, users: &[NoticeUser], everyone: bool) -> (String, String) {
         let lang = self.cfg.language;
-        let values = notice.values(users, everyone);
+        let values = notice.values(users, everyone, lang);
         // a test always says it is one: the default texts, whatever the notifier's own
         let own = |t: &Option<String>| t.clone().filter(|_| notice.event != NotifyEvent::Test);
         let subject = own(&self.cfg.subject);
@@ -321,6 +349,7 @@ impl Notifier {
                     "incident": notice.incident,
                     "time": notice.time,
                     "users": notice.users,
+                    "alert": notice.alert,
                     "subject": subject,
                     "text": text,
                 })

@@ -21,7 +21,9 @@ pub enum Language {
 }
 
 /// The placeholders a template may use.
-pub(crate) const PLACEHOLDERS: [&str; 7] = ["event", "incident", "time", "count", "users", "user", "details"];
+pub(crate) const PLACEHOLDERS: [&str; 8] = [
+    "event", "incident", "time", "count", "users", "user", "details", "alert",
+];
 
 /// The default subject for `event`.
 pub(crate) fn default_subject(lang: Language, event: NotifyEvent) -> &'static str {
@@ -44,6 +46,8 @@ pub(crate) fn default_subject(lang: Language, event: NotifyEvent) -> &'static st
         }
         (Language::Fr, NotifyEvent::Released) => "[Cadenas] {incident} : compte rétabli : {user}",
         (Language::Fr, NotifyEvent::MfaReset) => "[Cadenas] double authentification réinitialisée : {user}",
+        (Language::En, NotifyEvent::Alert) => "[Cadenas] alert: {user}",
+        (Language::Fr, NotifyEvent::Alert) => "[Cadenas] alerte : {user}",
         (Language::En, NotifyEvent::Test) => "[Cadenas] TEST {incident}: a test message, nothing happened",
         (Language::Fr, NotifyEvent::Test) => {
             "[Cadenas] TEST {incident} : message d'essai, rien ne s'est passé"
@@ -54,6 +58,8 @@ pub(crate) fn default_subject(lang: Language, event: NotifyEvent) -> &'static st
 /// The default body for `event`.
 pub(crate) fn default_body(lang: Language, event: NotifyEvent) -> &'static str {
     match (lang, event) {
+        // the SMS line itself: what a gateway sends (`text`), at most 160 characters
+        (_, NotifyEvent::Alert) => "{alert}",
         (Language::En, NotifyEvent::Test) => {
             "TEST {incident}, {time}.\n\n\
              This is a test message from `cadenas check --notify-test`: it checks that the \
@@ -226,7 +232,7 @@ mod tests {
             .push(format!("jdupont: description changed (now: {forged})"));
         let mut notice = Notice::new(NotifyEvent::NeedsAttention, Some("inc\r\n1".into()), vec![user]);
         notice.details.push(forged.to_owned());
-        let values = notice.values(&notice.users, true);
+        let values = notice.values(&notice.users, true, Language::En);
         for lang in [Language::En, Language::Fr] {
             let body = render(default_body(lang, NotifyEvent::NeedsAttention), &values);
             assert!(!body.lines().any(|l| l.starts_with("Reply with")), "{body}");

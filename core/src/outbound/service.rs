@@ -22,6 +22,7 @@ use super::limits::{Exceeded, Limits};
 use super::policy::{PolicyRequest, RequestReader, Verdict, MAX_REQUEST_BYTES};
 use super::OutboundConfig;
 use crate::error::{Error, ErrorKind};
+use crate::incident::AutoOutcome;
 use crate::journal::{Location, Tail};
 use crate::notify::{notify_all, Notice, NoticeUser, Notifier, NotifyEvent};
 
@@ -482,12 +483,12 @@ fn start_auto_contain(shared: &Arc<Shared>, x: Exceeded) {
             let mut a = shared.auto.lock().unwrap_or_else(|p| p.into_inner());
             a.1 = a.1.saturating_sub(1);
             // counted now, whether or not the journal's own record of it was read yet
-            if let super::auto::AutoOutcome::Contained(incident) = &outcome {
+            if let AutoOutcome::Contained { incident } = &outcome {
                 a.0.insert(incident.clone(), crate::time::unix_now() as i64);
             }
         }
         let counter = match outcome {
-            super::auto::AutoOutcome::Contained(_) => &shared.auto_contained,
+            AutoOutcome::Contained { .. } => &shared.auto_contained,
             _ => &shared.auto_not,
         };
         counter.fetch_add(1, Ordering::Relaxed);

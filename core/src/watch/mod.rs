@@ -26,18 +26,21 @@
 //! # }
 //! ```
 
+mod alert;
 pub mod follow;
 mod rules;
+mod service;
 mod state;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::investigate::{AddressRange, Instant};
-use crate::notify::Language;
+pub use alert::{Alert, AlertRule};
 use follow::Follower;
+pub use service::{HandledAlert, WatchService};
 pub use state::State;
 
 /// The `[watch]` config section.
@@ -78,6 +81,46 @@ pub struct WatchConfig {
     /// At most this many alerts per hour, all rules. Default 20.
     #[serde(default = "default_max_alerts")]
     pub max_alerts_per_hour: u64,
+    /// Which rules may contain an account automatically, and the rails (`[watch.auto_contain]`).
+    /// None by default.
+    #[serde(default)]
+    pub auto_contain: AutoContain,
+}
+
+/// `[watch.auto_contain]`: the rules whose alerts contain their account automatically — lock,
+/// revoke its sessions, hold its queued mail, no reset — and the rails: at most
+/// `max_per_hour` (counted in the state, dry-run ones included), never a protected account
+/// (the containment refuses it), and a dry run by default that only says "would contain".
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AutoContain {
+    /// The rules that may contain (`new_network`). Empty by default: alerts only.
+    #[serde(default)]
+    pub rules: Vec<AlertRule>,
+    /// At most this many automatic containments in any hour. Default 3.
+    #[serde(default = "default_auto_max")]
+    pub max_per_hour: usize,
+    /// Only say what would be done. Default true.
+    #[serde(default = "default_dry_run")]
+    pub dry_run: bool,
+}
+
+impl Default for AutoContain {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            max_per_hour: default_auto_max(),
+            dry_run: default_dry_run(),
+        }
+    }
+}
+
+fn default_auto_max() -> usize {
+    3
+}
+fn default_dry_run() -> bool {
+    true
 }
 
 fn default_baseline_days() -> i64 {
@@ -117,6 +160,7 @@ impl WatchConfig {
             failures_window_mins: default_window(),
             dedupe_mins: default_dedupe(),
             max_alerts_per_hour: default_max_alerts(),
+            auto_contain: AutoContain::default(),
         }
     }
 
@@ -149,113 +193,22 @@ impl WatchConfig {
                 "many_accounts is at least 2, the failure thresholds at least 1",
             ));
         }
+        for rule in &self.auto_contain.rules {
+            let why = match rule {
+                AlertRule::NewNetwork => continue,
+                AlertRule::ManyAccounts | AlertRule::FailuresFromAddress => {
+                    "it is about an address, not one account: contain its accounts with the alert's command"
+                }
+                AlertRule::FailuresOnAccount => {
+                    "failed logins do not show the password is known; locking on them would lock users out for the attacker"
+                }
+            };
+            return Err(bad(&format!(
+                "auto_contain: rule {} cannot contain automatically: {why}",
+                rule.name()
+            )));
+        }
         Ok(())
-    }
-}
-
-/// What an alert is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AlertRule {
-    /// A login from a network the account has not used in its baseline window.
-    NewNetwork,
-    /// One address logged into, or failed on, many accounts.
-    ManyAccounts,
-    /// A burst of failed logins on one account.
-    FailuresOnAccount,
-    /// A burst of failed logins from one address.
-    FailuresFromAddress,
-}
-
-impl AlertRule {
-    /// The stable snake_case name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            AlertRule::NewNetwork => "new_network",
-            AlertRule::ManyAccounts => "many_accounts",
-            AlertRule::FailuresOnAccount => "failures_on_account",
-            AlertRule::FailuresFromAddress => "failures_from_address",
-        }
-    }
-
-    fn words(self, lang: Language) -> &'static str {
-        let fr = lang == Language::Fr;
-        match self {
-            AlertRule::NewNetwork if fr => "nouveau réseau",
-            AlertRule::NewNetwork => "new network",
-            AlertRule::ManyAccounts if fr => "nombreux comptes",
-            AlertRule::ManyAccounts => "many accounts",
-            AlertRule::FailuresOnAccount if fr => "échecs répétés",
-            AlertRule::FailuresOnAccount => "failure burst",
-            AlertRule::FailuresFromAddress if fr => "échecs depuis une adresse",
-            AlertRule::FailuresFromAddress => "failures from one address",
-        }
-    }
-}
-
-/// An alert: the rule, the account (for the per-account rules), the address, when (the log
-/// line's time), what was seen, and the command that contains it. Never a password or a
-/// message's content.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Alert {
-    /// The rule.
-    pub rule: AlertRule,
-    /// The account, for the per-account rules.
-    pub account: Option<String>,
-    /// The client address.
-    pub ip: String,
-    /// When (RFC 3339 UTC, the log line's time).
-    pub at: String,
-    /// What was seen, in words.
-    pub detail: String,
-    /// The containment to run.
-    pub command: String,
-}
-
-impl Alert {
-    fn new(rule: AlertRule, account: Option<&str>, ip: &str, at: i64, detail: String) -> Self {
-        let range = match ip.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V6(_)) => format!("{ip}/128"),
-            _ => format!("{ip}/32"),
-        };
-        let command = match (rule, account) {
-            (AlertRule::FailuresOnAccount, Some(a)) => format!("cadenas plan {a}"),
-            _ => format!("cadenas contain --from-ip {range}"),
-        };
-        Self {
-            rule,
-            account: account.map(str::to_owned),
-            ip: ip.to_owned(),
-            at: Instant::from_unix(at).rfc3339(),
-            detail,
-            command,
-        }
-    }
-
-    /// What deduplicates it: the account for per-account rules, else the address.
-    fn subject(&self) -> String {
-        self.account.clone().unwrap_or_else(|| self.ip.clone())
-    }
-
-    /// The alert as an SMS: at most 160 characters, in `lang`, with the command (names and
-    /// addresses made printable, a long account name shortened).
-    pub fn sms_text(&self, lang: Language) -> String {
-        let who: String = crate::text::escape_controls(self.account.as_deref().unwrap_or(""))
-            .chars()
-            .take(24)
-            .collect();
-        let from = if lang == Language::Fr { "depuis" } else { "from" };
-        let text = format!(
-            "Cadenas: {}{}{from} {} ({}) - {}",
-            who,
-            if who.is_empty() { "" } else { " " },
-            crate::text::escape_controls(&self.ip),
-            self.rule.words(lang),
-            crate::text::escape_controls(&self.command)
-        );
-        text.chars().take(160).collect()
     }
 }
 
@@ -374,6 +327,7 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::Language;
 
     fn login(t: &str, user: &str, ip: &str) -> String {
         format!("2026-12-07 {t} imap-login: Info: Login: user=<{user}>, method=PLAIN, rip={ip}, lip=127.0.0.1, mpid=1\n")

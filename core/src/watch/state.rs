@@ -5,6 +5,11 @@
 //! it raised are written together — a crash (SIGKILL) before the commit re-reads the batch,
 //! after it never reads it again, so no line is missed or alerted twice. An alert is marked
 //! sent once delivered; alerts left unsent by a crash go out at the next start.
+//!
+//! The service ([`super::service`]) handles an alert in two durable stages: once notified (and
+//! contained automatically, where a rule may) the row holds what was done (`handled`); once
+//! journaled it is `sent`. A crash before the first stage sends the alert again at the next
+//! start (at least once, never lost); after it, only the journal record is written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +17,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::follow::Position;
+use super::service::HandledAlert;
 use super::Alert;
 use crate::error::{Error, ErrorKind};
 
@@ -22,8 +28,9 @@ CREATE TABLE IF NOT EXISTS watch_networks (account TEXT NOT NULL, network TEXT N
 CREATE TABLE IF NOT EXISTS watch_events (kind TEXT NOT NULL, key TEXT NOT NULL, other TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS watch_events_by_key ON watch_events (kind, key, at);
 CREATE TABLE IF NOT EXISTS watch_alerts (id INTEGER PRIMARY KEY, rule TEXT NOT NULL, subject TEXT NOT NULL,
-  at INTEGER NOT NULL, alert TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0);
+  at INTEGER NOT NULL, alert TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0, handled TEXT);
 CREATE INDEX IF NOT EXISTS watch_alerts_by_subject ON watch_alerts (rule, subject, at);
+CREATE TABLE IF NOT EXISTS watch_automatic (at INTEGER NOT NULL);
 ";
 
 /// The watcher's state database.
@@ -107,6 +114,71 @@ impl State {
             }
         }
         Ok(out)
+    }
+
+    /// The alerts not yet journaled, oldest first: their ids, what was done about them (the
+    /// alert alone when nothing yet) and whether that stage is over.
+    pub(super) fn pending(&self) -> Result<Vec<(i64, HandledAlert, bool)>, Error> {
+        let err = |e| db_err(&self.path, "cannot read alerts", e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, alert, handled FROM watch_alerts WHERE sent = 0 ORDER BY id")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, alert, handled) = row.map_err(err)?;
+            match handled.and_then(|h| serde_json::from_str::<HandledAlert>(&h).ok()) {
+                Some(h) => out.push((id, h, true)),
+                None => {
+                    if let Ok(a) = serde_json::from_str(&alert) {
+                        out.push((id, HandledAlert::new(a), false));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records what was done about alert `id` (notified, contained automatically).
+    pub(super) fn set_handled(&self, id: i64, handled: &HandledAlert) -> Result<(), Error> {
+        let text = serde_json::to_string(handled)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("alert to JSON: {e}")))?;
+        self.conn
+            .execute(
+                "UPDATE watch_alerts SET handled = ?2 WHERE id = ?1",
+                params![id, text],
+            )
+            .map(|_| ())
+            .map_err(|e| db_err(&self.path, "cannot record an alert's handling", e))
+    }
+
+    /// Automatic containments (dry-run ones included) since `since`.
+    pub(super) fn automatic_since(&self, since: i64) -> Result<usize, Error> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM watch_automatic WHERE at >= ?1",
+                params![since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as usize)
+            .map_err(|e| db_err(&self.path, "cannot count automatic containments", e))
+    }
+
+    /// Takes a place among the hour's automatic containments.
+    pub(super) fn took_automatic(&self, at: i64) -> Result<(), Error> {
+        self.conn
+            .execute("INSERT INTO watch_automatic (at) VALUES (?1)", params![at])
+            .map(|_| ())
+            .map_err(|e| db_err(&self.path, "cannot record an automatic containment", e))
     }
 
     /// Marks alert `id` delivered.

@@ -794,7 +794,7 @@ async fn over_the_limit_not_contained(
 }
 
 /// Whether the directory shows `user` locked.
-async fn locked(cfg: &Config, user: &str) -> bool {
+pub(crate) async fn locked(cfg: &Config, user: &str) -> bool {
     let dir = cadenas::directory::Directory::connect(&cfg.directory)
         .await
         .expect("directory");
@@ -953,7 +953,7 @@ async fn the_services_own_records_rebuild_its_windows_after_a_restart_and_count_
 }
 
 /// Adds `member` to `group` (or takes it out), as the lab's administrator.
-async fn member_of(admin: &mut ldap3::Ldap, group: &str, member: &str, add: bool) {
+pub(crate) async fn member_of(admin: &mut ldap3::Ldap, group: &str, member: &str, add: bool) {
     let values = std::collections::HashSet::from([member]);
     let m = if add {
         ldap3::Mod::Add("member", values)

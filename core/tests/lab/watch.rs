@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use cadenas::watch::{Alert, AlertRule, WatchConfig, Watcher};
+use cadenas::incident::AutoOutcome;
+use cadenas::journal::Event;
+use cadenas::watch::{Alert, AlertRule, HandledAlert, WatchConfig, WatchService, Watcher};
 
 use crate::support::{dovecot_env, Imap, OpenLdapLab};
 
@@ -158,4 +160,324 @@ async fn one_address_failing_on_many_accounts_is_one_alert_and_a_restart_repeats
     ] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// The lab Dovecot's log lines about some accounts, copied as Dovecot writes them into a log
+/// of the test's own: the service under test then sees this test's real logins only (the other
+/// tests' logins, through the same Dovecot, would take the hourly places of its rails).
+struct Copied {
+    from: std::path::PathBuf,
+    offset: u64,
+    to: std::path::PathBuf,
+    needles: Vec<String>,
+}
+
+impl Copied {
+    fn new(tag: &str, users: &[&str]) -> Self {
+        let from = std::path::PathBuf::from(dovecot_env()["CADENAS_LAB_DOVECOT_LOG"].clone());
+        let offset = std::fs::metadata(&from).expect("log").len();
+        let to = std::env::temp_dir().join(format!("cadenas-watch-{tag}-{}.log", std::process::id()));
+        std::fs::write(&to, "").expect("own log");
+        Self {
+            from,
+            offset,
+            to,
+            needles: users.iter().map(|u| format!("user=<{u}>")).collect(),
+        }
+    }
+
+    /// Copies the whole lines written since the last call that name one of the accounts.
+    fn sync(&mut self) {
+        use std::io::{Read, Seek, Write};
+        let mut f = std::fs::File::open(&self.from).expect("log");
+        f.seek(std::io::SeekFrom::Start(self.offset)).expect("seek");
+        let mut new = Vec::new();
+        f.read_to_end(&mut new).expect("read");
+        let Some(end) = new.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        self.offset += end as u64 + 1;
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.to)
+            .expect("own log");
+        for line in String::from_utf8_lossy(&new[..=end]).lines() {
+            if self.needles.iter().any(|n| line.contains(n.as_str())) {
+                writeln!(out, "{line}").expect("copy");
+            }
+        }
+    }
+}
+
+/// The service's rounds until `want` holds for what it handled so far, at most 15 s.
+async fn rounds_until(
+    service: &mut WatchService,
+    copied: &mut Copied,
+    mut want: impl FnMut(&[HandledAlert]) -> bool,
+) -> Vec<HandledAlert> {
+    let mut all = Vec::new();
+    for _ in 0..150 {
+        copied.sync();
+        all.extend(service.poll().await.expect("round"));
+        if want(&all) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all
+}
+
+/// The lab config with the Dovecot revoker, the journal at `journal`, `[watch]` over `log`
+/// with `auto_contain`, and an SMS gateway (the lab's HTTPS receiver) told of alerts and of
+/// what needs attention.
+fn service_config(
+    lab: &OpenLdapLab,
+    tag: &str,
+    log: &std::path::Path,
+    auto_contain: &str,
+    port: u16,
+) -> (cadenas::Config, std::path::PathBuf) {
+    let journal = crate::incident::temp_journal(tag);
+    let dir = std::env::temp_dir();
+    let state = dir.join(format!("cadenas-watch-{tag}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
+    }
+    let key_file = dir.join(format!("cadenas-watch-sms-key-{}", std::process::id()));
+    std::fs::write(&key_file, "sms-gateway-signing-key\n").expect("key");
+    let extra = format!(
+        "[watch]\ndovecot_logs = [\"{}\"]\nstate = \"{}\"\n[watch.auto_contain]\n{auto_contain}\n\
+         [[notify]]\nname = \"sms\"\ntype = \"webhook\"\nevents = [\"alert\", \"needs_attention\"]\n\
+         url = \"https://127.0.0.1:{port}/sms\"\nca_file = \"{}\"\nsecret_file = \"{}\"\n",
+        log.display(),
+        state.display(),
+        lab.get("CADENAS_LAB_CA"),
+        key_file.display(),
+    );
+    (crate::outbound::mail_config(lab, &journal, &extra), journal)
+}
+
+/// What the SMS gateway received, as JSON, by kind.
+fn gateway(received: &crate::revokers::Received, kind: &str) -> Vec<serde_json::Value> {
+    received
+        .lock()
+        .expect("received")
+        .iter()
+        .map(|(headers, body)| {
+            let ts: u64 = headers[crate::support::TIMESTAMP_HEADER]
+                .parse()
+                .expect("timestamp");
+            assert_eq!(
+                headers[crate::support::SIGNATURE_HEADER],
+                crate::support::webhook_signature("sms-gateway-signing-key", ts, body),
+                "signed"
+            );
+            serde_json::from_slice::<serde_json::Value>(body).expect("json")
+        })
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_reaches_the_sms_gateway_is_journaled_and_a_rule_contains_within_its_rails() {
+    let lab = OpenLdapLab::load();
+    let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let pw = lab.get("CADENAS_LAB_USER_PW").to_owned();
+    let (a, _) = lab.fresh_user("watch-auto-a").await;
+    let (b, _) = lab.fresh_user("watch-auto-b").await;
+    let (a, b) = (a.to_string().to_lowercase(), b.to_string().to_lowercase());
+    let mut copied = Copied::new("auto", &[&a, &b]);
+    let (port, received) = crate::revokers::receiver(vec![200], 0).await;
+    let (cfg, journal) = service_config(
+        &lab,
+        "watch-auto",
+        &copied.to,
+        "rules = [\"new_network\"]\nmax_per_hour = 1\ndry_run = false",
+        port,
+    );
+    let mut service = WatchService::new(&cfg).expect("service");
+    // their usual network, learned
+    let home = format!("{}.10", own_net(100));
+    for u in [&a, &b] {
+        Imap::login_from(&imap, &home, u, &pw).await.expect("login");
+    }
+    let learned = rounds_until(&mut service, &mut copied, |_| false).await;
+    assert!(learned.is_empty(), "{learned:?}");
+    // the attacker's network, on both
+    let attacker = format!("{}.66", own_net(150));
+    for u in [&a, &b] {
+        Imap::login_from(&imap, &attacker, u, &pw).await.expect("login");
+    }
+    let handled = rounds_until(&mut service, &mut copied, |h| h.len() >= 2).await;
+    assert_eq!(handled.len(), 2, "{handled:#?}");
+    let of = |u: &str| {
+        handled
+            .iter()
+            .find(|h| h.alert.account.as_deref() == Some(u))
+            .expect("an alert for the account")
+    };
+    let (ha, hb) = (of(&a), of(&b));
+    // the first one takes the hour's one place, the second finds it taken (in the order raised)
+    let first_is_a = handled[0].alert.account.as_deref() == Some(a.as_str());
+    let (contained, capped) = if first_is_a { (ha, hb) } else { (hb, ha) };
+    let incident = match &contained.automatic {
+        Some(AutoOutcome::Contained { incident }) => incident.clone(),
+        other => panic!("contained automatically: {other:?}"),
+    };
+    assert_eq!(capped.automatic, Some(AutoOutcome::CapReached { recent: 1 }));
+    let (c_user, k_user) = (
+        contained.alert.account.clone().expect("account"),
+        capped.alert.account.clone().expect("account"),
+    );
+    assert!(crate::outbound::locked(&cfg, &c_user).await, "{c_user} locked");
+    assert!(
+        !crate::outbound::locked(&cfg, &k_user).await,
+        "{k_user}: over the hourly cap"
+    );
+    for h in [ha, hb] {
+        assert_eq!(h.alert.rule, AlertRule::NewNetwork);
+        assert_eq!(h.alert.ip, attacker);
+        assert!(h.alert.id.starts_with("ALR-"), "{}", h.alert.id);
+        assert_eq!(h.notifications.len(), 1, "{h:?}");
+        assert!(h.notifications[0].delivered, "{h:?}");
+    }
+
+    // the SMS gateway: one alert each, its text the SMS line with the command; and the
+    // automatic containment's own notice, saying what it did and why
+    let alerts = gateway(&received, "alert");
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    for v in &alerts {
+        let text = v["text"].as_str().expect("text");
+        assert!(text.chars().count() <= 160, "{text}");
+        assert!(
+            text.contains(&format!("cadenas contain --from-ip {attacker}/32")),
+            "{text}"
+        );
+        assert_eq!(v["alert"]["rule"], "new_network");
+        assert!(!text.contains(&pw));
+    }
+    let attention = gateway(&received, "needs_attention");
+    let said: Vec<String> = attention
+        .iter()
+        .map(|v| v["users"][0]["summary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        said.iter().any(|s| s.starts_with("contained automatically")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|s| s.starts_with("NOT contained automatically")),
+        "{said:?}"
+    );
+
+    // the journal: each alert under its own identifier, and the containment saying it was
+    // automatic and why
+    let records = cadenas::journal::read(&journal).expect("journal");
+    for h in [ha, hb] {
+        let rec = records
+            .iter()
+            .find(|r| r.incident == h.alert.id)
+            .expect("the alert journaled");
+        match &rec.event {
+            Event::Alert {
+                alert,
+                automatic,
+                notifications,
+            } => {
+                assert_eq!(alert, &h.alert);
+                assert_eq!(automatic, &h.automatic);
+                assert_eq!(notifications.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let note = records
+        .iter()
+        .filter(|r| r.incident == incident)
+        .find_map(|r| match &r.event {
+            Event::IncidentStart { note, .. } => note.clone(),
+            _ => None,
+        })
+        .expect("the containment's start");
+    assert!(
+        note.starts_with(&format!(
+            "automatic containment by the watcher: alert {}, rule new_network: {c_user} from {attacker}",
+            contained.alert.id
+        )),
+        "{note}"
+    );
+    // a restart: nothing handled twice
+    drop(service);
+    let mut again = WatchService::new(&cfg).expect("restart");
+    let after = rounds_until(&mut again, &mut copied, |_| false).await;
+    assert!(after.is_empty(), "{after:?}");
+    let _ = std::fs::remove_file(&copied.to);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_only_says_would_contain_and_a_protected_account_is_never_contained() {
+    let lab = OpenLdapLab::load();
+    let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let pw = lab.get("CADENAS_LAB_USER_PW").to_owned();
+    let (c, _) = lab.fresh_user("watch-dry").await;
+    let (p, p_dn) = lab.fresh_user("watch-protected").await;
+    let (c, p) = (c.to_string().to_lowercase(), p.to_string().to_lowercase());
+    let protected = lab.get("CADENAS_LAB_ADMINS_GROUP").to_owned();
+    let mut admin = lab.admin().await;
+    crate::outbound::member_of(&mut admin, &protected, p_dn.as_str(), true).await;
+    let mut copied = Copied::new("dry", &[&c, &p]);
+    let (port, received) = crate::revokers::receiver(vec![200], 0).await;
+    let (cfg, journal) = service_config(
+        &lab,
+        "watch-dry",
+        &copied.to,
+        "rules = [\"new_network\"]\nmax_per_hour = 10",
+        port,
+    );
+    let mut service = WatchService::new(&cfg).expect("service");
+    let home = format!("{}.10", own_net(100));
+    let attacker = format!("{}.67", own_net(150));
+    for u in [&c, &p] {
+        Imap::login_from(&imap, &home, u, &pw).await.expect("login");
+    }
+    let learned = rounds_until(&mut service, &mut copied, |_| false).await;
+    assert!(learned.is_empty(), "{learned:?}");
+    for u in [&c, &p] {
+        Imap::login_from(&imap, &attacker, u, &pw).await.expect("login");
+    }
+    let handled = rounds_until(&mut service, &mut copied, |h| h.len() >= 2).await;
+    let still_locked = crate::outbound::locked(&cfg, &p).await;
+    crate::outbound::member_of(&mut admin, &protected, p_dn.as_str(), false).await;
+    assert_eq!(handled.len(), 2, "{handled:#?}");
+    let of = |u: &str| {
+        handled
+            .iter()
+            .find(|h| h.alert.account.as_deref() == Some(u))
+            .and_then(|h| h.automatic.clone())
+    };
+    assert_eq!(of(&c), Some(AutoOutcome::WouldContain));
+    match of(&p) {
+        Some(AutoOutcome::Refused { error }) => assert!(error.contains("protected"), "{error}"),
+        other => panic!("a protected account is refused: {other:?}"),
+    }
+    assert!(
+        !crate::outbound::locked(&cfg, &c).await,
+        "a dry run changes nothing"
+    );
+    assert!(!still_locked, "a protected account is never contained");
+    // nothing but the alerts in the journal: no containment ran
+    let records = cadenas::journal::read(&journal).expect("journal");
+    assert!(
+        records.iter().all(|r| matches!(r.event, Event::Alert { .. })),
+        "{records:#?}"
+    );
+    assert_eq!(records.len(), 2);
+    let attention = gateway(&received, "needs_attention");
+    assert!(
+        attention.iter().any(
+            |v| v["users"][0]["summary"] == "would be contained automatically (dry run: nothing changed)"
+        ),
+        "{attention:#?}"
+    );
+    let _ = std::fs::remove_file(&copied.to);
 }

@@ -1,0 +1,161 @@
+//! The watcher as a service: each round reads the logs ([`Watcher::poll`]), then handles every
+//! alert not yet journaled — told through the `[[notify]]` entries that want `alert` (the SMS
+//! line, the command in it), contained automatically where `[watch.auto_contain]` lets its
+//! rule (within the rails: [`crate::incident::auto`]), and journaled under its own identifier.
+//!
+//! The journal is opened only to write and closed right after: a `cadenas contain` run by
+//! hand meanwhile never waits for the watcher's lock.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Alert, Watcher};
+use crate::error::{Error, ErrorKind};
+use crate::incident::auto::{contain_automatically, Rails};
+use crate::incident::AutoOutcome;
+use crate::journal::{Event, Journal, Location};
+use crate::notify::{notify_all, Notice, NotificationOutcome, Notifier, NotifyEvent};
+use crate::secret::Secret;
+
+/// The journal note that starts an automatic containment by the watcher.
+const AUTO_NOTE: &str = "automatic containment by the watcher";
+
+/// An alert and what the watcher did about it — the journal's record of it, the same shape
+/// in `--json`, Python and C.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HandledAlert {
+    /// The alert.
+    pub alert: Alert,
+    /// What its automatic containment came to, when its rule may contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<AutoOutcome>,
+    /// One outcome per message sent about it.
+    #[serde(default)]
+    pub notifications: Vec<NotificationOutcome>,
+}
+
+impl HandledAlert {
+    pub(super) fn new(alert: Alert) -> Self {
+        Self {
+            alert,
+            automatic: None,
+            notifications: Vec::new(),
+        }
+    }
+}
+
+/// The watcher, its notifiers, its rails and the journal its alerts are written to.
+pub struct WatchService {
+    watcher: Watcher,
+    cfg: crate::Config,
+    notifiers: Vec<Arc<Notifier>>,
+    attention: Vec<Arc<Notifier>>,
+    journal: Location,
+    key: Option<Secret>,
+}
+
+impl std::fmt::Debug for WatchService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchService")
+            .field("watcher", &self.watcher)
+            .field("journal", &self.journal.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WatchService {
+    /// The service for `cfg`: its `[watch]` section, the `[journal]` every alert is written
+    /// to, the `[[notify]]` entries that want `alert` (and `needs_attention`, told what an
+    /// automatic containment did).
+    pub fn new(cfg: &crate::Config) -> Result<Self, Error> {
+        let watch = cfg
+            .watch
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "the config has no [watch] section"))?;
+        let journal = cfg.journal.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "the watcher journals every alert: configure [journal]",
+            )
+        })?;
+        let all = crate::notify::build_notifiers(&cfg.notify)?;
+        let wanting = |e: NotifyEvent| all.iter().filter(|n| n.wants(e)).cloned().collect::<Vec<_>>();
+        Ok(Self {
+            watcher: Watcher::open(watch)?,
+            notifiers: wanting(NotifyEvent::Alert),
+            attention: wanting(NotifyEvent::NeedsAttention),
+            journal: journal.location()?,
+            key: journal.key()?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// One round: reads what the logs gained, then handles every alert not yet journaled
+    /// (this round's, and any a crash left behind) — returned in the order raised.
+    pub async fn poll(&mut self) -> Result<Vec<HandledAlert>, Error> {
+        self.watcher.poll()?;
+        let pending = self.watcher.state.pending()?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut handled = Vec::with_capacity(pending.len());
+        for (id, mut h, done) in pending {
+            if !done {
+                self.handle(&mut h).await?;
+                self.watcher.state.set_handled(id, &h)?;
+            }
+            handled.push((id, h));
+        }
+        let journal = Journal::open_at(&self.journal, self.key.clone())?;
+        let mut out = Vec::with_capacity(handled.len());
+        for (id, h) in handled {
+            journal
+                .append(
+                    &h.alert.id,
+                    vec![Event::Alert {
+                        alert: h.alert.clone(),
+                        automatic: h.automatic.clone(),
+                        notifications: h.notifications.clone(),
+                    }],
+                )
+                .await?;
+            self.watcher.state.mark_sent(id)?;
+            out.push(h);
+        }
+        Ok(out)
+    }
+
+    /// Tells the notifiers, then contains automatically where the rule may.
+    async fn handle(&self, h: &mut HandledAlert) -> Result<(), Error> {
+        h.notifications = notify_all(&self.notifiers, &Notice::of_alert(&h.alert), None).await;
+        let rails = &self.watcher.cfg.auto_contain;
+        let Some(account) = h.alert.account.clone() else {
+            return Ok(());
+        };
+        if !rails.rules.contains(&h.alert.rule) {
+            return Ok(());
+        }
+        let now = crate::time::unix_now() as i64;
+        let recent = self.watcher.state.automatic_since(now - 3600)?;
+        let why = format!(
+            "{AUTO_NOTE}: alert {}, rule {}: {} from {} ({})",
+            h.alert.id,
+            h.alert.rule.name(),
+            crate::escape_controls(&account),
+            h.alert.ip,
+            h.alert.detail
+        );
+        let rails = Rails {
+            max_per_hour: rails.max_per_hour,
+            dry_run: rails.dry_run,
+        };
+        let outcome = contain_automatically(&self.cfg, rails, recent, &account, &why, &self.attention).await;
+        if outcome.counts() {
+            self.watcher.state.took_automatic(now)?;
+        }
+        h.automatic = Some(outcome);
+        Ok(())
+    }
+}
