@@ -279,6 +279,39 @@ impl Authenticator {
     }
 }
 
+/// The blocking [`crate::watch::WatchService`]: one round per [`poll`](Self::poll) — the logs
+/// read, each new alert told, contained where its rule may, and journaled.
+pub struct BlockingWatchService {
+    // dropped inside the runtime's lifetime, then the runtime
+    inner: crate::watch::WatchService,
+    rt: Runtime,
+}
+
+impl std::fmt::Debug for BlockingWatchService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::BlockingWatchService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockingWatchService {
+    /// Blocking [`crate::watch::WatchService::new`].
+    pub fn new(cfg: &Config) -> Result<Self, Error> {
+        let rt = Runtime::new()?;
+        Ok(Self {
+            inner: crate::watch::WatchService::new(cfg)?,
+            rt,
+        })
+    }
+
+    /// Blocking [`crate::watch::WatchService::poll`].
+    pub fn poll(&mut self) -> Result<Vec<crate::watch::HandledAlert>, Error> {
+        let inner = &mut self.inner;
+        self.rt.block_on(inner.poll())?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,13 +85,7 @@ pub async fn run(cli: &Cli, cfg: &Config, args: &WatchArgs) -> Result<Exit, Erro
         .as_ref()
         .ok_or_else(|| Error::new(ErrorKind::Config, "the config has no [watch] section"))?;
     if !args.replay.is_empty() {
-        // a state of its own, thrown away after
-        let dir = std::env::temp_dir().join(format!("cadenas-replay-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", dir.display())))?;
-        let result = Watcher::replay(watch, &args.replay, args.since, &dir.join("state.db"));
-        let _ = std::fs::remove_dir_all(&dir);
-        for a in &result? {
+        for a in &Watcher::replay(watch, &args.replay, args.since)? {
             print(cli, a);
         }
         return Ok(Exit::Done);

@@ -35,8 +35,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use authlog::parse_line;
 pub(crate) use authlog::{for_each_line, timestamp as log_time};
+pub(crate) use authlog::{parse_login, LoginLine};
 pub use authlog::{read_auth_log, LogLogin};
 pub use sieve::{find_external_redirects, Redirect};
 

@@ -28,6 +28,7 @@
 
 mod alert;
 pub mod follow;
+mod memory;
 mod rules;
 mod service;
 mod state;
@@ -40,7 +41,7 @@ use crate::error::{Error, ErrorKind};
 use crate::investigate::{AddressRange, Instant};
 pub use alert::{Alert, AlertRule};
 use follow::Follower;
-pub use service::{HandledAlert, WatchService};
+pub use service::{journaled_alerts, HandledAlert, WatchService};
 pub use state::State;
 
 /// The `[watch]` config section.
@@ -212,12 +213,14 @@ impl WatchConfig {
     }
 }
 
-/// The watcher: the followers of the configured logs and its state.
+/// The watcher: the followers of the configured logs, its state, and the rules' state in
+/// memory (loaded from the state, written back in each batch).
 #[derive(Debug)]
 pub struct Watcher {
     cfg: WatchConfig,
     state: State,
     followers: Vec<Follower>,
+    memory: memory::Memory,
 }
 
 impl Watcher {
@@ -226,22 +229,58 @@ impl Watcher {
     /// started is [`replay`](Self::replay)'s).
     pub fn open(cfg: &WatchConfig) -> Result<Self, Error> {
         cfg.check()?;
-        let state = State::open(&cfg.state)?;
-        let mut followers = Vec::with_capacity(cfg.dovecot_logs.len());
-        for log in &cfg.dovecot_logs {
-            followers.push(Follower::new(log.clone(), state.position(log)?, false)?);
+        let mut state = State::open(&cfg.state)?;
+        let (followers, memory) = Self::load(cfg, &state)?;
+        // where a log never read before starts (its end now) is kept at once: a poll that
+        // fails, or a crash, starts there again, not at a later end
+        for f in &followers {
+            if let (None, Some(pos)) = (state.position(f.path())?, f.position()) {
+                state.batch(|b| b.set_position(f.path(), pos))?;
+            }
         }
         Ok(Self {
             cfg: cfg.clone(),
             state,
             followers,
+            memory,
         })
+    }
+
+    /// The followers at the state's positions and the rules' state, as the database holds them.
+    fn load(cfg: &WatchConfig, state: &State) -> Result<(Vec<Follower>, memory::Memory), Error> {
+        let mut followers = Vec::with_capacity(cfg.dovecot_logs.len());
+        for log in &cfg.dovecot_logs {
+            followers.push(Follower::new(log.clone(), state.position(log)?, false)?);
+        }
+        let memory = state.load(
+            Instant::now().unix(),
+            cfg.baseline_days,
+            cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60,
+            cfg.dedupe_mins.max(60) * 60,
+        )?;
+        Ok((followers, memory))
     }
 
     /// Reads what was written since the last poll, runs the rules, and returns the alerts
     /// raised (recorded as unsent: [`Watcher::unsent`], [`Watcher::mark_sent`]). Each log's
-    /// new lines, their alerts and its position are committed together.
+    /// new lines, what they taught, their alerts and its position are committed together; a
+    /// batch that cannot be committed (the database locked, unreachable) is read again at the
+    /// next poll — nothing is missed, nothing alerted twice.
     pub fn poll(&mut self) -> Result<Vec<Alert>, Error> {
+        let r = self.poll_once();
+        if r.is_err() {
+            // what was read and judged in memory was not committed: start again from the
+            // state (the error is the caller's; if the state cannot be read now, the next
+            // poll tries again)
+            if let Ok((followers, memory)) = Self::load(&self.cfg, &self.state) {
+                self.followers = followers;
+                self.memory = memory;
+            }
+        }
+        r
+    }
+
+    fn poll_once(&mut self) -> Result<Vec<Alert>, Error> {
         let now = Instant::now();
         let mut raised = Vec::new();
         for f in &mut self.followers {
@@ -249,19 +288,23 @@ impl Watcher {
             let Some(pos) = f.position() else {
                 continue;
             };
-            let path = f.path().to_owned();
-            let cfg = &self.cfg;
-            let alerts = self.state.batch(|b| {
-                let mut out = Vec::new();
-                for l in &lines {
-                    if let Some(login) = crate::investigate::parse_line(&l.text, now) {
-                        out.extend(rules::judge(b, cfg, &login, now)?);
-                    }
+            let mut alerts = Vec::new();
+            for l in &lines {
+                if let Some(login) = crate::investigate::parse_login(&l.text, now) {
+                    alerts.extend(rules::judge(&mut self.memory, &self.cfg, &login, now));
                 }
-                let keep = cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60;
+            }
+            let changes = self.memory.take_changes();
+            let path = f.path().to_owned();
+            let keep = self
+                .cfg
+                .many_accounts_window_mins
+                .max(self.cfg.failures_window_mins)
+                * 60;
+            self.state.batch(|b| {
+                b.write(&changes)?;
                 b.prune(now.unix() - keep)?;
-                b.set_position(&path, pos)?;
-                Ok(out)
+                b.set_position(&path, pos)
             })?;
             raised.extend(alerts);
         }
@@ -279,46 +322,20 @@ impl Watcher {
     }
 
     /// Runs the rules over `logs` (plain or gzip'd, in the order given) from `since`, in a
-    /// fresh state of its own at `state` (created; an existing file is refused), and returns
-    /// what would have been alerted, in order.
-    pub fn replay(
-        cfg: &WatchConfig,
-        logs: &[PathBuf],
-        since: Option<Instant>,
-        state: &Path,
-    ) -> Result<Vec<Alert>, Error> {
+    /// state of its own kept in memory, and returns what would have been alerted, in order.
+    pub fn replay(cfg: &WatchConfig, logs: &[PathBuf], since: Option<Instant>) -> Result<Vec<Alert>, Error> {
         cfg.check()?;
-        if state.exists() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{}: exists; a replay starts from a state of its own",
-                    state.display()
-                ),
-            ));
-        }
-        let mut st = State::open(state)?;
+        let mut m = memory::Memory::new(false);
         let now = Instant::now();
         let mut alerts = Vec::new();
         for log in logs {
-            let mut logins = Vec::new();
             crate::investigate::for_each_line(log, |text| {
-                if let Some(l) = crate::investigate::parse_line(text, now) {
+                if let Some(l) = crate::investigate::parse_login(text, now) {
                     if since.is_none_or(|s| l.time.is_some_and(|t| t >= s)) {
-                        logins.push(l);
+                        alerts.extend(rules::judge(&mut m, cfg, &l, now));
                     }
                 }
             })?;
-            // one transaction per 10 000 lines
-            for chunk in logins.chunks(10_000) {
-                alerts.extend(st.batch(|b| {
-                    let mut out = Vec::new();
-                    for login in chunk {
-                        out.extend(rules::judge(b, cfg, login, now)?);
-                    }
-                    Ok(out)
-                })?);
-            }
         }
         Ok(alerts)
     }
@@ -348,7 +365,7 @@ mod tests {
         std::fs::write(&log, lines).expect("log");
         let mut c = WatchConfig::new(vec![log.clone()], dir.join("state.db"));
         cfg(&mut c);
-        let out = Watcher::replay(&c, &[log], None, &dir.join("replay.db")).expect("replay");
+        let out = Watcher::replay(&c, &[log], None).expect("replay");
         let _ = std::fs::remove_dir_all(&dir);
         out
     }
@@ -429,6 +446,70 @@ mod tests {
         assert!(alerts
             .iter()
             .all(|a| a.sms_text(Language::Fr).chars().count() <= 160));
+    }
+
+    #[test]
+    fn what_the_rules_learned_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("cadenas-watch-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let log = dir.join("dovecot.log");
+        std::fs::write(&log, "").expect("log");
+        let cfg = WatchConfig::new(vec![log.clone()], dir.join("state.db"));
+        let t = Instant::now().rfc3339().replace('T', " ");
+        let (day, clock) = t.trim_end_matches('Z').split_once(' ').expect("time");
+        let clock = &clock[..8];
+        let append = |text: String| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+            f.write_all(text.replace("2026-12-07", day).as_bytes())
+                .expect("append");
+        };
+        let mut w = Watcher::open(&cfg).expect("open");
+        append(login(clock, "alice", "192.0.2.10"));
+        let mut lines = String::new();
+        for i in 0..4 {
+            lines += &failed(clock, &format!("user{i}"), "198.51.100.9");
+        }
+        append(lines);
+        assert!(w.poll().expect("poll").is_empty());
+        drop(w);
+        // restarted: alice's network and the address's four accounts were kept
+        let mut w = Watcher::open(&cfg).expect("reopen");
+        append(login(clock, "alice", "203.0.113.7") + &failed(clock, "user4", "198.51.100.9"));
+        let rules: Vec<AlertRule> = w.poll().expect("poll").iter().map(|a| a.rule).collect();
+        assert_eq!(rules, [AlertRule::NewNetwork, AlertRule::ManyAccounts]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_locked_state_database_is_a_clear_error_then_nothing_is_missed_or_alerted_twice() {
+        let dir = std::env::temp_dir().join(format!("cadenas-watch-locked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let log = dir.join("dovecot.log");
+        std::fs::write(&log, "").expect("log");
+        let cfg = WatchConfig::new(vec![log.clone()], dir.join("state.db"));
+        let mut w = Watcher::open(&cfg).expect("open");
+        let t = Instant::now().rfc3339();
+        let (day, clock) = t.trim_end_matches('Z').split_once('T').expect("time");
+        let mut lines = String::new();
+        for i in 0..5 {
+            lines += &failed(&clock[..8], &format!("user{i}"), "198.51.100.9");
+        }
+        std::fs::write(&log, lines.replace("2026-12-07", day)).expect("append");
+        // another process holds the database
+        let other = rusqlite::Connection::open(&cfg.state).expect("other");
+        other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        let e = w.poll().expect_err("locked");
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.message().contains("watch state"), "{e}");
+        other.execute_batch("COMMIT").expect("unlock");
+        let alerts = w.poll().expect("poll");
+        assert_eq!(alerts.len(), 1, "the lines read again: {alerts:?}");
+        assert!(w.poll().expect("poll").is_empty());
+        assert_eq!(w.unsent().expect("unsent").len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,53 +1,40 @@
 //! The rules over Dovecot's login lines: a new network for an account, one address logging
-//! into (or failing on) many accounts, bursts of failures per account and per address. Each
-//! reads and writes the state of the batch it runs in; times are the lines' own (a replay of
-//! old logs judges them as they happened).
+//! into (or failing on) many accounts, bursts of failures per account and per address. They
+//! read and change the state in memory ([`Memory`]); times are the lines' own (a replay of old
+//! logs judges them as they happened).
 
 use std::net::IpAddr;
 
-use super::state::Batch;
+use super::memory::{address_number, network_key, network_text, Kind, Memory};
 use super::{Alert, AlertRule, WatchConfig};
-use crate::error::Error;
-use crate::investigate::{Instant, LogLogin};
-
-/// The network an address belongs to for the baseline: its /24 (IPv4) or /48 (IPv6).
-pub(super) fn network_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-    }
-}
+use crate::investigate::{Instant, LoginLine};
 
 /// Runs every rule on one login line; the alerts it raises (already deduplicated and within
-/// the overall rate limit) are written in the batch and returned.
-pub(super) fn judge(
-    b: &Batch<'_>,
-    cfg: &WatchConfig,
-    login: &LogLogin,
-    now: Instant,
-) -> Result<Vec<Alert>, Error> {
+/// the overall rate limit) are recorded in `m` and returned.
+pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, now: Instant) -> Vec<Alert> {
     let Ok(ip) = login.ip.parse::<IpAddr>() else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let at = login.time.unwrap_or(now).unix();
-    let account = login.user.to_lowercase();
+    let lowered;
+    let account = if login.user.bytes().any(|b| b.is_ascii_uppercase()) || !login.user.is_ascii() {
+        lowered = login.user.to_lowercase();
+        lowered.as_str()
+    } else {
+        login.user
+    };
+    let id = m.names.id(account);
+    let address = address_number(ip);
     let own = cfg.own_networks.iter().any(|r| r.contains(ip));
     let mut out = Vec::new();
     // one address, many accounts: logins and failures alike
-    b.event("from", &login.ip, &account, at)?;
-    let window = at - cfg.many_accounts_window_mins * 60;
-    let (_, accounts) = b.count("from", &login.ip, window)?;
+    let since = at - cfg.many_accounts_window_mins * 60;
+    let (_, accounts) = m.event(Kind::From, address, id.into(), at, since);
     if !own && accounts >= cfg.many_accounts {
         out.push(Alert::new(
             AlertRule::ManyAccounts,
             None,
-            &login.ip,
+            login.ip,
             at,
             format!(
                 "{accounts} accounts from {} in {} min",
@@ -56,26 +43,24 @@ pub(super) fn judge(
         ));
     }
     if login.failed {
-        let window = at - cfg.failures_window_mins * 60;
-        b.event("fail_account", &account, &login.ip, at)?;
-        let (n, _) = b.count("fail_account", &account, window)?;
+        let since = at - cfg.failures_window_mins * 60;
+        let (n, _) = m.event(Kind::FailAccount, id.into(), address, at, since);
         if n >= cfg.failures_per_account {
             out.push(Alert::new(
                 AlertRule::FailuresOnAccount,
-                Some(&account),
-                &login.ip,
+                Some(account),
+                login.ip,
                 at,
                 format!("{n} failed logins in {} min", cfg.failures_window_mins),
             ));
         }
         if !own {
-            b.event("fail_address", &login.ip, &account, at)?;
-            let (n, _) = b.count("fail_address", &login.ip, window)?;
+            let (n, _) = m.event(Kind::FailAddress, address, id.into(), at, since);
             if n >= cfg.failures_per_address {
                 out.push(Alert::new(
                     AlertRule::FailuresFromAddress,
                     None,
-                    &login.ip,
+                    login.ip,
                     at,
                     format!(
                         "{n} failed logins from {} in {} min",
@@ -84,38 +69,46 @@ pub(super) fn judge(
                 ));
             }
         }
-    } else if !own {
-        // a new network for an account with a baseline (an account seen for the first time
-        // is learned, not alerted on)
-        let net = network_of(ip);
-        let known = b.networks(&account, at - cfg.baseline_days * 86_400)?;
-        if !known.is_empty() && !known.contains(&net) {
-            out.push(Alert::new(
-                AlertRule::NewNetwork,
-                Some(&account),
-                &login.ip,
-                at,
-                format!(
-                    "{} login from {net}, not seen in {} days",
-                    login.service, cfg.baseline_days
-                ),
-            ));
-        }
-        b.saw_network(&account, &net, at)?;
     } else {
-        b.saw_network(&account, &network_of(ip), at)?;
+        let net = network_key(ip);
+        if !own {
+            // a new network for an account with a baseline (an account seen for the first
+            // time is learned, not alerted on)
+            let (any, known) = m.knows(id, net, at - cfg.baseline_days * 86_400);
+            if any && !known {
+                out.push(Alert::new(
+                    AlertRule::NewNetwork,
+                    Some(account),
+                    login.ip,
+                    at,
+                    format!(
+                        "{} login from {}, not seen in {} days",
+                        login.service,
+                        network_text(net),
+                        cfg.baseline_days
+                    ),
+                ));
+            }
+        }
+        m.saw_network(id, net, at);
     }
+    let longest = cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60;
+    m.sweep_now_and_then(
+        at - longest,
+        at - cfg.baseline_days * 86_400,
+        at - cfg.dedupe_mins.max(60) * 60,
+    );
     let mut raised = Vec::new();
     for a in out {
         let subject = a.subject();
-        if cfg.dedupe_mins > 0 && b.alerted(a.rule.name(), &subject, at - cfg.dedupe_mins * 60)? {
+        if cfg.dedupe_mins > 0 && m.alerted(a.rule, &subject, at - cfg.dedupe_mins * 60) {
             continue;
         }
-        if b.alerts_since(at - 3600)? >= cfg.max_alerts_per_hour {
+        if m.alerts_since(at - 3600) >= cfg.max_alerts_per_hour {
             break;
         }
-        b.raise(&a, &subject, at)?;
+        m.raise(&a, subject, at);
         raised.push(a);
     }
-    Ok(raised)
+    raised
 }

@@ -159,3 +159,32 @@ impl WatchService {
         Ok(())
     }
 }
+
+/// The alerts the journal at `location` holds — what running watchers raised and did about
+/// them — oldest first; with `since`, those raised from then on (the alerts' own times). The
+/// chain is verified as it is read (and the MACs, with `key`).
+pub fn journaled_alerts(
+    location: &Location,
+    key: Option<&Secret>,
+    since: Option<crate::investigate::Instant>,
+) -> Result<Vec<HandledAlert>, Error> {
+    Ok(location
+        .records(key)?
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::Alert {
+                alert,
+                automatic,
+                notifications,
+            } => Some(HandledAlert {
+                alert,
+                automatic,
+                notifications,
+            }),
+            _ => None,
+        })
+        .filter(|h| {
+            since.is_none_or(|s| crate::investigate::Instant::parse(&h.alert.at).is_ok_and(|t| t >= s))
+        })
+        .collect())
+}

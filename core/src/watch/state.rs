@@ -17,6 +17,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::follow::Position;
+use super::memory::{network_text, parse_network, Changes, Kind, Memory};
 use super::service::HandledAlert;
 use super::Alert;
 use crate::error::{Error, ErrorKind};
@@ -65,6 +66,67 @@ impl State {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// The rules' state in memory as the database holds it at `now`: the networks seen within
+    /// `baseline_days`, the window events within `window_secs`, the alerts of the last
+    /// `alerts_secs`.
+    pub(super) fn load(
+        &self,
+        now: i64,
+        baseline_days: i64,
+        window_secs: i64,
+        alerts_secs: i64,
+    ) -> Result<Memory, Error> {
+        let err = |e| db_err(&self.path, "cannot load the state", e);
+        let mut m = Memory::new(true);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT account, network, last_seen FROM watch_networks WHERE last_seen >= ?1")
+            .map_err(err)?;
+        let mut rows = stmt.query(params![now - baseline_days * 86_400]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let (account, net, at): (String, String, i64) = (
+                r.get(0).map_err(err)?,
+                r.get(1).map_err(err)?,
+                r.get(2).map_err(err)?,
+            );
+            if let Some(net) = parse_network(&net) {
+                m.load_network(&account, net, at);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, key, other, at FROM watch_events WHERE at >= ?1 ORDER BY at")
+            .map_err(err)?;
+        let mut rows = stmt.query(params![now - window_secs]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let (kind, key, other, at): (String, String, String, i64) = (
+                r.get(0).map_err(err)?,
+                r.get(1).map_err(err)?,
+                r.get(2).map_err(err)?,
+                r.get(3).map_err(err)?,
+            );
+            if let Some(kind) = Kind::ALL.into_iter().find(|k| k.name() == kind) {
+                m.load_event(kind, &key, &other, at);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT alert, subject, at FROM watch_alerts WHERE at >= ?1 ORDER BY at")
+            .map_err(err)?;
+        let mut rows = stmt.query(params![now - alerts_secs]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let (alert, subject, at): (String, String, i64) = (
+                r.get(0).map_err(err)?,
+                r.get(1).map_err(err)?,
+                r.get(2).map_err(err)?,
+            );
+            if let Ok(a) = serde_json::from_str::<Alert>(&alert) {
+                m.load_alert(a.rule, &subject, at);
+            }
+        }
+        Ok(m)
     }
 
     /// Where `log` was read up to, if it was.
@@ -205,96 +267,55 @@ impl Batch<'_> {
     pub(super) fn set_position(&self, log: &Path, p: Position) -> Result<(), Error> {
         self.tx
             .prepare_cached(
-                "INSERT INTO watch_positions (path, inode, offset) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(path) DO UPDATE SET inode = ?2, offset = ?3",
+                "INSERT OR REPLACE INTO watch_positions (path, inode, offset) VALUES (?1, ?2, ?3)",
             )
             .and_then(|mut s| s.execute(params![log.to_string_lossy(), p.inode as i64, p.offset as i64]))
             .map(|_| ())
             .map_err(self.err("cannot write a position"))
     }
 
-    /// The networks `account` logged in from since `since` (Unix seconds).
-    pub(super) fn networks(&self, account: &str, since: i64) -> Result<Vec<String>, Error> {
-        let mut s = self
-            .tx
-            .prepare_cached("SELECT network FROM watch_networks WHERE account = ?1 AND last_seen >= ?2")
-            .map_err(self.err("cannot read networks"))?;
-        let rows = s
-            .query_map(params![account, since], |r| r.get::<_, String>(0))
-            .map_err(self.err("cannot read networks"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(self.err("cannot read networks"))
+    /// Writes what the rules changed in memory since the last batch.
+    pub(super) fn write(&self, c: &Changes) -> Result<(), Error> {
+        if !c.events.is_empty() {
+            let mut stmt = self
+                .tx
+                .prepare_cached("INSERT INTO watch_events (kind, key, other, at) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(self.err("cannot write events"))?;
+            for (kind, key, other, at) in &c.events {
+                stmt.execute(params![kind.name(), key, other, at])
+                    .map_err(self.err("cannot write events"))?;
+            }
+        }
+        if !c.networks.is_empty() {
+            let mut stmt = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO watch_networks (account, network, last_seen) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account, network) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+                )
+                .map_err(self.err("cannot write networks"))?;
+            for (account, net, at) in &c.networks {
+                stmt.execute(params![account, network_text(*net), at])
+                    .map_err(self.err("cannot write networks"))?;
+            }
+        }
+        for (alert, subject, at) in &c.alerts {
+            let text = serde_json::to_string(alert)
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("alert to JSON: {e}")))?;
+            self.tx
+                .prepare_cached("INSERT INTO watch_alerts (rule, subject, at, alert) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![alert.rule.name(), subject, at, text]))
+                .map_err(self.err("cannot write an alert"))?;
+        }
+        Ok(())
     }
 
-    pub(super) fn saw_network(&self, account: &str, network: &str, at: i64) -> Result<(), Error> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO watch_networks (account, network, last_seen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(account, network) DO UPDATE SET last_seen = max(last_seen, ?3)",
-            )
-            .and_then(|mut s| s.execute(params![account, network, at]))
-            .map(|_| ())
-            .map_err(self.err("cannot write a network"))
-    }
-
-    /// Records an event of `kind` for `key` (with `other`: the account of a login from an
-    /// address) at `at`.
-    pub(super) fn event(&self, kind: &str, key: &str, other: &str, at: i64) -> Result<(), Error> {
-        self.tx
-            .prepare_cached("INSERT INTO watch_events (kind, key, other, at) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![kind, key, other, at]))
-            .map(|_| ())
-            .map_err(self.err("cannot write an event"))
-    }
-
-    /// Events of `kind` for `key` since `since`: how many, and how many distinct `other`s.
-    pub(super) fn count(&self, kind: &str, key: &str, since: i64) -> Result<(u64, u64), Error> {
-        self.tx
-            .prepare_cached(
-                "SELECT count(*), count(DISTINCT other) FROM watch_events WHERE kind = ?1 AND key = ?2 AND at >= ?3",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![kind, key, since], |r| {
-                    Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64))
-                })
-            })
-            .map_err(self.err("cannot count events"))
-    }
-
-    /// Forgets events older than `before`.
+    /// Forgets the window events before `before`.
     pub(super) fn prune(&self, before: i64) -> Result<(), Error> {
         self.tx
-            .execute("DELETE FROM watch_events WHERE at < ?1", params![before])
+            .prepare_cached("DELETE FROM watch_events WHERE at < ?1")
+            .and_then(|mut s| s.execute(params![before]))
             .map(|_| ())
             .map_err(self.err("cannot prune events"))
-    }
-
-    /// Whether an alert of `rule` about `subject` was raised since `since`.
-    pub(super) fn alerted(&self, rule: &str, subject: &str, since: i64) -> Result<bool, Error> {
-        self.tx
-            .prepare_cached(
-                "SELECT 1 FROM watch_alerts WHERE rule = ?1 AND subject = ?2 AND at >= ?3 LIMIT 1",
-            )
-            .and_then(|mut s| s.exists(params![rule, subject, since]))
-            .map_err(self.err("cannot read alerts"))
-    }
-
-    /// Alerts raised since `since`, all rules.
-    pub(super) fn alerts_since(&self, since: i64) -> Result<u64, Error> {
-        self.tx
-            .prepare_cached("SELECT count(*) FROM watch_alerts WHERE at >= ?1")
-            .and_then(|mut s| s.query_row(params![since], |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(self.err("cannot count alerts"))
-    }
-
-    pub(super) fn raise(&self, alert: &Alert, subject: &str, at: i64) -> Result<(), Error> {
-        let text = serde_json::to_string(alert)
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("alert to JSON: {e}")))?;
-        self.tx
-            .prepare_cached("INSERT INTO watch_alerts (rule, subject, at, alert) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![alert.rule.name(), subject, at, text]))
-            .map(|_| ())
-            .map_err(self.err("cannot write an alert"))
     }
 }
