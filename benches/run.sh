@@ -20,7 +20,8 @@
 # CADENAS_BENCH_ONLY=cli the CLI seen from outside (benches/cli.rs), CADENAS_BENCH_ONLY=ad the lock
 # wave on AD with the DC's reset capacity (benches/ad.rs), CADENAS_BENCH_ONLY=time_to_contain the
 # OpenLDAP containment at CADENAS_BENCH_SIZES (e.g. 600,6000) with its peers and the Dovecot runs,
-# CADENAS_BENCH_ONLY=time_to_contain_pinned the same with slapd and the client on separate cores.
+# CADENAS_BENCH_ONLY=time_to_contain_pinned the same with slapd and the client on separate cores,
+# CADENAS_BENCH_ONLY=watch `cadenas watch` against fail2ban-regex (benches/watch.py).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -29,7 +30,7 @@ export CADENAS_BENCH_SIZES=${CADENAS_BENCH_SIZES:-600,6000,60000}
 CADENAS_BENCH_ONCE_SIZES=${CADENAS_BENCH_ONCE_SIZES:-}
 # shellcheck source=lab/lib.sh
 . lab/lib.sh
-apt_install jq:jq oathtool:oathtool pkg-config:pkg-config /usr/include/liboath/oath.h:liboath-dev \
+apt_install jq:jq oathtool:oathtool fail2ban-regex:fail2ban pkg-config:pkg-config /usr/include/liboath/oath.h:liboath-dev \
   /usr/include/sqlite3.h:libsqlite3-dev
 bash python/venv.sh --release
 PY=$ROOT/target/python-venv/bin/python
@@ -130,6 +131,7 @@ case "${CADENAS_BENCH_ONLY:-}" in
     only time_to_contain "Time to contain" 1000 cargo bench -q -p cadenas-benches --bench time_to_contain ;;
   time_to_contain_pinned) only time_to_contain_pinned "Time to contain, pinned" 1000 pinned_time_to_contain ;;
   mfa) only mfa "TOTP verification and argon2id" 300 measure_mfa ;;
+  watch) only watch "Noticing an attack" 300 "$PY" benches/watch.py ;;
 esac
 rm -f "$RESULTS"
 for r in $(seq "$REPEATS"); do
@@ -142,6 +144,7 @@ for r in $(seq "$REPEATS"); do
   CADENAS_BENCH_SIZES=$sizes cargo bench -q -p cadenas-benches
   measure_totp
   "$PY" benches/outbound_e2e.py "$E2E_RUNS"
+  "$PY" benches/watch.py
 done
 "$PY" benches/report.py "$RESULTS" > benches/RESULTS.md
 echo "== benches/RESULTS.md written ($REPEATS repeats)"

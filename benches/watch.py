@@ -255,8 +255,8 @@ def main() -> int:
         wall, cpu, rss, out = run_measured([CLI, "--config", str(cfg), "watch", "--replay", str(log)])
         raised = out.count(b"\n")
         print(
-            f"cadenas watch --replay: {n:,} lines in {wall:.2f} s ({n / wall:,.0f} lines/s), CPU {cpu:.2f} s, "
-            f"peak RSS {rss:.0f} MiB, {raised} alerts"
+            f"cadenas watch --replay: {n:,} lines in {wall:.2f} s ({n / wall:,.0f} lines/s), "
+            f"CPU {cpu:.2f} s, peak RSS {rss:.0f} MiB, {raised} alerts"
         )
         record("cadenas_replay_s", n, wall)
         record("cadenas_replay_cpu_s", n, cpu)

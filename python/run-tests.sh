@@ -13,8 +13,8 @@ bash "$HERE/venv.sh"
 export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
 cd "$HERE"
 python -m mypy.stubtest cadenas._cadenas --allowlist stubtest-allowlist.txt
-python -m mypy --strict cadenas ../examples/python ../tools/public_api.py ../tools/check_docs.py ../benches/totp_python.py ../benches/report.py ../benches/outbound_e2e.py
-ruff check --config pyproject.toml cadenas tests ../tools/public_api.py ../tools/check_docs.py ../examples/python ../benches/totp_python.py ../benches/contain_ldap3.py ../benches/contain_ldap3_ad.py ../benches/report.py ../benches/outbound_e2e.py
-ruff format --config pyproject.toml --check cadenas tests ../tools/public_api.py ../tools/check_docs.py ../examples/python ../benches/totp_python.py ../benches/contain_ldap3.py ../benches/contain_ldap3_ad.py ../benches/report.py ../benches/outbound_e2e.py
+python -m mypy --strict cadenas ../examples/python ../tools/public_api.py ../tools/check_docs.py ../benches/totp_python.py ../benches/report.py ../benches/outbound_e2e.py ../benches/watch.py
+ruff check --config pyproject.toml cadenas tests ../tools/public_api.py ../tools/check_docs.py ../examples/python ../benches/totp_python.py ../benches/contain_ldap3.py ../benches/contain_ldap3_ad.py ../benches/report.py ../benches/outbound_e2e.py ../benches/watch.py
+ruff format --config pyproject.toml --check cadenas tests ../tools/public_api.py ../tools/check_docs.py ../examples/python ../benches/totp_python.py ../benches/contain_ldap3.py ../benches/contain_ldap3_ad.py ../benches/report.py ../benches/outbound_e2e.py ../benches/watch.py
 python -m pytest -q -p no:cacheprovider "$@"
 bash "$HERE/package-test.sh"
