@@ -262,6 +262,11 @@ enum cadenas_operation
   CADENAS_OPERATION_JOURNAL_VERIFY = 5,
   // `cadenas_incident_report`.
   CADENAS_OPERATION_INCIDENT_REPORT = 6,
+  // `cadenas_watch_replay`: the alerts the rules would have raised (a JSON array).
+  CADENAS_OPERATION_WATCH_REPLAY = 7,
+  // `cadenas_watch_alerts`: the alerts the journal holds, each with what was done about
+  // it (a JSON array).
+  CADENAS_OPERATION_WATCH_ALERTS = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -556,6 +561,28 @@ cadenas_result cadenas_incident_report(const cadenas_config *config,
                                        const char *path,
                                        const char *incident,
                                        cadenas_report **report_out);
+
+// The `[watch]` rules of `config` over the `n_logs` log files `logs` (plain or gzip'd,
+// oldest first), from `since` (RFC 3339, a date, or a time ago such as `"36h"`; NULL: from
+// the start): what would have been alerted, without following or changing anything. The
+// report's JSON (`cadenas_report_json`) is an array of alerts — `id`, `rule`, `account`,
+// `ip`, `at`, `detail`, `command` — as `cadenas watch --replay --json` prints them;
+// `cadenas_report_done` counts them. A config without `[watch]` is `CADENAS_RESULT_CONFIG`.
+cadenas_result cadenas_watch_replay(const cadenas_config *config,
+                                    const char *const *logs,
+                                    size_t n_logs,
+                                    const char *since,
+                                    cadenas_report **report_out);
+
+// The alerts the journal `config` names holds — what running watchers (`cadenas watch`)
+// raised, told and contained — oldest first, from `since` (as for `cadenas_watch_replay`;
+// NULL: all). The report's JSON is an array of `{"alert": {...}, "automatic": {...},
+// "notifications": [...]}`; `cadenas_report_done` counts them. The journal's chain (and
+// MACs, with a key) is verified as it is read: a broken one is
+// `CADENAS_RESULT_JOURNAL_TAMPERED`.
+cadenas_result cadenas_watch_alerts(const cadenas_config *config,
+                                    const char *since,
+                                    cadenas_report **report_out);
 
 // New containment options with the defaults: all four steps, 32 users in flight, protected
 // accounts refused, no password hand-over (set one before a containment that resets).

@@ -32,6 +32,11 @@ pub enum cadenas_operation {
     JournalVerify = 5,
     /// `cadenas_incident_report`.
     IncidentReport = 6,
+    /// `cadenas_watch_replay`: the alerts the rules would have raised (a JSON array).
+    WatchReplay = 7,
+    /// `cadenas_watch_alerts`: the alerts the journal holds, each with what was done about
+    /// it (a JSON array).
+    WatchAlerts = 8,
 }
 
 /// How one user of a containment ended.
@@ -161,6 +166,14 @@ impl Report {
             incident: r.incident.clone(),
             journal_head: r.proof.head.clone(),
             ..Self::empty(cadenas_operation::IncidentReport, json_of(r)?)
+        })
+    }
+
+    /// A list of alerts: `done` counts them.
+    pub(crate) fn alerts<T: serde::Serialize>(kind: cadenas_operation, list: &[T]) -> Result<Self, Failure> {
+        Ok(Self {
+            done: list.len(),
+            ..Self::empty(kind, json_of(&list)?)
         })
     }
 
@@ -326,5 +339,70 @@ pub extern "C" fn cadenas_incident_report(
             )),
             None => Ok(()),
         }
+    })
+}
+
+/// The `[watch]` rules of `config` over the `n_logs` log files `logs` (plain or gzip'd,
+/// oldest first), from `since` (RFC 3339, a date, or a time ago such as `"36h"`; NULL: from
+/// the start): what would have been alerted, without following or changing anything. The
+/// report's JSON (`cadenas_report_json`) is an array of alerts — `id`, `rule`, `account`,
+/// `ip`, `at`, `detail`, `command` — as `cadenas watch --replay --json` prints them;
+/// `cadenas_report_done` counts them. A config without `[watch]` is `CADENAS_RESULT_CONFIG`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cadenas_watch_replay(
+    config: *const crate::config::cadenas_config,
+    logs: *const *const c_char,
+    n_logs: usize,
+    since: *const c_char,
+    report_out: *mut *mut cadenas_report,
+) -> cadenas_result {
+    guard(|| {
+        not_null(report_out, "report_out")?;
+        let cfg = crate::config::config_ref(config)?;
+        let logs: Vec<std::path::PathBuf> = crate::boundary::texts(logs, n_logs, "logs")?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        let since = crate::boundary::opt_text(since, "since")?
+            .map(core_api::investigate::Instant::parse)
+            .transpose()?;
+        let watch = cfg
+            .watch
+            .as_ref()
+            .ok_or_else(|| Failure::new(cadenas_result::Config, "the config has no [watch] section"))?;
+        let alerts = core_api::watch::Watcher::replay(watch, &logs, since)?;
+        crate::boundary::hand_out(
+            report_out,
+            Report::alerts(cadenas_operation::WatchReplay, &alerts)?,
+            "report_out",
+        )
+    })
+}
+
+/// The alerts the journal `config` names holds — what running watchers (`cadenas watch`)
+/// raised, told and contained — oldest first, from `since` (as for `cadenas_watch_replay`;
+/// NULL: all). The report's JSON is an array of `{"alert": {...}, "automatic": {...},
+/// "notifications": [...]}`; `cadenas_report_done` counts them. The journal's chain (and
+/// MACs, with a key) is verified as it is read: a broken one is
+/// `CADENAS_RESULT_JOURNAL_TAMPERED`.
+#[unsafe(no_mangle)]
+pub extern "C" fn cadenas_watch_alerts(
+    config: *const crate::config::cadenas_config,
+    since: *const c_char,
+    report_out: *mut *mut cadenas_report,
+) -> cadenas_result {
+    guard(|| {
+        not_null(report_out, "report_out")?;
+        crate::config::config_ref(config)?;
+        let since = crate::boundary::opt_text(since, "since")?
+            .map(core_api::investigate::Instant::parse)
+            .transpose()?;
+        let (location, key) = crate::responder::journal_of(config, std::ptr::null())?;
+        let alerts = core_api::watch::journaled_alerts(&location, key.as_ref(), since)?;
+        crate::boundary::hand_out(
+            report_out,
+            Report::alerts(cadenas_operation::WatchAlerts, &alerts)?,
+            "report_out",
+        )
     })
 }

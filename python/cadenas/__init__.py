@@ -22,7 +22,19 @@ Log records go to the ``cadenas`` logger (never with a secret).
 from __future__ import annotations
 
 from . import _errors
-from ._cadenas import Authenticator, Mfa, Responder, Secret, error_kinds, hotp, totp_code, totp_verify
+from ._cadenas import (
+    Authenticator,
+    Mfa,
+    Responder,
+    Secret,
+    WatchService,
+    error_kinds,
+    hotp,
+    totp_code,
+    totp_verify,
+    watch_alerts,
+    watch_replay,
+)
 from ._cadenas import verify_journal as _verify_journal
 from ._errors import (
     AmbiguousUser,
@@ -115,6 +127,7 @@ from ._reports import (
     Verified,
     VerifyReport,
 )
+from ._watch import Alert, AlertRule, AutoOutcome, HandledAlert
 
 __version__ = "0.1.0"
 
@@ -143,11 +156,14 @@ __all__ = [
     "AccountOutcome",
     "AccountRecord",
     "AccountState",
+    "Alert",
+    "AlertRule",
     "AmbiguousUser",
     "AttackerAddress",
     "AttributeChange",
     "AuthOutcome",
     "Authenticator",
+    "AutoOutcome",
     "BadRecord",
     "CadenasError",
     "Change",
@@ -157,6 +173,7 @@ __all__ = [
     "Curve",
     "Enrolment",
     "ErrorInfo",
+    "HandledAlert",
     "HeldMail",
     "IncidentReport",
     "InsecureTransport",
@@ -229,9 +246,12 @@ __all__ = [
     "UserReport",
     "Verified",
     "VerifyReport",
+    "WatchService",
     "authenticate",
     "hotp",
     "totp_code",
     "totp_verify",
     "verify_journal",
+    "watch_alerts",
+    "watch_replay",
 ]

@@ -19,18 +19,22 @@ from ._reports import (
     Verified,
     VerifyReport,
 )
+from ._watch import Alert, HandledAlert
 
 __all__ = [
     "Authenticator",
     "Mfa",
     "Responder",
     "Secret",
+    "WatchService",
     "_render_report",
     "error_kinds",
     "hotp",
     "totp_code",
     "totp_verify",
     "verify_journal",
+    "watch_alerts",
+    "watch_replay",
 ]
 
 _Path: TypeAlias = str | PathLike[str]
@@ -139,6 +143,17 @@ class Authenticator:
     def from_config(path: _Path) -> Authenticator: ...
     def authenticate(self, user: str, password: str | Secret, code: str | None = None) -> AuthOutcome: ...
 
+@final
+class WatchService:
+    """The watcher as a service: each poll() reads what the [watch] logs gained, and tells,
+    contains (where a rule may) and journals each new alert."""
+
+    @staticmethod
+    def from_config(path: _Path) -> WatchService: ...
+    def poll(self) -> list[HandledAlert]: ...
+
+def watch_replay(config: _Path, logs: Sequence[_Path], *, since: str | None = None) -> list[Alert]: ...
+def watch_alerts(config: _Path, *, since: str | None = None) -> list[HandledAlert]: ...
 def verify_journal(path: _Path | None = None, *, config: _Path | None = None) -> VerifyReport: ...
 def _render_report(report: dict[str, Any], format: str, lang: str) -> str: ...
 def totp_code(

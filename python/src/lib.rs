@@ -12,6 +12,7 @@ mod logs;
 mod mfa;
 mod responder;
 mod secret;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -88,6 +89,9 @@ fn _cadenas(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mfa::PyAuthenticator>()?;
     m.add_function(wrap_pyfunction!(responder::verify_journal, m)?)?;
     m.add_function(wrap_pyfunction!(_render_report, m)?)?;
+    m.add_class::<watch::PyWatchService>()?;
+    m.add_function(wrap_pyfunction!(watch::watch_replay, m)?)?;
+    m.add_function(wrap_pyfunction!(watch::watch_alerts, m)?)?;
     m.add_function(wrap_pyfunction!(mfa::totp_code, m)?)?;
     m.add_function(wrap_pyfunction!(mfa::totp_verify, m)?)?;
     m.add_function(wrap_pyfunction!(mfa::hotp, m)?)?;

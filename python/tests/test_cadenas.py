@@ -754,3 +754,64 @@ def test_the_report_page_in_a_real_browser(openldap: Lab, tmp_path: Path) -> Non
     assert "Not every account was locked" in shown
     for secret in secrets:
         assert secret not in dom
+
+
+def test_the_watcher_from_python_alerts_journals_and_replays(mail: Lab, tmp_path: Path) -> None:
+    """The watcher as a service of the script's own over the lab Dovecot's real log: a login
+    from a new network is one typed alert, journaled (read back with watch_alerts), and the
+    replay of the log finds it too."""
+    log = mail.env["CADENAS_LAB_DOVECOT_LOG"]
+    cfg = tmp_path / "watch.toml"
+    cfg.write_text(
+        mail.config.read_text()
+        + f'\n[watch]\ndovecot_logs = ["{log}"]\nstate = "{tmp_path / "watch.db"}"\n'
+        + "max_alerts_per_hour = 1000000\n"
+    )
+    host, port = mail.env["CADENAS_LAB_IMAP"].split(":")
+    pid = os.getpid()
+
+    def login_from(ip: str, user: str) -> None:
+        class From(imaplib.IMAP4):
+            def _create_socket(self, timeout: float | None) -> socket.socket:
+                return socket.create_connection((self.host, self.port), timeout, source_address=(ip, 0))
+
+        s = From(host, int(port))
+        s.login(user, mail.user_password)
+        s.logout()
+
+    def mine(handled: list[cadenas.HandledAlert]) -> list[cadenas.HandledAlert]:
+        return [h for h in handled if h.alert.account == victim.lower()]
+
+    victim, _ = mail.fresh_user("watch")
+    svc = cadenas.WatchService.from_config(cfg)
+    login_from(f"127.72.{pid % 250}.10", victim)
+    seen: list[cadenas.HandledAlert] = []
+    for _ in range(10):
+        seen += mine(svc.poll())
+        time.sleep(0.1)
+    assert seen == [], "a first network is learned"
+    attacker = f"127.73.{pid % 250}.66"
+    login_from(attacker, victim)
+    for _ in range(100):
+        seen += mine(svc.poll())
+        if seen:
+            break
+        time.sleep(0.1)
+    assert len(seen) == 1
+    h = seen[0]
+    assert h.alert.rule == cadenas.AlertRule.NEW_NETWORK
+    assert h.alert.ip == attacker
+    assert h.alert.command == f"cadenas contain --from-ip {attacker}/32"
+    assert h.alert.id.startswith("ALR-")
+    assert h.automatic is None and h.notifications == []
+    assert cadenas.HandledAlert.from_dict(h.to_dict()) == h
+    journaled = [j for j in cadenas.watch_alerts(cfg, since="1h") if j.alert.id == h.alert.id]
+    assert journaled == [h]
+    replayed = [
+        a
+        for a in cadenas.watch_replay(cfg, [log], since="1h")
+        if a.account == victim.lower() and a.ip == attacker
+    ]
+    assert len(replayed) == 1 and replayed[0].rule == cadenas.AlertRule.NEW_NETWORK
+    with pytest.raises(cadenas.Config):
+        cadenas.watch_replay(mail.config, [log])
