@@ -2,7 +2,7 @@
 # `make package`: the Debian packages, with dpkg-deb, into target/deb/:
 #   cadenas         the CLI, its man pages and shell completions, an example
 #                   /etc/cadenas/cadenas.toml (root and the cadenas group only), the hardened
-#                   systemd unit of the outbound policy service, the runbooks
+#                   systemd units of the outbound policy service and the watcher, the runbooks
 #   libcadenas0     the C library (soname libcadenas.so.0)
 #   libcadenas-dev  cadenas.h, libcadenas.a, the .so link, cadenas.pc
 #   libpam-cadenas  pam_cadenas.so in the multiarch security directory
@@ -76,6 +76,7 @@ install -d "$P/usr/share/bash-completion/completions" "$P/usr/share/zsh/vendor-c
 "$BIN/cadenas" completions fish > "$P/usr/share/fish/vendor_completions.d/cadenas.fish"
 install -D -m 640 packaging/cadenas.toml "$P/etc/cadenas/cadenas.toml"
 install -D -m 644 packaging/systemd/cadenas-outbound.service "$P/lib/systemd/system/cadenas-outbound.service"
+install -D -m 644 packaging/systemd/cadenas-watch.service "$P/lib/systemd/system/cadenas-watch.service"
 install -d "$P/usr/share/doc/cadenas"
 for f in README.md CHANGELOG.md docs/runbook.md docs/runbook.fr.md docs/guide/src/configuration.md; do
   gzip -9n < "$f" > "$P/usr/share/doc/cadenas/$(basename "$f").gz"

@@ -52,15 +52,19 @@ in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=
 [ "$(in_root cadenas --version)" = "cadenas $VERSION" ] || fail "cadenas --version: $(in_root cadenas --version)"
 in_root man cadenas 2>/dev/null | grep -q "cadenas" || fail "man cadenas shows nothing"
 in_root man -w cadenas-drill > /dev/null || fail "man cannot find cadenas-drill(1)"
+in_root man -w cadenas-watch > /dev/null || fail "man cannot find cadenas-watch(1)"
 [ -s "$R/usr/share/bash-completion/completions/cadenas" ] || fail "no bash completion"
 [ "$(in_root stat -c %a:%U:%G /etc/cadenas/cadenas.toml)" = 640:root:cadenas ] ||
   fail "/etc/cadenas/cadenas.toml is $(in_root stat -c %a:%U:%G /etc/cadenas/cadenas.toml)"
 [ "$(in_root stat -c %a:%U /var/lib/cadenas)" = 750:cadenas ] || fail "/var/lib/cadenas"
 MA=$(in_root gcc -print-multiarch)
 [ -f "$R/lib/$MA/security/pam_cadenas.so" ] || fail "pam_cadenas.so is not in /lib/$MA/security"
+[ -f "$R/lib/systemd/system/cadenas-watch.service" ] || fail "no cadenas-watch.service"
 if [ "$MOUNTED" = 1 ]; then
-  in_root systemd-analyze verify /lib/systemd/system/cadenas-outbound.service 2>&1 | grep -v "^$" &&
-    fail "systemd-analyze verify found problems in cadenas-outbound.service" || true
+  for unit in cadenas-outbound cadenas-watch; do
+    in_root systemd-analyze verify "/lib/systemd/system/$unit.service" 2>&1 | grep -v "^$" &&
+      fail "systemd-analyze verify found problems in $unit.service" || true
+  done
 fi
 
 # a C program built with pkg-config against the installed library, and run
