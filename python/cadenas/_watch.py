@@ -19,6 +19,7 @@ class AlertRule(str, enum.Enum):
     MANY_ACCOUNTS = "many_accounts"
     FAILURES_ON_ACCOUNT = "failures_on_account"
     FAILURES_FROM_ADDRESS = "failures_from_address"
+    OUTSIDE_MAIL_RULE = "outside_mail_rule"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ pub enum AlertRule {
     FailuresOnAccount,
     /// A burst of failed logins from one address.
     FailuresFromAddress,
+    /// An active Sieve script that sends mail outside the local domains, found after a
+    /// ManageSieve login (a script not seen on the account before).
+    OutsideMailRule,
 }
 
 impl AlertRule {
@@ -28,6 +31,7 @@ impl AlertRule {
             AlertRule::ManyAccounts => "many_accounts",
             AlertRule::FailuresOnAccount => "failures_on_account",
             AlertRule::FailuresFromAddress => "failures_from_address",
+            AlertRule::OutsideMailRule => "outside_mail_rule",
         }
     }
 
@@ -42,6 +46,8 @@ impl AlertRule {
             AlertRule::FailuresOnAccount => "failure burst",
             AlertRule::FailuresFromAddress if fr => "échecs depuis une adresse",
             AlertRule::FailuresFromAddress => "failures from one address",
+            AlertRule::OutsideMailRule if fr => "transfert vers l'extérieur",
+            AlertRule::OutsideMailRule => "mail sent outside",
         }
     }
 }
@@ -76,7 +82,8 @@ impl Alert {
             _ => format!("{ip}/32"),
         };
         let command = match (rule, account) {
-            (AlertRule::FailuresOnAccount, Some(a)) => format!("cadenas plan {a}"),
+            (AlertRule::FailuresOnAccount, Some(a)) => format!("cadenas plan {}", shell_word(a)),
+            (AlertRule::OutsideMailRule, Some(a)) => format!("cadenas contain {}", shell_word(a)),
             _ => format!("cadenas contain --from-ip {range}"),
         };
         Self {
@@ -122,4 +129,39 @@ fn new_alert_id(at: i64) -> String {
     let _ = crate::secret::fill_random(&mut r);
     let t = Instant::from_unix(at).rfc3339().replace(['-', ':'], "");
     format!("ALR-{}-{}", t.trim_end_matches('Z'), hex::encode(r))
+}
+
+/// `word` as one shell word: as is when it holds only letters, digits and `._@+-`, else in
+/// single quotes (a name from a log line is data, even pasted into a shell).
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@+-".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_in_a_command_is_one_shell_word() {
+        assert_eq!(shell_word("jdupont"), "jdupont");
+        assert_eq!(shell_word("j.dupont@example.test"), "j.dupont@example.test");
+        assert_eq!(shell_word("x; rm -rf /"), "'x; rm -rf /'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        let a = Alert::new(
+            AlertRule::OutsideMailRule,
+            Some("a b"),
+            "192.0.2.1",
+            0,
+            String::new(),
+        );
+        assert_eq!(a.command, "cadenas contain 'a b'");
+    }
 }

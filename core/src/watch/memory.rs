@@ -213,6 +213,8 @@ pub(super) struct Changes {
     pub(super) networks: Vec<(String, u64, i64)>,
     /// Alerts raised, with their subject and time.
     pub(super) alerts: Vec<(Alert, String, i64)>,
+    /// Mail-rule checks due: account, address, when.
+    pub(super) mail_rule_checks: Vec<(String, String, i64)>,
 }
 
 /// The rules' state in memory.
@@ -346,6 +348,18 @@ impl Memory {
         }
         if self.keep_changes {
             self.dirty_networks.insert((id, network), ());
+        }
+    }
+
+    /// A ManageSieve login of `account` from `ip` at `at`: its Sieve scripts are to be read
+    /// `after` seconds later, each (by the service; a replay reads nothing).
+    pub(super) fn mail_rule_checks(&mut self, account: &str, ip: &str, at: i64, after: &[i64]) {
+        if self.keep_changes {
+            for secs in after {
+                self.changes
+                    .mail_rule_checks
+                    .push((account.to_owned(), ip.to_owned(), at + secs));
+            }
         }
     }
 

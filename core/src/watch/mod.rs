@@ -82,6 +82,11 @@ pub struct WatchConfig {
     /// At most this many alerts per hour, all rules. Default 20.
     #[serde(default = "default_max_alerts")]
     pub max_alerts_per_hour: u64,
+    /// Seconds after a ManageSieve login at which the account's Sieve scripts are read (through
+    /// the Dovecot revokers `[mail] sieve_via` names) for a rule that sends mail outside the
+    /// local domains. Default `[10, 120]`; empty: never.
+    #[serde(default = "default_mail_rule_checks")]
+    pub mail_rule_checks_secs: Vec<i64>,
     /// Which rules may contain an account automatically, and the rails (`[watch.auto_contain]`).
     /// None by default.
     #[serde(default)]
@@ -96,7 +101,8 @@ pub struct WatchConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AutoContain {
-    /// The rules that may contain (`new_network`). Empty by default: alerts only.
+    /// The rules that may contain (`new_network`, `outside_mail_rule`). Empty by default:
+    /// alerts only.
     #[serde(default)]
     pub rules: Vec<AlertRule>,
     /// At most this many automatic containments in any hour. Default 3.
@@ -117,6 +123,9 @@ impl Default for AutoContain {
     }
 }
 
+fn default_mail_rule_checks() -> Vec<i64> {
+    vec![10, 120]
+}
 fn default_auto_max() -> usize {
     3
 }
@@ -161,6 +170,7 @@ impl WatchConfig {
             failures_window_mins: default_window(),
             dedupe_mins: default_dedupe(),
             max_alerts_per_hour: default_max_alerts(),
+            mail_rule_checks_secs: default_mail_rule_checks(),
             auto_contain: AutoContain::default(),
         }
     }
@@ -186,8 +196,14 @@ impl WatchConfig {
             || self.many_accounts_window_mins < 1
             || self.failures_window_mins < 1
             || self.dedupe_mins < 0
+            || self
+                .mail_rule_checks_secs
+                .iter()
+                .any(|s| !(0..=86_400).contains(s))
         {
-            return Err(bad("the windows are at least 1 (minutes, days)"));
+            return Err(bad(
+                "the windows are at least 1 (minutes, days); mail_rule_checks_secs within a day",
+            ));
         }
         if self.many_accounts < 2 || self.failures_per_account < 1 || self.failures_per_address < 1 {
             return Err(bad(
@@ -196,7 +212,7 @@ impl WatchConfig {
         }
         for rule in &self.auto_contain.rules {
             let why = match rule {
-                AlertRule::NewNetwork => continue,
+                AlertRule::NewNetwork | AlertRule::OutsideMailRule => continue,
                 AlertRule::ManyAccounts | AlertRule::FailuresFromAddress => {
                     "it is about an address, not one account: contain its accounts with the alert's command"
                 }
@@ -309,6 +325,46 @@ impl Watcher {
             raised.extend(alerts);
         }
         Ok(raised)
+    }
+
+    /// Records what mail-rule check `id` found on `account` (a ManageSieve login from `ip`):
+    /// the active scripts that send mail outside, as (SHA-256, what it does). A script not
+    /// seen on the account before raises an `outside_mail_rule` alert (deduplicated and
+    /// capped like the others); the check is done. One transaction.
+    pub(super) fn mail_rule_checked(
+        &mut self,
+        id: i64,
+        account: &str,
+        ip: &str,
+        found: &[(String, String)],
+    ) -> Result<Vec<Alert>, Error> {
+        let now = Instant::now().unix();
+        let cfg = &self.cfg;
+        let memory = &mut self.memory;
+        let r = self.state.batch(|b| {
+            let mut new = Vec::new();
+            for (sha, what) in found {
+                if b.saw_script(account, sha)? {
+                    new.push(what.as_str());
+                }
+            }
+            let mut raised = Vec::new();
+            if !new.is_empty() {
+                let detail = format!("after a ManageSieve login: {}", new.join("; "));
+                let alert = Alert::new(AlertRule::OutsideMailRule, Some(account), ip, now, detail);
+                raised = rules::admit(memory, cfg, vec![alert], now);
+                b.write(&memory.take_changes())?;
+            }
+            b.mail_rule_checked(id)?;
+            Ok(raised)
+        });
+        if r.is_err() {
+            if let Ok((followers, memory)) = Self::load(&self.cfg, &self.state) {
+                self.followers = followers;
+                self.memory = memory;
+            }
+        }
+        r
     }
 
     /// Alerts raised and not yet delivered (a crash between the two), with their ids.

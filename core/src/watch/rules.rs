@@ -91,6 +91,9 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
             }
         }
         m.saw_network(id, net, at);
+        if login.service == "managesieve" {
+            m.mail_rule_checks(account, login.ip, at, &cfg.mail_rule_checks_secs);
+        }
     }
     let longest = cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60;
     m.sweep_now_and_then(
@@ -98,6 +101,11 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
         at - cfg.baseline_days * 86_400,
         at - cfg.dedupe_mins.max(60) * 60,
     );
+    admit(m, cfg, out, at)
+}
+
+/// The alerts of `out` not deduplicated away and within the hourly cap, recorded in `m`.
+pub(super) fn admit(m: &mut Memory, cfg: &WatchConfig, out: Vec<Alert>, at: i64) -> Vec<Alert> {
     let mut raised = Vec::new();
     for a in out {
         let subject = a.subject();

@@ -17,6 +17,7 @@ use crate::incident::AutoOutcome;
 use crate::journal::{Event, Journal, Location};
 use crate::notify::{notify_all, Notice, NotificationOutcome, Notifier, NotifyEvent};
 use crate::secret::Secret;
+use crate::session::Revoker;
 
 /// The journal note that starts an automatic containment by the watcher.
 const AUTO_NOTE: &str = "automatic containment by the watcher";
@@ -49,6 +50,10 @@ impl HandledAlert {
 /// The watcher, its notifiers, its rails and the journal its alerts are written to.
 pub struct WatchService {
     watcher: Watcher,
+    /// The Dovecots whose Sieve scripts are read after a ManageSieve login (`[mail]
+    /// sieve_via`), and the local domains.
+    sieve: Vec<Arc<crate::session::Dovecot>>,
+    local_domains: Vec<String>,
     cfg: crate::Config,
     notifiers: Vec<Arc<Notifier>>,
     attention: Vec<Arc<Notifier>>,
@@ -81,9 +86,22 @@ impl WatchService {
             )
         })?;
         let all = crate::notify::build_notifiers(&cfg.notify)?;
+        let (_, dovecots) = crate::session::build_revokers_and_dovecots(&cfg.revokers)?;
+        let (sieve, local_domains) = match &cfg.mail {
+            Some(m) => (
+                dovecots
+                    .into_iter()
+                    .filter(|d| m.reads_sieve_via(d.name()))
+                    .collect(),
+                m.local_domains.clone(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         let wanting = |e: NotifyEvent| all.iter().filter(|n| n.wants(e)).cloned().collect::<Vec<_>>();
         Ok(Self {
             watcher: Watcher::open(watch)?,
+            sieve,
+            local_domains,
             notifiers: wanting(NotifyEvent::Alert),
             attention: wanting(NotifyEvent::NeedsAttention),
             journal: journal.location()?,
@@ -96,6 +114,7 @@ impl WatchService {
     /// (this round's, and any a crash left behind) — returned in the order raised.
     pub async fn poll(&mut self) -> Result<Vec<HandledAlert>, Error> {
         self.watcher.poll()?;
+        self.check_mail_rules().await?;
         let pending = self.watcher.state.pending()?;
         if pending.is_empty() {
             return Ok(Vec::new());
@@ -125,6 +144,50 @@ impl WatchService {
             out.push(h);
         }
         Ok(out)
+    }
+
+    /// Reads the Sieve scripts of the accounts whose ManageSieve login's checks are due; an
+    /// active script sending mail outside, not seen on the account before, is an alert. A
+    /// Dovecot that does not answer is asked again at the next round, for ten minutes.
+    async fn check_mail_rules(&mut self) -> Result<(), Error> {
+        let now = crate::time::unix_now() as i64;
+        for (id, account, ip, due) in self.watcher.state.due_mail_rule_checks(now)? {
+            let mut found = Vec::new();
+            let mut failed = None;
+            for d in &self.sieve {
+                match d.sieve_scripts(&account).await {
+                    Ok(scripts) => {
+                        for s in scripts.into_iter().filter(|s| s.active) {
+                            let out =
+                                crate::investigate::find_external_redirects(&s.text, &self.local_domains);
+                            if out.is_empty() {
+                                continue;
+                            }
+                            let to: Vec<&str> = out.iter().map(|r| r.target.as_str()).collect();
+                            found.push((
+                                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s.text.as_bytes())),
+                                format!(
+                                    "active Sieve script {:?} on {} sends mail to {}",
+                                    s.name,
+                                    d.name(),
+                                    to.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                if now < due + 600 {
+                    tracing::warn!(account = ?account, error = %e, "watch: the Sieve scripts could not be read; trying again");
+                    continue;
+                }
+                tracing::error!(account = ?account, error = %e, "watch: the Sieve scripts could not be read for ten minutes; this check is given up");
+            }
+            self.watcher.mail_rule_checked(id, &account, &ip, &found)?;
+        }
+        Ok(())
     }
 
     /// Tells the notifiers, then contains automatically where the rule may.

