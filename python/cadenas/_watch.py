@@ -20,6 +20,7 @@ class AlertRule(str, enum.Enum):
     FAILURES_ON_ACCOUNT = "failures_on_account"
     FAILURES_FROM_ADDRESS = "failures_from_address"
     OUTSIDE_MAIL_RULE = "outside_mail_rule"
+    SENDING_LIMIT = "sending_limit"
 
 
 @dataclass(frozen=True)

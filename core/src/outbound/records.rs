@@ -49,7 +49,10 @@ fn open(path: &Path) -> Result<Connection, Error> {
         "CREATE TABLE IF NOT EXISTS outbound_messages (
              time INTEGER NOT NULL, login TEXT NOT NULL, client_address TEXT NOT NULL,
              recipients INTEGER NOT NULL, queue_id TEXT NOT NULL);
-         CREATE INDEX IF NOT EXISTS outbound_messages_time ON outbound_messages (time);",
+         CREATE INDEX IF NOT EXISTS outbound_messages_time ON outbound_messages (time);
+         CREATE TABLE IF NOT EXISTS outbound_limits (
+             id INTEGER PRIMARY KEY, time INTEGER NOT NULL, login TEXT NOT NULL,
+             client_address TEXT NOT NULL, detail TEXT NOT NULL);",
     )
     .map_err(|e| err(path, "schema", e))?;
     Ok(c)
@@ -79,9 +82,54 @@ pub fn read_records(path: &Path, since: i64) -> Result<Vec<MessageRecord>, Error
         .map_err(|e| err(path, "read", e))
 }
 
+/// A sending limit exceeded, as the policy service records it (for `cadenas watch`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LimitRecord {
+    /// When (Unix seconds).
+    pub(crate) time: i64,
+    /// The SASL login.
+    pub(crate) login: String,
+    /// The client address of the message that exceeded it.
+    pub(crate) client_address: String,
+    /// What was exceeded, in words (counts and addresses, never content).
+    pub(crate) detail: String,
+}
+
+/// The limits exceeded after row `after` (`outbound_limits`' ids), oldest first, with their
+/// ids: what `cadenas watch` follows.
+pub(crate) fn read_limits(path: &Path, after: i64) -> Result<Vec<(i64, LimitRecord)>, Error> {
+    let c = open(path)?;
+    let mut st = c
+        .prepare(
+            "SELECT id, time, login, client_address, detail FROM outbound_limits WHERE id > ?1 ORDER BY id",
+        )
+        .map_err(|e| err(path, "read", e))?;
+    let rows = st
+        .query_map(params![after], |r| {
+            Ok((
+                r.get(0)?,
+                LimitRecord {
+                    time: r.get(1)?,
+                    login: r.get(2)?,
+                    client_address: r.get(3)?,
+                    detail: r.get(4)?,
+                },
+            ))
+        })
+        .map_err(|e| err(path, "read", e))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(path, "read", e))
+}
+
+/// What the writer writes.
+enum Row {
+    Message(MessageRecord),
+    Limit(LimitRecord),
+}
+
 /// The writer: records are queued without waiting and written by one thread, in batches.
 pub(crate) struct Records {
-    tx: Option<mpsc::Sender<MessageRecord>>,
+    tx: Option<mpsc::Sender<Row>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -101,7 +149,7 @@ impl Records {
                 )
             })?;
         let mut conn = open(path)?;
-        let (tx, rx) = mpsc::channel::<MessageRecord>();
+        let (tx, rx) = mpsc::channel::<Row>();
         let p: PathBuf = path.to_owned();
         let thread = std::thread::Builder::new()
             .name("cadenas-outbound-records".into())
@@ -129,32 +177,56 @@ impl Records {
     /// Queues a record (never waits).
     pub(crate) fn add(&self, r: MessageRecord) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(r);
+            let _ = tx.send(Row::Message(r));
+        }
+    }
+
+    /// Queues a limit exceeded (never waits).
+    pub(crate) fn limit(&self, r: LimitRecord) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Row::Limit(r));
         }
     }
 }
 
-fn write(conn: &mut Connection, batch: &[MessageRecord]) -> Result<(), rusqlite::Error> {
+fn write(conn: &mut Connection, batch: &[Row]) -> Result<(), rusqlite::Error> {
     let t = conn.transaction()?;
+    let mut last = None;
     {
         let mut st = t.prepare_cached(
             "INSERT INTO outbound_messages (time, login, client_address, recipients, queue_id) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for r in batch {
-            st.execute(params![
-                r.time,
-                r.login,
-                r.client_address,
-                r.recipients,
-                r.queue_id
-            ])?;
+        let mut lt = t.prepare_cached(
+            "INSERT INTO outbound_limits (time, login, client_address, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for row in batch {
+            match row {
+                Row::Message(r) => {
+                    st.execute(params![
+                        r.time,
+                        r.login,
+                        r.client_address,
+                        r.recipients,
+                        r.queue_id
+                    ])?;
+                    last = Some(r.time);
+                }
+                Row::Limit(r) => {
+                    lt.execute(params![r.time, r.login, r.client_address, r.detail])?;
+                    last = Some(r.time);
+                }
+            }
         }
     }
-    if let Some(last) = batch.last() {
+    if let Some(last) = last {
         t.execute(
             "DELETE FROM outbound_messages WHERE time < ?1",
-            params![last.time - KEEP_SECS],
+            params![last - KEEP_SECS],
+        )?;
+        t.execute(
+            "DELETE FROM outbound_limits WHERE time < ?1",
+            params![last - KEEP_SECS],
         )?;
     }
     t.commit()

@@ -439,6 +439,15 @@ fn decide(shared: &Arc<Shared>, req: &PolicyRequest) -> Answer {
         start_auto_contain(shared, x.clone());
     }
     if let Some(x) = exceeded {
+        // kept in the service's records: what `cadenas watch` follows
+        if let Some(r) = &shared.records {
+            r.limit(super::records::LimitRecord {
+                time: crate::time::unix_now() as i64,
+                login: x.account.clone(),
+                client_address: req.client_address.clone(),
+                detail: limit_summary(&x),
+            });
+        }
         tracing::warn!(
             account = ?x.account,
             counts = x.counts.name(),
@@ -495,9 +504,9 @@ fn start_auto_contain(shared: &Arc<Shared>, x: Exceeded) {
     });
 }
 
-/// The notice of a limit exceeded: account, counts and addresses, never content.
-fn limit_notice(x: &Exceeded) -> Notice {
-    let summary = format!(
+/// A limit exceeded in words: counts, window, addresses, what Postfix was told.
+fn limit_summary(x: &Exceeded) -> String {
+    format!(
         "{} {} within {} s (limit {}): {} message(s) to {} recipient(s) from {}; Postfix told {:?}",
         x.count,
         x.counts.name().replace('_', " "),
@@ -507,7 +516,12 @@ fn limit_notice(x: &Exceeded) -> Notice {
         x.recipients,
         x.client_addresses.join(", "),
         x.action
-    );
+    )
+}
+
+/// The notice of a limit exceeded: account, counts and addresses, never content.
+fn limit_notice(x: &Exceeded) -> Notice {
+    let summary = limit_summary(x);
     let mut n = Notice::new(
         NotifyEvent::SendingLimit,
         None,

@@ -275,19 +275,55 @@ fn failed_login(rest: &str, time: Option<Instant>) -> Option<SmtpLogin> {
     })
 }
 
+/// An SMTP AUTH line of Postfix's log as a login for the watcher's rules, borrowed from the
+/// line: a message submitted after a login (`client=…[ip], …, sasl_username=…`: service
+/// `smtp`), or a failed login (`…[ip]: SASL … authentication failed…`; the name when Postfix
+/// logs it, else empty). `None` for any other line.
+pub(crate) fn smtp_login(line: &str, now: Instant) -> Option<crate::investigate::LoginLine<'_>> {
+    let bytes = line.as_bytes();
+    let failed = if memchr::memmem::find(bytes, b": client=").is_some() {
+        false
+    } else if memchr::memmem::find(bytes, b"authentication failed").is_some() {
+        true
+    } else {
+        return None;
+    };
+    let at = line.find("postfix")?;
+    let (_, msg) = line[at..].split_once("]: ")?;
+    let user = attr_ref(msg, "sasl_username=").unwrap_or("");
+    if !failed && user.is_empty() {
+        return None; // a message from a client that did not log in
+    }
+    Some(crate::investigate::LoginLine {
+        time: crate::investigate::log_time(&line[..at], now),
+        user,
+        ip: bracketed_ref(msg)?,
+        service: "smtp",
+        failed,
+    })
+}
+
 /// The address between the first `[` and `]`.
 fn bracketed(s: &str) -> Option<String> {
+    bracketed_ref(s).map(str::to_owned)
+}
+
+fn bracketed_ref(s: &str) -> Option<&str> {
     let (_, r) = s.split_once('[')?;
     let (ip, _) = r.split_once(']')?;
-    Some(ip.to_owned())
+    Some(ip)
 }
 
 /// The value of `name=` up to the next `, ` or the end.
 fn attr(s: &str, name: &str) -> Option<String> {
+    attr_ref(s, name).map(str::to_owned)
+}
+
+fn attr_ref<'a>(s: &'a str, name: &str) -> Option<&'a str> {
     let i = s.find(name)?;
     let v = &s[i + name.len()..];
     let v = v.split(", ").next().unwrap_or(v).trim();
-    (!v.is_empty()).then(|| v.to_owned())
+    (!v.is_empty()).then_some(v)
 }
 
 #[cfg(test)]
@@ -337,6 +373,36 @@ mod tests {
             (1, "user0002", "127.0.0.66")
         );
         assert_eq!(log.logins().iter().filter(|l| !l.failed).count(), 3);
+    }
+
+    #[test]
+    fn smtp_auth_lines_are_logins_for_the_watcher() {
+        let now = Instant::parse("2026-12-07T16:00:00Z").expect("now");
+        let l = smtp_login(
+            "2026-12-07 14:58:55 mail postfix/submission/smtpd[7541]: DA28298C773: client=unknown[127.0.0.66], \
+             sasl_method=PLAIN, sasl_username=user0001",
+            now,
+        )
+        .expect("a login");
+        assert_eq!(
+            (l.user, l.ip, l.service, l.failed),
+            ("user0001", "127.0.0.66", "smtp", false)
+        );
+        assert_eq!(l.time, Some(Instant::parse("2026-12-07T14:58:55Z").expect("t")));
+        let f = smtp_login(
+            "Dec 07 15:01:02 mail postfix/smtpd[7600]: warning: unknown[198.51.100.9]: SASL PLAIN \
+             authentication failed: UGFzc3dvcmQ6",
+            now,
+        )
+        .expect("a failed login");
+        assert_eq!((f.user, f.ip, f.failed), ("", "198.51.100.9", true));
+        // a message from a client that did not log in, and other lines: nothing
+        assert!(smtp_login(
+            "Dec 07 15:01:02 mail postfix/smtpd[7600]: ABCDEF1234: client=mx.example[192.0.2.1]",
+            now
+        )
+        .is_none());
+        assert!(smtp_login("Dec 07 15:01:02 mail postfix/qmgr[1]: ABCDEF1234: removed", now).is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod log;
 mod queue;
 
+pub(crate) use log::smtp_login;
 pub use log::{MailLog, SentMail, SmtpLogin};
 pub use queue::{
     login_matches, outside_domains, submitted_by, HeldMail, MailReview, PostfixConfig, Queue, QueueAction,

@@ -21,6 +21,8 @@ pub enum AlertRule {
     /// An active Sieve script that sends mail outside the local domains, found after a
     /// ManageSieve login (a script not seen on the account before).
     OutsideMailRule,
+    /// A sending limit of the outbound policy service exceeded (its records).
+    SendingLimit,
 }
 
 impl AlertRule {
@@ -32,6 +34,7 @@ impl AlertRule {
             AlertRule::FailuresOnAccount => "failures_on_account",
             AlertRule::FailuresFromAddress => "failures_from_address",
             AlertRule::OutsideMailRule => "outside_mail_rule",
+            AlertRule::SendingLimit => "sending_limit",
         }
     }
 
@@ -48,6 +51,8 @@ impl AlertRule {
             AlertRule::FailuresFromAddress => "failures from one address",
             AlertRule::OutsideMailRule if fr => "transfert vers l'extérieur",
             AlertRule::OutsideMailRule => "mail sent outside",
+            AlertRule::SendingLimit if fr => "limite d'envoi",
+            AlertRule::SendingLimit => "sending limit",
         }
     }
 }
@@ -83,7 +88,9 @@ impl Alert {
         };
         let command = match (rule, account) {
             (AlertRule::FailuresOnAccount, Some(a)) => format!("cadenas plan {}", shell_word(a)),
-            (AlertRule::OutsideMailRule, Some(a)) => format!("cadenas contain {}", shell_word(a)),
+            (AlertRule::OutsideMailRule | AlertRule::SendingLimit, Some(a)) => {
+                format!("cadenas contain {}", shell_word(a))
+            }
             _ => format!("cadenas contain --from-ip {range}"),
         };
         Self {

@@ -1,7 +1,9 @@
-//! Noticing an attack before anyone calls: Dovecot's login log followed as it is written, rules
-//! over each login (a new network for an account, one address on many accounts, bursts of
-//! failures), and alerts — deduplicated per rule and account (or address) and rate-limited —
-//! each carrying the containment to run.
+//! Noticing an attack before anyone calls: Dovecot's login log and Postfix's log followed as
+//! they are written, and the outbound policy service's records; rules over each login (a new
+//! network for an account, one address on many accounts, bursts of failures), each sending
+//! limit exceeded, and each mail rule sending outside that a ManageSieve login leaves
+//! ([`WatchService`]); and alerts — deduplicated per rule and account (or address) and
+//! rate-limited — each carrying the containment to run.
 //!
 //! The watcher's state lives in a database of its own ([`State`]: SQLite): where each log was
 //! read up to (inode and offset), each account's networks, the recent logins and failures the
@@ -50,7 +52,16 @@ pub use state::State;
 #[non_exhaustive]
 pub struct WatchConfig {
     /// Dovecot's log files to follow (login lines).
+    #[serde(default)]
     pub dovecot_logs: Vec<PathBuf>,
+    /// Postfix's log files to follow (SMTP AUTH: messages submitted after a login, failed
+    /// logins), judged by the same rules as Dovecot's logins.
+    #[serde(default)]
+    pub postfix_logs: Vec<PathBuf>,
+    /// The outbound policy service's database (`[outbound] database`): each sending limit it
+    /// records exceeded is an alert (`sending_limit`).
+    #[serde(default)]
+    pub policy_database: Option<PathBuf>,
     /// The watcher's state database (SQLite), created if missing.
     pub state: PathBuf,
     /// The organisation's own networks: never a "new network", never counted as an attacker's
@@ -160,6 +171,8 @@ impl WatchConfig {
     pub fn new(dovecot_logs: Vec<PathBuf>, state: PathBuf) -> Self {
         Self {
             dovecot_logs,
+            postfix_logs: Vec::new(),
+            policy_database: None,
             state,
             own_networks: Vec::new(),
             baseline_days: default_baseline_days(),
@@ -179,6 +192,8 @@ impl WatchConfig {
         for p in self
             .dovecot_logs
             .iter_mut()
+            .chain(self.postfix_logs.iter_mut())
+            .chain(self.policy_database.iter_mut())
             .chain(std::iter::once(&mut self.state))
         {
             if p.is_relative() {
@@ -189,8 +204,10 @@ impl WatchConfig {
 
     pub(crate) fn check(&self) -> Result<(), Error> {
         let bad = |why: &str| Error::new(ErrorKind::Config, format!("watch: {why}"));
-        if self.dovecot_logs.is_empty() {
-            return Err(bad("dovecot_logs names no file"));
+        if self.dovecot_logs.is_empty() && self.postfix_logs.is_empty() && self.policy_database.is_none() {
+            return Err(bad(
+                "nothing to watch: name dovecot_logs, postfix_logs or policy_database",
+            ));
         }
         if self.baseline_days < 1
             || self.many_accounts_window_mins < 1
@@ -212,7 +229,7 @@ impl WatchConfig {
         }
         for rule in &self.auto_contain.rules {
             let why = match rule {
-                AlertRule::NewNetwork | AlertRule::OutsideMailRule => continue,
+                AlertRule::NewNetwork | AlertRule::OutsideMailRule | AlertRule::SendingLimit => continue,
                 AlertRule::ManyAccounts | AlertRule::FailuresFromAddress => {
                     "it is about an address, not one account: contain its accounts with the alert's command"
                 }
@@ -254,6 +271,20 @@ impl Watcher {
                 state.batch(|b| b.set_position(f.path(), pos))?;
             }
         }
+        // the policy service's limits likewise, from its last row now
+        if let Some(db) = cfg.policy_database.as_ref().filter(|d| d.exists()) {
+            let key = Self::limits_key(db);
+            if state.position(&key)?.is_none() {
+                let last = crate::outbound::read_limits(db, 0)?
+                    .last()
+                    .map_or(0, |(id, _)| *id);
+                let pos = follow::Position {
+                    inode: 0,
+                    offset: last as u64,
+                };
+                state.batch(|b| b.set_position(&key, pos))?;
+            }
+        }
         Ok(Self {
             cfg: cfg.clone(),
             state,
@@ -264,8 +295,8 @@ impl Watcher {
 
     /// The followers at the state's positions and the rules' state, as the database holds them.
     fn load(cfg: &WatchConfig, state: &State) -> Result<(Vec<Follower>, memory::Memory), Error> {
-        let mut followers = Vec::with_capacity(cfg.dovecot_logs.len());
-        for log in &cfg.dovecot_logs {
+        let mut followers = Vec::with_capacity(cfg.dovecot_logs.len() + cfg.postfix_logs.len());
+        for log in cfg.dovecot_logs.iter().chain(&cfg.postfix_logs) {
             followers.push(Follower::new(log.clone(), state.position(log)?, false)?);
         }
         let memory = state.load(
@@ -306,7 +337,7 @@ impl Watcher {
             };
             let mut alerts = Vec::new();
             for l in &lines {
-                if let Some(login) = crate::investigate::parse_login(&l.text, now) {
+                if let Some(login) = login_of(&l.text, now) {
                     alerts.extend(rules::judge(&mut self.memory, &self.cfg, &login, now));
                 }
             }
@@ -324,7 +355,55 @@ impl Watcher {
             })?;
             raised.extend(alerts);
         }
+        if let Some(db) = &self.cfg.policy_database {
+            raised.extend(self.poll_limits(db.clone())?);
+        }
         Ok(raised)
+    }
+
+    /// The sending limits the policy service recorded since the last poll: one alert each
+    /// (deduplicated and capped like the others), and the last row read, in one transaction.
+    /// A database not created yet is nothing to read.
+    fn poll_limits(&mut self, db: PathBuf) -> Result<Vec<Alert>, Error> {
+        if !db.exists() {
+            return Ok(Vec::new());
+        }
+        let key = Self::limits_key(&db);
+        let after = self.state.position(&key)?.map_or(0, |p| p.offset as i64);
+        let rows = crate::outbound::read_limits(&db, after)?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(Vec::new());
+        };
+        let last = *last;
+        let mut alerts = Vec::new();
+        for (_, r) in &rows {
+            let account = r.login.to_lowercase();
+            let alert = Alert::new(
+                AlertRule::SendingLimit,
+                Some(&account),
+                &r.client_address,
+                r.time,
+                r.detail.clone(),
+            );
+            alerts.extend(rules::admit(&mut self.memory, &self.cfg, vec![alert], r.time));
+        }
+        let changes = self.memory.take_changes();
+        self.state.batch(|b| {
+            b.write(&changes)?;
+            b.set_position(
+                &key,
+                follow::Position {
+                    inode: 0,
+                    offset: last as u64,
+                },
+            )
+        })?;
+        Ok(alerts)
+    }
+
+    /// Where the state keeps the last limit row read of `db`.
+    fn limits_key(db: &Path) -> PathBuf {
+        PathBuf::from(format!("policy-limits:{}", db.display()))
     }
 
     /// Records what mail-rule check `id` found on `account` (a ManageSieve login from `ip`):
@@ -386,7 +465,7 @@ impl Watcher {
         let mut alerts = Vec::new();
         for log in logs {
             crate::investigate::for_each_line(log, |text| {
-                if let Some(l) = crate::investigate::parse_login(text, now) {
+                if let Some(l) = login_of(text, now) {
                     if since.is_none_or(|s| l.time.is_some_and(|t| t >= s)) {
                         alerts.extend(rules::judge(&mut m, cfg, &l, now));
                     }
@@ -395,6 +474,11 @@ impl Watcher {
         }
         Ok(alerts)
     }
+}
+
+/// A login line of Dovecot's log, or an SMTP AUTH line of Postfix's.
+fn login_of(text: &str, now: Instant) -> Option<crate::investigate::LoginLine<'_>> {
+    crate::investigate::parse_login(text, now).or_else(|| crate::postfix::smtp_login(text, now))
 }
 
 #[cfg(test)]
@@ -485,6 +569,41 @@ mod tests {
             "{alerts:?}"
         );
         assert_eq!(alerts[1].command, "cadenas plan carol");
+    }
+
+    #[test]
+    fn postfix_lines_feed_the_same_rules_and_a_nameless_failure_counts_for_its_address() {
+        let mut lines = String::new();
+        let smtp = |t: &str, user: &str, ip: &str| {
+            format!(
+                "2026-12-07 {t} mail postfix/submission/smtpd[1]: ABCDEF{}: client=unknown[{ip}], \
+                 sasl_method=PLAIN, sasl_username={user}\n",
+                &t[6..]
+            )
+        };
+        lines += &smtp("08:00:00", "alice", "192.0.2.10");
+        lines += &smtp("09:00:00", "alice", "203.0.113.7");
+        for i in 0..20 {
+            lines += &format!(
+                "2026-12-07 10:00:{i:02} mail postfix/smtpd[2]: warning: unknown[198.51.100.77]: SASL LOGIN \
+                 authentication failed: UGFzc3dvcmQ6\n"
+            );
+        }
+        let alerts = replay("postfix", &lines, |_| {});
+        let rules: Vec<(AlertRule, &str)> = alerts.iter().map(|a| (a.rule, a.ip.as_str())).collect();
+        assert_eq!(
+            rules,
+            [
+                (AlertRule::NewNetwork, "203.0.113.7"),
+                (AlertRule::FailuresFromAddress, "198.51.100.77")
+            ],
+            "{alerts:?}"
+        );
+        assert!(
+            alerts[0].detail.starts_with("smtp login from 203.0.113.0/24"),
+            "{}",
+            alerts[0].detail
+        );
     }
 
     #[test]

@@ -25,11 +25,17 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
     };
     let id = m.names.id(account);
     let address = address_number(ip);
+    // a failed SMTP login Postfix logged without a name: the address's failures only
+    let named = !account.is_empty();
     let own = cfg.own_networks.iter().any(|r| r.contains(ip));
     let mut out = Vec::new();
     // one address, many accounts: logins and failures alike
     let since = at - cfg.many_accounts_window_mins * 60;
-    let (_, accounts) = m.event(Kind::From, address, id.into(), at, since);
+    let accounts = if named {
+        m.event(Kind::From, address, id.into(), at, since).1
+    } else {
+        0
+    };
     if !own && accounts >= cfg.many_accounts {
         out.push(Alert::new(
             AlertRule::ManyAccounts,
@@ -44,8 +50,12 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
     }
     if login.failed {
         let since = at - cfg.failures_window_mins * 60;
-        let (n, _) = m.event(Kind::FailAccount, id.into(), address, at, since);
-        if n >= cfg.failures_per_account {
+        let n = if named {
+            m.event(Kind::FailAccount, id.into(), address, at, since).0
+        } else {
+            0
+        };
+        if named && n >= cfg.failures_per_account {
             out.push(Alert::new(
                 AlertRule::FailuresOnAccount,
                 Some(account),
@@ -69,7 +79,7 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
                 ));
             }
         }
-    } else {
+    } else if named {
         let net = network_key(ip);
         if !own {
             // a new network for an account with a baseline (an account seen for the first

@@ -32,7 +32,7 @@ pub fn mail_config(lab: &OpenLdapLab, journal: &std::path::Path, extra: &str) ->
 }
 
 /// `[outbound]` for the lab Postfix's policy address, and `[postfix]` for its queue.
-fn outbound_and_postfix(limits: &str) -> String {
+pub(crate) fn outbound_and_postfix(limits: &str) -> String {
     let env = smtp_env();
     format!(
         "[outbound]\nlisten = [\"{}\"]\njournal_poll_ms = 50\n{limits}\n[postfix]\nconfig_dir = \"{}\"\n",
@@ -41,7 +41,7 @@ fn outbound_and_postfix(limits: &str) -> String {
 }
 
 /// The policy service for `cfg`, running until the handle is dropped.
-struct Running(tokio::task::JoinHandle<Result<(), cadenas::Error>>, PolicyService);
+pub(crate) struct Running(tokio::task::JoinHandle<Result<(), cadenas::Error>>, PolicyService);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -49,7 +49,7 @@ impl Drop for Running {
     }
 }
 
-async fn start(cfg: &Config, at: &str) -> Running {
+pub(crate) async fn start(cfg: &Config, at: &str) -> Running {
     let service = PolicyService::new(cfg).expect("service");
     let s = service.clone();
     let handle = tokio::spawn(async move { s.run().await });
@@ -57,7 +57,7 @@ async fn start(cfg: &Config, at: &str) -> Running {
     Running(handle, service)
 }
 
-fn pw(lab: &OpenLdapLab) -> String {
+pub(crate) fn pw(lab: &OpenLdapLab) -> String {
     lab.get("CADENAS_LAB_USER_PW").to_owned()
 }
 

@@ -9,6 +9,7 @@ use cadenas::incident::AutoOutcome;
 use cadenas::journal::Event;
 use cadenas::watch::{Alert, AlertRule, HandledAlert, WatchConfig, WatchService, Watcher};
 
+use crate::support::smtp::Smtp;
 use crate::support::{dovecot_env, Imap, OpenLdapLab};
 
 /// Polls until `want` holds for the alerts raised so far (Dovecot writes its log line a moment
@@ -164,6 +165,11 @@ struct Copied {
 impl Copied {
     fn new(tag: &str, users: &[&str]) -> Self {
         let from = std::path::PathBuf::from(dovecot_env()["CADENAS_LAB_DOVECOT_LOG"].clone());
+        Self::of(from, tag, users.iter().map(|u| format!("user=<{u}>")).collect())
+    }
+
+    /// The lines of `from` holding one of `needles`, into a log of the test's own.
+    fn of(from: std::path::PathBuf, tag: &str, needles: Vec<String>) -> Self {
         let offset = std::fs::metadata(&from).expect("log").len();
         let to = std::env::temp_dir().join(format!("cadenas-watch-{tag}-{}.log", std::process::id()));
         std::fs::write(&to, "").expect("own log");
@@ -171,7 +177,7 @@ impl Copied {
             from,
             offset,
             to,
-            needles: users.iter().map(|u| format!("user=<{u}>")).collect(),
+            needles,
         }
     }
 
@@ -226,6 +232,7 @@ fn service_config(
     auto_contain: &str,
     port: u16,
     watch_extra: &str,
+    more: &str,
 ) -> (cadenas::Config, std::path::PathBuf) {
     let journal = crate::incident::temp_journal(tag);
     let dir = std::env::temp_dir();
@@ -244,7 +251,10 @@ fn service_config(
         lab.get("CADENAS_LAB_CA"),
         key_file.display(),
     );
-    (crate::outbound::mail_config(lab, &journal, &extra), journal)
+    (
+        crate::outbound::mail_config(lab, &journal, &format!("{extra}\n{more}")),
+        journal,
+    )
 }
 
 /// What the SMS gateway received, as JSON, by kind.
@@ -284,6 +294,7 @@ async fn an_alert_reaches_the_sms_gateway_is_journaled_and_a_rule_contains_withi
         &copied.to,
         "rules = [\"new_network\"]\nmax_per_hour = 1\ndry_run = false",
         port,
+        "",
         "",
     );
     let mut service = WatchService::new(&cfg).expect("service");
@@ -425,6 +436,7 @@ async fn a_dry_run_only_says_would_contain_and_a_protected_account_is_never_cont
         "rules = [\"new_network\"]\nmax_per_hour = 10",
         port,
         "",
+        "",
     );
     let mut service = WatchService::new(&cfg).expect("service");
     let home = format!("{}.10", own_net(100));
@@ -488,6 +500,7 @@ async fn a_mail_rule_sending_outside_uploaded_over_managesieve_is_an_alert_and_c
         "rules = [\"outside_mail_rule\"]\nmax_per_hour = 5\ndry_run = false",
         port,
         "mail_rule_checks_secs = [1]",
+        "",
     );
     let mut service = WatchService::new(&cfg).expect("service");
     // a rule that keeps mail inside: read, nothing to say
@@ -536,4 +549,99 @@ async fn a_mail_rule_sending_outside_uploaded_over_managesieve_is_an_alert_and_c
     let records = cadenas::journal::read(&journal).expect("journal");
     assert!(records.iter().any(|r| r.incident == h.alert.id));
     let _ = std::fs::remove_file(&copied.to);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_logins_in_postfixs_log_and_the_policy_services_limits_are_alerts() {
+    let lab = OpenLdapLab::load();
+    let (sender, _) = lab.fresh_user("watch-smtp").await;
+    let sender = sender.to_string().to_lowercase();
+    let pid = std::process::id();
+    let db = std::env::temp_dir().join(format!("cadenas-watch-policy-{pid}.db"));
+    let _ = std::fs::remove_file(&db);
+    let limits = format!(
+        "database = \"{}\"\n[[outbound.limits]]\ncounts = \"messages\"\nmax = 2\nwindow_secs = 600\naction = \"DEFER_IF_PERMIT\"\n",
+        db.display()
+    );
+    let postfix_log = std::path::PathBuf::from(crate::support::smtp_env()["CADENAS_LAB_SMTP_LOG"].clone());
+    let mut copied = Copied::of(postfix_log, "smtp", vec![format!("sasl_username={sender}")]);
+    let (port, received) = crate::revokers::receiver(vec![200], 0).await;
+    let dovecot_none = std::env::temp_dir().join(format!("cadenas-watch-none-{pid}.log"));
+    std::fs::write(&dovecot_none, "").expect("log");
+    let (cfg, _journal) = service_config(
+        &lab,
+        "watch-smtp",
+        &dovecot_none,
+        "",
+        port,
+        &format!(
+            "postfix_logs = [\"{}\"]\npolicy_database = \"{}\"",
+            copied.to.display(),
+            db.display()
+        ),
+        &crate::outbound::outbound_and_postfix(&limits),
+    );
+    let (_guard, at) = crate::support::policy_address().await;
+    let _policy = crate::outbound::start(&cfg, &at).await;
+    let mut service = WatchService::new(&cfg).expect("service");
+    let pw = crate::outbound::pw(&lab);
+    let home = format!("{}.81", own_net(100));
+    let attacker = format!("{}.82", own_net(150));
+    let mut ids = Vec::new();
+    // one message from home: the account's network, learned from Postfix's log
+    let mut s = Smtp::login_from(&home, &sender, &pw).await.expect("login");
+    ids.push(
+        s.send("a@bank.test", &["r1@bulk-target.test"], "one")
+            .await
+            .expect("sent"),
+    );
+    let learned = rounds_until(&mut service, &mut copied, |_| false).await;
+    assert!(learned.is_empty(), "{learned:#?}");
+    // the attacker: one message, then one over the limit
+    let mut s = Smtp::login_from(&attacker, &sender, &pw).await.expect("login");
+    ids.push(
+        s.send("a@bank.test", &["r2@bulk-target.test"], "two")
+            .await
+            .expect("sent"),
+    );
+    let (code, _) = s
+        .send("a@bank.test", &["r3@bulk-target.test"], "three")
+        .await
+        .expect_err("deferred");
+    assert_eq!(code, 450);
+    let handled = rounds_until(&mut service, &mut copied, |h| h.len() >= 2).await;
+    crate::support::smtp::delete_queued(&ids);
+    let rules: Vec<(AlertRule, &str, &str)> = handled
+        .iter()
+        .map(|h| {
+            (
+                h.alert.rule,
+                h.alert.account.as_deref().unwrap_or(""),
+                h.alert.ip.as_str(),
+            )
+        })
+        .collect();
+    assert!(
+        rules.contains(&(AlertRule::NewNetwork, sender.as_str(), attacker.as_str())),
+        "{handled:#?}"
+    );
+    let limit = handled
+        .iter()
+        .find(|h| h.alert.rule == AlertRule::SendingLimit)
+        .expect("the limit exceeded is an alert");
+    assert_eq!(limit.alert.account.as_deref(), Some(sender.as_str()));
+    assert_eq!(limit.alert.ip, attacker);
+    assert!(
+        limit.alert.detail.contains("3 messages within 600 s (limit 2)"),
+        "{}",
+        limit.alert.detail
+    );
+    assert_eq!(limit.alert.command, format!("cadenas contain {sender}"));
+    assert_eq!(gateway(&received, "alert").len(), 2);
+    // restarted: the limits already read are not alerted again
+    drop(service);
+    let mut again = WatchService::new(&cfg).expect("restart");
+    assert!(rounds_until(&mut again, &mut copied, |_| false).await.is_empty());
+    let _ = std::fs::remove_file(&copied.to);
+    let _ = std::fs::remove_file(&db);
 }
