@@ -5,7 +5,9 @@
 //!   old one is read first — through the handle kept open, or, after a restart, from the file
 //!   in the same directory that still has the old inode (`dovecot.log.1`) — then the new one
 //!   from its start.
-//! - **copytruncate**: the same file, shorter than the position: read from its start.
+//! - **copytruncate**: the same file, shorter than the position — or already written past it
+//!   again, which its first line tells (a hash of it is part of the position): read from its
+//!   start.
 //!
 //! Only whole lines are returned (a line still being written waits for its newline). A line
 //! longer than [`MAX_LINE`] is returned cut, marked; bytes that are not UTF-8 are replaced.
@@ -23,13 +25,34 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Most bytes read from one file per [`Follower::read_new`].
 const CHUNK: usize = 4 * 1024 * 1024;
 
-/// Where a file was read up to: its inode and the offset after the last whole line.
+/// Where a file was read up to: its inode, the offset after the last whole line, and a hash
+/// of its first line (0: not known yet).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
     /// The file's inode.
     pub inode: u64,
     /// Bytes read (whole lines only).
     pub offset: u64,
+    /// FNV-1a of the file's first line (up to 256 bytes), once it was whole: a file truncated
+    /// and written past the offset again has another.
+    pub head: u64,
+}
+
+/// The hash of `file`'s first line (up to 256 bytes; 0 while it has no newline yet).
+fn head_of(file: &File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 256];
+    let n = file.read_at(&mut buf, 0)?;
+    let first = match buf[..n].iter().position(|&b| b == b'\n') {
+        Some(i) => &buf[..i],
+        None if n == buf.len() => &buf[..],
+        None => return Ok(0),
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in first {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+    }
+    Ok(h.max(1))
 }
 
 /// One line read, and the position after it.
@@ -64,6 +87,10 @@ impl Follower {
                 Ok(m) => Some(Position {
                     inode: m.ino(),
                     offset: if from_start { 0 } else { m.len() },
+                    head: match (from_start, File::open(&path)) {
+                        (false, Ok(f)) => head_of(&f).unwrap_or(0),
+                        _ => 0,
+                    },
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(io(&path, "cannot stat", e)),
@@ -105,26 +132,39 @@ impl Follower {
                 self.file = None;
                 self.pos = Some(Position {
                     inode: meta.ino(),
-                    offset: 0,
+                    ..Position::default()
                 });
             }
             Some(p) if meta.len() < p.offset => {
                 // copied and truncated: from the start
                 self.pos = Some(Position {
                     inode: p.inode,
-                    offset: 0,
+                    ..Position::default()
                 });
             }
             Some(_) => {}
             None => {
                 self.pos = Some(Position {
                     inode: meta.ino(),
-                    offset: 0,
+                    ..Position::default()
                 });
             }
         }
         if self.file.is_none() {
             self.file = Some(File::open(&self.path).map_err(|e| io(&self.path, "cannot open", e))?);
+        }
+        if let (Some(file), Some(pos)) = (self.file.as_ref(), self.pos.as_mut()) {
+            // copied, truncated and written past the offset again before this read: its
+            // first line is another
+            if pos.offset > 0 && pos.head != 0 {
+                let now = head_of(file).map_err(|e| io(&self.path, "cannot read", e))?;
+                if now != pos.head {
+                    *pos = Position {
+                        inode: pos.inode,
+                        ..Position::default()
+                    };
+                }
+            }
         }
         if let (Some(file), Some(pos)) = (self.file.as_mut(), self.pos.as_mut()) {
             // the handle may be of a file renamed since it was opened: only read it for the
@@ -135,6 +175,9 @@ impl Follower {
                 .ino();
             if ino == pos.inode {
                 read_lines(file, pos, &self.path, &mut out)?;
+                if pos.head == 0 && pos.offset > 0 {
+                    pos.head = head_of(file).map_err(|e| io(&self.path, "cannot read", e))?;
+                }
             } else {
                 self.file = None;
             }
@@ -280,6 +323,36 @@ mod tests {
         assert!(f.read_new().expect("read").is_empty());
         append(&log, "d\n");
         assert_eq!(texts(f.read_new().expect("read")), ["d"]);
+    }
+
+    #[test]
+    fn a_truncation_written_past_the_offset_before_the_read_is_still_seen() {
+        let d = dir("truncate-past");
+        let log = d.join("dovecot.log");
+        append(&log, "08:00 first\n08:01 second\n");
+        let mut f = Follower::new(log.clone(), None, true).expect("follower");
+        assert_eq!(f.read_new().expect("read").len(), 2);
+        // copied away and cut, then written on past the old offset before the next read
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .and_then(|h| h.set_len(0))
+            .expect("truncate");
+        append(&log, "09:00 third, a longer line\n09:01 fourth\n");
+        assert_eq!(
+            texts(f.read_new().expect("read")),
+            ["09:00 third, a longer line", "09:01 fourth"]
+        );
+        // and the position carries the hash over a restart
+        let pos = f.position().expect("pos");
+        assert_ne!(pos.head, 0);
+        std::fs::write(&log, "").expect("truncate");
+        append(&log, "10:00 fifth and a long line, longer than before\n");
+        let mut again = Follower::new(log.clone(), Some(pos), false).expect("again");
+        assert_eq!(
+            texts(again.read_new().expect("read")),
+            ["10:00 fifth and a long line, longer than before"]
+        );
     }
 
     #[test]

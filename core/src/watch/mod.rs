@@ -279,8 +279,8 @@ impl Watcher {
                     .last()
                     .map_or(0, |(id, _)| *id);
                 let pos = follow::Position {
-                    inode: 0,
                     offset: last as u64,
+                    ..follow::Position::default()
                 };
                 state.batch(|b| b.set_position(&key, pos))?;
             }
@@ -393,8 +393,8 @@ impl Watcher {
             b.set_position(
                 &key,
                 follow::Position {
-                    inode: 0,
                     offset: last as u64,
+                    ..follow::Position::default()
                 },
             )
         })?;

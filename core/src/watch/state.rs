@@ -23,7 +23,8 @@ use super::Alert;
 use crate::error::{Error, ErrorKind};
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS watch_positions (path TEXT PRIMARY KEY, inode INTEGER NOT NULL, offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watch_positions (path TEXT PRIMARY KEY, inode INTEGER NOT NULL, offset INTEGER NOT NULL,
+  head INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS watch_networks (account TEXT NOT NULL, network TEXT NOT NULL, last_seen INTEGER NOT NULL,
   PRIMARY KEY (account, network));
 CREATE TABLE IF NOT EXISTS watch_events (kind TEXT NOT NULL, key TEXT NOT NULL, other TEXT NOT NULL, at INTEGER NOT NULL);
@@ -136,12 +137,13 @@ impl State {
     pub fn position(&self, log: &Path) -> Result<Option<Position>, Error> {
         self.conn
             .query_row(
-                "SELECT inode, offset FROM watch_positions WHERE path = ?1",
+                "SELECT inode, offset, head FROM watch_positions WHERE path = ?1",
                 params![log.to_string_lossy()],
                 |r| {
                     Ok(Position {
                         inode: r.get::<_, i64>(0)? as u64,
                         offset: r.get::<_, i64>(1)? as u64,
+                        head: r.get::<_, i64>(2)? as u64,
                     })
                 },
             )
@@ -283,9 +285,16 @@ impl Batch<'_> {
     pub(super) fn set_position(&self, log: &Path, p: Position) -> Result<(), Error> {
         self.tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO watch_positions (path, inode, offset) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO watch_positions (path, inode, offset, head) VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut s| s.execute(params![log.to_string_lossy(), p.inode as i64, p.offset as i64]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    log.to_string_lossy(),
+                    p.inode as i64,
+                    p.offset as i64,
+                    p.head as i64
+                ])
+            })
             .map(|_| ())
             .map_err(self.err("cannot write a position"))
     }

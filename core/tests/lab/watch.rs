@@ -183,6 +183,12 @@ impl Copied {
 
     /// Copies the whole lines written since the last call that name one of the accounts.
     fn sync(&mut self) {
+        let to = self.to.clone();
+        self.sync_into(&to);
+    }
+
+    /// [`sync`](Self::sync) into `to` (created if missing: a log rotated away).
+    fn sync_into(&mut self, to: &std::path::Path) {
         use std::io::{Read, Seek, Write};
         let mut f = std::fs::File::open(&self.from).expect("log");
         f.seek(std::io::SeekFrom::Start(self.offset)).expect("seek");
@@ -193,8 +199,9 @@ impl Copied {
         };
         self.offset += end as u64 + 1;
         let mut out = std::fs::OpenOptions::new()
+            .create(true)
             .append(true)
-            .open(&self.to)
+            .open(to)
             .expect("own log");
         for line in String::from_utf8_lossy(&new[..=end]).lines() {
             if self.needles.iter().any(|n| line.contains(n.as_str())) {
@@ -644,4 +651,77 @@ async fn smtp_logins_in_postfixs_log_and_the_policy_services_limits_are_alerts()
     assert!(rounds_until(&mut again, &mut copied, |_| false).await.is_empty());
     let _ = std::fs::remove_file(&copied.to);
     let _ = std::fs::remove_file(&db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_both_ways_and_a_restart_between_miss_no_login() {
+    let lab = OpenLdapLab::load();
+    let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let pw = lab.get("CADENAS_LAB_USER_PW").to_owned();
+    let mut users = Vec::new();
+    for i in 0..3 {
+        users.push(
+            lab.fresh_user(&format!("watch-rot{i}"))
+                .await
+                .0
+                .to_string()
+                .to_lowercase(),
+        );
+    }
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let mut copied = Copied::new("rotate", &names);
+    let (port, _received) = crate::revokers::receiver(vec![200], 0).await;
+    let (cfg, _journal) = service_config(&lab, "watch-rotate", &copied.to, "", port, "", "");
+    let mut service = WatchService::new(&cfg).expect("service");
+    let home = format!("{}.10", own_net(100));
+    let attacker = format!("{}.66", own_net(150));
+    let login = |user: String, ip: String| {
+        let (imap, pw) = (imap.clone(), pw.clone());
+        async move { Imap::login_from(&imap, &ip, &user, &pw).await.expect("login") }
+    };
+    for u in &users {
+        login(u.clone(), home.clone()).await;
+    }
+    assert!(rounds_until(&mut service, &mut copied, |_| false)
+        .await
+        .is_empty());
+    let log = copied.to.clone();
+    let rotated = log.with_extension("log.1");
+    let truncated = log.with_extension("log.2");
+
+    // rename-and-create while the service is down: the first attack lands in the renamed
+    // file (Dovecot writes there until it reopens), the second in the new one
+    drop(service);
+    std::fs::rename(&log, &rotated).expect("rename");
+    login(users[0].clone(), attacker.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    copied.sync_into(&rotated);
+    std::fs::write(&log, "").expect("the new log");
+    login(users[1].clone(), attacker.clone()).await;
+    let mut service = WatchService::new(&cfg).expect("restart");
+    let got = rounds_until(&mut service, &mut copied, |h| h.len() >= 2).await;
+    let mut who: Vec<String> = got.iter().filter_map(|h| h.alert.account.clone()).collect();
+    who.sort();
+    assert_eq!(who, [users[0].clone(), users[1].clone()], "{got:#?}");
+
+    // copytruncate while it runs: the file copied away and cut to nothing, then written on
+    std::fs::copy(&log, &truncated).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    login(users[2].clone(), attacker.clone()).await;
+    let got = rounds_until(&mut service, &mut copied, |h| !h.is_empty()).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].alert.account.as_deref(), Some(users[2].as_str()));
+    assert!(
+        rounds_until(&mut service, &mut copied, |_| false)
+            .await
+            .is_empty(),
+        "nothing twice"
+    );
+    for f in [log, rotated, truncated] {
+        let _ = std::fs::remove_file(f);
+    }
 }
