@@ -688,6 +688,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_state_database_is_a_clear_error() {
+        let cfg = WatchConfig::new(
+            vec!["/var/log/dovecot.log".into()],
+            "/nonexistent-cadenas-dir/state.db".into(),
+        );
+        let e = Watcher::open(&cfg).expect_err("no such directory");
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(
+            e.message().contains("watch state /nonexistent-cadenas-dir/state.db"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn thresholds_that_make_no_sense_are_config_errors() {
         let mut c = WatchConfig::new(vec!["/var/log/dovecot.log".into()], "/tmp/w.db".into());
         c.many_accounts = 1;
