@@ -696,7 +696,8 @@ mod tests {
         let e = Watcher::open(&cfg).expect_err("no such directory");
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(
-            e.message().contains("watch state /nonexistent-cadenas-dir/state.db"),
+            e.message()
+                .contains("watch state /nonexistent-cadenas-dir/state.db"),
             "{e}"
         );
     }
