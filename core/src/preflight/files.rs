@@ -69,7 +69,7 @@ fn fs_type(path: &Path) -> Option<String> {
 }
 
 /// Whether a state file's directory takes a new file and keeps it across a reboot.
-fn durable(what: &str, file: &Path) -> Check {
+pub(super) fn durable(what: &str, file: &Path) -> Check {
     let name = format!("{what}: writable and durable");
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

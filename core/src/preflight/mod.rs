@@ -19,6 +19,7 @@ mod certs;
 mod directory;
 mod files;
 mod services;
+mod watch;
 
 use std::time::SystemTime;
 
@@ -144,6 +145,7 @@ pub async fn preflight(cfg: &Config, opts: &PreflightOptions) -> PreflightReport
     let mut checks = files::checks(cfg);
     checks.extend(directory::checks(cfg, opts).await);
     checks.extend(services::checks(cfg, opts).await);
+    checks.extend(watch::checks(cfg).await);
     let verdict = checks.iter().map(|c| c.verdict).max().unwrap_or(Verdict::Ok);
     PreflightReport { checks, verdict }
 }

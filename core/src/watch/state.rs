@@ -133,6 +133,31 @@ impl State {
         Ok(m)
     }
 
+    /// Every log's position in the state database at `path`, opened read-only (what `cadenas
+    /// check` reads while a watcher writes it).
+    pub fn read_positions(path: &Path) -> Result<Vec<(String, Position)>, Error> {
+        let err = |e| db_err(path, "cannot read the positions", e);
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        let mut stmt = conn
+            .prepare("SELECT path, inode, offset, head FROM watch_positions")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Position {
+                        inode: r.get::<_, i64>(1)? as u64,
+                        offset: r.get::<_, i64>(2)? as u64,
+                        head: r.get::<_, i64>(3)? as u64,
+                    },
+                ))
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
     /// Where `log` was read up to, if it was.
     pub fn position(&self, log: &Path) -> Result<Option<Position>, Error> {
         self.conn

@@ -396,3 +396,63 @@ async fn an_expired_a_wrong_host_and_an_expiring_certificate_each_say_what_is_wr
     assert_eq!(c.verdict, Verdict::Ok, "{c:?}");
     assert!(c.detail.contains("valid until"), "{c:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_is_checked_never_run_following_then_stopped() {
+    let dir = std::env::temp_dir().join(format!("cadenas-preflight-watchlogs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = dir.join("dovecot.log");
+    std::fs::write(&log, "").expect("log");
+    let missing = dir.join("missing.log");
+    let state = dir.join("watch.db");
+    let cfg = full_config("watch", |t, _| {
+        format!(
+            "{t}\n[watch]\ndovecot_logs = [\"{}\", \"{}\"]\nstate = \"{}\"\n",
+            log.display(),
+            missing.display(),
+            state.display()
+        )
+    });
+    let line = "2026-12-08 03:00:00 imap-login: Info: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=127.0.0.1\n";
+    let append = || {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .expect("append");
+    };
+    // configured, never run
+    let r = preflight(&cfg, &PreflightOptions::default()).await;
+    let c = the_check(&r, "a watcher follows");
+    assert_eq!(c.verdict, Verdict::Fail, "{r:#?}");
+    assert!(c.detail.contains("never ran") && c.fix.as_deref().is_some_and(|f| f.contains("cadenas-watch")));
+    assert_eq!(verdict(&r, "missing.log readable"), Verdict::Fail);
+    assert_eq!(verdict(&r, "dovecot.log readable"), Verdict::Ok);
+    assert_eq!(verdict(&r, "watch state: writable"), Verdict::Ok);
+    // a watcher polling: followed
+    let watch = cfg.watch.clone().expect("[watch]");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let poller = std::thread::spawn(move || {
+        let mut w = cadenas::watch::Watcher::open(&watch).expect("watcher");
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            w.poll().expect("poll");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    append();
+    let r = preflight(&cfg, &PreflightOptions::default()).await;
+    assert_eq!(verdict(&r, "a watcher follows"), Verdict::Ok, "{r:#?}");
+    // stopped while the log grows
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.join().expect("poller");
+    append();
+    let r = preflight(&cfg, &PreflightOptions::default()).await;
+    let c = the_check(&r, "a watcher follows");
+    assert_eq!(c.verdict, Verdict::Fail, "{r:#?}");
+    assert!(c.detail.contains("not read"), "{c:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
