@@ -71,6 +71,8 @@ pub struct Follower {
     pos: Option<Position>,
     /// The file read, kept open: after a rename its rest is still readable.
     file: Option<File>,
+    /// The last read stopped at its size limit: more is written already.
+    more: bool,
 }
 
 fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -100,12 +102,19 @@ impl Follower {
             path,
             pos,
             file: None,
+            more: false,
         })
     }
 
     /// The file followed.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the last [`read_new`](Self::read_new) stopped at its size limit (4 MiB): more
+    /// lines are written already.
+    pub fn has_more(&self) -> bool {
+        self.more
     }
 
     /// Where it was read up to (`None`: the file did not exist yet).
@@ -116,6 +125,7 @@ impl Follower {
     /// The whole lines written since the last read, in order, and moves the position past
     /// them. A missing file is no line (it may come back).
     pub fn read_new(&mut self) -> Result<Vec<Line>, Error> {
+        self.more = false;
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -174,7 +184,7 @@ impl Follower {
                 .map_err(|e| io(&self.path, "cannot stat", e))?
                 .ino();
             if ino == pos.inode {
-                read_lines(file, pos, &self.path, &mut out)?;
+                self.more = read_lines(file, pos, &self.path, &mut out)?;
                 if pos.head == 0 && pos.offset > 0 {
                     pos.head = head_of(file).map_err(|e| io(&self.path, "cannot read", e))?;
                 }
@@ -214,8 +224,8 @@ impl Follower {
 }
 
 /// Reads the whole lines of `file` from `pos` (at most [`CHUNK`] bytes), appends them to
-/// `out`, and moves `pos` past them.
-fn read_lines(file: &mut File, pos: &mut Position, path: &Path, out: &mut Vec<Line>) -> Result<(), Error> {
+/// `out`, and moves `pos` past them; whether the read stopped at [`CHUNK`].
+fn read_lines(file: &mut File, pos: &mut Position, path: &Path, out: &mut Vec<Line>) -> Result<bool, Error> {
     file.seek(SeekFrom::Start(pos.offset))
         .map_err(|e| io(path, "cannot seek", e))?;
     let mut buf = Vec::new();
@@ -238,7 +248,7 @@ fn read_lines(file: &mut File, pos: &mut Position, path: &Path, out: &mut Vec<Li
         }
     }
     pos.offset += start as u64;
-    Ok(())
+    Ok(buf.len() == CHUNK)
 }
 
 fn line(bytes: &[u8]) -> Line {
@@ -353,6 +363,20 @@ mod tests {
             texts(again.read_new().expect("read")),
             ["10:00 fifth and a long line, longer than before"]
         );
+    }
+
+    #[test]
+    fn a_read_stops_at_its_size_limit_and_says_more_is_there() {
+        let d = dir("more");
+        let log = d.join("dovecot.log");
+        let line = format!("{}\n", "y".repeat(99));
+        append(&log, &line.repeat(5 * 1024 * 1024 / 100));
+        let mut f = Follower::new(log.clone(), None, true).expect("follower");
+        let first = f.read_new().expect("read");
+        assert!(f.has_more() && first.len() < 5 * 1024 * 1024 / 100);
+        let rest = f.read_new().expect("read");
+        assert!(!f.has_more());
+        assert_eq!(first.len() + rest.len(), 5 * 1024 * 1024 / 100);
     }
 
     #[test]

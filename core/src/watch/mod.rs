@@ -331,29 +331,36 @@ impl Watcher {
         let now = Instant::now();
         let mut raised = Vec::new();
         for f in &mut self.followers {
-            let lines = f.read_new()?;
-            let Some(pos) = f.position() else {
-                continue;
-            };
-            let mut alerts = Vec::new();
-            for l in &lines {
-                if let Some(login) = login_of(&l.text, now) {
-                    alerts.extend(rules::judge(&mut self.memory, &self.cfg, &login, now));
+            // what is written already, a batch (a transaction) per 4 MiB, at most 64 MiB a
+            // poll (the alerts wait for the poll's end)
+            for _ in 0..16 {
+                let lines = f.read_new()?;
+                let Some(pos) = f.position() else {
+                    break;
+                };
+                let mut alerts = Vec::new();
+                for l in &lines {
+                    if let Some(login) = login_of(&l.text, now) {
+                        alerts.extend(rules::judge(&mut self.memory, &self.cfg, &login, now));
+                    }
+                }
+                let changes = self.memory.take_changes();
+                let path = f.path().to_owned();
+                let keep = self
+                    .cfg
+                    .many_accounts_window_mins
+                    .max(self.cfg.failures_window_mins)
+                    * 60;
+                self.state.batch(|b| {
+                    b.write(&changes)?;
+                    b.prune(now.unix() - keep)?;
+                    b.set_position(&path, pos)
+                })?;
+                raised.extend(alerts);
+                if !f.has_more() {
+                    break;
                 }
             }
-            let changes = self.memory.take_changes();
-            let path = f.path().to_owned();
-            let keep = self
-                .cfg
-                .many_accounts_window_mins
-                .max(self.cfg.failures_window_mins)
-                * 60;
-            self.state.batch(|b| {
-                b.write(&changes)?;
-                b.prune(now.unix() - keep)?;
-                b.set_position(&path, pos)
-            })?;
-            raised.extend(alerts);
         }
         if let Some(db) = &self.cfg.policy_database {
             raised.extend(self.poll_limits(db.clone())?);
