@@ -872,8 +872,8 @@ class Report:
                 "Live: `cadenas watch` (the service) follows a log the bench appends to — the 60 000 "
                 f"accounts' baselines written at once, then {b} logins from new networks one every 50 ms; "
                 "each alert timed from the line written to the webhook's POST received (HTTPS, the lab's "
-                "certificate); the watcher polls its logs every second and reads at most 4 MiB of a log per"
-                " round: the baselines' figure is that cadence, not the rules' speed (the replay's).",
+                "certificate); the watcher polls its logs every second and reads all that is written: the"
+                " baselines' figure includes the wait for its next round (the rules' speed is the replay's).",
                 "",
                 "| what | value |",
                 "|---|---|",
