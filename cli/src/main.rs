@@ -117,9 +117,11 @@ enum Command {
     /// The attacker's outbound mail: the Postfix policy service.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
-    /// Follow Dovecot's login log ([watch]) and print an alert, with the command that
-    /// contains it, when a rule fires (a new network for an account, one address on many
-    /// accounts, failure bursts); --replay FILE… runs the rules over old logs.
+    /// Watch Dovecot's and Postfix's logs and the policy service's limits ([watch]): when a
+    /// rule fires (a new network for an account, one address on many accounts, failure
+    /// bursts, a sending limit, a mail rule sending outside) the alert, with the command that
+    /// contains it, goes to the notifiers and the journal — and contains the account where
+    /// [watch.auto_contain] lets its rule; --replay FILE… runs the rules over old logs.
     Watch(commands::watch::WatchArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {

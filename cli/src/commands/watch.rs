@@ -1,5 +1,6 @@
-//! `cadenas watch`: follow Dovecot's login log and raise alerts (`[watch]`); `--replay FILE…`
-//! runs the same rules over old logs and prints what would have been alerted.
+//! `cadenas watch`: the watcher's service (`[watch]`: alerts told, contained where a rule
+//! may, journaled; each printed); `--replay FILE…` runs the same rules over old logs and
+//! prints what would have been alerted.
 
 use std::path::PathBuf;
 use std::time::Duration;
