@@ -2,12 +2,13 @@
 //! window counts, the alerts recently raised. The watcher loads it from its state database
 //! when it opens and writes what changed back in each batch's transaction ([`Changes`]); a
 //! replay keeps it in memory only. Judging a line touches no database and allocates nothing
-//! for a name or an address seen before: accounts are numbered once ([`Names`]), addresses
-//! are numbers.
+//! for a name or an address seen before: the windows count accounts by a keyed hash of
+//! their names and addresses as numbers; only accounts that logged in are numbered and kept
+//! ([`Names`], for their networks) — names tried by a spray are never kept.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::{Alert, AlertRule};
 
@@ -40,7 +41,7 @@ impl Hasher for NumberHasher {
 
 type NumberMap<K, V> = HashMap<K, V, BuildHasherDefault<NumberHasher>>;
 
-/// Account names, each numbered once.
+/// The accounts that logged in, each numbered once (for their networks).
 #[derive(Debug, Default)]
 pub(super) struct Names {
     ids: HashMap<Box<str>, u32>,
@@ -71,11 +72,6 @@ pub(super) fn address_number(ip: IpAddr) -> u128 {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => u128::from(v6),
     }
-}
-
-/// The address a number stands for.
-pub(super) fn address_text(n: u128) -> String {
-    Ipv6Addr::from(n).to_canonical().to_string()
 }
 
 /// What a window counts, by key.
@@ -110,6 +106,14 @@ impl Kind {
 /// Up to this many events, a window counts its distinct other sides by scanning them (most
 /// windows hold one or two: a map each would cost more than it saves).
 const SCAN_UP_TO: usize = 16;
+
+/// One side of a window's event: its number (an address, or an account name's keyed hash)
+/// and its text (for the state database).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Side<'a> {
+    pub(super) n: u128,
+    pub(super) text: &'a str,
+}
 
 /// The events of one key in its window, oldest first, and — beyond [`SCAN_UP_TO`] events —
 /// how many of each other side.
@@ -221,6 +225,9 @@ pub(super) struct Changes {
 #[derive(Debug)]
 pub(super) struct Memory {
     pub(super) names: Names,
+    /// The key of the account names' hashes (random per process: a name cannot be chosen to
+    /// collide).
+    hasher: std::collections::hash_map::RandomState,
     windows: [NumberMap<u128, Window>; 3],
     /// By account number: its networks and when each was last seen.
     networks: Vec<Vec<(u64, i64)>>,
@@ -239,6 +246,7 @@ impl Memory {
     pub(super) fn new(keep_changes: bool) -> Self {
         Self {
             names: Names::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
             windows: Default::default(),
             networks: Vec::new(),
             last_alert: HashMap::new(),
@@ -250,28 +258,26 @@ impl Memory {
         }
     }
 
-    /// The key or other side of a window event as a number: an account's number, or an
-    /// address (text that is not one: nothing).
-    fn side(&mut self, account_side: bool, text: &str) -> Option<u128> {
-        if account_side {
-            Some(u128::from(self.names.id(text)))
-        } else {
-            text.parse::<IpAddr>().ok().map(address_number)
-        }
-    }
-
-    fn side_text(&self, account_side: bool, n: u128) -> String {
-        if account_side {
-            self.names.name(n as u32).to_owned()
-        } else {
-            address_text(n)
+    /// An account name as a window's side.
+    pub(super) fn account<'a>(&self, name: &'a str) -> Side<'a> {
+        use std::hash::BuildHasher;
+        Side {
+            n: u128::from(self.hasher.hash_one(name)),
+            text: name,
         }
     }
 
     /// Loads an event read from the database (not a change).
     pub(super) fn load_event(&mut self, kind: Kind, key: &str, other: &str, at: i64) {
+        let side = |m: &Self, account: bool, text: &str| {
+            if account {
+                Some(m.account(text).n)
+            } else {
+                text.parse::<IpAddr>().ok().map(address_number)
+            }
+        };
         let by_account = kind.keyed_by_account();
-        if let (Some(k), Some(o)) = (self.side(by_account, key), self.side(!by_account, other)) {
+        if let (Some(k), Some(o)) = (side(self, by_account, key), side(self, !by_account, other)) {
             self.windows[kind as usize].entry(k).or_default().push(at, o);
         }
     }
@@ -296,23 +302,25 @@ impl Memory {
         self.alert_times.push_back(at);
     }
 
-    /// Records an event of `kind` for `key` (an account's number or an address) at `at`
-    /// with the other side `other`, forgets those before `since`, and returns how many the
-    /// window holds and how many distinct other sides.
-    pub(super) fn event(&mut self, kind: Kind, key: u128, other: u128, at: i64, since: i64) -> (u64, u64) {
-        let w = self.windows[kind as usize].entry(key).or_default();
+    /// Records an event of `kind` for `key` at `at` with the other side `other`, forgets
+    /// those before `since`, and returns how many the window holds and how many distinct
+    /// other sides.
+    pub(super) fn event(
+        &mut self,
+        kind: Kind,
+        key: Side<'_>,
+        other: Side<'_>,
+        at: i64,
+        since: i64,
+    ) -> (u64, u64) {
+        let w = self.windows[kind as usize].entry(key.n).or_default();
         w.prune(since);
-        w.push(at, other);
+        w.push(at, other.n);
         let counts = (w.events.len() as u64, w.distinct() as u64);
         if self.keep_changes {
-            let by_account = kind.keyed_by_account();
-            let row = (
-                kind,
-                self.side_text(by_account, key),
-                self.side_text(!by_account, other),
-                at,
-            );
-            self.changes.events.push(row);
+            self.changes
+                .events
+                .push((kind, key.text.to_owned(), other.text.to_owned(), at));
         }
         counts
     }
@@ -441,21 +449,23 @@ mod tests {
             network_text(network_key("2001:db8:1:2::5".parse().expect("ip"))),
             "2001:db8:1::/48"
         );
-        for ip in ["192.0.2.77", "2001:db8::1"] {
-            assert_eq!(address_text(address_number(ip.parse().expect("ip"))), ip);
-        }
     }
 
     #[test]
     fn a_window_counts_events_and_distinct_sides_and_forgets_the_old() {
         let mut m = Memory::new(true);
-        let ip = address_number("192.0.2.1".parse().expect("ip"));
-        let (a, b, c) = (m.names.id("a"), m.names.id("b"), m.names.id("c"));
-        assert_eq!(m.event(Kind::From, ip, a.into(), 100, 0), (1, 1));
-        assert_eq!(m.event(Kind::From, ip, a.into(), 101, 0), (2, 1));
-        assert_eq!(m.event(Kind::From, ip, b.into(), 102, 0), (3, 2));
+        let ip = Side {
+            n: address_number("192.0.2.1".parse().expect("ip")),
+            text: "192.0.2.1",
+        };
+        let (a, b, c) = (m.account("a"), m.account("b"), m.account("c"));
+        assert_eq!(m.event(Kind::From, ip, a, 100, 0), (1, 1));
+        assert_eq!(m.event(Kind::From, ip, a, 101, 0), (2, 1));
+        assert_eq!(m.event(Kind::From, ip, b, 102, 0), (3, 2));
         // the first two fall out of the window
-        assert_eq!(m.event(Kind::From, ip, c.into(), 200, 102), (2, 2));
+        assert_eq!(m.event(Kind::From, ip, c, 200, 102), (2, 2));
+        // failed names are never numbered: only accounts that logged in are kept
+        assert!(m.names.names.is_empty());
         let changes = m.take_changes();
         assert_eq!(changes.events.len(), 4);
         assert_eq!(

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use super::memory::{address_number, network_key, network_text, Kind, Memory};
+use super::memory::{address_number, network_key, network_text, Kind, Memory, Side};
 use super::{Alert, AlertRule, WatchConfig};
 use crate::investigate::{Instant, LoginLine};
 
@@ -23,8 +23,11 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
     } else {
         login.user
     };
-    let id = m.names.id(account);
-    let address = address_number(ip);
+    let who = m.account(account);
+    let address = Side {
+        n: address_number(ip),
+        text: login.ip,
+    };
     // a failed SMTP login Postfix logged without a name: the address's failures only
     let named = !account.is_empty();
     let own = cfg.own_networks.iter().any(|r| r.contains(ip));
@@ -32,7 +35,7 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
     // one address, many accounts: logins and failures alike
     let since = at - cfg.many_accounts_window_mins * 60;
     let accounts = if named {
-        m.event(Kind::From, address, id.into(), at, since).1
+        m.event(Kind::From, address, who, at, since).1
     } else {
         0
     };
@@ -51,7 +54,7 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
     if login.failed {
         let since = at - cfg.failures_window_mins * 60;
         let n = if named {
-            m.event(Kind::FailAccount, id.into(), address, at, since).0
+            m.event(Kind::FailAccount, who, address, at, since).0
         } else {
             0
         };
@@ -65,7 +68,7 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
             ));
         }
         if !own {
-            let (n, _) = m.event(Kind::FailAddress, address, id.into(), at, since);
+            let (n, _) = m.event(Kind::FailAddress, address, who, at, since);
             if n >= cfg.failures_per_address {
                 out.push(Alert::new(
                     AlertRule::FailuresFromAddress,
@@ -80,6 +83,8 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
             }
         }
     } else if named {
+        // an account that logged in: numbered, its networks kept
+        let id = m.names.id(account);
         let net = network_key(ip);
         if !own {
             // a new network for an account with a baseline (an account seen for the first
