@@ -70,16 +70,25 @@ pub(super) fn open_for_append(path: &Path) -> Result<(File, (u64, u64)), Error> 
     Ok((file, (meta.dev(), meta.ino())))
 }
 
+/// What the error of a journal file another writer holds says.
+pub(super) const HELD: &str = "another writer holds it";
+
 impl FileSink {
     /// The sink over `file`, once it holds the file's lock (waiting up to 5 s for another
-    /// writer), with the chain verified and a record torn by a crash cut off.
-    pub(super) fn take(file: File, path: &Path, key: Option<Secret>) -> Result<(Self, VerifyReport), Error> {
+    /// writer — or not at all, without `wait`), with the chain verified and a record torn by
+    /// a crash cut off.
+    pub(super) fn take(
+        file: File,
+        path: &Path,
+        key: Option<Secret>,
+        wait: bool,
+    ) -> Result<(Self, VerifyReport), Error> {
         // The previous writer of this process may still be closing: wait a little for it.
         let mut tries = 0;
         while let Err(e) = file.try_lock() {
             tries += 1;
-            if tries > 100 {
-                return Err(io_err(path, "another writer holds it", e));
+            if tries > 100 || !wait {
+                return Err(io_err(path, HELD, e));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

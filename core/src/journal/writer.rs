@@ -135,6 +135,12 @@ impl Journal {
     /// In one process, every open of the same file shares one writer (responders made one per
     /// thread append to one chain); another process waits for the file's lock (up to 5 s).
     pub fn open_with_key(path: &Path, key: Option<Secret>) -> Result<Self, Error> {
+        Self::open_file(path, key, true)
+    }
+
+    /// [`open_with_key`](Self::open_with_key); without `wait`, a file another process holds
+    /// is an error at once.
+    fn open_file(path: &Path, key: Option<Secret>, wait: bool) -> Result<Self, Error> {
         // one open at a time in this process: two threads opening the same file share the
         // writer the first one starts
         let mut open = OPEN_FILES.lock().unwrap_or_else(|p| p.into_inner());
@@ -159,7 +165,7 @@ impl Journal {
                 });
             }
         }
-        let (sink, report) = FileSink::take(file, path, key)?;
+        let (sink, report) = FileSink::take(file, path, key, wait)?;
         let writer = Writer::start(Box::new(sink), report.head.clone())
             .map_err(|e| io_err(path, "cannot start the writer", e))?;
         let writer = Arc::new(writer);
@@ -173,8 +179,22 @@ impl Journal {
 
     /// Opens the journal at `location` (a file, or PostgreSQL), with the record key if any.
     pub fn open_at(location: &Location, key: Option<Secret>) -> Result<Self, Error> {
+        Self::open_at_waiting(location, key, true)
+    }
+
+    /// [`open_at`](Self::open_at) without waiting: `None` at once when another process holds
+    /// the journal file (a containment running) — for a service that tries again later.
+    pub(crate) fn open_at_now(location: &Location, key: Option<Secret>) -> Result<Option<Self>, Error> {
+        match Self::open_at_waiting(location, key, false) {
+            Ok(j) => Ok(Some(j)),
+            Err(e) if e.message().contains(super::file::HELD) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_at_waiting(location: &Location, key: Option<Secret>, wait: bool) -> Result<Self, Error> {
         match location {
-            Location::File(p) => Self::open_with_key(p, key),
+            Location::File(p) => Self::open_file(p, key, wait),
             Location::Postgres(target) => {
                 let (sink, head) = super::postgres::PgSink::open(target, key)?;
                 let writer = Writer::start(Box::new(sink), head).map_err(|e| {

@@ -127,7 +127,15 @@ impl WatchService {
             }
             handled.push((id, h));
         }
-        let journal = Journal::open_at(&self.journal, self.key.clone())?;
+        // a containment running holds a journal file for its whole run: these alerts are sent
+        // already, and journaled at a later round (never a round held up by the lock)
+        let Some(journal) = Journal::open_at_now(&self.journal, self.key.clone())? else {
+            tracing::info!(
+                alerts = handled.len(),
+                "watch: the journal is busy (a containment is running); the alerts, sent, are journaled at a later round"
+            );
+            return Ok(Vec::new());
+        };
         let mut out = Vec::with_capacity(handled.len());
         for (id, h) in handled {
             journal

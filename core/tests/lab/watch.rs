@@ -725,3 +725,53 @@ async fn rotations_both_ways_and_a_restart_between_miss_no_login() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_held_by_a_containment_delays_the_record_not_the_sms() {
+    let lab = OpenLdapLab::load();
+    let imap = dovecot_env()["CADENAS_LAB_IMAP"].clone();
+    let pw = lab.get("CADENAS_LAB_USER_PW").to_owned();
+    let (u, _) = lab.fresh_user("watch-busy").await;
+    let u = u.to_string().to_lowercase();
+    let mut copied = Copied::new("busy", &[&u]);
+    let (port, received) = crate::revokers::receiver(vec![200], 0).await;
+    let (cfg, journal) = service_config(&lab, "watch-busy", &copied.to, "", port, "", "");
+    let mut service = WatchService::new(&cfg).expect("service");
+    Imap::login_from(&imap, &format!("{}.10", own_net(100)), &u, &pw)
+        .await
+        .expect("login");
+    assert!(rounds_until(&mut service, &mut copied, |_| false)
+        .await
+        .is_empty());
+    // another process's writer holds the journal (a containment running): its lock
+    std::fs::write(&journal, "").expect("journal");
+    let held = std::fs::File::open(&journal).expect("open");
+    held.lock().expect("lock");
+    Imap::login_from(&imap, &format!("{}.66", own_net(150)), &u, &pw)
+        .await
+        .expect("login");
+    let mut sent = false;
+    for _ in 0..100 {
+        copied.sync();
+        let t = std::time::Instant::now();
+        let got = service.poll().await.expect("a round");
+        assert!(got.is_empty(), "not journaled yet: {got:#?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a round never waits for the lock"
+        );
+        if !gateway(&received, "alert").is_empty() {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent, "the SMS went out while the journal was held");
+    drop(held);
+    let got = rounds_until(&mut service, &mut copied, |h| !h.is_empty()).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(gateway(&received, "alert").len(), 1, "not sent twice");
+    let records = cadenas::journal::read(&journal).expect("journal");
+    assert!(records.iter().any(|r| r.incident == got[0].alert.id));
+    let _ = std::fs::remove_file(&copied.to);
+}
