@@ -55,7 +55,7 @@ fn print_handled(cli: &Cli, h: &HandledAlert) {
     }
     println!("{} [{}]", line(&h.alert), h.alert.id);
     if let Some(a) = &h.automatic {
-        println!("    {}", a.said());
+        println!("    {}", cadenas::escape_controls(&a.said()));
     }
     for n in &h.notifications {
         println!(
@@ -66,10 +66,7 @@ fn print_handled(cli: &Cli, h: &HandledAlert) {
             } else {
                 format!(
                     "NOT delivered ({})",
-                    n.error
-                        .as_ref()
-                        .map(|e| e.message().to_owned())
-                        .unwrap_or_default()
+                    cadenas::escape_controls(n.error.as_ref().map_or("", |e| e.message()))
                 )
             }
         );
