@@ -68,6 +68,7 @@ use std::sync::Arc;
 pub use auto::AutoOutcome;
 pub use drill::{DrillReport, DrillStep};
 pub use options::{CancelToken, ContainOptions, ProgressFn};
+pub(crate) use pivot::mail_rules_on;
 pub use pivot::sightings;
 pub use planner::Planner;
 pub use release::{original_flags, ReleaseOptions};

@@ -174,34 +174,14 @@ impl Responder {
         let Some(mail) = &self.inner.cfg.mail else {
             return Ok(Vec::new());
         };
-        let via: Vec<&Arc<Dovecot>> = self
+        let mut out = Vec::new();
+        for d in self
             .inner
             .dovecots
             .iter()
             .filter(|d| mail.reads_sieve_via(d.name()))
-            .collect();
-        let mut out = Vec::new();
-        for d in via {
-            for s in d.sieve_scripts(login).await? {
-                let redirects = find_external_redirects(&s.text, &mail.local_domains);
-                if redirects.is_empty() {
-                    continue;
-                }
-                let mut rule = MailRule {
-                    server: d.name().to_owned(),
-                    script: s.name,
-                    active: s.active,
-                    sha256: hex::encode(Sha256::digest(s.text.as_bytes())),
-                    redirects,
-                    deactivated: false,
-                };
-                if deactivate && s.active {
-                    d.sieve_deactivate(login).await?;
-                    rule.deactivated = true;
-                    tracing::info!(revoker = d.name(), script = %rule.script, "external redirect deactivated");
-                }
-                out.push(rule);
-            }
+        {
+            out.extend(mail_rules_on(d, login, &mail.local_domains, deactivate).await?);
         }
         Ok(out)
     }
@@ -360,4 +340,37 @@ pub async fn sightings(
         ));
     }
     Ok(PivotReport::from_sightings(pivot, all, sources))
+}
+
+/// The user's Sieve scripts on Dovecot `d` that send mail outside `local_domains` (the
+/// commands, the script's SHA-256, whether it is the active one); with `deactivate`, an
+/// active one is deactivated.
+pub(crate) async fn mail_rules_on(
+    d: &Dovecot,
+    login: &str,
+    local_domains: &[String],
+    deactivate: bool,
+) -> Result<Vec<MailRule>, Error> {
+    let mut out = Vec::new();
+    for s in d.sieve_scripts(login).await? {
+        let redirects = find_external_redirects(&s.text, local_domains);
+        if redirects.is_empty() {
+            continue;
+        }
+        let mut rule = MailRule {
+            server: d.name().to_owned(),
+            script: s.name,
+            active: s.active,
+            sha256: hex::encode(Sha256::digest(s.text.as_bytes())),
+            redirects,
+            deactivated: false,
+        };
+        if deactivate && s.active {
+            d.sieve_deactivate(login).await?;
+            rule.deactivated = true;
+            tracing::info!(revoker = d.name(), script = %rule.script, "external redirect deactivated");
+        }
+        out.push(rule);
+    }
+    Ok(out)
 }

@@ -163,21 +163,16 @@ impl WatchService {
             let mut found = Vec::new();
             let mut failed = None;
             for d in &self.sieve {
-                match d.sieve_scripts(&account).await {
-                    Ok(scripts) => {
-                        for s in scripts.into_iter().filter(|s| s.active) {
-                            let out =
-                                crate::investigate::find_external_redirects(&s.text, &self.local_domains);
-                            if out.is_empty() {
-                                continue;
-                            }
-                            let to: Vec<&str> = out.iter().map(|r| r.target.as_str()).collect();
+                match crate::incident::mail_rules_on(d, &account, &self.local_domains, false).await {
+                    Ok(rules) => {
+                        for r in rules.into_iter().filter(|r| r.active) {
+                            let to: Vec<&str> = r.redirects.iter().map(|x| x.target.as_str()).collect();
                             found.push((
-                                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s.text.as_bytes())),
+                                r.sha256,
                                 format!(
                                     "active Sieve script {:?} on {} sends mail to {}",
-                                    s.name,
-                                    d.name(),
+                                    r.script,
+                                    r.server,
                                     to.join(", ")
                                 ),
                             ));
