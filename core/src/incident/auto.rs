@@ -73,6 +73,16 @@ impl AutoOutcome {
     }
 }
 
+/// The rails' default cap: automatic containments in any hour.
+pub(crate) fn default_max_per_hour() -> usize {
+    3
+}
+
+/// The rails' default: a dry run, that only says what it would do.
+pub(crate) fn default_dry_run() -> bool {
+    true
+}
+
 /// The rails an automatic containment runs within.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rails {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::limits::Exceeded;
-use crate::incident::auto::{contain_automatically, Rails};
+use crate::incident::auto::{contain_automatically, default_dry_run, default_max_per_hour, Rails};
 use crate::incident::AutoOutcome;
 use crate::journal::{Event, Record};
 use crate::notify::Notifier;
@@ -25,24 +25,17 @@ pub(crate) const AUTO_NOTE: &str = "automatic containment by the outbound policy
 #[non_exhaustive]
 pub struct AutoContainConfig {
     /// At most this many automatic containments in any hour. Default 3.
-    #[serde(default = "default_max")]
+    #[serde(default = "default_max_per_hour")]
     pub max_per_hour: usize,
     /// Only say what would be done (log, `needs_attention` notifiers). Default true.
     #[serde(default = "default_dry_run")]
     pub dry_run: bool,
 }
 
-fn default_max() -> usize {
-    3
-}
-fn default_dry_run() -> bool {
-    true
-}
-
 impl Default for AutoContainConfig {
     fn default() -> Self {
         Self {
-            max_per_hour: default_max(),
+            max_per_hour: default_max_per_hour(),
             dry_run: default_dry_run(),
         }
     }

@@ -6,7 +6,7 @@
 //! their names and addresses as numbers; only accounts that logged in are numbered and kept
 //! ([`Names`], for their networks) — names tried by a spray are never kept.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
@@ -237,7 +237,7 @@ pub(super) struct Memory {
     keep_changes: bool,
     changes: Changes,
     /// Networks changed since the last batch (account number, network).
-    dirty_networks: NumberMap<(u32, u64), ()>,
+    dirty_networks: HashSet<(u32, u64), BuildHasherDefault<NumberHasher>>,
     judged: u32,
 }
 
@@ -253,7 +253,7 @@ impl Memory {
             alert_times: VecDeque::new(),
             keep_changes,
             changes: Changes::default(),
-            dirty_networks: NumberMap::default(),
+            dirty_networks: HashSet::default(),
             judged: 0,
         }
     }
@@ -355,7 +355,7 @@ impl Memory {
             None => nets.push((network, at)),
         }
         if self.keep_changes {
-            self.dirty_networks.insert((id, network), ());
+            self.dirty_networks.insert((id, network));
         }
     }
 
@@ -419,7 +419,7 @@ impl Memory {
     /// Takes the changes kept since the last batch.
     pub(super) fn take_changes(&mut self) -> Changes {
         let mut c = std::mem::take(&mut self.changes);
-        for ((id, net), ()) in self.dirty_networks.drain() {
+        for (id, net) in self.dirty_networks.drain() {
             let at = self
                 .networks
                 .get(id as usize)

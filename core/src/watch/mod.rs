@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
+use crate::incident::auto::{default_dry_run, default_max_per_hour};
 use crate::investigate::{AddressRange, Instant};
 pub use alert::{Alert, AlertRule};
 use follow::Follower;
@@ -117,7 +118,7 @@ pub struct AutoContain {
     #[serde(default)]
     pub rules: Vec<AlertRule>,
     /// At most this many automatic containments in any hour. Default 3.
-    #[serde(default = "default_auto_max")]
+    #[serde(default = "default_max_per_hour")]
     pub max_per_hour: usize,
     /// Only say what would be done. Default true.
     #[serde(default = "default_dry_run")]
@@ -128,7 +129,7 @@ impl Default for AutoContain {
     fn default() -> Self {
         Self {
             rules: Vec::new(),
-            max_per_hour: default_auto_max(),
+            max_per_hour: default_max_per_hour(),
             dry_run: default_dry_run(),
         }
     }
@@ -136,12 +137,6 @@ impl Default for AutoContain {
 
 fn default_mail_rule_checks() -> Vec<i64> {
     vec![10, 120]
-}
-fn default_auto_max() -> usize {
-    3
-}
-fn default_dry_run() -> bool {
-    true
 }
 
 fn default_baseline_days() -> i64 {
@@ -200,6 +195,17 @@ impl WatchConfig {
                 *p = base.join(&*p);
             }
         }
+    }
+
+    /// The longest window the rules count in, seconds: how long their events are kept.
+    pub(crate) fn window_secs(&self) -> i64 {
+        self.many_accounts_window_mins.max(self.failures_window_mins) * 60
+    }
+
+    /// How long raised alerts are remembered, seconds: the dedupe window, and at least the
+    /// hour the cap counts.
+    pub(crate) fn alerts_secs(&self) -> i64 {
+        self.dedupe_mins.max(60) * 60
     }
 
     pub(crate) fn check(&self) -> Result<(), Error> {
@@ -302,8 +308,8 @@ impl Watcher {
         let memory = state.load(
             Instant::now().unix(),
             cfg.baseline_days,
-            cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60,
-            cfg.dedupe_mins.max(60) * 60,
+            cfg.window_secs(),
+            cfg.alerts_secs(),
         )?;
         Ok((followers, memory))
     }
@@ -350,11 +356,7 @@ impl Watcher {
                 }
                 let changes = self.memory.take_changes();
                 let path = f.path().to_owned();
-                let keep = self
-                    .cfg
-                    .many_accounts_window_mins
-                    .max(self.cfg.failures_window_mins)
-                    * 60;
+                let keep = self.cfg.window_secs();
                 self.state.batch(|b| {
                     b.write(&changes)?;
                     b.prune(now.unix() - keep)?;

@@ -110,11 +110,10 @@ pub(super) fn judge(m: &mut Memory, cfg: &WatchConfig, login: &LoginLine<'_>, no
             m.mail_rule_checks(account, login.ip, at, &cfg.mail_rule_checks_secs);
         }
     }
-    let longest = cfg.many_accounts_window_mins.max(cfg.failures_window_mins) * 60;
     m.sweep_now_and_then(
-        at - longest,
+        at - cfg.window_secs(),
         at - cfg.baseline_days * 86_400,
-        at - cfg.dedupe_mins.max(60) * 60,
+        at - cfg.alerts_secs(),
     );
     admit(m, cfg, out, at)
 }

@@ -191,21 +191,11 @@ impl State {
 
     /// The alerts raised but not yet delivered, oldest first (with their ids).
     pub fn unsent(&self) -> Result<Vec<(i64, Alert)>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, alert FROM watch_alerts WHERE sent = 0 ORDER BY id")
-            .map_err(|e| db_err(&self.path, "cannot read alerts", e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| db_err(&self.path, "cannot read alerts", e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row.map_err(|e| db_err(&self.path, "cannot read alerts", e))?;
-            if let Ok(a) = serde_json::from_str(&text) {
-                out.push((id, a));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .pending()?
+            .into_iter()
+            .map(|(id, h, _)| (id, h.alert))
+            .collect())
     }
 
     /// The alerts not yet journaled, oldest first: their ids, what was done about them (the
