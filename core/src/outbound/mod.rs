@@ -52,7 +52,7 @@ use serde::Deserialize;
 pub use auto::AutoContainConfig;
 pub use limits::{LimitAction, LimitConfig};
 pub use policy::{PolicyRequest, Verdict};
-pub(crate) use records::{read_limits, read_records};
+pub(crate) use records::{last_limit, read_limits, read_records};
 pub use review::{held_messages, review_held, HeldMessage};
 pub use service::{ask, ListenAddress, PolicyService, ServiceStatus};
 

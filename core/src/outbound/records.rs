@@ -121,6 +121,15 @@ pub(crate) fn read_limits(path: &Path, after: i64) -> Result<Vec<(i64, LimitReco
         .map_err(|e| err(path, "read", e))
 }
 
+/// The last row of `outbound_limits` (0: none): where `cadenas watch` starts.
+pub(crate) fn last_limit(path: &Path) -> Result<i64, Error> {
+    open(path)?
+        .query_row("SELECT coalesce(max(id), 0) FROM outbound_limits", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| err(path, "read", e))
+}
+
 /// What the writer writes.
 enum Row {
     Message(MessageRecord),

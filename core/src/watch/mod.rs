@@ -281,9 +281,7 @@ impl Watcher {
         if let Some(db) = cfg.policy_database.as_ref().filter(|d| d.exists()) {
             let key = Self::limits_key(db);
             if state.position(&key)?.is_none() {
-                let last = crate::outbound::read_limits(db, 0)?
-                    .last()
-                    .map_or(0, |(id, _)| *id);
+                let last = crate::outbound::last_limit(db)?;
                 let pos = follow::Position {
                     offset: last as u64,
                     ..follow::Position::default()
