@@ -50,6 +50,15 @@ impl Drop for Running {
 }
 
 pub(crate) async fn start(cfg: &Config, at: &str) -> Running {
+    // a service of this test just dropped goes away asynchronously (its task aborted): until
+    // its listener is closed the new one could not bind (the address is this test's, held
+    // through policy_address)
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(at).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let service = PolicyService::new(cfg).expect("service");
     let s = service.clone();
     let handle = tokio::spawn(async move { s.run().await });
@@ -876,6 +885,14 @@ async fn a_contain_rule_locks_the_account_within_its_rails_and_a_dry_run_changes
     // a second account over the limit within the hour: the cap holds
     over_the_limit_not_contained(&lab, &service, "127.0.0.76", &b, &mut ids).await;
     assert!(!locked(&cfg, &b).await, "over the hourly cap: not contained");
+    // the first containment is counted when its run ends (after its revoke and hold steps,
+    // which may still be running once the account shows locked)
+    for _ in 0..100 {
+        if service.1.status().auto_contained > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(service.1.status().auto_contained, 1);
     drop(service);
 
